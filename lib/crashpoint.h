@@ -1,0 +1,44 @@
+/*
+ * Crash points: labelled steps of the shared-memory protocols where a test
+ * build (compiled with -DDR_CRASHPOINTS, the static library distreg_crash)
+ * can be told to kill the calling process with SIGKILL, to prove that every
+ * intermediate state can be finished or rolled back by other processes.
+ *
+ * The environment selects the point, read once per process:
+ *   DISTREG_CRASH_AT=<name>   the point to crash at
+ *   DISTREG_CRASH_SKIP=<n>    pass that point n times first (default 0)
+ * In normal builds DRI_CRASHPOINT() compiles to nothing.
+ */
+#ifndef DRI_CRASHPOINT_H
+#define DRI_CRASHPOINT_H
+
+/* Every crash point, so tests can iterate over them. */
+#define DRI_CRASHPOINTS(X)                                                     \
+	X(create_tmp)        /* temporary segment file made, header not set */   \
+	X(create_init)       /* segment initialised, not yet linked in place */  \
+	X(attach_locked)     /* process slot lock taken, slot not yet claimed */ \
+	X(attach_claimed)    /* process slot claimed */                          \
+	X(reader_claimed)    /* reader slot owned, not yet used */               \
+	X(read_entered)      /* inside a read-side section */                    \
+	X(reg_allocated)     /* entry state set to allocated, not filled */      \
+	X(reg_filled)        /* entry filled, not yet linked */                  \
+	X(reg_linked)        /* entry linked into its bucket */                  \
+	X(reg_takeover)      /* a dead owner's entry marked deleted */           \
+	X(update_busy)       /* value update started (busy bit set) */           \
+	X(update_written)    /* new value written, not yet switched to */        \
+	X(unreg_marked)      /* entry marked deleted, still linked */            \
+	X(unreg_unlinked)    /* entry unlinked, not yet retired */               \
+	X(unreg_retired)     /* entry retired, in this thread's retire list */   \
+	X(reclaim_bumped)    /* epoch advanced, readers not yet checked */       \
+	X(reclaim_freeing)   /* first entry of a batch freed, rest not */        \
+	X(reap_marked)       /* a dead owner's entry marked by the reaper */     \
+	X(close_partial)     /* dr_close() removed some names, not all */
+
+#ifdef DR_CRASHPOINTS
+void dri_crashpoint(const char *name);
+#define DRI_CRASHPOINT(name) dri_crashpoint(#name)
+#else
+#define DRI_CRASHPOINT(name) ((void)0)
+#endif
+
+#endif

@@ -1,0 +1,277 @@
+/*
+ * distreg.h - the public contract of libdistreg.
+ *
+ * libdistreg keeps a registry of names in a POSIX shared-memory segment that
+ * many processes on one host map at once. A process registers a name together
+ * with a small value (typically an address where its worker can be reached);
+ * any process looks the name up without taking a lock and without a system
+ * call. When a process dies, the kernel drops a lock that witnessed its
+ * liveness, and its names are reclaimed by the next process that collides
+ * with them, opens the segment or calls dr_reap().
+ *
+ * Conventions, for every function below:
+ *  - The return value is 0 on success or a negative errno value on failure.
+ *    errno is never set. dr_strerror() turns any returned code into text.
+ *  - Names are byte strings of 1 to DR_NAME_MAX bytes. The plain functions
+ *    take a NUL-terminated C string; the *_bin variants take a pointer and a
+ *    length, and the name may then contain any byte, NUL included.
+ *  - Values are 0 to DR_VALUE_MAX bytes of opaque data.
+ *  - A dr_registry handle may be used by any number of threads of the process
+ *    that opened it. It is not usable in a child created by fork(): every call
+ *    there fails with -ECHILD, and the child must dr_open() its own handle
+ *    (dr_close() on the inherited handle only frees the child's memory).
+ *  - Nothing here blocks waiting for another process. The only waits are
+ *    bounded ones for a grace period (see dr_register()).
+ */
+#ifndef DISTREG_H
+#define DISTREG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Longest name, in bytes. */
+#define DR_NAME_MAX 127
+/* Longest value, in bytes. */
+#define DR_VALUE_MAX 64
+/* Longest segment name, in bytes (the file is /dev/shm/distreg.<name>). */
+#define DR_SEGMENT_MAX 200
+
+/* Capacity used when dr_options.capacity is 0: 65536 names, about 22 MiB. */
+#define DR_DEFAULT_CAPACITY 65536u
+/* Process slots used when dr_options.max_procs is 0. */
+#define DR_DEFAULT_MAX_PROCS 1024u
+/* Reader (thread) slots used when dr_options.max_threads is 0. */
+#define DR_DEFAULT_MAX_THREADS 4096u
+
+/* One open segment, per process. Opaque. */
+typedef struct dr_registry dr_registry;
+
+/* dr_options.flags */
+enum {
+	/* Fail with -ENOENT instead of creating a segment that does not exist. */
+	DR_OPEN_NOCREATE = 1u << 0,
+};
+
+/*
+ * Options for dr_open(). A zeroed struct (or a NULL pointer) means all
+ * defaults. capacity, max_procs, max_threads and mode are used only when the
+ * call creates the segment; an existing segment keeps its own geometry.
+ */
+struct dr_options {
+	/* Segment name: 1 to DR_SEGMENT_MAX bytes, no '/'. NULL means the
+	 * environment variable DISTREG_SEGMENT if set, else "default". */
+	const char *segment;
+	/* Most live names; 0 means DR_DEFAULT_CAPACITY. At most 1 << 26. */
+	uint32_t capacity;
+	/* Most processes attached at once; 0 means DR_DEFAULT_MAX_PROCS.
+	 * At most 65535. */
+	uint32_t max_procs;
+	/* Most threads inside a read-side section at once, over all processes;
+	 * 0 means DR_DEFAULT_MAX_THREADS. At most 1 << 20. */
+	uint32_t max_threads;
+	/* Permission bits of a new segment; 0 means 0600. Use 0660 to share
+	 * with a group. Only the 0777 bits are accepted. */
+	uint32_t mode;
+	/* DR_OPEN_* flags. */
+	uint32_t flags;
+};
+
+/*
+ * What a lookup returns: a copy, valid after the call returns.
+ */
+struct dr_entry {
+	pid_t pid;          /* the owning process */
+	uint64_t regid;     /* unique per registration, never reused on this host */
+	size_t value_len;   /* bytes used in value */
+	unsigned char value[DR_VALUE_MAX];
+};
+
+/*
+ * Open the segment named in opts (creating it if it does not exist, unless
+ * DR_OPEN_NOCREATE), attach this process to it and return a handle in *out.
+ *
+ * Creation is atomic: the segment is built and fully initialised under a
+ * temporary name and linked into place in one step, so concurrent openers
+ * either see a complete segment or none, and a creator killed half-way leaves
+ * nothing behind that blocks anyone. Its memory is allocated up front, so a
+ * full /dev/shm fails here (-ENOSPC) rather than with SIGBUS later.
+ * Opening also reaps the names of processes that died without dr_close().
+ *
+ * Errors: -EINVAL bad options or segment name; -ENOENT no such segment with
+ * DR_OPEN_NOCREATE; -EACCES permission denied; -EPROTO the segment has
+ * another format (another layout version or build); -EBADMSG the segment is
+ * truncated or its header is corrupt; -EUSERS all process slots are held by
+ * live processes; -ENOSPC, -ENOMEM, -EMFILE, ... from the system.
+ * Thread-safe.
+ */
+int dr_open(const struct dr_options *opts, dr_registry **out);
+
+/*
+ * Unregister every name the handle holds, detach from the segment and free
+ * the handle. Accepts NULL. Other threads must have stopped using the handle.
+ */
+void dr_close(dr_registry *r);
+
+/*
+ * Remove the segment's name from /dev/shm. Processes that have it open keep
+ * using it; the next dr_open() creates a new one. segment NULL means the
+ * default (as in dr_options). Errors: -EINVAL, -ENOENT, -EACCES.
+ */
+int dr_unlink(const char *segment);
+
+/*
+ * Register name with a value, owned by this handle.
+ *
+ * Registering a name this handle already holds replaces its value (readers
+ * see either the old or the new value whole) and keeps its regid. A name
+ * whose owner has died is taken over at once.
+ *
+ * Lock-free: a process killed at any point inside leaves the table
+ * consistent and its allocation reclaimable.
+ *
+ * Errors: -EEXIST another live process (or another handle) holds the name;
+ * -ENOSPC capacity live names exist; -EBUSY no entry is free because
+ * unregistered entries wait on a reader that is alive but stalled inside a
+ * read-side section for more than about 50 ms (shmdump --stats names it);
+ * -ENAMETOOLONG name longer than DR_NAME_MAX; -EMSGSIZE value longer than
+ * DR_VALUE_MAX; -EINVAL NULL or empty name, NULL value with a nonzero
+ * length; -EUSERS no reader slot left; -ECHILD handle inherited by fork.
+ * Thread-safe.
+ */
+int dr_register(dr_registry *r, const char *name, const void *value,
+		size_t value_len);
+int dr_register_bin(dr_registry *r, const void *name, size_t name_len,
+		    const void *value, size_t value_len);
+
+/*
+ * Unregister a name this handle holds.
+ *
+ * Errors: -ENOENT not registered (or its owner had died: the name is then
+ * reaped); -EPERM another live process or handle owns it; -EINVAL,
+ * -ENAMETOOLONG, -EUSERS, -ECHILD as for dr_register(). Thread-safe.
+ */
+int dr_unregister(dr_registry *r, const char *name);
+int dr_unregister_bin(dr_registry *r, const void *name, size_t name_len);
+
+/*
+ * Unregister a name whatever process owns it: for administrators and tools
+ * (shmdump has no such option; the distreg tool will). The owner is not
+ * told. Errors as for dr_unregister(), without -EPERM.
+ */
+int dr_unregister_force(dr_registry *r, const char *name);
+int dr_unregister_force_bin(dr_registry *r, const void *name, size_t name_len);
+
+/*
+ * Look a name up and copy its entry to *out (out may be NULL to test
+ * existence only).
+ *
+ * Takes no lock, makes no system call and writes no shared cache line but
+ * this thread's own reader slot. It does not test whether the owner is
+ * alive: a name whose owner died without dr_close() stays visible, with the
+ * dead pid, until it is reaped, which happens at the next of: a dr_register()
+ * of the same name, any dr_open() of the segment, dr_reap() (also
+ * shmdump --reap), or the bridge's reaper once it exists.
+ *
+ * Errors: -ENOENT; -EINVAL, -ENAMETOOLONG, -EUSERS, -ECHILD as above.
+ * Thread-safe.
+ */
+int dr_whereis(dr_registry *r, const char *name, struct dr_entry *out);
+int dr_whereis_bin(dr_registry *r, const void *name, size_t name_len,
+		   struct dr_entry *out);
+
+/*
+ * Enter and leave a read-side section explicitly. Lookups inside one share
+ * its cost (a lookup otherwise enters and leaves one of its own). Sections
+ * nest. Keep them short: while a thread is inside one, the memory of names
+ * unregistered since it entered cannot be reused by anyone. Do not call
+ * dr_register() or dr_unregister*() inside one when the table may be full:
+ * they would wait on this very thread and fail with -EBUSY.
+ * Errors: -EUSERS, -ECHILD; dr_read_unlock() -EINVAL when not inside one.
+ */
+int dr_read_lock(dr_registry *r);
+int dr_read_unlock(dr_registry *r);
+
+/*
+ * Remove the names of dead processes, free process and reader slots they
+ * held, and free unregistered entries whose grace period has ended.
+ * *nreaped (may be NULL) receives the number of names removed.
+ * Errors: -ECHILD. Thread-safe; makes one system call per attached process.
+ */
+int dr_reap(dr_registry *r, unsigned *nreaped);
+
+/* One name, as seen by dr_foreach(). */
+struct dr_name_info {
+	const unsigned char *name;   /* not NUL-terminated; valid during the callback */
+	size_t name_len;
+	struct dr_entry entry;
+	int alive;                   /* 1 owner alive, 0 dead (awaiting reap) */
+};
+
+/*
+ * Call fn for every registered name, in table order, until fn returns
+ * nonzero (that value is then returned). Names registered or unregistered
+ * during the walk may or may not be seen. fn runs inside a read-side
+ * section: it must not register or unregister. Errors: -ECHILD, -EUSERS.
+ */
+typedef int (*dr_foreach_fn)(const struct dr_name_info *info, void *arg);
+int dr_foreach(dr_registry *r, dr_foreach_fn fn, void *arg);
+
+/* Counters returned by dr_stats(). */
+struct dr_stats {
+	uint32_t capacity;       /* most live names */
+	uint32_t live;           /* names whose owner is alive */
+	uint32_t dead;           /* names whose owner died, awaiting reap */
+	uint32_t retired;        /* unregistered entries awaiting a grace period */
+	uint32_t inflight;       /* entries allocated but not yet (or no longer) linked */
+	uint32_t free_entries;   /* entries free for reuse */
+	uint32_t nbuckets;       /* hash buckets */
+	uint32_t longest_chain;  /* longest bucket chain, in entries */
+	uint32_t max_procs;      /* process slots */
+	uint32_t procs;          /* process slots held by live processes */
+	uint32_t max_threads;    /* reader slots */
+	uint32_t readers;        /* reader slots held by threads of live processes */
+	uint32_t readers_active; /* of those, inside a read-side section now */
+	pid_t stalled_pid;       /* a live process whose reader holds back the
+	                          * oldest retired entry, or 0 */
+	uint64_t epoch;          /* the grace-period epoch */
+	uint64_t next_regid;     /* the next registration id */
+	uint64_t segment_bytes;  /* size of the segment */
+};
+
+/*
+ * Fill *out with counts taken by walking the segment (a snapshot, not
+ * atomic as a whole). Makes one system call per attached process.
+ * Errors: -ECHILD, -EUSERS.
+ */
+int dr_stats(dr_registry *r, struct dr_stats *out);
+
+/*
+ * Verify every invariant of the layout: header, process and reader slots,
+ * entry states, bucket chains (ranges, order, no cycle, no entry twice, every
+ * entry hashed to its bucket), and that every entry is accounted for. On a
+ * violation, returns -EBADMSG and writes a one-line description into msg
+ * (msg_len bytes, NUL-terminated; msg may be NULL). Meant for a quiet
+ * segment: writers running concurrently can make it report a transient
+ * state. Errors: -EBADMSG, -ECHILD, -EUSERS.
+ */
+int dr_check(dr_registry *r, char *msg, size_t msg_len);
+
+/* The segment name this handle has open. Never NULL for a valid handle. */
+const char *dr_segment_name(const dr_registry *r);
+
+/*
+ * A static description of err (a value returned by a dr_* function, or any
+ * negative errno). Never NULL. Thread-safe.
+ */
+const char *dr_strerror(int err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DISTREG_H */
