@@ -4,7 +4,7 @@
  * can be told to kill the calling process with SIGKILL, to prove that every
  * intermediate state can be finished or rolled back by other processes.
  *
- * The environment selects the point, read once per process:
+ * The environment selects the point, read at every point reached (cheap enough for a test build):
  *   DISTREG_CRASH_AT=<name>   the point to crash at
  *   DISTREG_CRASH_SKIP=<n>    pass that point n times first (default 0)
  * In normal builds DRI_CRASHPOINT() compiles to nothing.

@@ -1,0 +1,346 @@
+/*
+ * dri.h - libdistreg's private header: the segment layout and the internal
+ * interfaces between the library's files. Never installed.
+ *
+ * The segment layout is an ABI between processes running different builds,
+ * so it lives here and not in distreg.h, and every change to it must change
+ * the format word (see dri_format_word()). Everything in the segment is
+ * addressed by index or offset, never by pointer.
+ *
+ * Each shared field says how it is accessed. "atomic" fields are read with
+ * ld_acq()/CMM_LOAD_SHARED and written with st_rel() or a uatomic RMW;
+ * "immutable" fields are written before the object is published (by a
+ * release store or a full-barrier CAS) and never changed while it is.
+ */
+#ifndef DRI_H
+#define DRI_H
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <urcu/arch.h>
+#include <urcu/uatomic.h>
+
+#include "crashpoint.h"
+#include "distreg.h"
+
+#define DR_EXPORT __attribute__((visibility("default")))
+
+#define DRI_CACHELINE 64
+#define DRI_ALIGNED __attribute__((aligned(DRI_CACHELINE)))
+
+/* "DISTREG1", little-endian. */
+#define DRI_MAGIC 0x3147455254534944ull
+/* Bump whenever a shared struct or the meaning of a field changes. */
+#define DRI_LAYOUT_VERSION 1u
+#define DRI_HEADER_SIZE 4096u
+#define DRI_MAX_CAPACITY (1u << 26)
+#define DRI_MAX_PROCS 65535u
+#define DRI_MAX_THREADS (1u << 20)
+
+/* The byte a process slot's liveness lock sits on: slot i locks offset i.
+ * The creator of a new segment locks DRI_CREATOR_LOCK while it builds it. */
+#define DRI_CREATOR_LOCK (1ll << 40)
+
+/*
+ * The header. Fields above `epoch` are immutable once the segment has been
+ * linked into /dev/shm under its name.
+ */
+struct dri_header {
+	uint64_t magic;
+	uint64_t format;          /* dri_format_word() of the creating build */
+	uint64_t size;            /* bytes, as allocated */
+	uint64_t created_ns;      /* CLOCK_REALTIME at creation */
+	uint64_t seed;            /* hash seed, from getrandom() */
+	uint32_t capacity;        /* entries, and so the most live names */
+	uint32_t nbuckets;        /* power of two */
+	uint32_t max_procs;
+	uint32_t max_threads;
+	uint64_t off_procs;
+	uint64_t off_readers;
+	uint64_t off_states;
+	uint64_t off_buckets;
+	uint64_t off_entries;
+	int32_t creator_pid;
+	uint32_t rcu_mode;        /* DRI_RCU_* chosen by the creator */
+
+	/* atomic; the grace-period epoch, starts at 1, only ever incremented
+	 * (uatomic_add_return) by reclaimers; loaded by readers on entry. */
+	uint64_t epoch DRI_ALIGNED;
+	/* atomic; the next registration id (uatomic_add_return). Starts at
+	 * the creation time in ns, so ids stay unique across re-creation. */
+	uint64_t next_regid DRI_ALIGNED;
+	/* atomic; one past the highest reader slot ever claimed, so
+	 * reclaimers scan only the slots in use. Only grows. */
+	uint32_t readers_hwm DRI_ALIGNED;
+};
+
+enum {
+	/* Readers run without a fence; reclaimers call
+	 * membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED). Every attaching process
+	 * must register for it. */
+	DRI_RCU_MEMBARRIER = 1,
+	/* Readers issue a full fence after announcing their epoch. Chosen
+	 * when the creator could not use membarrier. */
+	DRI_RCU_FENCE = 2,
+};
+
+/*
+ * A process slot. Owned by whoever holds the OFD lock on byte (slot index)
+ * of the segment file; the kernel drops that lock when the holder exits or
+ * execs, which is what makes a dead owner detectable.
+ */
+struct dri_proc {
+	/* atomic; (generation << 1) | live. Written only by the lock holder
+	 * (CAS, at attach and detach), and by reapers that found it dead
+	 * (CAS clearing the live bit). */
+	uint64_t word;
+	int32_t pid;              /* written by the lock holder before word */
+	uint32_t pad0;
+	uint64_t attached_ns;     /* written by the lock holder before word */
+	uint8_t pad[DRI_CACHELINE - 24];
+};
+
+#define DRI_PROC_LIVE 1ull
+#define DRI_PROC_GEN(w) ((uint32_t)((w) >> 1))
+
+/*
+ * An owner id names one attachment of one process: the slot and the
+ * generation it held. A (slot, generation) pair never comes back, so an id
+ * is dead for good once its slot moved on. Never 0.
+ */
+#define DRI_OWNER(slot, gen) (((uint64_t)(slot) << 32) | (uint64_t)(gen))
+#define DRI_OWNER_SLOT(o) ((uint32_t)((o) >> 32) & 0xffffu)
+#define DRI_OWNER_GEN(o) ((uint32_t)(o))
+
+/* A reader slot, one per thread that reads; padded to its own line so a
+ * reader writes nothing another thread writes. */
+struct dri_reader {
+	/* atomic; the epoch loaded at read-side entry, 0 outside. Written
+	 * by the owning thread; cleared by a reaper once the owner is dead. */
+	uint64_t epoch;
+	/* atomic; owner id of the process whose thread holds the slot, 0 when
+	 * free. Claimed by CAS from 0; freed by the thread (release store)
+	 * or by a reaper (CAS) once the owner is dead. */
+	uint64_t owner;
+	int32_t tid;              /* informational */
+	uint8_t pad[DRI_CACHELINE - 20];
+};
+
+/*
+ * Entry states, one 64-bit word per entry in a compact array (the allocator
+ * and reapers scan it; 8 states share a cache line). Top two bits: tag.
+ *   FREE      0
+ *   ALLOC     tag 1, low 48 bits the owner id. Claimed by CAS from FREE;
+ *             the entry may be unpublished, linked, or unlinked and waiting
+ *             to be retired. Its owner id says who may publish it.
+ *   RETIRED   tag 2, low 62 bits the epoch at retirement. Unlinked and
+ *             unreachable by new readers; freed after a grace period.
+ * Every transition is a CAS, so two processes finishing the same abandoned
+ * step cannot both succeed.
+ */
+#define DRI_ST_FREE 0ull
+#define DRI_ST_TAG(s) ((s) >> 62)
+#define DRI_TAG_ALLOC 1ull
+#define DRI_TAG_RETIRED 2ull
+#define DRI_ST_ALLOC(owner) ((DRI_TAG_ALLOC << 62) | (owner))
+#define DRI_ST_RETIRED(ep) ((DRI_TAG_RETIRED << 62) | ((ep) & ((1ull << 62) - 1)))
+#define DRI_ST_OWNER(s) ((s) & ((1ull << 48) - 1))
+
+/* Entry links are index + 1 (0 ends a chain); bit 31 marks the entry that
+ * holds the link as logically deleted (Harris). */
+#define DRI_MARK 0x80000000u
+#define DRI_LINK_IDX(l) (((l) & ~DRI_MARK) - 1)
+
+struct dri_value {
+	uint16_t len;
+	uint8_t data[DR_VALUE_MAX];
+};
+
+/*
+ * An entry: one registration. 320 bytes, five cache lines; the fields a
+ * lookup reads first (next, hash, name) share the first line.
+ */
+struct dri_entry {
+	/* atomic; successor link, DRI_MARK when this entry is deleted. Once
+	 * marked it never changes again. 0 while the entry is free. */
+	uint32_t next;
+	/* atomic; bit 0: an update is in progress; bits 1..: the value
+	 * version, whose low bit selects the current val[]. Written by the
+	 * owner only. */
+	uint32_t vsel;
+	uint64_t hash;            /* immutable */
+	uint64_t regid;           /* immutable */
+	uint64_t owner;           /* immutable; equals the owner in the state */
+	int32_t pid;              /* immutable */
+	uint16_t name_len;        /* immutable */
+	uint16_t pad0;
+	uint8_t name[DR_NAME_MAX + 1];      /* immutable */
+	struct dri_value val[2];  /* the one not selected by vsel: owner only */
+} DRI_ALIGNED;
+
+/* ---------------------------------------------------------------------- */
+/* Process-private state. */
+
+#define DRI_RETIRE_BATCH 64
+
+/* Per (thread, handle) state; found through a pthread key. */
+struct dri_thread {
+	struct dr_registry *r;
+	struct dri_thread *next;          /* in r->threads, under r->lock */
+	struct dri_reader *slot;
+	uint32_t slot_idx;
+	uint32_t nest;                    /* read-side nesting depth */
+	uint32_t cursor;                  /* allocator's next-fit position */
+	uint32_t nretired;
+	uint32_t retired[DRI_RETIRE_BATCH];
+};
+
+struct dr_registry {
+	uint64_t id;                      /* unique per handle in the process */
+	pid_t pid;                        /* the process that opened it */
+	int fd;                           /* segment file; holds the slot lock */
+	uint8_t *base;
+	size_t size;
+	struct dri_header *hdr;
+	struct dri_proc *procs;
+	struct dri_reader *readers;
+	uint64_t *states;
+	uint32_t *buckets;
+	struct dri_entry *entries;
+	uint32_t capacity;
+	uint32_t mask;                    /* nbuckets - 1 */
+	uint64_t seed;
+	bool fence;                       /* readers must fence (DRI_RCU_FENCE) */
+	uint32_t slot;                    /* our process slot */
+	uint64_t owner;                   /* our owner id */
+	pthread_key_t key;
+	pthread_mutex_t lock;             /* guards threads */
+	struct dri_thread *threads;
+	struct dr_registry *next_open;    /* in the process-wide list */
+	char segment[DR_SEGMENT_MAX + 1];
+};
+
+/* ---------------------------------------------------------------------- */
+/* Small atomics on shared memory. */
+
+static inline uint64_t ld_acq64(const uint64_t *p)
+{
+	return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+static inline uint32_t ld_acq32(const uint32_t *p)
+{
+	return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+static inline void st_rel64(uint64_t *p, uint64_t v)
+{
+	__atomic_store_n(p, v, __ATOMIC_RELEASE);
+}
+static inline void st_rel32(uint32_t *p, uint32_t v)
+{
+	__atomic_store_n(p, v, __ATOMIC_RELEASE);
+}
+
+static inline struct dri_entry *dri_entry_at(struct dr_registry *r, uint32_t idx)
+{
+	return &r->entries[idx];
+}
+
+/* ---------------------------------------------------------------------- */
+/* segment.c */
+uint64_t dri_format_word(void);
+int dri_segment_path(const char *segment, char *path, size_t len, const char **resolved);
+int dri_segment_open(struct dr_registry *r, const char *segment,
+		     const struct dr_options *opts);
+void dri_segment_close(struct dr_registry *r);
+uint64_t dri_now_ns(void);
+
+/* proc.c */
+int dri_proc_attach(struct dr_registry *r);
+void dri_proc_detach(struct dr_registry *r);
+bool dri_owner_alive(struct dr_registry *r, uint64_t owner);
+int dri_membarrier_setup(struct dr_registry *r);
+void dri_membarrier(struct dr_registry *r);
+void dri_registry_track(struct dr_registry *r);
+void dri_registry_untrack(struct dr_registry *r);
+extern pid_t dri_self_pid;
+
+/* rcu.c */
+int dri_thread_key_create(struct dr_registry *r);
+int dri_thread_get_slow(struct dr_registry *r, struct dri_thread **out);
+void dri_thread_release_all(struct dr_registry *r);
+void dri_retire(struct dr_registry *r, struct dri_thread *t, uint32_t idx, uint64_t expect);
+int dri_reclaim_own(struct dr_registry *r, struct dri_thread *t);
+int dri_reclaim_all(struct dr_registry *r, struct dri_thread *t, bool wait);
+unsigned dri_reap_readers(struct dr_registry *r);
+pid_t dri_stalled_reader(struct dr_registry *r, uint32_t *active, uint32_t *held);
+
+/* Per-thread state cache: the handle last used by this thread. */
+struct dri_tcache {
+	struct dr_registry *r;
+	uint64_t id;
+	struct dri_thread *t;
+};
+extern __thread struct dri_tcache dri_tcache;
+
+/* The calling thread's state for r, claiming a reader slot on first use. */
+static inline int dri_thread_get(struct dr_registry *r, struct dri_thread **out)
+{
+	if (__builtin_expect(r->pid != dri_self_pid, 0))
+		return -ECHILD;
+	if (__builtin_expect(dri_tcache.r == r && dri_tcache.id == r->id, 1)) {
+		*out = dri_tcache.t;
+		return 0;
+	}
+	return dri_thread_get_slow(r, out);
+}
+
+/*
+ * Enter a read-side section: announce the current epoch in our own slot.
+ * In membarrier mode no fence is needed: a reclaimer's membarrier() orders
+ * this store before its scan of the slots, or our later loads after its
+ * unlinks.
+ */
+static inline void dri_read_enter(struct dr_registry *r, struct dri_thread *t)
+{
+	if (t->nest++ == 0) {
+		uint64_t e = ld_acq64(&r->hdr->epoch);
+		CMM_STORE_SHARED(t->slot->epoch, e);
+		if (r->fence)
+			cmm_smp_mb();
+		else
+			cmm_barrier();
+		DRI_CRASHPOINT(read_entered);
+	}
+}
+
+static inline void dri_read_exit(struct dr_registry *r, struct dri_thread *t)
+{
+	(void)r;
+	if (--t->nest == 0)
+		st_rel64(&t->slot->epoch, 0);
+}
+
+/* table.c */
+uint64_t dri_hash(const struct dr_registry *r, const void *name, size_t len);
+int dri_alloc_entry(struct dr_registry *r, struct dri_thread *t, uint32_t *idx);
+void dri_free_unpublished(struct dr_registry *r, uint32_t idx);
+int dri_insert(struct dr_registry *r, struct dri_thread *t, uint32_t idx,
+	       const void *value, size_t value_len);
+int dri_lookup(struct dr_registry *r, const void *name, size_t len,
+	       uint64_t hash, struct dr_entry *out);
+int dri_delete(struct dr_registry *r, struct dri_thread *t, const void *name,
+	       size_t len, bool force);
+bool dri_delete_exact(struct dr_registry *r, struct dri_thread *t, uint32_t idx,
+		      uint64_t state);
+void dri_value_read(const struct dri_entry *e, struct dr_entry *out);
+unsigned dri_reap_entries(struct dr_registry *r, struct dri_thread *t,
+			  uint64_t only_owner);
+
+/* inspect.c: nothing shared beyond the public API. */
+
+#endif /* DRI_H */

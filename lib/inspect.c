@@ -1,0 +1,353 @@
+/*
+ * inspect.c - walking the segment for tools: iteration, statistics and the
+ * invariant checker behind shmdump. Nothing here is on a hot path; it may
+ * make a system call per attached process to learn who is alive.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dri.h"
+
+/* Liveness of owners, asked once per (slot, generation) during a walk. */
+struct alive_cache {
+	uint32_t n;
+	uint32_t *gen;
+	int8_t *alive; /* -1 unknown */
+};
+
+static int cache_init(struct alive_cache *c, struct dr_registry *r)
+{
+	c->n = r->hdr->max_procs;
+	c->gen = calloc(c->n, sizeof(*c->gen));
+	c->alive = malloc(c->n);
+	if (!c->gen || !c->alive) {
+		free(c->gen);
+		free(c->alive);
+		return -ENOMEM;
+	}
+	memset(c->alive, -1, c->n);
+	return 0;
+}
+
+static void cache_fini(struct alive_cache *c)
+{
+	free(c->gen);
+	free(c->alive);
+}
+
+static bool cache_alive(struct alive_cache *c, struct dr_registry *r, uint64_t owner)
+{
+	uint32_t slot = DRI_OWNER_SLOT(owner);
+
+	if (slot >= c->n)
+		return false;
+	if (c->alive[slot] < 0 || c->gen[slot] != DRI_OWNER_GEN(owner)) {
+		c->gen[slot] = DRI_OWNER_GEN(owner);
+		c->alive[slot] = dri_owner_alive(r, owner);
+	}
+	return c->alive[slot];
+}
+
+/*
+ * Walk every linked entry of every bucket inside one read-side section.
+ * visit returns nonzero to stop; that value is returned.
+ */
+typedef int (*walk_fn)(struct dr_registry *r, uint32_t bucket, uint32_t idx,
+		       uint32_t next, uint32_t depth, void *arg);
+
+static int walk(struct dr_registry *r, walk_fn visit, void *arg)
+{
+	struct dri_thread *t;
+	int err = dri_thread_get(r, &t), rc = 0;
+
+	if (err)
+		return err;
+	dri_read_enter(r, t);
+	for (uint32_t b = 0; b <= r->mask && rc == 0; b++) {
+		uint32_t curr = ld_acq32(&r->buckets[b]), depth = 0;
+
+		while (curr && rc == 0) {
+			uint32_t nx;
+
+			if (curr > r->capacity || depth > r->capacity)
+				break; /* corrupt; dr_check reports it */
+			nx = ld_acq32(&dri_entry_at(r, curr - 1)->next);
+			rc = visit(r, b, curr - 1, nx, ++depth, arg);
+			curr = nx & ~DRI_MARK;
+		}
+	}
+	dri_read_exit(r, t);
+	return rc;
+}
+
+struct foreach_ctx {
+	dr_foreach_fn fn;
+	void *arg;
+	struct alive_cache cache;
+};
+
+static int foreach_visit(struct dr_registry *r, uint32_t b, uint32_t idx,
+			 uint32_t next, uint32_t depth, void *arg)
+{
+	struct foreach_ctx *c = arg;
+	const struct dri_entry *e = dri_entry_at(r, idx);
+	struct dr_name_info info;
+
+	(void)b;
+	(void)depth;
+	if (next & DRI_MARK)
+		return 0;
+	info.name = e->name;
+	info.name_len = e->name_len > DR_NAME_MAX ? DR_NAME_MAX : e->name_len;
+	dri_value_read(e, &info.entry);
+	info.alive = cache_alive(&c->cache, r, e->owner);
+	return c->fn(&info, c->arg);
+}
+
+DR_EXPORT int dr_foreach(dr_registry *r, dr_foreach_fn fn, void *arg)
+{
+	struct foreach_ctx c = { .fn = fn, .arg = arg };
+	int rc;
+
+	if (!r || !fn)
+		return -EINVAL;
+	if (r->pid != dri_self_pid)
+		return -ECHILD;
+	rc = cache_init(&c.cache, r);
+	if (rc)
+		return rc;
+	rc = walk(r, foreach_visit, &c);
+	cache_fini(&c.cache);
+	return rc;
+}
+
+struct stats_ctx {
+	struct dr_stats *s;
+	struct alive_cache cache;
+};
+
+static int stats_visit(struct dr_registry *r, uint32_t b, uint32_t idx,
+		       uint32_t next, uint32_t depth, void *arg)
+{
+	struct stats_ctx *c = arg;
+
+	(void)b;
+	if (depth > c->s->longest_chain)
+		c->s->longest_chain = depth;
+	if (next & DRI_MARK)
+		return 0;
+	if (cache_alive(&c->cache, r, dri_entry_at(r, idx)->owner))
+		c->s->live++;
+	else
+		c->s->dead++;
+	return 0;
+}
+
+DR_EXPORT int dr_stats(dr_registry *r, struct dr_stats *out)
+{
+	struct stats_ctx c;
+	uint32_t alloc = 0, active, held;
+	int err;
+
+	if (!r || !out)
+		return -EINVAL;
+	if (r->pid != dri_self_pid)
+		return -ECHILD;
+	memset(out, 0, sizeof(*out));
+	c.s = out;
+	err = cache_init(&c.cache, r);
+	if (err)
+		return err;
+	err = walk(r, stats_visit, &c);
+	cache_fini(&c.cache);
+	if (err)
+		return err;
+
+	for (uint32_t i = 0; i < r->capacity; i++) {
+		uint64_t s = ld_acq64(&r->states[i]);
+		if (s == DRI_ST_FREE)
+			out->free_entries++;
+		else if (DRI_ST_TAG(s) == DRI_TAG_ALLOC)
+			alloc++;
+		else if (DRI_ST_TAG(s) == DRI_TAG_RETIRED)
+			out->retired++;
+	}
+	out->inflight = alloc > out->live + out->dead ? alloc - out->live - out->dead : 0;
+	for (uint32_t i = 0; i < r->hdr->max_procs; i++) {
+		uint64_t w = ld_acq64(&r->procs[i].word);
+		if ((w & DRI_PROC_LIVE) && dri_owner_alive(r, DRI_OWNER(i, DRI_PROC_GEN(w))))
+			out->procs++;
+	}
+	out->stalled_pid = dri_stalled_reader(r, &active, &held);
+	if (out->retired == 0)
+		out->stalled_pid = 0;
+	out->readers = held;
+	out->readers_active = active;
+	out->capacity = r->capacity;
+	out->nbuckets = r->mask + 1;
+	out->max_procs = r->hdr->max_procs;
+	out->max_threads = r->hdr->max_threads;
+	out->epoch = ld_acq64(&r->hdr->epoch);
+	out->next_regid = ld_acq64(&r->hdr->next_regid);
+	out->segment_bytes = r->size;
+	return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* dr_check */
+
+struct check_ctx {
+	char *msg;
+	size_t len;
+	uint8_t *seen;            /* one bit per entry: linked */
+	uint64_t epoch, next_regid;
+	const struct dri_entry *prev; /* previous entry in this bucket */
+};
+
+__attribute__((format(printf, 2, 3)))
+static int fail(struct check_ctx *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (c->msg && c->len) {
+		va_start(ap, fmt);
+		vsnprintf(c->msg, c->len, fmt, ap);
+		va_end(ap);
+	}
+	return -EBADMSG;
+}
+
+static int key_order(const struct dri_entry *a, const struct dri_entry *b)
+{
+	if (a->hash != b->hash)
+		return a->hash < b->hash ? -1 : 1;
+	if (a->name_len != b->name_len)
+		return a->name_len < b->name_len ? -1 : 1;
+	return memcmp(a->name, b->name, a->name_len);
+}
+
+static int check_visit(struct dr_registry *r, uint32_t b, uint32_t idx,
+		       uint32_t next, uint32_t depth, void *arg)
+{
+	struct check_ctx *c = arg;
+	const struct dri_entry *e = dri_entry_at(r, idx);
+	uint64_t s = ld_acq64(&r->states[idx]);
+	uint32_t succ = next & ~DRI_MARK;
+
+	if (depth == 1)
+		c->prev = NULL;
+	if (c->seen[idx / 8] & (1u << (idx % 8)))
+		return fail(c, "bucket %u: entry %u is linked twice (cycle or shared tail)", b, idx);
+	c->seen[idx / 8] |= (uint8_t)(1u << (idx % 8));
+	if (succ > r->capacity)
+		return fail(c, "bucket %u: entry %u links to index %u, past capacity %u",
+			    b, idx, succ - 1, r->capacity);
+	if (DRI_ST_TAG(s) != DRI_TAG_ALLOC)
+		return fail(c, "bucket %u: linked entry %u is not allocated (state %#llx)",
+			    b, idx, (unsigned long long)s);
+	if (DRI_ST_OWNER(s) != e->owner)
+		return fail(c, "entry %u: owner %#llx differs from its state's %#llx", idx,
+			    (unsigned long long)e->owner, (unsigned long long)DRI_ST_OWNER(s));
+	if (e->name_len < 1 || e->name_len > DR_NAME_MAX)
+		return fail(c, "entry %u: name length %u out of range", idx, e->name_len);
+	if ((e->hash & r->mask) != b)
+		return fail(c, "entry %u: hash %#llx belongs in bucket %llu, found in %u", idx,
+			    (unsigned long long)e->hash,
+			    (unsigned long long)(e->hash & r->mask), b);
+	if (dri_hash(r, e->name, e->name_len) != e->hash)
+		return fail(c, "entry %u: stored hash does not match its name", idx);
+	if (e->val[0].len > DR_VALUE_MAX || e->val[1].len > DR_VALUE_MAX)
+		return fail(c, "entry %u: value length out of range", idx);
+	if (e->regid == 0 || e->regid >= c->next_regid)
+		return fail(c, "entry %u: registration id %llu not below the next id %llu", idx,
+			    (unsigned long long)e->regid, (unsigned long long)c->next_regid);
+	if (e->pid <= 0)
+		return fail(c, "entry %u: pid %d", idx, e->pid);
+	if (c->prev && key_order(c->prev, e) > 0)
+		return fail(c, "bucket %u: entry %u is out of order", b, idx);
+	c->prev = e;
+	return 0;
+}
+
+DR_EXPORT int dr_check(dr_registry *r, char *msg, size_t msg_len)
+{
+	struct dri_header *h;
+	struct check_ctx c = { .msg = msg, .len = msg_len };
+	uint32_t hwm;
+	int rc = 0;
+
+	if (!r)
+		return -EINVAL;
+	if (r->pid != dri_self_pid)
+		return -ECHILD;
+	if (msg && msg_len)
+		msg[0] = 0;
+	h = r->hdr;
+	c.epoch = ld_acq64(&h->epoch);
+	c.next_regid = ld_acq64(&h->next_regid);
+	if (h->magic != DRI_MAGIC || h->format != dri_format_word())
+		return fail(&c, "header: magic or format word changed under us");
+	if (c.epoch == 0)
+		return fail(&c, "header: epoch is 0");
+	if (c.next_regid < h->created_ns)
+		return fail(&c, "header: next registration id below the creation time");
+
+	for (uint32_t i = 0; i < h->max_procs; i++) {
+		uint64_t w = ld_acq64(&r->procs[i].word);
+		if ((w & DRI_PROC_LIVE) && (DRI_PROC_GEN(w) == 0 || r->procs[i].pid <= 0))
+			return fail(&c, "process slot %u: live with generation %u and pid %d", i,
+				    DRI_PROC_GEN(w), r->procs[i].pid);
+	}
+
+	hwm = ld_acq32(&h->readers_hwm);
+	if (hwm > h->max_threads)
+		return fail(&c, "reader high-water mark %u above %u slots", hwm, h->max_threads);
+	for (uint32_t i = 0; i < h->max_threads; i++) {
+		uint64_t o = ld_acq64(&r->readers[i].owner);
+		uint64_t e = ld_acq64(&r->readers[i].epoch);
+		if (o == 0)
+			continue;
+		if (i >= hwm)
+			return fail(&c, "reader slot %u: owned but above the high-water mark %u", i, hwm);
+		if (DRI_OWNER_SLOT(o) >= h->max_procs || DRI_OWNER_GEN(o) == 0)
+			return fail(&c, "reader slot %u: bad owner %#llx", i, (unsigned long long)o);
+		if (e > c.epoch)
+			return fail(&c, "reader slot %u: epoch %llu ahead of the global %llu", i,
+				    (unsigned long long)e, (unsigned long long)c.epoch);
+	}
+
+	for (uint32_t i = 0; i < r->capacity; i++) {
+		uint64_t s = ld_acq64(&r->states[i]);
+		uint64_t tag = DRI_ST_TAG(s);
+
+		if (s == DRI_ST_FREE) {
+			if (ld_acq32(&dri_entry_at(r, i)->next) != 0)
+				return fail(&c, "entry %u: free but its link is set", i);
+		} else if (tag == DRI_TAG_ALLOC) {
+			uint64_t o = DRI_ST_OWNER(s);
+			if (DRI_OWNER_SLOT(o) >= h->max_procs || DRI_OWNER_GEN(o) == 0)
+				return fail(&c, "entry %u: bad owner %#llx", i, (unsigned long long)o);
+		} else if (tag == DRI_TAG_RETIRED) {
+			if ((s & ((1ull << 62) - 1)) > c.epoch)
+				return fail(&c, "entry %u: retired at a future epoch", i);
+		} else {
+			return fail(&c, "entry %u: invalid state %#llx", i, (unsigned long long)s);
+		}
+	}
+
+	for (uint32_t b = 0; b <= r->mask; b++) {
+		uint32_t head = ld_acq32(&r->buckets[b]);
+		if (head > r->capacity || (head & DRI_MARK))
+			return fail(&c, "bucket %u: head %#x out of range", b, head);
+	}
+
+	c.seen = calloc((r->capacity + 7) / 8, 1);
+	if (!c.seen)
+		return -ENOMEM;
+	rc = walk(r, check_visit, &c);
+	free(c.seen);
+	return rc;
+}

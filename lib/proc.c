@@ -1,0 +1,224 @@
+/*
+ * proc.c - process slots, liveness, fork handling and membarrier setup.
+ *
+ * A process attaches by taking an OFD write lock on one byte of the segment
+ * file (byte i for slot i) through its own open file description. The kernel
+ * drops that lock when the last descriptor of the description closes: at
+ * exit (before the process becomes a zombie) and at exec (the descriptor is
+ * close-on-exec). A forked child inherits the descriptor, so the child
+ * closes its copy at once (pthread_atfork) and the lock stays the parent's.
+ * OFD locks rather than classic fcntl locks: closing some other descriptor
+ * of the same file (a second dr_open() in the process) must not drop them.
+ *
+ * Liveness of an owner id (slot, generation) is then: the slot still holds
+ * that generation, is marked live, and its byte is locked by someone else.
+ * The generation moves on whenever a new process takes the slot, so neither
+ * pid reuse nor a new attachment can make a dead owner look alive.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/membarrier.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "dri.h"
+
+pid_t dri_self_pid;
+
+static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct dr_registry *open_list;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+/* 0 unknown, 1 registered for membarrier, -1 unavailable. A forked child
+ * asks again: registration belongs to the address space. */
+static int membarrier_state;
+
+static void atfork_prepare(void)
+{
+	pthread_mutex_lock(&open_lock);
+}
+
+static void atfork_parent(void)
+{
+	pthread_mutex_unlock(&open_lock);
+}
+
+/* In the child: no handle of the parent is usable, and the child must not
+ * keep the parent's liveness locks alive after the parent dies. */
+static void atfork_child(void)
+{
+	struct dr_registry *r;
+
+	dri_self_pid = getpid();
+	membarrier_state = 0;
+	for (r = open_list; r; r = r->next_open) {
+		if (r->fd >= 0) {
+			close(r->fd);
+			r->fd = -1;
+		}
+	}
+	pthread_mutex_init(&open_lock, NULL);
+}
+
+static void atfork_setup(void)
+{
+	dri_self_pid = getpid();
+	pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+}
+
+void dri_registry_track(struct dr_registry *r)
+{
+	pthread_once(&atfork_once, atfork_setup);
+	pthread_mutex_lock(&open_lock);
+	r->pid = dri_self_pid;
+	r->next_open = open_list;
+	open_list = r;
+	pthread_mutex_unlock(&open_lock);
+}
+
+void dri_registry_untrack(struct dr_registry *r)
+{
+	struct dr_registry **pp;
+
+	pthread_mutex_lock(&open_lock);
+	for (pp = &open_list; *pp; pp = &(*pp)->next_open) {
+		if (*pp == r) {
+			*pp = r->next_open;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&open_lock);
+}
+
+static int sys_membarrier(int cmd)
+{
+	return (int)syscall(__NR_membarrier, cmd, 0, 0);
+}
+
+/*
+ * Register this process for MEMBARRIER_CMD_GLOBAL_EXPEDITED (once per
+ * process). With r NULL, only say whether it works (the creator uses that to
+ * choose the segment's mode). Returns 0 or -ENOSYS.
+ */
+int dri_membarrier_setup(struct dr_registry *r)
+{
+	int s = __atomic_load_n(&membarrier_state, __ATOMIC_ACQUIRE);
+
+	if (s == 0) {
+		int q = sys_membarrier(MEMBARRIER_CMD_QUERY);
+		s = -1;
+		if (q > 0 && (q & MEMBARRIER_CMD_GLOBAL_EXPEDITED) &&
+		    (q & MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) &&
+		    sys_membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED) == 0)
+			s = 1;
+		__atomic_store_n(&membarrier_state, s, __ATOMIC_RELEASE);
+	}
+	if (r && r->fence)
+		return 0; /* the segment does not use it */
+	return s > 0 ? 0 : -ENOSYS;
+}
+
+/*
+ * A full barrier on every running thread of every registered process, so
+ * that fence-free readers' epoch stores are visible to the caller, or their
+ * later loads see the caller's earlier stores.
+ */
+void dri_membarrier(struct dr_registry *r)
+{
+	cmm_smp_mb();
+	if (!r->fence && sys_membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED) != 0) {
+		/* Registered at attach, so this cannot fail short of a kernel
+		 * change under us; if it does, no reader is ordered, so never
+		 * report success: abort is the only safe answer. */
+		abort();
+	}
+	cmm_smp_mb();
+}
+
+/* 1 locked by another description, 0 free, <0 error. */
+static int slot_locked(int fd, uint32_t slot)
+{
+	struct flock fl = {
+		.l_type = F_WRLCK,
+		.l_whence = SEEK_SET,
+		.l_start = slot,
+		.l_len = 1,
+	};
+	if (fd < 0)
+		return -EBADF;
+	if (fcntl(fd, F_OFD_GETLK, &fl) < 0)
+		return -errno;
+	return fl.l_type != F_UNLCK;
+}
+
+bool dri_owner_alive(struct dr_registry *r, uint64_t owner)
+{
+	uint32_t slot = DRI_OWNER_SLOT(owner);
+	uint64_t w;
+
+	if (owner == r->owner)
+		return true;
+	if (slot >= r->hdr->max_procs)
+		return false;
+	w = ld_acq64(&r->procs[slot].word);
+	if (!(w & DRI_PROC_LIVE) || DRI_PROC_GEN(w) != DRI_OWNER_GEN(owner))
+		return false;
+	/* An error here (it should not happen) counts as alive: wrongly
+	 * keeping a name is recoverable, wrongly taking one is not. */
+	return slot_locked(r->fd, slot) != 0;
+}
+
+/*
+ * Claim a process slot: the first whose byte we can lock. Then move its
+ * generation on, which kills every owner id of a previous holder at once.
+ */
+int dri_proc_attach(struct dr_registry *r)
+{
+	uint32_t i, n = r->hdr->max_procs;
+
+	for (i = 0; i < n; i++) {
+		struct flock fl = {
+			.l_type = F_WRLCK,
+			.l_whence = SEEK_SET,
+			.l_start = i,
+			.l_len = 1,
+		};
+		struct dri_proc *p = &r->procs[i];
+		uint64_t w, nw;
+		uint32_t gen;
+
+		if (fcntl(r->fd, F_OFD_SETLK, &fl) < 0) {
+			if (errno == EAGAIN || errno == EACCES)
+				continue;
+			return -errno;
+		}
+		DRI_CRASHPOINT(attach_locked);
+		p->pid = getpid();
+		p->attached_ns = dri_now_ns();
+		do {
+			w = ld_acq64(&p->word);
+			gen = DRI_PROC_GEN(w) + 1;
+			if (gen == 0 || gen > 0x7fffffffu)
+				gen = 1;
+			nw = ((uint64_t)gen << 1) | DRI_PROC_LIVE;
+		} while (uatomic_cmpxchg(&p->word, w, nw) != w);
+		r->slot = i;
+		r->owner = DRI_OWNER(i, gen);
+		DRI_CRASHPOINT(attach_claimed);
+		return 0;
+	}
+	return -EUSERS;
+}
+
+/* Give the slot back: clear the live bit, then drop the lock. */
+void dri_proc_detach(struct dr_registry *r)
+{
+	struct dri_proc *p = &r->procs[r->slot];
+	uint64_t w = ld_acq64(&p->word);
+
+	if (DRI_PROC_GEN(w) == DRI_OWNER_GEN(r->owner) && (w & DRI_PROC_LIVE))
+		uatomic_cmpxchg(&p->word, w, w & ~DRI_PROC_LIVE);
+	/* The descriptor is closed by dri_segment_close(), which frees the
+	 * lock. */
+}

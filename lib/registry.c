@@ -1,0 +1,289 @@
+/*
+ * registry.c - the public entry points: open and close a handle, register,
+ * unregister, look up, read-side sections and reaping. Argument checking
+ * lives here; the protocols live in table.c and rcu.c.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dri.h"
+
+static uint64_t handle_ids;
+
+static int name_check(const void *name, size_t len)
+{
+	if (!name || len == 0)
+		return -EINVAL;
+	if (len > DR_NAME_MAX)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+/* Length of a C-string name, or DR_NAME_MAX + 1 if longer. */
+static size_t cname_len(const char *name)
+{
+	return name ? strnlen(name, DR_NAME_MAX + 1) : 0;
+}
+
+/* After a write: free this thread's retired batch once it is full. */
+static void maybe_reclaim(struct dr_registry *r, struct dri_thread *t)
+{
+	if (t->nest == 0 && t->nretired >= DRI_RETIRE_BATCH)
+		dri_reclaim_own(r, t);
+}
+
+DR_EXPORT int dr_open(const struct dr_options *opts, dr_registry **out)
+{
+	struct dr_options o = { 0 };
+	struct dri_thread *t;
+	struct dr_registry *r;
+	int err;
+
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	if (opts)
+		o = *opts;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->fd = -1;
+	pthread_mutex_init(&r->lock, NULL);
+	dri_registry_track(r);
+
+	err = dri_segment_open(r, o.segment, &o);
+	if (err)
+		goto fail;
+	err = dri_membarrier_setup(r);
+	if (err)
+		goto fail;
+	err = dri_proc_attach(r);
+	if (err)
+		goto fail;
+	err = dri_thread_key_create(r);
+	if (err)
+		goto fail_detach;
+	r->id = uatomic_add_return(&handle_ids, 1);
+
+	/* Reap what dead processes left, so a restarted service finds its
+	 * names free. */
+	err = dri_thread_get(r, &t);
+	if (err) {
+		dri_thread_release_all(r);
+		goto fail_detach;
+	}
+	dri_reap_readers(r);
+	dri_reap_entries(r, t, 0);
+	*out = r;
+	return 0;
+
+fail_detach:
+	dri_proc_detach(r);
+fail:
+	dri_registry_untrack(r);
+	dri_segment_close(r);
+	pthread_mutex_destroy(&r->lock);
+	free(r);
+	return err;
+}
+
+DR_EXPORT void dr_close(dr_registry *r)
+{
+	struct dri_thread *t;
+
+	if (!r)
+		return;
+	if (r->pid == dri_self_pid && dri_thread_get(r, &t) == 0) {
+		t->nest = 0;
+		st_rel64(&t->slot->epoch, 0);
+		dri_reap_entries(r, t, r->owner);
+	}
+	dri_thread_release_all(r);
+	if (r->pid == dri_self_pid)
+		dri_proc_detach(r);
+	dri_registry_untrack(r);
+	dri_segment_close(r);
+	pthread_mutex_destroy(&r->lock);
+	free(r);
+}
+
+DR_EXPORT int dr_register_bin(dr_registry *r, const void *name, size_t name_len,
+			      const void *value, size_t value_len)
+{
+	struct dri_thread *t;
+	struct dri_entry *e;
+	uint32_t idx;
+	int err;
+
+	if (!r)
+		return -EINVAL;
+	err = name_check(name, name_len);
+	if (err)
+		return err;
+	if (value_len > DR_VALUE_MAX)
+		return -EMSGSIZE;
+	if (!value && value_len)
+		return -EINVAL;
+	err = dri_thread_get(r, &t);
+	if (err)
+		return err;
+	err = dri_alloc_entry(r, t, &idx);
+	if (err)
+		return err;
+
+	e = dri_entry_at(r, idx);
+	e->hash = dri_hash(r, name, name_len);
+	e->regid = 0;
+	e->owner = r->owner;
+	e->pid = r->pid;
+	e->name_len = (uint16_t)name_len;
+	memcpy(e->name, name, name_len);
+	e->name[name_len] = 0;
+	e->vsel = 0;
+	e->val[0].len = (uint16_t)value_len;
+	if (value_len)
+		memcpy(e->val[0].data, value, value_len);
+
+	dri_read_enter(r, t);
+	err = dri_insert(r, t, idx, value, value_len);
+	dri_read_exit(r, t);
+	maybe_reclaim(r, t);
+	return err;
+}
+
+DR_EXPORT int dr_register(dr_registry *r, const char *name, const void *value,
+			  size_t value_len)
+{
+	return dr_register_bin(r, name, cname_len(name), value, value_len);
+}
+
+static int unregister(dr_registry *r, const void *name, size_t name_len, bool force)
+{
+	struct dri_thread *t;
+	int err;
+
+	if (!r)
+		return -EINVAL;
+	err = name_check(name, name_len);
+	if (err)
+		return err;
+	err = dri_thread_get(r, &t);
+	if (err)
+		return err;
+	dri_read_enter(r, t);
+	err = dri_delete(r, t, name, name_len, force);
+	dri_read_exit(r, t);
+	maybe_reclaim(r, t);
+	return err;
+}
+
+DR_EXPORT int dr_unregister_bin(dr_registry *r, const void *name, size_t name_len)
+{
+	return unregister(r, name, name_len, false);
+}
+
+DR_EXPORT int dr_unregister(dr_registry *r, const char *name)
+{
+	return unregister(r, name, cname_len(name), false);
+}
+
+DR_EXPORT int dr_unregister_force_bin(dr_registry *r, const void *name,
+				      size_t name_len)
+{
+	return unregister(r, name, name_len, true);
+}
+
+DR_EXPORT int dr_unregister_force(dr_registry *r, const char *name)
+{
+	return unregister(r, name, cname_len(name), true);
+}
+
+DR_EXPORT int dr_whereis_bin(dr_registry *r, const void *name, size_t name_len,
+			     struct dr_entry *out)
+{
+	struct dri_thread *t;
+	int err;
+
+	if (!r)
+		return -EINVAL;
+	err = name_check(name, name_len);
+	if (err)
+		return err;
+	err = dri_thread_get(r, &t);
+	if (err)
+		return err;
+	dri_read_enter(r, t);
+	err = dri_lookup(r, name, name_len, dri_hash(r, name, name_len), out);
+	dri_read_exit(r, t);
+	return err;
+}
+
+DR_EXPORT int dr_whereis(dr_registry *r, const char *name, struct dr_entry *out)
+{
+	return dr_whereis_bin(r, name, cname_len(name), out);
+}
+
+DR_EXPORT int dr_read_lock(dr_registry *r)
+{
+	struct dri_thread *t;
+	int err;
+
+	if (!r)
+		return -EINVAL;
+	err = dri_thread_get(r, &t);
+	if (err)
+		return err;
+	if (t->nest == UINT32_MAX)
+		return -EOVERFLOW;
+	dri_read_enter(r, t);
+	return 0;
+}
+
+DR_EXPORT int dr_read_unlock(dr_registry *r)
+{
+	struct dri_thread *t;
+	int err;
+
+	if (!r)
+		return -EINVAL;
+	err = dri_thread_get(r, &t);
+	if (err)
+		return err;
+	if (t->nest == 0)
+		return -EINVAL;
+	dri_read_exit(r, t);
+	maybe_reclaim(r, t);
+	return 0;
+}
+
+DR_EXPORT int dr_reap(dr_registry *r, unsigned *nreaped)
+{
+	struct dri_thread *t;
+	unsigned n;
+	int err;
+
+	if (!r)
+		return -EINVAL;
+	err = dri_thread_get(r, &t);
+	if (err)
+		return err;
+	dri_reap_readers(r);
+	n = dri_reap_entries(r, t, 0);
+	for (uint32_t i = 0; i < r->hdr->max_procs; i++) {
+		uint64_t w = ld_acq64(&r->procs[i].word);
+		if ((w & DRI_PROC_LIVE) && !dri_owner_alive(r, DRI_OWNER(i, DRI_PROC_GEN(w))))
+			uatomic_cmpxchg(&r->procs[i].word, w, w & ~DRI_PROC_LIVE);
+	}
+	if (t->nest == 0)
+		dri_reclaim_all(r, t, false);
+	if (nreaped)
+		*nreaped = n;
+	return 0;
+}
+
+DR_EXPORT const char *dr_segment_name(const dr_registry *r)
+{
+	return r ? r->segment : "";
+}

@@ -1,0 +1,384 @@
+/*
+ * segment.c - naming, creating, validating and mapping the shared segment.
+ *
+ * A new segment is built under a temporary name, allocated in full with
+ * posix_fallocate() (a full /dev/shm then fails here, not with SIGBUS
+ * later), initialised, and only then link()ed to its real name. link() fails
+ * if the name exists, so of many concurrent creators exactly one wins and the
+ * others open the winner's segment; nobody ever maps a half-built segment,
+ * and a creator killed half-way leaves only its temporary file, which the
+ * next creator removes.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <xxhash.h>
+
+#include "dri.h"
+
+#define SHM_DIR "/dev/shm"
+#define SEG_PREFIX "distreg."
+#define TMP_INFIX ".tmp."
+
+uint64_t dri_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * The format word: a hash of everything two builds must agree on to share a
+ * segment. Any change of layout, limits, hash function or byte order changes
+ * it, so a foreign segment is refused instead of misread.
+ */
+uint64_t dri_format_word(void)
+{
+	const uint64_t desc[] = {
+		DRI_LAYOUT_VERSION,
+		0x0102030405060708ull, /* byte order */
+		sizeof(struct dri_header),
+		offsetof(struct dri_header, epoch),
+		offsetof(struct dri_header, next_regid),
+		offsetof(struct dri_header, readers_hwm),
+		sizeof(struct dri_proc),
+		sizeof(struct dri_reader),
+		sizeof(struct dri_entry),
+		offsetof(struct dri_entry, name),
+		offsetof(struct dri_entry, val),
+		DR_NAME_MAX,
+		DR_VALUE_MAX,
+		DRI_MARK,
+		0x78786833ull, /* "xxh3": the name hash is XXH3_64bits_withSeed */
+	};
+	return XXH64(desc, sizeof(desc), 0) | 1; /* never 0 */
+}
+
+static bool segment_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > DR_SEGMENT_MAX)
+		return false;
+	if (strchr(s, '/') || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+		return false;
+	return true;
+}
+
+int dri_segment_path(const char *segment, char *path, size_t len,
+		     const char **resolved)
+{
+	if (!segment) {
+		segment = getenv("DISTREG_SEGMENT");
+		if (!segment || !*segment)
+			segment = "default";
+	}
+	if (!segment_name_ok(segment))
+		return -EINVAL;
+	if ((size_t)snprintf(path, len, SHM_DIR "/" SEG_PREFIX "%s", segment) >= len)
+		return -EINVAL;
+	if (resolved)
+		*resolved = segment;
+	return 0;
+}
+
+static uint64_t align_up(uint64_t v, uint64_t a)
+{
+	return (v + a - 1) & ~(a - 1);
+}
+
+static uint32_t pow2_at_least(uint32_t v)
+{
+	uint32_t p = 16;
+	while (p < v)
+		p <<= 1;
+	return p;
+}
+
+/* Lay the arrays out after the header; returns the total size. */
+static uint64_t layout(struct dri_header *h)
+{
+	uint64_t off = DRI_HEADER_SIZE;
+	h->off_procs = off;
+	off = align_up(off + (uint64_t)h->max_procs * sizeof(struct dri_proc), DRI_CACHELINE);
+	h->off_readers = off;
+	off = align_up(off + (uint64_t)h->max_threads * sizeof(struct dri_reader), DRI_CACHELINE);
+	h->off_states = off;
+	off = align_up(off + (uint64_t)h->capacity * sizeof(uint64_t), DRI_CACHELINE);
+	h->off_buckets = off;
+	off = align_up(off + (uint64_t)h->nbuckets * sizeof(uint32_t), DRI_CACHELINE);
+	h->off_entries = off;
+	off += (uint64_t)h->capacity * sizeof(struct dri_entry);
+	return align_up(off, 4096);
+}
+
+/*
+ * Check a header read from a file of file_size bytes: everything a
+ * corrupted or foreign file could get wrong before we trust an offset.
+ */
+static int header_check(const struct dri_header *h, uint64_t file_size)
+{
+	struct dri_header want;
+
+	if (h->magic != DRI_MAGIC)
+		return -EBADMSG;
+	if (h->format != dri_format_word())
+		return -EPROTO;
+	if (h->capacity == 0 || h->capacity > DRI_MAX_CAPACITY ||
+	    h->max_procs == 0 || h->max_procs > DRI_MAX_PROCS ||
+	    h->max_threads == 0 || h->max_threads > DRI_MAX_THREADS ||
+	    h->nbuckets != pow2_at_least(h->capacity) ||
+	    (h->rcu_mode != DRI_RCU_MEMBARRIER && h->rcu_mode != DRI_RCU_FENCE))
+		return -EBADMSG;
+	want = *h;
+	if (layout(&want) != h->size || want.off_procs != h->off_procs ||
+	    want.off_readers != h->off_readers || want.off_states != h->off_states ||
+	    want.off_buckets != h->off_buckets || want.off_entries != h->off_entries)
+		return -EBADMSG;
+	if (file_size < h->size)
+		return -EBADMSG; /* truncated */
+	return 0;
+}
+
+static void map_arrays(struct dr_registry *r)
+{
+	struct dri_header *h = (struct dri_header *)r->base;
+	r->hdr = h;
+	r->procs = (struct dri_proc *)(r->base + h->off_procs);
+	r->readers = (struct dri_reader *)(r->base + h->off_readers);
+	r->states = (uint64_t *)(r->base + h->off_states);
+	r->buckets = (uint32_t *)(r->base + h->off_buckets);
+	r->entries = (struct dri_entry *)(r->base + h->off_entries);
+	r->capacity = h->capacity;
+	r->mask = h->nbuckets - 1;
+	r->seed = h->seed;
+	r->fence = h->rcu_mode == DRI_RCU_FENCE;
+}
+
+static int lock_byte(int fd, off_t at, bool wait)
+{
+	struct flock fl = {
+		.l_type = F_WRLCK,
+		.l_whence = SEEK_SET,
+		.l_start = at,
+		.l_len = 1,
+	};
+	if (fcntl(fd, wait ? F_OFD_SETLKW : F_OFD_SETLK, &fl) < 0)
+		return -errno;
+	return 0;
+}
+
+/*
+ * Remove temporary files of creators that died half-way: their creator
+ * lock is free. A live creator holds it until it has linked its file.
+ */
+static void remove_stale_tmp(const char *segment)
+{
+	char prefix[DR_SEGMENT_MAX + 32];
+	char path[DR_SEGMENT_MAX + 64];
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(prefix, sizeof(prefix), SEG_PREFIX "%s" TMP_INFIX, segment);
+	d = opendir(SHM_DIR);
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		int fd;
+		if (strncmp(de->d_name, prefix, strlen(prefix)) != 0)
+			continue;
+		if ((size_t)snprintf(path, sizeof(path), SHM_DIR "/%s", de->d_name) >= sizeof(path))
+			continue;
+		fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0)
+			continue;
+		if (lock_byte(fd, DRI_CREATOR_LOCK, false) == 0)
+			unlink(path);
+		close(fd);
+	}
+	closedir(d);
+}
+
+static int options_check(const struct dr_options *o)
+{
+	if (o->capacity > DRI_MAX_CAPACITY || o->max_procs > DRI_MAX_PROCS ||
+	    o->max_threads > DRI_MAX_THREADS || (o->mode & ~0777u) ||
+	    (o->flags & ~(uint32_t)DR_OPEN_NOCREATE))
+		return -EINVAL;
+	return 0;
+}
+
+/*
+ * Build a segment under a temporary name and link it to path. Returns 0 with
+ * r mapped and r->fd open (still holding the creator lock, harmless), -EEXIST
+ * when another creator won, or another negative errno.
+ */
+static int create(struct dr_registry *r, const char *segment, const char *path,
+		  const struct dr_options *o)
+{
+	char tmp[DR_SEGMENT_MAX + 64];
+	struct dri_header h = { 0 };
+	uint64_t rnd;
+	mode_t mode = o->mode ? o->mode : 0600;
+	int fd, err;
+	void *base;
+
+	remove_stale_tmp(segment);
+	if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
+		rnd = dri_now_ns() ^ ((uint64_t)getpid() << 32);
+	snprintf(tmp, sizeof(tmp), SHM_DIR "/" SEG_PREFIX "%s" TMP_INFIX "%d.%016llx",
+		 segment, (int)getpid(), (unsigned long long)rnd);
+	fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+	if (fd < 0)
+		return -errno;
+	err = lock_byte(fd, DRI_CREATOR_LOCK, false);
+	if (err)
+		goto fail;
+	if (fchmod(fd, mode) < 0) { /* the umask must not narrow an asked-for mode */
+		err = -errno;
+		goto fail;
+	}
+	DRI_CRASHPOINT(create_tmp);
+
+	h.magic = DRI_MAGIC;
+	h.format = dri_format_word();
+	h.capacity = o->capacity ? o->capacity : DR_DEFAULT_CAPACITY;
+	h.max_procs = o->max_procs ? o->max_procs : DR_DEFAULT_MAX_PROCS;
+	h.max_threads = o->max_threads ? o->max_threads : DR_DEFAULT_MAX_THREADS;
+	h.nbuckets = pow2_at_least(h.capacity);
+	h.size = layout(&h);
+	h.created_ns = dri_now_ns();
+	if (getrandom(&h.seed, sizeof(h.seed), 0) != sizeof(h.seed))
+		h.seed = rnd * 0x9e3779b97f4a7c15ull;
+	h.creator_pid = getpid();
+	h.rcu_mode = dri_membarrier_setup(NULL) == 0 ? DRI_RCU_MEMBARRIER : DRI_RCU_FENCE;
+	h.epoch = 1;
+	h.next_regid = h.created_ns;
+	h.readers_hwm = 0;
+
+	err = -posix_fallocate(fd, 0, (off_t)h.size);
+	if (err)
+		goto fail;
+	base = mmap(NULL, h.size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (base == MAP_FAILED) {
+		err = -errno;
+		goto fail;
+	}
+	/* fallocate zeroed every page: all entries FREE, all slots free. */
+	memcpy(base, &h, sizeof(h));
+	DRI_CRASHPOINT(create_init);
+
+	if (link(tmp, path) < 0) {
+		err = -errno;
+		munmap(base, h.size);
+		goto fail;
+	}
+	unlink(tmp);
+	r->fd = fd;
+	r->base = base;
+	r->size = h.size;
+	map_arrays(r);
+	return 0;
+
+fail:
+	unlink(tmp);
+	close(fd);
+	return err;
+}
+
+/* Open and validate an existing segment file. */
+static int attach_existing(struct dr_registry *r, int fd)
+{
+	struct dri_header h;
+	struct stat st;
+	void *base;
+	int err;
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size < DRI_HEADER_SIZE)
+		return -EBADMSG;
+	if (pread(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h))
+		return -EBADMSG;
+	err = header_check(&h, (uint64_t)st.st_size);
+	if (err)
+		return err;
+	base = mmap(NULL, h.size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (base == MAP_FAILED)
+		return -errno;
+	/* Check the mapped copy too: the file may have changed since pread. */
+	err = header_check((const struct dri_header *)base, (uint64_t)st.st_size);
+	if (err) {
+		munmap(base, h.size);
+		return err;
+	}
+	r->fd = fd;
+	r->base = base;
+	r->size = h.size;
+	map_arrays(r);
+	return 0;
+}
+
+int dri_segment_open(struct dr_registry *r, const char *segment,
+		     const struct dr_options *o)
+{
+	char path[DR_SEGMENT_MAX + 64];
+	int err, tries;
+
+	err = options_check(o);
+	if (err)
+		return err;
+	err = dri_segment_path(segment, path, sizeof(path), &segment);
+	if (err)
+		return err;
+	snprintf(r->segment, sizeof(r->segment), "%s", segment);
+
+	/* Bounded: each round either opens, or creates, or loses a creation
+	 * race to a segment that then exists (unless removed again at once). */
+	for (tries = 0; tries < 64; tries++) {
+		int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+		if (fd >= 0) {
+			err = attach_existing(r, fd);
+			if (err)
+				close(fd);
+			return err;
+		}
+		if (errno != ENOENT)
+			return -errno;
+		if (o->flags & DR_OPEN_NOCREATE)
+			return -ENOENT;
+		err = create(r, segment, path, o);
+		if (err != -EEXIST)
+			return err;
+	}
+	return -EAGAIN;
+}
+
+void dri_segment_close(struct dr_registry *r)
+{
+	if (r->base)
+		munmap(r->base, r->size);
+	if (r->fd >= 0)
+		close(r->fd);
+	r->base = NULL;
+	r->fd = -1;
+}
+
+DR_EXPORT int dr_unlink(const char *segment)
+{
+	char path[DR_SEGMENT_MAX + 64];
+	int err = dri_segment_path(segment, path, sizeof(path), NULL);
+	if (err)
+		return err;
+	if (unlink(path) < 0)
+		return -errno;
+	return 0;
+}

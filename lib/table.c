@@ -1,0 +1,435 @@
+/*
+ * table.c - the lock-free hash table: bucket heads pointing into sorted
+ * Harris-Michael lists of entries, by index.
+ *
+ * Within a bucket, entries are sorted by (hash, name length, name bytes), so
+ * a name has exactly one place and two racing inserts of it meet on the same
+ * link: one CAS wins, the other sees the winner. Deletion marks the entry's
+ * own next link (logical deletion, after which the link never changes), then
+ * unlinks it from its predecessor; any writer that meets a marked entry
+ * unlinks it and retires it, so a deleter killed between the two steps
+ * leaves nothing that the next writer does not finish.
+ *
+ * Readers only load. A value is double-buffered in its entry: the owner
+ * writes the slot readers are not told to read, then switches vsel; a reader
+ * that saw vsel change while copying copies again.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <xxhash.h>
+
+#include "dri.h"
+
+uint64_t dri_hash(const struct dr_registry *r, const void *name, size_t len)
+{
+	return XXH3_64bits_withSeed(name, len, r->seed);
+}
+
+/* Order of an entry against a key: <0 before, 0 same name, >0 after. */
+static int key_cmp(const struct dri_entry *e, uint64_t hash, const void *name,
+		   size_t len)
+{
+	if (e->hash != hash)
+		return e->hash < hash ? -1 : 1;
+	if (e->name_len != len)
+		return e->name_len < len ? -1 : 1;
+	return memcmp(e->name, name, len);
+}
+
+struct pos {
+	uint32_t *prev;   /* the link that points at curr */
+	uint32_t curr;    /* link value: entry index + 1, or 0 */
+	uint32_t next;    /* curr's successor link, unmarked */
+};
+
+/*
+ * Find where the key belongs in its bucket, unlinking (and retiring) every
+ * marked entry met on the way. Returns 1 when an unmarked entry with the
+ * key is at p->curr, 0 when p->curr is where it would go, -EBADMSG when the
+ * chain is corrupt (an index out of range or a cycle). Inside a read-side
+ * section.
+ */
+static int search(struct dr_registry *r, struct dri_thread *t, uint64_t hash,
+		  const void *name, size_t len, struct pos *p)
+{
+	uint32_t *prev, curr, steps;
+
+retry:
+	prev = &r->buckets[hash & r->mask];
+	curr = ld_acq32(prev);
+	for (steps = 0;; steps++) {
+		struct dri_entry *e;
+		uint32_t nx;
+		int c;
+
+		if (curr == 0) {
+			p->prev = prev;
+			p->curr = 0;
+			p->next = 0;
+			return 0;
+		}
+		if (curr > r->capacity || steps > r->capacity)
+			return -EBADMSG;
+		e = dri_entry_at(r, curr - 1);
+		nx = ld_acq32(&e->next);
+		if (nx & DRI_MARK) {
+			uint32_t succ = nx & ~DRI_MARK;
+			uint64_t s = ld_acq64(&r->states[curr - 1]);
+
+			if (uatomic_cmpxchg(prev, curr, succ) != curr)
+				goto retry;
+			if (DRI_ST_TAG(s) == DRI_TAG_ALLOC)
+				dri_retire(r, t, curr - 1, s);
+			curr = succ;
+			continue;
+		}
+		c = key_cmp(e, hash, name, len);
+		if (c >= 0) {
+			p->prev = prev;
+			p->curr = curr;
+			p->next = nx;
+			return c == 0;
+		}
+		prev = &e->next;
+		curr = nx;
+	}
+}
+
+/*
+ * Claim a free entry by CAS on its state word, which records us as owner in
+ * the same step (so a crash right after leaves an entry reaping can return).
+ * Next-fit from this thread's cursor; one full turn at most.
+ */
+static bool try_alloc(struct dr_registry *r, struct dri_thread *t, uint32_t *idx)
+{
+	uint64_t mine = DRI_ST_ALLOC(r->owner);
+	uint32_t cap = r->capacity, i = t->cursor % cap, n;
+
+	for (n = 0; n < cap; n++) {
+		uint64_t *s = &r->states[i];
+		uint32_t at = i;
+
+		i = i + 1 == cap ? 0 : i + 1;
+		if (CMM_LOAD_SHARED(*s) == DRI_ST_FREE &&
+		    uatomic_cmpxchg(s, DRI_ST_FREE, mine) == DRI_ST_FREE) {
+			t->cursor = i;
+			*idx = at;
+			return true;
+		}
+	}
+	t->cursor = i;
+	return false;
+}
+
+/*
+ * Allocate an entry, reclaiming when none is free: first what dead owners
+ * hold, then every retired entry whose grace period can end (waiting a
+ * bounded time for readers). Outside a read-side section (else we would
+ * wait on ourselves). Returns 0, -ENOSPC or -EBUSY.
+ */
+int dri_alloc_entry(struct dr_registry *r, struct dri_thread *t, uint32_t *idx)
+{
+	int busy;
+
+	if (try_alloc(r, t, idx))
+		goto got;
+	dri_reap_entries(r, t, 0);
+	busy = dri_reclaim_all(r, t, t->nest == 0) == -EBUSY;
+	if (try_alloc(r, t, idx))
+		goto got;
+	return busy ? -EBUSY : -ENOSPC;
+got:
+	DRI_CRASHPOINT(reg_allocated);
+	return 0;
+}
+
+/* Give back an entry that was never linked: no reader can hold it. */
+void dri_free_unpublished(struct dr_registry *r, uint32_t idx)
+{
+	CMM_STORE_SHARED(dri_entry_at(r, idx)->next, 0);
+	st_rel64(&r->states[idx], DRI_ST_FREE);
+}
+
+/* Owner only: write the value into the slot readers are not reading. */
+static void value_update(struct dri_entry *e, const void *value, size_t len)
+{
+	uint32_t w;
+
+	/* The busy bit keeps two threads of the owner apart; a dead owner's
+	 * busy bit is harmless, as nobody else ever updates its entry. */
+	for (;;) {
+		w = ld_acq32(&e->vsel);
+		if (!(w & 1) && uatomic_cmpxchg(&e->vsel, w, w | 1) == w)
+			break;
+		caa_cpu_relax();
+	}
+	DRI_CRASHPOINT(update_busy);
+	struct dri_value *v = &e->val[((w >> 1) + 1) & 1];
+	v->len = (uint16_t)len;
+	if (len)
+		memcpy(v->data, value, len);
+	DRI_CRASHPOINT(update_written);
+	st_rel32(&e->vsel, w + 2);
+}
+
+void dri_value_read(const struct dri_entry *e, struct dr_entry *out)
+{
+	uint32_t w1, w2;
+
+	out->pid = e->pid;
+	out->regid = e->regid;
+	do {
+		const struct dri_value *v;
+		size_t len;
+
+		w1 = ld_acq32(&e->vsel);
+		v = &e->val[(w1 >> 1) & 1];
+		len = CMM_LOAD_SHARED(v->len);
+		if (len > DR_VALUE_MAX)
+			len = DR_VALUE_MAX; /* torn by a concurrent flip; retried */
+		memcpy(out->value, v->data, len);
+		out->value_len = len;
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		w2 = CMM_LOAD_SHARED(e->vsel);
+	} while ((w1 >> 1) != (w2 >> 1));
+}
+
+/*
+ * Link the filled, unpublished entry idx, or resolve a collision: our own
+ * name gets the new value (and idx is freed), a live owner's name gives
+ * -EEXIST, a dead owner's name is marked deleted and we go round again.
+ * Inside a read-side section.
+ */
+int dri_insert(struct dr_registry *r, struct dri_thread *t, uint32_t idx,
+	       const void *value, size_t value_len)
+{
+	struct dri_entry *e = dri_entry_at(r, idx);
+	struct pos p;
+
+	DRI_CRASHPOINT(reg_filled);
+	for (;;) {
+		int rc = search(r, t, e->hash, e->name, e->name_len, &p);
+
+		if (rc < 0) {
+			dri_free_unpublished(r, idx);
+			return rc;
+		}
+		if (rc == 1) {
+			struct dri_entry *cur = dri_entry_at(r, p.curr - 1);
+
+			if (cur->owner == r->owner) {
+				value_update(cur, value, value_len);
+				dri_free_unpublished(r, idx);
+				return 0;
+			}
+			if (dri_owner_alive(r, cur->owner)) {
+				dri_free_unpublished(r, idx);
+				return -EEXIST;
+			}
+			/* Its owner is dead: delete it; the next search
+			 * unlinks it. */
+			if (uatomic_cmpxchg(&cur->next, p.next, p.next | DRI_MARK) == p.next)
+				DRI_CRASHPOINT(reg_takeover);
+			continue;
+		}
+		CMM_STORE_SHARED(e->next, p.curr);
+		if (e->regid == 0)
+			e->regid = uatomic_add_return(&r->hdr->next_regid, 1) - 1;
+		/* The CAS is a full barrier: the entry is complete before it
+		 * is reachable. */
+		if (uatomic_cmpxchg(p.prev, p.curr, idx + 1) == p.curr) {
+			DRI_CRASHPOINT(reg_linked);
+			return 0;
+		}
+	}
+}
+
+/*
+ * Look a name up. Inside a read-side section; loads only. Marked entries
+ * are skipped, not unlinked.
+ */
+int dri_lookup(struct dr_registry *r, const void *name, size_t len,
+	       uint64_t hash, struct dr_entry *out)
+{
+	uint32_t curr = ld_acq32(&r->buckets[hash & r->mask]), steps = 0;
+
+	while (curr) {
+		const struct dri_entry *e;
+		uint32_t nx;
+
+		if (curr > r->capacity || ++steps > r->capacity)
+			return -ENOENT; /* corrupt chain: shmdump --check says where */
+		e = dri_entry_at(r, curr - 1);
+		nx = ld_acq32(&e->next);
+		if (e->hash == hash) {
+			if (!(nx & DRI_MARK) && e->name_len == len &&
+			    memcmp(e->name, name, len) == 0) {
+				if (out)
+					dri_value_read(e, out);
+				return 0;
+			}
+		} else if (e->hash > hash) {
+			break;
+		}
+		curr = nx & ~DRI_MARK;
+	}
+	return -ENOENT;
+}
+
+/* Mark p's entry deleted and unlink it. 0, or 1 if someone else marked it
+ * first (then nothing was done). */
+static int mark_and_unlink(struct dr_registry *r, struct dri_thread *t,
+			   struct pos *p)
+{
+	struct dri_entry *cur = dri_entry_at(r, p->curr - 1);
+	uint64_t s;
+
+	if (uatomic_cmpxchg(&cur->next, p->next, p->next | DRI_MARK) != p->next)
+		return 1;
+	DRI_CRASHPOINT(unreg_marked);
+	s = ld_acq64(&r->states[p->curr - 1]);
+	if (uatomic_cmpxchg(p->prev, p->curr, p->next) == p->curr) {
+		DRI_CRASHPOINT(unreg_unlinked);
+		if (DRI_ST_TAG(s) == DRI_TAG_ALLOC)
+			dri_retire(r, t, p->curr - 1, s);
+	}
+	/* Else a concurrent writer changed prev; whoever next passes the
+	 * entry unlinks it. */
+	return 0;
+}
+
+/*
+ * Unregister a name. Inside a read-side section. A dead owner's name is
+ * removed and reported as absent (-ENOENT).
+ */
+int dri_delete(struct dr_registry *r, struct dri_thread *t, const void *name,
+	       size_t len, bool force)
+{
+	uint64_t hash = dri_hash(r, name, len);
+	struct pos p;
+
+	for (;;) {
+		int rc = search(r, t, hash, name, len, &p), dead = 0;
+		struct dri_entry *cur;
+
+		if (rc <= 0)
+			return rc == 0 ? -ENOENT : rc;
+		cur = dri_entry_at(r, p.curr - 1);
+		if (!force && cur->owner != r->owner) {
+			if (dri_owner_alive(r, cur->owner))
+				return -EPERM;
+			dead = 1;
+		}
+		if (mark_and_unlink(r, t, &p))
+			continue;
+		return dead ? -ENOENT : 0;
+	}
+}
+
+/*
+ * Remove entry idx, whose state word the caller saw as `state` (ALLOC of a
+ * dead owner, or of this handle at close), wherever it stands: linked,
+ * marked, unlinked but not retired, or never published. Inside a read-side
+ * section. Returns true if it was a visible name that we removed.
+ */
+bool dri_delete_exact(struct dr_registry *r, struct dri_thread *t, uint32_t idx,
+		      uint64_t state)
+{
+	struct dri_entry *e = dri_entry_at(r, idx);
+	bool removed = false;
+	struct pos p;
+
+	if (ld_acq64(&r->states[idx]) != state)
+		return false; /* retired or freed by someone else meanwhile */
+	if (e->name_len >= 1 && e->name_len <= DR_NAME_MAX) {
+		uint8_t name[DR_NAME_MAX];
+		size_t len = e->name_len;
+		uint64_t hash = e->hash;
+
+		memcpy(name, e->name, len);
+		for (int guard = 0; guard < 64; guard++) {
+			int rc = search(r, t, hash, name, len, &p);
+			if (rc != 1 || p.curr - 1 != idx)
+				break; /* idx is not reachable any more */
+			if (mark_and_unlink(r, t, &p) == 0) {
+				DRI_CRASHPOINT(reap_marked);
+				removed = true;
+			}
+		}
+	}
+	/* Unreachable now. If still ours to retire (never published, or its
+	 * unlinker died before retiring it), retire it; the CAS settles races
+	 * with a live unlinker. */
+	if (ld_acq64(&r->states[idx]) == state)
+		dri_retire(r, t, idx, state);
+	return removed;
+}
+
+/*
+ * Reap: remove the entries of dead owners (only_owner 0), or of one owner
+ * (only_owner, used by dr_close for our own names). Returns the number of
+ * visible names removed. Takes read-side sections of its own.
+ */
+unsigned dri_reap_entries(struct dr_registry *r, struct dri_thread *t,
+			  uint64_t only_owner)
+{
+	uint32_t nprocs = r->hdr->max_procs, i;
+	uint32_t *seen_gen = NULL;
+	uint8_t *seen_alive = NULL;
+	unsigned n = 0;
+
+	if (!only_owner) {
+		/* Ask each slot's liveness once, for the generation it had
+		 * then; an owner of any other generation is asked on its own
+		 * (a slot may be taken over while we scan). */
+		seen_gen = calloc(nprocs, sizeof(*seen_gen));
+		seen_alive = calloc(nprocs, 1);
+		if (!seen_gen || !seen_alive) {
+			free(seen_gen);
+			free(seen_alive);
+			return 0;
+		}
+		for (i = 0; i < nprocs; i++) {
+			uint64_t w = ld_acq64(&r->procs[i].word);
+			seen_gen[i] = DRI_PROC_GEN(w);
+			seen_alive[i] = dri_owner_alive(r, DRI_OWNER(i, seen_gen[i]));
+		}
+	}
+	for (i = 0; i < r->capacity; i++) {
+		uint64_t s = ld_acq64(&r->states[i]), o;
+		bool removed;
+
+		if (DRI_ST_TAG(s) != DRI_TAG_ALLOC)
+			continue;
+		o = DRI_ST_OWNER(s);
+		if (only_owner) {
+			if (o != only_owner)
+				continue;
+		} else {
+			uint32_t slot = DRI_OWNER_SLOT(o);
+			bool alive;
+
+			if (o == r->owner)
+				continue;
+			if (slot < nprocs && seen_gen[slot] == DRI_OWNER_GEN(o))
+				alive = seen_alive[slot];
+			else
+				alive = dri_owner_alive(r, o);
+			if (alive)
+				continue;
+		}
+		dri_read_enter(r, t);
+		removed = dri_delete_exact(r, t, i, s);
+		dri_read_exit(r, t);
+		n += removed;
+		if (only_owner && removed && n == 1)
+			DRI_CRASHPOINT(close_partial);
+		if (t->nest == 0 && t->nretired == DRI_RETIRE_BATCH)
+			dri_reclaim_own(r, t);
+	}
+	free(seen_gen);
+	free(seen_alive);
+	return n;
+}
