@@ -285,7 +285,7 @@ struct dri_tcache {
 	uint64_t id;
 	struct dri_thread *t;
 };
-extern __thread struct dri_tcache dri_tcache;
+extern __thread struct dri_tcache dri_tcache __attribute__((tls_model("initial-exec")));
 
 /* The calling thread's state for r, claiming a reader slot on first use. */
 static inline int dri_thread_get(struct dr_registry *r, struct dri_thread **out)

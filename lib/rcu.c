@@ -30,7 +30,7 @@
 
 #include "dri.h"
 
-__thread struct dri_tcache dri_tcache;
+__thread struct dri_tcache dri_tcache __attribute__((tls_model("initial-exec")));
 
 /* How long an allocation waits for stalled readers before -EBUSY. */
 #define GRACE_WAIT_NS (50ull * 1000 * 1000)

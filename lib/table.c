@@ -18,6 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Inlined: a call into libxxhash.so per lookup cost more than the hash of
+ * a short name itself. */
+#define XXH_INLINE_ALL
 #include <xxhash.h>
 
 #include "dri.h"
@@ -134,6 +137,9 @@ int dri_alloc_entry(struct dr_registry *r, struct dri_thread *t, uint32_t *idx)
 	int busy;
 
 	if (try_alloc(r, t, idx))
+		goto got;
+	/* Cheapest first: this thread's own retired batch. */
+	if (t->nest == 0 && dri_reclaim_own(r, t) > 0 && try_alloc(r, t, idx))
 		goto got;
 	dri_reap_entries(r, t, 0);
 	busy = dri_reclaim_all(r, t, t->nest == 0) == -EBUSY;
