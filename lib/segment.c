@@ -280,7 +280,10 @@ static int create(struct dr_registry *r, const char *segment, const char *path,
 	DRI_CRASHPOINT(create_init);
 
 	if (link(tmp, path) < 0) {
-		err = -errno;
+		/* EEXIST: another creator won. ENOENT: a concurrent creator
+		 * took our file for a dead one's in the instant before we
+		 * locked it. Either way the caller goes round again. */
+		err = errno == ENOENT ? -EEXIST : -errno;
 		munmap(base, h.size);
 		goto fail;
 	}
