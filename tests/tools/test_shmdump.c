@@ -1,0 +1,692 @@
+/*
+ * test_shmdump.c - the command-line tools, tested by running them.
+ *
+ * Each test builds a segment of its own through the library, runs the built
+ * shmdump (path in $SHMDUMP) or distreg-demo (path in $DISTREG_DEMO) with
+ * posix_spawn(), and checks the exit status and the output.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include <distreg.h>
+
+#include "testutil.h"
+
+extern char **environ;
+
+/* The demo measures for two seconds; everything else takes milliseconds. */
+#define TOOLS_TIMEOUT 60.0
+
+/* Small geometry: a segment of capacity 64 is about 40 KiB. */
+#define T_MAX_PROCS 16u
+#define T_MAX_THREADS 64u
+
+/* ---------------------------------------------------------------------- */
+/* Segments, removed again by the suite's .fini even when a test fails */
+
+#define MAX_SEGS 8
+static char segs[MAX_SEGS][DR_SEGMENT_MAX + 1];
+static int nsegs;
+
+static const char *seg_new(const char *tag)
+{
+	cr_assert_lt(nsegs, MAX_SEGS);
+	return dr_test_segment(segs[nsegs++], sizeof(segs[0]), tag);
+}
+
+static void segs_fini(void)
+{
+	for (int i = 0; i < nsegs; i++)
+		(void)dr_unlink(segs[i]);
+	nsegs = 0;
+}
+
+TestSuite(shmdump, .timeout = TOOLS_TIMEOUT, .fini = segs_fini);
+TestSuite(demo, .timeout = TOOLS_TIMEOUT, .fini = segs_fini);
+
+static dr_registry *seg_open(const char *segment, uint32_t capacity)
+{
+	struct dr_options o = {
+		.segment = segment,
+		.capacity = capacity,
+		.max_procs = T_MAX_PROCS,
+		.max_threads = T_MAX_THREADS,
+	};
+	dr_registry *r = NULL;
+	int rc = dr_open(&o, &r);
+
+	cr_assert_eq(rc, 0, "dr_open(%s): %s", segment, dr_strerror(rc));
+	return r;
+}
+
+static void seg_path(char *buf, size_t len, const char *segment)
+{
+	snprintf(buf, len, "/dev/shm/distreg.%s", segment);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Running a tool */
+
+struct run {
+	int status; /* exit status, or 128 + signal */
+	char *out, *err;
+};
+
+static char *slurp(FILE *f)
+{
+	long n;
+	char *buf;
+
+	cr_assert_eq(fseek(f, 0, SEEK_END), 0);
+	n = ftell(f);
+	rewind(f);
+	buf = malloc((size_t)n + 1);
+	cr_assert_not_null(buf);
+	cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
+	buf[n] = 0;
+	fclose(f);
+	return buf;
+}
+
+/*
+ * Run the program named by environment variable var with args (NULL-
+ * terminated, without argv[0]) and envp (NULL: ours). Output goes to
+ * temporary files, not pipes, so a large output cannot block the child.
+ */
+static struct run run_tool(const char *var, const char *const *args, char *const *envp)
+{
+	const char *exe = getenv(var);
+	char *argv[16];
+	posix_spawn_file_actions_t fa;
+	FILE *out = tmpfile(), *err = tmpfile();
+	struct run res;
+	pid_t pid;
+	int n = 0, st, rc;
+
+	cr_assert_not_null(exe, "$%s is not set: run this test through meson test", var);
+	cr_assert(out && err);
+	argv[n++] = (char *)exe;
+	while (*args && n < 15)
+		argv[n++] = (char *)*args++;
+	argv[n] = NULL;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, fileno(out), 1);
+	posix_spawn_file_actions_adddup2(&fa, fileno(err), 2);
+	rc = posix_spawn(&pid, exe, &fa, NULL, argv, envp ? envp : environ);
+	posix_spawn_file_actions_destroy(&fa);
+	cr_assert_eq(rc, 0, "posix_spawn %s: %s", exe, strerror(rc));
+	while (waitpid(pid, &st, 0) < 0)
+		cr_assert_eq(errno, EINTR);
+	res.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	res.out = slurp(out);
+	res.err = slurp(err);
+	return res;
+}
+
+#define SHMDUMP(...) run_tool("SHMDUMP", (const char *const[]){ __VA_ARGS__, NULL }, NULL)
+
+static void run_free(struct run *r)
+{
+	free(r->out);
+	free(r->err);
+}
+
+/* The line of text that starts with prefix, copied into buf; asserts. */
+static const char *line_starting(const char *text, const char *prefix, char *buf, size_t len)
+{
+	size_t plen = strlen(prefix);
+	const char *p = text;
+
+	while (*p) {
+		size_t n = strcspn(p, "\n");
+
+		if (strncmp(p, prefix, plen) == 0) {
+			cr_assert_lt(n, len);
+			memcpy(buf, p, n);
+			buf[n] = 0;
+			return buf;
+		}
+		p += n + (p[n] == '\n');
+	}
+	cr_assert_fail("no line starting with \"%s\" in:\n%s", prefix, text);
+	return NULL;
+}
+
+/* The number after "key: " in shmdump --stats output. */
+static uint64_t stat_value(const char *text, const char *key)
+{
+	char prefix[64], line[256];
+
+	snprintf(prefix, sizeof(prefix), "%s: ", key);
+	line_starting(text, prefix, line, sizeof(line));
+	return strtoull(line + strlen(prefix), NULL, 10);
+}
+
+/* ---------------------------------------------------------------------- */
+/* A child process that holds names, for the dead-owner and corrupt cases */
+
+struct holder {
+	pid_t pid;
+};
+
+/* Fork a child that opens segment, registers n names "<prefix>.<i>",
+ * enters a read-side section if read_lock, reports and then waits to be
+ * killed (also if the test process dies: PDEATHSIG). */
+static struct holder holder_start(const char *segment, const char *prefix, int n,
+				  bool read_lock)
+{
+	struct holder h;
+	int ready[2];
+	char c = 0;
+
+	cr_assert_eq(pipe(ready), 0);
+	h.pid = fork();
+	cr_assert_neq(h.pid, -1);
+	if (h.pid == 0) {
+		struct dr_options o = { .segment = segment };
+		dr_registry *r;
+		char name[64];
+		int ok;
+
+		/* Never a Criterion assertion in the child: report a byte. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		ok = dr_open(&o, &r) == 0;
+		for (int i = 0; ok && i < n; i++) {
+			snprintf(name, sizeof(name), "%s.%d", prefix, i);
+			ok = dr_register(r, name, "held", 4) == 0;
+		}
+		if (ok && read_lock)
+			ok = dr_read_lock(r) == 0;
+		c = ok ? 'R' : 'E';
+		if (write(ready[1], &c, 1) != 1)
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	close(ready[1]);
+	cr_assert_eq(read(ready[0], &c, 1), 1);
+	close(ready[0]);
+	cr_assert_eq(c, 'R', "the child could not register its names");
+	return h;
+}
+
+static void holder_kill(struct holder *h)
+{
+	int st;
+
+	kill(h->pid, SIGKILL);
+	while (waitpid(h->pid, &st, 0) < 0)
+		cr_assert_eq(errno, EINTR);
+	cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+}
+
+/* ---------------------------------------------------------------------- */
+/* A JSON syntax checker: enough to say that the output parses. */
+
+static const char *json_value(const char *p);
+
+static const char *json_ws(const char *p)
+{
+	while (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r')
+		p++;
+	return p;
+}
+
+static const char *json_string(const char *p)
+{
+	if (*p++ != '"')
+		return NULL;
+	while (*p != '"') {
+		if ((unsigned char)*p < 0x20)
+			return NULL; /* control characters must be escaped */
+		if (*p == '\\') {
+			p++;
+			if (*p == 'u') {
+				for (int i = 1; i <= 4; i++)
+					if (!strchr("0123456789abcdefABCDEF", p[i]) || !p[i])
+						return NULL;
+				p += 4;
+			} else if (!*p || !strchr("\"\\/bfnrt", *p)) {
+				return NULL;
+			}
+		}
+		p++;
+	}
+	return p + 1;
+}
+
+static const char *json_number(const char *p)
+{
+	const char *start = p;
+
+	if (*p == '-')
+		p++;
+	if (*p < '0' || *p > '9')
+		return NULL;
+	while ((*p >= '0' && *p <= '9') || *p == '.' || *p == 'e' || *p == 'E' || *p == '+' ||
+	       (*p == '-' && p != start))
+		p++;
+	return p;
+}
+
+static const char *json_list(const char *p, char close, bool object)
+{
+	p = json_ws(p + 1);
+	if (*p == close)
+		return p + 1;
+	for (;;) {
+		if (object) {
+			p = json_string(json_ws(p));
+			if (!p || *(p = json_ws(p)) != ':')
+				return NULL;
+			p++;
+		}
+		p = json_value(p);
+		if (!p)
+			return NULL;
+		p = json_ws(p);
+		if (*p == close)
+			return p + 1;
+		if (*p++ != ',')
+			return NULL;
+	}
+}
+
+static const char *json_value(const char *p)
+{
+	p = json_ws(p);
+	switch (*p) {
+	case '{':
+		return json_list(p, '}', true);
+	case '[':
+		return json_list(p, ']', false);
+	case '"':
+		return json_string(p);
+	case 't':
+		return strncmp(p, "true", 4) ? NULL : p + 4;
+	case 'f':
+		return strncmp(p, "false", 5) ? NULL : p + 5;
+	case 'n':
+		return strncmp(p, "null", 4) ? NULL : p + 4;
+	default:
+		return json_number(p);
+	}
+}
+
+static bool json_valid(const char *text)
+{
+	const char *end = json_value(text);
+
+	return end && *json_ws(end) == 0;
+}
+
+/* ---------------------------------------------------------------------- */
+
+static const unsigned char bin_name[] = { 0x01, 0xff, 'b' };
+static const unsigned char bin_value[] = { 0x00, 0x01, 0x02 };
+
+/* alpha, beta (empty value), gamma (value with a space), a binary name. */
+static dr_registry *populate(const char *seg)
+{
+	dr_registry *r = seg_open(seg, 64);
+
+	cr_assert_eq(dr_register(r, "alpha", "ipc://alpha", 11), 0);
+	cr_assert_eq(dr_register(r, "beta", NULL, 0), 0);
+	cr_assert_eq(dr_register(r, "gamma", "hello world", 11), 0);
+	cr_assert_eq(dr_register_bin(r, bin_name, sizeof(bin_name), bin_value,
+				     sizeof(bin_value)),
+		     0);
+	return r;
+}
+
+Test(shmdump, listing_shows_names_pids_and_values)
+{
+	const char *seg = seg_new("list");
+	dr_registry *r = populate(seg);
+	struct dr_entry e;
+	char line[512], want[128];
+	struct run res = SHMDUMP("--segment", seg);
+
+	cr_assert_eq(res.status, 0, "stderr: %s", res.err);
+	cr_assert_str_empty(res.err);
+	line_starting(res.out, "NAME ", line, sizeof(line));
+
+	cr_assert_eq(dr_whereis(r, "alpha", &e), 0);
+	line_starting(res.out, "alpha ", line, sizeof(line));
+	snprintf(want, sizeof(want), " %d alive ", (int)getpid());
+	cr_assert(strstr(line, want), "pid or state missing: %s", line);
+	snprintf(want, sizeof(want), " %" PRIu64 " ipc://alpha", e.regid);
+	cr_assert(strstr(line, want), "regid or value missing: %s", line);
+
+	line_starting(res.out, "beta ", line, sizeof(line));
+	cr_assert(line[strlen(line) - 1] == '-' && line[strlen(line) - 2] == ' ',
+		  "empty value not shown as '-': %s", line);
+	line_starting(res.out, "gamma ", line, sizeof(line));
+	cr_assert(strstr(line, " hello world"), "%s", line);
+
+	/* Binary name and value: hex with a 0x prefix. */
+	line_starting(res.out, "0x01ff62 ", line, sizeof(line));
+	cr_assert(strstr(line, " 0x000102"), "binary value not in hex: %s", line);
+
+	cr_assert(strstr(res.out, "\n4 names (4 live, 0 dead), capacity 64\n"),
+		  "summary missing:\n%s", res.out);
+	run_free(&res);
+	dr_close(r);
+	cr_assert_eq(dr_unlink(seg), 0);
+}
+
+Test(shmdump, default_segment_comes_from_environment)
+{
+	const char *seg = seg_new("env");
+	dr_registry *r = populate(seg);
+	char var[DR_SEGMENT_MAX + 32];
+	char *envp[] = { var, NULL };
+	struct run res;
+
+	snprintf(var, sizeof(var), "DISTREG_SEGMENT=%s", seg);
+	res = run_tool("SHMDUMP", (const char *const[]){ NULL }, envp);
+	cr_assert_eq(res.status, 0, "stderr: %s", res.err);
+	cr_assert(strstr(res.out, "\nalpha "), "%s", res.out);
+	run_free(&res);
+	dr_close(r);
+	cr_assert_eq(dr_unlink(seg), 0);
+}
+
+Test(shmdump, stats_match_dr_stats)
+{
+	const char *seg = seg_new("stats");
+	dr_registry *r = populate(seg);
+	struct dr_stats s;
+	char line[256], want[64];
+	struct run res;
+
+	/* Some churn, so that not every counter is zero. */
+	cr_assert_eq(dr_register(r, "gone", "x", 1), 0);
+	cr_assert_eq(dr_unregister(r, "gone"), 0);
+	res = SHMDUMP("--stats", "--segment", seg);
+	cr_assert_eq(dr_stats(r, &s), 0);
+	cr_assert_eq(res.status, 0, "stderr: %s", res.err);
+
+	line_starting(res.out, "segment: ", line, sizeof(line));
+	cr_assert_str_eq(line + strlen("segment: "), seg);
+	cr_assert_eq(stat_value(res.out, "capacity"), s.capacity);
+	cr_assert_eq(stat_value(res.out, "live"), s.live);
+	cr_assert_eq(stat_value(res.out, "live"), 4);
+	cr_assert_eq(stat_value(res.out, "dead"), s.dead);
+	cr_assert_eq(stat_value(res.out, "inflight"), s.inflight);
+	cr_assert_eq(stat_value(res.out, "retired") + stat_value(res.out, "free_entries"),
+		     s.retired + s.free_entries);
+	cr_assert_eq(stat_value(res.out, "nbuckets"), s.nbuckets);
+	cr_assert_eq(stat_value(res.out, "longest_chain"), s.longest_chain);
+	cr_assert_eq(stat_value(res.out, "max_procs"), s.max_procs);
+	cr_assert_eq(stat_value(res.out, "max_procs"), T_MAX_PROCS);
+	/* shmdump was attached too while it counted. */
+	cr_assert_eq(stat_value(res.out, "procs"), s.procs + 1);
+	cr_assert_eq(stat_value(res.out, "max_threads"), s.max_threads);
+	cr_assert_geq(stat_value(res.out, "readers"), 1);
+	stat_value(res.out, "readers_active");
+	cr_assert_eq(stat_value(res.out, "stalled_pid"), 0);
+	cr_assert_leq(stat_value(res.out, "epoch"), s.epoch);
+	cr_assert_eq(stat_value(res.out, "next_regid"), s.next_regid);
+	cr_assert_eq(stat_value(res.out, "segment_bytes"), s.segment_bytes);
+	snprintf(want, sizeof(want), "load: %.2f%%", 100.0 * s.live / s.capacity);
+	cr_assert_str_eq(line_starting(res.out, "load: ", line, sizeof(line)), want);
+	cr_assert_null(strstr(res.out, "stalled:"));
+	run_free(&res);
+	dr_close(r);
+	cr_assert_eq(dr_unlink(seg), 0);
+}
+
+Test(shmdump, stats_name_a_stalled_reader)
+{
+	const char *seg = seg_new("stalled");
+	dr_registry *r = seg_open(seg, 64);
+	struct holder h = holder_start(seg, "reader", 0, true);
+	char line[256], want[128];
+	struct run res;
+
+	/* Unregistered while the child's section is open: its memory waits
+	 * for the child, which never leaves. */
+	cr_assert_eq(dr_register(r, "retired", "x", 1), 0);
+	cr_assert_eq(dr_unregister(r, "retired"), 0);
+	res = SHMDUMP("--stats", "--segment", seg);
+	cr_assert_eq(res.status, 0, "stderr: %s", res.err);
+	cr_assert_geq(stat_value(res.out, "retired"), 1);
+	cr_assert_eq(stat_value(res.out, "stalled_pid"), (uint64_t)h.pid, "%s", res.out);
+	snprintf(want, sizeof(want), "stalled: process %d (test_shmdump) ", (int)h.pid);
+	line_starting(res.out, "stalled: ", line, sizeof(line));
+	cr_assert(strncmp(line, want, strlen(want)) == 0, "want %s got %s", want, line);
+	run_free(&res);
+	holder_kill(&h);
+	dr_close(r);
+	cr_assert_eq(dr_unlink(seg), 0);
+}
+
+Test(shmdump, json_parses_and_escapes)
+{
+	const char *seg = seg_new("json");
+	dr_registry *r = populate(seg);
+	struct dr_entry e;
+	char want[256];
+	struct run res;
+
+	/* q"uo\te: a quote and a backslash; a value with a newline. */
+	cr_assert_eq(dr_register(r, "q\"uo\\te", "a\nb", 3), 0);
+	cr_assert_eq(dr_whereis(r, "alpha", &e), 0);
+	res = SHMDUMP("--json", "--segment", seg);
+	cr_assert_eq(res.status, 0, "stderr: %s", res.err);
+	cr_assert(json_valid(res.out), "not valid JSON:\n%s", res.out);
+
+	cr_assert(strstr(res.out, "\"names\": ["));
+	cr_assert(strstr(res.out, "\"stats\": {"));
+	cr_assert(strstr(res.out, "\"check\": {\"ok\": true"));
+	cr_assert(strstr(res.out, "\"summary\": {\"names\": 5, \"live\": 5, \"dead\": 0"));
+	cr_assert(strstr(res.out, "\"name\": \"q\\\"uo\\\\te\", \"name_encoding\": \"text\""),
+		  "quote or backslash badly escaped:\n%s", res.out);
+	cr_assert(strstr(res.out, "\"value\": \"610a62\", \"value_encoding\": \"hex\""),
+		  "%s", res.out);
+	cr_assert(strstr(res.out, "\"name\": \"01ff62\", \"name_encoding\": \"hex\""), "%s",
+		  res.out);
+	snprintf(want, sizeof(want),
+		 "{\"name\": \"alpha\", \"name_encoding\": \"text\", \"pid\": %d, "
+		 "\"alive\": true, \"regid\": \"%" PRIu64 "\", \"value\": \"ipc://alpha\", "
+		 "\"value_encoding\": \"text\"}",
+		 (int)getpid(), e.regid);
+	cr_assert(strstr(res.out, want), "want %s in:\n%s", want, res.out);
+	cr_assert(strstr(res.out, "\"value\": \"\", \"value_encoding\": \"text\""));
+	run_free(&res);
+	dr_close(r);
+	cr_assert_eq(dr_unlink(seg), 0);
+}
+
+Test(shmdump, check_ok_on_a_healthy_segment)
+{
+	const char *seg = seg_new("ok");
+	dr_registry *r = populate(seg);
+	struct run res = SHMDUMP("--check", "--segment", seg);
+
+	cr_assert_eq(res.status, 0, "stdout: %s stderr: %s", res.out, res.err);
+	cr_assert_str_eq(res.out, "ok\n");
+	run_free(&res);
+	dr_close(r);
+	cr_assert_eq(dr_unlink(seg), 0);
+}
+
+Test(shmdump, check_fails_on_a_corrupted_table)
+{
+	const char *seg = seg_new("corrupt");
+	dr_registry *r = seg_open(seg, 256);
+	struct holder h;
+	char path[DR_SEGMENT_MAX + 32];
+	unsigned char ff[4096];
+	struct stat st;
+	struct run res;
+	int fd;
+
+	/* The test's own handle is closed before the damage (its dr_close
+	 * would walk the damaged chains); a child holds the names. With 256
+	 * entries of 320 bytes, entries fill the second half of the file. */
+	dr_close(r);
+	h = holder_start(seg, "n", 256, false);
+	seg_path(path, sizeof(path), seg);
+	fd = open(path, O_RDWR);
+	cr_assert_geq(fd, 0, "open %s: %s", path, strerror(errno));
+	cr_assert_eq(fstat(fd, &st), 0);
+	cr_assert_gt(st.st_size, 2 * 4096);
+	memset(ff, 0xff, sizeof(ff));
+	for (off_t off = st.st_size / 2; off < st.st_size; off += (off_t)sizeof(ff)) {
+		size_t n = (size_t)(st.st_size - off) < sizeof(ff) ? (size_t)(st.st_size - off)
+								   : sizeof(ff);
+		cr_assert_eq(pwrite(fd, ff, n, off), (ssize_t)n);
+	}
+	close(fd);
+
+	res = SHMDUMP("--check", "--segment", seg);
+	cr_assert_eq(res.status, 2, "status %d, stdout: %s stderr: %s", res.status, res.out,
+		     res.err);
+	cr_assert(strncmp(res.out, "check failed: ", 14) == 0 && strlen(res.out) > 15,
+		  "no message: %s", res.out);
+	run_free(&res);
+	holder_kill(&h);
+	cr_assert_eq(dr_unlink(seg), 0);
+}
+
+Test(shmdump, reap_counts_the_names_of_a_dead_process)
+{
+	const char *seg = seg_new("reap");
+	dr_registry *r = seg_open(seg, 64);
+	struct holder h = holder_start(seg, "dead", 5, false);
+	struct run res;
+
+	holder_kill(&h);
+	cr_assert_eq(dr_whereis(r, "dead.0", NULL), 0, "visible until reaped");
+	res = SHMDUMP("--reap", "--segment", seg);
+	cr_assert_eq(res.status, 0, "stderr: %s", res.err);
+	cr_assert_str_eq(res.out, "reaped 5 names\n");
+	cr_assert_eq(dr_whereis(r, "dead.0", NULL), -ENOENT);
+	run_free(&res);
+	dr_close(r);
+	cr_assert_eq(dr_unlink(seg), 0);
+}
+
+Test(shmdump, missing_segment_is_an_error_and_is_not_created)
+{
+	const char *seg = seg_new("missing");
+	char path[DR_SEGMENT_MAX + 32], want[DR_SEGMENT_MAX + 64];
+	struct run res = SHMDUMP("--segment", seg);
+
+	snprintf(want, sizeof(want), "shmdump: segment '%s' does not exist\n", seg);
+	cr_assert_eq(res.status, 1);
+	cr_assert_str_eq(res.err, want);
+	cr_assert_str_empty(res.out);
+	seg_path(path, sizeof(path), seg);
+	cr_assert_neq(access(path, F_OK), 0, "shmdump created %s", path);
+	run_free(&res);
+}
+
+Test(shmdump, library_error_names_segment_and_reason)
+{
+	const char *seg = seg_new("trunc");
+	char path[DR_SEGMENT_MAX + 32], want[DR_SEGMENT_MAX + 64];
+	struct run res;
+	int fd;
+
+	/* 100 bytes: not even a header. */
+	seg_path(path, sizeof(path), seg);
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(ftruncate(fd, 100), 0);
+	close(fd);
+	res = SHMDUMP("--segment", seg);
+	snprintf(want, sizeof(want), "shmdump: %s: %s\n", seg, dr_strerror(-EBADMSG));
+	cr_assert_eq(res.status, 1);
+	cr_assert_str_eq(res.err, want);
+	run_free(&res);
+	cr_assert_eq(dr_unlink(seg), 0);
+}
+
+Test(shmdump, bad_usage_exits_64)
+{
+	struct run res = SHMDUMP("--bogus");
+
+	cr_assert_eq(res.status, 64);
+	cr_assert(strstr(res.err, "usage: shmdump"), "%s", res.err);
+	cr_assert_str_empty(res.out);
+	run_free(&res);
+
+	res = SHMDUMP("--stats", "extra");
+	cr_assert_eq(res.status, 64);
+	cr_assert(strstr(res.err, "usage: shmdump"), "%s", res.err);
+	run_free(&res);
+
+	res = SHMDUMP("--segment");
+	cr_assert_eq(res.status, 64);
+	run_free(&res);
+}
+
+Test(shmdump, help_and_version)
+{
+	struct run res = SHMDUMP("--help");
+
+	cr_assert_eq(res.status, 0);
+	cr_assert(strstr(res.out, "usage: shmdump"));
+	cr_assert(strstr(res.out, "--check"));
+	run_free(&res);
+	res = SHMDUMP("--version");
+	cr_assert_eq(res.status, 0);
+	cr_assert(strncmp(res.out, "shmdump ", 8) == 0, "%s", res.out);
+	run_free(&res);
+}
+
+Test(demo, runs_every_step_on_its_own_segment)
+{
+	const char *seg = seg_new("demo");
+	struct run res = run_tool("DISTREG_DEMO", (const char *const[]){ "--segment", seg, NULL },
+				  NULL);
+	static const char *const sections[] = {
+		"4 workers register 1000 names each",
+		"found 4000 of 4000 names",
+		"== SIGKILL worker 2",
+		"1000 names of worker 2, 1000 with a dead owner",
+		"reaped 1000 names; worker 2 now has 0",
+		"dr_whereis hits:",
+		"pairs per second",
+		"worker 3: closed its handle and exited",
+		"== shmdump --stats",
+		"capacity: 65536\nlive: 0\n",
+	};
+	size_t n;
+
+	cr_assert_eq(res.status, 0, "status %d\nstdout:\n%s\nstderr:\n%s", res.status, res.out,
+		     res.err);
+	for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++)
+		cr_assert(strstr(res.out, sections[i]), "\"%s\" missing from:\n%s",
+			  sections[i], res.out);
+	/* It ends with shmdump's output. */
+	n = strlen(res.out);
+	cr_assert(n > 12 && strcmp(res.out + n - 12, "load: 0.00%\n") == 0, "%s", res.out);
+	run_free(&res);
+	cr_assert_eq(dr_unlink(seg), 0);
+}
+
+Test(demo, help)
+{
+	struct run res = run_tool("DISTREG_DEMO", (const char *const[]){ "--help", NULL }, NULL);
+
+	cr_assert_eq(res.status, 0);
+	cr_assert(strstr(res.out, "usage: distreg-demo"));
+	run_free(&res);
+}

@@ -1,0 +1,525 @@
+/*
+ * shmdump - inspect a libdistreg segment: list its names, print its
+ * counters, verify its invariants, reap the names of dead processes.
+ *
+ * It uses the public API only (distreg.h), never the segment layout, so it
+ * works on any segment the library it is linked with can open. It opens with
+ * DR_OPEN_NOCREATE: inspecting a segment that does not exist must not create
+ * one.
+ *
+ * Every piece of information is gathered first and printed afterwards, for
+ * two reasons: a failing step then prints an error instead of half a JSON
+ * object, and no output is written from inside dr_foreach(), whose callback
+ * runs inside a read-side section. A reader blocked there on a full pipe
+ * (shmdump | less, with less waiting at a page break) would hold back the
+ * reuse of every entry unregistered meanwhile.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+
+#include <distreg.h>
+
+#ifndef DISTREG_VERSION
+#define DISTREG_VERSION "unknown"
+#endif
+
+/* Exit statuses; EX_USAGE (64) for a bad command line. */
+enum { EXIT_ERROR = 1, EXIT_CORRUPT = 2 };
+
+/* A copy of one name, taken inside dr_foreach() and printed after it. */
+struct name_rec {
+	struct dr_entry entry;
+	int alive;
+	size_t name_len;
+	unsigned char name[DR_NAME_MAX];
+};
+
+/*
+ * The copies, about 240 bytes per name: less than the 320 the segment
+ * itself spends on each entry, so a full segment of the default capacity
+ * costs about 15 MiB here.
+ */
+struct name_list {
+	struct name_rec *v;
+	size_t n, cap;
+	unsigned live, dead;
+};
+
+struct options {
+	const char *segment; /* NULL: the library's default */
+	bool json, stats, check, reap;
+};
+
+/* Everything shmdump learned, gathered before anything is printed. */
+struct report {
+	const char *segment;
+	struct name_list names;
+	struct dr_stats stats;
+	unsigned reaped;
+	int check_rc; /* 0 or -EBADMSG */
+	char check_msg[512];
+};
+
+static const char usage_text[] =
+	"usage: shmdump [--segment NAME] [--json] [--stats] [--check] [--reap]\n"
+	"       shmdump --help | --version\n";
+
+static void usage(FILE *f)
+{
+	fputs(usage_text, f);
+	if (f == stdout)
+		fputs("\n"
+		      "With no action, list every name of the segment (name, pid, alive or\n"
+		      "dead, regid, value) and a summary line.\n"
+		      "\n"
+		      "  --segment NAME  segment to inspect (default: $DISTREG_SEGMENT, else\n"
+		      "                  \"default\"); it is never created\n"
+		      "  --stats         print the counters of dr_stats(), one per line\n"
+		      "  --check         verify the segment's invariants; exit 2 if violated\n"
+		      "  --reap          remove the names of dead processes, print the count\n"
+		      "  --json          print names, counters and check result as one JSON\n"
+		      "                  object\n"
+		      "  --help          print this help\n"
+		      "  --version       print the version\n"
+		      "\n"
+		      "See shmdump(1).\n",
+		      f);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Gathering */
+
+static int collect(const struct dr_name_info *info, void *arg)
+{
+	struct name_list *l = arg;
+	struct name_rec *rec;
+
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 256;
+		struct name_rec *v = realloc(l->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM; /* stops the walk; dr_foreach returns it */
+		l->v = v;
+		l->cap = cap;
+	}
+	rec = &l->v[l->n++];
+	rec->entry = info->entry;
+	rec->alive = info->alive;
+	rec->name_len = info->name_len;
+	memcpy(rec->name, info->name, info->name_len);
+	if (info->alive)
+		l->live++;
+	else
+		l->dead++;
+	return 0;
+}
+
+/* Byte order, then length: the order a reader of the listing expects. */
+static int rec_cmp(const void *pa, const void *pb)
+{
+	const struct name_rec *a = pa, *b = pb;
+	size_t n = a->name_len < b->name_len ? a->name_len : b->name_len;
+	int c = memcmp(a->name, b->name, n);
+
+	if (c)
+		return c;
+	return (a->name_len > b->name_len) - (a->name_len < b->name_len);
+}
+
+static int gather(dr_registry *r, const struct options *o, bool list, struct report *rep)
+{
+	int err;
+
+	if (o->reap) {
+		err = dr_reap(r, &rep->reaped);
+		if (err)
+			return err;
+	}
+	if (list) {
+		err = dr_foreach(r, collect, &rep->names);
+		if (err)
+			return err;
+		if (rep->names.n > 1)
+			qsort(rep->names.v, rep->names.n, sizeof(rep->names.v[0]), rec_cmp);
+	}
+	/* The listing's summary needs the capacity, hence stats for it too. */
+	if (list || o->stats || o->json) {
+		err = dr_stats(r, &rep->stats);
+		if (err)
+			return err;
+	}
+	if (o->check || o->json) {
+		err = dr_check(r, rep->check_msg, sizeof(rep->check_msg));
+		if (err && err != -EBADMSG)
+			return err;
+		rep->check_rc = err;
+	}
+	return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Text output */
+
+static void put_hex(FILE *f, const unsigned char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		fprintf(f, "%02x", p[i]);
+}
+
+static bool starts_0x(const unsigned char *p, size_t n)
+{
+	return n >= 2 && p[0] == '0' && p[1] == 'x';
+}
+
+/*
+ * A name is printed as is when it is graphic ASCII (no space, so the
+ * listing's columns stay split on white space) and cannot be mistaken for
+ * hex; anything else is printed as 0x followed by its bytes in hex.
+ */
+static bool name_is_text(const unsigned char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] < 0x21 || p[i] > 0x7e)
+			return false;
+	return !starts_0x(p, n);
+}
+
+/* Values are the last column, so spaces are fine; "-" stands for empty. */
+static bool value_is_text(const unsigned char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] < 0x20 || p[i] > 0x7e)
+			return false;
+	return n > 0 && !(n == 1 && p[0] == '-') && !starts_0x(p, n);
+}
+
+static int name_width(const struct name_rec *rec)
+{
+	size_t n = rec->name_len;
+
+	return (int)(name_is_text(rec->name, n) ? n : 2 + 2 * n);
+}
+
+static void print_listing(const struct report *rep)
+{
+	const struct name_list *l = &rep->names;
+	int w = 4; /* "NAME" */
+
+	/* Align on the longest name, but not beyond 40 columns: one long name
+	 * should not push every other line off the screen. */
+	for (size_t i = 0; i < l->n; i++) {
+		int nw = name_width(&l->v[i]);
+		if (nw > w)
+			w = nw > 40 ? 40 : nw;
+	}
+	printf("%-*s %8s %-5s %20s %s\n", w, "NAME", "PID", "STATE", "REGID", "VALUE");
+	for (size_t i = 0; i < l->n; i++) {
+		const struct name_rec *rec = &l->v[i];
+		const struct dr_entry *e = &rec->entry;
+		int nw = name_width(rec);
+
+		if (name_is_text(rec->name, rec->name_len)) {
+			fwrite(rec->name, 1, rec->name_len, stdout);
+		} else {
+			fputs("0x", stdout);
+			put_hex(stdout, rec->name, rec->name_len);
+		}
+		printf("%*s %8d %-5s %20" PRIu64 " ", nw < w ? w - nw : 0, "", (int)e->pid,
+		       rec->alive ? "alive" : "dead", e->regid);
+		if (e->value_len == 0) {
+			putchar('-');
+		} else if (value_is_text(e->value, e->value_len)) {
+			fwrite(e->value, 1, e->value_len, stdout);
+		} else {
+			fputs("0x", stdout);
+			put_hex(stdout, e->value, e->value_len);
+		}
+		putchar('\n');
+	}
+	printf("%zu %s (%u live, %u dead), capacity %" PRIu32 "\n", l->n,
+	       l->n == 1 ? "name" : "names", l->live, l->dead, rep->stats.capacity);
+}
+
+static double load_percent(const struct dr_stats *s)
+{
+	return s->capacity ? 100.0 * s->live / s->capacity : 0.0;
+}
+
+/* The command name of a process, for naming a stalled reader. */
+static void proc_comm(pid_t pid, char *buf, size_t len)
+{
+	char path[64];
+	FILE *f;
+
+	snprintf(buf, len, "?");
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return;
+	if (fgets(buf, (int)len, f))
+		buf[strcspn(buf, "\n")] = 0;
+	fclose(f);
+}
+
+static void print_stats(const struct report *rep)
+{
+	const struct dr_stats *s = &rep->stats;
+
+	printf("segment: %s\n", rep->segment);
+	printf("capacity: %" PRIu32 "\n", s->capacity);
+	printf("live: %" PRIu32 "\n", s->live);
+	printf("dead: %" PRIu32 "\n", s->dead);
+	printf("retired: %" PRIu32 "\n", s->retired);
+	printf("inflight: %" PRIu32 "\n", s->inflight);
+	printf("free_entries: %" PRIu32 "\n", s->free_entries);
+	printf("nbuckets: %" PRIu32 "\n", s->nbuckets);
+	printf("longest_chain: %" PRIu32 "\n", s->longest_chain);
+	printf("max_procs: %" PRIu32 "\n", s->max_procs);
+	printf("procs: %" PRIu32 "\n", s->procs);
+	printf("max_threads: %" PRIu32 "\n", s->max_threads);
+	printf("readers: %" PRIu32 "\n", s->readers);
+	printf("readers_active: %" PRIu32 "\n", s->readers_active);
+	printf("stalled_pid: %d\n", (int)s->stalled_pid);
+	printf("epoch: %" PRIu64 "\n", s->epoch);
+	printf("next_regid: %" PRIu64 "\n", s->next_regid);
+	printf("segment_bytes: %" PRIu64 "\n", s->segment_bytes);
+	printf("load: %.2f%%\n", load_percent(s));
+	if (s->stalled_pid) {
+		char comm[64];
+
+		proc_comm(s->stalled_pid, comm, sizeof(comm));
+		printf("stalled: process %d (%s) is stuck inside a read-side section and "
+		       "holds back the reuse of unregistered entries\n",
+		       (int)s->stalled_pid, comm);
+	}
+}
+
+/* ---------------------------------------------------------------------- */
+/* JSON output */
+
+/* A JSON string of bytes that are text already (see json_is_text). */
+static void json_str(FILE *f, const void *data, size_t n)
+{
+	const unsigned char *p = data;
+
+	putc('"', f);
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] == '"' || p[i] == '\\')
+			fprintf(f, "\\%c", p[i]);
+		else if (p[i] < 0x20 || p[i] == 0x7f)
+			fprintf(f, "\\u%04x", p[i]);
+		else
+			putc(p[i], f);
+	}
+	putc('"', f);
+}
+
+/* Printable ASCII (quotes and backslashes included: they are escaped). */
+static bool json_is_text(const unsigned char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] < 0x20 || p[i] > 0x7e)
+			return false;
+	return true;
+}
+
+/* "key": "text", "key_encoding": "text" -- or the bytes in hex. */
+static void json_bytes(FILE *f, const char *key, const unsigned char *p, size_t n)
+{
+	bool text = json_is_text(p, n);
+
+	fprintf(f, "\"%s\": ", key);
+	if (text) {
+		json_str(f, p, n);
+	} else {
+		putc('"', f);
+		put_hex(f, p, n);
+		putc('"', f);
+	}
+	fprintf(f, ", \"%s_encoding\": \"%s\"", key, text ? "text" : "hex");
+}
+
+static void print_json(const struct report *rep, const struct options *o)
+{
+	const struct name_list *l = &rep->names;
+	const struct dr_stats *s = &rep->stats;
+
+	fputs("{\n  \"segment\": ", stdout);
+	json_str(stdout, rep->segment, strlen(rep->segment));
+	if (o->reap)
+		printf(",\n  \"reaped\": %u", rep->reaped);
+	fputs(",\n  \"names\": [", stdout);
+	for (size_t i = 0; i < l->n; i++) {
+		const struct name_rec *rec = &l->v[i];
+
+		fputs(i ? ",\n    {" : "\n    {", stdout);
+		json_bytes(stdout, "name", rec->name, rec->name_len);
+		/* 64-bit ids as strings: a regid starts near 1.7e18, beyond the
+		 * 2^53 that a double (JavaScript, jq) holds exactly. */
+		printf(", \"pid\": %d, \"alive\": %s, \"regid\": \"%" PRIu64 "\", ",
+		       (int)rec->entry.pid, rec->alive ? "true" : "false", rec->entry.regid);
+		json_bytes(stdout, "value", rec->entry.value, rec->entry.value_len);
+		putchar('}');
+	}
+	fputs(l->n ? "\n  ],\n" : "],\n", stdout);
+	printf("  \"summary\": {\"names\": %zu, \"live\": %u, \"dead\": %u, "
+	       "\"capacity\": %" PRIu32 "},\n",
+	       l->n, l->live, l->dead, s->capacity);
+	printf("  \"stats\": {\"capacity\": %" PRIu32 ", \"live\": %" PRIu32
+	       ", \"dead\": %" PRIu32 ", \"retired\": %" PRIu32 ", \"inflight\": %" PRIu32
+	       ", \"free_entries\": %" PRIu32 ", \"nbuckets\": %" PRIu32
+	       ", \"longest_chain\": %" PRIu32 ", \"max_procs\": %" PRIu32
+	       ", \"procs\": %" PRIu32 ", \"max_threads\": %" PRIu32 ", \"readers\": %" PRIu32
+	       ", \"readers_active\": %" PRIu32 ", \"stalled_pid\": %d, \"epoch\": %" PRIu64
+	       ", \"next_regid\": \"%" PRIu64 "\", \"segment_bytes\": %" PRIu64
+	       ", \"load_percent\": %.2f",
+	       s->capacity, s->live, s->dead, s->retired, s->inflight, s->free_entries,
+	       s->nbuckets, s->longest_chain, s->max_procs, s->procs, s->max_threads,
+	       s->readers, s->readers_active, (int)s->stalled_pid, s->epoch, s->next_regid,
+	       s->segment_bytes, load_percent(s));
+	if (s->stalled_pid) {
+		char comm[64];
+
+		proc_comm(s->stalled_pid, comm, sizeof(comm));
+		fputs(", \"stalled_comm\": ", stdout);
+		json_str(stdout, comm, strlen(comm));
+	}
+	fputs("},\n  \"check\": ", stdout);
+	if (rep->check_rc == 0) {
+		fputs("{\"ok\": true, \"message\": null}\n}\n", stdout);
+	} else {
+		fputs("{\"ok\": false, \"message\": ", stdout);
+		json_str(stdout, rep->check_msg, strlen(rep->check_msg));
+		fputs("}\n}\n", stdout);
+	}
+}
+
+/* ---------------------------------------------------------------------- */
+
+static int parse_args(int argc, char **argv, struct options *o)
+{
+	enum { OPT_SEGMENT = 256, OPT_JSON, OPT_STATS, OPT_CHECK, OPT_REAP, OPT_HELP,
+	       OPT_VERSION };
+	static const struct option longopts[] = {
+		{ "segment", required_argument, NULL, OPT_SEGMENT },
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "stats", no_argument, NULL, OPT_STATS },
+		{ "check", no_argument, NULL, OPT_CHECK },
+		{ "reap", no_argument, NULL, OPT_REAP },
+		{ "help", no_argument, NULL, OPT_HELP },
+		{ "version", no_argument, NULL, OPT_VERSION },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (c) {
+		case OPT_SEGMENT:
+			o->segment = optarg;
+			break;
+		case OPT_JSON:
+			o->json = true;
+			break;
+		case OPT_STATS:
+			o->stats = true;
+			break;
+		case OPT_CHECK:
+			o->check = true;
+			break;
+		case OPT_REAP:
+			o->reap = true;
+			break;
+		case OPT_HELP:
+			usage(stdout);
+			exit(0);
+		case OPT_VERSION:
+			printf("shmdump (libdistreg) %s\n", DISTREG_VERSION);
+			exit(0);
+		default: /* getopt_long has said what was wrong */
+			usage(stderr);
+			return EX_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "shmdump: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return EX_USAGE;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct options o = { 0 };
+	struct report rep = { 0 };
+	struct dr_options dopts = { .flags = DR_OPEN_NOCREATE };
+	dr_registry *r;
+	bool list;
+	int err;
+
+	err = parse_args(argc, argv, &o);
+	if (err)
+		return err;
+	/* The name the library will use, for messages before dr_open() has
+	 * resolved it (the same rule as dr_options.segment == NULL). */
+	rep.segment = o.segment;
+	if (!rep.segment) {
+		rep.segment = getenv("DISTREG_SEGMENT");
+		if (!rep.segment || !*rep.segment)
+			rep.segment = "default";
+	}
+
+	dopts.segment = o.segment;
+	err = dr_open(&dopts, &r);
+	if (err == -ENOENT) {
+		fprintf(stderr, "shmdump: segment '%s' does not exist\n", rep.segment);
+		return EXIT_ERROR;
+	}
+	if (err) {
+		fprintf(stderr, "shmdump: %s: %s\n", rep.segment, dr_strerror(err));
+		return EXIT_ERROR;
+	}
+	rep.segment = dr_segment_name(r);
+
+	/* Listing is the default action, and part of every JSON report. */
+	list = o.json || !(o.stats || o.check || o.reap);
+	err = gather(r, &o, list, &rep);
+	if (err) {
+		fprintf(stderr, "shmdump: %s: %s\n", rep.segment, dr_strerror(err));
+		dr_close(r);
+		free(rep.names.v);
+		return EXIT_ERROR;
+	}
+
+	if (o.json) {
+		print_json(&rep, &o);
+	} else {
+		if (o.reap)
+			printf("reaped %u %s\n", rep.reaped, rep.reaped == 1 ? "name" : "names");
+		if (list)
+			print_listing(&rep);
+		if (o.stats)
+			print_stats(&rep);
+		if (o.check) {
+			if (rep.check_rc == 0)
+				puts("ok");
+			else
+				printf("check failed: %s\n", rep.check_msg);
+		}
+	}
+
+	dr_close(r);
+	free(rep.names.v);
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		fprintf(stderr, "shmdump: write error on standard output\n");
+		return EXIT_ERROR;
+	}
+	return o.check && rep.check_rc ? EXIT_CORRUPT : 0;
+}
