@@ -1,0 +1,158 @@
+/*
+ * Helpers for the unit suites: segment names that every test removes again,
+ * opening with small geometries, and child processes that report through
+ * their exit status (a forked child must never call a Criterion assertion:
+ * the runner would count its failure, or its exit, as the parent's).
+ */
+#ifndef DR_UNIT_H
+#define DR_UNIT_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include <distreg.h>
+
+#include "testutil.h"
+
+/* Seconds for every unit suite; the slowest test takes well under one. */
+#define UNIT_TIMEOUT 30.0
+
+/* Small by default: 64 process slots and 256 reader slots keep a segment of
+ * capacity 64 near 90 KiB, and each reap asks 64 locks, not 1024. */
+#define UNIT_MAX_PROCS 64u
+#define UNIT_MAX_THREADS 256u
+
+#define UNIT_MAX_SEGS 16
+
+struct unit_segs {
+	int n;
+	char name[UNIT_MAX_SEGS][DR_SEGMENT_MAX + 1];
+};
+
+/* Each test runs in a process of its own, so this state is per test. */
+static inline struct unit_segs *unit_segs(void)
+{
+	static struct unit_segs s;
+	return &s;
+}
+
+/* A new segment name, unique to this test, removed again by unit_fini(). */
+static inline const char *seg_new(const char *tag)
+{
+	struct unit_segs *s = unit_segs();
+
+	cr_assert_lt(s->n, UNIT_MAX_SEGS, "too many segments in one test");
+	return dr_test_segment(s->name[s->n++], sizeof(s->name[0]), tag);
+}
+
+/* The suites' .fini: remove whatever segment a test (even a failed one)
+ * left behind. Tests also remove their segments themselves at the end. */
+static inline void unit_fini(void)
+{
+	struct unit_segs *s = unit_segs();
+
+	for (int i = 0; i < s->n; i++)
+		(void)dr_unlink(s->name[i]);
+	s->n = 0;
+}
+
+/* /dev/shm/distreg.<segment> */
+static inline const char *seg_path(const char *segment)
+{
+	static char path[DR_SEGMENT_MAX + 64];
+	snprintf(path, sizeof(path), "/dev/shm/distreg.%s", segment);
+	return path;
+}
+
+static inline int seg_open_opts(const char *segment, uint32_t capacity,
+				dr_registry **out)
+{
+	struct dr_options o = {
+		.segment = segment,
+		.capacity = capacity,
+		.max_procs = UNIT_MAX_PROCS,
+		.max_threads = UNIT_MAX_THREADS,
+	};
+	*out = NULL;
+	return dr_open(&o, out);
+}
+
+/* Open (creating if needed) with the small geometry; asserts success. */
+static inline dr_registry *seg_open(const char *segment, uint32_t capacity)
+{
+	dr_registry *r = NULL;
+	int rc = seg_open_opts(segment, capacity, &r);
+
+	cr_assert_eq(rc, 0, "dr_open(%s): %s", segment, dr_strerror(rc));
+	cr_assert_not_null(r);
+	return r;
+}
+
+/*
+ * Run fn(arg) in a child and _exit() with its result, so the child never
+ * returns into Criterion. The child dies with the test process, so a
+ * failed test leaves no paused child behind.
+ */
+typedef int (*unit_child_fn)(void *arg);
+
+static inline pid_t spawn(unit_child_fn fn, void *arg)
+{
+	pid_t parent = getpid();
+	pid_t pid = fork();
+
+	cr_assert_neq(pid, -1, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(120);
+		_exit(fn(arg));
+	}
+	return pid;
+}
+
+/* Wait for a child: its exit status, or 128 + the signal that killed it. */
+static inline int wait_child(pid_t pid)
+{
+	int st;
+
+	while (waitpid(pid, &st, 0) < 0) {
+		if (errno != EINTR)
+			return -errno;
+	}
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* Read one byte from fd, retrying on EINTR: 1 read, 0 end of file, <0. */
+static inline int read_byte(int fd, char *c)
+{
+	ssize_t n;
+
+	do
+		n = read(fd, c, 1);
+	while (n < 0 && errno == EINTR);
+	return n < 0 ? -errno : (int)n;
+}
+
+static inline int write_byte(int fd, char c)
+{
+	ssize_t n;
+
+	do
+		n = write(fd, &c, 1);
+	while (n < 0 && errno == EINTR);
+	return n == 1 ? 0 : -1;
+}
+
+#endif
