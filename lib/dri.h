@@ -149,6 +149,7 @@ struct dri_reader {
 #define DRI_TAG_RETIRED 2ull
 #define DRI_ST_ALLOC(owner) ((DRI_TAG_ALLOC << 62) | (owner))
 #define DRI_ST_RETIRED(ep) ((DRI_TAG_RETIRED << 62) | ((ep) & ((1ull << 62) - 1)))
+#define DRI_ST_EPOCH(s) ((s) & ((1ull << 62) - 1))
 #define DRI_ST_OWNER(s) ((s) & ((1ull << 48) - 1))
 
 /* Entry links are index + 1 (0 ends a chain); bit 31 marks the entry that
@@ -275,9 +276,13 @@ int dri_thread_get_slow(struct dr_registry *r, struct dri_thread **out);
 void dri_thread_release_all(struct dr_registry *r);
 void dri_retire(struct dr_registry *r, struct dri_thread *t, uint32_t idx, uint64_t expect);
 int dri_reclaim_own(struct dr_registry *r, struct dri_thread *t);
-int dri_reclaim_all(struct dr_registry *r, struct dri_thread *t, bool wait);
+/* How long an allocation waits for stalled readers before -EBUSY. */
+#define DRI_GRACE_WAIT_NS (50ull * 1000 * 1000)
+uint64_t dri_mono_ns(void);
+int dri_reclaim_all(struct dr_registry *r, struct dri_thread *t, uint32_t *left);
 unsigned dri_reap_readers(struct dr_registry *r);
-pid_t dri_stalled_reader(struct dr_registry *r, uint32_t *active, uint32_t *held);
+pid_t dri_stalled_reader(struct dr_registry *r, uint64_t newest_retired,
+			 uint32_t *active, uint32_t *held);
 
 /* Per-thread state cache: the handle last used by this thread. */
 struct dri_tcache {
@@ -337,6 +342,9 @@ int dri_delete(struct dr_registry *r, struct dri_thread *t, const void *name,
 	       size_t len, bool force);
 bool dri_delete_exact(struct dr_registry *r, struct dri_thread *t, uint32_t idx,
 		      uint64_t state);
+int dri_update_existing(struct dr_registry *r, struct dri_thread *t,
+			const void *name, size_t len, const void *value,
+			size_t value_len);
 void dri_value_read(const struct dri_entry *e, struct dr_entry *out);
 unsigned dri_reap_entries(struct dr_registry *r, struct dri_thread *t,
 			  uint64_t only_owner);

@@ -150,6 +150,7 @@ DR_EXPORT int dr_stats(dr_registry *r, struct dr_stats *out)
 {
 	struct stats_ctx c;
 	uint32_t alloc = 0, active, held;
+	uint64_t newest_retired = 0;
 	int err;
 
 	if (!r || !out)
@@ -172,8 +173,11 @@ DR_EXPORT int dr_stats(dr_registry *r, struct dr_stats *out)
 			out->free_entries++;
 		else if (DRI_ST_TAG(s) == DRI_TAG_ALLOC)
 			alloc++;
-		else if (DRI_ST_TAG(s) == DRI_TAG_RETIRED)
+		else if (DRI_ST_TAG(s) == DRI_TAG_RETIRED) {
 			out->retired++;
+			if (DRI_ST_EPOCH(s) > newest_retired)
+				newest_retired = DRI_ST_EPOCH(s);
+		}
 	}
 	out->inflight = alloc > out->live + out->dead ? alloc - out->live - out->dead : 0;
 	for (uint32_t i = 0; i < r->hdr->max_procs; i++) {
@@ -181,9 +185,7 @@ DR_EXPORT int dr_stats(dr_registry *r, struct dr_stats *out)
 		if ((w & DRI_PROC_LIVE) && dri_owner_alive(r, DRI_OWNER(i, DRI_PROC_GEN(w))))
 			out->procs++;
 	}
-	out->stalled_pid = dri_stalled_reader(r, &active, &held);
-	if (out->retired == 0)
-		out->stalled_pid = 0;
+	out->stalled_pid = dri_stalled_reader(r, newest_retired, &active, &held);
 	out->readers = held;
 	out->readers_active = active;
 	out->capacity = r->capacity;

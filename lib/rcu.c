@@ -6,18 +6,21 @@
  * with epochs: every reading thread owns a cache-line-sized slot in the
  * segment and stores there the global epoch it entered at (0 outside).
  *
- * An unlinked entry is retired (state RETIRED) by whoever unlinked it, and
- * remembered in that thread's private batch. To free a batch, a reclaimer
- * that has seen every entry of it RETIRED:
- *   1. increments the epoch, from T to T+1;
- *   2. runs membarrier(GLOBAL_EXPEDITED) (or, in fence mode, a fence);
- *   3. scans the reader slots. A reader with epoch 0 or above T is no
- *      danger: it either entered after step 2's barrier and sees the
- *      unlinks, or loaded an epoch written by step 1 or later, which
- *      happens after our observation of the retirements. A live reader at
- *      T or below blocks the batch; a dead one is cleared.
- *   4. frees the entries, each by CAS from its RETIRED word, so two
- *      reclaimers racing on one entry free it once.
+ * An unlinked entry is retired by whoever unlinked it: its state word
+ * becomes RETIRED(ep), ep being the epoch loaded after the unlink, and it
+ * is remembered in that thread's private batch. To free retired entries:
+ *   1. increment the epoch, from T to T+1;
+ *   2. run membarrier(GLOBAL_EXPEDITED) (or, in fence mode, a fence), so
+ *      every reader that entered before step 1 has its epoch store visible,
+ *      and every reader that enters later sees every unlink before step 1;
+ *   3. scan the reader slots for the oldest epoch E at which a live reader
+ *      entered (dead readers' slots are cleared). A reader that entered at
+ *      E loaded E after the epoch moved past every ep < E, so after those
+ *      unlinks: it cannot hold an entry retired before E;
+ *   4. free every entry seen RETIRED(ep) with ep <= T and ep < E, each by
+ *      CAS from that exact word, so two reclaimers racing on one entry free
+ *      it once, and a later retirement of a reused entry is left alone.
+ * A stalled reader thus holds back only what was retired after it entered.
  * A reclaimer never waits for a reader unless it has nothing left to
  * allocate, and then only for a bounded time.
  */
@@ -32,10 +35,6 @@
 
 __thread struct dri_tcache dri_tcache __attribute__((tls_model("initial-exec")));
 
-/* How long an allocation waits for stalled readers before -EBUSY. */
-#define GRACE_WAIT_NS (50ull * 1000 * 1000)
-/* Entries per grace period when reclaiming from a full scan. */
-#define SCAN_CHUNK 1024
 
 static void reader_release(struct dri_reader *rd)
 {
@@ -175,71 +174,107 @@ void dri_retire(struct dr_registry *r, struct dri_thread *t, uint32_t idx,
 	DRI_CRASHPOINT(unreg_retired);
 }
 
-/*
- * Steps 1-4 of the header comment for entries idx[0..n), all seen RETIRED
- * by the caller. Returns the number freed, or -EBUSY if a live reader blocks
- * them (then nothing is freed). Must be called outside a read-side section.
- */
-static int grace_and_free(struct dr_registry *r, const uint32_t *idx, uint32_t n)
+/* Steps 1 and 2: open a grace period. Returns T, the epoch it closes. */
+static uint64_t grace_begin(struct dr_registry *r)
 {
 	uint64_t T = uatomic_add_return(&r->hdr->epoch, 1) - 1;
-	uint32_t hwm, i;
-	int freed = 0;
 
 	DRI_CRASHPOINT(reclaim_bumped);
 	dri_membarrier(r);
-	hwm = ld_acq32(&r->hdr->readers_hwm);
+	return T;
+}
+
+/*
+ * Step 3: the oldest epoch at which a live reader entered and is still
+ * inside, or UINT64_MAX if none entered at T or before. A reader that
+ * entered at epoch E can hold only entries retired at E or later: one
+ * retired earlier was unlinked before the epoch moved past it, and E was
+ * loaded after that move. Slots of dead readers are cleared on the way.
+ * The acquire load pairs with the reader's release store of 0 at exit: its
+ * reads are over before we free what it may have read.
+ */
+static uint64_t oldest_reader(struct dr_registry *r, uint64_t T)
+{
+	uint32_t hwm = ld_acq32(&r->hdr->readers_hwm), i;
+	uint64_t oldest = UINT64_MAX;
+
 	if (hwm > r->hdr->max_threads)
 		hwm = r->hdr->max_threads;
 	for (i = 0; i < hwm; i++) {
 		struct dri_reader *rd = &r->readers[i];
-		uint64_t e = CMM_LOAD_SHARED(rd->epoch), o;
+		uint64_t e = ld_acq64(&rd->epoch), o;
 
-		if (e == 0 || e > T)
+		if (e == 0 || e > T || e >= oldest)
 			continue;
 		o = ld_acq64(&rd->owner);
 		if (o == 0)
 			continue;
-		if (dri_owner_alive(r, o))
-			return -EBUSY;
+		if (dri_owner_alive(r, o)) {
+			oldest = e;
+			continue;
+		}
 		st_rel64(&rd->epoch, 0);
 		uatomic_cmpxchg(&rd->owner, o, 0);
 	}
-	for (i = 0; i < n; i++) {
-		uint64_t s = ld_acq64(&r->states[idx[i]]);
-		struct dri_entry *e;
-
-		/* A RETIRED word with an epoch above T is a later retirement
-		 * of a reused entry: not ours to free. */
-		if (DRI_ST_TAG(s) != DRI_TAG_RETIRED || (s & ((1ull << 62) - 1)) > T)
-			continue;
-		/* Take it (as ours) to reset it, then free it. A crash in
-		 * between leaves an unlinked ALLOC entry of a dead owner, which
-		 * reaping retires again. */
-		if (uatomic_cmpxchg(&r->states[idx[i]], s, DRI_ST_ALLOC(r->owner)) != s)
-			continue;
-		e = dri_entry_at(r, idx[i]);
-		CMM_STORE_SHARED(e->next, 0);
-		st_rel64(&r->states[idx[i]], DRI_ST_FREE);
-		if (freed++ == 0)
-			DRI_CRASHPOINT(reclaim_freeing);
-	}
-	return freed;
+	return oldest;
 }
 
+/*
+ * Step 4 for one entry whose state word the caller loaded as s: free it if
+ * it was retired at T or before (a later retirement is of a reused entry,
+ * after our grace period began) and before the oldest reader's epoch.
+ * Returns 1 if freed, 0 if not ours to free, -EBUSY if a reader holds it.
+ */
+static int free_retired(struct dr_registry *r, uint32_t idx, uint64_t s,
+			uint64_t T, uint64_t oldest)
+{
+	uint64_t ep = DRI_ST_EPOCH(s);
+
+	if (DRI_ST_TAG(s) != DRI_TAG_RETIRED || ep > T)
+		return 0;
+	if (ep >= oldest)
+		return -EBUSY;
+	/* Take it (as ours) to reset it, then free it; the CAS makes two
+	 * racing reclaimers free it once. A crash in between leaves an
+	 * unlinked ALLOC entry of a dead owner, which reaping retires again. */
+	if (uatomic_cmpxchg(&r->states[idx], s, DRI_ST_ALLOC(r->owner)) != s)
+		return 0;
+	CMM_STORE_SHARED(dri_entry_at(r, idx)->next, 0);
+	DRI_CRASHPOINT(reclaim_freeing);
+	st_rel64(&r->states[idx], DRI_ST_FREE);
+	return 1;
+}
+
+/*
+ * Free this thread's batch of retired entries after one grace period.
+ * Returns the number freed, or -EBUSY if a live reader held back all of
+ * them. The batch is emptied either way: what stays RETIRED is found by the
+ * next full scan, so a stalled reader costs one grace period per batch, not
+ * one per write. Outside a read-side section.
+ */
 int dri_reclaim_own(struct dr_registry *r, struct dri_thread *t)
 {
-	int n;
+	uint64_t T, oldest;
+	int freed = 0, busy = 0;
+	uint32_t i;
 
 	if (t->nretired == 0)
 		return 0;
-	n = grace_and_free(r, t->retired, t->nretired);
-	if (n >= 0)
-		t->nretired = 0;
-	return n;
+	T = grace_begin(r);
+	oldest = oldest_reader(r, T);
+	for (i = 0; i < t->nretired; i++) {
+		uint32_t idx = t->retired[i];
+		int k = free_retired(r, idx, ld_acq64(&r->states[idx]), T, oldest);
+		if (k < 0)
+			busy = 1;
+		else
+			freed += k;
+	}
+	t->nretired = 0;
+	return busy && freed == 0 ? -EBUSY : freed;
 }
 
-static uint64_t mono_ns(void)
+uint64_t dri_mono_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -247,38 +282,37 @@ static uint64_t mono_ns(void)
 }
 
 /*
- * Free every RETIRED entry of the segment (those of dead processes and
- * exited threads included). With wait, retry a blocked chunk until
- * GRACE_WAIT_NS have passed. Returns the number freed, or -EBUSY if some
- * stayed blocked by a live reader.
+ * Free every RETIRED entry of the segment that one grace period allows
+ * (those of dead processes and exited threads included). Returns the
+ * number freed, or -EBUSY if a live reader held back every one that could
+ * otherwise have been freed. *left (may be NULL) gets the number of RETIRED
+ * entries seen and not freed. Outside a read-side section, or with the
+ * caller's own section holding back what was retired after it entered.
  */
-int dri_reclaim_all(struct dr_registry *r, struct dri_thread *t, bool wait)
+int dri_reclaim_all(struct dr_registry *r, struct dri_thread *t, uint32_t *left)
 {
-	uint32_t chunk[SCAN_CHUNK], n = 0, i;
-	uint64_t deadline = wait ? mono_ns() + GRACE_WAIT_NS : 0;
+	uint64_t T = grace_begin(r), oldest = oldest_reader(r, T);
+	uint32_t nleft = 0;
 	int total = 0, busy = 0;
 
 	t->nretired = 0; /* the scan covers them */
-	for (i = 0; i <= r->capacity; i++) {
-		if (i < r->capacity &&
-		    DRI_ST_TAG(ld_acq64(&r->states[i])) == DRI_TAG_RETIRED)
-			chunk[n++] = i;
-		if (n == SCAN_CHUNK || (i == r->capacity && n > 0)) {
-			int k;
-			for (;;) {
-				k = grace_and_free(r, chunk, n);
-				if (k != -EBUSY || mono_ns() >= deadline)
-					break;
-				struct timespec ts = { 0, 200 * 1000 };
-				nanosleep(&ts, NULL);
-			}
-			if (k < 0)
-				busy = 1;
-			else
-				total += k;
-			n = 0;
+	for (uint32_t i = 0; i < r->capacity; i++) {
+		uint64_t s = ld_acq64(&r->states[i]);
+		int k;
+
+		if (DRI_ST_TAG(s) != DRI_TAG_RETIRED)
+			continue;
+		k = free_retired(r, i, s, T, oldest);
+		if (k > 0) {
+			total++;
+			continue;
 		}
+		nleft++;
+		if (k < 0)
+			busy = 1;
 	}
+	if (left)
+		*left = nleft;
 	return busy && total == 0 ? -EBUSY : total;
 }
 
@@ -305,10 +339,12 @@ unsigned dri_reap_readers(struct dr_registry *r)
 
 /*
  * Count reader slots held by live processes (*held) and those inside a
- * section (*active), and return the pid of the live reader that entered
- * longest ago, not counting the calling thread; 0 if none is inside.
+ * section (*active), and return the pid of the live reader, other than the
+ * calling thread, that entered longest ago, if it entered at or before
+ * newest_retired (so it holds back a retired entry); else 0.
  */
-pid_t dri_stalled_reader(struct dr_registry *r, uint32_t *active, uint32_t *held)
+pid_t dri_stalled_reader(struct dr_registry *r, uint64_t newest_retired,
+			 uint32_t *active, uint32_t *held)
 {
 	uint32_t hwm = ld_acq32(&r->hdr->readers_hwm), i;
 	struct dri_reader *self = dri_tcache.r == r ? dri_tcache.t->slot : NULL;
@@ -329,7 +365,7 @@ pid_t dri_stalled_reader(struct dr_registry *r, uint32_t *active, uint32_t *held
 		if (e == 0)
 			continue;
 		(*active)++;
-		if (rd != self && e < oldest) {
+		if (rd != self && e < oldest && e <= newest_retired) {
 			oldest = e;
 			pid = r->procs[DRI_OWNER_SLOT(o)].pid;
 		}

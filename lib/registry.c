@@ -74,8 +74,10 @@ DR_EXPORT int dr_open(const struct dr_options *opts, dr_registry **out)
 		dri_thread_release_all(r);
 		goto fail_detach;
 	}
-	dri_reap_readers(r);
-	dri_reap_entries(r, t, 0);
+	if (!(o.flags & DR_OPEN_NOREAP)) {
+		dri_reap_readers(r);
+		dri_reap_entries(r, t, 0);
+	}
 	*out = r;
 	return 0;
 
@@ -130,8 +132,16 @@ DR_EXPORT int dr_register_bin(dr_registry *r, const void *name, size_t name_len,
 	if (err)
 		return err;
 	err = dri_alloc_entry(r, t, &idx);
-	if (err)
-		return err;
+	if (err) {
+		/* No entry to be had: an update of our own name or a name
+		 * held by someone else needs none, and says so. */
+		int rc;
+
+		dri_read_enter(r, t);
+		rc = dri_update_existing(r, t, name, name_len, value, value_len);
+		dri_read_exit(r, t);
+		return rc == -ENOENT ? err : rc;
+	}
 
 	e = dri_entry_at(r, idx);
 	e->hash = dri_hash(r, name, name_len);
@@ -277,7 +287,7 @@ DR_EXPORT int dr_reap(dr_registry *r, unsigned *nreaped)
 			uatomic_cmpxchg(&r->procs[i].word, w, w & ~DRI_PROC_LIVE);
 	}
 	if (t->nest == 0)
-		dri_reclaim_all(r, t, false);
+		dri_reclaim_all(r, t, NULL);
 	if (nreaped)
 		*nreaped = n;
 	return 0;

@@ -211,7 +211,7 @@ static int options_check(const struct dr_options *o)
 {
 	if (o->capacity > DRI_MAX_CAPACITY || o->max_procs > DRI_MAX_PROCS ||
 	    o->max_threads > DRI_MAX_THREADS || (o->mode & ~0777u) ||
-	    (o->flags & ~(uint32_t)DR_OPEN_NOCREATE))
+	    (o->flags & ~(uint32_t)(DR_OPEN_NOCREATE | DR_OPEN_NOREAP)))
 		return -EINVAL;
 	return 0;
 }
@@ -333,6 +333,35 @@ static int attach_existing(struct dr_registry *r, int fd)
 	return 0;
 }
 
+/*
+ * Give r a descriptor for its liveness locks that is not the one its
+ * mapping was made through. A mapping holds a reference to its open file
+ * description, and a forked child inherits the mapping: were the locks on
+ * that description, a child would keep a dead parent's locks, so its names,
+ * alive. The new description is opened by path and must be the same file;
+ * -ESTALE if the name was replaced meanwhile (the caller goes round again).
+ */
+static int own_lock_fd(struct dr_registry *r, const char *path)
+{
+	struct stat a, b;
+	int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+
+	if (fd < 0)
+		return errno == ENOENT ? -ESTALE : -errno;
+	if (fstat(fd, &a) < 0 || fstat(r->fd, &b) < 0) {
+		int err = -errno;
+		close(fd);
+		return err;
+	}
+	if (a.st_dev != b.st_dev || a.st_ino != b.st_ino) {
+		close(fd);
+		return -ESTALE;
+	}
+	close(r->fd); /* the mapping keeps its own reference */
+	r->fd = fd;
+	return 0;
+}
+
 int dri_segment_open(struct dr_registry *r, const char *segment,
 		     const struct dr_options *o)
 {
@@ -353,17 +382,25 @@ int dri_segment_open(struct dr_registry *r, const char *segment,
 		int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
 		if (fd >= 0) {
 			err = attach_existing(r, fd);
-			if (err)
+			if (err) {
 				close(fd);
-			return err;
+				return err;
+			}
+		} else {
+			if (errno != ENOENT)
+				return -errno;
+			if (o->flags & DR_OPEN_NOCREATE)
+				return -ENOENT;
+			err = create(r, segment, path, o);
+			if (err == -EEXIST)
+				continue;
+			if (err)
+				return err;
 		}
-		if (errno != ENOENT)
-			return -errno;
-		if (o->flags & DR_OPEN_NOCREATE)
-			return -ENOENT;
-		err = create(r, segment, path, o);
-		if (err != -EEXIST)
-			return err;
+		err = own_lock_fd(r, path);
+		if (err != -ESTALE)
+			return err; /* 0, or an error the caller cleans up after */
+		dri_segment_close(r);
 	}
 	return -EAGAIN;
 }

@@ -16,7 +16,9 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <sched.h>
 #include <string.h>
+#include <time.h>
 
 /* Inlined: a call into libxxhash.so per lookup cost more than the hash of
  * a short name itself. */
@@ -126,26 +128,55 @@ static bool try_alloc(struct dr_registry *r, struct dri_thread *t, uint32_t *idx
 	return false;
 }
 
+/* Passes in a row that must find every entry allocated before -ENOSPC:
+ * one pass is not a snapshot, and under churn it can meet every entry in
+ * its short allocated phase. */
+#define FULL_PASSES 3
+
 /*
- * Allocate an entry, reclaiming when none is free: first what dead owners
- * hold, then every retired entry whose grace period can end (waiting a
- * bounded time for readers). Outside a read-side section (else we would
- * wait on ourselves). Returns 0, -ENOSPC or -EBUSY.
+ * Allocate an entry, reclaiming when none is free: first this thread's own
+ * retired batch, then what dead owners hold, then every retired entry whose
+ * grace period can end. Other threads free and take entries meanwhile, so
+ * go round until an entry is ours, or FULL_PASSES passes in a row find
+ * every entry allocated (-ENOSPC), or a live reader has held reuse back
+ * for DRI_GRACE_WAIT_NS (-EBUSY). Inside a read-side section (registering
+ * under dr_read_lock) one pass only: our own section may be what blocks.
  */
 int dri_alloc_entry(struct dr_registry *r, struct dri_thread *t, uint32_t *idx)
 {
-	int busy;
+	uint64_t deadline = 0;
+	int full = 0;
 
 	if (try_alloc(r, t, idx))
 		goto got;
-	/* Cheapest first: this thread's own retired batch. */
 	if (t->nest == 0 && dri_reclaim_own(r, t) > 0 && try_alloc(r, t, idx))
 		goto got;
-	dri_reap_entries(r, t, 0);
-	busy = dri_reclaim_all(r, t, t->nest == 0) == -EBUSY;
-	if (try_alloc(r, t, idx))
-		goto got;
-	return busy ? -EBUSY : -ENOSPC;
+	for (;;) {
+		uint32_t left;
+		int rc;
+
+		dri_reap_entries(r, t, 0);
+		rc = dri_reclaim_all(r, t, &left);
+		if (try_alloc(r, t, idx))
+			goto got;
+		if (rc == -EBUSY) {
+			full = 0;
+		} else if (rc == 0 && left == 0 && ++full == FULL_PASSES) {
+			return -ENOSPC;
+		}
+		if (t->nest != 0)
+			return rc == -EBUSY ? -EBUSY : -ENOSPC;
+		if (!deadline)
+			deadline = dri_mono_ns() + DRI_GRACE_WAIT_NS;
+		else if (dri_mono_ns() >= deadline)
+			return rc == -EBUSY ? -EBUSY : -ENOSPC;
+		if (rc == -EBUSY) {
+			struct timespec ts = { 0, 200 * 1000 };
+			nanosleep(&ts, NULL);
+		} else {
+			sched_yield();
+		}
+	}
 got:
 	DRI_CRASHPOINT(reg_allocated);
 	return 0;
@@ -250,6 +281,29 @@ int dri_insert(struct dr_registry *r, struct dri_thread *t, uint32_t idx,
 			return 0;
 		}
 	}
+}
+
+/*
+ * Register without a new entry, for when none can be had: our own name
+ * gets the new value (0), a live owner's name gives -EEXIST, anything else
+ * -ENOENT. Inside a read-side section.
+ */
+int dri_update_existing(struct dr_registry *r, struct dri_thread *t,
+			const void *name, size_t len, const void *value,
+			size_t value_len)
+{
+	struct dri_entry *cur;
+	struct pos p;
+	int rc = search(r, t, dri_hash(r, name, len), name, len, &p);
+
+	if (rc != 1)
+		return rc < 0 ? rc : -ENOENT;
+	cur = dri_entry_at(r, p.curr - 1);
+	if (cur->owner == r->owner) {
+		value_update(cur, value, value_len);
+		return 0;
+	}
+	return dri_owner_alive(r, cur->owner) ? -EEXIST : -ENOENT;
 }
 
 /*

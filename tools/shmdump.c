@@ -4,8 +4,9 @@
  *
  * It uses the public API only (distreg.h), never the segment layout, so it
  * works on any segment the library it is linked with can open. It opens with
- * DR_OPEN_NOCREATE: inspecting a segment that does not exist must not create
- * one.
+ * DR_OPEN_NOCREATE, as inspecting a segment that does not exist must not
+ * create one, and DR_OPEN_NOREAP, so that it shows the dead processes'
+ * names it finds and removes them only when asked (--reap).
  *
  * Every piece of information is gathered first and printed afterwards, for
  * two reasons: a failing step then prints an error instead of half a JSON
@@ -459,7 +460,7 @@ int main(int argc, char **argv)
 {
 	struct options o = { 0 };
 	struct report rep = { 0 };
-	struct dr_options dopts = { .flags = DR_OPEN_NOCREATE };
+	struct dr_options dopts = { .flags = DR_OPEN_NOCREATE | DR_OPEN_NOREAP };
 	dr_registry *r;
 	bool list;
 	int err;

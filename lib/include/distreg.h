@@ -52,10 +52,11 @@ extern "C" {
 typedef struct dr_registry dr_registry;
 
 /* dr_options.flags */
-enum {
-	/* Fail with -ENOENT instead of creating a segment that does not exist. */
-	DR_OPEN_NOCREATE = 1u << 0,
-};
+/* Fail with -ENOENT instead of creating a segment that does not exist. */
+#define DR_OPEN_NOCREATE (1u << 0)
+/* Do not reap dead processes' names at open (inspection tools use it to
+ * show the segment as they found it; dr_reap() still reaps). */
+#define DR_OPEN_NOREAP (1u << 1)
 
 /*
  * Options for dr_open(). A zeroed struct (or a NULL pointer) means all
@@ -100,14 +101,19 @@ struct dr_entry {
  * either see a complete segment or none, and a creator killed half-way leaves
  * nothing behind that blocks anyone. Its memory is allocated up front, so a
  * full /dev/shm fails here (-ENOSPC) rather than with SIGBUS later.
- * Opening also reaps the names of processes that died without dr_close().
+ * Opening also reaps the names of processes that died without dr_close(),
+ * unless DR_OPEN_NOREAP. *out is NULL on failure.
  *
- * Errors: -EINVAL bad options or segment name; -ENOENT no such segment with
+ * Errors: -EINVAL out NULL, bad options, unknown flags or a bad segment
+ * name (empty, longer than DR_SEGMENT_MAX, containing '/', "." or "..";
+ * an empty DISTREG_SEGMENT counts as unset); -ENOENT no such segment with
  * DR_OPEN_NOCREATE; -EACCES permission denied; -EPROTO the segment has
  * another format (another layout version or build); -EBADMSG the segment is
- * truncated or its header is corrupt; -EUSERS all process slots are held by
- * live processes; -ENOSPC, -ENOMEM, -EMFILE, ... from the system.
- * Thread-safe.
+ * truncated or its header is corrupt; -EUSERS all process slots, or all
+ * reader slots, are held by live processes; -ENOSYS the segment was created
+ * to use membarrier(2) and this kernel does not offer it; -EAGAIN the
+ * segment kept being created and removed under us; -ENOSPC, -ENOMEM,
+ * -EMFILE, ... from the system. Thread-safe.
  */
 int dr_open(const struct dr_options *opts, dr_registry **out);
 
