@@ -2,6 +2,7 @@
  * errors.c - dr_strerror() and the crash points of the test build.
  */
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,7 +46,7 @@ DR_EXPORT const char *dr_strerror(int err)
 	case -EOVERFLOW:
 		return "read-side sections nested too deeply";
 	}
-	if (err < 0) {
+	if (err < 0 && err != INT_MIN) {
 		const char *s = strerrordesc_np(-err);
 		if (s)
 			return s;
