@@ -1,0 +1,510 @@
+/*
+ * test_crashpoints.c - every labelled crash point of the test build
+ * (crashpoint.h), each after 0, 1 and 3 passes: a child runs a scenario that
+ * passes every point at least four times and is killed with SIGKILL at the
+ * chosen one; then a fresh process must find the segment sound.
+ *
+ * The cast, per run:
+ *  B  a bystander: holds 8 names for the whole run; they must survive intact.
+ *  D  a doomed process: holds 8 names and is SIGKILLed once C has opened the
+ *     segment (so C's own dr_open() cannot reap them), leaving names for C
+ *     to take over and to reap.
+ *  C  the crasher, with DISTREG_CRASH_AT and DISTREG_CRASH_SKIP set. Phases:
+ *     1 open;  2 register, re-register with another value, look up and
+ *     unregister 4 names, then register 4 "keep" names;  3 take over 4 of
+ *     D's names and dr_reap() the other 4;  4 fill the table to -ENOSPC and
+ *     drain it, 4 times (reclamation);  5 open 4 more handles, register 3
+ *     names on each and dr_close() it;  6 create 4 new segments, a name in
+ *     each;  7 dr_close().
+ *  V  the verifier, a fresh process once C is dead: dr_open(), dr_reap(),
+ *     dr_check() == 0, dr_stats() accounts for every entry and shows nothing
+ *     dead, retired or in flight; B's names are intact with their values and
+ *     regids, C's and D's are gone; once B has closed, all `capacity` names
+ *     can be registered; and each of C's new segments (whether its creator
+ *     died in it or not) opens, is sound and left no temporary file.
+ */
+#include "crashpoint.h"
+#include "stress.h"
+
+TestSuite(crashpoints, .timeout = STRESS_TIMEOUT, .fini = stress_fini);
+
+#define CAPACITY 64
+#define NB 8        /* B's names */
+#define ND 8        /* D's names */
+#define NKEEP 4     /* C's names kept across phases 2 to 7 */
+#define REPEAT 4    /* passes of each phase: crash skips 0, 1 and 3 */
+
+struct crash {
+	struct stress_report rep;
+	char seg[64];
+	char newseg[REPEAT][80];
+	const char *point;
+	int skip;
+	pid_t b_pid, c_pid;
+	uint64_t b_regid[NB];
+	int c_phase;   /* the phase C was in when it died */
+	int c_step;    /* the step within that phase */
+};
+
+/* The pipes of the child being spawned, from the child's side. */
+static int kid_rd = -1, kid_wr = -1;
+
+struct kid {
+	pid_t pid;
+	int wr; /* parent -> child */
+	int rd; /* child -> parent */
+};
+
+static struct kid spawn_kid(stress_child_fn fn, void *arg)
+{
+	int down[2], up[2];
+	struct kid k;
+
+	cr_assert_eq(pipe(down), 0);
+	cr_assert_eq(pipe(up), 0);
+	kid_rd = down[0];
+	kid_wr = up[1];
+	k.pid = stress_spawn(fn, arg);
+	close(down[0]);
+	close(up[1]);
+	k.wr = down[1];
+	k.rd = up[0];
+	return k;
+}
+
+static void kid_close(struct kid *k)
+{
+	close(k->wr);
+	close(k->rd);
+}
+
+/* Child side: tell the parent c, or wait for c from it. */
+static void kid_say(struct stress_report *rep, char c)
+{
+	if (stress_write_byte(kid_wr, c))
+		CHILD_FAIL(rep, "write to parent: %s", strerror(errno));
+}
+
+static void kid_await(struct stress_report *rep, char want)
+{
+	char c = 0;
+	int rc = stress_read_byte(kid_rd, &c, STRESS_WAIT_S);
+
+	if (rc != 1 || c != want)
+		CHILD_FAIL(rep, "waiting for '%c' from the parent: got %d '%c'", want, rc, c);
+}
+
+/* Parent side. */
+static void parent_await(struct kid *k, char want, const char *who, const struct stress_report *rep)
+{
+	char c = 0;
+	int rc = stress_read_byte(k->rd, &c, STRESS_WAIT_S);
+
+	cr_assert(rc == 1 && c == want, "waiting for '%c' from %s: got %d '%c'; report: %s", want,
+		  who, rc, c, rep->msg);
+}
+
+static dr_registry *open_or_fail(struct crash *s, const char *segment)
+{
+	dr_registry *r;
+	int rc = stress_open_opts(segment, CAPACITY, 0, &r);
+
+	if (rc)
+		CHILD_FAIL(&s->rep, "dr_open(%s): %s", segment, dr_strerror(rc));
+	return r;
+}
+
+static void reg_or_fail(struct crash *s, dr_registry *r, const char *name, uint32_t tag,
+			uint64_t seq)
+{
+	struct stress_value v;
+	int rc = dr_register(r, name, &v, stress_value_make(&v, name, getpid(), tag, seq));
+
+	if (rc)
+		CHILD_FAIL(&s->rep, "phase %d: register %s: %s", s->c_phase, name, dr_strerror(rc));
+}
+
+/* ---------------------------------------------------------------------- */
+
+static int bystander(void *arg)
+{
+	struct crash *s = arg;
+	dr_registry *r = open_or_fail(s, s->seg);
+	struct stress_value v;
+	struct dr_entry e;
+	char name[32], why[200];
+
+	for (int i = 0; i < NB; i++) {
+		snprintf(name, sizeof(name), "b.%d", i);
+		reg_or_fail(s, r, name, 1, (uint64_t)i);
+		if (dr_whereis(r, name, &e))
+			CHILD_FAIL(&s->rep, "B: whereis %s", name);
+		s->b_regid[i] = e.regid;
+	}
+	kid_say(&s->rep, 'r');
+	kid_await(&s->rep, 'q');
+	for (int i = 0; i < NB; i++) {
+		snprintf(name, sizeof(name), "b.%d", i);
+		if (dr_whereis(r, name, &e))
+			CHILD_FAIL(&s->rep, "B: own name %s lost", name);
+		if (e.pid != getpid() || e.regid != s->b_regid[i] ||
+		    !stress_value_check(&e, name, &v, why, sizeof(why)) || v.seq != (uint64_t)i)
+			CHILD_FAIL(&s->rep, "B: own name %s changed: pid %d regid %llu: %s", name,
+				   (int)e.pid, (unsigned long long)e.regid, why);
+	}
+	dr_close(r);
+	return 0;
+}
+
+static int doomed(void *arg)
+{
+	struct crash *s = arg;
+	dr_registry *r = open_or_fail(s, s->seg);
+	char name[32], c;
+
+	for (int i = 0; i < ND; i++) {
+		snprintf(name, sizeof(name), "d.%d", i);
+		reg_or_fail(s, r, name, 2, (uint64_t)i);
+	}
+	kid_say(&s->rep, 'r');
+	(void)stress_read_byte(kid_rd, &c, STRESS_WAIT_S); /* SIGKILLed meanwhile */
+	_exit(3);
+}
+
+#define STEP(ph, st) (s->c_phase = (ph), s->c_step = (st))
+
+static int crasher(void *arg)
+{
+	struct crash *s = arg;
+	struct stress_value v;
+	struct dr_entry e;
+	dr_registry *r, *h;
+	char name[48], why[200], skip[16];
+	unsigned n;
+	int rc;
+
+	snprintf(skip, sizeof(skip), "%d", s->skip);
+	setenv("DISTREG_CRASH_AT", s->point, 1);
+	setenv("DISTREG_CRASH_SKIP", skip, 1);
+
+	STEP(1, 0);
+	r = open_or_fail(s, s->seg);
+	kid_say(&s->rep, 'o');
+	kid_await(&s->rep, 'g'); /* D is dead now */
+
+	for (int k = 0; k < REPEAT; k++) {
+		snprintf(name, sizeof(name), "c.%d", k);
+		STEP(2, 4 * k);
+		reg_or_fail(s, r, name, 3, 1);
+		STEP(2, 4 * k + 1);
+		reg_or_fail(s, r, name, 3, 2);
+		STEP(2, 4 * k + 2);
+		rc = dr_whereis(r, name, &e);
+		if (rc || e.pid != getpid() || !stress_value_check(&e, name, &v, why, sizeof(why)) ||
+		    v.seq != 2)
+			CHILD_FAIL(&s->rep, "phase 2: whereis %s after update: %s %s", name,
+				   dr_strerror(rc), rc ? "" : why);
+		STEP(2, 4 * k + 3);
+		rc = dr_unregister(r, name);
+		if (rc)
+			CHILD_FAIL(&s->rep, "phase 2: unregister %s: %s", name, dr_strerror(rc));
+	}
+	for (int k = 0; k < NKEEP; k++) {
+		snprintf(name, sizeof(name), "keep.%d", k);
+		STEP(2, 100 + k);
+		reg_or_fail(s, r, name, 3, (uint64_t)k);
+	}
+
+	for (int k = 0; k < ND / 2; k++) {
+		snprintf(name, sizeof(name), "d.%d", k);
+		STEP(3, k);
+		reg_or_fail(s, r, name, 3, 10);
+	}
+	STEP(3, 100);
+	rc = dr_reap(r, &n);
+	if (rc || n != ND / 2)
+		CHILD_FAIL(&s->rep, "phase 3: dr_reap: %s, %u names reaped, want %d", dr_strerror(rc), n,
+			   ND / 2);
+
+	/* B's 8, our 4 kept and 4 taken over are live: 48 entries remain. */
+	for (int k = 0; k < REPEAT; k++) {
+		const int room = CAPACITY - NB - NKEEP - ND / 2;
+		int got = 0;
+
+		STEP(4, 2 * k);
+		for (int i = 0; i < CAPACITY; i++) {
+			snprintf(name, sizeof(name), "fill.%d.%d", k, i);
+			rc = dr_register(r, name, &v, stress_value_make(&v, name, getpid(), 3, (uint64_t)i));
+			if (rc == -ENOSPC)
+				break;
+			if (rc)
+				CHILD_FAIL(&s->rep, "phase 4: register %s: %s", name, dr_strerror(rc));
+			got++;
+		}
+		if (got != room)
+			CHILD_FAIL(&s->rep, "phase 4, round %d: %d names fit, want %d", k, got, room);
+		STEP(4, 2 * k + 1);
+		for (int i = 0; i < got; i++) {
+			snprintf(name, sizeof(name), "fill.%d.%d", k, i);
+			rc = dr_unregister(r, name);
+			if (rc)
+				CHILD_FAIL(&s->rep, "phase 4: unregister %s: %s", name, dr_strerror(rc));
+		}
+	}
+
+	for (int k = 0; k < REPEAT; k++) {
+		STEP(5, 2 * k);
+		h = open_or_fail(s, s->seg);
+		for (int i = 0; i < 3; i++) {
+			snprintf(name, sizeof(name), "e.%d.%d", k, i);
+			reg_or_fail(s, h, name, 4, (uint64_t)i);
+		}
+		STEP(5, 2 * k + 1);
+		dr_close(h);
+		snprintf(name, sizeof(name), "e.%d.0", k);
+		if (dr_whereis(r, name, NULL) != -ENOENT)
+			CHILD_FAIL(&s->rep, "phase 5: %s survived dr_close() of its handle", name);
+	}
+
+	for (int k = 0; k < REPEAT; k++) {
+		STEP(6, k);
+		h = open_or_fail(s, s->newseg[k]);
+		reg_or_fail(s, h, "f", 5, 0);
+		dr_close(h);
+	}
+
+	STEP(7, 0);
+	dr_close(r);
+	STEP(8, 0);
+	return 0; /* the point was never reached: the parent fails the test */
+}
+
+/* ---------------------------------------------------------------------- */
+
+struct walk {
+	pid_t b_pid;
+	int n;
+	char why[160];
+};
+
+static int walk_fn(const struct dr_name_info *info, void *arg)
+{
+	struct walk *w = arg;
+
+	w->n++;
+	if (!info->alive || info->entry.pid != w->b_pid || info->name_len != 3 ||
+	    memcmp(info->name, "b.", 2) != 0) {
+		snprintf(w->why, sizeof(w->why), "unexpected name %.*s (pid %d, alive %d)",
+			 (int)info->name_len, (const char *)info->name, (int)info->entry.pid,
+			 info->alive);
+		return 1;
+	}
+	return 0;
+}
+
+#define V_CHECK(cond, ...)                                                                         \
+	do {                                                                                       \
+		if (!(cond))                                                                       \
+			CHILD_FAIL(&s->rep, "V after %s/%d: " __VA_ARGS__);                        \
+	} while (0)
+
+static void stats_or_fail(struct crash *s, dr_registry *r, struct dr_stats *st, const char *when)
+{
+	int rc = dr_stats(r, st);
+
+	if (rc)
+		CHILD_FAIL(&s->rep, "V: dr_stats %s: %s", when, dr_strerror(rc));
+	if (st->live + st->dead + st->retired + st->inflight + st->free_entries != CAPACITY)
+		CHILD_FAIL(&s->rep,
+			   "V after %s/%d, %s: entries leaked: live %u dead %u retired %u inflight %u "
+			   "free %u, capacity %u", s->point, s->skip, when, st->live, st->dead,
+			   st->retired, st->inflight, st->free_entries, CAPACITY);
+}
+
+static int verifier(void *arg)
+{
+	struct crash *s = arg;
+	struct walk w = { .b_pid = s->b_pid };
+	struct stress_value v;
+	struct dr_stats st;
+	struct dr_entry e;
+	dr_registry *r;
+	char name[48], why[200], msg[256];
+	static const char *const gone[] = { "keep.%d", "c.%d", "d.%d", "fill.0.%d", "e.0.%d" };
+	unsigned n;
+	int rc;
+
+	r = open_or_fail(s, s->seg);
+	rc = dr_reap(r, &n);
+	V_CHECK(rc == 0, "dr_reap: %s", s->point, s->skip, dr_strerror(rc));
+	rc = dr_check(r, msg, sizeof(msg));
+	V_CHECK(rc == 0, "dr_check: %s", s->point, s->skip, msg);
+	stats_or_fail(s, r, &st, "reap");
+	V_CHECK(st.live == NB && st.dead == 0 && st.retired == 0 && st.inflight == 0 &&
+		st.free_entries == CAPACITY - NB,
+		"after dr_reap: live %u (want %d) dead %u retired %u inflight %u free %u",
+		s->point, s->skip, st.live, NB, st.dead, st.retired, st.inflight, st.free_entries);
+	V_CHECK(st.procs == 2, "%u live processes attached, want 2 (B and V)", s->point, s->skip,
+		st.procs);
+	rc = dr_foreach(r, walk_fn, &w);
+	V_CHECK(rc == 0 && w.n == NB, "dr_foreach: %d names, %s", s->point, s->skip, w.n, w.why);
+	for (int i = 0; i < NB; i++) {
+		snprintf(name, sizeof(name), "b.%d", i);
+		rc = dr_whereis(r, name, &e);
+		V_CHECK(rc == 0, "B's %s lost: %s", s->point, s->skip, name, dr_strerror(rc));
+		V_CHECK(e.pid == s->b_pid && e.regid == s->b_regid[i] &&
+			stress_value_check(&e, name, &v, why, sizeof(why)) && v.seq == (uint64_t)i &&
+			v.tag == 1, "B's %s changed: pid %d regid %llu: %s", s->point, s->skip, name,
+			(int)e.pid, (unsigned long long)e.regid, why);
+	}
+	for (size_t g = 0; g < sizeof(gone) / sizeof(gone[0]); g++) {
+		for (int i = 0; i < 8; i++) {
+			snprintf(name, sizeof(name), gone[g], i);
+			rc = dr_whereis(r, name, &e);
+			V_CHECK(rc == -ENOENT, "dead process's %s still there (pid %d)", s->point,
+				s->skip, name, rc == 0 ? (int)e.pid : 0);
+		}
+	}
+
+	/* B leaves; then every entry must be usable again. */
+	kid_say(&s->rep, 'c');
+	kid_await(&s->rep, 'g');
+	for (int i = 0; i < CAPACITY; i++) {
+		snprintf(name, sizeof(name), "churn.%d", i);
+		rc = dr_register(r, name, &v, stress_value_make(&v, name, getpid(), 6, (uint64_t)i));
+		V_CHECK(rc == 0, "full-capacity churn: register %s (%d of %d): %s", s->point, s->skip,
+			name, i + 1, CAPACITY, dr_strerror(rc));
+	}
+	stats_or_fail(s, r, &st, "churn");
+	V_CHECK(st.live == CAPACITY && st.free_entries == 0, "full table: live %u free %u",
+		s->point, s->skip, st.live, st.free_entries);
+	rc = dr_check(r, msg, sizeof(msg));
+	V_CHECK(rc == 0, "dr_check of the full table: %s", s->point, s->skip, msg);
+	for (int i = 0; i < CAPACITY; i++) {
+		snprintf(name, sizeof(name), "churn.%d", i);
+		rc = dr_unregister(r, name);
+		V_CHECK(rc == 0, "unregister %s: %s", s->point, s->skip, name, dr_strerror(rc));
+	}
+	rc = dr_reap(r, NULL);
+	V_CHECK(rc == 0, "dr_reap: %s", s->point, s->skip, dr_strerror(rc));
+	stats_or_fail(s, r, &st, "drain");
+	V_CHECK(st.free_entries == CAPACITY, "after the drain %u entries free, want %u", s->point,
+		s->skip, st.free_entries, CAPACITY);
+	dr_close(r);
+
+	/* C's new segments, including one whose creator C died in. */
+	for (int k = 0; k < REPEAT; k++) {
+		r = open_or_fail(s, s->newseg[k]);
+		rc = dr_check(r, msg, sizeof(msg));
+		V_CHECK(rc == 0, "dr_check of %s: %s", s->point, s->skip, s->newseg[k], msg);
+		rc = dr_whereis(r, "f", &e);
+		V_CHECK(rc == -ENOENT, "%s: C's name f still there", s->point, s->skip, s->newseg[k]);
+		rc = dr_register(r, "v", &v, stress_value_make(&v, "v", getpid(), 6, 0));
+		V_CHECK(rc == 0, "%s: register: %s", s->point, s->skip, s->newseg[k], dr_strerror(rc));
+		rc = dr_stats(r, &st);
+		V_CHECK(rc == 0 && st.capacity == CAPACITY, "%s: capacity %u", s->point, s->skip,
+			s->newseg[k], st.capacity);
+		dr_close(r);
+		rc = seg_tmp_files(s->newseg[k], false);
+		V_CHECK(rc == 0, "%s: %d temporary files left", s->point, s->skip, s->newseg[k], rc);
+	}
+	return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+
+static const char *const phase_names[] = {
+	"", "open", "register/update/unregister", "takeover/reap", "fill/drain",
+	"extra handles", "new segments", "close", "finished",
+};
+
+/*
+ * One run. Returns false if C finished without reaching the point (allowed
+ * only when !must_reach: then the segment is still verified).
+ */
+static bool crash_run(const char *point, int skip, bool must_reach)
+{
+	struct crash *s = stress_shared(sizeof(*s));
+	struct kid b, d, c, v;
+	bool reached;
+	char ch = 0;
+	int st, rc;
+
+	snprintf(s->seg, sizeof(s->seg), "%s", seg_new("crash"));
+	for (int k = 0; k < REPEAT; k++) {
+		snprintf(s->newseg[k], sizeof(s->newseg[k]), "%s.n%d", s->seg, k);
+		seg_track(s->newseg[k]);
+	}
+	s->point = point;
+	s->skip = skip;
+
+	b = spawn_kid(bystander, s);
+	s->b_pid = b.pid;
+	parent_await(&b, 'r', "B", &s->rep);
+	d = spawn_kid(doomed, s);
+	parent_await(&d, 'r', "D", &s->rep);
+	c = spawn_kid(crasher, s);
+	s->c_pid = c.pid;
+	rc = stress_read_byte(c.rd, &ch, STRESS_WAIT_S);
+	cr_assert(rc == 0 || (rc == 1 && ch == 'o'), "C: %d '%c'; report: %s", rc, ch, s->rep.msg);
+	kill(d.pid, SIGKILL);
+	st = stress_wait(d.pid, STRESS_WAIT_S);
+	cr_assert_eq(st, 128 + SIGKILL, "D ended with %d", st);
+	if (rc == 1)
+		cr_assert_eq(stress_write_byte(c.wr, 'g'), 0);
+	st = stress_wait(c.pid, STRESS_WAIT_S);
+	ASSERT_REPORT_CLEAN(&s->rep);
+	cr_assert(st != 0 || !must_reach, "%s with skip %d: never reached (C finished every phase)",
+		  point, skip);
+	cr_assert(st == 128 + SIGKILL || st == 0, "%s with skip %d: C ended with %d in phase %d (%s) step %d",
+		     point, skip, st, s->c_phase, phase_names[s->c_phase], s->c_step);
+	if (st == 128 + SIGKILL)
+		cr_log_info("%s/%d: C killed in phase %s, step %d", point, skip,
+			    phase_names[s->c_phase], s->c_step);
+
+	v = spawn_kid(verifier, s);
+	parent_await(&v, 'c', "V", &s->rep);
+	cr_assert_eq(stress_write_byte(b.wr, 'q'), 0);
+	st = stress_wait(b.pid, STRESS_WAIT_S);
+	cr_assert_eq(st, 0, "B ended with %d: %s", st, s->rep.msg);
+	cr_assert_eq(stress_write_byte(v.wr, 'g'), 0);
+	st = stress_wait(v.pid, STRESS_WAIT_S);
+	ASSERT_REPORT_CLEAN(&s->rep);
+	cr_assert_eq(st, 0, "V ended with %d", st);
+
+	reached = s->c_phase != 8;
+	kid_close(&b);
+	kid_close(&d);
+	kid_close(&c);
+	kid_close(&v);
+	munmap(s, sizeof(*s));
+	stress_fini(); /* the next run makes new segments */
+	return reached;
+}
+
+/*
+ * Skips 0, 1 and 3 must reach every point. The full mode then goes on with
+ * growing skips, into later phases, until the scenario passes the point
+ * fewer times than that.
+ */
+static void crash_point(const char *point)
+{
+	static const int skips[] = { 0, 1, 3 };
+	static const int more[] = { 5, 8, 13, 21, 34, 55, 89, 144, 233 };
+
+	for (size_t i = 0; i < sizeof(skips) / sizeof(skips[0]); i++)
+		crash_run(point, skips[i], true);
+	if (stress_short() || getenv("DISTREG_STRESS_ITERATIONS"))
+		return;
+	for (size_t i = 0; i < sizeof(more) / sizeof(more[0]); i++)
+		if (!crash_run(point, more[i], false))
+			break;
+}
+
+/* One test per crash point, generated from the list itself. */
+#define CRASH_TEST(name)                                                                           \
+	Test(crashpoints, name)                                                                    \
+	{                                                                                          \
+		crash_point(#name);                                                                \
+	}
+DRI_CRASHPOINTS(CRASH_TEST)
