@@ -14,7 +14,7 @@
 
 /* Every crash point, so tests can iterate over them. */
 #define DRI_CRASHPOINTS(X)                                                     \
-	X(create_tmp)        /* temporary segment file made, header not set */   \
+	X(create_tmp)        /* unnamed segment file made, header not set    */   \
 	X(create_init)       /* segment initialised, not yet linked in place */  \
 	X(attach_locked)     /* process slot lock taken, slot not yet claimed */ \
 	X(attach_claimed)    /* process slot claimed */                          \

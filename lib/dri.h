@@ -42,9 +42,7 @@
 #define DRI_MAX_PROCS 65535u
 #define DRI_MAX_THREADS (1u << 20)
 
-/* The byte a process slot's liveness lock sits on: slot i locks offset i.
- * The creator of a new segment locks DRI_CREATOR_LOCK while it builds it. */
-#define DRI_CREATOR_LOCK (1ll << 40)
+/* The byte a process slot's liveness lock sits on: slot i locks offset i. */
 
 /*
  * The header. Fields above `epoch` are immutable once the segment has been

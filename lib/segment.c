@@ -1,15 +1,14 @@
 /*
  * segment.c - naming, creating, validating and mapping the shared segment.
  *
- * A new segment is built under a temporary name, allocated in full with
- * posix_fallocate() (a full /dev/shm then fails here, not with SIGBUS
- * later), initialised, and only then link()ed to its real name. link() fails
- * if the name exists, so of many concurrent creators exactly one wins and the
- * others open the winner's segment; nobody ever maps a half-built segment,
- * and a creator killed half-way leaves only its temporary file, which the
- * next creator removes.
+ * A new segment is built in an unnamed file (O_TMPFILE in /dev/shm),
+ * allocated in full with posix_fallocate() (a full /dev/shm then fails
+ * here, not with SIGBUS later), initialised, and only then linked to its
+ * real name. Linking fails if the name exists, so of many concurrent
+ * creators exactly one wins and the others open the winner's segment;
+ * nobody ever maps a half-built segment, and a creator killed half-way
+ * leaves nothing: the kernel frees an unnamed file with its last reference.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -27,7 +26,6 @@
 
 #define SHM_DIR "/dev/shm"
 #define SEG_PREFIX "distreg."
-#define TMP_INFIX ".tmp."
 
 uint64_t dri_now_ns(void)
 {
@@ -163,50 +161,6 @@ static void map_arrays(struct dr_registry *r)
 	r->fence = h->rcu_mode == DRI_RCU_FENCE;
 }
 
-static int lock_byte(int fd, off_t at, bool wait)
-{
-	struct flock fl = {
-		.l_type = F_WRLCK,
-		.l_whence = SEEK_SET,
-		.l_start = at,
-		.l_len = 1,
-	};
-	if (fcntl(fd, wait ? F_OFD_SETLKW : F_OFD_SETLK, &fl) < 0)
-		return -errno;
-	return 0;
-}
-
-/*
- * Remove temporary files of creators that died half-way: their creator
- * lock is free. A live creator holds it until it has linked its file.
- */
-static void remove_stale_tmp(const char *segment)
-{
-	char prefix[DR_SEGMENT_MAX + 32];
-	char path[DR_SEGMENT_MAX + 64];
-	struct dirent *de;
-	DIR *d;
-
-	snprintf(prefix, sizeof(prefix), SEG_PREFIX "%s" TMP_INFIX, segment);
-	d = opendir(SHM_DIR);
-	if (!d)
-		return;
-	while ((de = readdir(d))) {
-		int fd;
-		if (strncmp(de->d_name, prefix, strlen(prefix)) != 0)
-			continue;
-		if ((size_t)snprintf(path, sizeof(path), SHM_DIR "/%s", de->d_name) >= sizeof(path))
-			continue;
-		fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-		if (fd < 0)
-			continue;
-		if (lock_byte(fd, DRI_CREATOR_LOCK, false) == 0)
-			unlink(path);
-		close(fd);
-	}
-	closedir(d);
-}
-
 static int options_check(const struct dr_options *o)
 {
 	if (o->capacity > DRI_MAX_CAPACITY || o->max_procs > DRI_MAX_PROCS ||
@@ -217,31 +171,38 @@ static int options_check(const struct dr_options *o)
 }
 
 /*
- * Build a segment under a temporary name and link it to path. Returns 0 with
- * r mapped and r->fd open (still holding the creator lock, harmless), -EEXIST
- * when another creator won, or another negative errno.
+ * Give the unnamed file fd the name path. linkat() with AT_EMPTY_PATH needs
+ * CAP_DAC_READ_SEARCH; through /proc/self/fd it needs nothing.
  */
-static int create(struct dr_registry *r, const char *segment, const char *path,
-		  const struct dr_options *o)
+static int link_unnamed(int fd, const char *path)
 {
-	char tmp[DR_SEGMENT_MAX + 64];
+	char proc[64];
+
+	if (linkat(fd, "", AT_FDCWD, path, AT_EMPTY_PATH) == 0)
+		return 0;
+	if (errno != ENOENT && errno != EPERM)
+		return -errno;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	if (linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW) == 0)
+		return 0;
+	return -errno;
+}
+
+/*
+ * Build a segment in an unnamed file and link it to path. Returns 0 with r
+ * mapped and r->fd open, -EEXIST when another creator won, or another
+ * negative errno.
+ */
+static int create(struct dr_registry *r, const char *path, const struct dr_options *o)
+{
 	struct dri_header h = { 0 };
-	uint64_t rnd;
 	mode_t mode = o->mode ? o->mode : 0600;
 	int fd, err;
 	void *base;
 
-	remove_stale_tmp(segment);
-	if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
-		rnd = dri_now_ns() ^ ((uint64_t)getpid() << 32);
-	snprintf(tmp, sizeof(tmp), SHM_DIR "/" SEG_PREFIX "%s" TMP_INFIX "%d.%016llx",
-		 segment, (int)getpid(), (unsigned long long)rnd);
-	fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+	fd = open(SHM_DIR, O_TMPFILE | O_RDWR | O_CLOEXEC, mode);
 	if (fd < 0)
 		return -errno;
-	err = lock_byte(fd, DRI_CREATOR_LOCK, false);
-	if (err)
-		goto fail;
 	if (fchmod(fd, mode) < 0) { /* the umask must not narrow an asked-for mode */
 		err = -errno;
 		goto fail;
@@ -257,7 +218,7 @@ static int create(struct dr_registry *r, const char *segment, const char *path,
 	h.size = layout(&h);
 	h.created_ns = dri_now_ns();
 	if (getrandom(&h.seed, sizeof(h.seed), 0) != sizeof(h.seed))
-		h.seed = rnd * 0x9e3779b97f4a7c15ull;
+		h.seed = (h.created_ns ^ ((uint64_t)getpid() << 32)) * 0x9e3779b97f4a7c15ull;
 	h.creator_pid = getpid();
 	h.rcu_mode = dri_membarrier_setup(NULL) == 0 ? DRI_RCU_MEMBARRIER : DRI_RCU_FENCE;
 	h.epoch = 1;
@@ -279,15 +240,11 @@ static int create(struct dr_registry *r, const char *segment, const char *path,
 	memcpy(base, &h, sizeof(h));
 	DRI_CRASHPOINT(create_init);
 
-	if (link(tmp, path) < 0) {
-		/* EEXIST: another creator won. ENOENT: a concurrent creator
-		 * took our file for a dead one's in the instant before we
-		 * locked it. Either way the caller goes round again. */
-		err = errno == ENOENT ? -EEXIST : -errno;
+	err = link_unnamed(fd, path);
+	if (err) {
 		munmap(base, h.size);
 		goto fail;
 	}
-	unlink(tmp);
 	r->fd = fd;
 	r->base = base;
 	r->size = h.size;
@@ -295,7 +252,6 @@ static int create(struct dr_registry *r, const char *segment, const char *path,
 	return 0;
 
 fail:
-	unlink(tmp);
 	close(fd);
 	return err;
 }
@@ -391,7 +347,7 @@ int dri_segment_open(struct dr_registry *r, const char *segment,
 				return -errno;
 			if (o->flags & DR_OPEN_NOCREATE)
 				return -ENOENT;
-			err = create(r, segment, path, o);
+			err = create(r, path, o);
 			if (err == -EEXIST)
 				continue;
 			if (err)

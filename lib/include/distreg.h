@@ -96,10 +96,10 @@ struct dr_entry {
  * Open the segment named in opts (creating it if it does not exist, unless
  * DR_OPEN_NOCREATE), attach this process to it and return a handle in *out.
  *
- * Creation is atomic: the segment is built and fully initialised under a
- * temporary name and linked into place in one step, so concurrent openers
+ * Creation is atomic: the segment is built and fully initialised in an
+ * unnamed file and linked into place in one step, so concurrent openers
  * either see a complete segment or none, and a creator killed half-way leaves
- * nothing behind that blocks anyone. Its memory is allocated up front, so a
+ * nothing behind. Its memory is allocated up front, so a
  * full /dev/shm fails here (-ENOSPC) rather than with SIGBUS later.
  * Opening also reaps the names of processes that died without dr_close(),
  * unless DR_OPEN_NOREAP. *out is NULL on failure.
