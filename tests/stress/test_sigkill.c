@@ -1,7 +1,7 @@
 /*
  * test_sigkill.c - workers run the checked random mix (mixer.h) on one pool
  * of names while the test SIGKILLs a random one after a random 0-2 ms and
- * starts a new worker in its place: about 3000 times in full mode, 200 in
+ * starts a new worker in its place: about 3000 times in full mode, 1000 in
  * short mode. Kills land anywhere: in dr_open(), inside a registration,
  * mid-reclamation. Names of the dead stay visible until reaped and are
  * taken over by whoever registers them next. Every surviving worker's names
@@ -134,7 +134,7 @@ static int walk_fn(const struct dr_name_info *info, void *arg)
 Test(sigkill, random_kills_and_restarts)
 {
 	struct sk *s = stress_shared(sizeof(*s));
-	unsigned kills = stress_iters(3000, 200), in_open = 0;
+	unsigned kills = stress_iters(3000, 1000), in_open = 0;
 	uint64_t rng = stress_seed(42);
 	struct walk w = { .s = s };
 	unsigned long total[4] = { 0 };
