@@ -169,7 +169,7 @@ void dri_retire(struct dr_registry *r, struct dri_thread *t, uint32_t idx,
 
 	if (uatomic_cmpxchg(&r->states[idx], expect, DRI_ST_RETIRED(ep)) != expect)
 		return;
-	if (t->nretired < DRI_RETIRE_BATCH)
+	if (t->nretired < r->retire_batch)
 		t->retired[t->nretired++] = idx;
 	DRI_CRASHPOINT(unreg_retired);
 }
@@ -267,8 +267,9 @@ int dri_reclaim_own(struct dr_registry *r, struct dri_thread *t)
 		int k = free_retired(r, idx, ld_acq64(&r->states[idx]), T, oldest);
 		if (k < 0)
 			busy = 1;
-		else
-			freed += k;
+		else if (k > 0 && t->nhint < DRI_RETIRE_BATCH)
+			t->hint[t->nhint++] = idx;
+		freed += k > 0;
 	}
 	t->nretired = 0;
 	return busy && freed == 0 ? -EBUSY : freed;

@@ -30,7 +30,7 @@ static size_t cname_len(const char *name)
 /* After a write: free this thread's retired batch once it is full. */
 static void maybe_reclaim(struct dr_registry *r, struct dri_thread *t)
 {
-	if (t->nest == 0 && t->nretired >= DRI_RETIRE_BATCH)
+	if (t->nest == 0 && t->nretired >= r->retire_batch)
 		dri_reclaim_own(r, t);
 }
 

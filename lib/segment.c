@@ -156,7 +156,9 @@ static void map_arrays(struct dr_registry *r)
 	r->buckets = (uint32_t *)(r->base + h->off_buckets);
 	r->entries = (struct dri_entry *)(r->base + h->off_entries);
 	r->capacity = h->capacity;
-	r->mask = h->nbuckets - 1;
+	/* A sixteenth of the table at most, at least 16. */
+	r->retire_batch = h->capacity / 16 < 16 ? 16 :
+			  h->capacity / 16 > DRI_RETIRE_BATCH ? DRI_RETIRE_BATCH : h->capacity / 16;	r->mask = h->nbuckets - 1;
 	r->seed = h->seed;
 	r->fence = h->rcu_mode == DRI_RCU_FENCE;
 }

@@ -105,12 +105,24 @@ retry:
 /*
  * Claim a free entry by CAS on its state word, which records us as owner in
  * the same step (so a crash right after leaves an entry reaping can return).
- * Next-fit from this thread's cursor; one full turn at most.
+ * The entries this thread freed last first, then next-fit from its cursor;
+ * one full turn at most.
  */
 static bool try_alloc(struct dr_registry *r, struct dri_thread *t, uint32_t *idx)
 {
 	uint64_t mine = DRI_ST_ALLOC(r->owner);
 	uint32_t cap = r->capacity, i = t->cursor % cap, n;
+
+	while (t->nhint > 0) {
+		uint32_t at = t->hint[--t->nhint];
+		uint64_t *s = &r->states[at];
+
+		if (CMM_LOAD_SHARED(*s) == DRI_ST_FREE &&
+		    uatomic_cmpxchg(s, DRI_ST_FREE, mine) == DRI_ST_FREE) {
+			*idx = at;
+			return true;
+		}
+	}
 
 	for (n = 0; n < cap; n++) {
 		uint64_t *s = &r->states[i];
@@ -234,6 +246,25 @@ void dri_value_read(const struct dri_entry *e, struct dr_entry *out)
 }
 
 /*
+ * A registration id. Each thread takes DRI_REGID_BLOCK of them at a time
+ * from the segment's counter: one shared atomic add per registration cost
+ * two processes churning names a quarter of their time in cache-line
+ * transfers. Ids stay unique on the host (a block is never handed out
+ * twice, and a new segment's counter starts at its creation time in ns,
+ * ahead of anything an earlier segment could have used at under one id per
+ * ns); they are no longer in registration order across threads.
+ */
+static uint64_t next_regid(struct dr_registry *r, struct dri_thread *t)
+{
+	if (t->regid_next == t->regid_end) {
+		t->regid_next = uatomic_add_return(&r->hdr->next_regid, DRI_REGID_BLOCK) -
+				DRI_REGID_BLOCK;
+		t->regid_end = t->regid_next + DRI_REGID_BLOCK;
+	}
+	return t->regid_next++;
+}
+
+/*
  * Link the filled, unpublished entry idx, or resolve a collision: our own
  * name gets the new value (and idx is freed), a live owner's name gives
  * -EEXIST, a dead owner's name is marked deleted and we go round again.
@@ -273,7 +304,7 @@ int dri_insert(struct dr_registry *r, struct dri_thread *t, uint32_t idx,
 		}
 		CMM_STORE_SHARED(e->next, p.curr);
 		if (e->regid == 0)
-			e->regid = uatomic_add_return(&r->hdr->next_regid, 1) - 1;
+			e->regid = next_regid(r, t);
 		/* The CAS is a full barrier: the entry is complete before it
 		 * is reachable. */
 		if (uatomic_cmpxchg(p.prev, p.curr, idx + 1) == p.curr) {
@@ -486,7 +517,7 @@ unsigned dri_reap_entries(struct dr_registry *r, struct dri_thread *t,
 		n += removed;
 		if (only_owner && removed && n == 1)
 			DRI_CRASHPOINT(close_partial);
-		if (t->nest == 0 && t->nretired == DRI_RETIRE_BATCH)
+		if (t->nest == 0 && t->nretired >= r->retire_batch)
 			dri_reclaim_own(r, t);
 	}
 	free(seen_gen);

@@ -245,7 +245,7 @@ struct dr_stats {
 	pid_t stalled_pid;       /* a live process whose reader holds back the
 	                          * oldest retired entry, or 0 */
 	uint64_t epoch;          /* the grace-period epoch */
-	uint64_t next_regid;     /* the next registration id */
+	uint64_t next_regid;     /* above every registration id handed out */
 	uint64_t segment_bytes;  /* size of the segment */
 };
 
