@@ -411,7 +411,8 @@ static bool numbers(const char *arg, uint32_t *out, unsigned *count, uint64_t ma
 	char buf[256], *save = NULL;
 
 	*count = 0;
-	if (strlen(arg) >= sizeof(buf))
+	/* strtok_r() would skip empty items: refuse them here. */
+	if (strlen(arg) >= sizeof(buf) || arg[0] == ',' || strstr(arg, ",,"))
 		return false;
 	strcpy(buf, arg);
 	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
@@ -441,7 +442,8 @@ static bool choose(const char *arg, const char *const *names, const char *const 
 	char buf[256], *save = NULL;
 	bool any = false;
 
-	if (strlen(arg) >= sizeof(buf))
+	if (strlen(arg) >= sizeof(buf) || arg[0] == ',' || strstr(arg, ",,") ||
+	    arg[strlen(arg) - 1] == ',')
 		return false;
 	strcpy(buf, arg);
 	for (unsigned i = 0; i < n; i++)
