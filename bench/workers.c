@@ -542,7 +542,7 @@ int make_names(uint32_t n, unsigned nworkers)
 		hit_names[i].len = (uint8_t)snprintf(hit_names[i].s, sizeof(hit_names[i].s),
 						     "svc/worker/%08" PRIu32, i);
 		miss_names[i].len = (uint8_t)snprintf(miss_names[i].s, sizeof(miss_names[i].s),
-						      "svc/absent/%08" PRIu32, i);
+						      "svc/worker/%08" PRIu32 "~", i);
 	}
 	for (unsigned w = 0; w < nworkers; w++) {
 		for (uint32_t i = 0; i < CHURN_NAMES; i++) {
