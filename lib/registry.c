@@ -27,6 +27,21 @@ static size_t cname_len(const char *name)
 	return name ? strnlen(name, DR_NAME_MAX + 1) : 0;
 }
 
+/* What every call on a name begins with: check the handle and the name, and
+ * find this thread's state. */
+static int name_op_begin(dr_registry *r, const void *name, size_t name_len,
+			 struct dri_thread **t)
+{
+	int err;
+
+	if (!r)
+		return -EINVAL;
+	err = name_check(name, name_len);
+	if (err)
+		return err;
+	return dri_thread_get(r, t);
+}
+
 /* After a write: free this thread's retired batch once it is full. */
 static void maybe_reclaim(struct dr_registry *r, struct dri_thread *t)
 {
@@ -119,18 +134,13 @@ DR_EXPORT int dr_register_bin(dr_registry *r, const void *name, size_t name_len,
 	uint32_t idx;
 	int err;
 
-	if (!r)
-		return -EINVAL;
-	err = name_check(name, name_len);
+	err = name_op_begin(r, name, name_len, &t);
 	if (err)
 		return err;
 	if (value_len > DR_VALUE_MAX)
 		return -EMSGSIZE;
 	if (!value && value_len)
 		return -EINVAL;
-	err = dri_thread_get(r, &t);
-	if (err)
-		return err;
 	err = dri_alloc_entry(r, t, &idx);
 	if (err) {
 		/* No entry to be had: an update of our own name or a name
@@ -172,14 +182,8 @@ DR_EXPORT int dr_register(dr_registry *r, const char *name, const void *value,
 static int unregister(dr_registry *r, const void *name, size_t name_len, bool force)
 {
 	struct dri_thread *t;
-	int err;
+	int err = name_op_begin(r, name, name_len, &t);
 
-	if (!r)
-		return -EINVAL;
-	err = name_check(name, name_len);
-	if (err)
-		return err;
-	err = dri_thread_get(r, &t);
 	if (err)
 		return err;
 	dri_read_enter(r, t);
@@ -214,14 +218,8 @@ DR_EXPORT int dr_whereis_bin(dr_registry *r, const void *name, size_t name_len,
 			     struct dr_entry *out)
 {
 	struct dri_thread *t;
-	int err;
+	int err = name_op_begin(r, name, name_len, &t);
 
-	if (!r)
-		return -EINVAL;
-	err = name_check(name, name_len);
-	if (err)
-		return err;
-	err = dri_thread_get(r, &t);
 	if (err)
 		return err;
 	dri_read_enter(r, t);

@@ -146,9 +146,14 @@ static int header_check(const struct dri_header *h, uint64_t file_size)
 	return 0;
 }
 
-static void map_arrays(struct dr_registry *r)
+/* Take fd and its mapping of size bytes at base into r. */
+static void map_arrays(struct dr_registry *r, int fd, void *base, uint64_t size)
 {
-	struct dri_header *h = (struct dri_header *)r->base;
+	struct dri_header *h = base;
+
+	r->fd = fd;
+	r->base = base;
+	r->size = size;
 	r->hdr = h;
 	r->procs = (struct dri_proc *)(r->base + h->off_procs);
 	r->readers = (struct dri_reader *)(r->base + h->off_readers);
@@ -247,10 +252,7 @@ static int create(struct dr_registry *r, const char *path, const struct dr_optio
 		munmap(base, h.size);
 		goto fail;
 	}
-	r->fd = fd;
-	r->base = base;
-	r->size = h.size;
-	map_arrays(r);
+	map_arrays(r, fd, base, h.size);
 	return 0;
 
 fail:
@@ -284,10 +286,7 @@ static int attach_existing(struct dr_registry *r, int fd)
 		munmap(base, h.size);
 		return err;
 	}
-	r->fd = fd;
-	r->base = base;
-	r->size = h.size;
-	map_arrays(r);
+	map_arrays(r, fd, base, h.size);
 	return 0;
 }
 
