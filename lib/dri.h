@@ -228,7 +228,11 @@ struct dr_registry {
 	uint64_t *states;
 	uint32_t *buckets;
 	struct dri_entry *entries;
+	/* The geometry, from the header as checked at open: the header is
+	 * shared memory any process can write, so it is never read again. */
 	uint32_t capacity;
+	uint32_t max_procs;
+	uint32_t max_threads;
 	uint32_t retire_batch;            /* <= DRI_RETIRE_BATCH, see there */
 	uint32_t mask;                    /* nbuckets - 1 */
 	uint64_t seed;

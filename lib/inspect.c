@@ -20,7 +20,7 @@ struct alive_cache {
 
 static int cache_init(struct alive_cache *c, struct dr_registry *r)
 {
-	c->n = r->hdr->max_procs;
+	c->n = r->max_procs;
 	c->gen = calloc(c->n, sizeof(*c->gen));
 	c->alive = malloc(c->n);
 	if (!c->gen || !c->alive) {
@@ -180,7 +180,7 @@ DR_EXPORT int dr_stats(dr_registry *r, struct dr_stats *out)
 		}
 	}
 	out->inflight = alloc > out->live + out->dead ? alloc - out->live - out->dead : 0;
-	for (uint32_t i = 0; i < r->hdr->max_procs; i++) {
+	for (uint32_t i = 0; i < r->max_procs; i++) {
 		uint64_t w = ld_acq64(&r->procs[i].word);
 		if ((w & DRI_PROC_LIVE) && dri_owner_alive(r, DRI_OWNER(i, DRI_PROC_GEN(w))))
 			out->procs++;
@@ -190,8 +190,8 @@ DR_EXPORT int dr_stats(dr_registry *r, struct dr_stats *out)
 	out->readers_active = active;
 	out->capacity = r->capacity;
 	out->nbuckets = r->mask + 1;
-	out->max_procs = r->hdr->max_procs;
-	out->max_threads = r->hdr->max_threads;
+	out->max_procs = r->max_procs;
+	out->max_threads = r->max_threads;
 	out->epoch = ld_acq64(&r->hdr->epoch);
 	out->next_regid = ld_acq64(&r->hdr->next_regid);
 	out->segment_bytes = r->size;
@@ -292,12 +292,20 @@ DR_EXPORT int dr_check(dr_registry *r, char *msg, size_t msg_len)
 	c.next_regid = ld_acq64(&h->next_regid);
 	if (h->magic != DRI_MAGIC || h->format != dri_format_word())
 		return fail(&c, "header: magic or format word changed under us");
+	if (h->size != r->size || h->capacity != r->capacity || h->nbuckets != r->mask + 1 ||
+	    h->max_procs != r->max_procs || h->max_threads != r->max_threads ||
+	    h->off_procs != (uint64_t)((uint8_t *)r->procs - r->base) ||
+	    h->off_readers != (uint64_t)((uint8_t *)r->readers - r->base) ||
+	    h->off_states != (uint64_t)((uint8_t *)r->states - r->base) ||
+	    h->off_buckets != (uint64_t)((uint8_t *)r->buckets - r->base) ||
+	    h->off_entries != (uint64_t)((uint8_t *)r->entries - r->base))
+		return fail(&c, "header: geometry changed under us");
 	if (c.epoch == 0)
 		return fail(&c, "header: epoch is 0");
 	if (c.next_regid < h->created_ns)
 		return fail(&c, "header: next registration id below the creation time");
 
-	for (uint32_t i = 0; i < h->max_procs; i++) {
+	for (uint32_t i = 0; i < r->max_procs; i++) {
 		uint64_t w = ld_acq64(&r->procs[i].word);
 		if ((w & DRI_PROC_LIVE) && (DRI_PROC_GEN(w) == 0 || r->procs[i].pid <= 0))
 			return fail(&c, "process slot %u: live with generation %u and pid %d", i,
@@ -305,16 +313,16 @@ DR_EXPORT int dr_check(dr_registry *r, char *msg, size_t msg_len)
 	}
 
 	hwm = ld_acq32(&h->readers_hwm);
-	if (hwm > h->max_threads)
-		return fail(&c, "reader high-water mark %u above %u slots", hwm, h->max_threads);
-	for (uint32_t i = 0; i < h->max_threads; i++) {
+	if (hwm > r->max_threads)
+		return fail(&c, "reader high-water mark %u above %u slots", hwm, r->max_threads);
+	for (uint32_t i = 0; i < r->max_threads; i++) {
 		uint64_t o = ld_acq64(&r->readers[i].owner);
 		uint64_t e = ld_acq64(&r->readers[i].epoch);
 		if (o == 0)
 			continue;
 		if (i >= hwm)
 			return fail(&c, "reader slot %u: owned but above the high-water mark %u", i, hwm);
-		if (DRI_OWNER_SLOT(o) >= h->max_procs || DRI_OWNER_GEN(o) == 0)
+		if (DRI_OWNER_SLOT(o) >= r->max_procs || DRI_OWNER_GEN(o) == 0)
 			return fail(&c, "reader slot %u: bad owner %#llx", i, (unsigned long long)o);
 		if (e > c.epoch)
 			return fail(&c, "reader slot %u: epoch %llu ahead of the global %llu", i,
@@ -330,7 +338,7 @@ DR_EXPORT int dr_check(dr_registry *r, char *msg, size_t msg_len)
 				return fail(&c, "entry %u: free but its link is set", i);
 		} else if (tag == DRI_TAG_ALLOC) {
 			uint64_t o = DRI_ST_OWNER(s);
-			if (DRI_OWNER_SLOT(o) >= h->max_procs || DRI_OWNER_GEN(o) == 0)
+			if (DRI_OWNER_SLOT(o) >= r->max_procs || DRI_OWNER_GEN(o) == 0)
 				return fail(&c, "entry %u: bad owner %#llx", i, (unsigned long long)o);
 		} else if (tag == DRI_TAG_RETIRED) {
 			if ((s & ((1ull << 62) - 1)) > c.epoch)

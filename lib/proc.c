@@ -159,7 +159,7 @@ bool dri_owner_alive(struct dr_registry *r, uint64_t owner)
 
 	if (owner == r->owner)
 		return true;
-	if (slot >= r->hdr->max_procs)
+	if (slot >= r->max_procs)
 		return false;
 	w = ld_acq64(&r->procs[slot].word);
 	if (!(w & DRI_PROC_LIVE) || DRI_PROC_GEN(w) != DRI_OWNER_GEN(owner))
@@ -175,7 +175,7 @@ bool dri_owner_alive(struct dr_registry *r, uint64_t owner)
  */
 int dri_proc_attach(struct dr_registry *r)
 {
-	uint32_t i, n = r->hdr->max_procs;
+	uint32_t i, n = r->max_procs;
 
 	for (i = 0; i < n; i++) {
 		struct flock fl = {

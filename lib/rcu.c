@@ -44,7 +44,7 @@ static void reader_release(struct dri_reader *rd)
 
 static int reader_claim(struct dr_registry *r, struct dri_thread *t)
 {
-	uint32_t n = r->hdr->max_threads;
+	uint32_t n = r->max_threads;
 	int pass;
 
 	/* Slots are taken lowest first, so the scanned range stays short. */
@@ -198,8 +198,8 @@ static uint64_t oldest_reader(struct dr_registry *r, uint64_t T)
 	uint32_t hwm = ld_acq32(&r->hdr->readers_hwm), i;
 	uint64_t oldest = UINT64_MAX;
 
-	if (hwm > r->hdr->max_threads)
-		hwm = r->hdr->max_threads;
+	if (hwm > r->max_threads)
+		hwm = r->max_threads;
 	for (i = 0; i < hwm; i++) {
 		struct dri_reader *rd = &r->readers[i];
 		uint64_t e = ld_acq64(&rd->epoch), o;
@@ -323,8 +323,8 @@ unsigned dri_reap_readers(struct dr_registry *r)
 	uint32_t hwm = ld_acq32(&r->hdr->readers_hwm), i;
 	unsigned n = 0;
 
-	if (hwm > r->hdr->max_threads)
-		hwm = r->hdr->max_threads;
+	if (hwm > r->max_threads)
+		hwm = r->max_threads;
 	for (i = 0; i < hwm; i++) {
 		struct dri_reader *rd = &r->readers[i];
 		uint64_t o = ld_acq64(&rd->owner);
@@ -353,8 +353,8 @@ pid_t dri_stalled_reader(struct dr_registry *r, uint64_t newest_retired,
 	pid_t pid = 0;
 
 	*active = *held = 0;
-	if (hwm > r->hdr->max_threads)
-		hwm = r->hdr->max_threads;
+	if (hwm > r->max_threads)
+		hwm = r->max_threads;
 	for (i = 0; i < hwm; i++) {
 		struct dri_reader *rd = &r->readers[i];
 		uint64_t o = ld_acq64(&rd->owner), e;

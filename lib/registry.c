@@ -279,7 +279,7 @@ DR_EXPORT int dr_reap(dr_registry *r, unsigned *nreaped)
 		return err;
 	dri_reap_readers(r);
 	n = dri_reap_entries(r, t, 0);
-	for (uint32_t i = 0; i < r->hdr->max_procs; i++) {
+	for (uint32_t i = 0; i < r->max_procs; i++) {
 		uint64_t w = ld_acq64(&r->procs[i].word);
 		if ((w & DRI_PROC_LIVE) && !dri_owner_alive(r, DRI_OWNER(i, DRI_PROC_GEN(w))))
 			uatomic_cmpxchg(&r->procs[i].word, w, w & ~DRI_PROC_LIVE);

@@ -146,21 +146,24 @@ static int header_check(const struct dri_header *h, uint64_t file_size)
 	return 0;
 }
 
-/* Take fd and its mapping of size bytes at base into r. */
-static void map_arrays(struct dr_registry *r, int fd, void *base, uint64_t size)
+/* Take fd and its mapping at base into r. h is a private copy of the
+ * header, checked: the geometry is taken from it, never from the shared
+ * header, which another process may change under us. */
+static void map_arrays(struct dr_registry *r, int fd, void *base,
+		       const struct dri_header *h)
 {
-	struct dri_header *h = base;
-
 	r->fd = fd;
 	r->base = base;
-	r->size = size;
-	r->hdr = h;
+	r->size = h->size;
+	r->hdr = base;
 	r->procs = (struct dri_proc *)(r->base + h->off_procs);
 	r->readers = (struct dri_reader *)(r->base + h->off_readers);
 	r->states = (uint64_t *)(r->base + h->off_states);
 	r->buckets = (uint32_t *)(r->base + h->off_buckets);
 	r->entries = (struct dri_entry *)(r->base + h->off_entries);
 	r->capacity = h->capacity;
+	r->max_procs = h->max_procs;
+	r->max_threads = h->max_threads;
 	/* A sixteenth of the table at most, at least 16. */
 	r->retire_batch = h->capacity / 16 < 16 ? 16 :
 			  h->capacity / 16 > DRI_RETIRE_BATCH ? DRI_RETIRE_BATCH : h->capacity / 16;	r->mask = h->nbuckets - 1;
@@ -252,7 +255,7 @@ static int create(struct dr_registry *r, const char *path, const struct dr_optio
 		munmap(base, h.size);
 		goto fail;
 	}
-	map_arrays(r, fd, base, h.size);
+	map_arrays(r, fd, base, &h);
 	return 0;
 
 fail:
@@ -263,7 +266,7 @@ fail:
 /* Open and validate an existing segment file. */
 static int attach_existing(struct dr_registry *r, int fd)
 {
-	struct dri_header h;
+	struct dri_header h, m;
 	struct stat st;
 	void *base;
 	int err;
@@ -280,13 +283,18 @@ static int attach_existing(struct dr_registry *r, int fd)
 	base = mmap(NULL, h.size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
 	if (base == MAP_FAILED)
 		return -errno;
-	/* Check the mapped copy too: the file may have changed since pread. */
-	err = header_check((const struct dri_header *)base, (uint64_t)st.st_size);
+	/* Check the mapped header too, as a private copy that cannot change
+	 * between the check and its use: the file may have changed since
+	 * pread, and may change again. */
+	memcpy(&m, base, sizeof(m));
+	err = header_check(&m, (uint64_t)st.st_size);
+	if (!err && m.size != h.size)
+		err = -EBADMSG; /* not the size we mapped */
 	if (err) {
 		munmap(base, h.size);
 		return err;
 	}
-	map_arrays(r, fd, base, h.size);
+	map_arrays(r, fd, base, &m);
 	return 0;
 }
 

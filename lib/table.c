@@ -466,7 +466,7 @@ bool dri_delete_exact(struct dr_registry *r, struct dri_thread *t, uint32_t idx,
 unsigned dri_reap_entries(struct dr_registry *r, struct dri_thread *t,
 			  uint64_t only_owner)
 {
-	uint32_t nprocs = r->hdr->max_procs, i;
+	uint32_t nprocs = r->max_procs, i;
 	uint32_t *seen_gen = NULL;
 	uint8_t *seen_alive = NULL;
 	unsigned n = 0;
