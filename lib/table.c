@@ -201,18 +201,39 @@ void dri_free_unpublished(struct dr_registry *r, uint32_t idx)
 	st_rel64(&r->states[idx], DRI_ST_FREE);
 }
 
-/* Owner only: write the value into the slot readers are not reading. */
-static void value_update(struct dri_entry *e, const void *value, size_t len)
+/* Spins on a value's busy bit between looks at the clock. */
+#define BUSY_SPINS 1024
+
+/*
+ * Owner only: write the value into the slot readers are not reading.
+ * Returns 0, or -EBUSY if the busy bit stayed set for DRI_GRACE_WAIT_NS.
+ */
+static int value_update(struct dri_entry *e, const void *value, size_t len)
 {
-	uint32_t w;
+	uint64_t deadline = 0;
+	uint32_t w, spins = 0;
 
 	/* The busy bit keeps two threads of the owner apart; a dead owner's
-	 * busy bit is harmless, as nobody else ever updates its entry. */
+	 * busy bit is harmless, as nobody else ever updates its entry. The
+	 * other thread holds it for a copy of at most DR_VALUE_MAX bytes, so
+	 * a bit set for longer than a grace-period wait is a descheduled
+	 * thread or, never cleared, one that another process wrote into the
+	 * segment: give up rather than spin for ever. */
 	for (;;) {
 		w = ld_acq32(&e->vsel);
 		if (!(w & 1) && uatomic_cmpxchg(&e->vsel, w, w | 1) == w)
 			break;
-		caa_cpu_relax();
+		if (++spins % BUSY_SPINS == 0) {
+			uint64_t now = dri_mono_ns();
+
+			if (!deadline)
+				deadline = now + DRI_GRACE_WAIT_NS;
+			else if (now >= deadline)
+				return -EBUSY;
+			sched_yield();
+		} else {
+			caa_cpu_relax();
+		}
 	}
 	DRI_CRASHPOINT(update_busy);
 	struct dri_value *v = &e->val[((w >> 1) + 1) & 1];
@@ -221,6 +242,7 @@ static void value_update(struct dri_entry *e, const void *value, size_t len)
 		memcpy(v->data, value, len);
 	DRI_CRASHPOINT(update_written);
 	st_rel32(&e->vsel, w + 2);
+	return 0;
 }
 
 void dri_value_read(const struct dri_entry *e, struct dr_entry *out)
@@ -288,9 +310,9 @@ int dri_insert(struct dr_registry *r, struct dri_thread *t, uint32_t idx,
 			struct dri_entry *cur = dri_entry_at(r, p.curr - 1);
 
 			if (cur->owner == r->owner) {
-				value_update(cur, value, value_len);
+				rc = value_update(cur, value, value_len);
 				dri_free_unpublished(r, idx);
-				return 0;
+				return rc;
 			}
 			if (dri_owner_alive(r, cur->owner)) {
 				dri_free_unpublished(r, idx);
@@ -330,10 +352,8 @@ int dri_update_existing(struct dr_registry *r, struct dri_thread *t,
 	if (rc != 1)
 		return rc < 0 ? rc : -ENOENT;
 	cur = dri_entry_at(r, p.curr - 1);
-	if (cur->owner == r->owner) {
-		value_update(cur, value, value_len);
-		return 0;
-	}
+	if (cur->owner == r->owner)
+		return value_update(cur, value, value_len);
 	return dri_owner_alive(r, cur->owner) ? -EEXIST : -ENOENT;
 }
 

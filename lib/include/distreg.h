@@ -143,7 +143,10 @@ int dr_unlink(const char *segment);
  * Errors: -EEXIST another live process (or another handle) holds the name;
  * -ENOSPC capacity live names exist; -EBUSY no entry is free because
  * unregistered entries wait on a reader that is alive but stalled inside a
- * read-side section for more than about 50 ms (shmdump --stats names it);
+ * read-side section for more than about 50 ms (shmdump --stats names it),
+ * or, when updating this handle's own name, because another update of it
+ * stayed in progress as long (the value is then unchanged; a flag that
+ * never clears means a corrupt segment);
  * -ENAMETOOLONG name longer than DR_NAME_MAX; -EMSGSIZE value longer than
  * DR_VALUE_MAX; -EINVAL NULL or empty name, NULL value with a nonzero
  * length; -EUSERS no reader slot left; -ECHILD handle inherited by fork.
