@@ -117,10 +117,6 @@ extern double *results;
 double *res_at(unsigned ni, unsigned wl, unsigned pi, unsigned impl, unsigned rep);
 /* Machine, date, configuration and method, at the top of the output. */
 void print_header(void);
-/* CPU seconds of the whole machine (busy, and stolen by the hypervisor) and
- * of this process and its waited-for children. */
-int machine_cpu(double *busy, double *steal);
-double own_cpu(void);
 /* The table, the scaling, the spread, the targets, and the CSV file if asked
  * for. skipped[ni]: names[ni] could not be run. 0, or -1 if the CSV failed. */
 int report(const bool *skipped);

@@ -82,13 +82,6 @@ static const char *const group_names[NGROUP] = {
 	"distreg", "cds_lfht", "rwlock-shm", "lmdb", "lmdb-writemap", "redis",
 };
 
-struct group {
-	struct ctl *c;
-	unsigned nslots;             /* workers that take commands */
-	unsigned nproc;              /* processes forked */
-	pid_t pid[MAX_WORKERS];
-};
-
 /* What one block (one number of names) gives its workers; set before fork. */
 struct block {
 	uint32_t n, capacity;
@@ -104,8 +97,6 @@ struct block {
 static struct group grp[NGROUP];
 static struct redis_server redis;
 static char root_dir[PATH_MAX];          /* mkdtemp under /dev/shm */
-static char segment[DR_SEGMENT_MAX + 1]; /* the current distreg segment */
-static char segment_path[PATH_MAX];
 /* Files and directories under root_dir, removed in reverse order. */
 #define MAX_PATHS 16
 static char made[MAX_PATHS][PATH_MAX];
@@ -126,16 +117,8 @@ static void note_path(const char *fmt, ...)
 
 static void kill_groups(void)
 {
-	for (unsigned g = 0; g < NGROUP; g++) {
-		for (unsigned k = 0; k < grp[g].nproc; k++) {
-			if (grp[g].pid[k] > 0) {
-				kill(grp[g].pid[k], SIGKILL);
-				waitpid(grp[g].pid[k], NULL, 0);
-				grp[g].pid[k] = 0;
-			}
-		}
-		grp[g].nproc = 0;
-	}
+	for (unsigned g = 0; g < NGROUP; g++)
+		group_kill(&grp[g]);
 }
 
 static int rm_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
@@ -160,8 +143,7 @@ static void cleanup(void)
 	redis_server_stop(&redis);
 	if (segment[0]) {
 		dr_unlink(segment);
-		segment[0] = 0;
-		segment_path[0] = 0;
+		segment_clear();
 	}
 	remove_tree(root_dir);
 	root_dir[0] = 0;
@@ -171,9 +153,7 @@ static void cleanup(void)
 static void on_signal(int sig)
 {
 	for (unsigned g = 0; g < NGROUP; g++)
-		for (unsigned k = 0; k < grp[g].nproc; k++)
-			if (grp[g].pid[k] > 0)
-				kill(grp[g].pid[k], SIGKILL);
+		group_kill_async(&grp[g]);
 	if (redis.pid > 0)
 		kill(redis.pid, SIGKILL);
 	if (segment_path[0])
@@ -187,73 +167,21 @@ static void on_signal(int sig)
 	raise(sig);
 }
 
-__attribute__((format(printf, 1, 2), noreturn)) static void fatal(const char *fmt, ...)
-{
-	char why[1024];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(why, sizeof(why), fmt, ap);
-	va_end(ap);
-	fflush(stdout);
-	fprintf(stderr, "bench_compare: error: %s\n", why);
-	cleanup();
-	exit(1);
-}
-
 /* ---------------------------------------------------------------------- */
 /* Groups. */
 
-static void group_check(unsigned g)
+/* A worker process of group gr; arg is the block. */
+static void child(struct group *gr, unsigned idx, void *arg)
 {
-	struct group *gr = &grp[g];
+	const struct block *b = arg;
+	unsigned g = (unsigned)(gr - grp);
+	struct ctl *c = gr->c;
 
-	for (unsigned k = 0; k < gr->nproc; k++) {
-		int st;
-
-		if (gr->pid[k] <= 0 || waitpid(gr->pid[k], &st, WNOHANG) != gr->pid[k])
-			continue;
-		gr->pid[k] = 0;
-		fatal("a %s worker process ended (%s %d): %s", group_names[g],
-		      WIFEXITED(st) ? "status" : "signal",
-		      WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st),
-		      __atomic_load_n(&gr->c->failed, __ATOMIC_ACQUIRE) ? gr->c->msg
-								       : "it left no message");
-	}
-}
-
-/* Wait until *counter reaches want, failing if a worker dies or time runs out. */
-static void group_await(unsigned g, uint32_t *counter, uint32_t want, double limit_s,
-			const char *what)
-{
-	uint64_t deadline = now_ns() + (uint64_t)(limit_s * 1e9);
-	uint32_t v;
-
-	while ((v = __atomic_load_n(counter, __ATOMIC_ACQUIRE)) < want) {
-		group_check(g);
-		if (now_ns() > deadline)
-			fatal("%s: %s: %" PRIu32 " of %" PRIu32 " workers after %.0f s",
-			      group_names[g], what, v, want, limit_s);
-		futex_wait(counter, v, 20 * 1000 * 1000);
-	}
-}
-
-static __attribute__((noreturn)) void child(unsigned g, unsigned idx, unsigned nslots,
-					    const struct block *b, pid_t parent)
-{
-	struct ctl *c = grp[g].c;
-
-	signal(SIGINT, SIG_DFL);
-	signal(SIGTERM, SIG_DFL);
-	signal(SIGHUP, SIG_DFL);
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != parent)
-		_exit(1);
 	switch (g) {
 	case G_DR:
 		dr_worker_main(c, idx, segment, b->capacity, b->n);
 	case G_LF:
-		lf_proc_main(c, nslots, b->n, b->nbuckets);
+		lf_proc_main(c, gr->nslots, b->n, b->nbuckets);
 	case G_RW:
 		rw_worker_main(c, idx, b->rw_fd, b->capacity, b->n);
 	case G_LMDB:
@@ -266,103 +194,20 @@ static __attribute__((noreturn)) void child(unsigned g, unsigned idx, unsigned n
 
 /* Fork group g's workers (cds_lfht: one process of nslots threads) and
  * wait until they have set up. Returns the preload time. */
-static double group_start(unsigned g, unsigned nslots, const struct block *b)
+static double start_group(unsigned g, unsigned nslots, const struct block *b)
 {
 	struct group *gr = &grp[g];
-	unsigned nproc = g == G_LF ? 1 : nslots;
-	pid_t parent = getpid();
-	void *p = mmap(NULL, sizeof(struct ctl), PROT_READ | PROT_WRITE,
-		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 
-	if (p == MAP_FAILED)
-		fatal("mmap of a control page: %s", strerror(errno));
-	gr->c = p;
-	gr->nslots = nslots;
-	fflush(NULL);
-	for (unsigned i = 0; i < nproc; i++) {
-		pid_t pid = fork();
-
-		if (pid < 0)
-			fatal("fork: %s", strerror(errno));
-		if (pid == 0)
-			child(g, i, nslots, b, parent);
-		gr->pid[gr->nproc++] = pid;
-	}
-	group_await(g, &gr->c->setup, nslots, 600, "setting up");
+	group_start(gr, group_names[g], nslots, g == G_LF ? 1 : nslots, child, (void *)b);
+	group_await(gr, &gr->c->setup, nslots, 600, "setting up");
 	return gr->c->preload_s;
-}
-
-static void post(struct group *gr, unsigned k, uint32_t cmd, uint32_t wlword, uint64_t seed)
-{
-	struct wslot *s = &gr->c->w[k];
-
-	s->cmd = cmd;
-	s->workload = wlword;
-	s->seed = seed;
-	__atomic_fetch_add(&s->gen, 1, __ATOMIC_RELEASE);
-	futex_wake(&s->gen);
-}
-
-static void group_stop(unsigned g)
-{
-	struct group *gr = &grp[g];
-
-	if (!gr->c)
-		return;
-	for (unsigned k = 0; k < gr->nslots; k++)
-		post(gr, k, CMD_EXIT, 0, 0);
-	for (unsigned k = 0; k < gr->nproc; k++) {
-		int st;
-
-		while (waitpid(gr->pid[k], &st, 0) < 0)
-			if (errno != EINTR)
-				fatal("waitpid: %s", strerror(errno));
-		gr->pid[k] = 0;
-		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-			fatal("a %s worker process ended badly at exit (%s %d): %s", group_names[g],
-			      WIFEXITED(st) ? "status" : "signal",
-			      WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st),
-			      gr->c->failed ? gr->c->msg : "it left no message");
-	}
-	gr->nproc = 0;
-	munmap(gr->c, sizeof(struct ctl));
-	gr->c = NULL;
-}
-
-static void sleep_for(double s)
-{
-	struct timespec ts;
-
-	ts.tv_sec = (time_t)s;
-	ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
-	while (clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, &ts) == EINTR)
-		;
 }
 
 /* One cell: system s, `procs` workers, workload wl, for `secs`. ops/s. */
 static double cell(unsigned s, unsigned wl, unsigned procs, double secs, uint64_t seed)
 {
-	unsigned g = sys[s].group;
-	struct group *gr = &grp[g];
-	struct ctl *c = gr->c;
-	double total = 0;
-
-	c->ready = 0;
-	c->done = 0;
-	__atomic_store_n(&c->go, 0, __ATOMIC_RELEASE);
-	__atomic_store_n(&c->stop, 0, __ATOMIC_RELEASE);
-	for (unsigned k = 0; k < procs; k++)
-		post(gr, k, CMD_RUN, CMD_WL(wl, sys[s].mode), splitmix(seed + k));
-	group_await(g, &c->ready, procs, 60, "starting a cell");
-	__atomic_store_n(&c->go, 1, __ATOMIC_RELEASE);
-	futex_wake(&c->go);
-	sleep_for(secs);
-	__atomic_store_n(&c->stop, 1, __ATOMIC_RELEASE);
-	group_await(g, &c->done, procs, 120, "ending a cell");
-	for (unsigned k = 0; k < procs; k++)
-		if (c->w[k].ns)
-			total += (double)c->w[k].ops * 1e9 / (double)c->w[k].ns;
-	return total;
+	return group_cell(&grp[sys[s].group], CMD_WL(wl, sys[s].mode), procs, secs, seed, 60,
+			  120);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -405,67 +250,11 @@ static __attribute__((noreturn, format(printf, 1, 2))) void bad_usage(const char
 	exit(2);
 }
 
-/* "10k,1M" into out[]; false on anything else, or a value not in [1, max]. */
-static bool numbers(const char *arg, uint32_t *out, unsigned *count, uint64_t max)
-{
-	char buf[256], *save = NULL;
-
-	*count = 0;
-	/* strtok_r() would skip empty items: refuse them here. */
-	if (strlen(arg) >= sizeof(buf) || arg[0] == ',' || strstr(arg, ",,"))
-		return false;
-	strcpy(buf, arg);
-	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-		uint64_t mult = 1;
-		char *end;
-		unsigned long long v;
-
-		if (*count == MAX_LIST || *t < '0' || *t > '9')
-			return false;
-		errno = 0;
-		v = strtoull(t, &end, 10);
-		if (*end == 'k' || *end == 'K')
-			mult = 1000, end++;
-		else if (*end == 'm' || *end == 'M')
-			mult = 1000000, end++;
-		if (errno || *end || v == 0 || v > max / mult)
-			return false;
-		out[(*count)++] = (uint32_t)(v * mult);
-	}
-	return *count > 0 && arg[strlen(arg) - 1] != ',';
-}
-
-/* "a,b" of the names in `names` into on[]. */
-static bool choose(const char *arg, const char *const *names, const char *const *alt,
-		   unsigned n, bool *on)
-{
-	char buf[256], *save = NULL;
-	bool any = false;
-
-	if (strlen(arg) >= sizeof(buf) || arg[0] == ',' || strstr(arg, ",,") ||
-	    arg[strlen(arg) - 1] == ',')
-		return false;
-	strcpy(buf, arg);
-	for (unsigned i = 0; i < n; i++)
-		on[i] = false;
-	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-		unsigned i = 0;
-
-		while (i < n && strcmp(t, names[i]) != 0 && !(alt && strcmp(t, alt[i]) == 0))
-			i++;
-		if (i == n)
-			return false;
-		on[i] = any = true;
-	}
-	return any;
-}
-
 static double seconds_arg(const char *opt, const char *arg)
 {
-	char *end;
-	double v = strtod(arg, &end);
+	double v;
 
-	if (end == arg || *end || !(v >= 0.01 && v <= 600))
+	if (!parse_real(arg, &v) || !(v >= 0.01 && v <= 600))
 		bad_usage("bad %s '%s' (0.01 to 600 seconds)", opt, arg);
 	return v;
 }
@@ -506,8 +295,6 @@ static void parse_args(int argc, char **argv)
 
 	opterr = 0;
 	while ((o = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
-		char *end;
-
 		if (o == '?')
 			bad_usage("unknown option '%s'", argv[optind - 1]);
 		if (o == ':')
@@ -519,12 +306,12 @@ static void parse_args(int argc, char **argv)
 			break;
 		case O_NAMES:
 			/* distreg's capacity (names * 1.25 + 4096) stays within 2^26. */
-			if (!numbers(optarg, ccfg.names, &ccfg.nnames, 53000000))
+			if (!parse_numbers(optarg, ccfg.names, &ccfg.nnames, 53000000))
 				bad_usage("bad --names '%s' (1 to 53M each, comma-separated)",
 					  optarg);
 			break;
 		case O_PROCS:
-			if (!numbers(optarg, ccfg.procs, &ccfg.nprocs, MAX_WORKERS))
+			if (!parse_numbers(optarg, ccfg.procs, &ccfg.nprocs, MAX_WORKERS))
 				bad_usage("bad --procs '%s' (1 to %d each)", optarg, MAX_WORKERS);
 			break;
 		case O_SECONDS:
@@ -533,20 +320,16 @@ static void parse_args(int argc, char **argv)
 		case O_SLOW:
 			ccfg.slow_seconds = seconds_arg("--slow-seconds", optarg);
 			break;
-		case O_REPEAT: {
-			unsigned long v = strtoul(optarg, &end, 10);
-
-			if (end == optarg || *end || v < 1 || v > 64)
+		case O_REPEAT:
+			if (!parse_count(optarg, 1, 64, &ccfg.repeat))
 				bad_usage("bad --repeat '%s' (1 to 64)", optarg);
-			ccfg.repeat = (unsigned)v;
 			break;
-		}
 		case O_WL:
-			if (!choose(optarg, wl_short, wl_names, NWL, ccfg.wl_on))
+			if (!parse_choice(optarg, wl_short, wl_names, NWL, ccfg.wl_on))
 				bad_usage("bad --workloads '%s' (hit, miss, churn, mix)", optarg);
 			break;
 		case O_SYS:
-			if (!choose(optarg, sysnames, NULL, NSYS, ccfg.sys_on))
+			if (!parse_choice(optarg, sysnames, NULL, NSYS, ccfg.sys_on))
 				bad_usage("bad --systems '%s'", optarg);
 			ccfg.sys_on[SYS_DR] = true;
 			break;
@@ -605,12 +388,11 @@ static void run_block(unsigned ni, unsigned maxp, uint64_t base_seed)
 	struct block b = { .n = ccfg.names[ni], .rw_fd = -1 };
 	unsigned before = nmade;
 
-	b.capacity = b.n + b.n / 4 + 4096; /* as bench_registry sizes distreg */
+	b.capacity = capacity_for(b.n);
 	b.nbuckets = (unsigned long)pow2_at_least(b.capacity);
 	if (make_names(b.n, maxp))
 		fatal("out of memory for %" PRIu32 " names", b.n);
-	snprintf(segment, sizeof(segment), "bench-cmp-%d-%" PRIu32, (int)getpid(), b.n);
-	snprintf(segment_path, sizeof(segment_path), "/dev/shm/distreg.%s", segment);
+	segment_set("bench-cmp-%d-%" PRIu32, (int)getpid(), b.n);
 	dr_unlink(segment); /* a stale one of a reused pid */
 	printf("names %" PRIu32 ": distreg capacity %" PRIu32 ", %lu buckets; preload (s):", b.n,
 	       b.capacity, b.nbuckets);
@@ -632,7 +414,7 @@ static void run_block(unsigned ni, unsigned maxp, uint64_t base_seed)
 		if (g == G_LMDB || g == G_LMDB_WM)
 			make_lmdb_dir(&b, g == G_LMDB_WM);
 		fprintf(stderr, "names %" PRIu32 ": starting %s\n", b.n, group_names[g]);
-		t = group_start(g, maxp, &b);
+		t = start_group(g, maxp, &b);
 		if (g == G_RW) {
 			close(b.rw_fd);
 			b.rw_fd = -1;
@@ -666,35 +448,20 @@ static void run_block(unsigned ni, unsigned maxp, uint64_t base_seed)
 	}
 
 	for (unsigned g = 0; g < NGROUP; g++)
-		group_stop(g);
+		group_stop(&grp[g]);
 	if (segment[0]) {
-		int rc = dr_unlink(segment);
+		int rc = segment_remove();
 
 		/* No distreg group: no segment was made. */
 		if (rc && !(rc == -ENOENT && !group_on(G_DR)))
 			fatal("dr_unlink(%s): %s", segment, dr_strerror(rc));
-		segment[0] = 0;
-		segment_path[0] = 0;
+		segment_clear();
 	}
 	for (unsigned w = 0; w < 2; w++)
 		if (b.lmdb_dir[w][0])
 			remove_tree(b.lmdb_dir[w]);
 	nmade = before;
 	free_names();
-}
-
-/* The run's randomness: the seed of the cells, the hash seed of cds_lfht and
- * of the rwlock table; and the value every registration stores. */
-static uint64_t run_seed(void)
-{
-	static const char value[VALUE_LEN] = "ipc:///w/000042";
-	uint64_t seed;
-
-	if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != (ssize_t)sizeof(seed))
-		seed = now_ns() * 0x9e3779b97f4a7c15ull + (uint64_t)getpid();
-	lf_seed = splitmix(~seed);
-	memcpy(value_bytes, value, sizeof(value));
-	return seed;
 }
 
 static void command_line(char *out, size_t len, int argc, char **argv)
@@ -709,16 +476,17 @@ static void command_line(char *out, size_t len, int argc, char **argv)
 int main(int argc, char **argv)
 {
 	char cmdline[1024], msg[512];
-	unsigned maxp = 1;
-	uint64_t base_seed, wall0;
-	double busy0 = 0, steal0 = 0, busy1, steal1;
-	bool machine_ok;
+	unsigned maxp;
+	uint64_t base_seed;
+	struct load_probe probe;
+	struct load ld;
 	int rc, status = 0;
 
+	bench_prog = "bench_compare";
+	bench_cleanup = cleanup;
 	parse_args(argc, argv);
 	command_line(cmdline, sizeof(cmdline), argc, argv);
-	for (unsigned i = 0; i < ccfg.nprocs; i++)
-		maxp = ccfg.procs[i] > maxp ? ccfg.procs[i] : maxp;
+	maxp = list_max(ccfg.procs, ccfg.nprocs);
 	if (cmp_results_alloc())
 		fatal("out of memory");
 	base_seed = run_seed();
@@ -750,21 +518,18 @@ int main(int argc, char **argv)
 	}
 	cmp_print_header(stdout, cmdline, redis.version);
 
-	machine_ok = machine_cpu(&busy0, &steal0) == 0;
-	wall0 = now_ns();
+	load_begin(&probe);
 	for (unsigned ni = 0; ni < ccfg.nnames; ni++)
 		run_block(ni, maxp, base_seed);
 	redis_server_stop(&redis);
 
-	if (machine_ok && machine_cpu(&busy1, &steal1) == 0) {
-		/* Workers and server have been waited for: own_cpu() has them. */
-		double secs = (double)(now_ns() - wall0) / 1e9;
-		double cpus = secs * (double)sysconf(_SC_NPROCESSORS_ONLN);
-		double others = fmax(0, busy1 - busy0 - own_cpu()) / cpus,
-		       steal = (steal1 - steal0) / cpus;
+	/* Workers and server have been waited for: their CPU time is ours. */
+	if (load_end(&probe, &ld)) {
+		double cpus = ld.wall * (double)ld.ncpu;
+		double others = ld.other / cpus, steal = ld.steal / cpus;
 
 		printf("\nother load during the %.0f s run: %.0f%% of the CPUs busy with other "
-		       "processes, %.0f%% stolen by the hypervisor%s\n", secs, 100 * others,
+		       "processes, %.0f%% stolen by the hypervisor%s\n", ld.wall, 100 * others,
 		       100 * steal, others > 0.05 || steal > 0.05 ? " (numbers disturbed)" : "");
 	}
 	cmp_print_report();

@@ -14,9 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/utsname.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "compare.h"
@@ -33,14 +31,8 @@ static double *res;
 
 int cmp_results_alloc(void)
 {
-	size_t n = (size_t)ccfg.nnames * NWL * ccfg.nprocs * NSYS * ccfg.repeat;
-
-	res = malloc(n * sizeof(*res));
-	if (!res)
-		return -1;
-	for (size_t i = 0; i < n; i++)
-		res[i] = NAN;
-	return 0;
+	res = results_new((size_t)ccfg.nnames * NWL * ccfg.nprocs * NSYS * ccfg.repeat);
+	return res ? 0 : -1;
 }
 
 double *cmp_at(unsigned ni, unsigned wl, unsigned pi, unsigned s, unsigned rep)
@@ -49,33 +41,9 @@ double *cmp_at(unsigned ni, unsigned wl, unsigned pi, unsigned s, unsigned rep)
 }
 
 /* The repeats of a cell: median, min, max; false if it did not run. */
-struct stat3 {
-	double med, lo, hi;
-};
-
-static int by_value(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 static bool stats(unsigned ni, unsigned wl, unsigned pi, unsigned s, struct stat3 *out)
 {
-	double v[64];
-	unsigned n = 0;
-
-	for (unsigned r = 0; r < ccfg.repeat; r++)
-		if (!isnan(*cmp_at(ni, wl, pi, s, r)))
-			v[n++] = *cmp_at(ni, wl, pi, s, r);
-	*out = (struct stat3){ NAN, NAN, NAN };
-	if (n == 0)
-		return false;
-	qsort(v, n, sizeof(v[0]), by_value);
-	out->med = n & 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-	out->lo = v[0];
-	out->hi = v[n - 1];
-	return true;
+	return repeat_stats(cmp_at(ni, wl, pi, s, 0), ccfg.repeat, out);
 }
 
 static double med(unsigned ni, unsigned wl, unsigned pi, unsigned s)
@@ -117,49 +85,16 @@ bool prog_in_path(const char *prog)
 /* ---------------------------------------------------------------------- */
 /* The header. */
 
-static void read_cpu_model(char *out, size_t len)
-{
-	FILE *f = fopen("/proc/cpuinfo", "r");
-	char *line = NULL;
-	size_t cap = 0;
-
-	snprintf(out, len, "unknown CPU");
-	while (f && getline(&line, &cap, f) > 0) {
-		char *v = strchr(line, ':');
-
-		if (v && strncmp(line, "model name", 10) == 0) {
-			v += 1 + strspn(v + 1, " \t");
-			snprintf(out, len, "%.*s", (int)strcspn(v, "\n"), v);
-			break;
-		}
-	}
-	free(line);
-	if (f)
-		fclose(f);
-}
-
-static void print_list(FILE *f, const uint32_t *v, unsigned n)
-{
-	for (unsigned i = 0; i < n; i++)
-		fprintf(f, "%s%" PRIu32, i ? "," : "", v[i]);
-}
-
 void cmp_print_header(FILE *f, const char *cmdline, const char *redis_version)
 {
-	char cpu[256], when[64];
-	struct utsname u;
-	time_t now = time(NULL);
-	double mem = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+	struct machine m;
 
-	read_cpu_model(cpu, sizeof(cpu));
-	if (uname(&u) != 0)
-		strcpy(u.release, "?");
-	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S %Z", localtime(&now));
+	machine_describe(&m, "unknown CPU");
 	fprintf(f, "bench_compare: libdistreg side by side with what users would pick instead\n");
 	fprintf(f, "command:  %s\n", cmdline);
-	fprintf(f, "machine:  %ld CPUs online, %s, %.0f GiB RAM, Linux %s\n",
-		sysconf(_SC_NPROCESSORS_ONLN), cpu, mem / (1u << 30), u.release);
-	fprintf(f, "date:     %s\n", when);
+	fprintf(f, "machine:  %ld CPUs online, %s, %.0f GiB RAM, Linux %s\n", m.ncpu, m.cpu,
+		m.mem / (1u << 30), m.kernel);
+	fprintf(f, "date:     %s\n", m.date);
 	fprintf(f, "versions: libdistreg %s, liburcu %s, %s, %s, redis-server %s\n",
 		CMP_DISTREG_VERSION, CMP_URCU_VERSION, lmdb_version(), hiredis_version(),
 		redis_version && *redis_version ? redis_version : "(not run)");
@@ -214,10 +149,7 @@ static void fmt_ratio(char *buf, size_t len, double v)
 
 static int proc_index(uint32_t p)
 {
-	for (unsigned i = 0; i < ccfg.nprocs; i++)
-		if (ccfg.procs[i] == p)
-			return (int)i;
-	return -1;
+	return list_index(ccfg.procs, ccfg.nprocs, p);
 }
 
 /* Throughput with procs[pi] workers over that with 1; NAN if unmeasured. */

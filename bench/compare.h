@@ -1,8 +1,10 @@
 /*
  * compare.h - bench_compare: libdistreg side by side with what a user would
  * pick instead. It builds on bench.h (the names, the control page and its
- * command protocol) and runs libdistreg and cds_lfht with the workers of
- * workers.c unchanged; the other systems have their workers here:
+ * command protocol) and common.h (the worker groups, statistics, machine
+ * description and option lists that bench_registry uses too), and runs
+ * libdistreg and cds_lfht with the workers of workers.c unchanged; the
+ * other systems have their workers here:
  *
  *   bench_compare.c  options, the parent: forks the worker groups, runs the
  *                    cells, cleans up on every way out
@@ -22,7 +24,7 @@
 #include <stdio.h>
 #include <sys/types.h>
 
-#include "bench.h"
+#include "common.h"
 
 /* The systems measured, in the order of the table. */
 enum {

@@ -14,12 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/utsname.h>
-#include <time.h>
-#include <unistd.h>
 
-#include "bench.h"
+#include "common.h"
 
 struct config cfg;
 double *results;
@@ -30,114 +26,32 @@ double *res_at(unsigned ni, unsigned wl, unsigned pi, unsigned impl, unsigned re
 	return &results[i];
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
 /* Median over the repeats, NAN if the cell was not run. */
 static double median(unsigned ni, unsigned wl, unsigned pi, unsigned impl)
 {
-	double v[64];
-	unsigned n = 0;
+	struct stat3 st;
 
-	for (unsigned r = 0; r < cfg.repeat && n < 64; r++) {
-		double x = *res_at(ni, wl, pi, impl, r);
-		if (!isnan(x))
-			v[n++] = x;
-	}
-	if (n == 0)
-		return NAN;
-	qsort(v, n, sizeof(v[0]), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+	repeat_stats(res_at(ni, wl, pi, impl, 0), cfg.repeat, &st);
+	return st.med;
 }
 
 static int proc_index(uint32_t p)
 {
-	for (unsigned i = 0; i < cfg.nprocs; i++)
-		if (cfg.procs[i] == p)
-			return (int)i;
-	return -1;
-}
-
-static void cpu_model(char *buf, size_t len)
-{
-	FILE *f = fopen("/proc/cpuinfo", "r");
-	char line[512];
-
-	snprintf(buf, len, "unknown");
-	if (!f)
-		return;
-	while (fgets(line, sizeof(line), f)) {
-		char *colon = strchr(line, ':');
-
-		if (strncmp(line, "model name", 10) != 0 || !colon)
-			continue;
-		colon++;
-		while (*colon == ' ' || *colon == '\t')
-			colon++;
-		colon[strcspn(colon, "\n")] = 0;
-		snprintf(buf, len, "%s", colon);
-		break;
-	}
-	fclose(f);
-}
-
-/* CPU time of the whole machine from /proc/stat, in seconds: busy (user,
- * nice, system, irq, softirq) and steal (taken by the hypervisor). */
-int machine_cpu(double *busy, double *steal)
-{
-	unsigned long long v[8] = { 0 };
-	FILE *f = fopen("/proc/stat", "r");
-	double hz = (double)sysconf(_SC_CLK_TCK);
-	int n;
-
-	if (!f)
-		return -1;
-	n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
-		   &v[3], &v[4], &v[5], &v[6], &v[7]);
-	fclose(f);
-	if (n < 8 || hz <= 0)
-		return -1;
-	*busy = (double)(v[0] + v[1] + v[2] + v[5] + v[6]) / hz;
-	*steal = (double)v[7] / hz;
-	return 0;
-}
-
-/* CPU time of this process and its waited-for workers, in seconds. */
-double own_cpu(void)
-{
-	struct rusage a, b;
-
-	getrusage(RUSAGE_SELF, &a);
-	getrusage(RUSAGE_CHILDREN, &b);
-	return (double)(a.ru_utime.tv_sec + a.ru_stime.tv_sec + b.ru_utime.tv_sec +
-			b.ru_stime.tv_sec) +
-	       (double)(a.ru_utime.tv_usec + a.ru_stime.tv_usec + b.ru_utime.tv_usec +
-			b.ru_stime.tv_usec) / 1e6;
+	return list_index(cfg.procs, cfg.nprocs, p);
 }
 
 void print_header(void)
 {
-	char model[256], date[64];
-	struct utsname u;
-	time_t t = time(NULL);
+	struct machine m;
 
-	cpu_model(model, sizeof(model));
-	strftime(date, sizeof(date), "%Y-%m-%d %H:%M:%S %Z", localtime(&t));
-	if (uname(&u) != 0)
-		snprintf(u.release, sizeof(u.release), "?");
+	machine_describe(&m, "unknown");
 	printf("bench_registry: libdistreg vs liburcu cds_lfht (urcu-memb)\n");
-	printf("machine: %ld CPUs online, %s, Linux %s\n", sysconf(_SC_NPROCESSORS_ONLN),
-	       model, u.release);
-	printf("date:    %s\n", date);
-	printf("config:  names");
-	for (unsigned i = 0; i < cfg.nnames; i++)
-		printf("%s%" PRIu32, i ? "," : " ", cfg.names[i]);
-	printf("; procs");
-	for (unsigned i = 0; i < cfg.nprocs; i++)
-		printf("%s%" PRIu32, i ? "," : " ", cfg.procs[i]);
+	printf("machine: %ld CPUs online, %s, Linux %s\n", m.ncpu, m.cpu, m.kernel);
+	printf("date:    %s\n", m.date);
+	printf("config:  names ");
+	print_list(stdout, cfg.names, cfg.nnames);
+	printf("; procs ");
+	print_list(stdout, cfg.procs, cfg.nprocs);
 	printf("; %.2f s per cell; median of %u\n", cfg.seconds, cfg.repeat);
 	printf("method:  names of 18-19 bytes, %d-byte values, hash XXH3_64bits_withSeed on both\n"
 	       "         sides, buckets = power of two >= distreg capacity (names*1.25+4096);\n"
@@ -146,9 +60,9 @@ void print_header(void)
 	       "         reg+unreg counts one register+unregister pair as one op.\n",
 	       VALUE_LEN);
 	for (unsigned i = 0; i < cfg.nprocs; i++)
-		if (cfg.procs[i] > (uint32_t)sysconf(_SC_NPROCESSORS_ONLN))
+		if (cfg.procs[i] > (uint32_t)m.ncpu)
 			printf("warning: %" PRIu32 " workers on %ld CPUs: oversubscribed\n",
-			       cfg.procs[i], sysconf(_SC_NPROCESSORS_ONLN));
+			       cfg.procs[i], m.ncpu);
 	printf("\n");
 	fflush(stdout);
 }
@@ -171,17 +85,15 @@ static double scaling(unsigned ni, unsigned wl, unsigned pi, unsigned impl)
 	return median(ni, wl, pi, impl) / median(ni, wl, (unsigned)p1, impl);
 }
 
-/* (max - min) / median of a cell's repeats; 0 with one repeat. */
+/* (max - min) / median of a cell's repeats; 0 with one repeat, NAN if the
+ * cell was not run. */
 static double spread(unsigned ni, unsigned wl, unsigned pi, unsigned impl)
 {
-	double lo = INFINITY, hi = -INFINITY, m = median(ni, wl, pi, impl);
+	struct stat3 st;
 
-	for (unsigned r = 0; r < cfg.repeat; r++) {
-		double x = *res_at(ni, wl, pi, impl, r);
-		lo = x < lo ? x : lo;
-		hi = x > hi ? x : hi;
-	}
-	return (hi - lo) / m;
+	return repeat_stats(res_at(ni, wl, pi, impl, 0), cfg.repeat, &st)
+		       ? (st.hi - st.lo) / st.med
+		       : NAN;
 }
 
 struct tally {
