@@ -83,6 +83,26 @@ uint64_t now_ns(void);
 uint64_t splitmix(uint64_t x);
 void futex_wait(uint32_t *addr, uint32_t val, long timeout_ns);
 void futex_wake(uint32_t *addr);
+
+/* The worker side of the control page, for every system's workers. */
+/* Add one to a counter of the page and wake its waiters. */
+void ctl_count(uint32_t *ctr);
+/* Sleep until *word is no longer `seen`; returns what it is now. */
+uint32_t ctl_wait_change(uint32_t *word, uint32_t seen);
+/* Leave a message for the parent (the first failing worker of a group gets
+ * the slot) and end this worker's process. */
+__attribute__((format(printf, 2, 3), noreturn)) void ctl_fail(struct ctl *c, const char *fmt, ...);
+/* A cell of one worker: run `workload` (the command's word) from `seed`
+ * until the stop flag; *ops and *sink what it did. It reports its own
+ * failures (ctl_fail), so it returns only when it succeeded. */
+typedef void (*ctl_run_fn)(void *w, uint32_t workload, uint64_t seed, uint64_t *ops,
+			   uint64_t *sink);
+/* After a cell, untimed: let deferred work of the cell finish. */
+typedef void (*ctl_settle_fn)(void *w, uint32_t workload);
+/* Serve the commands of slot idx of c until CMD_EXIT: count ready, wait for
+ * the start barrier, time run(), settle (if not NULL), report, count done. */
+void ctl_serve(struct ctl *c, unsigned idx, ctl_run_fn run, ctl_settle_fn settle, void *w);
+
 /* n hit and n miss names, CHURN_NAMES per worker. 0 or -ENOMEM. */
 int make_names(uint32_t n, unsigned nworkers);
 void free_names(void);

@@ -1,8 +1,8 @@
 /*
  * cmp_kv.c - the worker side that the systems new in bench_compare share:
- * the command loop on the control page of bench.h (the protocol the
- * distreg and cds_lfht workers of workers.c follow), failure messages for
- * the parent, and the start-up order (worker 0 first).
+ * their place in the command loop of workers.c (ctl_serve(), which the
+ * distreg and cds_lfht workers use too), failure messages for the parent,
+ * and the start-up order (worker 0 first).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -39,75 +39,49 @@ int kv_error(struct kv_worker *w, const char *fmt, ...)
 
 void kv_die(struct kv_worker *w, const char *fmt, ...)
 {
-	struct ctl *c = w->c;
+	char why[sizeof(w->c->msg)];
 	va_list ap;
 
-	/* The first failing worker of the group gets the message slot. */
-	if (!__atomic_exchange_n(&c->failed, 1, __ATOMIC_ACQ_REL)) {
-		int n = snprintf(c->msg, sizeof(c->msg), "%s worker %u: ", w->sysname, w->idx);
-
-		if (n > 0 && (size_t)n < sizeof(c->msg)) {
-			va_start(ap, fmt);
-			vsnprintf(c->msg + n, sizeof(c->msg) - (size_t)n, fmt, ap);
-			va_end(ap);
-		}
-	}
-	_exit(1);
-}
-
-static void bump(uint32_t *counter)
-{
-	__atomic_fetch_add(counter, 1, __ATOMIC_RELEASE);
-	futex_wake(counter);
-}
-
-/* Sleep until *word is no longer `seen`. */
-static uint32_t wait_change(uint32_t *word, uint32_t seen)
-{
-	uint32_t v;
-
-	while ((v = __atomic_load_n(word, __ATOMIC_ACQUIRE)) == seen)
-		futex_wait(word, seen, 0);
-	return v;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	ctl_fail(w->c, "%s worker %u: %s", w->sysname, w->idx, why);
 }
 
 void kv_wait_first(struct kv_worker *w)
 {
 	if (w->idx != 0)
-		wait_change(&w->c->setup, 0);
+		ctl_wait_change(&w->c->setup, 0);
 }
 
 void kv_setup_done(struct kv_worker *w, double preload_s)
 {
 	if (w->idx == 0)
 		w->c->preload_s = preload_s;
-	bump(&w->c->setup);
+	ctl_count(&w->c->setup);
+}
+
+/* The system's run function and its worker, for ctl_serve(). */
+struct kv_cell {
+	struct kv_worker *w;
+	kv_run_fn run;
+};
+
+static void kv_run(void *arg, uint32_t word, uint64_t seed, uint64_t *ops, uint64_t *sink)
+{
+	const struct kv_cell *k = arg;
+	struct kv_worker *w = k->w;
+	unsigned wl = CMD_WL_WORKLOAD(word);
+
+	w->sink = 0;
+	if (k->run(w, wl, CMD_WL_MODE(word), seed, ops))
+		kv_die(w, "%s: %s", wl_names[wl], w->err);
+	*sink = w->sink;
 }
 
 void kv_serve(struct kv_worker *w, kv_run_fn run)
 {
-	struct ctl *c = w->c;
-	struct wslot *me = &c->w[w->idx];
-	uint32_t gen = 0;
+	struct kv_cell k = { w, run };
 
-	for (;;) {
-		uint64_t t0, n = 0;
-		unsigned wl, mode;
-
-		gen = wait_change(&me->gen, gen);
-		if (me->cmd == CMD_EXIT)
-			return;
-		wl = CMD_WL_WORKLOAD(me->workload);
-		mode = CMD_WL_MODE(me->workload);
-		w->sink = 0;
-		bump(&c->ready);
-		wait_change(&c->go, 0);
-		t0 = now_ns();
-		if (run(w, wl, mode, me->seed, &n))
-			kv_die(w, "%s: %s", wl_names[wl], w->err);
-		me->ns = now_ns() - t0;
-		me->ops = n;
-		me->sink = w->sink;
-		bump(&c->done);
-	}
+	ctl_serve(w->c, w->idx, kv_run, NULL, &k);
 }

@@ -50,7 +50,6 @@ struct worker {
 	int impl;
 	unsigned idx;
 	struct ctl *c;
-	struct wslot *slot;
 	dr_registry *r;           /* distreg */
 	struct cds_lfht *ht;      /* cds_lfht */
 	const struct bname *hit, *miss, *churn;
@@ -119,15 +118,22 @@ void futex_wake(uint32_t *addr)
 	syscall(SYS_futex, addr, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
 }
 
-static void count_up(uint32_t *ctr)
+void ctl_count(uint32_t *ctr)
 {
 	__atomic_add_fetch(ctr, 1, __ATOMIC_RELEASE);
 	futex_wake(ctr);
 }
 
-/* Leave a message for the parent and end this worker's process. */
-__attribute__((format(printf, 2, 3), noreturn)) static void
-worker_fail(struct ctl *c, const char *fmt, ...)
+uint32_t ctl_wait_change(uint32_t *word, uint32_t seen)
+{
+	uint32_t v;
+
+	while ((v = __atomic_load_n(word, __ATOMIC_ACQUIRE)) == seen)
+		futex_wait(word, seen, 0);
+	return v;
+}
+
+void ctl_fail(struct ctl *c, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -137,6 +143,33 @@ worker_fail(struct ctl *c, const char *fmt, ...)
 		va_end(ap);
 	}
 	_exit(1);
+}
+
+void ctl_serve(struct ctl *c, unsigned idx, ctl_run_fn run, ctl_settle_fn settle, void *w)
+{
+	struct wslot *s = &c->w[idx];
+	uint32_t seen = 0;
+
+	for (;;) {
+		uint64_t ops = 0, sink = 0, t0, t1;
+		uint32_t workload;
+
+		seen = ctl_wait_change(&s->gen, seen);
+		if (s->cmd == CMD_EXIT)
+			return;
+		workload = s->workload;
+		ctl_count(&c->ready);
+		ctl_wait_change(&c->go, 0);
+		t0 = now_ns();
+		run(w, workload, s->seed, &ops, &sink);
+		t1 = now_ns();
+		if (settle)
+			settle(w, workload);
+		s->ops = ops;
+		s->ns = t1 - t0;
+		s->sink = sink;
+		ctl_count(&c->done);
+	}
 }
 
 static uint64_t lf_hash(const struct bname *n)
@@ -368,50 +401,35 @@ static const char *err_text(int impl, int rc)
 	return impl == IMPL_DR ? dr_strerror(rc) : strerror(-rc);
 }
 
+/* A cell of worker w, for ctl_serve(). */
+static void worker_run(void *arg, uint32_t wl, uint64_t seed, uint64_t *ops, uint64_t *sink)
+{
+	struct worker *w = arg;
+	uint64_t rng = seed;
+	int rc;
+
+	if (w->impl == IMPL_DR)
+		rc = run_distreg(w, wl, &rng, ops, sink);
+	else
+		rc = run_lfht(w, wl, &rng, ops, sink);
+	if (rc)
+		ctl_fail(w->c, "%s worker %u, %s, %s: %s", impl_names[w->impl], w->idx,
+			 wl_names[wl], w->what, err_text(w->impl, rc));
+}
+
+/* Let the call_rcu thread finish this cell's frees before the next cell:
+ * not timed, like distreg's partly filled retire batch. */
+static void lf_settle(void *arg, uint32_t wl)
+{
+	(void)arg;
+	if (wl == WL_CHURN || wl == WL_MIX)
+		urcu_memb_barrier();
+}
+
 /* Serve the parent's commands until CMD_EXIT. */
 static void worker_serve(struct worker *w)
 {
-	struct ctl *c = w->c;
-	struct wslot *s = w->slot;
-	uint32_t seen = 0;
-
-	for (;;) {
-		uint32_t g = __atomic_load_n(&s->gen, __ATOMIC_ACQUIRE);
-		uint64_t rng, ops = 0, sink = 0, t0, t1;
-		unsigned wl;
-		int rc;
-
-		if (g == seen) {
-			futex_wait(&s->gen, seen, 0);
-			continue;
-		}
-		seen = g;
-		if (s->cmd == CMD_EXIT)
-			return;
-		rng = s->seed;
-		wl = s->workload;
-		count_up(&c->ready);
-		while (__atomic_load_n(&c->go, __ATOMIC_ACQUIRE) == 0)
-			futex_wait(&c->go, 0, 0);
-		t0 = now_ns();
-		if (w->impl == IMPL_DR)
-			rc = run_distreg(w, wl, &rng, &ops, &sink);
-		else
-			rc = run_lfht(w, wl, &rng, &ops, &sink);
-		t1 = now_ns();
-		if (rc)
-			worker_fail(c, "%s worker %u, %s, %s: %s", impl_names[w->impl],
-				    w->idx, wl_names[wl], w->what, err_text(w->impl, rc));
-		/* Let the call_rcu thread finish this cell's frees before the
-		 * next cell: not timed, like distreg's partly filled retire
-		 * batch. */
-		if (w->impl == IMPL_LF && (wl == WL_CHURN || wl == WL_MIX))
-			urcu_memb_barrier();
-		s->ops = ops;
-		s->ns = t1 - t0;
-		s->sink = sink;
-		count_up(&c->done);
-	}
+	ctl_serve(w->c, w->idx, worker_run, w->impl == IMPL_LF ? lf_settle : NULL, w);
 }
 
 /* A distreg worker process. Worker 0 preloads the names and owns them. */
@@ -421,7 +439,7 @@ dr_worker_main(struct ctl *c, unsigned idx, const char *segment, uint32_t capaci
 {
 	struct dr_options o = { .segment = segment, .capacity = capacity };
 	struct worker w = {
-		.impl = IMPL_DR, .idx = idx, .c = c, .slot = &c->w[idx],
+		.impl = IMPL_DR, .idx = idx, .c = c,
 		.hit = hit_names, .miss = miss_names,
 		.churn = churn_names + (size_t)idx * CHURN_NAMES,
 		.nhit = nnames, .nmiss = nnames,
@@ -429,7 +447,7 @@ dr_worker_main(struct ctl *c, unsigned idx, const char *segment, uint32_t capaci
 	int rc = dr_open(&o, &w.r);
 
 	if (rc)
-		worker_fail(c, "distreg worker %u: dr_open(segment %s, capacity %" PRIu32 "): %s",
+		ctl_fail(c, "distreg worker %u: dr_open(segment %s, capacity %" PRIu32 "): %s",
 			    idx, segment, capacity, dr_strerror(rc));
 	if (idx == 0) {
 		uint64_t t0 = now_ns();
@@ -438,19 +456,19 @@ dr_worker_main(struct ctl *c, unsigned idx, const char *segment, uint32_t capaci
 		for (uint32_t i = 0; i < nnames; i++) {
 			rc = op_register(&w, IMPL_DR, &hit_names[i]);
 			if (rc)
-				worker_fail(c, "distreg preload: dr_register of name %" PRIu32
+				ctl_fail(c, "distreg preload: dr_register of name %" PRIu32
 					    " of %" PRIu32 ": %s", i, nnames, dr_strerror(rc));
 		}
 		c->preload_s = (double)(now_ns() - t0) / 1e9;
 		rc = dr_stats(w.r, &st);
 		if (rc)
-			worker_fail(c, "distreg: dr_stats: %s", dr_strerror(rc));
+			ctl_fail(c, "distreg: dr_stats: %s", dr_strerror(rc));
 		if (st.live != nnames)
-			worker_fail(c, "distreg preload: %" PRIu32 " live names, expected %" PRIu32,
+			ctl_fail(c, "distreg preload: %" PRIu32 " live names, expected %" PRIu32,
 				    st.live, nnames);
 		c->segment_bytes = st.segment_bytes;
 	}
-	count_up(&c->setup);
+	ctl_count(&c->setup);
 	worker_serve(&w);
 	dr_close(w.r); /* worker 0: unregisters the preloaded names */
 	_exit(0);
@@ -461,7 +479,7 @@ static void *lf_thread(void *arg)
 	struct worker *w = arg;
 
 	urcu_memb_register_thread();
-	count_up(&w->c->setup);
+	ctl_count(&w->c->setup);
 	worker_serve(w);
 	urcu_memb_unregister_thread();
 	return NULL;
@@ -478,14 +496,14 @@ lf_proc_main(struct ctl *c, unsigned nworkers, uint32_t nnames, unsigned long nb
 	int rc;
 
 	if (!ws || !tids)
-		worker_fail(c, "cds_lfht: out of memory");
+		ctl_fail(c, "cds_lfht: out of memory");
 	/* No CDS_LFHT_AUTO_RESIZE: the bucket count stays that of distreg. */
 	ht = cds_lfht_new_flavor(nbuckets, nbuckets, 0, 0, &urcu_memb_flavor, NULL);
 	if (!ht)
-		worker_fail(c, "cds_lfht_new_flavor(%lu buckets) failed", nbuckets);
+		ctl_fail(c, "cds_lfht_new_flavor(%lu buckets) failed", nbuckets);
 	for (unsigned i = 0; i < nworkers; i++) {
 		ws[i] = (struct worker){
-			.impl = IMPL_LF, .idx = i, .c = c, .slot = &c->w[i], .ht = ht,
+			.impl = IMPL_LF, .idx = i, .c = c, .ht = ht,
 			.hit = hit_names, .miss = miss_names,
 			.churn = churn_names + (size_t)i * CHURN_NAMES,
 			.nhit = nnames, .nmiss = nnames,
@@ -496,14 +514,14 @@ lf_proc_main(struct ctl *c, unsigned nworkers, uint32_t nnames, unsigned long nb
 	for (uint32_t i = 0; i < nnames; i++) {
 		rc = lf_register(&ws[0], &hit_names[i]);
 		if (rc)
-			worker_fail(c, "cds_lfht preload of name %" PRIu32 ": %s", i, strerror(-rc));
+			ctl_fail(c, "cds_lfht preload of name %" PRIu32 ": %s", i, strerror(-rc));
 	}
 	c->preload_s = (double)(now_ns() - t0) / 1e9;
 	urcu_memb_unregister_thread();
 	for (unsigned i = 0; i < nworkers; i++) {
 		rc = pthread_create(&tids[i], NULL, lf_thread, &ws[i]);
 		if (rc)
-			worker_fail(c, "cds_lfht: pthread_create: %s", strerror(rc));
+			ctl_fail(c, "cds_lfht: pthread_create: %s", strerror(rc));
 	}
 	for (unsigned i = 0; i < nworkers; i++)
 		pthread_join(tids[i], NULL);
