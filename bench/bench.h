@@ -3,10 +3,14 @@
  * control page that the parent and the workers (processes or threads) share
  * through MAP_SHARED, the configuration and the results.
  *
- *   bench_registry.c  options, the parent: forks the workers, runs the cells
+ *   bench_registry.c  options, the parent: starts the workers, runs the cells
  *   workers.c         the names, both implementations' operations and loops,
- *                     the worker processes and threads
- *   report.c          machine description, medians, the table, the targets
+ *                     the worker processes and threads, the command loop
+ *                     every worker serves (ctl_serve)
+ *   report.c          the header, the table, the targets
+ *   common.c          what bench_compare's parent uses too (common.h): the
+ *                     worker groups, fatal(), statistics of the repeats, the
+ *                     machine and its load, option lists
  */
 #ifndef BENCH_H
 #define BENCH_H

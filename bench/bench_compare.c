@@ -19,9 +19,10 @@
  * op is the pair) and mix-90/10; for each number of names and of workers.
  *
  * Each system is a group of worker processes (cds_lfht: one process with a
- * thread per worker) that share a control page with the parent (bench.h):
- * the distreg and cds_lfht workers are those of workers.c, the others are
- * in cmp_*.c and follow the same protocol. Worker 0 of a group creates the
+ * thread per worker) that share a control page with the parent (bench.h),
+ * started, driven and stopped by the group code both benchmarks share
+ * (common.c): the distreg and cds_lfht workers are those of workers.c, the
+ * others are in cmp_*.c and serve the same loop. Worker 0 of a group creates the
  * store and preloads the names. A cell runs for a fixed time; the systems
  * take turns cell by cell, and their order rotates with the repeat, so slow
  * drift of a shared machine favours none. Medians of the repeats are

@@ -8,13 +8,14 @@
  *
  *   bench_compare.c  options, the parent: forks the worker groups, runs the
  *                    cells, cleans up on every way out
- *   cmp_kv.c         the worker side shared by the new systems: command loop,
- *                    failure messages, the PRNG; the timed loop is below
+ *   cmp_kv.c         the worker side shared by the new systems: their run in
+ *                    ctl_serve(), failure messages, the PRNG; the timed loop
+ *                    is below
  *   cmp_rwlock.c     a chained hash table in a memfd behind a process-shared
  *                    pthread rwlock
  *   cmp_lmdb.c       LMDB, one env per process, in /dev/shm
  *   cmp_redis.c      Redis over a Unix socket with hiredis (its own server)
- *   cmp_report.c     machine description, medians, table, CSV, plot, targets
+ *   cmp_report.c     header, table, CSV, plot, targets
  */
 #ifndef COMPARE_H
 #define COMPARE_H
