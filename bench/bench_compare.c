@@ -142,10 +142,7 @@ static void cleanup(void)
 {
 	kill_groups();
 	redis_server_stop(&redis);
-	if (segment[0]) {
-		dr_unlink(segment);
-		segment_clear();
-	}
+	segment_drop();
 	remove_tree(root_dir);
 	root_dir[0] = 0;
 	nmade = 0;
@@ -157,8 +154,7 @@ static void on_signal(int sig)
 		group_kill_async(&grp[g]);
 	if (redis.pid > 0)
 		kill(redis.pid, SIGKILL);
-	if (segment_path[0])
-		unlink(segment_path);
+	segment_unlink_async();
 	for (int i = nmade - 1; i >= 0; i--)
 		if (unlink(made[i]) != 0)
 			rmdir(made[i]);

@@ -63,18 +63,14 @@ static void cleanup(void)
 {
 	for (int i = 0; i < NIMPL; i++)
 		group_kill(&grp[i]);
-	if (segment[0]) {
-		dr_unlink(segment);
-		segment_clear();
-	}
+	segment_drop();
 }
 
 static void on_signal(int sig)
 {
 	/* Async-signal-safe: unlink the file dr_unlink() would remove (the
 	 * path distreg.h documents); the workers die with us (PDEATHSIG). */
-	if (segment_path[0])
-		unlink(segment_path);
+	segment_unlink_async();
 	signal(sig, SIG_DFL);
 	raise(sig);
 }

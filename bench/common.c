@@ -503,3 +503,17 @@ int segment_remove(void)
 		segment_clear();
 	return rc;
 }
+
+void segment_drop(void)
+{
+	if (segment[0]) {
+		dr_unlink(segment);
+		segment_clear();
+	}
+}
+
+void segment_unlink_async(void)
+{
+	if (segment_path[0])
+		unlink(segment_path);
+}

@@ -167,5 +167,9 @@ void segment_set(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int segment_remove(void);
 /* Forget it without removing it. */
 void segment_clear(void);
+/* On a way out: remove it if there is one, whatever the outcome. */
+void segment_drop(void);
+/* In a signal handler: unlink its file (async-signal-safe). */
+void segment_unlink_async(void);
 
 #endif /* BENCH_COMMON_H */
