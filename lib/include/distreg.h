@@ -149,8 +149,9 @@ int dr_unlink(const char *segment);
  * never clears means a corrupt segment);
  * -ENAMETOOLONG name longer than DR_NAME_MAX; -EMSGSIZE value longer than
  * DR_VALUE_MAX; -EINVAL NULL or empty name, NULL value with a nonzero
- * length; -EUSERS no reader slot left; -ECHILD handle inherited by fork.
- * Thread-safe.
+ * length; -EUSERS no reader slot left; -EBADMSG the name's bucket chain in
+ * the segment is corrupt (an index out of range or a cycle: dr_check()
+ * says where); -ECHILD handle inherited by fork. Thread-safe.
  */
 int dr_register(dr_registry *r, const char *name, const void *value,
 		size_t value_len);
@@ -162,7 +163,8 @@ int dr_register_bin(dr_registry *r, const void *name, size_t name_len,
  *
  * Errors: -ENOENT not registered (or its owner had died: the name is then
  * reaped); -EPERM another live process or handle owns it; -EINVAL,
- * -ENAMETOOLONG, -EUSERS, -ECHILD as for dr_register(). Thread-safe.
+ * -ENAMETOOLONG, -EUSERS, -EBADMSG, -ECHILD as for dr_register().
+ * Thread-safe.
  */
 int dr_unregister(dr_registry *r, const char *name);
 int dr_unregister_bin(dr_registry *r, const void *name, size_t name_len);
