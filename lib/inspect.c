@@ -98,10 +98,12 @@ static int foreach_visit(struct dr_registry *r, uint32_t b, uint32_t idx,
 
 	(void)b;
 	(void)depth;
-	if (next & DRI_MARK)
+	/* Deleted, or a name length no registration can write (a corrupt
+	 * entry, which dr_check() reports): not a name to show. */
+	if ((next & DRI_MARK) || e->name_len == 0 || e->name_len > DR_NAME_MAX)
 		return 0;
 	info.name = e->name;
-	info.name_len = e->name_len > DR_NAME_MAX ? DR_NAME_MAX : e->name_len;
+	info.name_len = e->name_len;
 	dri_value_read(e, &info.entry);
 	info.alive = cache_alive(&c->cache, r, e->owner);
 	return c->fn(&info, c->arg);

@@ -227,7 +227,11 @@ struct dr_name_info {
  * Call fn for every registered name, in table order, until fn returns
  * nonzero (that value is then returned). Names registered or unregistered
  * during the walk may or may not be seen. fn runs inside a read-side
- * section: it must not register or unregister. Errors: -ECHILD, -EUSERS.
+ * section: it must not register or unregister. An entry whose name length
+ * is out of range (only a corrupted segment has one; dr_check() reports it)
+ * is skipped, so name_len is always 1 to DR_NAME_MAX. Errors: -EINVAL fn or
+ * r NULL, -ECHILD, -EUSERS, -ENOMEM. A corrupt bucket chain is walked
+ * up to the corruption.
  */
 typedef int (*dr_foreach_fn)(const struct dr_name_info *info, void *arg);
 int dr_foreach(dr_registry *r, dr_foreach_fn fn, void *arg);
