@@ -140,6 +140,8 @@ static bool try_alloc(struct dr_registry *r, struct dri_thread *t, uint32_t *idx
 	return false;
 }
 
+static unsigned finish_deletes(struct dr_registry *r, struct dri_thread *t);
+
 /* Passes in a row that must find every entry allocated before -ENOSPC:
  * one pass is not a snapshot, and under churn it can meet every entry in
  * its short allocated phase. */
@@ -174,7 +176,14 @@ int dri_alloc_entry(struct dr_registry *r, struct dri_thread *t, uint32_t *idx)
 		if (rc == -EBUSY) {
 			full = 0;
 		} else if (rc == 0 && left == 0 && ++full == FULL_PASSES) {
-			return -ENOSPC;
+			/* Last, the costly pass (it reads every entry): an
+			 * unregistration whose unlink lost a race leaves its
+			 * entry marked, still linked and allocated until a
+			 * search passes by, which in a quiet bucket is never. */
+			if (finish_deletes(r, t) == 0)
+				return -ENOSPC;
+			full = 0;
+			continue;
 		}
 		if (t->nest != 0)
 			return rc == -EBUSY ? -EBUSY : -ENOSPC;
@@ -405,9 +414,12 @@ static int mark_and_unlink(struct dr_registry *r, struct dri_thread *t,
 		DRI_CRASHPOINT(unreg_unlinked);
 		if (DRI_ST_TAG(s) == DRI_TAG_ALLOC)
 			dri_retire(r, t, p->curr - 1, s);
+	} else if (cur->name_len >= 1 && cur->name_len <= DR_NAME_MAX) {
+		/* A concurrent writer changed prev: search again, which
+		 * unlinks and retires every marked entry on the way. */
+		struct pos q;
+		search(r, t, cur->hash, cur->name, cur->name_len, &q);
 	}
-	/* Else a concurrent writer changed prev; whoever next passes the
-	 * entry unlinks it. */
 	return 0;
 }
 
@@ -476,6 +488,29 @@ bool dri_delete_exact(struct dr_registry *r, struct dri_thread *t, uint32_t idx,
 	if (ld_acq64(&r->states[idx]) == state)
 		dri_retire(r, t, idx, state);
 	return removed;
+}
+
+/*
+ * Unlink and retire every entry that is marked deleted but still allocated
+ * (its unlink lost a race and no search has passed by since). Returns how
+ * many were retired. Takes read-side sections of its own.
+ */
+static unsigned finish_deletes(struct dr_registry *r, struct dri_thread *t)
+{
+	unsigned n = 0;
+
+	for (uint32_t i = 0; i < r->capacity; i++) {
+		uint64_t s = ld_acq64(&r->states[i]);
+
+		if (DRI_ST_TAG(s) != DRI_TAG_ALLOC ||
+		    !(ld_acq32(&dri_entry_at(r, i)->next) & DRI_MARK))
+			continue;
+		dri_read_enter(r, t);
+		dri_delete_exact(r, t, i, s);
+		dri_read_exit(r, t);
+		n += ld_acq64(&r->states[i]) != s;
+	}
+	return n;
 }
 
 /*
