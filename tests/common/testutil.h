@@ -1,7 +1,8 @@
 /*
  * Helpers shared by the test suites. Every test uses segment names unique
  * to its process and call, so suites run in parallel and never touch a
- * user's real segment.
+ * user's real segment; every name a test takes is recorded, so the suite's
+ * .fini removes what a failed test left behind.
  */
 #ifndef DR_TESTUTIL_H
 #define DR_TESTUTIL_H
@@ -9,12 +10,58 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include <distreg.h>
+
 /* Write "t.<tag>.<pid>.<n>" into buf (at least 64 bytes) and return buf. */
 static inline char *dr_test_segment(char *buf, size_t len, const char *tag)
 {
 	static unsigned counter;
 	snprintf(buf, len, "t.%s.%d.%u", tag, (int)getpid(), counter++);
 	return buf;
+}
+
+#define DR_TEST_MAX_SEGS 512
+
+struct dr_test_segs {
+	int n;
+	char name[DR_TEST_MAX_SEGS][DR_SEGMENT_MAX + 1];
+};
+
+/* Each test runs in a process of its own, so this list is per test. */
+static inline struct dr_test_segs *dr_test_segs(void)
+{
+	static struct dr_test_segs s;
+	return &s;
+}
+
+/* A new unique segment name, recorded for dr_test_segs_unlink(), in a
+ * buffer of DR_SEGMENT_MAX + 1 bytes; NULL when the list is full. */
+static inline char *dr_test_seg_new(const char *tag)
+{
+	struct dr_test_segs *s = dr_test_segs();
+
+	if (s->n == DR_TEST_MAX_SEGS)
+		return NULL;
+	return dr_test_segment(s->name[s->n++], sizeof(s->name[0]), tag);
+}
+
+/* Remove every recorded segment (those already gone are no error). */
+static inline void dr_test_segs_unlink(void)
+{
+	struct dr_test_segs *s = dr_test_segs();
+
+	for (int i = 0; i < s->n; i++)
+		(void)dr_unlink(s->name[i]);
+	s->n = 0;
+}
+
+/* /dev/shm/distreg.<segment>, in a static buffer. */
+static inline const char *dr_test_seg_path(const char *segment)
+{
+	static char path[DR_SEGMENT_MAX + 64];
+
+	snprintf(path, sizeof(path), "/dev/shm/distreg.%s", segment);
+	return path;
 }
 
 #endif

@@ -116,44 +116,27 @@ static inline uint64_t stress_seed(uint64_t salt)
 /* ---------------------------------------------------------------------- */
 /* Segments */
 
-#define STRESS_MAX_SEGS 512
-
-struct stress_segs {
-	int n;
-	char name[STRESS_MAX_SEGS][DR_SEGMENT_MAX + 1];
-};
-
-/* Each test runs in a process of its own, so this state is per test. */
-static inline struct stress_segs *stress_segs(void)
-{
-	static struct stress_segs s;
-	return &s;
-}
-
 /* A new segment name, unique to this test, removed by stress_fini(). */
 static inline const char *seg_new(const char *tag)
 {
-	struct stress_segs *s = stress_segs();
+	const char *name = dr_test_seg_new(tag);
 
-	cr_assert_lt(s->n, STRESS_MAX_SEGS, "too many segments in one test");
-	return dr_test_segment(s->name[s->n++], sizeof(s->name[0]), tag);
+	cr_assert_not_null(name, "too many segments in one test");
+	return name;
 }
 
 /* /dev/shm/distreg.<segment>, in a static buffer. */
 static inline const char *seg_path_of(const char *segment)
 {
-	static char path[DR_SEGMENT_MAX + 64];
-
-	snprintf(path, sizeof(path), "/dev/shm/distreg.%s", segment);
-	return path;
+	return dr_test_seg_path(segment);
 }
 
 /* Have stress_fini() remove a segment whose name the test made itself. */
 static inline void seg_track(const char *segment)
 {
-	struct stress_segs *s = stress_segs();
+	struct dr_test_segs *s = dr_test_segs();
 
-	cr_assert_lt(s->n, STRESS_MAX_SEGS, "too many segments in one test");
+	cr_assert_lt(s->n, DR_TEST_MAX_SEGS, "too many segments in one test");
 	snprintf(s->name[s->n++], sizeof(s->name[0]), "%s", segment);
 }
 
@@ -189,13 +172,11 @@ static inline int seg_tmp_files(const char *segment, bool rm)
 /* The suites' .fini: remove whatever a test (even a failed one) left. */
 static inline void stress_fini(void)
 {
-	struct stress_segs *s = stress_segs();
+	struct dr_test_segs *s = dr_test_segs();
 
-	for (int i = 0; i < s->n; i++) {
-		(void)dr_unlink(s->name[i]);
+	for (int i = 0; i < s->n; i++)
 		(void)seg_tmp_files(s->name[i], true);
-	}
-	s->n = 0;
+	dr_test_segs_unlink();
 }
 
 static inline int stress_open_opts(const char *segment, uint32_t capacity, uint32_t max_threads,

@@ -37,21 +37,17 @@ extern char **environ;
 /* ---------------------------------------------------------------------- */
 /* Segments, removed again by the suite's .fini even when a test fails */
 
-#define MAX_SEGS 8
-static char segs[MAX_SEGS][DR_SEGMENT_MAX + 1];
-static int nsegs;
-
 static const char *seg_new(const char *tag)
 {
-	cr_assert_lt(nsegs, MAX_SEGS);
-	return dr_test_segment(segs[nsegs++], sizeof(segs[0]), tag);
+	const char *name = dr_test_seg_new(tag);
+
+	cr_assert_not_null(name, "too many segments in one test");
+	return name;
 }
 
 static void segs_fini(void)
 {
-	for (int i = 0; i < nsegs; i++)
-		(void)dr_unlink(segs[i]);
-	nsegs = 0;
+	dr_test_segs_unlink();
 }
 
 TestSuite(shmdump, .timeout = TOOLS_TIMEOUT, .fini = segs_fini);

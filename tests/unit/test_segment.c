@@ -194,11 +194,10 @@ Test(segment, segment_name_longer_than_max_is_einval)
 
 Test(segment, segment_name_of_max_length_is_accepted)
 {
-	struct unit_segs *s = unit_segs();
-	char *name = s->name[s->n++];
+	char *name = dr_test_seg_new("max");
 	dr_registry *r = NULL;
 
-	dr_test_segment(name, DR_SEGMENT_MAX + 1, "max");
+	cr_assert_not_null(name);
 	memset(name + strlen(name), 'x', DR_SEGMENT_MAX - strlen(name));
 	name[DR_SEGMENT_MAX] = 0;
 	cr_assert_eq(strlen(name), DR_SEGMENT_MAX);

@@ -34,46 +34,26 @@
 #define UNIT_MAX_PROCS 64u
 #define UNIT_MAX_THREADS 256u
 
-#define UNIT_MAX_SEGS 16
-
-struct unit_segs {
-	int n;
-	char name[UNIT_MAX_SEGS][DR_SEGMENT_MAX + 1];
-};
-
-/* Each test runs in a process of its own, so this state is per test. */
-static inline struct unit_segs *unit_segs(void)
-{
-	static struct unit_segs s;
-	return &s;
-}
-
 /* A new segment name, unique to this test, removed again by unit_fini(). */
 static inline const char *seg_new(const char *tag)
 {
-	struct unit_segs *s = unit_segs();
+	const char *name = dr_test_seg_new(tag);
 
-	cr_assert_lt(s->n, UNIT_MAX_SEGS, "too many segments in one test");
-	return dr_test_segment(s->name[s->n++], sizeof(s->name[0]), tag);
+	cr_assert_not_null(name, "too many segments in one test");
+	return name;
 }
 
 /* The suites' .fini: remove whatever segment a test (even a failed one)
  * left behind. Tests also remove their segments themselves at the end. */
 static inline void unit_fini(void)
 {
-	struct unit_segs *s = unit_segs();
-
-	for (int i = 0; i < s->n; i++)
-		(void)dr_unlink(s->name[i]);
-	s->n = 0;
+	dr_test_segs_unlink();
 }
 
 /* /dev/shm/distreg.<segment> */
 static inline const char *seg_path(const char *segment)
 {
-	static char path[DR_SEGMENT_MAX + 64];
-	snprintf(path, sizeof(path), "/dev/shm/distreg.%s", segment);
-	return path;
+	return dr_test_seg_path(segment);
 }
 
 static inline int seg_open_opts(const char *segment, uint32_t capacity,
