@@ -32,14 +32,15 @@ static size_t cname_len(const char *name)
 static int name_op_begin(dr_registry *r, const void *name, size_t name_len,
 			 struct dri_thread **t)
 {
-	int err;
+	int err = r ? name_check(name, name_len) : -EINVAL;
 
-	if (!r)
-		return -EINVAL;
-	err = name_check(name, name_len);
-	if (err)
-		return err;
-	return dri_thread_get(r, t);
+	return err ? err : dri_thread_get(r, t);
+}
+
+/* The same for calls without a name. */
+static int op_begin(dr_registry *r, struct dri_thread **t)
+{
+	return r ? dri_thread_get(r, t) : -EINVAL;
 }
 
 /* After a write: free this thread's retired batch once it is full. */
@@ -236,11 +237,8 @@ DR_EXPORT int dr_whereis(dr_registry *r, const char *name, struct dr_entry *out)
 DR_EXPORT int dr_read_lock(dr_registry *r)
 {
 	struct dri_thread *t;
-	int err;
+	int err = op_begin(r, &t);
 
-	if (!r)
-		return -EINVAL;
-	err = dri_thread_get(r, &t);
 	if (err)
 		return err;
 	if (t->nest == UINT32_MAX)
@@ -252,11 +250,8 @@ DR_EXPORT int dr_read_lock(dr_registry *r)
 DR_EXPORT int dr_read_unlock(dr_registry *r)
 {
 	struct dri_thread *t;
-	int err;
+	int err = op_begin(r, &t);
 
-	if (!r)
-		return -EINVAL;
-	err = dri_thread_get(r, &t);
 	if (err)
 		return err;
 	if (t->nest == 0)
@@ -270,11 +265,8 @@ DR_EXPORT int dr_reap(dr_registry *r, unsigned *nreaped)
 {
 	struct dri_thread *t;
 	unsigned n;
-	int err;
+	int err = op_begin(r, &t);
 
-	if (!r)
-		return -EINVAL;
-	err = dri_thread_get(r, &t);
 	if (err)
 		return err;
 	dri_reap_readers(r);
