@@ -7,7 +7,9 @@
 #ifndef DR_TESTUTIL_H
 #define DR_TESTUTIL_H
 
+#include <signal.h>
 #include <stdio.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <distreg.h>
@@ -62,6 +64,28 @@ static inline const char *dr_test_seg_path(const char *segment)
 
 	snprintf(path, sizeof(path), "/dev/shm/distreg.%s", segment);
 	return path;
+}
+
+/*
+ * Run fn(arg) in a child and _exit() with its result, so the child never
+ * returns into the test runner. The child dies with the test process, so a
+ * failed or timed-out test leaves no child behind. Returns the pid, or -1
+ * with errno set when fork() failed.
+ */
+typedef int (*dr_test_child_fn)(void *arg);
+
+static inline pid_t dr_test_spawn(dr_test_child_fn fn, void *arg)
+{
+	pid_t parent = getpid();
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(120);
+		_exit(fn(arg));
+	}
+	return pid;
 }
 
 #endif

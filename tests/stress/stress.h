@@ -237,25 +237,14 @@ static inline void stress_note(struct stress_report *rep, const char *fmt, ...)
 	cr_assert_eq((rep)->nfail, 0, "%d failure(s) reported by children, first: %s",           \
 		     (rep)->nfail, (rep)->msg)
 
-/*
- * Run fn(arg) in a child and _exit() with its result, so the child never
- * returns into Criterion. The child dies with the test process, so a failed
- * or timed-out test leaves no child behind.
- */
-typedef int (*stress_child_fn)(void *arg);
+/* fn(arg) in a child that exits with its result (testutil.h). */
+typedef dr_test_child_fn stress_child_fn;
 
 static inline pid_t stress_spawn(stress_child_fn fn, void *arg)
 {
-	pid_t parent = getpid();
-	pid_t pid = fork();
+	pid_t pid = dr_test_spawn(fn, arg);
 
 	cr_assert_neq(pid, -1, "fork: %s", strerror(errno));
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(120);
-		_exit(fn(arg));
-	}
 	return pid;
 }
 

@@ -80,25 +80,14 @@ static inline dr_registry *seg_open(const char *segment, uint32_t capacity)
 	return r;
 }
 
-/*
- * Run fn(arg) in a child and _exit() with its result, so the child never
- * returns into Criterion. The child dies with the test process, so a
- * failed test leaves no paused child behind.
- */
-typedef int (*unit_child_fn)(void *arg);
+/* fn(arg) in a child that exits with its result (testutil.h). */
+typedef dr_test_child_fn unit_child_fn;
 
 static inline pid_t spawn(unit_child_fn fn, void *arg)
 {
-	pid_t parent = getpid();
-	pid_t pid = fork();
+	pid_t pid = dr_test_spawn(fn, arg);
 
 	cr_assert_neq(pid, -1, "fork: %s", strerror(errno));
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(120);
-		_exit(fn(arg));
-	}
 	return pid;
 }
 
