@@ -13,6 +13,8 @@
 #ifndef DR_STRESS_MIXER_H
 #define DR_STRESS_MIXER_H
 
+#include <pthread.h>
+
 #include "stress.h"
 
 #define MIX_MAX_NAMES 512
@@ -39,7 +41,6 @@ struct mixer {
 	struct stress_report *rep;
 	struct holding h;
 	unsigned long counts[4];   /* lookups found, registered, unregistered, EEXIST */
-	double maxlat;
 };
 
 static inline void mix_name(const struct mixer *m, char *buf, size_t len, int i)
@@ -120,18 +121,15 @@ static inline int mix_run(struct mixer *m)
 				break;
 		}
 		mix_name(m, name, sizeof(name), i);
-		double t0 = stress_now();
 		if (kind < 40) {
 			if (!mix_check(m, i, "lookup"))
 				return -1;
-			if (stress_now() - t0 > m->maxlat) m->maxlat = stress_now() - t0;
 		} else if (kind < 55) {
 			bool had = m->exact && m->h.owned[i];
 
 			seq++;
 			rc = dr_register(m->r, name, &v,
 					 stress_value_make(&v, name, self, (uint32_t)m->id, seq));
-			if (rc == -EBUSY) fprintf(stderr, "EBUSY after %.1f ms\n", (stress_now() - t0) * 1e3);
 			if (rc == -EEXIST && !had) {
 				m->counts[3]++;
 				continue;
@@ -181,6 +179,46 @@ static inline int mix_run(struct mixer *m)
 		if (!mix_check(m, i, "final"))
 			return -1;
 	return 0;
+}
+
+/* pid_ok for a pool that only this process's threads use. */
+static inline bool mix_pid_is_self(const void *arg, pid_t pid)
+{
+	(void)arg;
+	return pid == getpid();
+}
+
+struct mix_start {
+	struct mixer *m;
+	pthread_barrier_t *go;
+};
+
+static inline void *mix_thread(void *p)
+{
+	struct mix_start *t = p;
+
+	pthread_barrier_wait(t->go);
+	return mix_run(t->m) == 0 ? NULL : (void *)1;
+}
+
+/* Run m[0..n) (n at most MIX_MAX_THREADS) each in a thread of its own,
+ * all started together, and wait for them. */
+#define MIX_MAX_THREADS 64
+static inline void mix_threads(struct mixer *m, int n)
+{
+	struct mix_start ts[MIX_MAX_THREADS];
+	pthread_t tid[MIX_MAX_THREADS];
+	pthread_barrier_t go;
+
+	cr_assert_leq(n, MIX_MAX_THREADS);
+	cr_assert_eq(pthread_barrier_init(&go, NULL, (unsigned)n), 0);
+	for (int i = 0; i < n; i++) {
+		ts[i] = (struct mix_start){ .m = &m[i], .go = &go };
+		cr_assert_eq(pthread_create(&tid[i], NULL, mix_thread, &ts[i]), 0);
+	}
+	for (int i = 0; i < n; i++)
+		cr_assert_eq(pthread_join(tid[i], NULL), 0);
+	pthread_barrier_destroy(&go);
 }
 
 #endif

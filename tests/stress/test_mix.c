@@ -30,12 +30,6 @@ static bool any_of(const void *arg, pid_t pid)
 	return false;
 }
 
-static bool is_self(const void *arg, pid_t pid)
-{
-	(void)arg;
-	return pid == getpid();
-}
-
 /* ---------------------------------------------------------------------- */
 
 struct procs {
@@ -185,18 +179,6 @@ Test(mix, four_processes)
 
 /* ---------------------------------------------------------------------- */
 
-struct tstart {
-	struct mixer *m;
-	pthread_barrier_t *go;
-};
-
-static void *mix_thread(void *p)
-{
-	struct tstart *t = p;
-
-	pthread_barrier_wait(t->go);
-	return mix_run(t->m) == 0 ? NULL : (void *)1;
-}
 
 Test(mix, eight_threads)
 {
@@ -204,9 +186,6 @@ Test(mix, eight_threads)
 	struct stress_report rep = { 0 };
 	struct mixer *m = calloc(NTHREADS, sizeof(*m));
 	dr_registry *h[NEXACT + 1], *r;
-	struct tstart ts[NTHREADS];
-	pthread_t tid[NTHREADS];
-	pthread_barrier_t go;
 	struct dr_stats st;
 	char msg[256];
 	int rc;
@@ -216,7 +195,6 @@ Test(mix, eight_threads)
 		rc = stress_open_opts(seg, CAPACITY, 0, &h[i]);
 		cr_assert_eq(rc, 0, "dr_open: %s", dr_strerror(rc));
 	}
-	cr_assert_eq(pthread_barrier_init(&go, NULL, NTHREADS), 0);
 	for (int i = 0; i < NTHREADS; i++) {
 		m[i].r = i < NEXACT ? h[i] : h[NEXACT];
 		m[i].prefix = "mix.pool";
@@ -224,15 +202,11 @@ Test(mix, eight_threads)
 		m[i].id = i;
 		m[i].exact = i < NEXACT;
 		m[i].ntags = NTHREADS;
-		m[i].pid_ok = is_self;
+		m[i].pid_ok = mix_pid_is_self;
 		m[i].ops = stress_iters(600000, 30000);
 		m[i].rep = &rep;
-		ts[i] = (struct tstart){ .m = &m[i], .go = &go };
-		cr_assert_eq(pthread_create(&tid[i], NULL, mix_thread, &ts[i]), 0);
 	}
-	for (int i = 0; i < NTHREADS; i++)
-		cr_assert_eq(pthread_join(tid[i], NULL), 0);
-	pthread_barrier_destroy(&go);
+	mix_threads(m, NTHREADS);
 	cr_assert_eq(rep.nfail, 0, "%d thread(s) failed, first: %s", rep.nfail, rep.msg);
 
 	/* The threads with handles of their own hold exactly what they think. */

@@ -20,26 +20,7 @@ TestSuite(threads, .timeout = STRESS_TIMEOUT, .fini = stress_fini);
 #define NNAMES 500
 #define CAPACITY 65536
 #define NTHREADS 16
-static int NOWN = 4;
-
-struct tstart {
-	struct mixer *m;
-	pthread_barrier_t *go;
-};
-
-static bool is_self(const void *arg, pid_t pid)
-{
-	(void)arg;
-	return pid == getpid();
-}
-
-static void *mix_thread(void *p)
-{
-	struct tstart *t = p;
-
-	pthread_barrier_wait(t->go);
-	return mix_run(t->m) == 0 ? NULL : (void *)1;
-}
+#define NOWN 4
 
 Test(threads, sixteen_threads_hammer_one_pool)
 {
@@ -47,20 +28,16 @@ Test(threads, sixteen_threads_hammer_one_pool)
 	struct stress_report rep = { 0 };
 	struct mixer *m = calloc(NTHREADS, sizeof(*m));
 	dr_registry *h[NTHREADS + 1], *r;
-	struct tstart ts[NTHREADS];
-	pthread_t tid[NTHREADS];
-	pthread_barrier_t go;
 	unsigned long found = 0, regs = 0, unregs = 0, eexist = 0;
 	struct dr_stats st;
 	char msg[256];
 	int rc;
 
-	cr_assert_not_null(m); if (getenv("NOWN")) NOWN = atoi(getenv("NOWN"));
+	cr_assert_not_null(m);
 	for (int i = 0; i <= NOWN; i++) {
 		rc = stress_open_opts(seg, CAPACITY, 0, &h[i]);
 		cr_assert_eq(rc, 0, "dr_open: %s", dr_strerror(rc));
 	}
-	cr_assert_eq(pthread_barrier_init(&go, NULL, NTHREADS), 0);
 	for (int i = 0; i < NTHREADS; i++) {
 		m[i].r = i < NOWN ? h[i] : h[NOWN];
 		m[i].prefix = "thr";
@@ -68,16 +45,11 @@ Test(threads, sixteen_threads_hammer_one_pool)
 		m[i].id = i;
 		m[i].exact = i < NOWN;
 		m[i].ntags = NTHREADS;
-		m[i].pid_ok = is_self;
+		m[i].pid_ok = mix_pid_is_self;
 		m[i].ops = stress_iters(300000, 20000);
 		m[i].rep = &rep;
-		ts[i] = (struct tstart){ .m = &m[i], .go = &go };
-		cr_assert_eq(pthread_create(&tid[i], NULL, mix_thread, &ts[i]), 0);
 	}
-	for (int i = 0; i < NTHREADS; i++)
-		cr_assert_eq(pthread_join(tid[i], NULL), 0);
-	pthread_barrier_destroy(&go);
-	for (int i = 0; i < NTHREADS; i++) fprintf(stderr, "thread %d maxlat %.2f ms\n", i, m[i].maxlat * 1e3);
+	mix_threads(m, NTHREADS);
 	cr_assert_eq(rep.nfail, 0, "%d thread(s) failed, first: %s", rep.nfail, rep.msg);
 
 	for (int i = 0; i < NTHREADS; i++) {
