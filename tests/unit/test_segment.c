@@ -555,3 +555,48 @@ Test(segment, concurrent_creators_all_attach_to_one_segment)
 	close(ready[0]);
 	close(hold[0]);
 }
+
+/* Register three names and exit without dr_close(): they are left dead. */
+static int child_register_and_exit(void *p)
+{
+	dr_registry *r = NULL;
+
+	if (seg_open_opts(p, 64, &r) != 0)
+		return 1;
+	for (int i = 0; i < 3; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "left.%d", i);
+		if (dr_register(r, name, "x", 1) != 0)
+			return 2;
+	}
+	return 0;
+}
+
+Test(segment, noreap_open_leaves_dead_names_and_plain_open_reaps_them)
+{
+	const char *seg = seg_new("noreap");
+	struct dr_options o = {
+		.segment = seg,
+		.max_procs = UNIT_MAX_PROCS,
+		.max_threads = UNIT_MAX_THREADS,
+		.flags = DR_OPEN_NOCREATE | DR_OPEN_NOREAP,
+	};
+	dr_registry *keep = seg_open(seg, 64), *look = NULL, *plain;
+	struct dr_stats st;
+
+	cr_assert_eq(wait_child(spawn(child_register_and_exit, (void *)seg)), 0);
+	cr_assert_eq(dr_open(&o, &look), 0);
+	cr_assert_eq(dr_stats(look, &st), 0);
+	cr_assert_eq(st.dead, 3, "NOREAP open: %u dead names", st.dead);
+	cr_assert_eq(dr_whereis(look, "left.0", NULL), 0);
+
+	plain = seg_open(seg, 64);
+	cr_assert_eq(dr_stats(look, &st), 0);
+	cr_assert_eq(st.dead, 0, "plain open left %u dead names", st.dead);
+	cr_assert_eq(dr_whereis(look, "left.0", NULL), -ENOENT);
+	dr_close(plain);
+	dr_close(look);
+	dr_close(keep);
+	cr_assert_eq(dr_unlink(seg), 0);
+}
