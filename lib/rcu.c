@@ -236,16 +236,13 @@ static int free_retired(struct dr_registry *r, uint32_t idx, uint64_t s,
 		return -EBUSY;
 	/* Take it (as ours) to reset it, then free it; the CAS makes two
 	 * racing reclaimers free it once. A crash in between leaves an
-	 * unlinked ALLOC entry of a dead owner, which reaping retires again.
-	 * Until next is reset the entry still looks half-deleted (marked
-	 * and allocated), so the allocator's finish_deletes() may retire it
-	 * meanwhile: then it stays RETIRED, for a later grace period. */
+	 * unlinked ALLOC entry of a dead owner, which reaping retires again. */
 	if (uatomic_cmpxchg(&r->states[idx], s, DRI_ST_ALLOC(r->owner)) != s)
 		return 0;
 	CMM_STORE_SHARED(dri_entry_at(r, idx)->next, 0);
 	DRI_CRASHPOINT(reclaim_freeing);
-	return uatomic_cmpxchg(&r->states[idx], DRI_ST_ALLOC(r->owner), DRI_ST_FREE) ==
-	       DRI_ST_ALLOC(r->owner);
+	st_rel64(&r->states[idx], DRI_ST_FREE);
+	return 1;
 }
 
 /*
