@@ -138,8 +138,12 @@ struct dri_reader {
  *             to be retired. Its owner id says who may publish it.
  *   RETIRED   tag 2, low 62 bits the epoch at retirement. Unlinked and
  *             unreachable by new readers; freed after a grace period.
- * Every transition is a CAS, so two processes finishing the same abandoned
- * step cannot both succeed.
+ * Every transition that another process may also attempt is a CAS, so two
+ * processes finishing the same abandoned step cannot both succeed. Two are
+ * plain stores: giving back an entry its holder never published
+ * (dri_free_unpublished), which nobody else can reach, and a reclaimer's
+ * ALLOC(itself) -> FREE (rcu.c, free_retired), which may overwrite a
+ * retirement by the allocator's finish_deletes(): harmless, see there.
  */
 #define DRI_ST_FREE 0ull
 #define DRI_ST_TAG(s) ((s) >> 62)
