@@ -2,11 +2,17 @@
  * Crash points: labelled steps of the shared-memory protocols where a test
  * build (compiled with -DDR_CRASHPOINTS, the static library distreg_crash)
  * can be told to kill the calling process with SIGKILL, to prove that every
- * intermediate state can be finished or rolled back by other processes.
+ * intermediate state can be finished or rolled back by other processes, or
+ * to pause it there, to prove that other processes running every path
+ * meanwhile (and finishing or reclaiming its work) harm neither it nor
+ * themselves when it carries on.
  *
- * The environment selects the point, read at every point reached (cheap enough for a test build):
- *   DISTREG_CRASH_AT=<name>   the point to crash at
+ * The environment selects the point, read at every point reached (cheap
+ * enough for a test build):
+ *   DISTREG_CRASH_AT=<name>   the point
  *   DISTREG_CRASH_SKIP=<n>    pass that point n times first (default 0)
+ *   DISTREG_CRASH_MODE=<m>    kill (default), stop (SIGSTOP until SIGCONT)
+ *                             or sleep:<ms>; see dri_crashpoint()
  * In normal builds DRI_CRASHPOINT() compiles to nothing.
  */
 #ifndef DRI_CRASHPOINT_H
@@ -18,6 +24,7 @@
 	X(create_init)       /* segment initialised, not yet linked in place */  \
 	X(attach_locked)     /* process slot lock taken, slot not yet claimed */ \
 	X(attach_claimed)    /* process slot claimed */                          \
+	X(reader_claiming)   /* reader slot being claimed: half the claim done */ \
 	X(reader_claimed)    /* reader slot owned, not yet used */               \
 	X(read_entered)      /* inside a read-side section */                    \
 	X(reg_allocated)     /* entry state set to allocated, not filled */      \
@@ -29,8 +36,12 @@
 	X(unreg_marked)      /* entry marked deleted, still linked */            \
 	X(unreg_unlinked)    /* entry unlinked, not yet retired */               \
 	X(unreg_retired)     /* entry retired, in this thread's retire list */   \
+	X(search_unlinked)   /* a search unlinked a marked entry, not retired */ \
+	X(finish_found)      /* a marked allocated entry found by index */       \
 	X(reclaim_bumped)    /* epoch advanced, readers not yet checked */       \
-	X(reclaim_freeing)   /* first entry of a batch freed, rest not */        \
+	X(reclaim_taken)     /* a retired entry taken for freeing, not reset */  \
+	X(reclaim_freeing)   /* entry reset, not yet marked free */              \
+	X(reap_reader_checked) /* a reader slot's owner found dead, slot kept */ \
 	X(reap_marked)       /* a dead owner's entry marked by the reaper */     \
 	X(close_partial)     /* dr_close() removed some names, not all */
 

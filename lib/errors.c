@@ -55,18 +55,46 @@ DR_EXPORT const char *dr_strerror(int err)
 }
 
 #ifdef DR_CRASHPOINTS
+#include <stdio.h>
+#include <time.h>
+
+/*
+ * The point fires once, at its (DISTREG_CRASH_SKIP + 1)th pass in the
+ * calling thread; what it does there is DISTREG_CRASH_MODE's choice:
+ *   kill (or unset)  SIGKILL the process: a crash at this very step;
+ *   stop             raise SIGSTOP: the whole process stays paused here
+ *                    until someone sends SIGCONT (the test's "release");
+ *   sleep:<ms>       sleep that long in this thread, then carry on.
+ * A pause is what preemption or a debugger does to a live process: every
+ * other process must carry on meanwhile, and this one must carry on
+ * correctly afterwards.
+ */
 void dri_crashpoint(const char *name)
 {
 	const char *at = getenv("DISTREG_CRASH_AT");
 	static __thread long passed;
-	const char *skip;
+	const char *skip, *mode;
 
 	if (!at || strcmp(at, name) != 0)
 		return;
 	skip = getenv("DISTREG_CRASH_SKIP");
-	if (skip && passed++ < atol(skip))
+	if (passed++ != (skip ? atol(skip) : 0))
 		return;
-	kill(getpid(), SIGKILL);
-	pause();
+	mode = getenv("DISTREG_CRASH_MODE");
+	if (!mode || strcmp(mode, "kill") == 0) {
+		kill(getpid(), SIGKILL);
+		pause();
+	} else if (strcmp(mode, "stop") == 0) {
+		raise(SIGSTOP);
+	} else if (strncmp(mode, "sleep:", 6) == 0) {
+		long ms = atol(mode + 6);
+		struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+		while (nanosleep(&ts, &ts) != 0)
+			;
+	} else {
+		fprintf(stderr, "DISTREG_CRASH_MODE=%s: want kill, stop or sleep:<ms>\n", mode);
+		abort();
+	}
 }
 #endif

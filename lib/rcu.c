@@ -56,6 +56,7 @@ static int reader_claim(struct dr_registry *r, struct dri_thread *t)
 			if (CMM_LOAD_SHARED(rd->owner) != 0 ||
 			    uatomic_cmpxchg(&rd->owner, 0, r->owner) != 0)
 				continue;
+			DRI_CRASHPOINT(reader_claiming);
 			rd->tid = (int32_t)syscall(SYS_gettid);
 			do {
 				h = ld_acq32(&r->hdr->readers_hwm);
@@ -213,6 +214,7 @@ static uint64_t oldest_reader(struct dr_registry *r, uint64_t T)
 			oldest = e;
 			continue;
 		}
+		DRI_CRASHPOINT(reap_reader_checked);
 		st_rel64(&rd->epoch, 0);
 		uatomic_cmpxchg(&rd->owner, o, 0);
 	}
@@ -246,6 +248,7 @@ static int free_retired(struct dr_registry *r, uint32_t idx, uint64_t s,
 	 * 6 ns of a 59 ns register+unregister pair (bench_registry churn). */
 	if (uatomic_cmpxchg(&r->states[idx], s, DRI_ST_ALLOC(r->owner)) != s)
 		return 0;
+	DRI_CRASHPOINT(reclaim_taken);
 	CMM_STORE_SHARED(dri_entry_at(r, idx)->next, 0);
 	DRI_CRASHPOINT(reclaim_freeing);
 	st_rel64(&r->states[idx], DRI_ST_FREE);
@@ -338,6 +341,7 @@ unsigned dri_reap_readers(struct dr_registry *r)
 
 		if (o == 0 || dri_owner_alive(r, o))
 			continue;
+		DRI_CRASHPOINT(reap_reader_checked);
 		st_rel64(&rd->epoch, 0);
 		if (uatomic_cmpxchg(&rd->owner, o, 0) == o)
 			n++;

@@ -85,6 +85,7 @@ retry:
 
 			if (uatomic_cmpxchg(prev, curr, succ) != curr)
 				goto retry;
+			DRI_CRASHPOINT(search_unlinked);
 			if (DRI_ST_TAG(s) == DRI_TAG_ALLOC)
 				dri_retire(r, t, curr - 1, s);
 			curr = succ;
@@ -505,6 +506,7 @@ static unsigned finish_deletes(struct dr_registry *r, struct dri_thread *t)
 		if (DRI_ST_TAG(s) != DRI_TAG_ALLOC ||
 		    !(ld_acq32(&dri_entry_at(r, i)->next) & DRI_MARK))
 			continue;
+		DRI_CRASHPOINT(finish_found);
 		dri_read_enter(r, t);
 		dri_delete_exact(r, t, i, s);
 		dri_read_exit(r, t);

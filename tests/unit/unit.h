@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -122,6 +123,57 @@ static inline int write_byte(int fd, char c)
 		n = write(fd, &c, 1);
 	while (n < 0 && errno == EINTR);
 	return n == 1 ? 0 : -1;
+}
+
+/* Read one byte within ms milliseconds: 1 read, 0 end of file (the writer
+ * is gone), -ETIMEDOUT, or another negative errno. */
+static inline int read_byte_within(int fd, char *c, int ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	int rc;
+
+	do
+		rc = poll(&p, 1, ms);
+	while (rc < 0 && errno == EINTR);
+	if (rc < 0)
+		return -errno;
+	if (rc == 0)
+		return -ETIMEDOUT;
+	return read_byte(fd, c);
+}
+
+/*
+ * Wait up to ms milliseconds for child pid to stop (a crash point in stop
+ * mode raises SIGSTOP). 0 once stopped; if it ended instead, its status as
+ * wait_child() gives it, plus 1000; -ETIMEDOUT.
+ */
+static inline int wait_stopped(pid_t pid, int ms)
+{
+	for (int waited = 0; waited <= ms; waited++) {
+		int st;
+		pid_t w = waitpid(pid, &st, WUNTRACED | WNOHANG);
+
+		if (w == pid && WIFSTOPPED(st))
+			return 0;
+		if (w == pid)
+			return 1000 + (WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+		if (w < 0 && errno != EINTR)
+			return -errno;
+		usleep(1000);
+	}
+	return -ETIMEDOUT;
+}
+
+/* In a child of a test linked with the crash-point library (distreg_crash):
+ * arm the point for this process only. mode: "kill", "stop" or "sleep:<ms>". */
+static inline void crash_arm(const char *point, const char *mode, int skip)
+{
+	char buf[16];
+
+	snprintf(buf, sizeof(buf), "%d", skip);
+	setenv("DISTREG_CRASH_AT", point, 1);
+	setenv("DISTREG_CRASH_MODE", mode, 1);
+	setenv("DISTREG_CRASH_SKIP", buf, 1);
 }
 
 #endif
