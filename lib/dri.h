@@ -36,7 +36,7 @@
 /* "DISTREG1", little-endian. */
 #define DRI_MAGIC 0x3147455254534944ull
 /* Bump whenever a shared struct or the meaning of a field changes. */
-#define DRI_LAYOUT_VERSION 1u
+#define DRI_LAYOUT_VERSION 2u
 #define DRI_HEADER_SIZE 4096u
 #define DRI_MAX_CAPACITY (1u << 26)
 #define DRI_MAX_PROCS 65535u
@@ -104,16 +104,21 @@ struct dri_proc {
 };
 
 #define DRI_PROC_LIVE 1ull
-#define DRI_PROC_GEN(w) ((uint32_t)((w) >> 1))
+#define DRI_PROC_GEN(w) ((uint32_t)((w) >> 1) & DRI_PROC_GEN_MASK)
+/* A process slot's generation is 24 bits (1 to 2^24 - 1, then 1 again), so
+ * that an owner id fits in 40 bits of an entry's state word. */
+#define DRI_PROC_GEN_MASK 0xffffffu
 
 /*
  * An owner id names one attachment of one process: the slot and the
- * generation it held. A (slot, generation) pair never comes back, so an id
- * is dead for good once its slot moved on. Never 0.
+ * generation it held, in 40 bits. A (slot, generation) pair comes back only
+ * after 2^24 - 1 more attachments of the same slot, and every attachment
+ * reaps what dead owners left first, so an id is dead for good once its
+ * slot moved on. Never 0.
  */
-#define DRI_OWNER(slot, gen) (((uint64_t)(slot) << 32) | (uint64_t)(gen))
-#define DRI_OWNER_SLOT(o) ((uint32_t)((o) >> 32) & 0xffffu)
-#define DRI_OWNER_GEN(o) ((uint32_t)(o))
+#define DRI_OWNER(slot, gen) (((uint64_t)(slot) << 24) | ((uint64_t)(gen) & DRI_PROC_GEN_MASK))
+#define DRI_OWNER_SLOT(o) ((uint32_t)((o) >> 24) & 0xffffu)
+#define DRI_OWNER_GEN(o) ((uint32_t)(o) & DRI_PROC_GEN_MASK)
 
 /* A reader slot, one per thread that reads; padded to its own line so a
  * reader writes nothing another thread writes. */
@@ -131,28 +136,69 @@ struct dri_reader {
 
 /*
  * Entry states, one 64-bit word per entry in a compact array (the allocator
- * and reapers scan it; 8 states share a cache line). Top two bits: tag.
- *   FREE      0
- *   ALLOC     tag 1, low 48 bits the owner id. Claimed by CAS from FREE;
- *             the entry may be unpublished, linked, or unlinked and waiting
- *             to be retired. Its owner id says who may publish it.
- *   RETIRED   tag 2, low 62 bits the epoch at retirement. Unlinked and
- *             unreachable by new readers; freed after a grace period.
- * Every transition that another process may also attempt is a CAS, so two
- * processes finishing the same abandoned step cannot both succeed. Two are
- * plain stores: giving back an entry its holder never published
- * (dri_free_unpublished), which nobody else can reach, and a reclaimer's
- * ALLOC(itself) -> FREE (rcu.c, free_retired), which may overwrite a
- * retirement by the allocator's finish_deletes(): harmless, see there.
+ * and reapers scan it; 8 states share a cache line):
+ *   bits 63-62  tag
+ *   bits 61-40  gen: how many times the entry was allocated, mod 2^22
+ *   bits 39-0   the owner id (ALLOC, FREEING) or the low 40 bits of an
+ *               epoch (RETIRED); 0 in FREE
+ * The states, and who moves an entry between them:
+ *   FREE(g)        next is 0. An allocator takes it by CAS to ALLOC(g+1, me).
+ *   ALLOC(g, o)    owned by o: unpublished, linked, marked, or unlinked and
+ *                  waiting to be retired. Whoever unlinks it (its deleter or
+ *                  a search that met it marked) retires it by CAS to
+ *                  RETIRED(g, epoch). An entry of a dead owner, or one whose
+ *                  link is marked and that nobody retired, can be finished by
+ *                  anyone: by index, but only inside a read-side section in
+ *                  which the state was loaded, and only after finding the
+ *                  entry through the table with the state unchanged
+ *                  (table.c, dri_delete_exact). Its owner alone may give
+ *                  back an entry it never published (plain store of FREE(g)).
+ *   RETIRED(g, e)  unlinked, unreachable by readers that enter from now on.
+ *                  A reclaimer takes it after its grace period by CAS to
+ *                  FREEING(g, me).
+ *   FREEING(g, o)  o is resetting it: o stores next = 0, then FREE(g). Nobody
+ *                  else touches it while o lives; if o died, anyone takes it
+ *                  over by CAS to FREEING(g, me) and finishes.
+ * The generation makes every allocation's ALLOC word unique (up to 2^22
+ * allocations of one entry), so a process that loaded a state word and was
+ * paused cannot mistake a later allocation of the same entry, even by the
+ * same owner, for the one it saw; a RETIRED word is unique anyway, as an
+ * entry is freed only after the epoch moved past its retirement. Every
+ * transition another process may also attempt is a CAS; the two plain
+ * stores (FREE by a FREEING holder, and by an owner giving back an
+ * unpublished entry) are made by the only process allowed to move the entry
+ * on from that state.
  */
-#define DRI_ST_FREE 0ull
 #define DRI_ST_TAG(s) ((s) >> 62)
+#define DRI_TAG_FREE 0ull
 #define DRI_TAG_ALLOC 1ull
 #define DRI_TAG_RETIRED 2ull
-#define DRI_ST_ALLOC(owner) ((DRI_TAG_ALLOC << 62) | (owner))
-#define DRI_ST_RETIRED(ep) ((DRI_TAG_RETIRED << 62) | ((ep) & ((1ull << 62) - 1)))
-#define DRI_ST_EPOCH(s) ((s) & ((1ull << 62) - 1))
-#define DRI_ST_OWNER(s) ((s) & ((1ull << 48) - 1))
+#define DRI_TAG_FREEING 3ull
+#define DRI_ST_LOW_BITS 40
+#define DRI_ST_LOW_MASK ((1ull << DRI_ST_LOW_BITS) - 1)
+#define DRI_ST_GEN_MASK ((1ull << 22) - 1)
+#define DRI_ST_GEN(s) (((s) >> DRI_ST_LOW_BITS) & DRI_ST_GEN_MASK)
+#define DRI_ST_MAKE(tag, gen, low)                                                 \
+	(((uint64_t)(tag) << 62) | (((uint64_t)(gen) & DRI_ST_GEN_MASK) << DRI_ST_LOW_BITS) | \
+	 ((uint64_t)(low) & DRI_ST_LOW_MASK))
+#define DRI_ST_FREE(gen) DRI_ST_MAKE(DRI_TAG_FREE, gen, 0)
+#define DRI_ST_ALLOC(gen, owner) DRI_ST_MAKE(DRI_TAG_ALLOC, gen, owner)
+#define DRI_ST_RETIRED(gen, ep) DRI_ST_MAKE(DRI_TAG_RETIRED, gen, ep)
+#define DRI_ST_FREEING(gen, owner) DRI_ST_MAKE(DRI_TAG_FREEING, gen, owner)
+/* The owner of an ALLOC or FREEING word. */
+#define DRI_ST_OWNER(s) ((s) & DRI_ST_LOW_MASK)
+
+/*
+ * The full epoch of a RETIRED word, given an epoch `now` loaded after the
+ * word: the latest epoch at or before now with those low 40 bits. That is
+ * the retirement epoch unless the entry has been retired for 2^40 grace
+ * periods, and never earlier than it, so a reclaimer that trusts it can free
+ * an entry late but never early.
+ */
+static inline uint64_t dri_st_epoch(uint64_t s, uint64_t now)
+{
+	return now - ((now - s) & DRI_ST_LOW_MASK);
+}
 
 /* Entry links are index + 1 (0 ends a chain); bit 31 marks the entry that
  * holds the link as logically deleted (Harris). */
@@ -178,7 +224,7 @@ struct dri_entry {
 	uint32_t vsel;
 	uint64_t hash;            /* immutable */
 	uint64_t regid;           /* immutable */
-	uint64_t owner;           /* immutable; equals the owner in the state */
+	uint64_t owner;           /* immutable; the owner in the ALLOC state */
 	int32_t pid;              /* immutable */
 	uint16_t name_len;        /* immutable */
 	uint16_t pad0;
@@ -243,6 +289,7 @@ struct dr_registry {
 	bool fence;                       /* readers must fence (DRI_RCU_FENCE) */
 	uint32_t slot;                    /* our process slot */
 	uint64_t owner;                   /* our owner id */
+	uint64_t slot_word;               /* our slot's word while we hold it */
 	pthread_key_t key;
 	pthread_mutex_t lock;             /* guards threads */
 	struct dri_thread *threads;
@@ -288,6 +335,8 @@ uint64_t dri_now_ns(void);
 int dri_proc_attach(struct dr_registry *r);
 void dri_proc_detach(struct dr_registry *r);
 bool dri_owner_alive(struct dr_registry *r, uint64_t owner);
+bool dri_owner_gone(struct dr_registry *r, uint64_t owner);
+int dri_self_check(struct dr_registry *r);
 int dri_membarrier_setup(struct dr_registry *r);
 void dri_membarrier(struct dr_registry *r);
 void dri_registry_track(struct dr_registry *r);
@@ -300,11 +349,17 @@ int dri_thread_get_slow(struct dr_registry *r, struct dri_thread **out);
 void dri_thread_release_all(struct dr_registry *r);
 void dri_retire(struct dr_registry *r, struct dri_thread *t, uint32_t idx, uint64_t expect);
 int dri_reclaim_own(struct dr_registry *r, struct dri_thread *t);
-/* How long an allocation waits for stalled readers before -EBUSY. */
+/* How long an allocation waits for stalled readers before -EBUSY, and how
+ * long at most while every reader it waits for is only preempted: its
+ * thread is runnable and waits for a CPU (with more reading threads than
+ * CPUs, or a vCPU the hypervisor descheduled, 50 ms is not rare). */
 #define DRI_GRACE_WAIT_NS (50ull * 1000 * 1000)
+#define DRI_GRACE_RUNNABLE_WAIT_NS (1000ull * 1000 * 1000)
+bool dri_readers_runnable(struct dr_registry *r, uint64_t since);
 uint64_t dri_mono_ns(void);
 int dri_reclaim_all(struct dr_registry *r, struct dri_thread *t, uint32_t *left);
 unsigned dri_reap_readers(struct dr_registry *r);
+void dri_entry_reset(struct dr_registry *r, uint32_t idx, uint64_t gen);
 pid_t dri_stalled_reader(struct dr_registry *r, uint64_t newest_retired,
 			 uint32_t *active, uint32_t *held);
 

@@ -45,6 +45,8 @@ DR_EXPORT const char *dr_strerror(int err)
 		return "permission denied on the segment";
 	case -EOVERFLOW:
 		return "read-side sections nested too deeply";
+	case -ENOLCK:
+		return "this process's liveness lock on the segment was lost (a descriptor closed behind the library's back); other processes may have taken its names: reopen";
 	}
 	if (err < 0 && err != INT_MIN) {
 		const char *s = strerrordesc_np(-err);

@@ -14,6 +14,15 @@
  * that generation, is marked live, and its byte is locked by someone else.
  * The generation moves on whenever a new process takes the slot, so neither
  * pid reuse nor a new attachment can make a dead owner look alive.
+ *
+ * The lock lives exactly as long as the process holds its descriptor. A
+ * process that closes it behind the library's back (a daemon that closes
+ * every descriptor after fork, say) looks dead to everyone else, who may
+ * take its names. Whoever acts on a verdict of death first clears the live
+ * bit of the slot (dri_owner_gone), so the verdict is final and shared, and
+ * the process itself checks that bit before each of its writes
+ * (dri_self_check): it fails with -ENOLCK instead of writing as an owner
+ * that others have already buried.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -170,6 +179,39 @@ bool dri_owner_alive(struct dr_registry *r, uint64_t owner)
 }
 
 /*
+ * Owner is dead, and every process may act on it: its slot's live bit is
+ * cleared (if the slot still holds it), so that everyone, the owner too if
+ * it merely lost its lock, sees the same verdict from now on. Use this
+ * before acting on the death; dri_owner_alive() for looking only.
+ */
+bool dri_owner_gone(struct dr_registry *r, uint64_t owner)
+{
+	uint32_t slot = DRI_OWNER_SLOT(owner);
+	uint64_t w;
+
+	if (dri_owner_alive(r, owner))
+		return false;
+	if (slot < r->max_procs) {
+		w = ld_acq64(&r->procs[slot].word);
+		if ((w & DRI_PROC_LIVE) && DRI_PROC_GEN(w) == DRI_OWNER_GEN(owner))
+			uatomic_cmpxchg(&r->procs[slot].word, w, w & ~DRI_PROC_LIVE);
+	}
+	return true;
+}
+
+/*
+ * Before a write: 0 if this handle still holds its slot, -ENOLCK if other
+ * processes have found its liveness lock gone and may have taken its names.
+ * One load of a line nobody writes while we hold the slot.
+ */
+int dri_self_check(struct dr_registry *r)
+{
+	if (__builtin_expect(ld_acq64(&r->procs[r->slot].word) != r->slot_word, 0))
+		return -ENOLCK;
+	return 0;
+}
+
+/*
  * Claim a process slot: the first whose byte we can lock. Then move its
  * generation on, which kills every owner id of a previous holder at once.
  */
@@ -199,12 +241,13 @@ int dri_proc_attach(struct dr_registry *r)
 		do {
 			w = ld_acq64(&p->word);
 			gen = DRI_PROC_GEN(w) + 1;
-			if (gen == 0 || gen > 0x7fffffffu)
+			if (gen == 0 || gen > DRI_PROC_GEN_MASK)
 				gen = 1;
 			nw = ((uint64_t)gen << 1) | DRI_PROC_LIVE;
 		} while (uatomic_cmpxchg(&p->word, w, nw) != w);
 		r->slot = i;
 		r->owner = DRI_OWNER(i, gen);
+		r->slot_word = nw;
 		DRI_CRASHPOINT(attach_claimed);
 		return 0;
 	}

@@ -23,8 +23,35 @@
  * A stalled reader thus holds back only what was retired after it entered.
  * A reclaimer never waits for a reader unless it has nothing left to
  * allocate, and then only for a bounded time.
+ *
+ * The memory-model assumption. Step 3's argument is a chain across three
+ * locations in three threads: the retirer's unlink (a CAS) comes before its
+ * load of the epoch, which read a value below the reclaimer's increment (a
+ * locked RMW), which comes before the reclaimer's membarrier and scan; a
+ * reader that loaded the incremented epoch must then see the unlink. That
+ * holds where every CPU observes stores in one order consistent with each
+ * CPU's program order around its RMWs: x86-64 (TSO, with locked
+ * instructions as full fences) and ARMv8 (other-multi-copy atomic, with the
+ * acquire loads and the full barriers of the CAS and membarrier used here).
+ * Plain C11 does not promise it without making every one of those accesses
+ * seq_cst; the library builds only for those two architectures' models.
+ * The same chain is what lets a process that found an entry through the
+ * table inside its section rely on the entry's retirement epoch being at or
+ * after the one it entered at (table.c, dri_delete_exact).
+ *
+ * Reader slots. A slot's owner word says who may write its epoch; only the
+ * owning thread ever does. Claiming raises the high-water mark first and
+ * takes the owner word second, so an owned slot is always below the mark,
+ * even if the claimer dies between the two. A reaper that finds the owner
+ * dead frees the slot by CAS on the owner word and never touches the epoch:
+ * between its liveness check and its write the slot may have been freed by
+ * someone else and taken by a live reader, whose epoch is not the reaper's
+ * to clear. A dead reader's stale epoch in a free slot is ignored (owner 0)
+ * and cleared by the next claimer, which owns the slot by then.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -42,6 +69,18 @@ static void reader_release(struct dri_reader *rd)
 	st_rel64(&rd->owner, 0);
 }
 
+/* Raise the high-water mark to at least n. */
+static void hwm_raise(struct dr_registry *r, uint32_t n)
+{
+	uint32_t h;
+
+	do {
+		h = ld_acq32(&r->hdr->readers_hwm);
+		if (h >= n)
+			return;
+	} while (uatomic_cmpxchg(&r->hdr->readers_hwm, h, n) != h);
+}
+
 static int reader_claim(struct dr_registry *r, struct dri_thread *t)
 {
 	uint32_t n = r->max_threads;
@@ -51,18 +90,18 @@ static int reader_claim(struct dr_registry *r, struct dri_thread *t)
 	for (pass = 0; pass < 2; pass++) {
 		for (uint32_t i = 0; i < n; i++) {
 			struct dri_reader *rd = &r->readers[i];
-			uint32_t h;
 
-			if (CMM_LOAD_SHARED(rd->owner) != 0 ||
-			    uatomic_cmpxchg(&rd->owner, 0, r->owner) != 0)
+			if (CMM_LOAD_SHARED(rd->owner) != 0)
 				continue;
+			/* The mark first: a slot owned above it would never
+			 * be scanned, so never reaped, and lost for good. */
+			hwm_raise(r, i + 1);
 			DRI_CRASHPOINT(reader_claiming);
+			if (uatomic_cmpxchg(&rd->owner, 0, r->owner) != 0)
+				continue;
+			/* Ours: clear what a dead holder may have left. */
+			st_rel64(&rd->epoch, 0);
 			rd->tid = (int32_t)syscall(SYS_gettid);
-			do {
-				h = ld_acq32(&r->hdr->readers_hwm);
-				if (h > i)
-					break;
-			} while (uatomic_cmpxchg(&r->hdr->readers_hwm, h, i + 1) != h);
 			t->slot = rd;
 			t->slot_idx = i;
 			DRI_CRASHPOINT(reader_claimed);
@@ -159,16 +198,17 @@ void dri_thread_release_all(struct dr_registry *r)
 }
 
 /*
- * Retire entry idx, whose state the caller saw as `expect` (ALLOC). Must be
- * called inside a read-side section, so idx cannot have been freed and
- * reused since the caller looked. Only one of several racing retirers wins.
+ * Retire entry idx, whose state the caller saw as `expect` (ALLOC(g, o)),
+ * once it is unlinked. Only one of several racing retirers wins, and none
+ * wins once the entry has moved on: expect names one allocation.
  */
 void dri_retire(struct dr_registry *r, struct dri_thread *t, uint32_t idx,
 		uint64_t expect)
 {
 	uint64_t ep = ld_acq64(&r->hdr->epoch);
 
-	if (uatomic_cmpxchg(&r->states[idx], expect, DRI_ST_RETIRED(ep)) != expect)
+	if (uatomic_cmpxchg(&r->states[idx], expect,
+			    DRI_ST_RETIRED(DRI_ST_GEN(expect), ep)) != expect)
 		return;
 	if (t->nretired < r->retire_batch)
 		t->retired[t->nretired++] = idx;
@@ -190,7 +230,8 @@ static uint64_t grace_begin(struct dr_registry *r)
  * inside, or UINT64_MAX if none entered at T or before. A reader that
  * entered at epoch E can hold only entries retired at E or later: one
  * retired earlier was unlinked before the epoch moved past it, and E was
- * loaded after that move. Slots of dead readers are cleared on the way.
+ * loaded after that move. Slots of dead readers are freed on the way (their
+ * epochs are not counted, and not cleared: see the comment at the top).
  * The acquire load pairs with the reader's release store of 0 at exit: its
  * reads are over before we free what it may have read.
  */
@@ -210,15 +251,26 @@ static uint64_t oldest_reader(struct dr_registry *r, uint64_t T)
 		o = ld_acq64(&rd->owner);
 		if (o == 0)
 			continue;
-		if (dri_owner_alive(r, o)) {
+		if (!dri_owner_gone(r, o)) {
 			oldest = e;
 			continue;
 		}
 		DRI_CRASHPOINT(reap_reader_checked);
-		st_rel64(&rd->epoch, 0);
 		uatomic_cmpxchg(&rd->owner, o, 0);
 	}
 	return oldest;
+}
+
+/*
+ * Reset entry idx and free it: the caller holds it as FREEING(gen, itself),
+ * so nobody else touches it until the last store. A crash in between leaves
+ * FREEING of a dead owner, which reaping finishes (table.c).
+ */
+void dri_entry_reset(struct dr_registry *r, uint32_t idx, uint64_t gen)
+{
+	CMM_STORE_SHARED(dri_entry_at(r, idx)->next, 0);
+	DRI_CRASHPOINT(reclaim_freeing);
+	st_rel64(&r->states[idx], DRI_ST_FREE(gen));
 }
 
 /*
@@ -230,28 +282,24 @@ static uint64_t oldest_reader(struct dr_registry *r, uint64_t T)
 static int free_retired(struct dr_registry *r, uint32_t idx, uint64_t s,
 			uint64_t T, uint64_t oldest)
 {
-	uint64_t ep = DRI_ST_EPOCH(s);
+	uint64_t ep;
 
-	if (DRI_ST_TAG(s) != DRI_TAG_RETIRED || ep > T)
+	if (DRI_ST_TAG(s) != DRI_TAG_RETIRED)
+		return 0;
+	ep = dri_st_epoch(s, ld_acq64(&r->hdr->epoch));
+	if (ep > T)
 		return 0;
 	if (ep >= oldest)
 		return -EBUSY;
-	/* Take it (as ours) to reset it, then free it; the CAS makes two
-	 * racing reclaimers free it once. A crash in between leaves an
-	 * unlinked ALLOC entry of a dead owner, which reaping retires again.
-	 * Until next is reset the entry looks half-deleted (marked and
-	 * allocated), so the allocator's finish_deletes() may retire it
-	 * meanwhile; the store of FREE then overwrites that retirement. That
-	 * is harmless: the entry is unlinked and past its grace period, and
-	 * the retirer's batch frees an entry only if it finds it RETIRED
-	 * again, by its own later retirement's epoch. A CAS here instead cost
-	 * 6 ns of a 59 ns register+unregister pair (bench_registry churn). */
-	if (uatomic_cmpxchg(&r->states[idx], s, DRI_ST_ALLOC(r->owner)) != s)
+	/* Take it as ours to reset, by CAS, so two racing reclaimers free it
+	 * once. FREEING is a state nobody else acts on while we live: an
+	 * ALLOC here instead (as before) looked like a half-deleted entry to
+	 * the allocator's finish_deletes(), which retired it, freed it and
+	 * reused it before our stores of next and FREE landed on it. */
+	if (uatomic_cmpxchg(&r->states[idx], s, DRI_ST_FREEING(DRI_ST_GEN(s), r->owner)) != s)
 		return 0;
 	DRI_CRASHPOINT(reclaim_taken);
-	CMM_STORE_SHARED(dri_entry_at(r, idx)->next, 0);
-	DRI_CRASHPOINT(reclaim_freeing);
-	st_rel64(&r->states[idx], DRI_ST_FREE);
+	dri_entry_reset(r, idx, DRI_ST_GEN(s));
 	return 1;
 }
 
@@ -339,14 +387,64 @@ unsigned dri_reap_readers(struct dr_registry *r)
 		struct dri_reader *rd = &r->readers[i];
 		uint64_t o = ld_acq64(&rd->owner);
 
-		if (o == 0 || dri_owner_alive(r, o))
+		if (o == 0 || !dri_owner_gone(r, o))
 			continue;
 		DRI_CRASHPOINT(reap_reader_checked);
-		st_rel64(&rd->epoch, 0);
 		if (uatomic_cmpxchg(&rd->owner, o, 0) == o)
 			n++;
 	}
 	return n;
+}
+
+/* The scheduler state of thread tid of process pid ('R' runnable, 'S'
+ * sleeping, 'T' stopped, ...), or 0 if unknown. */
+static char thread_state(pid_t pid, pid_t tid)
+{
+	char path[64], buf[512], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid, (int)tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	p = strrchr(buf, ')'); /* the command name may hold anything */
+	return p && p[1] == ' ' ? p[2] : 0;
+}
+
+/*
+ * Whether every live reader, other than the calling thread, that has been
+ * inside one section since epoch `since` or earlier is runnable: preempted
+ * rather than stalled, so that waiting longer for it makes sense. False if
+ * there is none, or one is stopped, sleeping or cannot be asked.
+ */
+bool dri_readers_runnable(struct dr_registry *r, uint64_t since)
+{
+	uint32_t hwm = ld_acq32(&r->hdr->readers_hwm), i;
+	struct dri_reader *self = dri_tcache.r == r ? dri_tcache.t->slot : NULL;
+	bool any = false;
+
+	if (hwm > r->max_threads)
+		hwm = r->max_threads;
+	for (i = 0; i < hwm; i++) {
+		struct dri_reader *rd = &r->readers[i];
+		uint64_t e = ld_acq64(&rd->epoch), o;
+
+		if (rd == self || e == 0 || e > since)
+			continue;
+		o = ld_acq64(&rd->owner);
+		if (o == 0 || !dri_owner_alive(r, o))
+			continue;
+		if (thread_state(r->procs[DRI_OWNER_SLOT(o)].pid, rd->tid) != 'R')
+			return false;
+		any = true;
+	}
+	return any;
 }
 
 /*

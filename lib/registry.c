@@ -37,6 +37,16 @@ static int name_op_begin(dr_registry *r, const void *name, size_t name_len,
 	return err ? err : dri_thread_get(r, t);
 }
 
+/* The same for a call that writes: it also fails with -ENOLCK once other
+ * processes have found this handle's liveness lock gone (proc.c). */
+static int write_op_begin(dr_registry *r, const void *name, size_t name_len,
+			  struct dri_thread **t)
+{
+	int err = name_op_begin(r, name, name_len, t);
+
+	return err ? err : dri_self_check(r);
+}
+
 /* The same for calls without a name. */
 static int op_begin(dr_registry *r, struct dri_thread **t)
 {
@@ -135,7 +145,7 @@ DR_EXPORT int dr_register_bin(dr_registry *r, const void *name, size_t name_len,
 	uint32_t idx;
 	int err;
 
-	err = name_op_begin(r, name, name_len, &t);
+	err = write_op_begin(r, name, name_len, &t);
 	if (err)
 		return err;
 	if (value_len > DR_VALUE_MAX)
@@ -183,7 +193,7 @@ DR_EXPORT int dr_register(dr_registry *r, const char *name, const void *value,
 static int unregister(dr_registry *r, const void *name, size_t name_len, bool force)
 {
 	struct dri_thread *t;
-	int err = name_op_begin(r, name, name_len, &t);
+	int err = write_op_begin(r, name, name_len, &t);
 
 	if (err)
 		return err;

@@ -103,35 +103,40 @@ retry:
 	}
 }
 
+/* Take entry at by CAS from FREE, as ours: false if it is not free. */
+static inline bool take_free(struct dr_registry *r, uint32_t at)
+{
+	uint64_t *st = &r->states[at];
+	uint64_t s = CMM_LOAD_SHARED(*st);
+
+	return DRI_ST_TAG(s) == DRI_TAG_FREE &&
+	       uatomic_cmpxchg(st, s, DRI_ST_ALLOC(DRI_ST_GEN(s) + 1, r->owner)) == s;
+}
+
 /*
  * Claim a free entry by CAS on its state word, which records us as owner in
- * the same step (so a crash right after leaves an entry reaping can return).
- * The entries this thread freed last first, then next-fit from its cursor;
- * one full turn at most.
+ * the same step (so a crash right after leaves an entry reaping can return)
+ * and counts the allocation. The entries this thread freed last first, then
+ * next-fit from its cursor; one full turn at most.
  */
 static bool try_alloc(struct dr_registry *r, struct dri_thread *t, uint32_t *idx)
 {
-	uint64_t mine = DRI_ST_ALLOC(r->owner);
 	uint32_t cap = r->capacity, i = t->cursor % cap, n;
 
 	while (t->nhint > 0) {
 		uint32_t at = t->hint[--t->nhint];
-		uint64_t *s = &r->states[at];
 
-		if (CMM_LOAD_SHARED(*s) == DRI_ST_FREE &&
-		    uatomic_cmpxchg(s, DRI_ST_FREE, mine) == DRI_ST_FREE) {
+		if (take_free(r, at)) {
 			*idx = at;
 			return true;
 		}
 	}
 
 	for (n = 0; n < cap; n++) {
-		uint64_t *s = &r->states[i];
 		uint32_t at = i;
 
 		i = i + 1 == cap ? 0 : i + 1;
-		if (CMM_LOAD_SHARED(*s) == DRI_ST_FREE &&
-		    uatomic_cmpxchg(s, DRI_ST_FREE, mine) == DRI_ST_FREE) {
+		if (take_free(r, at)) {
 			t->cursor = i;
 			*idx = at;
 			return true;
@@ -154,12 +159,13 @@ static unsigned finish_deletes(struct dr_registry *r, struct dri_thread *t);
  * grace period can end. Other threads free and take entries meanwhile, so
  * go round until an entry is ours, or FULL_PASSES passes in a row find
  * every entry allocated (-ENOSPC), or a live reader has held reuse back
- * for DRI_GRACE_WAIT_NS (-EBUSY). Inside a read-side section (registering
+ * for DRI_GRACE_WAIT_NS (-EBUSY), or for up to DRI_GRACE_RUNNABLE_WAIT_NS
+ * while every reader we wait for is runnable. Inside a read-side section (registering
  * under dr_read_lock) one pass only: our own section may be what blocks.
  */
 int dri_alloc_entry(struct dr_registry *r, struct dri_thread *t, uint32_t *idx)
 {
-	uint64_t deadline = 0;
+	uint64_t start = 0, deadline = 0, since = 0;
 	int full = 0;
 
 	if (try_alloc(r, t, idx))
@@ -188,10 +194,18 @@ int dri_alloc_entry(struct dr_registry *r, struct dri_thread *t, uint32_t *idx)
 		}
 		if (t->nest != 0)
 			return rc == -EBUSY ? -EBUSY : -ENOSPC;
-		if (!deadline)
-			deadline = dri_mono_ns() + DRI_GRACE_WAIT_NS;
-		else if (dri_mono_ns() >= deadline)
-			return rc == -EBUSY ? -EBUSY : -ENOSPC;
+		if (!deadline) {
+			start = dri_mono_ns();
+			deadline = start + DRI_GRACE_WAIT_NS;
+			since = ld_acq64(&r->hdr->epoch);
+		} else if (dri_mono_ns() >= deadline) {
+			/* Wait on for readers that are merely preempted. */
+			if (rc == -EBUSY && deadline < start + DRI_GRACE_RUNNABLE_WAIT_NS &&
+			    dri_readers_runnable(r, since))
+				deadline += DRI_GRACE_WAIT_NS;
+			else
+				return rc == -EBUSY ? -EBUSY : -ENOSPC;
+		}
 		if (rc == -EBUSY) {
 			struct timespec ts = { 0, 200 * 1000 };
 			nanosleep(&ts, NULL);
@@ -204,11 +218,14 @@ got:
 	return 0;
 }
 
-/* Give back an entry that was never linked: no reader can hold it. */
+/* Give back an entry that was never linked: no reader can hold it, and no
+ * other process acts on it while we live (its link was never marked). */
 void dri_free_unpublished(struct dr_registry *r, uint32_t idx)
 {
+	uint64_t s = ld_acq64(&r->states[idx]);
+
 	CMM_STORE_SHARED(dri_entry_at(r, idx)->next, 0);
-	st_rel64(&r->states[idx], DRI_ST_FREE);
+	st_rel64(&r->states[idx], DRI_ST_FREE(DRI_ST_GEN(s)));
 }
 
 /* Spins on a value's busy bit between looks at the clock. */
@@ -324,7 +341,7 @@ int dri_insert(struct dr_registry *r, struct dri_thread *t, uint32_t idx,
 				dri_free_unpublished(r, idx);
 				return rc;
 			}
-			if (dri_owner_alive(r, cur->owner)) {
+			if (!dri_owner_gone(r, cur->owner)) {
 				dri_free_unpublished(r, idx);
 				return -EEXIST;
 			}
@@ -442,7 +459,7 @@ int dri_delete(struct dr_registry *r, struct dri_thread *t, const void *name,
 			return rc == 0 ? -ENOENT : rc;
 		cur = dri_entry_at(r, p.curr - 1);
 		if (!force && cur->owner != r->owner) {
-			if (dri_owner_alive(r, cur->owner))
+			if (!dri_owner_gone(r, cur->owner))
 				return -EPERM;
 			dead = 1;
 		}
@@ -453,10 +470,19 @@ int dri_delete(struct dr_registry *r, struct dri_thread *t, const void *name,
 }
 
 /*
- * Remove entry idx, whose state word the caller saw as `state` (ALLOC of a
- * dead owner, or of this handle at close), wherever it stands: linked,
- * marked, unlinked but not retired, or never published. Inside a read-side
- * section. Returns true if it was a visible name that we removed.
+ * Remove entry idx if it is still the allocation `state` (ALLOC(g, o) of a
+ * dead owner, of this handle at close, or one whose link is marked),
+ * wherever it stands: linked, marked, unlinked but not retired, or never
+ * published. Inside a read-side section, in which the caller loaded state.
+ * Returns true if it was a visible name that we removed.
+ *
+ * Found by index, the entry may have been retired, freed and allocated
+ * again at any time before our section, even to the same owner: the
+ * generation in state tells. Inside the section it may still be retired
+ * (if it was unlinked already, possibly with an epoch older than ours),
+ * freed and reused; what we read of it is checked again once we have found
+ * it through the table: from then on it cannot be freed before we leave,
+ * and an unchanged state word is the same allocation.
  */
 bool dri_delete_exact(struct dr_registry *r, struct dri_thread *t, uint32_t idx,
 		      uint64_t state)
@@ -477,15 +503,18 @@ bool dri_delete_exact(struct dr_registry *r, struct dri_thread *t, uint32_t idx,
 			int rc = search(r, t, hash, name, len, &p);
 			if (rc != 1 || p.curr - 1 != idx)
 				break; /* idx is not reachable any more */
+			if (ld_acq64(&r->states[idx]) != state)
+				break; /* reachable, but another allocation */
 			if (mark_and_unlink(r, t, &p) == 0) {
 				DRI_CRASHPOINT(reap_marked);
 				removed = true;
 			}
 		}
 	}
-	/* Unreachable now. If still ours to retire (never published, or its
-	 * unlinker died before retiring it), retire it; the CAS settles races
-	 * with a live unlinker. */
+	/* Unreachable now: every search unlinks a marked entry of its key on
+	 * the way, and an unmarked one of ours was just marked. If still ours
+	 * to retire (never published, or its unlinker died or stalled before
+	 * retiring it), retire it; the CAS settles races with that unlinker. */
 	if (ld_acq64(&r->states[idx]) == state)
 		dri_retire(r, t, idx, state);
 	return removed;
@@ -493,8 +522,9 @@ bool dri_delete_exact(struct dr_registry *r, struct dri_thread *t, uint32_t idx,
 
 /*
  * Unlink and retire every entry that is marked deleted but still allocated
- * (its unlink lost a race and no search has passed by since). Returns how
- * many were retired. Takes read-side sections of its own.
+ * (its unlink lost a race and no search has passed by since, or its
+ * unlinker died before retiring it). Returns how many were retired. Takes
+ * read-side sections of its own.
  */
 static unsigned finish_deletes(struct dr_registry *r, struct dri_thread *t)
 {
@@ -506,9 +536,16 @@ static unsigned finish_deletes(struct dr_registry *r, struct dri_thread *t)
 		if (DRI_ST_TAG(s) != DRI_TAG_ALLOC ||
 		    !(ld_acq32(&dri_entry_at(r, i)->next) & DRI_MARK))
 			continue;
-		DRI_CRASHPOINT(finish_found);
+		/* Again inside the section: what we act on must have been
+		 * seen there (see dri_delete_exact). A freshly allocated
+		 * entry never has a marked link: the freer reset it. */
 		dri_read_enter(r, t);
-		dri_delete_exact(r, t, i, s);
+		s = ld_acq64(&r->states[i]);
+		if (DRI_ST_TAG(s) == DRI_TAG_ALLOC &&
+		    (ld_acq32(&dri_entry_at(r, i)->next) & DRI_MARK)) {
+			DRI_CRASHPOINT(finish_found);
+			dri_delete_exact(r, t, i, s);
+		}
 		dri_read_exit(r, t);
 		n += ld_acq64(&r->states[i]) != s;
 	}
@@ -542,18 +579,18 @@ unsigned dri_reap_entries(struct dr_registry *r, struct dri_thread *t,
 		for (i = 0; i < nprocs; i++) {
 			uint64_t w = ld_acq64(&r->procs[i].word);
 			seen_gen[i] = DRI_PROC_GEN(w);
-			seen_alive[i] = dri_owner_alive(r, DRI_OWNER(i, seen_gen[i]));
+			seen_alive[i] = !dri_owner_gone(r, DRI_OWNER(i, seen_gen[i]));
 		}
 	}
 	for (i = 0; i < r->capacity; i++) {
-		uint64_t s = ld_acq64(&r->states[i]), o;
-		bool removed;
+		uint64_t s = ld_acq64(&r->states[i]), o, tag = DRI_ST_TAG(s);
+		bool removed = false;
 
-		if (DRI_ST_TAG(s) != DRI_TAG_ALLOC)
+		if (tag != DRI_TAG_ALLOC && tag != DRI_TAG_FREEING)
 			continue;
 		o = DRI_ST_OWNER(s);
 		if (only_owner) {
-			if (o != only_owner)
+			if (o != only_owner || tag != DRI_TAG_ALLOC)
 				continue;
 		} else {
 			uint32_t slot = DRI_OWNER_SLOT(o);
@@ -564,12 +601,24 @@ unsigned dri_reap_entries(struct dr_registry *r, struct dri_thread *t,
 			if (slot < nprocs && seen_gen[slot] == DRI_OWNER_GEN(o))
 				alive = seen_alive[slot];
 			else
-				alive = dri_owner_alive(r, o);
+				alive = !dri_owner_gone(r, o);
 			if (alive)
 				continue;
 		}
+		if (tag == DRI_TAG_FREEING) {
+			/* Its freer died between taking it and freeing it:
+			 * take it over (one of racing reapers wins) and
+			 * finish. */
+			if (uatomic_cmpxchg(&r->states[i], s,
+					    DRI_ST_FREEING(DRI_ST_GEN(s), r->owner)) == s)
+				dri_entry_reset(r, i, DRI_ST_GEN(s));
+			continue;
+		}
+		/* Act only on a state word seen inside the section (see
+		 * dri_delete_exact). */
 		dri_read_enter(r, t);
-		removed = dri_delete_exact(r, t, i, s);
+		if (ld_acq64(&r->states[i]) == s)
+			removed = dri_delete_exact(r, t, i, s);
 		dri_read_exit(r, t);
 		n += removed;
 		if (only_owner && removed && n == 1)

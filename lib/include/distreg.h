@@ -22,6 +22,19 @@
  *    (dr_close() on the inherited handle only frees the child's memory).
  *  - Nothing here blocks waiting for another process. The only waits are
  *    bounded ones for a grace period (see dr_register()).
+ *
+ * Liveness rests on one file descriptor. dr_open() takes a lock on a byte of
+ * the segment file through a descriptor of its own (close-on-exec); the
+ * kernel drops it when the process exits or execs, and that is how other
+ * processes learn that its names are free. A process that closes that
+ * descriptor behind the library's back (a daemon that closes every
+ * descriptor after fork, a closefrom() or close_range() sweep) looks dead to
+ * everyone else while it runs, and its names may be taken. Close descriptors
+ * before dr_open(), or spare the handle's. Once another process has acted on
+ * that verdict, every writing call of the handle (dr_register*(),
+ * dr_unregister*()) fails with -ENOLCK instead of writing as an owner that
+ * others have buried; lookups go on working but are not protected from
+ * entry reuse any more. dr_close() it and open a new handle.
  */
 #ifndef DISTREG_H
 #define DISTREG_H
@@ -87,7 +100,12 @@ struct dr_options {
  */
 struct dr_entry {
 	pid_t pid;          /* the owning process */
-	uint64_t regid;     /* unique per registration, never reused on this host */
+	/* Unique per registration, never reused on this host. Across segments
+	 * re-created under one name, this rests on the realtime clock: a new
+	 * segment's counter starts at its creation time in ns (CLOCK_REALTIME),
+	 * ahead of every id an earlier segment handed out (fewer ids than ns
+	 * went by), unless the clock was set back in between. */
+	uint64_t regid;
 	size_t value_len;   /* bytes used in value */
 	unsigned char value[DR_VALUE_MAX];
 };
@@ -143,10 +161,13 @@ int dr_unlink(const char *segment);
  * Errors: -EEXIST another live process (or another handle) holds the name;
  * -ENOSPC capacity live names exist; -EBUSY no entry is free because
  * unregistered entries wait on a reader that is alive but stalled inside a
- * read-side section for more than about 50 ms (shmdump --stats names it),
- * or, when updating this handle's own name, because another update of it
- * stayed in progress as long (the value is then unchanged; a flag that
- * never clears means a corrupt segment);
+ * read-side section for more than about 50 ms (stopped, or sleeping inside
+ * the section; a reader that is merely preempted, its thread runnable, is
+ * waited for up to 1 s; shmdump --stats names the process), or, when
+ * updating this handle's own name, because another update of it stayed in
+ * progress for 50 ms (the value is then unchanged; a flag that never clears
+ * means a corrupt segment); -ENOLCK this process's liveness lock was lost
+ * and others may have taken its names (see the top of this file);
  * -ENAMETOOLONG name longer than DR_NAME_MAX; -EMSGSIZE value longer than
  * DR_VALUE_MAX; -EINVAL NULL or empty name, NULL value with a nonzero
  * length; -EUSERS no reader slot left; -EBADMSG the name's bucket chain in
@@ -163,7 +184,7 @@ int dr_register_bin(dr_registry *r, const void *name, size_t name_len,
  *
  * Errors: -ENOENT not registered (or its owner had died: the name is then
  * reaped); -EPERM another live process or handle owns it; -EINVAL,
- * -ENAMETOOLONG, -EUSERS, -EBADMSG, -ECHILD as for dr_register().
+ * -ENAMETOOLONG, -EUSERS, -EBADMSG, -ECHILD, -ENOLCK as for dr_register().
  * Thread-safe.
  */
 int dr_unregister(dr_registry *r, const char *name);

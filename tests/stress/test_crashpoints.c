@@ -12,8 +12,12 @@
  *  C  the crasher, with DISTREG_CRASH_AT and DISTREG_CRASH_SKIP set. Phases:
  *     1 open;  2 register, re-register with another value, look up and
  *     unregister 4 names, then register 4 "keep" names;  3 take over 4 of
- *     D's names and dr_reap() the other 4;  4 fill the table to -ENOSPC and
- *     drain it, 4 times (reclamation);  5 open 4 more handles, register 3
+ *     D's names, let 4 short-lived processes attach and die (dead reader
+ *     slots) and dr_reap() the other 4 names and those slots, then register
+ *     4 names and leave them as an unlinker that died before retiring
+ *     leaves them (marked, unlinked, allocated: found only by the
+ *     allocator's scan);  4 fill the table to -ENOSPC and drain it, 4 times
+ *     (reclamation);  5 open 4 more handles, register 3
  *     names on each and dr_close() it;  6 create 4 new segments, a name in
  *     each;  7 dr_close().
  *  V  the verifier, a fresh process once C is dead: dr_open(), dr_reap(),
@@ -24,6 +28,7 @@
  *     died in it or not) opens, is sound and left no temporary file.
  */
 #include "crashpoint.h"
+#include "segmap.h"
 #include "stress.h"
 
 TestSuite(crashpoints, .timeout = STRESS_TIMEOUT, .fini = stress_fini);
@@ -173,6 +178,28 @@ static int doomed(void *arg)
 
 #define STEP(ph, st) (s->c_phase = (ph), s->c_step = (st))
 
+/* A process that attaches and dies without dr_close(): its process and
+ * reader slots are left for reaping. It must not stop or die at C's point. */
+static int ghost(void *arg)
+{
+	struct crash *s = arg;
+
+	struct dr_options o = {
+		.segment = s->seg,
+		.max_procs = STRESS_MAX_PROCS,
+		.max_threads = STRESS_MAX_THREADS,
+		.flags = DR_OPEN_NOREAP, /* D's names are C's to reap */
+	};
+	dr_registry *r;
+	int rc;
+
+	unsetenv("DISTREG_CRASH_AT");
+	rc = dr_open(&o, &r);
+	if (rc)
+		CHILD_FAIL(&s->rep, "ghost: dr_open: %s", dr_strerror(rc));
+	_exit(0);
+}
+
 static int crasher(void *arg)
 {
 	struct crash *s = arg;
@@ -220,11 +247,36 @@ static int crasher(void *arg)
 		STEP(3, k);
 		reg_or_fail(s, r, name, 3, 10);
 	}
+	for (int k = 0; k < 4; k++) {
+		STEP(3, 50 + k);
+		pid_t g = stress_spawn(ghost, s);
+		if (stress_wait(g, STRESS_WAIT_S) != 0)
+			CHILD_FAIL(&s->rep, "phase 3: a short-lived process failed");
+	}
 	STEP(3, 100);
 	rc = dr_reap(r, &n);
 	if (rc || n != ND / 2)
 		CHILD_FAIL(&s->rep, "phase 3: dr_reap: %s, %u names reaped, want %d", dr_strerror(rc), n,
 			   ND / 2);
+	{
+		size_t len;
+		uint8_t *base = segmap_open(s->seg, &len);
+
+		if (!base)
+			CHILD_FAIL(&s->rep, "phase 3: map the segment: %s", strerror(errno));
+		for (int k = 0; k < 4; k++) {
+			struct dri_entry *e;
+
+			snprintf(name, sizeof(name), "m.%d", k);
+			STEP(3, 200 + k);
+			reg_or_fail(s, r, name, 3, 20);
+			e = segmap_entry(base, name);
+			if (!e)
+				CHILD_FAIL(&s->rep, "phase 3: %s not found in the mapping", name);
+			segmap_mark_unlinked(base, e);
+		}
+		munmap(base, len);
+	}
 
 	/* B's 8, our 4 kept and 4 taken over are live: 48 entries remain. */
 	for (int k = 0; k < REPEAT; k++) {
@@ -330,7 +382,7 @@ static int verifier(void *arg)
 	struct dr_entry e;
 	dr_registry *r;
 	char name[48], why[200], msg[256];
-	static const char *const gone[] = { "keep.%d", "c.%d", "d.%d", "fill.0.%d", "e.0.%d" };
+	static const char *const gone[] = { "keep.%d", "c.%d", "d.%d", "fill.0.%d", "e.0.%d", "m.%d" };
 	unsigned n;
 	int rc;
 

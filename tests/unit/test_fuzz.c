@@ -285,7 +285,7 @@ static uint64_t pick_owner(uint64_t *s, const struct geo *g)
 	case 4: return DRI_OWNER(below(s, g->max_procs), 0);
 	case 5: return DRI_OWNER(0xffff, 0xffffffffu);
 	case 6: return 0;
-	default: return rnd(s) & ((1ull << 48) - 1);
+	default: return rnd(s) & DRI_ST_LOW_MASK;
 	}
 }
 
@@ -340,12 +340,12 @@ static void gen_mut(uint64_t *s, const struct geo *g, struct mut *m, bool after_
 	switch (m->kind) {
 	case M_STATE:
 		switch (below(s, 9)) {
-		case 0: m->val = DRI_ST_FREE; break;
-		case 1: case 2: m->val = DRI_ST_ALLOC(pick_owner(s, g)); break;
-		case 3: m->val = DRI_ST_RETIRED(below(s, 4)); break;
-		case 4: m->val = DRI_ST_RETIRED(g->epoch + below(s, 3)); break;
-		case 5: m->val = DRI_ST_RETIRED(rnd(s)); break;
-		case 6: m->val = (3ull << 62) | rnd(s) >> 2; break;
+		case 0: m->val = DRI_ST_FREE(rnd(s)); break;
+		case 1: case 2: m->val = DRI_ST_ALLOC(rnd(s), pick_owner(s, g)); break;
+		case 3: m->val = DRI_ST_RETIRED(rnd(s), below(s, 4)); break;
+		case 4: m->val = DRI_ST_RETIRED(rnd(s), g->epoch + below(s, 3)); break;
+		case 5: m->val = DRI_ST_RETIRED(rnd(s), rnd(s)); break;
+		case 6: m->val = DRI_ST_FREEING(rnd(s), pick_owner(s, g)); break;
 		default: m->val = rnd(s); break;
 		}
 		break;
@@ -754,7 +754,7 @@ static void apply_detectable(uint8_t *b, const struct geo *g, uint64_t *s,
 			LOGW("[detect] entry[%u] value length > %d", idx, DR_VALUE_MAX);
 			return;
 		case 4: {
-			uint64_t v = below(s, 2) ? DRI_ST_FREE : DRI_ST_RETIRED(below(s, 2));
+			uint64_t v = below(s, 2) ? DRI_ST_FREE(0) : DRI_ST_RETIRED(0, below(s, 2));
 			*st_at(b, g, idx) = v;
 			LOGW("[detect] state[%u] = %#llx (linked)", idx, (unsigned long long)v);
 			return;
@@ -778,13 +778,13 @@ static void apply_detectable(uint8_t *b, const struct geo *g, uint64_t *s,
 			LOGW("[detect] entry[%u].pid = %d", idx, e->pid);
 			return;
 		case 9:
-			e->owner = DRI_ST_OWNER(*st_at(b, g, idx)) ^ (1ull << below(s, 48));
+			e->owner = DRI_ST_OWNER(*st_at(b, g, idx)) ^ (1ull << below(s, 40));
 			LOGW("[detect] entry[%u].owner = %#llx (not its state's)", idx,
 			     (unsigned long long)e->owner);
 			return;
 		case 10:
-			*st_at(b, g, idx) = (3ull << 62) | below(s, 1000);
-			LOGW("[detect] state[%u] = invalid tag 3", idx);
+			*st_at(b, g, idx) = DRI_ST_FREEING(0, below(s, 1000));
+			LOGW("[detect] state[%u] = being freed (linked)", idx);
 			return;
 		case 11: {
 			uint32_t bk = below(s, g->nbuckets);
@@ -856,8 +856,10 @@ static void expect(struct child_res *res, int rc, const int *ok, const char *wha
 static const int ok_lookup[] = { -ENOENT, -EUSERS, 0 };
 static const int ok_inspect[] = { -EUSERS, -ENOMEM, 0 };
 static const int ok_check[] = { -EBADMSG, -EUSERS, -ENOMEM, 0 };
-static const int ok_register[] = { -EEXIST, -ENOSPC, -EBUSY, -EBADMSG, -EUSERS, 0 };
-static const int ok_unregister[] = { -ENOENT, -EPERM, -EBADMSG, -EUSERS, 0 };
+/* -ENOLCK: a mutation of the process's own slot word reads, to it, as the
+ * verdict that it is dead. */
+static const int ok_register[] = { -EEXIST, -ENOSPC, -EBUSY, -EBADMSG, -EUSERS, -ENOLCK, 0 };
+static const int ok_unregister[] = { -ENOENT, -EPERM, -EBADMSG, -EUSERS, -ENOLCK, 0 };
 static const int ok_open[] = { -EBADMSG, -EPROTO, -EUSERS, -ENOSYS, -ENOMEM, 0 };
 
 struct walk_ctx {

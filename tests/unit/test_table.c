@@ -7,39 +7,9 @@
 
 #include "unit.h"
 
-#include "dri.h"
+#include "segmap.h"
 
 TestSuite(table, .timeout = UNIT_TIMEOUT, .fini = unit_fini);
-
-/* The segment file mapped in the test process, beside its handle. */
-static uint8_t *map_segment(const char *seg, size_t *len)
-{
-	struct stat st;
-	int fd = open(seg_path(seg), O_RDWR | O_CLOEXEC);
-	void *p;
-
-	cr_assert_geq(fd, 0);
-	cr_assert_eq(fstat(fd, &st), 0);
-	p = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	cr_assert_neq(p, MAP_FAILED);
-	close(fd);
-	*len = (size_t)st.st_size;
-	return p;
-}
-
-/* The entry that holds name, found by walking every entry. */
-static struct dri_entry *entry_named(uint8_t *base, const char *name)
-{
-	const struct dri_header *h = (const struct dri_header *)base;
-	struct dri_entry *e = (struct dri_entry *)(base + h->off_entries);
-	uint64_t *states = (uint64_t *)(base + h->off_states);
-
-	for (uint32_t i = 0; i < h->capacity; i++)
-		if (DRI_ST_TAG(states[i]) == DRI_TAG_ALLOC && e[i].name_len == strlen(name) &&
-		    memcmp(e[i].name, name, e[i].name_len) == 0)
-			return &e[i];
-	return NULL;
-}
 
 /*
  * An unregistration marks its entry, then unlinks it with a CAS on the
@@ -59,8 +29,9 @@ Test(table, entry_marked_but_still_linked_is_reclaimed_when_the_table_is_full)
 	size_t len;
 
 	cr_assert_eq(dr_register(r, "victim", "v", 1), 0);
-	base = map_segment(seg, &len);
-	e = entry_named(base, "victim");
+	base = segmap_open(seg, &len);
+	cr_assert_not_null(base);
+	e = segmap_entry(base, "victim");
 	cr_assert_not_null(e);
 	/* As the losing unregistration leaves it: marked, still linked. */
 	__atomic_fetch_or(&e->next, DRI_MARK, __ATOMIC_SEQ_CST);
