@@ -32,6 +32,8 @@ struct mixer {
 	int nnames;                /* at most MIX_MAX_NAMES */
 	int id;                    /* the value's tag */
 	bool exact;                /* the handle is ours alone: track holdings */
+	bool full_ok;              /* -ENOSPC and -EBUSY are answers, not failures
+				    * (a small table shared with other writers) */
 	uint32_t ntags;            /* tags are 0..ntags-1 */
 	/* Whether pid may own a name of the pool (nonzero) */
 	bool (*pid_ok)(const void *arg, pid_t pid);
@@ -134,6 +136,8 @@ static inline int mix_run(struct mixer *m)
 				m->counts[3]++;
 				continue;
 			}
+			if (m->full_ok && !had && (rc == -ENOSPC || rc == -EBUSY))
+				continue;
 			if (rc) {
 				stress_note(m->rep, "writer %d: register %s (%s): %s", m->id, name,
 					    had ? "update" : "new", dr_strerror(rc));

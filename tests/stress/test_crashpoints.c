@@ -28,6 +28,7 @@
  *     died in it or not) opens, is sound and left no temporary file.
  */
 #include "crashpoint.h"
+#include "pausemix.h"
 #include "segmap.h"
 #include "stress.h"
 
@@ -45,6 +46,9 @@ struct crash {
 	char newseg[REPEAT][80];
 	const char *point;
 	int skip;
+	bool stop;     /* stop mode: C pauses at the point, the mix runs, C goes on */
+	int mix_on;    /* the mix runs (stop mode); C waits for its end at a step */
+	struct pmix mix;
 	pid_t b_pid, c_pid;
 	uint64_t b_regid[NB];
 	int c_phase;   /* the phase C was in when it died */
@@ -119,11 +123,35 @@ static dr_registry *open_or_fail(struct crash *s, const char *segment)
 	return r;
 }
 
+/*
+ * Stop mode: C, released while the mix still runs, finishes the call it was
+ * paused in against the mix, then waits here, at its next step, until the
+ * mix has ended, so that its exact expectations hold again. True if it had
+ * to wait (the call before may have met a table the mix had filled).
+ */
+static bool step_gate(struct crash *s)
+{
+	double deadline = stress_now() + STRESS_WAIT_S;
+
+	if (!s->stop || !__atomic_load_n(&s->mix_on, __ATOMIC_ACQUIRE))
+		return false;
+	while (__atomic_load_n(&s->mix_on, __ATOMIC_ACQUIRE)) {
+		if (stress_now() > deadline)
+			CHILD_FAIL(&s->rep, "C: the mix never ended");
+		stress_sleep_us(1000);
+	}
+	return true;
+}
+
 static void reg_or_fail(struct crash *s, dr_registry *r, const char *name, uint32_t tag,
 			uint64_t seq)
 {
 	struct stress_value v;
-	int rc = dr_register(r, name, &v, stress_value_make(&v, name, getpid(), tag, seq));
+	int rc;
+
+	do
+		rc = dr_register(r, name, &v, stress_value_make(&v, name, getpid(), tag, seq));
+	while ((rc == -ENOSPC || rc == -EBUSY) && step_gate(s));
 
 	if (rc)
 		CHILD_FAIL(&s->rep, "phase %d: register %s: %s", s->c_phase, name, dr_strerror(rc));
@@ -176,7 +204,7 @@ static int doomed(void *arg)
 	_exit(3);
 }
 
-#define STEP(ph, st) (s->c_phase = (ph), s->c_step = (st))
+#define STEP(ph, st) (step_gate(s), s->c_phase = (ph), s->c_step = (st))
 
 /* A process that attaches and dies without dr_close(): its process and
  * reader slots are left for reaping. It must not stop or die at C's point. */
@@ -213,6 +241,7 @@ static int crasher(void *arg)
 	snprintf(skip, sizeof(skip), "%d", s->skip);
 	setenv("DISTREG_CRASH_AT", s->point, 1);
 	setenv("DISTREG_CRASH_SKIP", skip, 1);
+	setenv("DISTREG_CRASH_MODE", s->stop ? "stop" : "kill", 1);
 
 	STEP(1, 0);
 	r = open_or_fail(s, s->seg);
@@ -255,9 +284,17 @@ static int crasher(void *arg)
 	}
 	STEP(3, 100);
 	rc = dr_reap(r, &n);
-	if (rc || n != ND / 2)
+	/* In stop mode the mix may have reaped some of D's names already, and
+	 * left dead processes' names of its own: D's must be gone, whoever
+	 * reaped them. */
+	if (rc || (!s->stop && n != ND / 2))
 		CHILD_FAIL(&s->rep, "phase 3: dr_reap: %s, %u names reaped, want %d", dr_strerror(rc), n,
 			   ND / 2);
+	for (int k = ND / 2; k < ND; k++) {
+		snprintf(name, sizeof(name), "d.%d", k);
+		if (dr_whereis(r, name, NULL) != -ENOENT)
+			CHILD_FAIL(&s->rep, "phase 3: %s still there after dr_reap", name);
+	}
 	{
 		size_t len;
 		uint8_t *base = segmap_open(s->seg, &len);
@@ -270,6 +307,7 @@ static int crasher(void *arg)
 			snprintf(name, sizeof(name), "m.%d", k);
 			STEP(3, 200 + k);
 			reg_or_fail(s, r, name, 3, 20);
+			step_gate(s); /* no mix while links are rewritten by hand */
 			e = segmap_entry(base, name);
 			if (!e)
 				CHILD_FAIL(&s->rep, "phase 3: %s not found in the mapping", name);
@@ -286,7 +324,12 @@ static int crasher(void *arg)
 		STEP(4, 2 * k);
 		for (int i = 0; i < CAPACITY; i++) {
 			snprintf(name, sizeof(name), "fill.%d.%d", k, i);
+			step_gate(s);
 			rc = dr_register(r, name, &v, stress_value_make(&v, name, getpid(), 3, (uint64_t)i));
+			if ((rc == -ENOSPC || rc == -EBUSY) && step_gate(s)) {
+				i--; /* the mix had the table: again, now it is gone */
+				continue;
+			}
 			if (rc == -ENOSPC)
 				break;
 			if (rc)
@@ -471,16 +514,59 @@ static const char *const phase_names[] = {
 };
 
 /*
- * One run. Returns false if C finished without reaching the point (allowed
- * only when !must_reach: then the segment is still verified).
+ * Stop mode, the parent's side: wait until C stops (at its point), sends a
+ * byte, or ends. Returns 's' when stopped, 'b' with the byte in *ch, or 'e'
+ * with its status in *st.
  */
-static bool crash_run(const char *point, int skip, bool must_reach)
+static char await_c(struct kid *c, char *ch, int *st)
+{
+	double deadline = stress_now() + STRESS_WAIT_S;
+
+	for (;;) {
+		int w;
+		pid_t p = waitpid(c->pid, &w, WUNTRACED | WNOHANG);
+
+		if (p == c->pid) {
+			if (WIFSTOPPED(w))
+				return 's';
+			*st = stress_status(w);
+			return 'e';
+		}
+		if (stress_read_byte(c->rd, ch, 0.005) == 1)
+			return 'b';
+		cr_assert_lt(stress_now(), deadline, "C neither stopped, answered nor ended");
+	}
+}
+
+/*
+ * C stands paused at its point: run the mix on its segment, release C while
+ * the mix still runs (C finishes the paused call against it, then waits for
+ * the mix's end at its next step), then stop the mix.
+ */
+static void pause_mix(struct crash *s, struct kid *c)
+{
+	unsigned ms = stress_short() ? 60 : 300;
+
+	__atomic_store_n(&s->mix_on, 1, __ATOMIC_RELEASE);
+	pmix_start(&s->mix, s->seg, &s->rep);
+	stress_sleep_us(ms * 1000);
+	cr_assert_eq(kill(c->pid, SIGCONT), 0);
+	pmix_run_stop(&s->mix, ms);
+	__atomic_store_n(&s->mix_on, 0, __ATOMIC_RELEASE);
+}
+
+/*
+ * One run. Returns false if C finished without reaching the point (allowed
+ * only when !must_reach: then the segment is still verified). In stop mode
+ * C pauses at the point while the mix runs, then finishes every phase.
+ */
+static bool crash_run(const char *point, int skip, bool stop, bool must_reach)
 {
 	struct crash *s = stress_shared(sizeof(*s));
 	struct kid b, d, c, v;
-	bool reached;
-	char ch = 0;
-	int st, rc;
+	bool reached, paused = false;
+	char ch = 0, ev;
+	int st = 0, rc;
 
 	snprintf(s->seg, sizeof(s->seg), "%s", seg_new("crash"));
 	for (int k = 0; k < REPEAT; k++) {
@@ -489,6 +575,7 @@ static bool crash_run(const char *point, int skip, bool must_reach)
 	}
 	s->point = point;
 	s->skip = skip;
+	s->stop = stop;
 
 	b = spawn_kid(bystander, s);
 	s->b_pid = b.pid;
@@ -497,22 +584,49 @@ static bool crash_run(const char *point, int skip, bool must_reach)
 	parent_await(&d, 'r', "D", &s->rep);
 	c = spawn_kid(crasher, s);
 	s->c_pid = c.pid;
-	rc = stress_read_byte(c.rd, &ch, STRESS_WAIT_S);
-	cr_assert(rc == 0 || (rc == 1 && ch == 'o'), "C: %d '%c'; report: %s", rc, ch, s->rep.msg);
+	if (stop) {
+		ev = await_c(&c, &ch, &st);
+		if (ev == 's') { /* in dr_open */
+			pause_mix(s, &c);
+			paused = true;
+			ev = await_c(&c, &ch, &st);
+		}
+		cr_assert(ev == 'b' && ch == 'o', "C: %c '%c' status %d; report: %s", ev, ch, st,
+			  s->rep.msg);
+		rc = 1;
+	} else {
+		rc = stress_read_byte(c.rd, &ch, STRESS_WAIT_S);
+		cr_assert(rc == 0 || (rc == 1 && ch == 'o'), "C: %d '%c'; report: %s", rc, ch,
+			  s->rep.msg);
+	}
 	kill(d.pid, SIGKILL);
 	st = stress_wait(d.pid, STRESS_WAIT_S);
 	cr_assert_eq(st, 128 + SIGKILL, "D ended with %d", st);
 	if (rc == 1)
 		cr_assert_eq(stress_write_byte(c.wr, 'g'), 0);
+	if (stop && !paused) {
+		ev = await_c(&c, &ch, &st);
+		if (ev == 's') {
+			pause_mix(s, &c);
+			paused = true;
+		}
+	}
 	st = stress_wait(c.pid, STRESS_WAIT_S);
 	ASSERT_REPORT_CLEAN(&s->rep);
-	cr_assert(st != 0 || !must_reach, "%s with skip %d: never reached (C finished every phase)",
-		  point, skip);
-	cr_assert(st == 128 + SIGKILL || st == 0, "%s with skip %d: C ended with %d in phase %d (%s) step %d",
-		     point, skip, st, s->c_phase, phase_names[s->c_phase], s->c_step);
-	if (st == 128 + SIGKILL)
-		cr_log_info("%s/%d: C killed in phase %s, step %d", point, skip,
-			    phase_names[s->c_phase], s->c_step);
+	if (stop) {
+		cr_assert(paused || !must_reach, "%s with skip %d: never reached (C finished every phase)",
+			  point, skip);
+		cr_assert_eq(st, 0, "%s with skip %d: C, paused and released, ended with %d in phase %d (%s) step %d",
+			     point, skip, st, s->c_phase, phase_names[s->c_phase], s->c_step);
+	} else {
+		cr_assert(st != 0 || !must_reach, "%s with skip %d: never reached (C finished every phase)",
+			  point, skip);
+		cr_assert(st == 128 + SIGKILL || st == 0, "%s with skip %d: C ended with %d in phase %d (%s) step %d",
+			  point, skip, st, s->c_phase, phase_names[s->c_phase], s->c_step);
+		if (st == 128 + SIGKILL)
+			cr_log_info("%s/%d: C killed in phase %s, step %d", point, skip,
+				    phase_names[s->c_phase], s->c_step);
+	}
 
 	v = spawn_kid(verifier, s);
 	parent_await(&v, 'c', "V", &s->rep);
@@ -524,7 +638,7 @@ static bool crash_run(const char *point, int skip, bool must_reach)
 	ASSERT_REPORT_CLEAN(&s->rep);
 	cr_assert_eq(st, 0, "V ended with %d", st);
 
-	reached = s->c_phase != 8;
+	reached = stop ? paused : s->c_phase != 8;
 	kid_close(&b);
 	kid_close(&d);
 	kid_close(&c);
@@ -539,24 +653,31 @@ static bool crash_run(const char *point, int skip, bool must_reach)
  * growing skips, into later phases, until the scenario passes the point
  * fewer times than that.
  */
-static void crash_point(const char *point)
+static void crash_point(const char *point, bool stop)
 {
 	static const int skips[] = { 0, 1, 3 };
 	static const int more[] = { 5, 8, 13, 21, 34, 55, 89, 144, 233 };
 
 	for (size_t i = 0; i < sizeof(skips) / sizeof(skips[0]); i++)
-		crash_run(point, skips[i], true);
+		crash_run(point, skips[i], stop, true);
 	if (stress_short() || getenv("DISTREG_STRESS_ITERATIONS"))
 		return;
 	for (size_t i = 0; i < sizeof(more) / sizeof(more[0]); i++)
-		if (!crash_run(point, more[i], false))
+		if (!crash_run(point, more[i], stop, false))
 			break;
 }
 
-/* One test per crash point, generated from the list itself. */
+/* Two tests per crash point, generated from the list itself: killed there
+ * (suite crashpoints), and paused there while the mix runs (pausepoints). */
+TestSuite(pausepoints, .timeout = STRESS_TIMEOUT, .fini = stress_fini);
+
 #define CRASH_TEST(name)                                                                           \
 	Test(crashpoints, name)                                                                    \
 	{                                                                                          \
-		crash_point(#name);                                                                \
+		crash_point(#name, false);                                                         \
+	}                                                                                          \
+	Test(pausepoints, name)                                                                    \
+	{                                                                                          \
+		crash_point(#name, true);                                                          \
 	}
 DRI_CRASHPOINTS(CRASH_TEST)
