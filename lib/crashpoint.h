@@ -43,7 +43,10 @@
 	X(reclaim_freeing)   /* entry reset, not yet marked free */              \
 	X(reap_reader_checked) /* a reader slot's owner found dead, slot kept */ \
 	X(reap_marked)       /* a dead owner's entry marked by the reaper */     \
-	X(close_partial)     /* dr_close() removed some names, not all */
+	X(close_partial)     /* dr_close() removed some names, not all */        \
+	X(retire_loaded)     /* a retirer loaded the epoch, has not retired */   \
+	X(lockfd_opened)     /* the lock descriptor opened, not yet the handle's */ \
+	X(thread_listing)    /* the handle's mutex held, a thread being listed */
 
 #ifdef DR_CRASHPOINTS
 void dri_crashpoint(const char *name);

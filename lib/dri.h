@@ -31,12 +31,13 @@
 #define DR_EXPORT __attribute__((visibility("default")))
 
 #define DRI_CACHELINE 64
+#define DRI_HUGE_PAGE (2ull << 20)
 #define DRI_ALIGNED __attribute__((aligned(DRI_CACHELINE)))
 
 /* "DISTREG1", little-endian. */
 #define DRI_MAGIC 0x3147455254534944ull
 /* Bump whenever a shared struct or the meaning of a field changes. */
-#define DRI_LAYOUT_VERSION 2u
+#define DRI_LAYOUT_VERSION 3u
 #define DRI_HEADER_SIZE 4096u
 #define DRI_MAX_CAPACITY (1u << 26)
 #define DRI_MAX_PROCS 65535u
@@ -63,6 +64,7 @@ struct dri_header {
 	uint64_t off_states;
 	uint64_t off_buckets;
 	uint64_t off_entries;
+	uint64_t off_ext;
 	int32_t creator_pid;
 	uint32_t rcu_mode;        /* DRI_RCU_* chosen by the creator */
 
@@ -200,37 +202,73 @@ static inline uint64_t dri_st_epoch(uint64_t s, uint64_t now)
 	return now - ((now - s) & DRI_ST_LOW_MASK);
 }
 
-/* Entry links are index + 1 (0 ends a chain); bit 31 marks the entry that
- * holds the link as logically deleted (Harris). */
+/*
+ * Links (bucket heads and entries' next) are 32 bits:
+ *   bits 0-26   index + 1 of the entry linked to (0 ends a chain)
+ *   bits 27-30  the top 4 bits of that entry's tag, so that a search can
+ *               tell that a chain has passed its key without touching the
+ *               entry (chains are sorted by tag first)
+ *   bit 31      in an entry's own next link: the entry is logically
+ *               deleted (Harris); once set, the link never changes again
+ */
 #define DRI_MARK 0x80000000u
-#define DRI_LINK_IDX(l) (((l) & ~DRI_MARK) - 1)
+#define DRI_LINK_IDX_MASK 0x07ffffffu
+#define DRI_LINK_FP_SHIFT 27
+#define DRI_LINK_IDX(l) (((l) & DRI_LINK_IDX_MASK) - 1)
+#define DRI_LINK_FP(l) (((l) >> DRI_LINK_FP_SHIFT) & 0xfu)
+#define DRI_TAG_FP(tag) ((uint32_t)(tag) >> 12)
+/* The link to entry idx, whose tag is tag. */
+#define DRI_LINK(idx, tag) (((uint32_t)(idx) + 1) | (DRI_TAG_FP(tag) << DRI_LINK_FP_SHIFT))
 
-struct dri_value {
-	uint16_t len;
-	uint8_t data[DR_VALUE_MAX];
-};
+/* What of a name and a value lives in the entry itself; the rest goes to
+ * the entry's extension (struct dri_ext). */
+#define DRI_NAME_INLINE 24
+#define DRI_VALUE_INLINE 16
 
 /*
- * An entry: one registration. 320 bytes, five cache lines; the fields a
- * lookup reads first (next, hash, name) share the first line.
+ * An entry: one registration, in one cache line. A lookup of a name of up
+ * to DRI_NAME_INLINE bytes whose value has at most DRI_VALUE_INLINE bytes
+ * reads this line and nothing else of the entry; a registration writes it
+ * alone. Longer names and values use the entry's extension as well.
+ *
+ * Within a bucket, entries are sorted by (tag, name length, name): tag is
+ * the top 16 bits of the name's hash (the bucket is chosen by its low bits).
+ * The owner is not stored here: it is in the entry's state word, ALLOC(g,
+ * owner), for as long as the entry is linked and not yet retired.
  */
 struct dri_entry {
-	/* atomic; successor link, DRI_MARK when this entry is deleted. Once
-	 * marked it never changes again. 0 while the entry is free. */
+	/* atomic; successor link (see above), DRI_MARK when this entry is
+	 * deleted. Once marked it never changes again. 0 while free. */
 	uint32_t next;
-	/* atomic; bit 0: an update is in progress; bits 1..: the value
-	 * version, whose low bit selects the current val[]. Written by the
-	 * owner only. */
+	/* atomic; the current value. bit 0: an update is in progress (owner
+	 * only); bits 1-2: the slot holding the value: 0 inline (val), 1 or 2
+	 * the extension's val[0] or val[1]; bits 3-31: a version, moved on by
+	 * every update. Written by the owner only. */
 	uint32_t vsel;
-	uint64_t hash;            /* immutable */
-	uint64_t regid;           /* immutable */
-	uint64_t owner;           /* immutable; the owner in the ALLOC state */
-	int32_t pid;              /* immutable */
-	uint16_t name_len;        /* immutable */
-	uint16_t pad0;
-	uint8_t name[DR_NAME_MAX + 1];      /* immutable */
-	struct dri_value val[2];  /* the one not selected by vsel: owner only */
+	uint64_t regid;                  /* immutable */
+	int32_t pid;                     /* immutable */
+	uint16_t tag;                    /* immutable; hash >> 48 */
+	uint8_t name_len;                /* immutable; 1 to DR_NAME_MAX */
+	uint8_t vlen;                    /* length of the value in val */
+	uint8_t name[DRI_NAME_INLINE];   /* immutable; the first bytes */
+	uint8_t val[DRI_VALUE_INLINE];   /* value slot 0 */
 } DRI_ALIGNED;
+
+/*
+ * An entry's extension: the same index in a parallel array, touched only for
+ * a name longer than DRI_NAME_INLINE or a value longer than
+ * DRI_VALUE_INLINE (or a value update, which writes the slot not current).
+ */
+struct dri_ext {
+	uint8_t name[DR_NAME_MAX - DRI_NAME_INLINE + 1]; /* immutable; the rest */
+	uint8_t vlen[2];                 /* lengths of val[0], val[1] */
+	uint8_t pad[DRI_CACHELINE * 2 - (DR_NAME_MAX - DRI_NAME_INLINE + 1) - 2];
+	uint8_t val[2][DR_VALUE_MAX];    /* value slots 1 and 2 */
+} DRI_ALIGNED;
+
+#define DRI_VSEL_BUSY 1u
+#define DRI_VSEL_SLOT(w) (((w) >> 1) & 3u)
+#define DRI_VSEL_NEXT(w, slot) ((((w) >> 3) + 1) << 3 | (uint32_t)(slot) << 1)
 
 /* ---------------------------------------------------------------------- */
 /* Process-private state. */
@@ -278,6 +316,7 @@ struct dr_registry {
 	uint64_t *states;
 	uint32_t *buckets;
 	struct dri_entry *entries;
+	struct dri_ext *ext;
 	/* The geometry, from the header as checked at open: the header is
 	 * shared memory any process can write, so it is never read again. */
 	uint32_t capacity;
@@ -290,6 +329,7 @@ struct dr_registry {
 	uint32_t slot;                    /* our process slot */
 	uint64_t owner;                   /* our owner id */
 	uint64_t slot_word;               /* our slot's word while we hold it */
+	bool gen_wrapped;                 /* our owner id was used before */
 	pthread_key_t key;
 	pthread_mutex_t lock;             /* guards threads */
 	struct dri_thread *threads;
@@ -322,6 +362,11 @@ static inline struct dri_entry *dri_entry_at(struct dr_registry *r, uint32_t idx
 	return &r->entries[idx];
 }
 
+static inline struct dri_ext *dri_ext_at(struct dr_registry *r, uint32_t idx)
+{
+	return &r->ext[idx];
+}
+
 /* ---------------------------------------------------------------------- */
 /* segment.c */
 uint64_t dri_format_word(void);
@@ -336,7 +381,8 @@ int dri_proc_attach(struct dr_registry *r);
 void dri_proc_detach(struct dr_registry *r);
 bool dri_owner_alive(struct dr_registry *r, uint64_t owner);
 bool dri_owner_gone(struct dr_registry *r, uint64_t owner);
-int dri_self_check(struct dr_registry *r);
+void dri_fork_hold(void);
+void dri_fork_release(void);
 int dri_membarrier_setup(struct dr_registry *r);
 void dri_membarrier(struct dr_registry *r);
 void dri_registry_track(struct dr_registry *r);
@@ -359,9 +405,21 @@ bool dri_readers_runnable(struct dr_registry *r, uint64_t since);
 uint64_t dri_mono_ns(void);
 int dri_reclaim_all(struct dr_registry *r, struct dri_thread *t, uint32_t *left);
 unsigned dri_reap_readers(struct dr_registry *r);
+void dri_reap_readers_of(struct dr_registry *r, uint64_t o);
 void dri_entry_reset(struct dr_registry *r, uint32_t idx, uint64_t gen);
 pid_t dri_stalled_reader(struct dr_registry *r, uint64_t newest_retired,
 			 uint32_t *active, uint32_t *held);
+
+/*
+ * Whether other processes have found this handle's liveness lock gone and
+ * buried it (cleared its slot's live bit): it must write nothing shared any
+ * more, not even its reader slot, which may be another thread's by now.
+ * One load of a line nobody writes while we hold the slot.
+ */
+static inline bool dri_self_buried(const struct dr_registry *r)
+{
+	return __builtin_expect(ld_acq64(&r->procs[r->slot].word) != r->slot_word, 0);
+}
 
 /* Per-thread state cache: the handle last used by this thread. */
 struct dri_tcache {
@@ -376,6 +434,8 @@ static inline int dri_thread_get(struct dr_registry *r, struct dri_thread **out)
 {
 	if (__builtin_expect(r->pid != dri_self_pid, 0))
 		return -ECHILD;
+	if (dri_self_buried(r))
+		return -ENOLCK;
 	if (__builtin_expect(dri_tcache.r == r && dri_tcache.id == r->id, 1)) {
 		*out = dri_tcache.t;
 		return 0;
@@ -404,27 +464,40 @@ static inline void dri_read_enter(struct dr_registry *r, struct dri_thread *t)
 
 static inline void dri_read_exit(struct dr_registry *r, struct dri_thread *t)
 {
-	(void)r;
-	if (--t->nest == 0)
+	/* The slot is ours unless we were buried meanwhile and a reaper
+	 * gave it to another thread: then its epoch is not ours to clear.
+	 * (Its owner word shares the epoch's line: no extra miss.) */
+	if (--t->nest == 0 && CMM_LOAD_SHARED(t->slot->owner) == r->owner)
 		st_rel64(&t->slot->epoch, 0);
 }
 
 /* table.c */
+
+/* A name as the table looks it up: its bytes, its hash (the bucket is the
+ * low bits) and its tag (the top 16 bits, the first sort key). */
+struct dri_key {
+	const uint8_t *name;
+	uint32_t len;
+	uint16_t tag;
+	uint64_t hash;
+};
+
 uint64_t dri_hash(const struct dr_registry *r, const void *name, size_t len);
+void dri_key_init(struct dri_key *k, const struct dr_registry *r, const void *name,
+		  size_t len);
+void dri_name_copy(struct dr_registry *r, uint32_t idx, size_t len, uint8_t *buf);
 int dri_alloc_entry(struct dr_registry *r, struct dri_thread *t, uint32_t *idx);
 void dri_free_unpublished(struct dr_registry *r, uint32_t idx);
 int dri_insert(struct dr_registry *r, struct dri_thread *t, uint32_t idx,
-	       const void *value, size_t value_len);
-int dri_lookup(struct dr_registry *r, const void *name, size_t len,
-	       uint64_t hash, struct dr_entry *out);
-int dri_delete(struct dr_registry *r, struct dri_thread *t, const void *name,
-	       size_t len, bool force);
+	       const struct dri_key *k, const void *value, size_t value_len);
+int dri_lookup(struct dr_registry *r, const struct dri_key *k, struct dr_entry *out);
+int dri_delete(struct dr_registry *r, struct dri_thread *t, const struct dri_key *k,
+	       bool force);
 bool dri_delete_exact(struct dr_registry *r, struct dri_thread *t, uint32_t idx,
 		      uint64_t state);
-int dri_update_existing(struct dr_registry *r, struct dri_thread *t,
-			const void *name, size_t len, const void *value,
-			size_t value_len);
-void dri_value_read(const struct dri_entry *e, struct dr_entry *out);
+int dri_update_existing(struct dr_registry *r, struct dri_thread *t, const struct dri_key *k,
+			const void *value, size_t value_len);
+void dri_value_read(struct dr_registry *r, uint32_t idx, struct dr_entry *out);
 unsigned dri_reap_entries(struct dr_registry *r, struct dri_thread *t,
 			  uint64_t only_owner);
 

@@ -69,13 +69,13 @@ static int walk(struct dr_registry *r, walk_fn visit, void *arg)
 	for (uint32_t b = 0; b <= r->mask && rc == 0; b++) {
 		uint32_t curr = ld_acq32(&r->buckets[b]), depth = 0;
 
-		while (curr && rc == 0) {
-			uint32_t nx;
+		while ((curr & DRI_LINK_IDX_MASK) && rc == 0) {
+			uint32_t nx, ci = curr & DRI_LINK_IDX_MASK;
 
-			if (curr > r->capacity || depth > r->capacity)
+			if (ci > r->capacity || depth > r->capacity)
 				break; /* corrupt; dr_check reports it */
-			nx = ld_acq32(&dri_entry_at(r, curr - 1)->next);
-			rc = visit(r, b, curr - 1, nx, ++depth, arg);
+			nx = ld_acq32(&dri_entry_at(r, ci - 1)->next);
+			rc = visit(r, b, ci - 1, nx, ++depth, arg);
 			curr = nx & ~DRI_MARK;
 		}
 	}
@@ -87,7 +87,17 @@ struct foreach_ctx {
 	dr_foreach_fn fn;
 	void *arg;
 	struct alive_cache cache;
+	uint8_t name[DR_NAME_MAX];
 };
+
+/* The owner of linked entry idx, 0 if it is being deleted (not a name to
+ * count or show). */
+static uint64_t entry_owner(struct dr_registry *r, uint32_t idx)
+{
+	uint64_t s = ld_acq64(&r->states[idx]);
+
+	return DRI_ST_TAG(s) == DRI_TAG_ALLOC ? DRI_ST_OWNER(s) : 0;
+}
 
 static int foreach_visit(struct dr_registry *r, uint32_t b, uint32_t idx,
 			 uint32_t next, uint32_t depth, void *arg)
@@ -95,17 +105,20 @@ static int foreach_visit(struct dr_registry *r, uint32_t b, uint32_t idx,
 	struct foreach_ctx *c = arg;
 	const struct dri_entry *e = dri_entry_at(r, idx);
 	struct dr_name_info info;
+	size_t len = CMM_LOAD_SHARED(e->name_len);
+	uint64_t owner = entry_owner(r, idx);
 
 	(void)b;
 	(void)depth;
 	/* Deleted, or a name length no registration can write (a corrupt
 	 * entry, which dr_check() reports): not a name to show. */
-	if ((next & DRI_MARK) || e->name_len == 0 || e->name_len > DR_NAME_MAX)
+	if ((next & DRI_MARK) || owner == 0 || len == 0 || len > DR_NAME_MAX)
 		return 0;
-	info.name = e->name;
-	info.name_len = e->name_len;
-	dri_value_read(e, &info.entry);
-	info.alive = cache_alive(&c->cache, r, e->owner);
+	dri_name_copy(r, idx, len, c->name);
+	info.name = c->name;
+	info.name_len = len;
+	dri_value_read(r, idx, &info.entry);
+	info.alive = cache_alive(&c->cache, r, owner);
 	return c->fn(&info, c->arg);
 }
 
@@ -135,13 +148,14 @@ static int stats_visit(struct dr_registry *r, uint32_t b, uint32_t idx,
 		       uint32_t next, uint32_t depth, void *arg)
 {
 	struct stats_ctx *c = arg;
+	uint64_t owner = entry_owner(r, idx);
 
 	(void)b;
 	if (depth > c->s->longest_chain)
 		c->s->longest_chain = depth;
-	if (next & DRI_MARK)
+	if ((next & DRI_MARK) || owner == 0)
 		return 0;
-	if (cache_alive(&c->cache, r, dri_entry_at(r, idx)->owner))
+	if (cache_alive(&c->cache, r, owner))
 		c->s->live++;
 	else
 		c->s->dead++;
@@ -217,7 +231,11 @@ struct check_ctx {
 	size_t len;
 	uint8_t *seen;            /* one bit per entry: linked */
 	uint64_t epoch, next_regid;
-	const struct dri_entry *prev; /* previous entry in this bucket */
+	bool have_prev;           /* prev_* hold the previous entry of this bucket */
+	uint16_t prev_tag;
+	size_t prev_len;
+	uint8_t prev_name[DR_NAME_MAX];
+	uint8_t name[DR_NAME_MAX];
 };
 
 __attribute__((format(printf, 2, 3)))
@@ -233,55 +251,64 @@ static int fail(struct check_ctx *c, const char *fmt, ...)
 	return -EBADMSG;
 }
 
-static int key_order(const struct dri_entry *a, const struct dri_entry *b)
-{
-	if (a->hash != b->hash)
-		return a->hash < b->hash ? -1 : 1;
-	if (a->name_len != b->name_len)
-		return a->name_len < b->name_len ? -1 : 1;
-	return memcmp(a->name, b->name, a->name_len);
-}
-
 static int check_visit(struct dr_registry *r, uint32_t b, uint32_t idx,
 		       uint32_t next, uint32_t depth, void *arg)
 {
 	struct check_ctx *c = arg;
 	const struct dri_entry *e = dri_entry_at(r, idx);
-	uint64_t s = ld_acq64(&r->states[idx]);
-	uint32_t succ = next & ~DRI_MARK;
+	const struct dri_ext *x = dri_ext_at(r, idx);
+	uint64_t s = ld_acq64(&r->states[idx]), hash;
+	uint32_t succ = next & ~DRI_MARK, slot = DRI_VSEL_SLOT(e->vsel);
+	size_t len = e->name_len;
+	int order = 0;
 
 	if (depth == 1)
-		c->prev = NULL;
+		c->have_prev = false;
 	if (c->seen[idx / 8] & (1u << (idx % 8)))
 		return fail(c, "bucket %u: entry %u is linked twice (cycle or shared tail)", b, idx);
 	c->seen[idx / 8] |= (uint8_t)(1u << (idx % 8));
-	if (succ > r->capacity)
+	if ((succ & DRI_LINK_IDX_MASK) > r->capacity)
 		return fail(c, "bucket %u: entry %u links to index %u, past capacity %u",
-			    b, idx, succ - 1, r->capacity);
+			    b, idx, DRI_LINK_IDX(succ), r->capacity);
+	if (succ && !(succ & DRI_LINK_IDX_MASK))
+		return fail(c, "bucket %u: entry %u ends its chain with tag bits %#x", b, idx, succ);
 	if (DRI_ST_TAG(s) != DRI_TAG_ALLOC)
 		return fail(c, "bucket %u: linked entry %u is not allocated (state %#llx)",
 			    b, idx, (unsigned long long)s);
-	if (DRI_ST_OWNER(s) != e->owner)
-		return fail(c, "entry %u: owner %#llx differs from its state's %#llx", idx,
-			    (unsigned long long)e->owner, (unsigned long long)DRI_ST_OWNER(s));
-	if (e->name_len < 1 || e->name_len > DR_NAME_MAX)
-		return fail(c, "entry %u: name length %u out of range", idx, e->name_len);
-	if ((e->hash & r->mask) != b)
-		return fail(c, "entry %u: hash %#llx belongs in bucket %llu, found in %u", idx,
-			    (unsigned long long)e->hash,
-			    (unsigned long long)(e->hash & r->mask), b);
-	if (dri_hash(r, e->name, e->name_len) != e->hash)
-		return fail(c, "entry %u: stored hash does not match its name", idx);
-	if (e->val[0].len > DR_VALUE_MAX || e->val[1].len > DR_VALUE_MAX)
-		return fail(c, "entry %u: value length out of range", idx);
+	if (len < 1 || len > DR_NAME_MAX)
+		return fail(c, "entry %u: name length %zu out of range", idx, len);
+	dri_name_copy(r, idx, len, c->name);
+	hash = dri_hash(r, c->name, len);
+	if ((hash & r->mask) != b)
+		return fail(c, "entry %u: its name belongs in bucket %llu, found in %u", idx,
+			    (unsigned long long)(hash & r->mask), b);
+	if ((uint16_t)(hash >> 48) != e->tag)
+		return fail(c, "entry %u: stored tag does not match its name", idx);
+	if ((succ & DRI_LINK_IDX_MASK) && DRI_LINK_FP(succ) != DRI_TAG_FP(dri_entry_at(r, DRI_LINK_IDX(succ))->tag))
+		return fail(c, "entry %u: its link's tag bits do not match entry %u", idx,
+			    DRI_LINK_IDX(succ));
+	if (slot == 3 || (slot == 0 && e->vlen > DRI_VALUE_INLINE) ||
+	    x->vlen[0] > DR_VALUE_MAX || x->vlen[1] > DR_VALUE_MAX)
+		return fail(c, "entry %u: value slot or length out of range", idx);
 	if (e->regid == 0 || e->regid >= c->next_regid)
 		return fail(c, "entry %u: registration id %llu not below the next id %llu", idx,
 			    (unsigned long long)e->regid, (unsigned long long)c->next_regid);
 	if (e->pid <= 0)
 		return fail(c, "entry %u: pid %d", idx, e->pid);
-	if (c->prev && key_order(c->prev, e) > 0)
-		return fail(c, "bucket %u: entry %u is out of order", b, idx);
-	c->prev = e;
+	if (c->have_prev) {
+		if (c->prev_tag != e->tag)
+			order = c->prev_tag < e->tag ? -1 : 1;
+		else if (c->prev_len != len)
+			order = c->prev_len < len ? -1 : 1;
+		else
+			order = memcmp(c->prev_name, c->name, len);
+		if (order > 0)
+			return fail(c, "bucket %u: entry %u is out of order", b, idx);
+	}
+	c->have_prev = true;
+	c->prev_tag = e->tag;
+	c->prev_len = len;
+	memcpy(c->prev_name, c->name, len);
 	return 0;
 }
 
@@ -309,7 +336,8 @@ DR_EXPORT int dr_check(dr_registry *r, char *msg, size_t msg_len)
 	    h->off_readers != (uint64_t)((uint8_t *)r->readers - r->base) ||
 	    h->off_states != (uint64_t)((uint8_t *)r->states - r->base) ||
 	    h->off_buckets != (uint64_t)((uint8_t *)r->buckets - r->base) ||
-	    h->off_entries != (uint64_t)((uint8_t *)r->entries - r->base))
+	    h->off_entries != (uint64_t)((uint8_t *)r->entries - r->base) ||
+	    h->off_ext != (uint64_t)((uint8_t *)r->ext - r->base))
 		return fail(&c, "header: geometry changed under us");
 	if (c.epoch == 0)
 		return fail(&c, "header: epoch is 0");
@@ -364,8 +392,13 @@ DR_EXPORT int dr_check(dr_registry *r, char *msg, size_t msg_len)
 
 	for (uint32_t b = 0; b <= r->mask; b++) {
 		uint32_t head = ld_acq32(&r->buckets[b]);
-		if (head > r->capacity || (head & DRI_MARK))
+		if ((head & DRI_LINK_IDX_MASK) > r->capacity || (head & DRI_MARK) ||
+		    (head && !(head & DRI_LINK_IDX_MASK)))
 			return fail(&c, "bucket %u: head %#x out of range", b, head);
+		if ((head & DRI_LINK_IDX_MASK) &&
+		    DRI_LINK_FP(head) != DRI_TAG_FP(dri_entry_at(r, DRI_LINK_IDX(head))->tag))
+			return fail(&c, "bucket %u: the head's tag bits do not match entry %u", b,
+				    DRI_LINK_IDX(head));
 	}
 
 	c.seen = calloc((r->capacity + 7) / 8, 1);

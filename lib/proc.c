@@ -20,9 +20,10 @@
  * every descriptor after fork, say) looks dead to everyone else, who may
  * take its names. Whoever acts on a verdict of death first clears the live
  * bit of the slot (dri_owner_gone), so the verdict is final and shared, and
- * the process itself checks that bit before each of its writes
- * (dri_self_check): it fails with -ENOLCK instead of writing as an owner
- * that others have already buried.
+ * the process itself checks that bit at the start of each call and before
+ * the steps that write what it may no longer own (dri_self_buried): it
+ * fails with -ENOLCK instead of writing as an owner that others have
+ * already buried.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -43,13 +44,28 @@ static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
  * asks again: registration belongs to the address space. */
 static int membarrier_state;
 
+/*
+ * fork(): the list of handles, every handle's mutex and every handle's
+ * lock descriptor are quiescent while the child is made. A descriptor being
+ * opened for a handle (own_lock_fd) is opened and stored under open_lock,
+ * so the child always knows every one it must close; a thread holding a
+ * handle's mutex in the parent would leave it locked for ever in the child.
+ */
 static void atfork_prepare(void)
 {
+	struct dr_registry *r;
+
 	pthread_mutex_lock(&open_lock);
+	for (r = open_list; r; r = r->next_open)
+		pthread_mutex_lock(&r->lock);
 }
 
 static void atfork_parent(void)
 {
+	struct dr_registry *r;
+
+	for (r = open_list; r; r = r->next_open)
+		pthread_mutex_unlock(&r->lock);
 	pthread_mutex_unlock(&open_lock);
 }
 
@@ -66,8 +82,21 @@ static void atfork_child(void)
 			close(r->fd);
 			r->fd = -1;
 		}
+		pthread_mutex_init(&r->lock, NULL);
 	}
 	pthread_mutex_init(&open_lock, NULL);
+}
+
+/* Around opening a descriptor that will hold liveness locks and storing it
+ * in a handle: no fork() in between (see atfork_prepare). */
+void dri_fork_hold(void)
+{
+	pthread_mutex_lock(&open_lock);
+}
+
+void dri_fork_release(void)
+{
+	pthread_mutex_unlock(&open_lock);
 }
 
 static void atfork_setup(void)
@@ -200,18 +229,6 @@ bool dri_owner_gone(struct dr_registry *r, uint64_t owner)
 }
 
 /*
- * Before a write: 0 if this handle still holds its slot, -ENOLCK if other
- * processes have found its liveness lock gone and may have taken its names.
- * One load of a line nobody writes while we hold the slot.
- */
-int dri_self_check(struct dr_registry *r)
-{
-	if (__builtin_expect(ld_acq64(&r->procs[r->slot].word) != r->slot_word, 0))
-		return -ENOLCK;
-	return 0;
-}
-
-/*
  * Claim a process slot: the first whose byte we can lock. Then move its
  * generation on, which kills every owner id of a previous holder at once.
  */
@@ -248,6 +265,10 @@ int dri_proc_attach(struct dr_registry *r)
 		r->slot = i;
 		r->owner = DRI_OWNER(i, gen);
 		r->slot_word = nw;
+		/* After 2^24 - 1 attachments of this slot the owner id comes
+		 * back: what a dead earlier holder of this very id left must
+		 * not look like ours (dr_open reaps it). */
+		r->gen_wrapped = DRI_PROC_GEN(w) == DRI_PROC_GEN_MASK;
 		DRI_CRASHPOINT(attach_claimed);
 		return 0;
 	}

@@ -145,7 +145,7 @@ static void thread_exit(void *p)
 		}
 	}
 	pthread_mutex_unlock(&r->lock);
-	thread_free(t, r->pid == dri_self_pid);
+	thread_free(t, r->pid == dri_self_pid && !dri_self_buried(r));
 }
 
 int dri_thread_key_create(struct dr_registry *r)
@@ -171,6 +171,7 @@ int dri_thread_get_slow(struct dr_registry *r, struct dri_thread **out)
 		t->cursor = (uint32_t)(((uint64_t)syscall(SYS_gettid) * 0x9e3779b97f4a7c15ull) >> 32) % r->capacity;
 		pthread_setspecific(r->key, t);
 		pthread_mutex_lock(&r->lock);
+		DRI_CRASHPOINT(thread_listing);
 		t->next = r->threads;
 		r->threads = t;
 		pthread_mutex_unlock(&r->lock);
@@ -182,10 +183,12 @@ int dri_thread_get_slow(struct dr_registry *r, struct dri_thread **out)
 	return 0;
 }
 
-/* At close: no other thread uses r any more (the documented contract). */
+/* At close: no other thread uses r any more (the documented contract). A
+ * handle of a forked child, or one buried by other processes, writes
+ * nothing shared. */
 void dri_thread_release_all(struct dr_registry *r)
 {
-	bool shared = r->pid == dri_self_pid;
+	bool shared = r->pid == dri_self_pid && !dri_self_buried(r);
 
 	pthread_mutex_lock(&r->lock);
 	while (r->threads) {
@@ -207,6 +210,7 @@ void dri_retire(struct dr_registry *r, struct dri_thread *t, uint32_t idx,
 {
 	uint64_t ep = ld_acq64(&r->hdr->epoch);
 
+	DRI_CRASHPOINT(retire_loaded);
 	if (uatomic_cmpxchg(&r->states[idx], expect,
 			    DRI_ST_RETIRED(DRI_ST_GEN(expect), ep)) != expect)
 		return;
@@ -299,6 +303,10 @@ static int free_retired(struct dr_registry *r, uint32_t idx, uint64_t s,
 	if (uatomic_cmpxchg(&r->states[idx], s, DRI_ST_FREEING(DRI_ST_GEN(s), r->owner)) != s)
 		return 0;
 	DRI_CRASHPOINT(reclaim_taken);
+	/* Buried meanwhile (our lock was lost): a reaper may have taken the
+	 * entry over from us and freed it already; leave it to them. */
+	if (dri_self_buried(r))
+		return 0;
 	dri_entry_reset(r, idx, DRI_ST_GEN(s));
 	return 1;
 }
@@ -373,6 +381,19 @@ int dri_reclaim_all(struct dr_registry *r, struct dri_thread *t, uint32_t *left)
 	if (left)
 		*left = nleft;
 	return busy && total == 0 ? -EBUSY : total;
+}
+
+/* Free the reader slots owned by owner id o, which a dead process left:
+ * for a process that attached with an id used before (dr_open). */
+void dri_reap_readers_of(struct dr_registry *r, uint64_t o)
+{
+	uint32_t hwm = ld_acq32(&r->hdr->readers_hwm);
+
+	if (hwm > r->max_threads)
+		hwm = r->max_threads;
+	for (uint32_t i = 0; i < hwm; i++)
+		if (ld_acq64(&r->readers[i].owner) == o)
+			uatomic_cmpxchg(&r->readers[i].owner, o, 0);
 }
 
 /* Free reader slots whose process is dead. Returns how many. */

@@ -28,23 +28,14 @@ static size_t cname_len(const char *name)
 }
 
 /* What every call on a name begins with: check the handle and the name, and
- * find this thread's state. */
+ * find this thread's state (which fails with -ECHILD in a forked child, and
+ * with -ENOLCK once other processes have buried this handle: proc.c). */
 static int name_op_begin(dr_registry *r, const void *name, size_t name_len,
 			 struct dri_thread **t)
 {
 	int err = r ? name_check(name, name_len) : -EINVAL;
 
 	return err ? err : dri_thread_get(r, t);
-}
-
-/* The same for a call that writes: it also fails with -ENOLCK once other
- * processes have found this handle's liveness lock gone (proc.c). */
-static int write_op_begin(dr_registry *r, const void *name, size_t name_len,
-			  struct dri_thread **t)
-{
-	int err = name_op_begin(r, name, name_len, t);
-
-	return err ? err : dri_self_check(r);
 }
 
 /* The same for calls without a name. */
@@ -88,6 +79,8 @@ DR_EXPORT int dr_open(const struct dr_options *opts, dr_registry **out)
 	err = dri_proc_attach(r);
 	if (err)
 		goto fail;
+	if (r->gen_wrapped)
+		dri_reap_readers_of(r, r->owner);
 	err = dri_thread_key_create(r);
 	if (err)
 		goto fail_detach;
@@ -100,6 +93,10 @@ DR_EXPORT int dr_open(const struct dr_options *opts, dr_registry **out)
 		dri_thread_release_all(r);
 		goto fail_detach;
 	}
+	/* An earlier holder of our owner id is dead: what it left is not
+	 * ours, whatever the flags. */
+	if (r->gen_wrapped)
+		dri_reap_entries(r, t, r->owner);
 	if (!(o.flags & DR_OPEN_NOREAP)) {
 		dri_reap_readers(r);
 		dri_reap_entries(r, t, 0);
@@ -123,13 +120,15 @@ DR_EXPORT void dr_close(dr_registry *r)
 
 	if (!r)
 		return;
+	/* A handle inherited by fork, or buried by other processes (its
+	 * lock was lost, proc.c), writes nothing: its memory is freed. */
 	if (r->pid == dri_self_pid && dri_thread_get(r, &t) == 0) {
 		t->nest = 0;
 		st_rel64(&t->slot->epoch, 0);
 		dri_reap_entries(r, t, r->owner);
 	}
 	dri_thread_release_all(r);
-	if (r->pid == dri_self_pid)
+	if (r->pid == dri_self_pid && !dri_self_buried(r))
 		dri_proc_detach(r);
 	dri_registry_untrack(r);
 	dri_segment_close(r);
@@ -141,44 +140,29 @@ DR_EXPORT int dr_register_bin(dr_registry *r, const void *name, size_t name_len,
 			      const void *value, size_t value_len)
 {
 	struct dri_thread *t;
-	struct dri_entry *e;
+	struct dri_key k;
 	uint32_t idx;
 	int err;
 
-	err = write_op_begin(r, name, name_len, &t);
+	err = name_op_begin(r, name, name_len, &t);
 	if (err)
 		return err;
 	if (value_len > DR_VALUE_MAX)
 		return -EMSGSIZE;
 	if (!value && value_len)
 		return -EINVAL;
+	dri_key_init(&k, r, name, name_len);
 	err = dri_alloc_entry(r, t, &idx);
+	dri_read_enter(r, t);
 	if (err) {
 		/* No entry to be had: an update of our own name or a name
 		 * held by someone else needs none, and says so. */
-		int rc;
+		int rc = dri_update_existing(r, t, &k, value, value_len);
 
-		dri_read_enter(r, t);
-		rc = dri_update_existing(r, t, name, name_len, value, value_len);
 		dri_read_exit(r, t);
 		return rc == -ENOENT ? err : rc;
 	}
-
-	e = dri_entry_at(r, idx);
-	e->hash = dri_hash(r, name, name_len);
-	e->regid = 0;
-	e->owner = r->owner;
-	e->pid = r->pid;
-	e->name_len = (uint16_t)name_len;
-	memcpy(e->name, name, name_len);
-	e->name[name_len] = 0;
-	e->vsel = 0;
-	e->val[0].len = (uint16_t)value_len;
-	if (value_len)
-		memcpy(e->val[0].data, value, value_len);
-
-	dri_read_enter(r, t);
-	err = dri_insert(r, t, idx, value, value_len);
+	err = dri_insert(r, t, idx, &k, value, value_len);
 	dri_read_exit(r, t);
 	maybe_reclaim(r, t);
 	return err;
@@ -193,12 +177,14 @@ DR_EXPORT int dr_register(dr_registry *r, const char *name, const void *value,
 static int unregister(dr_registry *r, const void *name, size_t name_len, bool force)
 {
 	struct dri_thread *t;
-	int err = write_op_begin(r, name, name_len, &t);
+	struct dri_key k;
+	int err = name_op_begin(r, name, name_len, &t);
 
 	if (err)
 		return err;
+	dri_key_init(&k, r, name, name_len);
 	dri_read_enter(r, t);
-	err = dri_delete(r, t, name, name_len, force);
+	err = dri_delete(r, t, &k, force);
 	dri_read_exit(r, t);
 	maybe_reclaim(r, t);
 	return err;
@@ -229,12 +215,14 @@ DR_EXPORT int dr_whereis_bin(dr_registry *r, const void *name, size_t name_len,
 			     struct dr_entry *out)
 {
 	struct dri_thread *t;
+	struct dri_key k;
 	int err = name_op_begin(r, name, name_len, &t);
 
 	if (err)
 		return err;
+	dri_key_init(&k, r, name, name_len);
 	dri_read_enter(r, t);
-	err = dri_lookup(r, name, name_len, dri_hash(r, name, name_len), out);
+	err = dri_lookup(r, &k, out);
 	dri_read_exit(r, t);
 	return err;
 }

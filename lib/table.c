@@ -2,17 +2,23 @@
  * table.c - the lock-free hash table: bucket heads pointing into sorted
  * Harris-Michael lists of entries, by index.
  *
- * Within a bucket, entries are sorted by (hash, name length, name bytes), so
- * a name has exactly one place and two racing inserts of it meet on the same
- * link: one CAS wins, the other sees the winner. Deletion marks the entry's
- * own next link (logical deletion, after which the link never changes), then
+ * Within a bucket, entries are sorted by (tag, name length, name bytes), tag
+ * being the top 16 bits of the name's hash, so a name has exactly one place
+ * and two racing inserts of it meet on the same link: one CAS wins, the
+ * other sees the winner. Every link also carries the top 4 bits of the tag
+ * of the entry it points to, so a search that meets a link to an entry
+ * past its key stops there without touching the entry: a miss usually
+ * reads the bucket word and nothing else. Deletion marks the entry's own
+ * next link (logical deletion, after which the link never changes), then
  * unlinks it from its predecessor; any writer that meets a marked entry
  * unlinks it and retires it, so a deleter killed between the two steps
  * leaves nothing that the next writer does not finish.
  *
- * Readers only load. A value is double-buffered in its entry: the owner
- * writes the slot readers are not told to read, then switches vsel; a reader
- * that saw vsel change while copying copies again.
+ * Readers only load. A value has three slots: one in the entry's own line
+ * (for values of up to DRI_VALUE_INLINE bytes) and two in its extension.
+ * The owner writes a slot readers are not told to read, then switches vsel
+ * to it; a reader that saw vsel change while copying copies again, so
+ * readers never wait and never see a torn value.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -32,21 +38,47 @@ uint64_t dri_hash(const struct dr_registry *r, const void *name, size_t len)
 	return XXH3_64bits_withSeed(name, len, r->seed);
 }
 
-/* Order of an entry against a key: <0 before, 0 same name, >0 after. */
-static int key_cmp(const struct dri_entry *e, uint64_t hash, const void *name,
-		   size_t len)
+void dri_key_init(struct dri_key *k, const struct dr_registry *r, const void *name,
+		  size_t len)
 {
-	if (e->hash != hash)
-		return e->hash < hash ? -1 : 1;
-	if (e->name_len != len)
-		return e->name_len < len ? -1 : 1;
-	return memcmp(e->name, name, len);
+	k->name = name;
+	k->len = (uint32_t)len;
+	k->hash = dri_hash(r, name, len);
+	k->tag = (uint16_t)(k->hash >> 48);
+}
+
+/* Order of entry idx against a key: <0 before, 0 same name, >0 after. */
+static int key_cmp(struct dr_registry *r, uint32_t idx, const struct dri_entry *e,
+		   const struct dri_key *k)
+{
+	size_t n = k->len < DRI_NAME_INLINE ? k->len : DRI_NAME_INLINE;
+	int c;
+
+	if (e->tag != k->tag)
+		return e->tag < k->tag ? -1 : 1;
+	if (e->name_len != k->len)
+		return e->name_len < k->len ? -1 : 1;
+	c = memcmp(e->name, k->name, n);
+	if (c || k->len <= DRI_NAME_INLINE)
+		return c;
+	return memcmp(dri_ext_at(r, idx)->name, k->name + DRI_NAME_INLINE,
+		      k->len - DRI_NAME_INLINE);
+}
+
+/* Copy entry idx's name (name_len bytes, 1 to DR_NAME_MAX) into buf. */
+void dri_name_copy(struct dr_registry *r, uint32_t idx, size_t len, uint8_t *buf)
+{
+	const struct dri_entry *e = dri_entry_at(r, idx);
+
+	memcpy(buf, e->name, len < DRI_NAME_INLINE ? len : DRI_NAME_INLINE);
+	if (len > DRI_NAME_INLINE)
+		memcpy(buf + DRI_NAME_INLINE, dri_ext_at(r, idx)->name, len - DRI_NAME_INLINE);
 }
 
 struct pos {
 	uint32_t *prev;   /* the link that points at curr */
-	uint32_t curr;    /* link value: entry index + 1, or 0 */
-	uint32_t next;    /* curr's successor link, unmarked */
+	uint32_t curr;    /* that link's value: the entry, or 0 */
+	uint32_t next;    /* curr's successor link, unmarked (when found) */
 };
 
 /*
@@ -56,42 +88,44 @@ struct pos {
  * chain is corrupt (an index out of range or a cycle). Inside a read-side
  * section.
  */
-static int search(struct dr_registry *r, struct dri_thread *t, uint64_t hash,
-		  const void *name, size_t len, struct pos *p)
+static int search(struct dr_registry *r, struct dri_thread *t, const struct dri_key *k,
+		  struct pos *p)
 {
-	uint32_t *prev, curr, steps;
+	uint32_t *prev, curr, steps, fp = DRI_TAG_FP(k->tag);
 
 retry:
-	prev = &r->buckets[hash & r->mask];
+	prev = &r->buckets[k->hash & r->mask];
 	curr = ld_acq32(prev);
 	for (steps = 0;; steps++) {
+		uint32_t ci = curr & DRI_LINK_IDX_MASK, nx, idx;
 		struct dri_entry *e;
-		uint32_t nx;
 		int c;
 
-		if (curr == 0) {
+		if (ci == 0 || DRI_LINK_FP(curr) > fp) {
+			/* The end, or an entry past the key: here it goes. */
 			p->prev = prev;
-			p->curr = 0;
+			p->curr = curr;
 			p->next = 0;
 			return 0;
 		}
-		if (curr > r->capacity || steps > r->capacity)
+		if (ci > r->capacity || steps > r->capacity)
 			return -EBADMSG;
-		e = dri_entry_at(r, curr - 1);
+		idx = ci - 1;
+		e = dri_entry_at(r, idx);
 		nx = ld_acq32(&e->next);
 		if (nx & DRI_MARK) {
 			uint32_t succ = nx & ~DRI_MARK;
-			uint64_t s = ld_acq64(&r->states[curr - 1]);
+			uint64_t s = ld_acq64(&r->states[idx]);
 
 			if (uatomic_cmpxchg(prev, curr, succ) != curr)
 				goto retry;
 			DRI_CRASHPOINT(search_unlinked);
 			if (DRI_ST_TAG(s) == DRI_TAG_ALLOC)
-				dri_retire(r, t, curr - 1, s);
+				dri_retire(r, t, idx, s);
 			curr = succ;
 			continue;
 		}
-		c = key_cmp(e, hash, name, len);
+		c = key_cmp(r, idx, e, k);
 		if (c >= 0) {
 			p->prev = prev;
 			p->curr = curr;
@@ -218,27 +252,63 @@ got:
 	return 0;
 }
 
-/* Give back an entry that was never linked: no reader can hold it, and no
- * other process acts on it while we live (its link was never marked). */
+/*
+ * Give back an entry that was never linked: no reader can hold it, and no
+ * other process acts on it while we live (its link was never marked). Its
+ * generation goes back to what it was before we took it: an allocation
+ * nobody ever saw published must not count, or a process could cycle one
+ * entry through 2^22 of them (every dr_register of a name held by anyone
+ * allocates, finds the name and gives the entry back) while another one,
+ * paused inside a section, holds the state word the entry had.
+ */
 void dri_free_unpublished(struct dr_registry *r, uint32_t idx)
 {
 	uint64_t s = ld_acq64(&r->states[idx]);
 
 	CMM_STORE_SHARED(dri_entry_at(r, idx)->next, 0);
-	st_rel64(&r->states[idx], DRI_ST_FREE(DRI_ST_GEN(s)));
+	st_rel64(&r->states[idx], DRI_ST_FREE(DRI_ST_GEN(s) - 1));
 }
 
 /* Spins on a value's busy bit between looks at the clock. */
 #define BUSY_SPINS 1024
 
-/*
- * Owner only: write the value into the slot readers are not reading.
- * Returns 0, or -EBUSY if the busy bit stayed set for DRI_GRACE_WAIT_NS.
- */
-static int value_update(struct dri_entry *e, const void *value, size_t len)
+/* Write value into slot of entry idx (not the current slot, or not yet
+ * published). */
+static void value_write(struct dr_registry *r, uint32_t idx, uint32_t slot,
+			const void *value, size_t len)
 {
+	if (slot == 0) {
+		struct dri_entry *e = dri_entry_at(r, idx);
+
+		e->vlen = (uint8_t)len;
+		memcpy(e->val, value, len);
+	} else {
+		struct dri_ext *x = dri_ext_at(r, idx);
+
+		x->vlen[slot - 1] = (uint8_t)len;
+		memcpy(x->val[slot - 1], value, len);
+	}
+}
+
+/* The slot for a new value of len bytes, other than cur (the current
+ * one): the entry's own line when it fits, else an extension slot. */
+static uint32_t value_slot(uint32_t cur, size_t len)
+{
+	if (len <= DRI_VALUE_INLINE && cur != 0)
+		return 0;
+	return cur == 1 ? 2 : 1;
+}
+
+/*
+ * Owner only: write the value into a slot readers are not reading, then
+ * make it current. Returns 0, or -EBUSY if the busy bit stayed set for
+ * DRI_GRACE_WAIT_NS.
+ */
+static int value_update(struct dr_registry *r, uint32_t idx, const void *value, size_t len)
+{
+	struct dri_entry *e = dri_entry_at(r, idx);
 	uint64_t deadline = 0;
-	uint32_t w, spins = 0;
+	uint32_t w, spins = 0, slot;
 
 	/* The busy bit keeps two threads of the owner apart; a dead owner's
 	 * busy bit is harmless, as nobody else ever updates its entry. The
@@ -248,7 +318,7 @@ static int value_update(struct dri_entry *e, const void *value, size_t len)
 	 * segment: give up rather than spin for ever. */
 	for (;;) {
 		w = ld_acq32(&e->vsel);
-		if (!(w & 1) && uatomic_cmpxchg(&e->vsel, w, w | 1) == w)
+		if (!(w & DRI_VSEL_BUSY) && uatomic_cmpxchg(&e->vsel, w, w | DRI_VSEL_BUSY) == w)
 			break;
 		if (++spins % BUSY_SPINS == 0) {
 			uint64_t now = dri_mono_ns();
@@ -263,31 +333,40 @@ static int value_update(struct dri_entry *e, const void *value, size_t len)
 		}
 	}
 	DRI_CRASHPOINT(update_busy);
-	struct dri_value *v = &e->val[((w >> 1) + 1) & 1];
-	v->len = (uint16_t)len;
-	if (len)
-		memcpy(v->data, value, len);
+	slot = value_slot(DRI_VSEL_SLOT(w), len);
+	value_write(r, idx, slot, value, len);
 	DRI_CRASHPOINT(update_written);
-	st_rel32(&e->vsel, w + 2);
+	st_rel32(&e->vsel, DRI_VSEL_NEXT(w, slot));
 	return 0;
 }
 
-void dri_value_read(const struct dri_entry *e, struct dr_entry *out)
+void dri_value_read(struct dr_registry *r, uint32_t idx, struct dr_entry *out)
 {
+	const struct dri_entry *e = dri_entry_at(r, idx);
 	uint32_t w1, w2;
 
 	out->pid = e->pid;
 	out->regid = e->regid;
 	do {
-		const struct dri_value *v;
+		uint32_t slot;
 		size_t len;
 
 		w1 = ld_acq32(&e->vsel);
-		v = &e->val[(w1 >> 1) & 1];
-		len = CMM_LOAD_SHARED(v->len);
-		if (len > DR_VALUE_MAX)
-			len = DR_VALUE_MAX; /* torn by a concurrent flip; retried */
-		memcpy(out->value, v->data, len);
+		slot = DRI_VSEL_SLOT(w1);
+		if (slot == 0) {
+			len = CMM_LOAD_SHARED(e->vlen);
+			if (len > DRI_VALUE_INLINE)
+				len = DRI_VALUE_INLINE; /* torn or corrupt; retried or checked */
+			memcpy(out->value, e->val, len);
+		} else {
+			const struct dri_ext *x = dri_ext_at(r, idx);
+
+			slot = slot > 2 ? 2 : slot; /* only a corrupt segment has 3 */
+			len = CMM_LOAD_SHARED(x->vlen[slot - 1]);
+			if (len > DR_VALUE_MAX)
+				len = DR_VALUE_MAX;
+			memcpy(out->value, x->val[slot - 1], len);
+		}
 		out->value_len = len;
 		__atomic_thread_fence(__ATOMIC_ACQUIRE);
 		w2 = CMM_LOAD_SHARED(e->vsel);
@@ -313,41 +392,68 @@ static uint64_t next_regid(struct dr_registry *r, struct dri_thread *t)
 	return t->regid_next++;
 }
 
+/* Bound on the retries of one insert or delete: only a corrupt segment
+ * (a linked entry whose state word says it is not allocated) needs it. */
+#define RETRIES (1u << 20)
+
+/* The owner of the linked entry at link curr, or 0 if it is on its way
+ * out (retired since we found it unmarked: search again). */
+static uint64_t linked_owner(struct dr_registry *r, uint32_t curr)
+{
+	uint64_t s = ld_acq64(&r->states[DRI_LINK_IDX(curr)]);
+
+	return DRI_ST_TAG(s) == DRI_TAG_ALLOC ? DRI_ST_OWNER(s) : 0;
+}
+
 /*
- * Link the filled, unpublished entry idx, or resolve a collision: our own
- * name gets the new value (and idx is freed), a live owner's name gives
- * -EEXIST, a dead owner's name is marked deleted and we go round again.
- * Inside a read-side section.
+ * Fill the allocated, unpublished entry idx with key k and the value, then
+ * link it, or resolve a collision: our own name gets the new value (and
+ * idx is freed), a live owner's name gives -EEXIST, a dead owner's name is
+ * marked deleted and we go round again. Inside a read-side section.
  */
 int dri_insert(struct dr_registry *r, struct dri_thread *t, uint32_t idx,
-	       const void *value, size_t value_len)
+	       const struct dri_key *k, const void *value, size_t value_len)
 {
 	struct dri_entry *e = dri_entry_at(r, idx);
 	struct pos p;
 
+	e->regid = 0;
+	e->pid = r->pid;
+	e->tag = k->tag;
+	e->name_len = (uint8_t)k->len;
+	memcpy(e->name, k->name, k->len < DRI_NAME_INLINE ? k->len : DRI_NAME_INLINE);
+	if (k->len > DRI_NAME_INLINE)
+		memcpy(dri_ext_at(r, idx)->name, k->name + DRI_NAME_INLINE,
+		       k->len - DRI_NAME_INLINE);
+	/* No reader can reach the entry yet, nor any from its last use. */
+	e->vsel = (value_len <= DRI_VALUE_INLINE ? 0u : 1u) << 1;
+	value_write(r, idx, DRI_VSEL_SLOT(e->vsel), value, value_len);
 	DRI_CRASHPOINT(reg_filled);
-	for (;;) {
-		int rc = search(r, t, e->hash, e->name, e->name_len, &p);
+	for (uint32_t tries = 0; tries < RETRIES; tries++) {
+		int rc = search(r, t, k, &p);
+		uint64_t owner;
 
 		if (rc < 0) {
 			dri_free_unpublished(r, idx);
 			return rc;
 		}
 		if (rc == 1) {
-			struct dri_entry *cur = dri_entry_at(r, p.curr - 1);
-
-			if (cur->owner == r->owner) {
-				rc = value_update(cur, value, value_len);
+			owner = linked_owner(r, p.curr);
+			if (owner == 0)
+				continue;
+			if (owner == r->owner) {
+				rc = value_update(r, DRI_LINK_IDX(p.curr), value, value_len);
 				dri_free_unpublished(r, idx);
 				return rc;
 			}
-			if (!dri_owner_gone(r, cur->owner)) {
+			if (!dri_owner_gone(r, owner)) {
 				dri_free_unpublished(r, idx);
 				return -EEXIST;
 			}
 			/* Its owner is dead: delete it; the next search
 			 * unlinks it. */
-			if (uatomic_cmpxchg(&cur->next, p.next, p.next | DRI_MARK) == p.next)
+			if (uatomic_cmpxchg(&dri_entry_at(r, DRI_LINK_IDX(p.curr))->next, p.next,
+					    p.next | DRI_MARK) == p.next)
 				DRI_CRASHPOINT(reg_takeover);
 			continue;
 		}
@@ -356,11 +462,13 @@ int dri_insert(struct dr_registry *r, struct dri_thread *t, uint32_t idx,
 			e->regid = next_regid(r, t);
 		/* The CAS is a full barrier: the entry is complete before it
 		 * is reachable. */
-		if (uatomic_cmpxchg(p.prev, p.curr, idx + 1) == p.curr) {
+		if (uatomic_cmpxchg(p.prev, p.curr, DRI_LINK(idx, k->tag)) == p.curr) {
 			DRI_CRASHPOINT(reg_linked);
 			return 0;
 		}
 	}
+	dri_free_unpublished(r, idx);
+	return -EBADMSG;
 }
 
 /*
@@ -368,75 +476,77 @@ int dri_insert(struct dr_registry *r, struct dri_thread *t, uint32_t idx,
  * gets the new value (0), a live owner's name gives -EEXIST, anything else
  * -ENOENT. Inside a read-side section.
  */
-int dri_update_existing(struct dr_registry *r, struct dri_thread *t,
-			const void *name, size_t len, const void *value,
-			size_t value_len)
+int dri_update_existing(struct dr_registry *r, struct dri_thread *t, const struct dri_key *k,
+			const void *value, size_t value_len)
 {
-	struct dri_entry *cur;
 	struct pos p;
-	int rc = search(r, t, dri_hash(r, name, len), name, len, &p);
+	int rc = search(r, t, k, &p);
+	uint64_t owner;
 
 	if (rc != 1)
 		return rc < 0 ? rc : -ENOENT;
-	cur = dri_entry_at(r, p.curr - 1);
-	if (cur->owner == r->owner)
-		return value_update(cur, value, value_len);
-	return dri_owner_alive(r, cur->owner) ? -EEXIST : -ENOENT;
+	owner = linked_owner(r, p.curr);
+	if (owner == r->owner)
+		return value_update(r, DRI_LINK_IDX(p.curr), value, value_len);
+	return owner && dri_owner_alive(r, owner) ? -EEXIST : -ENOENT;
 }
 
 /*
  * Look a name up. Inside a read-side section; loads only. Marked entries
  * are skipped, not unlinked.
  */
-int dri_lookup(struct dr_registry *r, const void *name, size_t len,
-	       uint64_t hash, struct dr_entry *out)
+int dri_lookup(struct dr_registry *r, const struct dri_key *k, struct dr_entry *out)
 {
-	uint32_t curr = ld_acq32(&r->buckets[hash & r->mask]), steps = 0;
+	uint32_t curr = ld_acq32(&r->buckets[k->hash & r->mask]), steps = 0;
+	uint32_t fp = DRI_TAG_FP(k->tag);
 
-	while (curr) {
+	for (;;) {
+		uint32_t ci = curr & DRI_LINK_IDX_MASK, nx;
 		const struct dri_entry *e;
-		uint32_t nx;
 
-		if (curr > r->capacity || ++steps > r->capacity)
+		if (ci == 0 || DRI_LINK_FP(curr) > fp)
+			return -ENOENT;
+		if (ci > r->capacity || ++steps > r->capacity)
 			return -ENOENT; /* corrupt chain: shmdump --check says where */
-		e = dri_entry_at(r, curr - 1);
+		e = dri_entry_at(r, ci - 1);
 		nx = ld_acq32(&e->next);
-		if (e->hash == hash) {
-			if (!(nx & DRI_MARK) && e->name_len == len &&
-			    memcmp(e->name, name, len) == 0) {
+		if (DRI_LINK_FP(curr) == fp) {
+			int c = key_cmp(r, ci - 1, e, k);
+
+			if (c == 0 && !(nx & DRI_MARK)) {
 				if (out)
-					dri_value_read(e, out);
+					dri_value_read(r, ci - 1, out);
 				return 0;
 			}
-		} else if (e->hash > hash) {
-			break;
+			if (c > 0)
+				return -ENOENT;
 		}
 		curr = nx & ~DRI_MARK;
 	}
-	return -ENOENT;
 }
 
 /* Mark p's entry deleted and unlink it. 0, or 1 if someone else marked it
  * first (then nothing was done). */
 static int mark_and_unlink(struct dr_registry *r, struct dri_thread *t,
-			   struct pos *p)
+			   const struct dri_key *k, struct pos *p)
 {
-	struct dri_entry *cur = dri_entry_at(r, p->curr - 1);
+	uint32_t idx = DRI_LINK_IDX(p->curr);
+	struct dri_entry *cur = dri_entry_at(r, idx);
 	uint64_t s;
 
 	if (uatomic_cmpxchg(&cur->next, p->next, p->next | DRI_MARK) != p->next)
 		return 1;
 	DRI_CRASHPOINT(unreg_marked);
-	s = ld_acq64(&r->states[p->curr - 1]);
+	s = ld_acq64(&r->states[idx]);
 	if (uatomic_cmpxchg(p->prev, p->curr, p->next) == p->curr) {
 		DRI_CRASHPOINT(unreg_unlinked);
 		if (DRI_ST_TAG(s) == DRI_TAG_ALLOC)
-			dri_retire(r, t, p->curr - 1, s);
-	} else if (cur->name_len >= 1 && cur->name_len <= DR_NAME_MAX) {
+			dri_retire(r, t, idx, s);
+	} else {
 		/* A concurrent writer changed prev: search again, which
 		 * unlinks and retires every marked entry on the way. */
 		struct pos q;
-		search(r, t, cur->hash, cur->name, cur->name_len, &q);
+		search(r, t, k, &q);
 	}
 	return 0;
 }
@@ -445,28 +555,29 @@ static int mark_and_unlink(struct dr_registry *r, struct dri_thread *t,
  * Unregister a name. Inside a read-side section. A dead owner's name is
  * removed and reported as absent (-ENOENT).
  */
-int dri_delete(struct dr_registry *r, struct dri_thread *t, const void *name,
-	       size_t len, bool force)
+int dri_delete(struct dr_registry *r, struct dri_thread *t, const struct dri_key *k, bool force)
 {
-	uint64_t hash = dri_hash(r, name, len);
 	struct pos p;
 
-	for (;;) {
-		int rc = search(r, t, hash, name, len, &p), dead = 0;
-		struct dri_entry *cur;
+	for (uint32_t tries = 0; tries < RETRIES; tries++) {
+		int rc = search(r, t, k, &p), dead = 0;
+		uint64_t owner;
 
 		if (rc <= 0)
 			return rc == 0 ? -ENOENT : rc;
-		cur = dri_entry_at(r, p.curr - 1);
-		if (!force && cur->owner != r->owner) {
-			if (!dri_owner_gone(r, cur->owner))
+		owner = linked_owner(r, p.curr);
+		if (owner == 0)
+			continue; /* being deleted by someone else */
+		if (!force && owner != r->owner) {
+			if (!dri_owner_gone(r, owner))
 				return -EPERM;
 			dead = 1;
 		}
-		if (mark_and_unlink(r, t, &p))
+		if (mark_and_unlink(r, t, k, &p))
 			continue;
 		return dead ? -ENOENT : 0;
 	}
+	return -EBADMSG;
 }
 
 /*
@@ -490,22 +601,24 @@ bool dri_delete_exact(struct dr_registry *r, struct dri_thread *t, uint32_t idx,
 	struct dri_entry *e = dri_entry_at(r, idx);
 	bool removed = false;
 	struct pos p;
+	size_t len;
 
 	if (ld_acq64(&r->states[idx]) != state)
 		return false; /* retired or freed by someone else meanwhile */
-	if (e->name_len >= 1 && e->name_len <= DR_NAME_MAX) {
+	len = CMM_LOAD_SHARED(e->name_len);
+	if (len >= 1 && len <= DR_NAME_MAX) {
 		uint8_t name[DR_NAME_MAX];
-		size_t len = e->name_len;
-		uint64_t hash = e->hash;
+		struct dri_key k;
 
-		memcpy(name, e->name, len);
+		dri_name_copy(r, idx, len, name);
+		dri_key_init(&k, r, name, len);
 		for (int guard = 0; guard < 64; guard++) {
-			int rc = search(r, t, hash, name, len, &p);
-			if (rc != 1 || p.curr - 1 != idx)
+			int rc = search(r, t, &k, &p);
+			if (rc != 1 || DRI_LINK_IDX(p.curr) != idx)
 				break; /* idx is not reachable any more */
 			if (ld_acq64(&r->states[idx]) != state)
 				break; /* reachable, but another allocation */
-			if (mark_and_unlink(r, t, &p) == 0) {
+			if (mark_and_unlink(r, t, &k, &p) == 0) {
 				DRI_CRASHPOINT(reap_marked);
 				removed = true;
 			}
@@ -554,8 +667,9 @@ static unsigned finish_deletes(struct dr_registry *r, struct dri_thread *t)
 
 /*
  * Reap: remove the entries of dead owners (only_owner 0), or of one owner
- * (only_owner, used by dr_close for our own names). Returns the number of
- * visible names removed. Takes read-side sections of its own.
+ * (only_owner: dr_close for our own names; dr_open for what a dead holder
+ * of our owner id left). Returns the number of visible names removed.
+ * Takes read-side sections of its own.
  */
 unsigned dri_reap_entries(struct dr_registry *r, struct dri_thread *t,
 			  uint64_t only_owner)
@@ -590,7 +704,9 @@ unsigned dri_reap_entries(struct dr_registry *r, struct dri_thread *t,
 			continue;
 		o = DRI_ST_OWNER(s);
 		if (only_owner) {
-			if (o != only_owner || tag != DRI_TAG_ALLOC)
+			/* Our own at close; or, after our owner id came
+			 * back, a dead earlier holder's, FREEING ones too. */
+			if (o != only_owner)
 				continue;
 		} else {
 			uint32_t slot = DRI_OWNER_SLOT(o);

@@ -31,10 +31,14 @@
  * descriptor after fork, a closefrom() or close_range() sweep) looks dead to
  * everyone else while it runs, and its names may be taken. Close descriptors
  * before dr_open(), or spare the handle's. Once another process has acted on
- * that verdict, every writing call of the handle (dr_register*(),
- * dr_unregister*()) fails with -ENOLCK instead of writing as an owner that
- * others have buried; lookups go on working but are not protected from
- * entry reuse any more. dr_close() it and open a new handle.
+ * that verdict, every call on the handle fails with -ENOLCK instead of
+ * writing as an owner that others have buried (or reading without the
+ * protection of a reader slot they may have given away); dr_close() then
+ * frees its memory only, and a new dr_open() attaches afresh. The check is
+ * made at the start of each call and before each step that writes what the
+ * handle may no longer own, so a verdict that lands in the middle of a call
+ * can still let that one call write: closing the descriptor is a bug to
+ * fix, and this only makes it loud.
  */
 #ifndef DISTREG_H
 #define DISTREG_H
@@ -70,6 +74,12 @@ typedef struct dr_registry dr_registry;
 /* Do not reap dead processes' names at open (inspection tools use it to
  * show the segment as they found it; dr_reap() still reaps). */
 #define DR_OPEN_NOREAP (1u << 1)
+/* When creating a segment of 8 MiB or more, do not ask for it in huge
+ * pages. By default such a segment is sized in 2 MiB pages and its pages
+ * are made huge (madvise MADV_COLLAPSE, Linux 6.1 and later, where the
+ * kernel has huge pages to give): lookups in a large table then miss the
+ * TLB far less. Ignored when the segment exists. */
+#define DR_OPEN_NOHUGEPAGES (1u << 2)
 
 /*
  * Options for dr_open(). A zeroed struct (or a NULL pointer) means all
@@ -209,8 +219,8 @@ int dr_unregister_force_bin(dr_registry *r, const void *name, size_t name_len);
  * of the same name, any dr_open() of the segment, dr_reap() (also
  * shmdump --reap), or the bridge's reaper once it exists.
  *
- * Errors: -ENOENT; -EINVAL, -ENAMETOOLONG, -EUSERS, -ECHILD as above.
- * Thread-safe.
+ * Errors: -ENOENT; -EINVAL, -ENAMETOOLONG, -EUSERS, -ECHILD, -ENOLCK as
+ * above. Thread-safe.
  */
 int dr_whereis(dr_registry *r, const char *name, struct dr_entry *out);
 int dr_whereis_bin(dr_registry *r, const void *name, size_t name_len,

@@ -38,7 +38,8 @@ static inline uint8_t *segmap_open(const char *seg, size_t *len)
 	return p;
 }
 
-/* The allocated entry that holds name, or NULL. */
+/* The allocated entry that holds name (of at most DRI_NAME_INLINE bytes, as
+ * every name these tests write by hand), or NULL. */
 static inline struct dri_entry *segmap_entry(uint8_t *base, const char *name)
 {
 	const struct dri_header *h = (const struct dri_header *)base;
@@ -47,6 +48,7 @@ static inline struct dri_entry *segmap_entry(uint8_t *base, const char *name)
 
 	for (uint32_t i = 0; i < h->capacity; i++)
 		if (DRI_ST_TAG(states[i]) == DRI_TAG_ALLOC && e[i].name_len == strlen(name) &&
+		    e[i].name_len <= DRI_NAME_INLINE &&
 		    memcmp(e[i].name, name, e[i].name_len) == 0)
 			return &e[i];
 	return NULL;
@@ -65,10 +67,10 @@ static inline void segmap_mark_unlinked(uint8_t *base, struct dri_entry *e)
 	__atomic_fetch_or(&e->next, DRI_MARK, __ATOMIC_SEQ_CST);
 	succ = e->next & ~DRI_MARK;
 	for (uint32_t b = 0; b < h->nbuckets; b++)
-		if (buckets[b] == link)
+		if ((buckets[b] & DRI_LINK_IDX_MASK) == link)
 			buckets[b] = succ;
 	for (uint32_t i = 0; i < h->capacity; i++)
-		if ((entries[i].next & ~DRI_MARK) == link)
+		if ((entries[i].next & DRI_LINK_IDX_MASK) == link)
 			entries[i].next = succ | (entries[i].next & DRI_MARK);
 }
 

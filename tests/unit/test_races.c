@@ -7,11 +7,20 @@
  * anyone committed was lost or corrupted. The fourth kills the process at
  * its step instead.
  *
+ * The tests after those reproduce five faults a second review found in the
+ * fixed protocol: the allocation generation wrapping inside one read-side
+ * section, a handle whose liveness lock was lost writing a reader slot and
+ * an entry it no longer owns, and two fork() races with dr_open() and with
+ * the handle's mutex.
+ *
  * Linked with the crash-point build of the library (distreg_crash); the
  * test process itself takes part as an ordinary process, and only the
  * children arm a point (crash_arm() in unit.h).
  */
+#include <dirent.h>
+#include <pthread.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include "unit.h"
 
@@ -318,22 +327,23 @@ static int reaper_child(void *arg)
 	return 0;
 }
 
-struct hold {
-	struct readers *a;
+/* A reader that holds "victim" inside dr_foreach's read-side section
+ * until told to go on ('g' on l), then checks its bytes did not change. */
+struct holder {
+	const char *seg;
+	struct link *l;
 	bool same;
 };
 
-/* Inside dr_foreach's read-side section: hold "victim" across the test's
- * unregister and register, then check its bytes did not change. */
 static int hold_victim(const struct dr_name_info *info, void *arg)
 {
-	struct hold *h = arg;
+	struct holder *h = arg;
 	char c;
 
 	if (info->name_len != 6 || memcmp(info->name, "victim", 6) != 0)
 		return 0;
-	write_byte(h->a->ll.up[1], 'i');
-	if (read_byte_within(h->a->ll.down[0], &c, WAIT_MS) != 1)
+	write_byte(h->l->up[1], 'i');
+	if (read_byte_within(h->l->down[0], &c, WAIT_MS) != 1)
 		return 2;
 	h->same = memcmp(info->name, "victim", 6) == 0;
 	return 1;
@@ -341,18 +351,17 @@ static int hold_victim(const struct dr_name_info *info, void *arg)
 
 static int holder_child(void *arg)
 {
-	struct readers *a = arg;
-	struct hold h = { .a = a };
+	struct holder *h = arg;
 	dr_registry *r;
 	int rc;
 
-	if (open_small(a->seg, 1, 4, &r))
+	if (open_small(h->seg, 1, 4, &r))
 		return 10;
-	rc = dr_foreach(r, hold_victim, &h);
+	rc = dr_foreach(r, hold_victim, h);
 	if (rc != 1)
 		return 11;
 	dr_close(r);
-	return h.same ? 0 : 12;
+	return h->same ? 0 : 12;
 }
 
 /*
@@ -365,6 +374,7 @@ Test(races, reaper_clears_a_live_readers_epoch)
 {
 	const char *seg = seg_new("race3");
 	struct readers a = { .seg = seg };
+	struct holder h = { .seg = seg, .l = &a.ll };
 	pid_t dpid, apid, lpid;
 	struct dr_stats st;
 	dr_registry *r;
@@ -390,7 +400,7 @@ Test(races, reaper_clears_a_live_readers_epoch)
 	/* Another reaper frees slot 1; a new reader takes it and holds
 	 * "victim" inside a read-side section. */
 	cr_assert_eq(dr_reap(r, NULL), 0);
-	lpid = spawn(holder_child, &a);
+	lpid = spawn(holder_child, &h);
 	expect_byte(&a.ll, 'i', lpid, "reader holding victim");
 
 	kill(apid, SIGCONT);
@@ -519,6 +529,682 @@ Test(races, reader_claim_in_progress_is_not_reported_by_check)
 	write_byte(a.l.down[1], 'q');
 	cr_assert_eq(wait_child(pid), 0);
 	link_close(&a.l);
+	dr_close(r);
+	cr_assert_eq(dr_unlink(seg), 0);
+}
+
+/* ====================================================================== */
+/* The second review */
+
+/* The process's descriptors open on the segment file, lowest first; returns
+ * how many (at most max). */
+static int seg_fds(const char *seg, int *fds, int max)
+{
+	const char *want = dr_test_seg_path(seg);
+	char path[320], target[512];
+	struct dirent *d;
+	DIR *dir = opendir("/proc/self/fd");
+	int n = 0;
+
+	if (!dir)
+		return -1;
+	while ((d = readdir(dir)) != NULL) {
+		ssize_t k;
+
+		if (d->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/fd/%s", d->d_name);
+		k = readlink(path, target, sizeof(target) - 1);
+		if (k <= 0)
+			continue;
+		target[k] = 0;
+		if (strcmp(target, want) == 0 && n < max)
+			fds[n++] = atoi(d->d_name);
+	}
+	closedir(dir);
+	return n;
+}
+
+/* Close the handle's liveness descriptor behind the library's back (a
+ * daemon's close-everything sweep): the only descriptor of this process
+ * open on the segment file once dr_open() returned. */
+static int drop_lock_fd(const char *seg)
+{
+	int fds[4];
+	int n = seg_fds(seg, fds, 4);
+
+	if (n != 1)
+		return -1;
+	return close(fds[0]);
+}
+
+static uint64_t state_of(const char *seg, const char *name, uint32_t *idx)
+{
+	size_t len;
+	uint8_t *base = segmap_open(seg, &len);
+	const struct dri_header *h = (const struct dri_header *)base;
+	struct dri_entry *e;
+	uint64_t s = 0;
+
+	if (!base)
+		return 0;
+	e = segmap_entry(base, name);
+	if (e) {
+		*idx = (uint32_t)(e - (struct dri_entry *)(base + h->off_entries));
+		s = ((uint64_t *)(base + h->off_states))[*idx];
+	}
+	munmap(base, len);
+	return s;
+}
+
+static uint64_t state_at(const char *seg, uint32_t idx)
+{
+	size_t len;
+	uint8_t *base = segmap_open(seg, &len);
+	const struct dri_header *h = (const struct dri_header *)base;
+	uint64_t s;
+
+	if (!base)
+		return 0;
+	s = ((uint64_t *)(base + h->off_states))[idx];
+	munmap(base, len);
+	return s;
+}
+
+/* ====================================================================== */
+/*
+ * Finding 1: the 22-bit allocation generation wraps inside ONE read-side
+ * section, because an entry that was never published is given back with a
+ * plain store of FREE (dri_free_unpublished) and no grace period. Every
+ * dr_register() of a name the caller already holds allocates an entry,
+ * finds its own name, updates the value and gives the entry back: 2^22 such
+ * calls bring one entry's state word back to the very ALLOC word a paused
+ * finish_deletes() loaded, and dri_delete_exact() then deletes the owner's
+ * NEW registration.
+ */
+
+struct aba {
+	const char *seg;
+	struct link rl, fl;
+	int r_rc;        /* the force-unregister's result */
+	int f_rc;        /* the finisher's last registration */
+	int f_n;         /* names the finisher registered */
+};
+
+/* R: force-unregisters "victim"; stops in dri_retire after loading the
+ * epoch and before its CAS (retire_loaded). */
+static int aba_retirer(void *arg)
+{
+	struct aba *a = arg;
+	dr_registry *r;
+	char c;
+
+	crash_arm("retire_loaded", "stop", 0);
+	if (open_small(a->seg, 4, 0, &r))
+		return 10;
+	a->r_rc = dr_unregister_force(r, "victim");
+	write_byte(a->rl.up[1], 'd');
+	if (read_byte_within(a->rl.down[0], &c, WAIT_MS) != 1)
+		return 13;
+	dr_close(r);
+	return 0;
+}
+
+/* F: fills the table; its third registration finds it full and stops in
+ * finish_deletes(), inside its read-side section, with the state word of
+ * the marked "victim" entry loaded (finish_found). */
+static int aba_finisher(void *arg)
+{
+	struct aba *a = arg;
+	dr_registry *r;
+	char name[16], c;
+	int rc = 0;
+
+	crash_arm("finish_found", "stop", 0);
+	if (open_small(a->seg, 4, 0, &r))
+		return 10;
+	for (int i = 0; i < 3; i++) {
+		snprintf(name, sizeof(name), "f.%d", i);
+		rc = dr_register(r, name, NULL, 0);
+		if (rc)
+			break;
+		a->f_n++;
+	}
+	a->f_rc = rc;
+	write_byte(a->fl.up[1], 'd');
+	if (read_byte_within(a->fl.down[0], &c, WAIT_MS) != 1)
+		return 13;
+	dr_close(r);
+	return 0;
+}
+
+Test(races, alloc_generation_wraps_inside_one_section_and_a_new_name_is_deleted)
+{
+	const char *seg = seg_new("bk_aba");
+	struct aba *a = mmap(NULL, sizeof(*a), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+			     -1, 0);
+	uint64_t held, now;
+	uint32_t x = 0, y = 0;
+	dr_registry *r;
+	pid_t rpid, fpid;
+	char msg[256];
+	int rc, w;
+
+	cr_assert_neq(a, MAP_FAILED);
+	a->seg = seg;
+	link_init(&a->rl);
+	link_init(&a->fl);
+	cr_assert_eq(open_small(seg, 4, 0, &r), 0);
+	cr_assert_eq(dr_register(r, "victim", "v", 1), 0);
+	cr_assert_eq(dr_register(r, "keep", "k", 1), 0);
+	held = state_of(seg, "victim", &x);
+
+	/* R unlinks "victim" and stops before it retires it. */
+	rpid = spawn(aba_retirer, a);
+	cr_assert_eq(wait_stopped(rpid, WAIT_MS), 0, "R never reached retire_loaded");
+	cr_assert_eq(dr_whereis(r, "victim", NULL), -ENOENT);
+
+	/* F fills the table (f.0, f.1), finds it full at f.2, bumps the epoch
+	 * in its reclaim passes, and stops in finish_deletes() holding
+	 * victim's ALLOC word, inside a section entered after R's epoch. */
+	fpid = spawn(aba_finisher, a);
+	cr_assert_eq(wait_stopped(fpid, WAIT_MS), 0, "F never reached finish_found");
+	cr_assert_eq(state_at(seg, x), held, "victim's entry changed before F loaded it");
+
+	/* R retires the entry with its old epoch, which F's section does not
+	 * hold back; a reap frees it. */
+	kill(rpid, SIGCONT);
+	expect_byte(&a->rl, 'd', rpid, "R after release");
+	cr_assert_eq(a->r_rc, 0, "force unregister: %s", dr_strerror(a->r_rc));
+	cr_assert_eq(dr_reap(r, NULL), 0);
+	cr_assert_eq(DRI_ST_TAG(state_at(seg, x)), DRI_TAG_FREE, "victim's entry was not freed");
+
+	/* Update our own name 2^22 - 1 times: each call takes the only free
+	 * entry (victim's) and gives it back unpublished, a generation each. */
+	for (uint32_t i = 0; i < (1u << 22) - 1; i++) {
+		rc = dr_register(r, "keep", &i, sizeof(i));
+		if (rc)
+			cr_assert_fail("update %u of keep: %s", i, dr_strerror(rc));
+	}
+	/* A new registration: its entry's state is again the word F holds. */
+	cr_assert_eq(dr_register(r, "fresh", "new", 3), 0);
+	now = state_of(seg, "fresh", &y);
+	cr_log_info("victim's ALLOC word held by F %#llx, fresh's now %#llx (entry %u, %u)",
+		    (unsigned long long)held, (unsigned long long)now, x, y);
+
+	kill(fpid, SIGCONT);
+	expect_byte(&a->fl, 'd', fpid, "F after release");
+
+	w = dr_whereis(r, "fresh", NULL);
+	rc = dr_check(r, msg, sizeof(msg));
+	cr_assert_eq(w, 0,
+		     "\"fresh\", registered by a live process while F was paused, is gone: %s "
+		     "(F held %#llx, fresh's entry %u had %#llx; F's last register: %s)",
+		     dr_strerror(w), (unsigned long long)held, y, (unsigned long long)now,
+		     dr_strerror(a->f_rc));
+	cr_assert_eq(dr_whereis(r, "keep", NULL), 0);
+	cr_assert_eq(rc, 0, "dr_check: %s", msg);
+
+	write_byte(a->rl.down[1], 'q');
+	write_byte(a->fl.down[1], 'q');
+	cr_assert_eq(wait_child(rpid), 0);
+	cr_assert_eq(wait_child(fpid), 0);
+	link_close(&a->rl);
+	link_close(&a->fl);
+	munmap(a, sizeof(*a));
+	dr_close(r);
+	cr_assert_eq(dr_unlink(seg), 0);
+}
+
+/* ====================================================================== */
+/*
+ * Finding 2: a handle whose liveness lock was lost (the documented -ENOLCK
+ * case) keeps writing the reader slot it held. Others reap that slot (its
+ * owner looks dead) and give it to a new reader; the buried handle's next
+ * lookup, or its dr_close() (the documented recovery), stores 0 in that
+ * slot's epoch and frees it: the new reader's section is no longer seen and
+ * the entry it holds is reused under it.
+ */
+
+struct zomb {
+	const char *seg;
+	struct link zl, ll;
+};
+
+/* Z: opens (reader slot 1), loses its lock descriptor, waits for 'x', then
+ * dr_close()s its handle. */
+static int zombie_child(void *arg)
+{
+	struct zomb *a = arg;
+	dr_registry *r;
+	char c;
+
+	if (open_small(a->seg, 1, 4, &r))
+		return 10;
+	if (dr_whereis(r, "victim", NULL))
+		return 11;
+	if (drop_lock_fd(a->seg))
+		return 12;
+	write_byte(a->zl.up[1], 'c');
+	if (read_byte_within(a->zl.down[0], &c, WAIT_MS) != 1)
+		return 13;
+	if (dr_register(r, "z", NULL, 0) != -ENOLCK)
+		return 14; /* others have buried it: writes must fail */
+	dr_close(r);
+	write_byte(a->zl.up[1], 'd');
+	if (read_byte_within(a->zl.down[0], &c, WAIT_MS) != 1)
+		return 15;
+	return 0;
+}
+
+Test(races, buried_handle_clobbers_the_reader_slot_it_lost)
+{
+	const char *seg = seg_new("bk_zr");
+	struct zomb a = { .seg = seg };
+	struct holder h = { .seg = seg, .l = &a.ll };
+	pid_t zpid, lpid;
+	dr_registry *r;
+	int rc, lrc;
+
+	link_init(&a.zl);
+	link_init(&a.ll);
+	cr_assert_eq(open_small(seg, 1, 4, &r), 0); /* reader slot 0 */
+	cr_assert_eq(dr_register(r, "victim", "v", 1), 0);
+
+	zpid = spawn(zombie_child, &a); /* reader slot 1 */
+	expect_byte(&a.zl, 'c', zpid, "Z after dropping its lock");
+	/* Z looks dead: a reap buries it and frees its reader slot. */
+	cr_assert_eq(dr_reap(r, NULL), 0);
+
+	/* L takes the freed reader slot and holds "victim". */
+	lpid = spawn(holder_child, &h);
+	expect_byte(&a.ll, 'i', lpid, "L holding victim");
+
+	/* Z, told -ENOLCK, closes its handle as the contract says. */
+	write_byte(a.zl.down[1], 'x');
+	expect_byte(&a.zl, 'd', zpid, "Z after dr_close");
+
+	/* The only entry is held by L: reuse must wait for it (-EBUSY). */
+	cr_assert_eq(dr_unregister(r, "victim"), 0);
+	rc = dr_register(r, "intruder", "x", 1);
+	write_byte(a.ll.down[1], 'g');
+	lrc = wait_child(lpid);
+	cr_assert(rc == -EBUSY && lrc == 0,
+		  "register intruder while live reader L holds the only entry: %s (want -EBUSY); "
+		  "L saw its entry reused under it: %s (status %d)",
+		  dr_strerror(rc), lrc == 12 ? "yes" : "no", lrc);
+
+	write_byte(a.zl.down[1], 'q');
+	cr_assert_eq(wait_child(zpid), 0);
+	link_close(&a.zl);
+	link_close(&a.ll);
+	dr_close(r);
+	cr_assert_eq(dr_unlink(seg), 0);
+}
+
+/* ====================================================================== */
+/*
+ * Finding 3: the same buried handle, in dr_close(), frees its retired batch
+ * (thread_free -> dri_reclaim_own) and takes an entry as FREEING under its
+ * dead owner id. A reaper sees FREEING of a dead owner, takes it over,
+ * frees it, and the entry is reused for a live name; the buried handle then
+ * stores next = 0 and FREE over that live, linked entry.
+ */
+
+static int zombie_freer(void *arg)
+{
+	struct zomb *a = arg;
+	dr_registry *r;
+	char c;
+
+	if (open_small(a->seg, 4, 0, &r))
+		return 10;
+	if (dr_register(r, "b", NULL, 0) || dr_unregister(r, "b"))
+		return 11; /* "b"'s entry is RETIRED, in this thread's batch */
+	if (drop_lock_fd(a->seg))
+		return 12;
+	write_byte(a->zl.up[1], 'c');
+	if (read_byte_within(a->zl.down[0], &c, WAIT_MS) != 1)
+		return 13;
+	crash_arm("reclaim_taken", "stop", 0);
+	dr_close(r);
+	write_byte(a->zl.up[1], 'd');
+	if (read_byte_within(a->zl.down[0], &c, WAIT_MS) != 1)
+		return 15;
+	return 0;
+}
+
+Test(races, buried_handle_frees_an_entry_a_reaper_already_reused)
+{
+	const char *seg = seg_new("bk_zf");
+	struct zomb a = { .seg = seg };
+	char name[16], msg[256] = "", gone[64] = "";
+	int rc, extra, chk;
+	dr_registry *r;
+	pid_t zpid;
+
+	link_init(&a.zl);
+	cr_assert_eq(open_small(seg, 4, 0, &r), 0);
+	zpid = spawn(zombie_freer, &a);
+	expect_byte(&a.zl, 'c', zpid, "Z after dropping its lock");
+
+	/* Z closes its handle and stops having taken "b"'s entry as FREEING. */
+	write_byte(a.zl.down[1], 'x');
+	cr_assert_eq(wait_stopped(zpid, WAIT_MS), 0, "Z never reached reclaim_taken");
+
+	/* A reap finds FREEING of a dead owner and finishes it; we fill the
+	 * table, "b"'s old entry included. */
+	cr_assert_eq(dr_reap(r, NULL), 0);
+	for (int i = 0; i < 4; i++) {
+		snprintf(name, sizeof(name), "p.%d", i);
+		rc = dr_register(r, name, "p", 1);
+		cr_assert_eq(rc, 0, "%s: %s", name, dr_strerror(rc));
+	}
+
+	kill(zpid, SIGCONT);
+	expect_byte(&a.zl, 'd', zpid, "Z after dr_close");
+
+	chk = dr_check(r, msg, sizeof(msg));
+	extra = dr_register(r, "p.4", "p", 1); /* must not fit: 4 live names */
+	for (int i = 0; i < 4; i++) {
+		snprintf(name, sizeof(name), "p.%d", i);
+		if (dr_whereis(r, name, NULL) != 0)
+			snprintf(gone + strlen(gone), sizeof(gone) - strlen(gone), " %s", name);
+	}
+	cr_assert(chk == 0 && extra == -ENOSPC && gone[0] == 0,
+		  "after the buried handle's dr_close: dr_check: %s; a 5th name in a table of 4 "
+		  "with 4 live names: %s; names lost:%s",
+		  chk ? msg : "ok", dr_strerror(extra), gone[0] ? gone : " none");
+
+	write_byte(a.zl.down[1], 'q');
+	cr_assert_eq(wait_child(zpid), 0);
+	link_close(&a.zl);
+	dr_close(r);
+	cr_assert_eq(dr_unlink(seg), 0);
+}
+
+/* ====================================================================== */
+/*
+ * Finding 4: fork() in one thread while another is inside dr_open(),
+ * between own_lock_fd()'s open() and its r->fd = fd. The child inherits the
+ * new descriptor, which the atfork handler does not know yet; the parent
+ * then takes its liveness lock on that shared description. When the parent
+ * dies, the child's copy keeps the lock: the dead parent's names look alive
+ * for as long as the child lives, and nobody can take them over or reap
+ * them.
+ */
+
+struct forkopen {
+	const char *seg;
+	struct link l;
+	pid_t grandchild;
+	dr_registry *r;
+	int open_rc;
+};
+
+static void *opener_thread(void *arg)
+{
+	struct forkopen *a = arg;
+
+	a->open_rc = open_small(a->seg, 16, 0, &a->r);
+	return NULL;
+}
+
+/* The grandchild: an ordinary worker forked by a multi-threaded service;
+ * it never touches the registry. */
+static int idle_worker(struct forkopen *a)
+{
+	char c;
+
+	(void)read_byte(a->l.down[0], &c);
+	return 0;
+}
+
+static int forking_service(void *arg)
+{
+	struct forkopen *a = arg;
+	pthread_t th;
+	int fds[4];
+	pid_t g;
+
+	/* The opener pauses 1 s in the window; we fork as soon as the second
+	 * descriptor on the segment (the lock descriptor) exists. */
+	crash_arm("lockfd_opened", "sleep:1000", 0);
+	if (pthread_create(&th, NULL, opener_thread, a))
+		return 10;
+	for (int i = 0; seg_fds(a->seg, fds, 4) < 2; i++) {
+		if (i > 2000)
+			return 11;
+		usleep(1000);
+	}
+	g = fork();
+	if (g == 0)
+		_exit(idle_worker(a));
+	a->grandchild = g;
+	pthread_join(th, NULL);
+	if (a->open_rc)
+		return 12;
+	if (dr_register(a->r, "held", "h", 1))
+		return 13;
+	write_byte(a->l.up[1], 'r');
+	/* The service crashes. */
+	kill(getpid(), SIGKILL);
+	return 14;
+}
+
+Test(races, fork_during_dr_open_keeps_a_dead_parents_names_alive)
+{
+	const char *seg = seg_new("bk_fo");
+	struct forkopen *a = mmap(NULL, sizeof(*a), PROT_READ | PROT_WRITE,
+				  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	dr_registry *r;
+	unsigned n = 0;
+	pid_t pid;
+	int rc, st;
+
+	cr_assert_neq(a, MAP_FAILED);
+	a->seg = seg;
+	link_init(&a->l);
+	cr_assert_eq(open_small(seg, 16, 0, &r), 0);
+	pid = spawn(forking_service, a);
+	expect_byte(&a->l, 'r', pid, "service registered");
+	st = wait_child(pid);
+	cr_assert_eq(st, 128 + SIGKILL, "service status %d", st);
+	cr_assert_gt(a->grandchild, 0);
+
+	/* The service is dead: its name must be ours for the taking. */
+	cr_assert_eq(dr_reap(r, &n), 0);
+	rc = dr_register(r, "held", "mine", 4);
+
+	/* Clean up first (the assertion ends the test). */
+	write_byte(a->l.down[1], 'q');
+	waitpid(a->grandchild, NULL, 0);
+	cr_assert_eq(rc, 0,
+		     "the dead service's name cannot be taken over while an unrelated child it "
+		     "forked lives: %s (dr_reap reaped %u names)",
+		     dr_strerror(rc), n);
+	link_close(&a->l);
+	munmap(a, sizeof(*a));
+	dr_close(r);
+	cr_assert_eq(dr_unlink(seg), 0);
+}
+
+/* ====================================================================== */
+/*
+ * Finding 5: fork() while another thread holds the handle's private mutex
+ * r->lock (here: its first call claims a reader slot and links its thread
+ * state under r->lock). The child inherits the mutex locked by a thread it
+ * does not have; dr_close() on the inherited handle, which the contract
+ * says "only frees the child's memory", blocks for ever in
+ * dri_thread_release_all().
+ */
+
+struct forklock {
+	const char *seg;
+	dr_registry *r;
+	struct link l;
+};
+
+static void *first_lookup(void *arg)
+{
+	struct forklock *a = arg;
+
+	(void)dr_whereis(a->r, "x", NULL);
+	return NULL;
+}
+
+static int locked_fork_service(void *arg)
+{
+	struct forklock *a = arg;
+	pthread_t th;
+	pid_t g;
+	int st;
+
+	if (open_small(a->seg, 16, 0, &a->r))
+		return 10;
+	crash_arm("thread_listing", "sleep:1000", 0);
+	if (pthread_create(&th, NULL, first_lookup, a))
+		return 11;
+	/* Fork once the other thread holds r->lock. */
+	for (int i = 0; pthread_mutex_trylock(&a->r->lock) == 0; i++) {
+		pthread_mutex_unlock(&a->r->lock);
+		if (i > 2000)
+			return 12;
+		usleep(1000);
+	}
+	write_byte(a->l.up[1], '1');
+	g = fork();
+	if (g == 0) {
+		/* The child: drop the inherited handle as documented. */
+		dr_close(a->r);
+		write_byte(a->l.up[1], 'z');
+		_exit(0);
+	}
+	if (g < 0)
+		return 13;
+	pthread_join(th, NULL);
+	/* Report the child's fate: 'z' comes from the child if it closed. */
+	for (int i = 0; i < 1000; i++) {
+		if (waitpid(g, &st, WNOHANG) == g)
+			return 0;
+		usleep(1000);
+	}
+	kill(g, SIGKILL);
+	waitpid(g, &st, 0);
+	return 20; /* the child hung in dr_close() */
+}
+
+Test(races, fork_while_handle_mutex_held_hangs_the_childs_dr_close)
+{
+	const char *seg = seg_new("bk_fl");
+	struct forklock a = { .seg = seg };
+	char c = 0;
+	pid_t pid;
+	int st, rc;
+
+	link_init(&a.l);
+	pid = spawn(locked_fork_service, &a);
+	expect_byte(&a.l, '1', pid, "service about to fork");
+	st = wait_child(pid);
+	rc = read_byte_within(a.l.up[0], &c, 10);
+	cr_assert(st == 0 && rc == 1 && c == 'z',
+		  "dr_close() of the inherited handle in a forked child did not return within 1 s "
+		  "after the parent's thread released the mutex (service status %d)",
+		  st);
+	link_close(&a.l);
+	cr_assert_eq(dr_unlink(seg), 0);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Owner ids come back after 2^24 - 1 attachments of one process slot. */
+
+static int register_and_die(void *arg)
+{
+	dr_registry *r;
+
+	if (open_small(arg, 16, 0, &r) || dr_register(r, "old", "a", 1))
+		return 10;
+	raise(SIGKILL);
+	return 11;
+}
+
+struct wrapped {
+	const char *seg;
+	int whereis_old, register_old;
+	pid_t old_pid;
+	uint32_t readers;
+};
+
+static int open_after_wrap(void *arg)
+{
+	struct wrapped *w = arg;
+	struct dr_options o = {
+		.segment = w->seg,
+		.max_procs = UNIT_MAX_PROCS,
+		.max_threads = UNIT_MAX_THREADS,
+		.flags = DR_OPEN_NOREAP, /* as shmdump opens: no general reaping */
+	};
+	struct dr_stats st;
+	struct dr_entry e;
+	dr_registry *r;
+
+	if (dr_open(&o, &r))
+		return 10;
+	w->whereis_old = dr_whereis(r, "old", &e);
+	if (w->whereis_old == 0)
+		w->old_pid = e.pid;
+	if (dr_stats(r, &st))
+		return 11;
+	w->readers = st.readers;
+	w->register_old = dr_register(r, "old", "b", 1);
+	dr_close(r);
+	return 0;
+}
+
+/*
+ * A process dies holding a name; its process slot is then attached 2^24 - 1
+ * more times (written here by hand) and once again: the new holder's owner
+ * id is the dead one's. It must not take the dead process's name, or its
+ * reader slot, for its own, even when it opens without reaping.
+ */
+Test(races, process_slot_generation_wrap_adopts_a_dead_owners_names)
+{
+	const char *seg = seg_new("wrap");
+	struct wrapped *w = mmap(NULL, sizeof(*w), PROT_READ | PROT_WRITE,
+				 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	struct dri_proc *procs;
+	struct dr_entry e;
+	dr_registry *r;
+	uint8_t *base;
+	size_t len;
+	uint32_t slot = UNIT_MAX_PROCS;
+
+	cr_assert_neq(w, MAP_FAILED);
+	w->seg = seg;
+	cr_assert_eq(open_small(seg, 16, 0, &r), 0);
+	cr_assert_eq(wait_child(spawn(register_and_die, (void *)seg)), 128 + SIGKILL);
+	cr_assert_eq(dr_whereis(r, "old", &e), 0);
+
+	/* The dead process's slot, as 2^24 - 1 later attachments leave it. */
+	base = segmap_open(seg, &len);
+	cr_assert_not_null(base);
+	procs = (struct dri_proc *)(base + ((struct dri_header *)base)->off_procs);
+	for (uint32_t i = 0; i < UNIT_MAX_PROCS; i++)
+		if (procs[i].pid == e.pid)
+			slot = i;
+	cr_assert_lt(slot, UNIT_MAX_PROCS);
+	cr_assert_eq(DRI_PROC_GEN(procs[slot].word), 1);
+	procs[slot].word = (uint64_t)DRI_PROC_GEN_MASK << 1;
+	munmap(base, len);
+
+	cr_assert_eq(wait_child(spawn(open_after_wrap, w)), 0);
+	cr_assert_eq(w->whereis_old, -ENOENT,
+		     "the new holder of the dead owner's id still sees its name (pid %d)",
+		     (int)w->old_pid);
+	cr_assert_eq(w->readers, 2, "%u reader slots held by live processes, want 2 (the "
+		     "test's and the new holder's)", w->readers);
+	cr_assert_eq(w->register_old, 0, "register old: %s", dr_strerror(w->register_old));
+	munmap(w, sizeof(*w));
 	dr_close(r);
 	cr_assert_eq(dr_unlink(seg), 0);
 }
