@@ -46,7 +46,14 @@
 	X(close_partial)     /* dr_close() removed some names, not all */        \
 	X(retire_loaded)     /* a retirer loaded the epoch, has not retired */   \
 	X(lockfd_opened)     /* the lock descriptor opened, not yet the handle's */ \
-	X(thread_listing)    /* the handle's mutex held, a thread being listed */
+	X(thread_listing)    /* the handle's mutex held, a thread being listed */ \
+	X(mbox_claimed)      /* a mailbox slot claimed, not yet opened */        \
+	X(lane_claimed)      /* a lane claimed, not yet attached */              \
+	X(lane_attached)     /* a lane attached to its mailbox, nothing sent */  \
+	X(send_written)      /* a record written into a lane, not published */   \
+	X(recv_taken)        /* a record taken, its room not given back */       \
+	X(lane_detached)     /* a lane detached by its reader, not freed */      \
+	X(reap_mbox)         /* a dead process's mailbox found, not yet freed */
 
 #ifdef DR_CRASHPOINTS
 void dri_crashpoint(const char *name);

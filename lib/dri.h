@@ -37,11 +37,15 @@
 /* "DISTREG1", little-endian. */
 #define DRI_MAGIC 0x3147455254534944ull
 /* Bump whenever a shared struct or the meaning of a field changes. */
-#define DRI_LAYOUT_VERSION 3u
+#define DRI_LAYOUT_VERSION 4u
 #define DRI_HEADER_SIZE 4096u
 #define DRI_MAX_CAPACITY (1u << 26)
 #define DRI_MAX_PROCS 65535u
 #define DRI_MAX_THREADS (1u << 20)
+#define DRI_MAX_MAILBOXES 65535u
+#define DRI_MAX_LANES (1u << 20)
+#define DRI_MIN_LANE_BYTES 4096u
+#define DRI_MAX_LANE_BYTES (1u << 30)
 
 /* The byte a process slot's liveness lock sits on: slot i locks offset i. */
 
@@ -67,6 +71,12 @@ struct dri_header {
 	uint64_t off_ext;
 	int32_t creator_pid;
 	uint32_t rcu_mode;        /* DRI_RCU_* chosen by the creator */
+	uint32_t max_mailboxes;
+	uint32_t max_lanes;
+	uint32_t lane_bytes;      /* ring bytes of each lane, a power of two */
+	uint32_t pad0;
+	uint64_t off_mboxes;
+	uint64_t off_lanes;
 
 	/* atomic; the grace-period epoch, starts at 1, only ever incremented
 	 * (uatomic_add_return) by reclaimers; loaded by readers on entry. */
@@ -222,7 +232,7 @@ static inline uint64_t dri_st_epoch(uint64_t s, uint64_t now)
 
 /* What of a name and a value lives in the entry itself; the rest goes to
  * the entry's extension (struct dri_ext). */
-#define DRI_NAME_INLINE 24
+#define DRI_NAME_INLINE 20
 #define DRI_VALUE_INLINE 16
 
 /*
@@ -250,6 +260,9 @@ struct dri_entry {
 	uint16_t tag;                    /* immutable; hash >> 48 */
 	uint8_t name_len;                /* immutable; 1 to DR_NAME_MAX */
 	uint8_t vlen;                    /* length of the value in val */
+	/* immutable; the mailbox messages for the name go to (a mailbox
+	 * ref, see struct dri_mbox), 0 for a name registered without one */
+	uint32_t mbox;
 	uint8_t name[DRI_NAME_INLINE];   /* immutable; the first bytes */
 	uint8_t val[DRI_VALUE_INLINE];   /* value slot 0 */
 } DRI_ALIGNED;
@@ -265,6 +278,79 @@ struct dri_ext {
 	uint8_t pad[DRI_CACHELINE * 2 - (DR_NAME_MAX - DRI_NAME_INLINE + 1) - 2];
 	uint8_t val[2][DR_VALUE_MAX];    /* value slots 1 and 2 */
 } DRI_ALIGNED;
+
+/*
+ * Mailboxes. A mailbox is a slot that a process claims (owner) and that
+ * names point to (dri_entry.mbox holds its ref). Messages reach it through
+ * lanes: a lane is a single-producer, single-consumer byte ring from one
+ * sending process to one mailbox, taken from a shared pool by the sender
+ * and attached to the mailbox's lane table. So a sender killed anywhere in
+ * a send leaves at most an unpublished tail in its own lane (the receiver
+ * sees the message whole or not at all), and a paused sender holds back
+ * nobody else's messages.
+ *
+ * A mailbox ref names one opening of a mailbox: (index + 1) | gen << 16,
+ * gen the low 16 bits of the slot's generation at that opening. Never 0.
+ */
+#define DRI_MBOX_LANES 32
+#define DRI_MBOX_REF(idx, gen) (((uint32_t)(idx) + 1) | ((uint32_t)(gen) & 0xffffu) << 16)
+#define DRI_MBOX_IDX(ref) (((ref) & 0xffffu) - 1)
+#define DRI_MBOX_GEN(ref) ((ref) >> 16)
+
+struct dri_mbox {
+	/* atomic; owner id of the process that holds the mailbox, 0 free.
+	 * Claimed by CAS from 0 (after gen moved on); freed by its owner at
+	 * close, or by a reaper (CAS) once the owner is dead. */
+	uint64_t owner;
+	/* atomic; bumped by each claim before the owner word is set: refs
+	 * of an earlier opening never match again (for 2^16 openings). */
+	uint32_t gen;
+	/* atomic; 1 while the owner is about to sleep or asleep: a sender
+	 * that publishes a message then wakes it (and clears it by CAS, so
+	 * one sender wakes it, once). */
+	uint32_t waiting;
+	/* atomic; messages dropped because the registration they were sent
+	 * to had ended, and replies that came after their call had ended. */
+	uint64_t stale;
+	uint64_t late;
+	uint8_t pad[DRI_CACHELINE - 32];
+	/* atomic; lane index + 1 of each attached lane, 0 free. Set by the
+	 * lane's sender (CAS from 0); cleared by the owner, or a reaper, when
+	 * the lane is drained and its sender dead, or it targets an earlier
+	 * opening (CAS). */
+	uint32_t lane[DRI_MBOX_LANES];
+} DRI_ALIGNED;
+
+/* A lane's header; lane_bytes of ring follow it. */
+struct dri_lane {
+	/* atomic; owner id of the sending process, 0 free. Claimed by CAS from
+	 * 0; freed by its sender (release store, once detached), or by a
+	 * reaper (CAS) once the sender is dead and the lane detached or
+	 * drained. */
+	uint64_t owner;
+	uint32_t target;          /* the mailbox ref it sends to; set by the sender before attaching */
+	uint32_t slot;            /* its index in the target's lane table; likewise */
+	uint8_t pad0[DRI_CACHELINE - 16];
+	uint64_t tail DRI_ALIGNED; /* atomic; bytes published, written by the sender only */
+	uint64_t head DRI_ALIGNED; /* atomic; bytes consumed, written by the receiver only */
+} DRI_ALIGNED;
+
+/*
+ * A record in a lane's ring, 8-byte aligned; the name and the data follow,
+ * padded to 8. A record may wrap around the end of the ring.
+ */
+struct dri_rec {
+	uint32_t len;             /* whole record, a multiple of 8, >= sizeof(struct dri_rec) */
+	uint8_t kind;             /* DR_MSG_* */
+	uint8_t name_len;         /* the target name's, 0 for a reply */
+	uint16_t flags;
+	uint64_t regid;           /* the target registration, 0 for a reply */
+	uint64_t call_id;
+	uint32_t reply_to;        /* mailbox ref for the reply of a call, else 0 */
+	int32_t sender_pid;
+	int32_t status;           /* a reply's: 0 or a negative errno */
+	uint32_t data_len;
+};
 
 #define DRI_VSEL_BUSY 1u
 #define DRI_VSEL_SLOT(w) (((w) >> 1) & 3u)
@@ -296,6 +382,7 @@ struct dri_thread {
 	uint32_t cursor;                  /* allocator's next-fit position */
 	uint32_t nretired;
 	uint64_t regid_next, regid_end;   /* this thread's block of regids */
+	struct dr_mailbox *reply_mb;      /* for this thread's dr_call answers */
 	uint32_t nhint;
 	uint32_t retired[DRI_RETIRE_BATCH];
 	/* Entries this thread freed last: tried first when allocating, as
@@ -317,6 +404,12 @@ struct dr_registry {
 	uint32_t *buckets;
 	struct dri_entry *entries;
 	struct dri_ext *ext;
+	struct dri_mbox *mboxes;
+	uint8_t *lanes;                   /* max_lanes of lane_stride bytes */
+	uint32_t max_mailboxes;
+	uint32_t max_lanes;
+	uint32_t lane_bytes;
+	uint64_t lane_stride;             /* header + lane_bytes */
 	/* The geometry, from the header as checked at open: the header is
 	 * shared memory any process can write, so it is never read again. */
 	uint32_t capacity;
@@ -331,8 +424,13 @@ struct dr_registry {
 	uint64_t slot_word;               /* our slot's word while we hold it */
 	bool gen_wrapped;                 /* our owner id was used before */
 	pthread_key_t key;
-	pthread_mutex_t lock;             /* guards threads */
+	pthread_mutex_t lock;             /* guards threads, mailboxes */
 	struct dri_thread *threads;
+	struct dr_mailbox *mailboxes;     /* open, of this handle */
+	pthread_mutex_t send_lock;        /* guards lanemap, lanes_held */
+	struct dri_lanemap *lanemap;      /* our lanes, by target (mailbox.c) */
+	struct dri_lanemap *lanes_held;   /* ours, waiting to be detached */
+	int wake_sock;                    /* for sending wake-ups; -1 until needed */
 	struct dr_registry *next_open;    /* in the process-wide list */
 	char segment[DR_SEGMENT_MAX + 1];
 };
@@ -365,6 +463,16 @@ static inline struct dri_entry *dri_entry_at(struct dr_registry *r, uint32_t idx
 static inline struct dri_ext *dri_ext_at(struct dr_registry *r, uint32_t idx)
 {
 	return &r->ext[idx];
+}
+
+static inline struct dri_lane *dri_lane_at(struct dr_registry *r, uint32_t idx)
+{
+	return (struct dri_lane *)(r->lanes + (uint64_t)idx * r->lane_stride);
+}
+
+static inline uint8_t *dri_lane_ring(struct dr_registry *r, uint32_t idx)
+{
+	return (uint8_t *)(dri_lane_at(r, idx) + 1);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -489,17 +597,71 @@ void dri_name_copy(struct dr_registry *r, uint32_t idx, size_t len, uint8_t *buf
 int dri_alloc_entry(struct dr_registry *r, struct dri_thread *t, uint32_t *idx);
 void dri_free_unpublished(struct dr_registry *r, uint32_t idx);
 int dri_insert(struct dr_registry *r, struct dri_thread *t, uint32_t idx,
-	       const struct dri_key *k, const void *value, size_t value_len);
-int dri_lookup(struct dr_registry *r, const struct dri_key *k, struct dr_entry *out);
+	       const struct dri_key *k, const void *value, size_t value_len, uint32_t mbox);
+int dri_lookup(struct dr_registry *r, const struct dri_key *k, struct dr_entry *out,
+	       uint32_t *mbox);
 int dri_delete(struct dr_registry *r, struct dri_thread *t, const struct dri_key *k,
 	       bool force);
 bool dri_delete_exact(struct dr_registry *r, struct dri_thread *t, uint32_t idx,
 		      uint64_t state);
 int dri_update_existing(struct dr_registry *r, struct dri_thread *t, const struct dri_key *k,
-			const void *value, size_t value_len);
+			const void *value, size_t value_len, uint32_t mbox);
 void dri_value_read(struct dr_registry *r, uint32_t idx, struct dr_entry *out);
 unsigned dri_reap_entries(struct dr_registry *r, struct dri_thread *t,
 			  uint64_t only_owner);
+
+/* mailbox.c, call.c */
+
+/* A name served through a mailbox, remembered to unregister at close. */
+struct dri_served {
+	struct dri_served *next;
+	size_t len;
+	unsigned char name[];
+};
+
+/* An asynchronous call in flight, as its caller's mailbox knows it. */
+struct dri_pending {
+	uint64_t call_id;
+	uint32_t target;          /* the worker's mailbox ref */
+	uint64_t deadline;        /* monotonic ns, UINT64_MAX: none */
+};
+
+struct dr_mailbox {
+	struct dr_registry *r;
+	uint32_t idx, ref;        /* our slot and opening */
+	int sock;                 /* bound to our wake-up address */
+	bool for_replies;         /* a thread's mailbox for dr_call answers */
+	uint32_t cursor;          /* the lane slot to look at first */
+	int32_t cur_lane;         /* the lane of the message returned last, or -1 */
+	uint64_t cur_end;         /* and where it ends */
+	uint8_t *bounce;          /* a record that wraps, copied whole */
+	uint64_t corrupt;
+	uint64_t next_call;       /* call ids: per mailbox */
+	struct dri_served *served;
+	struct dri_pending *pend; /* asynchronous calls in flight */
+	size_t npend, cappend;
+	struct dr_mailbox *next;  /* in r->mailboxes, under r->lock */
+};
+
+bool dri_mbox_alive(struct dr_registry *r, uint32_t ref);
+unsigned dri_reap_mailboxes(struct dr_registry *r);
+uint64_t dri_deadline(int timeout_ms);
+int dri_lane_send(struct dr_registry *r, uint32_t ref, struct dri_rec *hdr, const void *name,
+		  const void *data, uint64_t deadline);
+void dri_lanes_release_all(struct dr_registry *r, bool shared);
+int dri_mailbox_open(struct dr_registry *r, bool for_replies, struct dr_mailbox **out);
+void dri_mailbox_free(struct dr_mailbox *mb, bool shared);
+int dri_take(struct dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call);
+int dri_wait_take(struct dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call,
+		  uint64_t deadline,
+		  int (*hook)(struct dr_mailbox *mb, struct dr_msg *msg, void *arg), void *arg);
+void dri_finish(struct dr_mailbox *mb);
+bool dri_pending_take(struct dr_mailbox *mb, uint64_t call_id);
+int dri_pending_look(struct dr_mailbox *mb, struct dr_msg *msg, void *arg);
+
+/* registry.c */
+int dri_register(struct dr_registry *r, const void *name, size_t name_len, const void *value,
+		 size_t value_len, uint32_t mbox);
 
 /* inspect.c: nothing shared beyond the public API. */
 

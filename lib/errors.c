@@ -45,6 +45,14 @@ DR_EXPORT const char *dr_strerror(int err)
 		return "permission denied on the segment";
 	case -EOVERFLOW:
 		return "read-side sections nested too deeply";
+	case -EDESTADDRREQ:
+		return "name is registered without a mailbox (dr_register, not dr_serve): it takes no messages";
+	case -EOWNERDEAD:
+		return "the worker died, or closed its mailbox, before it answered";
+	case -EAGAIN:
+		return "the worker's mailbox lane is full (or nothing waits in the mailbox): try again";
+	case -ETIMEDOUT:
+		return "timed out";
 	case -ENOLCK:
 		return "this process's liveness lock on the segment was lost (a descriptor closed behind the library's back); other processes may have taken its names: reopen";
 	}

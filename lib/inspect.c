@@ -220,6 +220,13 @@ DR_EXPORT int dr_stats(dr_registry *r, struct dr_stats *out)
 	out->epoch = ld_acq64(&r->hdr->epoch);
 	out->next_regid = ld_acq64(&r->hdr->next_regid);
 	out->segment_bytes = r->size;
+	out->max_mailboxes = r->max_mailboxes;
+	out->max_lanes = r->max_lanes;
+	out->message_max = (uint32_t)dr_message_max(r);
+	for (uint32_t i = 0; i < r->max_mailboxes; i++)
+		out->mailboxes += ld_acq64(&r->mboxes[i].owner) != 0;
+	for (uint32_t i = 0; i < r->max_lanes; i++)
+		out->lanes += ld_acq64(&dri_lane_at(r, i)->owner) != 0;
 	return 0;
 }
 

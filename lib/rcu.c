@@ -117,6 +117,8 @@ static void thread_free(struct dri_thread *t, bool shared)
 {
 	struct dr_registry *r = t->r;
 
+	if (t->reply_mb)
+		dri_mailbox_free(t->reply_mb, shared);
 	if (shared) {
 		t->nest = 0;
 		st_rel64(&t->slot->epoch, 0);
@@ -189,14 +191,17 @@ int dri_thread_get_slow(struct dr_registry *r, struct dri_thread **out)
 void dri_thread_release_all(struct dr_registry *r)
 {
 	bool shared = r->pid == dri_self_pid && !dri_self_buried(r);
+	struct dri_thread *list, *t;
 
+	/* Off the list first: freeing a thread's mailbox takes the lock. */
 	pthread_mutex_lock(&r->lock);
-	while (r->threads) {
-		struct dri_thread *t = r->threads;
-		r->threads = t->next;
+	list = r->threads;
+	r->threads = NULL;
+	pthread_mutex_unlock(&r->lock);
+	while ((t = list)) {
+		list = t->next;
 		thread_free(t, shared);
 	}
-	pthread_mutex_unlock(&r->lock);
 	pthread_key_delete(r->key);
 }
 

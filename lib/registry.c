@@ -67,7 +67,9 @@ DR_EXPORT int dr_open(const struct dr_options *opts, dr_registry **out)
 	if (!r)
 		return -ENOMEM;
 	r->fd = -1;
+	r->wake_sock = -1;
 	pthread_mutex_init(&r->lock, NULL);
+	pthread_mutex_init(&r->send_lock, NULL);
 	dri_registry_track(r);
 
 	err = dri_segment_open(r, o.segment, &o);
@@ -100,6 +102,7 @@ DR_EXPORT int dr_open(const struct dr_options *opts, dr_registry **out)
 	if (!(o.flags & DR_OPEN_NOREAP)) {
 		dri_reap_readers(r);
 		dri_reap_entries(r, t, 0);
+		dri_reap_mailboxes(r);
 	}
 	*out = r;
 	return 0;
@@ -110,6 +113,7 @@ fail:
 	dri_registry_untrack(r);
 	dri_segment_close(r);
 	pthread_mutex_destroy(&r->lock);
+	pthread_mutex_destroy(&r->send_lock);
 	free(r);
 	return err;
 }
@@ -117,27 +121,35 @@ fail:
 DR_EXPORT void dr_close(dr_registry *r)
 {
 	struct dri_thread *t;
+	bool shared;
 
 	if (!r)
 		return;
 	/* A handle inherited by fork, or buried by other processes (its
 	 * lock was lost, proc.c), writes nothing: its memory is freed. */
+	shared = r->pid == dri_self_pid && !dri_self_buried(r);
+	while (r->mailboxes)
+		dri_mailbox_free(r->mailboxes, shared);
 	if (r->pid == dri_self_pid && dri_thread_get(r, &t) == 0) {
 		t->nest = 0;
 		st_rel64(&t->slot->epoch, 0);
 		dri_reap_entries(r, t, r->owner);
 	}
 	dri_thread_release_all(r);
-	if (r->pid == dri_self_pid && !dri_self_buried(r))
+	dri_lanes_release_all(r, shared);
+	if (shared)
 		dri_proc_detach(r);
 	dri_registry_untrack(r);
 	dri_segment_close(r);
 	pthread_mutex_destroy(&r->lock);
+	pthread_mutex_destroy(&r->send_lock);
 	free(r);
 }
 
-DR_EXPORT int dr_register_bin(dr_registry *r, const void *name, size_t name_len,
-			      const void *value, size_t value_len)
+/* dr_register(), with messages for the name going to mailbox ref mbox (0:
+ * none). */
+int dri_register(dr_registry *r, const void *name, size_t name_len, const void *value,
+		 size_t value_len, uint32_t mbox)
 {
 	struct dri_thread *t;
 	struct dri_key k;
@@ -157,15 +169,21 @@ DR_EXPORT int dr_register_bin(dr_registry *r, const void *name, size_t name_len,
 	if (err) {
 		/* No entry to be had: an update of our own name or a name
 		 * held by someone else needs none, and says so. */
-		int rc = dri_update_existing(r, t, &k, value, value_len);
+		int rc = dri_update_existing(r, t, &k, value, value_len, mbox);
 
 		dri_read_exit(r, t);
 		return rc == -ENOENT ? err : rc;
 	}
-	err = dri_insert(r, t, idx, &k, value, value_len);
+	err = dri_insert(r, t, idx, &k, value, value_len, mbox);
 	dri_read_exit(r, t);
 	maybe_reclaim(r, t);
 	return err;
+}
+
+DR_EXPORT int dr_register_bin(dr_registry *r, const void *name, size_t name_len,
+			      const void *value, size_t value_len)
+{
+	return dri_register(r, name, name_len, value, value_len, 0);
 }
 
 DR_EXPORT int dr_register(dr_registry *r, const char *name, const void *value,
@@ -222,7 +240,7 @@ DR_EXPORT int dr_whereis_bin(dr_registry *r, const void *name, size_t name_len,
 		return err;
 	dri_key_init(&k, r, name, name_len);
 	dri_read_enter(r, t);
-	err = dri_lookup(r, &k, out);
+	err = dri_lookup(r, &k, out, NULL);
 	dri_read_exit(r, t);
 	return err;
 }
@@ -269,6 +287,7 @@ DR_EXPORT int dr_reap(dr_registry *r, unsigned *nreaped)
 		return err;
 	dri_reap_readers(r);
 	n = dri_reap_entries(r, t, 0);
+	dri_reap_mailboxes(r);
 	for (uint32_t i = 0; i < r->max_procs; i++) {
 		uint64_t w = ld_acq64(&r->procs[i].word);
 		if ((w & DRI_PROC_LIVE) && !dri_owner_alive(r, DRI_OWNER(i, DRI_PROC_GEN(w))))

@@ -65,6 +65,14 @@ uint64_t dri_format_word(void)
 		DRI_NAME_INLINE,
 		DRI_VALUE_INLINE,
 		DRI_LINK_FP_SHIFT,
+		offsetof(struct dri_entry, mbox),
+		sizeof(struct dri_mbox),
+		DRI_MBOX_LANES,
+		sizeof(struct dri_lane),
+		offsetof(struct dri_lane, tail),
+		offsetof(struct dri_lane, head),
+		sizeof(struct dri_rec),
+		offsetof(struct dri_header, off_lanes),
 		DR_NAME_MAX,
 		DR_VALUE_MAX,
 		DRI_MARK,
@@ -113,6 +121,11 @@ static uint32_t pow2_at_least(uint32_t v)
 	return p;
 }
 
+static bool lane_bytes_ok(uint32_t n)
+{
+	return n >= DRI_MIN_LANE_BYTES && n <= DRI_MAX_LANE_BYTES && (n & (n - 1)) == 0;
+}
+
 /* Segments at least this big are sized in whole huge pages and asked to
  * use them (want_huge_pages); smaller ones in 4 KiB pages. */
 #define DRI_HUGE_MIN (8ull << 20)
@@ -133,6 +146,10 @@ static uint64_t layout(struct dri_header *h)
 	off += (uint64_t)h->capacity * sizeof(struct dri_entry);
 	h->off_ext = off;
 	off += (uint64_t)h->capacity * sizeof(struct dri_ext);
+	h->off_mboxes = off;
+	off += (uint64_t)h->max_mailboxes * sizeof(struct dri_mbox);
+	h->off_lanes = off;
+	off += (uint64_t)h->max_lanes * (sizeof(struct dri_lane) + h->lane_bytes);
 	return align_up(off, off >= DRI_HUGE_MIN ? DRI_HUGE_PAGE : 4096);
 }
 
@@ -152,13 +169,16 @@ static int header_check(const struct dri_header *h, uint64_t file_size)
 	    h->max_procs == 0 || h->max_procs > DRI_MAX_PROCS ||
 	    h->max_threads == 0 || h->max_threads > DRI_MAX_THREADS ||
 	    h->nbuckets != pow2_at_least(h->capacity) ||
-	    (h->rcu_mode != DRI_RCU_MEMBARRIER && h->rcu_mode != DRI_RCU_FENCE))
+	    (h->rcu_mode != DRI_RCU_MEMBARRIER && h->rcu_mode != DRI_RCU_FENCE) ||
+	    h->max_mailboxes == 0 || h->max_mailboxes > DRI_MAX_MAILBOXES ||
+	    h->max_lanes == 0 || h->max_lanes > DRI_MAX_LANES || !lane_bytes_ok(h->lane_bytes))
 		return -EBADMSG;
 	want = *h;
 	if (layout(&want) != h->size || want.off_procs != h->off_procs ||
 	    want.off_readers != h->off_readers || want.off_states != h->off_states ||
 	    want.off_buckets != h->off_buckets || want.off_entries != h->off_entries ||
-	    want.off_ext != h->off_ext)
+	    want.off_ext != h->off_ext || want.off_mboxes != h->off_mboxes ||
+	    want.off_lanes != h->off_lanes)
 		return -EBADMSG;
 	if (file_size < h->size)
 		return -EBADMSG; /* truncated */
@@ -181,6 +201,12 @@ static void map_arrays(struct dr_registry *r, int fd, void *base,
 	r->buckets = (uint32_t *)(r->base + h->off_buckets);
 	r->entries = (struct dri_entry *)(r->base + h->off_entries);
 	r->ext = (struct dri_ext *)(r->base + h->off_ext);
+	r->mboxes = (struct dri_mbox *)(r->base + h->off_mboxes);
+	r->lanes = r->base + h->off_lanes;
+	r->max_mailboxes = h->max_mailboxes;
+	r->max_lanes = h->max_lanes;
+	r->lane_bytes = h->lane_bytes;
+	r->lane_stride = sizeof(struct dri_lane) + h->lane_bytes;
 	r->capacity = h->capacity;
 	r->max_procs = h->max_procs;
 	r->max_threads = h->max_threads;
@@ -195,7 +221,9 @@ static int options_check(const struct dr_options *o)
 {
 	if (o->capacity > DRI_MAX_CAPACITY || o->max_procs > DRI_MAX_PROCS ||
 	    o->max_threads > DRI_MAX_THREADS || (o->mode & ~0777u) ||
-	    (o->flags & ~(uint32_t)(DR_OPEN_NOCREATE | DR_OPEN_NOREAP | DR_OPEN_NOHUGEPAGES)))
+	    (o->flags & ~(uint32_t)(DR_OPEN_NOCREATE | DR_OPEN_NOREAP | DR_OPEN_NOHUGEPAGES)) ||
+	    o->max_mailboxes > DRI_MAX_MAILBOXES || o->max_lanes > DRI_MAX_LANES ||
+	    (o->lane_bytes && !lane_bytes_ok(o->lane_bytes)))
 		return -EINVAL;
 	return 0;
 }
@@ -296,6 +324,9 @@ static int create(struct dr_registry *r, const char *path, const struct dr_optio
 	h.capacity = o->capacity ? o->capacity : DR_DEFAULT_CAPACITY;
 	h.max_procs = o->max_procs ? o->max_procs : DR_DEFAULT_MAX_PROCS;
 	h.max_threads = o->max_threads ? o->max_threads : DR_DEFAULT_MAX_THREADS;
+	h.max_mailboxes = o->max_mailboxes ? o->max_mailboxes : DR_DEFAULT_MAX_MAILBOXES;
+	h.max_lanes = o->max_lanes ? o->max_lanes : DR_DEFAULT_MAX_LANES;
+	h.lane_bytes = o->lane_bytes ? o->lane_bytes : DR_DEFAULT_LANE_BYTES;
 	h.nbuckets = pow2_at_least(h.capacity);
 	h.size = layout(&h);
 	h.created_ns = dri_now_ns();

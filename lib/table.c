@@ -412,7 +412,7 @@ static uint64_t linked_owner(struct dr_registry *r, uint32_t curr)
  * marked deleted and we go round again. Inside a read-side section.
  */
 int dri_insert(struct dr_registry *r, struct dri_thread *t, uint32_t idx,
-	       const struct dri_key *k, const void *value, size_t value_len)
+	       const struct dri_key *k, const void *value, size_t value_len, uint32_t mbox)
 {
 	struct dri_entry *e = dri_entry_at(r, idx);
 	struct pos p;
@@ -421,6 +421,7 @@ int dri_insert(struct dr_registry *r, struct dri_thread *t, uint32_t idx,
 	e->pid = r->pid;
 	e->tag = k->tag;
 	e->name_len = (uint8_t)k->len;
+	e->mbox = mbox;
 	memcpy(e->name, k->name, k->len < DRI_NAME_INLINE ? k->len : DRI_NAME_INLINE);
 	if (k->len > DRI_NAME_INLINE)
 		memcpy(dri_ext_at(r, idx)->name, k->name + DRI_NAME_INLINE,
@@ -442,7 +443,10 @@ int dri_insert(struct dr_registry *r, struct dri_thread *t, uint32_t idx,
 			if (owner == 0)
 				continue;
 			if (owner == r->owner) {
-				rc = value_update(r, DRI_LINK_IDX(p.curr), value, value_len);
+				/* Our own name: a new value; but it stays served
+				 * by the mailbox it was registered with. */
+				rc = dri_entry_at(r, DRI_LINK_IDX(p.curr))->mbox != mbox ? -EEXIST :
+				     value_update(r, DRI_LINK_IDX(p.curr), value, value_len);
 				dri_free_unpublished(r, idx);
 				return rc;
 			}
@@ -477,7 +481,7 @@ int dri_insert(struct dr_registry *r, struct dri_thread *t, uint32_t idx,
  * -ENOENT. Inside a read-side section.
  */
 int dri_update_existing(struct dr_registry *r, struct dri_thread *t, const struct dri_key *k,
-			const void *value, size_t value_len)
+			const void *value, size_t value_len, uint32_t mbox)
 {
 	struct pos p;
 	int rc = search(r, t, k, &p);
@@ -487,7 +491,8 @@ int dri_update_existing(struct dr_registry *r, struct dri_thread *t, const struc
 		return rc < 0 ? rc : -ENOENT;
 	owner = linked_owner(r, p.curr);
 	if (owner == r->owner)
-		return value_update(r, DRI_LINK_IDX(p.curr), value, value_len);
+		return dri_entry_at(r, DRI_LINK_IDX(p.curr))->mbox != mbox ? -EEXIST :
+		       value_update(r, DRI_LINK_IDX(p.curr), value, value_len);
 	return owner && dri_owner_alive(r, owner) ? -EEXIST : -ENOENT;
 }
 
@@ -495,7 +500,8 @@ int dri_update_existing(struct dr_registry *r, struct dri_thread *t, const struc
  * Look a name up. Inside a read-side section; loads only. Marked entries
  * are skipped, not unlinked.
  */
-int dri_lookup(struct dr_registry *r, const struct dri_key *k, struct dr_entry *out)
+int dri_lookup(struct dr_registry *r, const struct dri_key *k, struct dr_entry *out,
+	       uint32_t *mbox)
 {
 	uint32_t curr = ld_acq32(&r->buckets[k->hash & r->mask]), steps = 0;
 	uint32_t fp = DRI_TAG_FP(k->tag);
@@ -516,6 +522,8 @@ int dri_lookup(struct dr_registry *r, const struct dri_key *k, struct dr_entry *
 			if (c == 0 && !(nx & DRI_MARK)) {
 				if (out)
 					dri_value_read(r, ci - 1, out);
+				if (mbox)
+					*mbox = e->mbox;
 				return 0;
 			}
 			if (c > 0)

@@ -64,6 +64,14 @@ extern "C" {
 #define DR_DEFAULT_MAX_PROCS 1024u
 /* Reader (thread) slots used when dr_options.max_threads is 0. */
 #define DR_DEFAULT_MAX_THREADS 4096u
+/* Mailboxes used when dr_options.max_mailboxes is 0. */
+#define DR_DEFAULT_MAX_MAILBOXES 128u
+/* Lanes (see dr_mailbox_open) used when dr_options.max_lanes is 0. */
+#define DR_DEFAULT_MAX_LANES 128u
+/* Bytes of each lane's ring when dr_options.lane_bytes is 0: 128 KiB. The
+ * largest message is a lane's ring less DR_MSG_OVERHEAD bytes. */
+#define DR_DEFAULT_LANE_BYTES (128u * 1024u)
+#define DR_MSG_OVERHEAD 176u
 
 /* One open segment, per process. Opaque. */
 typedef struct dr_registry dr_registry;
@@ -103,6 +111,18 @@ struct dr_options {
 	uint32_t mode;
 	/* DR_OPEN_* flags. */
 	uint32_t flags;
+	/* Most mailboxes open at once, over all processes; 0 means
+	 * DR_DEFAULT_MAX_MAILBOXES. At most 65535. */
+	uint32_t max_mailboxes;
+	/* Lanes: one carries the messages of one sending process to one
+	 * mailbox, so this bounds the (sender, mailbox) pairs in use at once;
+	 * 0 means DR_DEFAULT_MAX_LANES. At most 1 << 20. */
+	uint32_t max_lanes;
+	/* Bytes of each lane's ring: a power of two from 4096 to 1 << 30; 0
+	 * means DR_DEFAULT_LANE_BYTES. The largest message is this less
+	 * DR_MSG_OVERHEAD (130896 bytes by default). Memory: max_lanes times
+	 * this (16 MiB by default). */
+	uint32_t lane_bytes;
 };
 
 /*
@@ -287,6 +307,11 @@ struct dr_stats {
 	uint64_t epoch;          /* the grace-period epoch */
 	uint64_t next_regid;     /* above every registration id handed out */
 	uint64_t segment_bytes;  /* size of the segment */
+	uint32_t max_mailboxes;  /* mailbox slots */
+	uint32_t mailboxes;      /* mailboxes open (their owner alive or not yet reaped) */
+	uint32_t max_lanes;      /* lanes */
+	uint32_t lanes;          /* lanes held by a sender */
+	uint32_t message_max;    /* the largest message, in bytes */
 };
 
 /*
@@ -306,6 +331,178 @@ int dr_stats(dr_registry *r, struct dr_stats *out);
  * state. Errors: -EBADMSG, -ECHILD, -EUSERS.
  */
 int dr_check(dr_registry *r, char *msg, size_t msg_len);
+
+/* ---------------------------------------------------------------------- */
+/*
+ * Mailboxes and messages: distreg's call, cast and inform, on one host.
+ *
+ * A process opens a mailbox and serves names through it (dr_serve): any
+ * process of the host then sends to a name, and the messages arrive in that
+ * mailbox, tagged with the name and the registration they were sent to. One
+ * mailbox can serve any number of names (one process hosting thousands of
+ * workers), or one each. Messages travel through shared memory only: the
+ * segment holds, besides the table, a pool of lanes, each a ring from one
+ * sending process to one mailbox, claimed on the first send and kept.
+ *
+ * Delivery:
+ *  - A message is delivered whole or not at all: a sender killed in the
+ *    middle of a send leaves nothing the receiver sees.
+ *  - Messages from one sending process to one mailbox arrive in the order
+ *    they were sent (all threads of the process together).
+ *  - A message is delivered only to the registration it was sent to: if the
+ *    name was unregistered, or its owner died and the name was registered
+ *    again, before the receiver takes the message, it is discarded (a call
+ *    is answered with -ENOENT).
+ *  - A message reported as sent is in the mailbox's lane; it is lost only
+ *    if the mailbox is closed, or its process dies, before it is received.
+ *  - A full lane makes a send fail with -EAGAIN at once, or wait up to the
+ *    timeout the caller gives (-ETIMEDOUT); nothing is dropped to make room.
+ *  - A receiver that dies with calls pending: each caller gets -EOWNERDEAD
+ *    within 100 ms (the caller checks the receiver's liveness every 20 ms
+ *    while it waits).
+ *
+ * Waiting costs no CPU once idle: a receiver spins for up to about 20 us
+ * for the next message, then sleeps until a sender wakes it (one wake-up
+ * per sleep, however many messages). The wake-ups are datagrams on an
+ * abstract Unix socket, so the processes of a segment must share a network
+ * namespace (they share /dev/shm already).
+ */
+
+/* Message kinds, as struct dr_msg.kind gives them. */
+#define DR_MSG_CALL 1    /* a request: answer it with dr_reply() */
+#define DR_MSG_CAST 2    /* distreg's cast: no reply */
+#define DR_MSG_INFO 3    /* distreg's inform (dr_send): a plain message */
+#define DR_MSG_REPLY 4   /* the completion of an asynchronous call */
+#define DR_MSG_SYSTEM 5  /* an event from the library or the bridge */
+
+typedef struct dr_mailbox dr_mailbox;
+
+/* A received message. The pointers stay valid until the next dr_recv() on
+ * the mailbox, or dr_mailbox_close(). */
+struct dr_msg {
+	int kind;                    /* DR_MSG_* */
+	int status;                  /* REPLY: 0, or the call's error (negative) */
+	const unsigned char *name;   /* CALL, CAST, INFO: the name it was sent to */
+	size_t name_len;             /* 0 for REPLY and SYSTEM */
+	uint64_t regid;              /* the registration it was sent to */
+	pid_t sender;                /* the sending process */
+	uint64_t call_id;            /* CALL: its id; REPLY: the id dr_call_async gave */
+	const void *data;            /* the payload */
+	size_t len;
+	uint32_t reply_to;           /* private: where dr_reply() sends the answer */
+};
+
+/*
+ * Open a mailbox for this process and return it in *out. Its descriptor
+ * (dr_mailbox_fd) polls readable when messages may wait.
+ * Errors: -EUSERS all max_mailboxes are open by live processes; -EINVAL;
+ * -ECHILD, -ENOLCK as for dr_register(); -ENOMEM, -EMFILE from the system.
+ * Thread-safe.
+ */
+int dr_mailbox_open(dr_registry *r, dr_mailbox **out);
+
+/*
+ * Unregister every name served through the mailbox, discard the messages
+ * it holds and free it. Accepts NULL. No other thread may use it any more.
+ */
+void dr_mailbox_close(dr_mailbox *mb);
+
+/*
+ * A descriptor for an epoll, libuv or libev loop: once dr_recv() has
+ * returned -EAGAIN or -ETIMEDOUT, it polls readable (POLLIN) as soon as a
+ * message arrives. So: receive with timeout 0 until -EAGAIN, then poll. It
+ * may also be readable when nothing waits. Do not read it or close it.
+ */
+int dr_mailbox_fd(const dr_mailbox *mb);
+
+/*
+ * Register name, as dr_register() does, and have messages for it delivered
+ * to mb. Errors as for dr_register(); -EINVAL mb NULL.
+ */
+int dr_serve(dr_mailbox *mb, const char *name, const void *value, size_t value_len);
+int dr_serve_bin(dr_mailbox *mb, const void *name, size_t name_len, const void *value,
+		 size_t value_len);
+
+/*
+ * Take the next message from mb into *msg, waiting up to timeout_ms
+ * milliseconds (0: do not wait; -1: wait for ever). One thread at a time
+ * receives from a mailbox. A CALL must be answered with dr_reply() before
+ * the next dr_recv() to use msg's pointers, or after it with a copy of msg.
+ * Errors: -EAGAIN nothing waits (timeout 0); -ETIMEDOUT; -EBADMSG a lane
+ * of the mailbox held a corrupt record (another process wrote the segment):
+ * that lane's content was dropped, the next call goes on with the others;
+ * -EINVAL; -ECHILD; -ENOLCK.
+ */
+int dr_recv(dr_mailbox *mb, struct dr_msg *msg, int timeout_ms);
+
+/*
+ * Answer the call msg (received from mb) with len bytes of data (status 0),
+ * or fail it with a negative errno of your choice as status
+ * (dr_reply_error). Errors: -EINVAL msg is not a CALL; -EMSGSIZE; -ENOENT
+ * the caller is gone (died, timed out and closed its mailbox); -EAGAIN the
+ * lane to the caller is full; -EUSERS no lane free.
+ */
+int dr_reply(dr_mailbox *mb, const struct dr_msg *msg, const void *data, size_t len);
+int dr_reply_error(dr_mailbox *mb, const struct dr_msg *msg, int status);
+
+/*
+ * Call name: send req (req_len bytes) and wait up to timeout_ms (-1: for
+ * ever) for the answer, which is copied into reply (*reply_len bytes of
+ * room on entry, the answer's length on return). The calling thread uses a
+ * mailbox of its own for answers, opened on its first call.
+ * Errors: -ENOENT name not registered, or its registration ended before the
+ * worker took the call; -EDESTADDRREQ the name is registered without a
+ * mailbox (dr_register, not dr_serve); -ETIMEDOUT; -EOWNERDEAD the worker
+ * died (or closed its mailbox) before answering; -EMSGSIZE req longer than
+ * the largest message, or the answer longer than *reply_len (which then
+ * holds the answer's length; the answer is dropped); -EAGAIN the worker's
+ * lane is full and timeout_ms is 0; -EUSERS no lane or mailbox free; any
+ * negative errno the worker failed the call with (dr_reply_error); and the
+ * errors of dr_whereis(). Thread-safe.
+ */
+int dr_call(dr_registry *r, const char *name, const void *req, size_t req_len, void *reply,
+	    size_t *reply_len, int timeout_ms);
+int dr_call_bin(dr_registry *r, const void *name, size_t name_len, const void *req,
+		size_t req_len, void *reply, size_t *reply_len, int timeout_ms);
+
+/*
+ * Call name without waiting: the answer arrives in mb as a DR_MSG_REPLY with
+ * the call id stored in *call_id, status 0 and the data; or with a negative
+ * status: -ENOENT, -EOWNERDEAD, -ETIMEDOUT (no answer within timeout_ms;
+ * -1: never), or the worker's own. Many calls may be in flight from one
+ * thread. Errors (the call was not sent): as for dr_call(). Thread-safe
+ * with respect to other senders; call_id may be NULL.
+ */
+int dr_call_async(dr_mailbox *mb, const char *name, const void *req, size_t req_len,
+		  int timeout_ms, uint64_t *call_id);
+int dr_call_async_bin(dr_mailbox *mb, const void *name, size_t name_len, const void *req,
+		      size_t req_len, int timeout_ms, uint64_t *call_id);
+
+/*
+ * distreg's cast (DR_MSG_CAST) and inform (DR_MSG_INFO): send a message, no
+ * reply. timeout_ms: how long to wait for room in a full lane (0: fail at
+ * once with -EAGAIN; -1: for ever). Errors: -ENOENT, -EDESTADDRREQ,
+ * -EMSGSIZE, -EAGAIN, -ETIMEDOUT, -EOWNERDEAD (the lane is full and its
+ * receiver is dead), -EUSERS, and the errors of dr_whereis(). Thread-safe.
+ */
+int dr_cast(dr_registry *r, const char *name, const void *msg, size_t len, int timeout_ms);
+int dr_cast_bin(dr_registry *r, const void *name, size_t name_len, const void *msg,
+		size_t len, int timeout_ms);
+int dr_send(dr_registry *r, const char *name, const void *msg, size_t len, int timeout_ms);
+int dr_send_bin(dr_registry *r, const void *name, size_t name_len, const void *msg,
+		size_t len, int timeout_ms);
+
+/* The largest message r's segment carries, in bytes. */
+size_t dr_message_max(const dr_registry *r);
+
+/* Counters of a mailbox. */
+struct dr_mailbox_stats {
+	uint64_t stale;   /* messages dropped: their registration had ended */
+	uint64_t late;    /* replies dropped: their call had ended (timed out) */
+	uint64_t corrupt; /* lanes dropped for a corrupt record */
+	uint32_t lanes;   /* lanes attached now */
+};
+int dr_mailbox_stats(dr_mailbox *mb, struct dr_mailbox_stats *out);
 
 /* The segment name this handle has open. Never NULL for a valid handle. */
 const char *dr_segment_name(const dr_registry *r);

@@ -12,7 +12,11 @@
  *            dr_stats and dr_reap;
  *   opener   opens a handle, registers, closes it; every fourth round a
  *            child of it registers names and is SIGKILLed, leaving dead
- *            owners to reap and names to take over.
+ *            owners to reap and names to take over;
+ *   echo     serves names through a mailbox, answers every call with its
+ *            request and takes casts; reopens its mailbox now and then;
+ *   caller   calls the echo worker (waiting and asynchronously) and casts
+ *            to it, checking every answer.
  * Every name anyone registers in these tests carries a self-checking value
  * (stress.h), so a torn value or one from another registration is caught
  * wherever it is seen. When stopped, every mix process closes its handle,
@@ -24,7 +28,7 @@
 #include "mixer.h"
 
 #define PMIX_WRITERS 2
-#define PMIX_PROCS (PMIX_WRITERS + 2)
+#define PMIX_PROCS (PMIX_WRITERS + 4)
 
 struct pmix {
 	const char *seg;
@@ -196,6 +200,102 @@ static inline int pmix_opener(void *arg)
 	return 0;
 }
 
+/* The echo worker: serves "mix.echo" from a mailbox it reopens every 200
+ * messages, answering calls with their request. */
+static inline int pmix_echo(void *arg)
+{
+	struct pmix *x = arg;
+	dr_registry *r = pmix_open(x, "echo");
+	struct stress_value v;
+	struct dr_msg m;
+	dr_mailbox *mb = NULL;
+	int rc, n = 0;
+
+	while (!pmix_stopped(x)) {
+		if (!mb) {
+			if ((rc = dr_mailbox_open(r, &mb)))
+				CHILD_FAIL(x->rep, "mix echo: dr_mailbox_open: %s", dr_strerror(rc));
+			rc = dr_serve(mb, "mix.echo", &v, stress_value_make(&v, "mix.echo", getpid(), 0, 1));
+			if (rc == -ENOSPC || rc == -EBUSY) {
+				dr_mailbox_close(mb);
+				mb = NULL;
+				stress_sleep_us(1000);
+				continue;
+			}
+			if (rc)
+				CHILD_FAIL(x->rep, "mix echo: dr_serve: %s", dr_strerror(rc));
+		}
+		rc = dr_recv(mb, &m, 20);
+		if (rc == -ETIMEDOUT)
+			continue;
+		if (rc)
+			CHILD_FAIL(x->rep, "mix echo: dr_recv: %s", dr_strerror(rc));
+		if (m.kind == DR_MSG_CALL) {
+			rc = dr_reply(mb, &m, m.data, m.len);
+			if (rc && rc != -ENOENT && rc != -EAGAIN)
+				CHILD_FAIL(x->rep, "mix echo: dr_reply: %s", dr_strerror(rc));
+		}
+		if (++n % 200 == 0) {
+			dr_mailbox_close(mb);
+			mb = NULL;
+		}
+		x->rounds[PMIX_WRITERS + 2]++;
+	}
+	dr_mailbox_close(mb);
+	dr_close(r);
+	return 0;
+}
+
+/* The caller: calls (waiting and not) and casts to the echo worker; an
+ * answer must be the request itself. The worker reopens its mailbox, so
+ * -ENOENT and -EOWNERDEAD are answers too. */
+static inline int pmix_caller(void *arg)
+{
+	struct pmix *x = arg;
+	dr_registry *r = pmix_open(x, "caller");
+	uint64_t seq = 0, id, sent[1024] = { 0 }; /* the request of call id % 1024 */
+	struct dr_msg m;
+	dr_mailbox *mb;
+	int rc;
+
+	if ((rc = dr_mailbox_open(r, &mb)))
+		CHILD_FAIL(x->rep, "mix caller: dr_mailbox_open: %s", dr_strerror(rc));
+	while (!pmix_stopped(x)) {
+		uint64_t got = 0;
+		size_t len = sizeof(got);
+
+		seq++;
+		rc = dr_call(r, "mix.echo", &seq, sizeof(seq), &got, &len, 200);
+		if (rc == 0 && (len != sizeof(seq) || got != seq))
+			CHILD_FAIL(x->rep, "mix caller: call %llu answered %llu",
+				   (unsigned long long)seq, (unsigned long long)got);
+		if (rc && rc != -ENOENT && rc != -EOWNERDEAD && rc != -ETIMEDOUT && rc != -EAGAIN &&
+		    rc != -EUSERS)
+			CHILD_FAIL(x->rep, "mix caller: dr_call: %s", dr_strerror(rc));
+		(void)dr_cast(r, "mix.echo", &seq, sizeof(seq), 0);
+		for (int k = 0; k < 8; k++) {
+			uint64_t req = seq * 8 + (uint64_t)k;
+
+			if (dr_call_async(mb, "mix.echo", &req, sizeof(req), 200, &id) == 0)
+				sent[id % 1024] = req;
+		}
+		while ((rc = dr_recv(mb, &m, 0)) == 0) {
+			if (m.kind != DR_MSG_REPLY)
+				CHILD_FAIL(x->rep, "mix caller: a message of kind %d", m.kind);
+			if (m.status == 0 && (m.len != sizeof(seq) ||
+					      memcmp(m.data, &sent[m.call_id % 1024], sizeof(seq)) != 0))
+				CHILD_FAIL(x->rep, "mix caller: call %llu answered with another's request",
+					   (unsigned long long)m.call_id);
+		}
+		if (rc != -EAGAIN)
+			CHILD_FAIL(x->rep, "mix caller: dr_recv: %s", dr_strerror(rc));
+		x->rounds[PMIX_WRITERS + 3]++;
+	}
+	dr_mailbox_close(mb);
+	dr_close(r);
+	return 0;
+}
+
 /* Start the mix on seg, reporting into rep. */
 static inline void pmix_start(struct pmix *x, const char *seg, struct stress_report *rep)
 {
@@ -208,6 +308,8 @@ static inline void pmix_start(struct pmix *x, const char *seg, struct stress_rep
 	}
 	x->pids[PMIX_WRITERS] = stress_spawn(pmix_reader, x);
 	x->pids[PMIX_WRITERS + 1] = stress_spawn(pmix_opener, x);
+	x->pids[PMIX_WRITERS + 2] = stress_spawn(pmix_echo, x);
+	x->pids[PMIX_WRITERS + 3] = stress_spawn(pmix_caller, x);
 }
 
 /* Let it run for ms, stop it, and wait until every mix process has left

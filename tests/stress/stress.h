@@ -187,6 +187,7 @@ static inline int stress_open_opts(const char *segment, uint32_t capacity, uint3
 		.capacity = capacity,
 		.max_procs = STRESS_MAX_PROCS,
 		.max_threads = max_threads ? max_threads : STRESS_MAX_THREADS,
+		.max_lanes = 16, /* the default would add 16 MiB to every segment */
 	};
 	*out = NULL;
 	return dr_open(&o, out);

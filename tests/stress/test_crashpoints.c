@@ -19,7 +19,9 @@
  *     allocator's scan);  4 fill the table to -ENOSPC and drain it, 4 times
  *     (reclamation);  5 open 4 more handles, register 3
  *     names on each and dr_close() it;  6 create 4 new segments, a name in
- *     each;  7 dr_close().
+ *     each;  7 open a mailbox, serve a name through it, cast to it and
+ *     receive, close it, 4 times;  8 dr_close(). D also leaves 4 mailboxes
+ *     with a message each.
  *  V  the verifier, a fresh process once C is dead: dr_open(), dr_reap(),
  *     dr_check() == 0, dr_stats() accounts for every entry and shows nothing
  *     dead, retired or in flight; B's names are intact with their values and
@@ -199,6 +201,23 @@ static int doomed(void *arg)
 		snprintf(name, sizeof(name), "d.%d", i);
 		reg_or_fail(s, r, name, 2, (uint64_t)i);
 	}
+	/* Mailboxes, each with a message in a lane of D's own, for C to
+	 * reap with D. */
+	for (int i = 0; i < REPEAT; i++) {
+		dr_mailbox *mb;
+		int rc;
+
+		struct stress_value v;
+
+		snprintf(name, sizeof(name), "dm.%d", i);
+		rc = dr_mailbox_open(r, &mb);
+		if (!rc)
+			rc = dr_serve(mb, name, &v, stress_value_make(&v, name, getpid(), 2, 50));
+		if (!rc)
+			rc = dr_cast(r, name, "x", 1, 0);
+		if (rc)
+			CHILD_FAIL(&s->rep, "D: mailbox %s: %s", name, dr_strerror(rc));
+	}
 	kid_say(&s->rep, 'r');
 	(void)stress_read_byte(kid_rd, &c, STRESS_WAIT_S); /* SIGKILLed meanwhile */
 	_exit(3);
@@ -287,9 +306,9 @@ static int crasher(void *arg)
 	/* In stop mode the mix may have reaped some of D's names already, and
 	 * left dead processes' names of its own: D's must be gone, whoever
 	 * reaped them. */
-	if (rc || (!s->stop && n != ND / 2))
+	if (rc || (!s->stop && n != ND / 2 + REPEAT))
 		CHILD_FAIL(&s->rep, "phase 3: dr_reap: %s, %u names reaped, want %d", dr_strerror(rc), n,
-			   ND / 2);
+			   ND / 2 + REPEAT);
 	for (int k = ND / 2; k < ND; k++) {
 		snprintf(name, sizeof(name), "d.%d", k);
 		if (dr_whereis(r, name, NULL) != -ENOENT)
@@ -368,9 +387,43 @@ static int crasher(void *arg)
 		dr_close(h);
 	}
 
-	STEP(7, 0);
-	dr_close(r);
+	for (int k = 0; k < REPEAT; k++) {
+		dr_mailbox *mb;
+		struct dr_msg m;
+
+		snprintf(name, sizeof(name), "cm.%d", k);
+		STEP(7, 10 * k);
+		rc = dr_mailbox_open(r, &mb);
+		if (rc)
+			CHILD_FAIL(&s->rep, "phase 7: dr_mailbox_open: %s", dr_strerror(rc));
+		STEP(7, 10 * k + 1);
+		rc = dr_serve(mb, name, &v, stress_value_make(&v, name, getpid(), 7, (uint64_t)k));
+		if (rc)
+			CHILD_FAIL(&s->rep, "phase 7: serve %s: %s", name, dr_strerror(rc));
+		for (int j = 0; j < REPEAT; j++) {
+			STEP(7, 10 * k + 2 + j);
+			rc = dr_cast(r, name, &j, sizeof(j), 1000);
+			if (rc)
+				CHILD_FAIL(&s->rep, "phase 7: cast %d to %s: %s", j, name,
+					   dr_strerror(rc));
+		}
+		for (int j = 0; j < REPEAT; j++) {
+			STEP(7, 10 * k + 6);
+			rc = dr_recv(mb, &m, 1000);
+			if (rc || m.kind != DR_MSG_CAST || m.len != sizeof(j) ||
+			    memcmp(m.data, &j, sizeof(j)) != 0)
+				CHILD_FAIL(&s->rep, "phase 7: message %d of %s: %s", j, name,
+					   dr_strerror(rc));
+		}
+		STEP(7, 10 * k + 7);
+		dr_mailbox_close(mb);
+		if (dr_whereis(r, name, NULL) != -ENOENT)
+			CHILD_FAIL(&s->rep, "phase 7: %s outlived its mailbox", name);
+	}
+
 	STEP(8, 0);
+	dr_close(r);
+	STEP(9, 0);
 	return 0; /* the point was never reached: the parent fails the test */
 }
 
@@ -425,7 +478,8 @@ static int verifier(void *arg)
 	struct dr_entry e;
 	dr_registry *r;
 	char name[48], why[200], msg[256];
-	static const char *const gone[] = { "keep.%d", "c.%d", "d.%d", "fill.0.%d", "e.0.%d", "m.%d" };
+	static const char *const gone[] = { "keep.%d", "c.%d", "d.%d", "fill.0.%d", "e.0.%d", "m.%d",
+					    "cm.%d", "dm.%d" };
 	unsigned n;
 	int rc;
 
@@ -439,6 +493,8 @@ static int verifier(void *arg)
 		st.free_entries == CAPACITY - NB,
 		"after dr_reap: live %u (want %d) dead %u retired %u inflight %u free %u",
 		s->point, s->skip, st.live, NB, st.dead, st.retired, st.inflight, st.free_entries);
+	V_CHECK(st.mailboxes == 0 && st.lanes == 0, "%u mailboxes and %u lanes left after dr_reap",
+		s->point, s->skip, st.mailboxes, st.lanes);
 	V_CHECK(st.procs == 2, "%u live processes attached, want 2 (B and V)", s->point, s->skip,
 		st.procs);
 	rc = dr_foreach(r, walk_fn, &w);
@@ -510,7 +566,7 @@ static int verifier(void *arg)
 
 static const char *const phase_names[] = {
 	"", "open", "register/update/unregister", "takeover/reap", "fill/drain",
-	"extra handles", "new segments", "close", "finished",
+	"extra handles", "new segments", "mailboxes", "close", "finished",
 };
 
 /*
@@ -638,7 +694,7 @@ static bool crash_run(const char *point, int skip, bool stop, bool must_reach)
 	ASSERT_REPORT_CLEAN(&s->rep);
 	cr_assert_eq(st, 0, "V ended with %d", st);
 
-	reached = stop ? paused : s->c_phase != 8;
+	reached = stop ? paused : s->c_phase != 9;
 	kid_close(&b);
 	kid_close(&d);
 	kid_close(&c);

@@ -1193,6 +1193,7 @@ static int open_seg(const char *seg, uint32_t flags, dr_registry **r)
 	struct dr_options o = {
 		.segment = seg, .capacity = BODY_CAPACITY, .max_procs = BODY_PROCS,
 		.max_threads = BODY_THREADS, .flags = flags | DR_OPEN_NOCREATE,
+		.max_mailboxes = 4, .max_lanes = 4, .lane_bytes = 4096,
 	};
 	*r = NULL;
 	return dr_open(&o, r);
@@ -1280,7 +1281,7 @@ Test(fuzz, body)
 	const char *seg = seg_new("fuzzb");
 	struct dr_options o = {
 		.segment = seg, .capacity = BODY_CAPACITY, .max_procs = BODY_PROCS,
-		.max_threads = BODY_THREADS,
+		.max_threads = BODY_THREADS, .max_mailboxes = 4, .max_lanes = 4, .lane_bytes = 4096,
 	};
 	struct child_res *res = res_map();
 	static struct body_round br;
@@ -1427,6 +1428,10 @@ static void relayout(struct dri_header *h, uint32_t cap, uint32_t procs, uint32_
 	off += (uint64_t)cap * sizeof(struct dri_entry);
 	h->off_ext = off;
 	off += (uint64_t)cap * sizeof(struct dri_ext);
+	h->off_mboxes = off;
+	off += (uint64_t)h->max_mailboxes * sizeof(struct dri_mbox);
+	h->off_lanes = off;
+	off += (uint64_t)h->max_lanes * (sizeof(struct dri_lane) + h->lane_bytes);
 	h->size = align_up(off, off >= (8ull << 20) ? DRI_HUGE_PAGE : 4096);
 }
 
@@ -1441,6 +1446,7 @@ static const struct hdr_field hdr_fields[] = {
 	HF(seed), HF(capacity), HF(nbuckets), HF(max_procs),
 	HF(max_threads), HF(off_procs), HF(off_readers),
 	HF(off_states), HF(off_buckets), HF(off_entries), HF(off_ext),
+	HF(max_mailboxes), HF(max_lanes), HF(lane_bytes), HF(off_mboxes), HF(off_lanes),
 	HF(creator_pid), HF(rcu_mode), HF(epoch),
 	HF(next_regid), HF(readers_hwm),
 };
@@ -1495,12 +1501,17 @@ static int expected_open(const uint8_t *b, size_t len, uint64_t format)
 		nb <<= 1;
 	if (h.nbuckets != nb || (h.rcu_mode != DRI_RCU_MEMBARRIER && h.rcu_mode != DRI_RCU_FENCE))
 		return -EBADMSG;
+	if (h.max_mailboxes == 0 || h.max_mailboxes > DRI_MAX_MAILBOXES || h.max_lanes == 0 ||
+	    h.max_lanes > DRI_MAX_LANES || h.lane_bytes < DRI_MIN_LANE_BYTES ||
+	    h.lane_bytes > DRI_MAX_LANE_BYTES || (h.lane_bytes & (h.lane_bytes - 1)))
+		return -EBADMSG;
 	want = h;
 	relayout(&want, h.capacity, h.max_procs, h.max_threads);
 	if (want.size != h.size || want.off_procs != h.off_procs ||
 	    want.off_readers != h.off_readers || want.off_states != h.off_states ||
 	    want.off_buckets != h.off_buckets || want.off_entries != h.off_entries ||
-	    want.off_ext != h.off_ext || len < h.size)
+	    want.off_ext != h.off_ext || want.off_mboxes != h.off_mboxes ||
+	    want.off_lanes != h.off_lanes || len < h.size)
 		return -EBADMSG;
 	return 0;
 }
@@ -1567,6 +1578,7 @@ static int setup_hdr_child(void *arg)
 {
 	const char *seg = arg;
 	struct dr_options o = { .segment = seg, .capacity = HDR_CAPACITY,
+				.max_mailboxes = 4, .max_lanes = 4, .lane_bytes = 4096,
 				.max_procs = HDR_PROCS, .max_threads = HDR_THREADS };
 	dr_registry *r = NULL;
 	char name[32];

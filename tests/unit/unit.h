@@ -34,6 +34,10 @@
  * capacity 64 near 90 KiB, and each reap asks 64 locks, not 1024. */
 #define UNIT_MAX_PROCS 64u
 #define UNIT_MAX_THREADS 256u
+/* And few, small lanes: the defaults would add 16 MiB to every segment. */
+#define UNIT_MAX_MAILBOXES 8u
+#define UNIT_MAX_LANES 8u
+#define UNIT_LANE_BYTES 4096u
 
 /* A new segment name, unique to this test, removed again by unit_fini(). */
 static inline const char *seg_new(const char *tag)
@@ -65,6 +69,9 @@ static inline int seg_open_opts(const char *segment, uint32_t capacity,
 		.capacity = capacity,
 		.max_procs = UNIT_MAX_PROCS,
 		.max_threads = UNIT_MAX_THREADS,
+		.max_mailboxes = UNIT_MAX_MAILBOXES,
+		.max_lanes = UNIT_MAX_LANES,
+		.lane_bytes = UNIT_LANE_BYTES,
 	};
 	*out = NULL;
 	return dr_open(&o, out);

@@ -1,0 +1,310 @@
+/*
+ * call.c - the sending side of messages: call (waiting, or asynchronous with
+ * its completion delivered to a mailbox), cast, inform, and replies.
+ *
+ * A message names its target twice: by name, which the sender resolves to
+ * the registration's mailbox, and by that registration's id, which the
+ * receiver checks again when it takes the message (mailbox.c, dri_take), so
+ * a registration that ended in between never gets it.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dri.h"
+
+/* The registration of name: its regid and the mailbox it is served by. */
+static int resolve(struct dr_registry *r, const void *name, size_t len, uint64_t *regid,
+		   uint32_t *mbox)
+{
+	struct dri_thread *t;
+	struct dr_entry e;
+	struct dri_key k;
+	int err;
+
+	if (!name || len == 0)
+		return -EINVAL;
+	if (len > DR_NAME_MAX)
+		return -ENAMETOOLONG;
+	err = dri_thread_get(r, &t);
+	if (err)
+		return err;
+	dri_key_init(&k, r, name, len);
+	*mbox = 0;
+	dri_read_enter(r, t);
+	err = dri_lookup(r, &k, &e, mbox);
+	dri_read_exit(r, t);
+	if (err)
+		return err;
+	if (*mbox == 0)
+		return -EDESTADDRREQ;
+	*regid = e.regid;
+	return 0;
+}
+
+/* Send a CALL, CAST or INFO to name; *target gets its mailbox ref. */
+static int send_named(struct dr_registry *r, int kind, const void *name, size_t len,
+		      const void *data, size_t data_len, uint64_t call_id, uint32_t reply_to,
+		      uint64_t deadline, uint32_t *target)
+{
+	struct dri_rec rec = { 0 };
+	uint32_t mbox;
+	uint64_t regid;
+	int err;
+
+	if (!r)
+		return -EINVAL;
+	if (!data && data_len)
+		return -EINVAL;
+	if (data_len > dr_message_max(r))
+		return -EMSGSIZE;
+	err = resolve(r, name, len, &regid, &mbox);
+	if (err)
+		return err;
+	rec.kind = (uint8_t)kind;
+	rec.name_len = (uint8_t)len;
+	rec.regid = regid;
+	rec.call_id = call_id;
+	rec.reply_to = reply_to;
+	rec.sender_pid = r->pid;
+	rec.data_len = (uint32_t)data_len;
+	err = dri_lane_send(r, mbox, &rec, name, data, deadline);
+	if (target)
+		*target = mbox;
+	/* The registration's mailbox was closed or reopened: the name is on
+	 * its way out. */
+	return err == -ENOENT ? -ENOENT : err;
+}
+
+static uint64_t room_deadline(int timeout_ms)
+{
+	return timeout_ms == 0 ? 0 : dri_deadline(timeout_ms);
+}
+
+DR_EXPORT int dr_cast_bin(dr_registry *r, const void *name, size_t name_len, const void *msg,
+			  size_t len, int timeout_ms)
+{
+	if (timeout_ms < -1)
+		return -EINVAL;
+	return send_named(r, DR_MSG_CAST, name, name_len, msg, len, 0, 0, room_deadline(timeout_ms),
+			  NULL);
+}
+
+DR_EXPORT int dr_cast(dr_registry *r, const char *name, const void *msg, size_t len,
+		      int timeout_ms)
+{
+	return dr_cast_bin(r, name, name ? strnlen(name, DR_NAME_MAX + 1) : 0, msg, len,
+			   timeout_ms);
+}
+
+DR_EXPORT int dr_send_bin(dr_registry *r, const void *name, size_t name_len, const void *msg,
+			  size_t len, int timeout_ms)
+{
+	if (timeout_ms < -1)
+		return -EINVAL;
+	return send_named(r, DR_MSG_INFO, name, name_len, msg, len, 0, 0, room_deadline(timeout_ms),
+			  NULL);
+}
+
+DR_EXPORT int dr_send(dr_registry *r, const char *name, const void *msg, size_t len,
+		      int timeout_ms)
+{
+	return dr_send_bin(r, name, name ? strnlen(name, DR_NAME_MAX + 1) : 0, msg, len,
+			   timeout_ms);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Replies */
+
+static int reply(dr_mailbox *mb, const struct dr_msg *msg, int status, const void *data,
+		 size_t len)
+{
+	struct dri_rec rec = { 0 };
+	int err;
+
+	if (!mb || !msg || msg->kind != DR_MSG_CALL || msg->reply_to == 0 || (!data && len))
+		return -EINVAL;
+	if (mb->r->pid != dri_self_pid)
+		return -ECHILD;
+	if (dri_self_buried(mb->r))
+		return -ENOLCK;
+	if (len > dr_message_max(mb->r))
+		return -EMSGSIZE;
+	rec.kind = DR_MSG_REPLY;
+	rec.call_id = msg->call_id;
+	rec.sender_pid = mb->r->pid;
+	rec.status = status;
+	rec.data_len = (uint32_t)len;
+	err = dri_lane_send(mb->r, msg->reply_to, &rec, NULL, data, 0);
+	return err == -EOWNERDEAD ? -ENOENT : err;
+}
+
+DR_EXPORT int dr_reply(dr_mailbox *mb, const struct dr_msg *msg, const void *data, size_t len)
+{
+	return reply(mb, msg, 0, data, len);
+}
+
+DR_EXPORT int dr_reply_error(dr_mailbox *mb, const struct dr_msg *msg, int status)
+{
+	if (status >= 0)
+		return -EINVAL;
+	return reply(mb, msg, status, NULL, 0);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Asynchronous calls: the caller's mailbox keeps what is in flight. */
+
+static int pending_add(dr_mailbox *mb, uint64_t call_id, uint32_t target, uint64_t deadline)
+{
+	if (mb->npend == mb->cappend) {
+		size_t cap = mb->cappend ? mb->cappend * 2 : 64;
+		struct dri_pending *p = realloc(mb->pend, cap * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		mb->pend = p;
+		mb->cappend = cap;
+	}
+	mb->pend[mb->npend++] = (struct dri_pending){ call_id, target, deadline };
+	return 0;
+}
+
+static void pending_remove(dr_mailbox *mb, size_t i)
+{
+	mb->pend[i] = mb->pend[--mb->npend];
+}
+
+/* A reply to call_id came: true if the call is ours and was in flight
+ * (it is not any more), false if it is late or foreign. */
+bool dri_pending_take(dr_mailbox *mb, uint64_t call_id)
+{
+	for (size_t i = 0; i < mb->npend; i++) {
+		if (mb->pend[i].call_id == call_id) {
+			pending_remove(mb, i);
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Hook of dr_recv's wait, every 20 ms: a call past its deadline, or whose
+ * worker is gone, completes with -ETIMEDOUT or -EOWNERDEAD. */
+int dri_pending_look(dr_mailbox *mb, struct dr_msg *msg, void *arg)
+{
+	uint64_t now = dri_mono_ns();
+
+	(void)arg;
+	for (size_t i = 0; i < mb->npend; i++) {
+		struct dri_pending *p = &mb->pend[i];
+		int status = now >= p->deadline ? -ETIMEDOUT :
+			     !dri_mbox_alive(mb->r, p->target) ? -EOWNERDEAD : 0;
+
+		if (!status)
+			continue;
+		memset(msg, 0, sizeof(*msg));
+		msg->kind = DR_MSG_REPLY;
+		msg->status = status;
+		msg->call_id = p->call_id;
+		pending_remove(mb, i);
+		return 1;
+	}
+	return 0;
+}
+
+DR_EXPORT int dr_call_async_bin(dr_mailbox *mb, const void *name, size_t name_len,
+				const void *req, size_t req_len, int timeout_ms,
+				uint64_t *call_id)
+{
+	uint64_t id, deadline;
+	uint32_t target;
+	int err;
+
+	if (!mb || timeout_ms < -1)
+		return -EINVAL;
+	if (mb->r->pid != dri_self_pid)
+		return -ECHILD;
+	if (mb->for_replies)
+		return -EINVAL;
+	id = ++mb->next_call;
+	deadline = dri_deadline(timeout_ms);
+	err = send_named(mb->r, DR_MSG_CALL, name, name_len, req, req_len, id, mb->ref,
+			 timeout_ms == 0 ? 0 : deadline, &target);
+	if (err)
+		return err;
+	err = pending_add(mb, id, target, deadline);
+	if (err)
+		return err; /* its reply will be counted late */
+	if (call_id)
+		*call_id = id;
+	return 0;
+}
+
+DR_EXPORT int dr_call_async(dr_mailbox *mb, const char *name, const void *req, size_t req_len,
+			    int timeout_ms, uint64_t *call_id)
+{
+	return dr_call_async_bin(mb, name, name ? strnlen(name, DR_NAME_MAX + 1) : 0, req, req_len,
+				 timeout_ms, call_id);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Calls that wait */
+
+/* Hook of dr_call's wait: the worker's mailbox must still live. */
+static int worker_look(dr_mailbox *mb, struct dr_msg *msg, void *arg)
+{
+	(void)msg;
+	return dri_mbox_alive(mb->r, *(uint32_t *)arg) ? 0 : -EOWNERDEAD;
+}
+
+DR_EXPORT int dr_call_bin(dr_registry *r, const void *name, size_t name_len, const void *req,
+			  size_t req_len, void *reply_buf, size_t *reply_len, int timeout_ms)
+{
+	struct dri_thread *t;
+	struct dr_msg msg;
+	dr_mailbox *mb;
+	uint64_t id, deadline;
+	uint32_t target;
+	int err;
+
+	if (!r || timeout_ms < -1 || (reply_len && *reply_len && !reply_buf))
+		return -EINVAL;
+	err = dri_thread_get(r, &t);
+	if (err)
+		return err;
+	if (!t->reply_mb) {
+		err = dri_mailbox_open(r, true, &t->reply_mb);
+		if (err)
+			return err;
+	}
+	mb = t->reply_mb;
+	id = ++mb->next_call;
+	deadline = dri_deadline(timeout_ms);
+	err = send_named(r, DR_MSG_CALL, name, name_len, req, req_len, id, mb->ref,
+			 timeout_ms == 0 ? 0 : deadline, &target);
+	if (err)
+		return err;
+	err = dri_wait_take(mb, &msg, id, deadline, worker_look, &target);
+	if (err)
+		return err;
+	if (msg.status) {
+		err = msg.status;
+	} else if (!reply_len) {
+		/* the caller wants no data */
+	} else if (msg.len > *reply_len) {
+		*reply_len = msg.len;
+		err = -EMSGSIZE;
+	} else {
+		if (msg.len)
+			memcpy(reply_buf, msg.data, msg.len);
+		*reply_len = msg.len;
+	}
+	dri_finish(mb);
+	return err;
+}
+
+DR_EXPORT int dr_call(dr_registry *r, const char *name, const void *req, size_t req_len,
+		      void *reply_buf, size_t *reply_len, int timeout_ms)
+{
+	return dr_call_bin(r, name, name ? strnlen(name, DR_NAME_MAX + 1) : 0, req, req_len,
+			   reply_buf, reply_len, timeout_ms);
+}

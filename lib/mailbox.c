@@ -1,0 +1,901 @@
+/*
+ * mailbox.c - mailboxes and lanes: opening and closing a mailbox, serving
+ * names through it, the lanes that carry messages to it, and receiving.
+ *
+ * A lane is a byte ring with one writer (the sending process, under a
+ * mutex of its own that its threads share) and one reader (the mailbox's
+ * owner). The writer copies a record past the tail and publishes it with a
+ * release store of the tail; the reader consumes up to the tail and gives
+ * the room back with a release store of the head. Neither ever waits for
+ * the other, so a writer killed in the middle of a record leaves only bytes
+ * past the published tail, which nobody reads, and a paused writer holds
+ * back only its own lane.
+ *
+ * Who may do what with a lane (the lane's owner word is the sender's id):
+ *  - claim it: any sender, by CAS of the owner word from 0; it then sets the
+ *    target and the slot, and attaches it by CAS of a free slot of the
+ *    target mailbox's lane table;
+ *  - detach it: the mailbox's owner, when the lane targets an earlier
+ *    opening of the mailbox, or is drained and its sender dead; the
+ *    mailbox's owner at close; a reaper, when the mailbox's owner is dead;
+ *  - free it (owner word back to 0): its sender once it is detached (no
+ *    reader can be in it then), or whoever detached it from a live
+ *    mailbox because its sender was dead, or a reaper when the sender is
+ *    dead and the lane detached or its mailbox dead.
+ * The reader reads records in place, so a lane attached to a live mailbox
+ * is never freed by anyone but that mailbox's owner.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dri.h"
+
+/* How long a receiver spins for the next message before it sleeps. On
+ * these machines a wake-up across CPUs costs 30-80 us, a round trip of
+ * spinning processes 0.1-0.2 us. */
+#define SPIN_NS (20ull * 1000)
+/* How often a waiting caller looks whether its worker still lives. */
+#define LIVENESS_NS (20ull * 1000 * 1000)
+
+static uint64_t align8(uint64_t v)
+{
+	return (v + 7) & ~7ull;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Wake-ups: a datagram to the mailbox's abstract Unix socket. */
+
+static socklen_t wake_addr(const struct dr_registry *r, uint32_t ref, struct sockaddr_un *a)
+{
+	int n;
+
+	memset(a, 0, sizeof(*a));
+	a->sun_family = AF_UNIX;
+	n = snprintf(a->sun_path + 1, sizeof(a->sun_path) - 1, "distreg.%016llx.%08x",
+		     (unsigned long long)r->seed, ref);
+	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+}
+
+/* The handle's socket for sending wake-ups, made on first use. */
+static int wake_sock(struct dr_registry *r)
+{
+	int s = __atomic_load_n(&r->wake_sock, __ATOMIC_ACQUIRE);
+
+	if (s >= 0)
+		return s;
+	s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (s < 0)
+		return -1;
+	int expect = -1;
+	if (!__atomic_compare_exchange_n(&r->wake_sock, &expect, s, false, __ATOMIC_ACQ_REL,
+					 __ATOMIC_ACQUIRE)) {
+		close(s);
+		s = expect;
+	}
+	return s;
+}
+
+/* After publishing into a lane of mailbox ref: wake its owner if it sleeps
+ * (or is about to). The CAS makes one sender wake it once per sleep. */
+static void wake(struct dr_registry *r, struct dri_mbox *m, uint32_t ref)
+{
+	struct sockaddr_un a;
+	socklen_t len;
+	int s;
+
+	cmm_smp_mb(); /* our tail before its waiting flag: pairs with recv's */
+	if (!CMM_LOAD_SHARED(m->waiting) || uatomic_cmpxchg(&m->waiting, 1, 0) != 1)
+		return;
+	s = wake_sock(r);
+	if (s < 0)
+		return; /* it wakes at its next liveness look, at most 100 ms on */
+	len = wake_addr(r, ref, &a);
+	(void)sendto(s, "", 1, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&a, len);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Mailbox slots */
+
+/* Whether the slot of ref still holds the opening ref names. */
+static bool mbox_current(struct dr_registry *r, uint32_t ref)
+{
+	uint32_t idx = DRI_MBOX_IDX(ref);
+	struct dri_mbox *m;
+
+	if (idx >= r->max_mailboxes)
+		return false;
+	m = &r->mboxes[idx];
+	return ld_acq64(&m->owner) != 0 && (ld_acq32(&m->gen) & 0xffffu) == DRI_MBOX_GEN(ref);
+}
+
+/* Whether the opening ref is current and its owner alive (a syscall). */
+bool dri_mbox_alive(struct dr_registry *r, uint32_t ref)
+{
+	uint64_t o;
+
+	if (!mbox_current(r, ref))
+		return false;
+	o = ld_acq64(&r->mboxes[DRI_MBOX_IDX(ref)].owner);
+	return o != 0 && dri_owner_alive(r, o);
+}
+
+/* Lane index + 1 in slot s of m, or 0 (also for a value out of range). */
+static uint32_t table_lane(struct dr_registry *r, struct dri_mbox *m, uint32_t s)
+{
+	uint32_t v = ld_acq32(&m->lane[s]);
+
+	return v <= r->max_lanes ? v : 0;
+}
+
+/*
+ * Free what dead processes hold: mailboxes (their lane tables cleared) and
+ * lanes (detached first if they were attached). A dead sender's lane that
+ * is attached to a live mailbox is left to that mailbox's owner, who may be
+ * reading it and frees it once drained. Returns how many were freed.
+ */
+unsigned dri_reap_mailboxes(struct dr_registry *r)
+{
+	unsigned n = 0;
+
+	for (uint32_t i = 0; i < r->max_mailboxes; i++) {
+		struct dri_mbox *m = &r->mboxes[i];
+		uint64_t o = ld_acq64(&m->owner);
+
+		if (o == 0 || o == r->owner || !dri_owner_gone(r, o))
+			continue;
+		DRI_CRASHPOINT(reap_mbox);
+		for (uint32_t s = 0; s < DRI_MBOX_LANES; s++) {
+			uint32_t v = ld_acq32(&m->lane[s]);
+			if (v)
+				uatomic_cmpxchg(&m->lane[s], v, 0);
+		}
+		if (uatomic_cmpxchg(&m->owner, o, 0) == o)
+			n++;
+	}
+	for (uint32_t i = 0; i < r->max_lanes; i++) {
+		struct dri_lane *l = dri_lane_at(r, i);
+		uint64_t o = ld_acq64(&l->owner);
+		uint32_t target, slot, midx;
+		bool attached = false;
+
+		if (o == 0 || o == r->owner || !dri_owner_gone(r, o))
+			continue;
+		target = CMM_LOAD_SHARED(l->target);
+		slot = CMM_LOAD_SHARED(l->slot);
+		midx = DRI_MBOX_IDX(target);
+		if (midx < r->max_mailboxes && slot < DRI_MBOX_LANES) {
+			struct dri_mbox *m = &r->mboxes[midx];
+
+			attached = ld_acq32(&m->lane[slot]) == i + 1;
+			if (attached && dri_mbox_alive(r, target))
+				continue; /* its reader drains it and frees it */
+			if (attached)
+				uatomic_cmpxchg(&m->lane[slot], i + 1, 0);
+		}
+		if (uatomic_cmpxchg(&l->owner, o, 0) == o)
+			n++;
+	}
+	return n;
+}
+
+/* Claim a mailbox slot: *idx and the ref of this opening. */
+static int mbox_claim(struct dr_registry *r, uint32_t *idx, uint32_t *ref)
+{
+	for (int pass = 0; pass < 2; pass++) {
+		for (uint32_t i = 0; i < r->max_mailboxes; i++) {
+			struct dri_mbox *m = &r->mboxes[i];
+			uint32_t gen;
+
+			if (CMM_LOAD_SHARED(m->owner) != 0 ||
+			    uatomic_cmpxchg(&m->owner, 0, r->owner) != 0)
+				continue;
+			DRI_CRASHPOINT(mbox_claimed);
+			/* Ours: a new opening. Lanes of the last one are
+			 * detached as the receiver meets them. */
+			gen = uatomic_add_return(&m->gen, 1);
+			st_rel32(&m->waiting, 0);
+			uatomic_set(&m->stale, 0);
+			uatomic_set(&m->late, 0);
+			*idx = i;
+			*ref = DRI_MBOX_REF(i, gen);
+			return 0;
+		}
+		if (pass == 0 && dri_reap_mailboxes(r) == 0)
+			break;
+	}
+	return -EUSERS;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Lanes, the sender's side */
+
+/* A lane of this handle's, by target. The mutex orders this process's
+ * threads on the lane, and so their messages. */
+struct dri_lanemap {
+	uint32_t ref;
+	uint32_t lane;
+	pthread_mutex_t mu;
+	struct dri_lanemap *next;
+};
+
+static void ring_write(uint8_t *ring, uint32_t size, uint64_t pos, const void *src, size_t n)
+{
+	uint32_t at = (uint32_t)(pos & (size - 1)), first = size - at;
+
+	if (n <= first) {
+		memcpy(ring + at, src, n);
+	} else {
+		memcpy(ring + at, src, first);
+		memcpy(ring, (const uint8_t *)src + first, n - first);
+	}
+}
+
+static void ring_read(const uint8_t *ring, uint32_t size, uint64_t pos, void *dst, size_t n)
+{
+	uint32_t at = (uint32_t)(pos & (size - 1)), first = size - at;
+
+	if (n <= first) {
+		memcpy(dst, ring + at, n);
+	} else {
+		memcpy(dst, ring + at, first);
+		memcpy((uint8_t *)dst + first, ring, n - first);
+	}
+}
+
+/* Whether lane i is still ours, targets ref and is attached to it. */
+static bool lane_usable(struct dr_registry *r, uint32_t i, uint32_t ref)
+{
+	struct dri_lane *l = dri_lane_at(r, i);
+	uint32_t slot = CMM_LOAD_SHARED(l->slot);
+
+	return ld_acq64(&l->owner) == r->owner && CMM_LOAD_SHARED(l->target) == ref &&
+	       slot < DRI_MBOX_LANES &&
+	       ld_acq32(&r->mboxes[DRI_MBOX_IDX(ref)].lane[slot]) == i + 1 &&
+	       mbox_current(r, ref);
+}
+
+/* Give back our lane i if no mailbox has it attached (no reader is in it
+ * then); else it stays ours until detached. Returns true if freed. */
+static bool lane_release(struct dr_registry *r, uint32_t i)
+{
+	struct dri_lane *l = dri_lane_at(r, i);
+	uint32_t target = CMM_LOAD_SHARED(l->target), slot = CMM_LOAD_SHARED(l->slot);
+	uint32_t midx = DRI_MBOX_IDX(target);
+
+	if (ld_acq64(&l->owner) != r->owner)
+		return true; /* a reaper freed it: we were buried */
+	if (midx < r->max_mailboxes && slot < DRI_MBOX_LANES &&
+	    ld_acq32(&r->mboxes[midx].lane[slot]) == i + 1)
+		return false;
+	st_rel64(&l->owner, 0);
+	return true;
+}
+
+/* Claim a free lane and attach it to the opening ref. */
+static int lane_claim(struct dr_registry *r, uint32_t ref, uint32_t *out)
+{
+	uint32_t n = r->max_lanes, start, midx = DRI_MBOX_IDX(ref);
+	struct dri_mbox *m;
+
+	if (midx >= r->max_mailboxes)
+		return -ENOENT;
+	m = &r->mboxes[midx];
+	start = (uint32_t)((uint64_t)r->owner * 0x9e3779b97f4a7c15ull >> 40) % n;
+	for (int pass = 0; pass < 2; pass++) {
+		for (uint32_t k = 0; k < n; k++) {
+			uint32_t i = (start + k) % n;
+			struct dri_lane *l = dri_lane_at(r, i);
+
+			if (CMM_LOAD_SHARED(l->owner) != 0 ||
+			    uatomic_cmpxchg(&l->owner, 0, r->owner) != 0)
+				continue;
+			DRI_CRASHPOINT(lane_claimed);
+			/* Ours, detached: nobody reads it. */
+			l->target = ref;
+			st_rel64(&l->head, 0);
+			st_rel64(&l->tail, 0);
+			if (!mbox_current(r, ref)) {
+				st_rel64(&l->owner, 0);
+				return -ENOENT;
+			}
+			for (uint32_t s = 0; s < DRI_MBOX_LANES; s++) {
+				if (CMM_LOAD_SHARED(m->lane[s]) != 0)
+					continue;
+				CMM_STORE_SHARED(l->slot, s);
+				if (uatomic_cmpxchg(&m->lane[s], 0, i + 1) == 0) {
+					DRI_CRASHPOINT(lane_attached);
+					*out = i;
+					return 0;
+				}
+			}
+			st_rel64(&l->owner, 0);
+			return -EUSERS; /* as many senders as its table has slots */
+		}
+		if (pass == 0 && dri_reap_mailboxes(r) == 0)
+			break;
+	}
+	return -EUSERS;
+}
+
+/* Our lane to ref, claimed on first use; *map its entry. */
+static int lane_for(struct dr_registry *r, uint32_t ref, struct dri_lanemap **map)
+{
+	struct dri_lanemap *e, **pp;
+	uint32_t lane;
+	int err;
+
+	pthread_mutex_lock(&r->send_lock);
+	for (pp = &r->lanemap; (e = *pp); pp = &e->next) {
+		if (e->ref != ref)
+			continue;
+		if (lane_usable(r, e->lane, ref)) {
+			pthread_mutex_unlock(&r->send_lock);
+			*map = e;
+			return 0;
+		}
+		/* Detached, or its mailbox reopened or gone: forget it,
+		 * and free it if nobody has it attached any more. */
+		*pp = e->next;
+		if (!lane_release(r, e->lane)) {
+			e->ref = 0; /* kept until detached */
+			e->next = r->lanes_held;
+			r->lanes_held = e;
+		} else {
+			pthread_mutex_destroy(&e->mu);
+			free(e);
+		}
+		break;
+	}
+	/* Lanes waiting to be detached: free the ones that are now. */
+	for (pp = &r->lanes_held; (e = *pp);) {
+		if (lane_release(r, e->lane)) {
+			*pp = e->next;
+			pthread_mutex_destroy(&e->mu);
+			free(e);
+		} else {
+			pp = &e->next;
+		}
+	}
+	e = calloc(1, sizeof(*e));
+	if (!e) {
+		pthread_mutex_unlock(&r->send_lock);
+		return -ENOMEM;
+	}
+	err = lane_claim(r, ref, &lane);
+	if (err) {
+		pthread_mutex_unlock(&r->send_lock);
+		free(e);
+		return err;
+	}
+	e->ref = ref;
+	e->lane = lane;
+	pthread_mutex_init(&e->mu, NULL);
+	e->next = r->lanemap;
+	r->lanemap = e;
+	pthread_mutex_unlock(&r->send_lock);
+	*map = e;
+	return 0;
+}
+
+static void sleep_ns(uint64_t ns)
+{
+	struct timespec ts = { (time_t)(ns / 1000000000ull), (long)(ns % 1000000000ull) };
+
+	nanosleep(&ts, NULL);
+}
+
+/* A deadline timeout_ms from now (UINT64_MAX for -1). */
+uint64_t dri_deadline(int timeout_ms)
+{
+	return timeout_ms < 0 ? UINT64_MAX : dri_mono_ns() + (uint64_t)timeout_ms * 1000000ull;
+}
+
+/*
+ * Send one record to the mailbox opening ref: hdr (its len is set here),
+ * then name, then data. Waits for room until deadline (0: do not wait).
+ */
+int dri_lane_send(struct dr_registry *r, uint32_t ref, struct dri_rec *hdr, const void *name,
+		  const void *data, uint64_t deadline)
+{
+	uint64_t need = align8(sizeof(*hdr) + hdr->name_len + hdr->data_len), head, tail;
+	uint64_t next_look = 0;
+	struct dri_lanemap *map;
+	struct dri_lane *l;
+	uint8_t *ring;
+	unsigned spins = 0;
+	int err;
+
+	if (need > r->lane_bytes - 8)
+		return -EMSGSIZE;
+	err = lane_for(r, ref, &map);
+	if (err)
+		return err;
+	l = dri_lane_at(r, map->lane);
+	ring = dri_lane_ring(r, map->lane);
+	pthread_mutex_lock(&map->mu);
+	tail = CMM_LOAD_SHARED(l->tail);
+	for (;;) {
+		head = ld_acq64(&l->head);
+		if (head > tail || tail - head > r->lane_bytes) {
+			err = -EBADMSG; /* someone else wrote our lane */
+			goto out;
+		}
+		if (r->lane_bytes - (tail - head) >= need)
+			break;
+		/* Full: the receiver frees room as it reads. */
+		if (!deadline) {
+			err = -EAGAIN;
+			goto out;
+		}
+		if (++spins < 64) {
+			caa_cpu_relax();
+			continue;
+		}
+		uint64_t now = dri_mono_ns();
+		if (now >= next_look) {
+			if (!dri_mbox_alive(r, ref)) {
+				err = -EOWNERDEAD;
+				goto out;
+			}
+			next_look = now + LIVENESS_NS;
+		}
+		if (now >= deadline) {
+			err = -ETIMEDOUT;
+			goto out;
+		}
+		sleep_ns(50 * 1000);
+	}
+	hdr->len = (uint32_t)need;
+	ring_write(ring, r->lane_bytes, tail, hdr, sizeof(*hdr));
+	if (hdr->name_len)
+		ring_write(ring, r->lane_bytes, tail + sizeof(*hdr), name, hdr->name_len);
+	if (hdr->data_len)
+		ring_write(ring, r->lane_bytes, tail + sizeof(*hdr) + hdr->name_len, data,
+			   hdr->data_len);
+	DRI_CRASHPOINT(send_written);
+	st_rel64(&l->tail, tail + need);
+	wake(r, &r->mboxes[DRI_MBOX_IDX(ref)], ref);
+	err = 0;
+out:
+	pthread_mutex_unlock(&map->mu);
+	return err;
+}
+
+/* At dr_close: give back the lanes nobody has attached; the others are
+ * freed by their readers or reapers once we are gone. */
+void dri_lanes_release_all(struct dr_registry *r, bool shared)
+{
+	struct dri_lanemap *lists[2] = { r->lanemap, r->lanes_held }, *e, *next;
+
+	for (int k = 0; k < 2; k++) {
+		for (e = lists[k]; e; e = next) {
+			next = e->next;
+			if (shared)
+				(void)lane_release(r, e->lane);
+			pthread_mutex_destroy(&e->mu);
+			free(e);
+		}
+	}
+	r->lanemap = r->lanes_held = NULL;
+	if (r->wake_sock >= 0)
+		close(r->wake_sock);
+	r->wake_sock = -1;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Mailboxes, the receiver's side */
+
+static int mb_begin(dr_mailbox *mb)
+{
+	if (!mb)
+		return -EINVAL;
+	if (mb->r->pid != dri_self_pid)
+		return -ECHILD;
+	if (dri_self_buried(mb->r))
+		return -ENOLCK;
+	return 0;
+}
+
+int dri_mailbox_open(struct dr_registry *r, bool for_replies, dr_mailbox **out)
+{
+	struct sockaddr_un a;
+	dr_mailbox *mb;
+	int err;
+
+	*out = NULL;
+	mb = calloc(1, sizeof(*mb));
+	if (!mb)
+		return -ENOMEM;
+	mb->r = r;
+	mb->cur_lane = -1;
+	mb->for_replies = for_replies;
+	mb->sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (mb->sock < 0) {
+		err = -errno;
+		free(mb);
+		return err;
+	}
+	err = mbox_claim(r, &mb->idx, &mb->ref);
+	if (err) {
+		close(mb->sock);
+		free(mb);
+		return err;
+	}
+	if (bind(mb->sock, (struct sockaddr *)&a, wake_addr(r, mb->ref, &a)) < 0) {
+		/* Taken: a process that held this very opening's address
+		 * (2^16 openings ago) still lives; try another slot. */
+		err = -errno;
+		st_rel64(&r->mboxes[mb->idx].owner, 0);
+		close(mb->sock);
+		free(mb);
+		return err == -EADDRINUSE ? -EUSERS : err;
+	}
+	/* A thread's mailbox for answers is its thread's to close. */
+	if (!for_replies) {
+		pthread_mutex_lock(&r->lock);
+		mb->next = r->mailboxes;
+		r->mailboxes = mb;
+		pthread_mutex_unlock(&r->lock);
+	}
+	*out = mb;
+	return 0;
+}
+
+DR_EXPORT int dr_mailbox_open(dr_registry *r, dr_mailbox **out)
+{
+	struct dri_thread *t;
+	int err;
+
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	if (!r)
+		return -EINVAL;
+	err = dri_thread_get(r, &t);
+	return err ? err : dri_mailbox_open(r, false, out);
+}
+
+DR_EXPORT int dr_mailbox_fd(const dr_mailbox *mb)
+{
+	return mb ? mb->sock : -EINVAL;
+}
+
+DR_EXPORT int dr_serve_bin(dr_mailbox *mb, const void *name, size_t name_len, const void *value,
+			   size_t value_len)
+{
+	struct dri_served *sv;
+	int err = mb_begin(mb);
+
+	if (err)
+		return err;
+	if (mb->for_replies)
+		return -EINVAL;
+	err = dri_register(mb->r, name, name_len, value, value_len, mb->ref);
+	if (err)
+		return err;
+	/* Remembered for close; a repeated serve (a value update) is kept
+	 * once. */
+	for (sv = mb->served; sv; sv = sv->next)
+		if (sv->len == name_len && memcmp(sv->name, name, name_len) == 0)
+			return 0;
+	sv = malloc(sizeof(*sv) + name_len);
+	if (!sv) {
+		dr_unregister_bin(mb->r, name, name_len);
+		return -ENOMEM;
+	}
+	sv->len = name_len;
+	memcpy(sv->name, name, name_len);
+	sv->next = mb->served;
+	mb->served = sv;
+	return 0;
+}
+
+DR_EXPORT int dr_serve(dr_mailbox *mb, const char *name, const void *value, size_t value_len)
+{
+	return dr_serve_bin(mb, name, name ? strnlen(name, DR_NAME_MAX + 1) : 0, value, value_len);
+}
+
+/* Give the room of the message dr_recv returned last back to its lane. */
+void dri_finish(dr_mailbox *mb)
+{
+	if (mb->cur_lane >= 0) {
+		st_rel64(&dri_lane_at(mb->r, (uint32_t)mb->cur_lane)->head, mb->cur_end);
+		mb->cur_lane = -1;
+	}
+}
+
+/* Detach the lane in slot s (value v) of our table, and free it if its
+ * sender is dead (we were its only reader). */
+static void detach(dr_mailbox *mb, uint32_t s, uint32_t v, bool sender_dead)
+{
+	struct dr_registry *r = mb->r;
+	struct dri_mbox *m = &r->mboxes[mb->idx];
+
+	if (uatomic_cmpxchg(&m->lane[s], v, 0) != v)
+		return;
+	DRI_CRASHPOINT(lane_detached);
+	if (sender_dead) {
+		struct dri_lane *l = dri_lane_at(r, v - 1);
+		uint64_t o = ld_acq64(&l->owner);
+
+		if (o != 0)
+			uatomic_cmpxchg(&l->owner, o, 0);
+	}
+}
+
+/* Whether name is registered with regid and served by our mailbox. */
+static bool still_ours(dr_mailbox *mb, const unsigned char *name, size_t len, uint64_t regid)
+{
+	struct dr_registry *r = mb->r;
+	struct dri_thread *t;
+	struct dr_entry e;
+	struct dri_key k;
+	uint32_t mbox = 0;
+	int rc;
+
+	if (len < 1 || len > DR_NAME_MAX || dri_thread_get(r, &t))
+		return false;
+	dri_key_init(&k, r, name, len);
+	dri_read_enter(r, t);
+	rc = dri_lookup(r, &k, &e, &mbox);
+	dri_read_exit(r, t);
+	return rc == 0 && e.regid == regid && mbox == mb->ref;
+}
+
+/*
+ * Look at every lane once, from the cursor on, for a record to deliver.
+ * Returns 1 with *msg filled (and the record current), 0 if none waits,
+ * -EBADMSG if a lane held a corrupt record (its content is dropped).
+ * filter_call: take only the REPLY to that call (a thread's dr_call);
+ * replies to other calls are dropped as late.
+ */
+int dri_take(dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call)
+{
+	struct dr_registry *r = mb->r;
+	struct dri_mbox *m = &r->mboxes[mb->idx];
+
+	for (uint32_t k = 0; k < DRI_MBOX_LANES; k++) {
+		uint32_t s = (mb->cursor + k) % DRI_MBOX_LANES, v = table_lane(r, m, s);
+		struct dri_lane *l;
+		uint64_t head, tail;
+		struct dri_rec rec;
+		uint8_t *ring;
+
+		if (!v)
+			continue;
+		l = dri_lane_at(r, v - 1);
+		if (CMM_LOAD_SHARED(l->target) != mb->ref) {
+			detach(mb, s, v, false); /* for an earlier opening */
+			continue;
+		}
+		ring = dri_lane_ring(r, v - 1);
+	again:
+		head = CMM_LOAD_SHARED(l->head);
+		tail = ld_acq64(&l->tail);
+		if (head == tail) {
+			uint64_t o = ld_acq64(&l->owner);
+
+			/* Drained, and nobody will write it again. */
+			if (o == 0 || (o != r->owner && dri_owner_gone(r, o)))
+				detach(mb, s, v, true);
+			continue;
+		}
+		if (head > tail || tail - head > r->lane_bytes)
+			goto corrupt;
+		ring_read(ring, r->lane_bytes, head, &rec, sizeof(rec));
+		if (rec.len < sizeof(rec) || (rec.len & 7) || rec.len > tail - head ||
+		    rec.name_len > DR_NAME_MAX || rec.kind < DR_MSG_CALL ||
+		    rec.kind > DR_MSG_SYSTEM ||
+		    (uint64_t)sizeof(rec) + rec.name_len + rec.data_len > rec.len)
+			goto corrupt;
+		/* In place if it does not wrap; else copied whole. */
+		const uint8_t *p;
+		uint32_t at = (uint32_t)(head & (r->lane_bytes - 1));
+		if (at + rec.len <= r->lane_bytes) {
+			p = ring + at;
+		} else {
+			if (!mb->bounce && !(mb->bounce = malloc(r->lane_bytes)))
+				return -ENOMEM;
+			ring_read(ring, r->lane_bytes, head, mb->bounce, rec.len);
+			p = mb->bounce;
+		}
+		DRI_CRASHPOINT(recv_taken);
+		mb->cur_lane = (int32_t)(v - 1);
+		mb->cur_end = head + rec.len;
+		msg->kind = rec.kind;
+		msg->status = rec.status;
+		msg->name = rec.name_len ? p + sizeof(rec) : NULL;
+		msg->name_len = rec.name_len;
+		msg->regid = rec.regid;
+		msg->sender = rec.sender_pid;
+		msg->call_id = rec.call_id;
+		msg->data = p + sizeof(rec) + rec.name_len;
+		msg->len = rec.data_len;
+		msg->reply_to = rec.reply_to;
+		if (rec.kind == DR_MSG_REPLY) {
+			if (filter_call ? rec.call_id != filter_call :
+					  !dri_pending_take(mb, rec.call_id)) {
+				uatomic_inc(&m->late);
+				dri_finish(mb);
+				goto again;
+			}
+		} else if (filter_call) {
+			/* A thread's reply mailbox gets nothing else. */
+			dri_finish(mb);
+			goto again;
+		} else if (rec.kind != DR_MSG_SYSTEM &&
+			   !still_ours(mb, msg->name, msg->name_len, msg->regid)) {
+			/* Its registration ended: not for whoever holds the
+			 * name now. A caller learns it at once. */
+			uatomic_inc(&m->stale);
+			if (rec.kind == DR_MSG_CALL)
+				(void)dr_reply_error(mb, msg, -ENOENT);
+			dri_finish(mb);
+			goto again;
+		}
+		mb->cursor = (s + 1) % DRI_MBOX_LANES;
+		return 1;
+	corrupt:
+		/* Drop what the lane holds and let it go. */
+		st_rel64(&l->head, tail);
+		mb->corrupt++;
+		detach(mb, s, v, false);
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+/*
+ * Wait up to deadline for a record (see dri_take): spin for SPIN_NS, then
+ * sleep on the socket until a sender wakes us. Every LIVENESS_NS the hook
+ * (may be NULL) looks at what the caller waits for; it returns nonzero to
+ * stop (that value is returned).
+ */
+int dri_wait_take(dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call, uint64_t deadline,
+		  int (*hook)(dr_mailbox *mb, struct dr_msg *msg, void *arg), void *arg)
+{
+	struct dri_mbox *m = &mb->r->mboxes[mb->idx];
+	uint64_t now = dri_mono_ns(), spin_end = now + SPIN_NS, next_hook = now;
+	char buf[64];
+	int rc;
+
+	for (;;) {
+		rc = dri_take(mb, msg, filter_call);
+		if (rc)
+			break;
+		now = dri_mono_ns();
+		if (hook && now >= next_hook) {
+			rc = hook(mb, msg, arg);
+			if (rc)
+				break;
+			next_hook = now + LIVENESS_NS;
+		}
+		if (deadline && now < spin_end && now < deadline) {
+			caa_cpu_relax();
+			continue;
+		}
+		/* Arm the wake-up, then look once more: a sender that
+		 * published before it saw the flag is seen here, one that
+		 * published after wakes us. The wake-up stays armed when we
+		 * return empty-handed, so the descriptor polls readable at
+		 * the next message. */
+		while (recv(mb->sock, buf, sizeof(buf), MSG_DONTWAIT) > 0)
+			;
+		st_rel32(&m->waiting, 1);
+		cmm_smp_mb();
+		rc = dri_take(mb, msg, filter_call);
+		if (rc)
+			break;
+		if (now >= deadline)
+			return deadline == 0 ? -EAGAIN : -ETIMEDOUT;
+		uint64_t until = deadline;
+		if (hook && next_hook < until)
+			until = next_hook;
+		int ms = until == UINT64_MAX ? -1 : (int)((until - now + 999999) / 1000000);
+		struct pollfd p = { .fd = mb->sock, .events = POLLIN };
+		(void)poll(&p, 1, ms);
+		spin_end = dri_mono_ns() + SPIN_NS / 4;
+	}
+	st_rel32(&m->waiting, 0);
+	return rc < 0 ? rc : 0;
+}
+
+DR_EXPORT int dr_recv(dr_mailbox *mb, struct dr_msg *msg, int timeout_ms)
+{
+	int err = mb_begin(mb);
+
+	if (err)
+		return err;
+	if (!msg || timeout_ms < -1)
+		return -EINVAL;
+	dri_finish(mb);
+	return dri_wait_take(mb, msg, 0, timeout_ms == 0 ? 0 : dri_deadline(timeout_ms),
+			     mb->npend ? dri_pending_look : NULL, NULL);
+}
+
+/* Close mb; shared: this process may still write the segment. */
+void dri_mailbox_free(dr_mailbox *mb, bool shared)
+{
+	struct dr_registry *r = mb->r;
+	struct dri_served *sv, *next;
+	struct dr_mailbox **pp;
+
+	if (shared) {
+		struct dri_mbox *m = &r->mboxes[mb->idx];
+
+		for (sv = mb->served; sv; sv = sv->next)
+			(void)dr_unregister_bin(r, sv->name, sv->len);
+		dri_finish(mb);
+		/* Detach every lane: their senders free them; a dead
+		 * sender's we free. */
+		for (uint32_t s = 0; s < DRI_MBOX_LANES; s++) {
+			uint32_t v = table_lane(r, m, s);
+			uint64_t o;
+
+			if (!v)
+				continue;
+			o = ld_acq64(&dri_lane_at(r, v - 1)->owner);
+			detach(mb, s, v, o == 0 || (o != r->owner && dri_owner_gone(r, o)) ||
+					     o == r->owner);
+		}
+		if (ld_acq64(&m->owner) == r->owner)
+			uatomic_cmpxchg(&m->owner, r->owner, 0);
+	}
+	for (sv = mb->served; sv; sv = next) {
+		next = sv->next;
+		free(sv);
+	}
+	if (!mb->for_replies) {
+		pthread_mutex_lock(&r->lock);
+		for (pp = &r->mailboxes; *pp; pp = &(*pp)->next) {
+			if (*pp == mb) {
+				*pp = mb->next;
+				break;
+			}
+		}
+		pthread_mutex_unlock(&r->lock);
+	}
+	close(mb->sock);
+	free(mb->bounce);
+	free(mb->pend);
+	free(mb);
+}
+
+DR_EXPORT void dr_mailbox_close(dr_mailbox *mb)
+{
+	if (!mb)
+		return;
+	dri_mailbox_free(mb, mb->r->pid == dri_self_pid && !dri_self_buried(mb->r));
+}
+
+DR_EXPORT int dr_mailbox_stats(dr_mailbox *mb, struct dr_mailbox_stats *out)
+{
+	struct dri_mbox *m;
+	int err = mb_begin(mb);
+
+	if (err)
+		return err;
+	if (!out)
+		return -EINVAL;
+	m = &mb->r->mboxes[mb->idx];
+	memset(out, 0, sizeof(*out));
+	out->stale = uatomic_read(&m->stale);
+	out->late = uatomic_read(&m->late);
+	out->corrupt = mb->corrupt;
+	for (uint32_t s = 0; s < DRI_MBOX_LANES; s++)
+		out->lanes += table_lane(mb->r, m, s) != 0;
+	return 0;
+}
+
+DR_EXPORT size_t dr_message_max(const dr_registry *r)
+{
+	return r ? r->lane_bytes - DR_MSG_OVERHEAD : 0;
+}

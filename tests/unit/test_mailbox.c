@@ -1,0 +1,452 @@
+/*
+ * test_mailbox.c - lib/mailbox.c and lib/call.c: mailboxes, serving names,
+ * call, asynchronous call, cast and inform, replies, and what each does at
+ * its limits (full lanes, the largest message, ended registrations, dead
+ * workers, late replies).
+ */
+#include <poll.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "unit.h"
+
+TestSuite(mailbox, .timeout = UNIT_TIMEOUT, .fini = unit_fini);
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* A segment with small lanes, so filling one is quick. */
+static dr_registry *open_mb(const char *seg, uint32_t lane_bytes, uint32_t max_mailboxes)
+{
+	struct dr_options o = {
+		.segment = seg,
+		.capacity = 256,
+		.max_procs = UNIT_MAX_PROCS,
+		.max_threads = UNIT_MAX_THREADS,
+		.max_mailboxes = max_mailboxes,
+		.max_lanes = 64,
+		.lane_bytes = lane_bytes,
+	};
+	dr_registry *r = NULL;
+	int rc = dr_open(&o, &r);
+
+	cr_assert_eq(rc, 0, "dr_open(%s): %s", seg, dr_strerror(rc));
+	return r;
+}
+
+/* ---------------------------------------------------------------------- */
+/* One process */
+
+Test(mailbox, cast_and_send_arrive_in_order_with_name_and_regid)
+{
+	const char *seg = seg_new("mb");
+	dr_registry *r = open_mb(seg, 8192, 0);
+	struct dr_entry e;
+	struct dr_msg m;
+	dr_mailbox *mb;
+	char buf[16];
+
+	cr_assert_eq(dr_mailbox_open(r, &mb), 0);
+	cr_assert_geq(dr_mailbox_fd(mb), 0);
+	cr_assert_eq(dr_serve(mb, "w", "addr", 4), 0);
+	cr_assert_eq(dr_whereis(r, "w", &e), 0, "a served name is a registered name");
+	cr_assert_eq(e.value_len, 4);
+	for (int i = 0; i < 10; i++) {
+		snprintf(buf, sizeof(buf), "m%d", i);
+		cr_assert_eq(i % 2 ? dr_send(r, "w", buf, strlen(buf), 0) :
+				     dr_cast(r, "w", buf, strlen(buf), 0), 0);
+	}
+	for (int i = 0; i < 10; i++) {
+		snprintf(buf, sizeof(buf), "m%d", i);
+		cr_assert_eq(dr_recv(mb, &m, 1000), 0);
+		cr_assert_eq(m.kind, i % 2 ? DR_MSG_INFO : DR_MSG_CAST);
+		cr_assert_eq(m.len, strlen(buf));
+		cr_assert_arr_eq(m.data, buf, m.len, "message %d out of order", i);
+		cr_assert_eq(m.name_len, 1);
+		cr_assert_eq(m.name[0], 'w');
+		cr_assert_eq(m.regid, e.regid);
+		cr_assert_eq(m.sender, getpid());
+	}
+	cr_assert_eq(dr_recv(mb, &m, 0), -EAGAIN, "nothing more");
+	dr_mailbox_close(mb);
+	cr_assert_eq(dr_whereis(r, "w", NULL), -ENOENT, "close unregisters what it served");
+	dr_close(r);
+}
+
+Test(mailbox, errors_of_sending)
+{
+	const char *seg = seg_new("mb");
+	dr_registry *r = open_mb(seg, 8192, 0);
+	char big[8192] = { 0 };
+	dr_mailbox *mb;
+
+	cr_assert_eq(dr_mailbox_open(r, &mb), 0);
+	cr_assert_eq(dr_serve(mb, "w", NULL, 0), 0);
+	cr_assert_eq(dr_register(r, "plain", NULL, 0), 0);
+	cr_assert_eq(dr_cast(r, "absent", "x", 1, 0), -ENOENT);
+	cr_assert_eq(dr_cast(r, "plain", "x", 1, 0), -EDESTADDRREQ);
+	cr_assert_eq(dr_message_max(r), 8192 - DR_MSG_OVERHEAD);
+	cr_assert_eq(dr_cast(r, "w", big, dr_message_max(r) + 1, 0), -EMSGSIZE);
+	cr_assert_eq(dr_cast(r, "w", big, dr_message_max(r), 0), 0, "the largest message fits");
+	cr_assert_eq(dr_cast(r, "w", NULL, 1, 0), -EINVAL);
+	cr_assert_eq(dr_cast(r, "", "x", 1, 0), -EINVAL);
+	cr_assert_eq(dr_cast(r, "w", "x", 1, -2), -EINVAL);
+	cr_assert_eq(dr_serve(NULL, "x", NULL, 0), -EINVAL);
+	cr_assert_eq(dr_recv(mb, NULL, 0), -EINVAL);
+	dr_mailbox_close(mb);
+	dr_mailbox_close(NULL);
+	dr_close(r);
+}
+
+Test(mailbox, the_largest_message_arrives_whole_across_the_end_of_the_ring)
+{
+	const char *seg = seg_new("mb");
+	dr_registry *r = open_mb(seg, 4096, 0);
+	size_t max = dr_message_max(r);
+	unsigned char *buf = malloc(max);
+	struct dr_msg m;
+	dr_mailbox *mb;
+
+	cr_assert_not_null(buf);
+	cr_assert_eq(dr_mailbox_open(r, &mb), 0);
+	cr_assert_eq(dr_serve(mb, "w", NULL, 0), 0);
+	/* Sizes that move the ring's position to every offset. */
+	for (size_t n = 1, k = 0; k < 200; k++, n = (n * 7 + 13) % max + 1) {
+		for (size_t i = 0; i < n; i++)
+			buf[i] = (unsigned char)(i * 31 + k);
+		cr_assert_eq(dr_cast(r, "w", buf, n, 0), 0, "message %zu of %zu bytes", k, n);
+		cr_assert_eq(dr_recv(mb, &m, 0), 0);
+		cr_assert_eq(m.len, n);
+		cr_assert_arr_eq(m.data, buf, n, "message %zu of %zu bytes came torn", k, n);
+	}
+	free(buf);
+	dr_mailbox_close(mb);
+	dr_close(r);
+}
+
+Test(mailbox, a_full_lane_fails_at_once_or_waits_for_room)
+{
+	const char *seg = seg_new("mb");
+	dr_registry *r = open_mb(seg, 4096, 0);
+	struct dr_msg m;
+	dr_mailbox *mb;
+	char payload[200] = { 0 };
+	int sent = 0, rc;
+	double t0;
+
+	cr_assert_eq(dr_mailbox_open(r, &mb), 0);
+	cr_assert_eq(dr_serve(mb, "w", NULL, 0), 0);
+	while ((rc = dr_cast(r, "w", payload, sizeof(payload), 0)) == 0)
+		sent++;
+	cr_assert_eq(rc, -EAGAIN, "a full lane: %s", dr_strerror(rc));
+	cr_assert_gt(sent, 10);
+	t0 = now_s();
+	rc = dr_cast(r, "w", payload, sizeof(payload), 50);
+	cr_assert_eq(rc, -ETIMEDOUT);
+	cr_assert_geq(now_s() - t0, 0.045, "waited %.3f s of 0.05", now_s() - t0);
+	/* Nothing reported as sent was dropped. */
+	for (int i = 0; i < sent; i++)
+		cr_assert_eq(dr_recv(mb, &m, 0), 0, "message %d of %d", i, sent);
+	cr_assert_eq(dr_recv(mb, &m, 0), -EAGAIN);
+	cr_assert_eq(dr_cast(r, "w", payload, sizeof(payload), 0), 0, "room again");
+	dr_mailbox_close(mb);
+	dr_close(r);
+}
+
+Test(mailbox, a_message_for_an_ended_registration_is_not_delivered_to_the_next)
+{
+	const char *seg = seg_new("mb");
+	dr_registry *r = open_mb(seg, 8192, 0);
+	struct dr_mailbox_stats st;
+	struct dr_msg m;
+	dr_mailbox *mb;
+
+	cr_assert_eq(dr_mailbox_open(r, &mb), 0);
+	cr_assert_eq(dr_serve(mb, "w", NULL, 0), 0);
+	cr_assert_eq(dr_cast(r, "w", "old", 3, 0), 0);
+	cr_assert_eq(dr_unregister(r, "w"), 0);
+	cr_assert_eq(dr_serve(mb, "w", NULL, 0), 0); /* a new registration, same mailbox */
+	cr_assert_eq(dr_cast(r, "w", "new", 3, 0), 0);
+	cr_assert_eq(dr_recv(mb, &m, 0), 0);
+	cr_assert_eq(m.len, 3);
+	cr_assert_arr_eq(m.data, "new", 3, "the old registration's message reached the new one");
+	cr_assert_eq(dr_recv(mb, &m, 0), -EAGAIN);
+	cr_assert_eq(dr_mailbox_stats(mb, &st), 0);
+	cr_assert_eq(st.stale, 1);
+	dr_mailbox_close(mb);
+	dr_close(r);
+}
+
+Test(mailbox, the_descriptor_polls_readable_when_a_message_waits)
+{
+	const char *seg = seg_new("mb");
+	dr_registry *r = open_mb(seg, 8192, 0);
+	struct pollfd p;
+	struct dr_msg m;
+	dr_mailbox *mb;
+
+	cr_assert_eq(dr_mailbox_open(r, &mb), 0);
+	cr_assert_eq(dr_serve(mb, "w", NULL, 0), 0);
+	p = (struct pollfd){ .fd = dr_mailbox_fd(mb), .events = POLLIN };
+	for (int round = 0; round < 3; round++) {
+		/* As an event loop does: receive until empty, then poll. */
+		cr_assert_eq(dr_recv(mb, &m, 0), -EAGAIN);
+		cr_assert_eq(poll(&p, 1, 0), 0, "round %d: readable with nothing sent", round);
+		cr_assert_eq(dr_cast(r, "w", "x", 1, 0), 0);
+		cr_assert_eq(poll(&p, 1, 1000), 1, "round %d: not readable after a send", round);
+		cr_assert_eq(dr_recv(mb, &m, 0), 0);
+		cr_assert_arr_eq(m.data, "x", 1);
+	}
+	dr_mailbox_close(mb);
+	dr_close(r);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Workers in other processes */
+
+struct worker {
+	const char *seg;
+	const char *name;
+	int up[2];      /* worker -> test: 'r' ready */
+	int delay_ms;   /* before answering */
+	int die_at;     /* SIGKILL itself on this call (1-based), 0 never */
+	volatile int calls;
+};
+
+/* An echo worker: answers every call with its payload; "fail" calls with
+ * -EPROTO; stops on "quit". */
+static int worker_main(void *arg)
+{
+	struct worker *w = arg;
+	dr_registry *r;
+	dr_mailbox *mb;
+	struct dr_msg m;
+	struct dr_options o = { .segment = w->seg };
+
+	if (dr_open(&o, &r) || dr_mailbox_open(r, &mb) || dr_serve(mb, w->name, NULL, 0))
+		return 10;
+	write_byte(w->up[1], 'r');
+	for (;;) {
+		int rc = dr_recv(mb, &m, 10000);
+
+		if (rc)
+			return 11;
+		if (m.kind != DR_MSG_CALL)
+			continue;
+		if (++w->calls == w->die_at)
+			raise(SIGKILL);
+		if (w->delay_ms)
+			usleep((useconds_t)w->delay_ms * 1000);
+		if (m.len == 4 && memcmp(m.data, "quit", 4) == 0) {
+			dr_reply(mb, &m, "bye", 3);
+			break;
+		}
+		if (m.len == 4 && memcmp(m.data, "fail", 4) == 0)
+			rc = dr_reply_error(mb, &m, -EPROTO);
+		else
+			rc = dr_reply(mb, &m, m.data, m.len);
+		if (rc)
+			return 12;
+	}
+	dr_mailbox_close(mb);
+	dr_close(r);
+	return 0;
+}
+
+static struct worker *start_worker(const char *seg, const char *name, pid_t *pid)
+{
+	struct worker *w = mmap(NULL, sizeof(*w), PROT_READ | PROT_WRITE,
+				MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	cr_assert_neq(w, MAP_FAILED);
+	w->seg = seg;
+	w->name = name;
+	cr_assert_eq(pipe(w->up), 0);
+	(void)pid;
+	return w;
+}
+
+static void worker_go(struct worker *w, pid_t *pid)
+{
+	char c = 0;
+
+	*pid = spawn(worker_main, w);
+	cr_assert_eq(read_byte_within(w->up[0], &c, 10000), 1, "worker not ready");
+}
+
+Test(mailbox, call_gets_the_answer_and_the_workers_errors)
+{
+	const char *seg = seg_new("mb");
+	dr_registry *r = open_mb(seg, 8192, 0);
+	struct worker *w = start_worker(seg, "echo", NULL);
+	char buf[64];
+	size_t len;
+	pid_t pid;
+
+	worker_go(w, &pid);
+	for (int i = 0; i < 100; i++) {
+		char req[32];
+
+		snprintf(req, sizeof(req), "ping %d", i);
+		len = sizeof(buf);
+		cr_assert_eq(dr_call(r, "echo", req, strlen(req), buf, &len, 5000), 0);
+		cr_assert_eq(len, strlen(req));
+		cr_assert_arr_eq(buf, req, len);
+	}
+	len = sizeof(buf);
+	cr_assert_eq(dr_call(r, "echo", "fail", 4, buf, &len, 5000), -EPROTO);
+	len = 2;
+	cr_assert_eq(dr_call(r, "echo", "too long", 8, buf, &len, 5000), -EMSGSIZE);
+	cr_assert_eq(len, 8, "the answer's length, for a buffer that was too small");
+	cr_assert_eq(dr_call(r, "echo", "no data", 7, NULL, NULL, 5000), 0);
+	cr_assert_eq(dr_call(r, "absent", "x", 1, NULL, NULL, 100), -ENOENT);
+	len = sizeof(buf);
+	cr_assert_eq(dr_call(r, "echo", "quit", 4, buf, &len, 5000), 0);
+	cr_assert_eq(wait_child(pid), 0);
+	dr_close(r);
+}
+
+Test(mailbox, a_slow_worker_times_the_call_out_and_its_late_reply_is_dropped)
+{
+	const char *seg = seg_new("mb");
+	dr_registry *r = open_mb(seg, 8192, 0);
+	struct worker *w = start_worker(seg, "slow", NULL);
+	char buf[16];
+	size_t len;
+	double t0;
+	pid_t pid;
+
+	w->delay_ms = 300;
+	worker_go(w, &pid);
+	t0 = now_s();
+	len = sizeof(buf);
+	cr_assert_eq(dr_call(r, "slow", "a", 1, buf, &len, 50), -ETIMEDOUT);
+	cr_assert_lt(now_s() - t0, 0.25, "timed out after %.3f s, asked 0.05", now_s() - t0);
+	/* The next call gets its own answer, never the late one. */
+	len = sizeof(buf);
+	cr_assert_eq(dr_call(r, "slow", "b", 1, buf, &len, 5000), 0);
+	cr_assert_eq(len, 1);
+	cr_assert_eq(buf[0], 'b', "a late reply was taken for the next call");
+	w->delay_ms = 0;
+	len = sizeof(buf);
+	cr_assert_eq(dr_call(r, "slow", "quit", 4, buf, &len, 5000), 0);
+	cr_assert_eq(wait_child(pid), 0);
+	dr_close(r);
+}
+
+Test(mailbox, a_worker_that_dies_with_calls_pending_fails_them_within_100_ms)
+{
+	const char *seg = seg_new("mb");
+	dr_registry *r = open_mb(seg, 8192, 0);
+	struct worker *w = start_worker(seg, "doomed", NULL);
+	struct dr_msg m;
+	dr_mailbox *mb;
+	uint64_t ids[8];
+	double t0, died;
+	char buf[8];
+	size_t len = sizeof(buf);
+	int got = 0;
+	pid_t pid;
+
+	w->die_at = 1;
+	w->delay_ms = 0;
+	worker_go(w, &pid);
+	cr_assert_eq(dr_mailbox_open(r, &mb), 0);
+	for (int i = 0; i < 8; i++)
+		cr_assert_eq(dr_call_async(mb, "doomed", "x", 1, -1, &ids[i]), 0);
+	cr_assert_eq(wait_child(pid), 128 + SIGKILL);
+	died = now_s();
+	while (got < 8) {
+		cr_assert_eq(dr_recv(mb, &m, 2000), 0, "completion %d of 8", got);
+		cr_assert_eq(m.kind, DR_MSG_REPLY);
+		cr_assert_eq(m.status, -EOWNERDEAD, "call %llu: %s", (unsigned long long)m.call_id,
+			     dr_strerror(m.status));
+		got++;
+	}
+	cr_assert_lt(now_s() - died, 0.5, "took %.3f s (the contract: 100 ms)", now_s() - died);
+	/* A waiting call too. */
+	t0 = now_s();
+	cr_assert_eq(dr_call(r, "doomed", "x", 1, buf, &len, 5000), -EOWNERDEAD);
+	cr_assert_lt(now_s() - t0, 0.5);
+	dr_mailbox_close(mb);
+	dr_close(r);
+}
+
+Test(mailbox, many_asynchronous_calls_in_flight_complete_once_each)
+{
+	const char *seg = seg_new("mb");
+	dr_registry *r = open_mb(seg, 65536, 0);
+	struct worker *w = start_worker(seg, "echo", NULL);
+	static bool seen[2001];
+	struct dr_msg m;
+	dr_mailbox *mb;
+	char buf[16];
+	size_t len;
+	int done = 0, sent = 0;
+	pid_t pid;
+
+	worker_go(w, &pid);
+	cr_assert_eq(dr_mailbox_open(r, &mb), 0);
+	while (done < 2000) {
+		while (sent < 2000 && sent - done < 256) {
+			uint64_t id;
+			int rc = dr_call_async(mb, "echo", &sent, sizeof(sent), 5000, &id);
+
+			if (rc == -EAGAIN)
+				break;
+			cr_assert_eq(rc, 0, "%s", dr_strerror(rc));
+			cr_assert_leq(id, 2000);
+			sent++;
+		}
+		cr_assert_eq(dr_recv(mb, &m, 5000), 0);
+		cr_assert_eq(m.kind, DR_MSG_REPLY);
+		cr_assert_eq(m.status, 0);
+		cr_assert_not(seen[m.call_id], "call %llu completed twice",
+			      (unsigned long long)m.call_id);
+		seen[m.call_id] = true;
+		done++;
+	}
+	len = sizeof(buf);
+	cr_assert_eq(dr_call(r, "echo", "quit", 4, buf, &len, 5000), 0);
+	cr_assert_eq(wait_child(pid), 0);
+	dr_mailbox_close(mb);
+	dr_close(r);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Resources of the dead */
+
+static int open_mailbox_and_die(void *arg)
+{
+	const char *seg = arg;
+	struct dr_options o = { .segment = seg };
+	dr_registry *r;
+	dr_mailbox *mb;
+
+	if (dr_open(&o, &r) || dr_mailbox_open(r, &mb) || dr_serve(mb, "gone", NULL, 0) ||
+	    dr_cast(r, "gone", "x", 1, 0))
+		return 10;
+	raise(SIGKILL);
+	return 11;
+}
+
+Test(mailbox, a_dead_processs_mailboxes_and_lanes_are_reused)
+{
+	const char *seg = seg_new("mb");
+	dr_registry *r = open_mb(seg, 4096, 2);
+	dr_mailbox *a, *b;
+
+	for (int i = 0; i < 10; i++)
+		cr_assert_eq(wait_child(spawn(open_mailbox_and_die, (void *)seg)), 128 + SIGKILL);
+	/* Both slots come back (the reaping runs when none is free). */
+	cr_assert_eq(dr_mailbox_open(r, &a), 0);
+	cr_assert_eq(dr_mailbox_open(r, &b), 0);
+	dr_mailbox_close(a);
+	dr_mailbox_close(b);
+	dr_close(r);
+}
