@@ -26,31 +26,14 @@
 
 #include <distreg.h>
 
+#include "toolutil.h"
+
 #ifndef DISTREG_VERSION
 #define DISTREG_VERSION "unknown"
 #endif
 
 /* Exit statuses; EX_USAGE (64) for a bad command line. */
 enum { EXIT_ERROR = 1, EXIT_CORRUPT = 2 };
-
-/* A copy of one name, taken inside dr_foreach() and printed after it. */
-struct name_rec {
-	struct dr_entry entry;
-	int alive;
-	size_t name_len;
-	unsigned char name[DR_NAME_MAX];
-};
-
-/*
- * The copies, about 240 bytes per name: less than the 320 the segment
- * itself spends on each entry, so a full segment of the default capacity
- * costs about 15 MiB here.
- */
-struct name_list {
-	struct name_rec *v;
-	size_t n, cap;
-	unsigned live, dead;
-};
 
 struct options {
 	const char *segment; /* NULL: the library's default */
@@ -96,44 +79,6 @@ static void usage(FILE *f)
 /* ---------------------------------------------------------------------- */
 /* Gathering */
 
-static int collect(const struct dr_name_info *info, void *arg)
-{
-	struct name_list *l = arg;
-	struct name_rec *rec;
-
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? 2 * l->cap : 256;
-		struct name_rec *v = realloc(l->v, cap * sizeof(*v));
-
-		if (!v)
-			return -ENOMEM; /* stops the walk; dr_foreach returns it */
-		l->v = v;
-		l->cap = cap;
-	}
-	rec = &l->v[l->n++];
-	rec->entry = info->entry;
-	rec->alive = info->alive;
-	rec->name_len = info->name_len;
-	memcpy(rec->name, info->name, info->name_len);
-	if (info->alive)
-		l->live++;
-	else
-		l->dead++;
-	return 0;
-}
-
-/* Byte order, then length: the order a reader of the listing expects. */
-static int rec_cmp(const void *pa, const void *pb)
-{
-	const struct name_rec *a = pa, *b = pb;
-	size_t n = a->name_len < b->name_len ? a->name_len : b->name_len;
-	int c = memcmp(a->name, b->name, n);
-
-	if (c)
-		return c;
-	return (a->name_len > b->name_len) - (a->name_len < b->name_len);
-}
-
 static int gather(dr_registry *r, const struct options *o, bool list, struct report *rep)
 {
 	int err;
@@ -144,11 +89,9 @@ static int gather(dr_registry *r, const struct options *o, bool list, struct rep
 			return err;
 	}
 	if (list) {
-		err = dr_foreach(r, collect, &rep->names);
+		err = names_gather(r, &rep->names);
 		if (err)
 			return err;
-		if (rep->names.n > 1)
-			qsort(rep->names.v, rep->names.n, sizeof(rep->names.v[0]), rec_cmp);
 	}
 	/* The listing's summary needs the capacity, hence stats for it too. */
 	if (list || o->stats || o->json) {
@@ -167,39 +110,6 @@ static int gather(dr_registry *r, const struct options *o, bool list, struct rep
 
 /* ---------------------------------------------------------------------- */
 /* Text output */
-
-static void put_hex(FILE *f, const unsigned char *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		fprintf(f, "%02x", p[i]);
-}
-
-static bool starts_0x(const unsigned char *p, size_t n)
-{
-	return n >= 2 && p[0] == '0' && p[1] == 'x';
-}
-
-/*
- * A name is printed as is when it is graphic ASCII (no space, so the
- * listing's columns stay split on white space) and cannot be mistaken for
- * hex; anything else is printed as 0x followed by its bytes in hex.
- */
-static bool name_is_text(const unsigned char *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (p[i] < 0x21 || p[i] > 0x7e)
-			return false;
-	return !starts_0x(p, n);
-}
-
-/* Values are the last column, so spaces are fine; "-" stands for empty. */
-static bool value_is_text(const unsigned char *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (p[i] < 0x20 || p[i] > 0x7e)
-			return false;
-	return n > 0 && !(n == 1 && p[0] == '-') && !starts_0x(p, n);
-}
 
 static int name_width(const struct name_rec *rec)
 {
@@ -226,22 +136,10 @@ static void print_listing(const struct report *rep)
 		const struct dr_entry *e = &rec->entry;
 		int nw = name_width(rec);
 
-		if (name_is_text(rec->name, rec->name_len)) {
-			fwrite(rec->name, 1, rec->name_len, stdout);
-		} else {
-			fputs("0x", stdout);
-			put_hex(stdout, rec->name, rec->name_len);
-		}
+		put_name(stdout, rec->name, rec->name_len);
 		printf("%*s %8d %-5s %20" PRIu64 " ", nw < w ? w - nw : 0, "", (int)e->pid,
 		       rec->alive ? "alive" : "dead", e->regid);
-		if (e->value_len == 0) {
-			putchar('-');
-		} else if (value_is_text(e->value, e->value_len)) {
-			fwrite(e->value, 1, e->value_len, stdout);
-		} else {
-			fputs("0x", stdout);
-			put_hex(stdout, e->value, e->value_len);
-		}
+		put_value(stdout, e->value, e->value_len);
 		putchar('\n');
 	}
 	printf("%zu %s (%u live, %u dead), capacity %" PRIu32 "\n", l->n,
@@ -304,48 +202,6 @@ static void print_stats(const struct report *rep)
 
 /* ---------------------------------------------------------------------- */
 /* JSON output */
-
-/* A JSON string of bytes that are text already (see json_is_text). */
-static void json_str(FILE *f, const void *data, size_t n)
-{
-	const unsigned char *p = data;
-
-	putc('"', f);
-	for (size_t i = 0; i < n; i++) {
-		if (p[i] == '"' || p[i] == '\\')
-			fprintf(f, "\\%c", p[i]);
-		else if (p[i] < 0x20 || p[i] == 0x7f)
-			fprintf(f, "\\u%04x", p[i]);
-		else
-			putc(p[i], f);
-	}
-	putc('"', f);
-}
-
-/* Printable ASCII (quotes and backslashes included: they are escaped). */
-static bool json_is_text(const unsigned char *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (p[i] < 0x20 || p[i] > 0x7e)
-			return false;
-	return true;
-}
-
-/* "key": "text", "key_encoding": "text" -- or the bytes in hex. */
-static void json_bytes(FILE *f, const char *key, const unsigned char *p, size_t n)
-{
-	bool text = json_is_text(p, n);
-
-	fprintf(f, "\"%s\": ", key);
-	if (text) {
-		json_str(f, p, n);
-	} else {
-		putc('"', f);
-		put_hex(f, p, n);
-		putc('"', f);
-	}
-	fprintf(f, ", \"%s_encoding\": \"%s\"", key, text ? "text" : "hex");
-}
 
 static void print_json(const struct report *rep, const struct options *o)
 {

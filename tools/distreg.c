@@ -1,0 +1,476 @@
+/*
+ * distreg - the registry and its mailboxes from the command line, for
+ * people and shell scripts: look names up, register and unregister them,
+ * call, cast and send to them, and serve names with an echo worker.
+ *
+ *   distreg [--segment NAME] [--json] COMMAND [ARGS]
+ *
+ * Exit status: 0 ok, 1 not found, 2 usage, 3 timeout, 4 any other error.
+ * With --json every result is one JSON object on a line of its own. It uses
+ * the public API only (distreg.h), as any application would.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <distreg.h>
+
+#include "toolutil.h"
+
+#ifndef DISTREG_VERSION
+#define DISTREG_VERSION "unknown"
+#endif
+
+enum { ST_OK = 0, ST_NOTFOUND = 1, ST_USAGE = 2, ST_TIMEOUT = 3, ST_ERROR = 4 };
+
+#define DEFAULT_TIMEOUT_MS 5000
+
+static const char usage_text[] =
+	"usage: distreg [--segment NAME] [--json] COMMAND [ARGS]\n"
+	"\n"
+	"commands:\n"
+	"  list                          every name: pid, state, regid, value\n"
+	"  whereis NAME                  one name (exit 1 if it is not registered)\n"
+	"  register NAME VALUE           register NAME and hold it until SIGINT or SIGTERM\n"
+	"  unregister [--force] NAME     remove a name whose owner died; with --force,\n"
+	"                                whoever holds it (the owner is not told)\n"
+	"  call NAME MESSAGE [--timeout MS]  call NAME, print the answer\n"
+	"  cast NAME MESSAGE             cast MESSAGE to NAME (no answer)\n"
+	"  send NAME MESSAGE             send MESSAGE to NAME (distreg's inform)\n"
+	"  echo-worker NAME...           serve the names from one mailbox, answer every\n"
+	"                                call with its message, until SIGINT or SIGTERM\n"
+	"\n"
+	"options:\n"
+	"  --segment NAME  the segment (default: $DISTREG_SEGMENT, else \"default\")\n"
+	"  --json          one JSON object per result\n"
+	"  --help, --version\n"
+	"\n"
+	"exit status: 0 ok, 1 not found, 2 usage, 3 timeout, 4 other errors\n";
+
+static bool json;
+static const char *segment;
+
+static int usage_error(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "distreg: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\n%s", usage_text);
+	return ST_USAGE;
+}
+
+/* The exit status for a library error, with a message on stderr. */
+static int fail(const char *what, const char *name, int err)
+{
+	fprintf(stderr, "distreg: %s%s%s: %s\n", what, name ? " " : "", name ? name : "",
+		dr_strerror(err));
+	return err == -ENOENT ? ST_NOTFOUND : err == -ETIMEDOUT ? ST_TIMEOUT : ST_ERROR;
+}
+
+/* Commands that read or send neither create a segment nor reap it at open
+ * (list shows dead owners' names until something reaps them). */
+static int open_segment(dr_registry **r, bool create)
+{
+	struct dr_options o = {
+		.segment = segment,
+		.flags = create ? 0 : DR_OPEN_NOCREATE | DR_OPEN_NOREAP,
+	};
+	int err = dr_open(&o, r);
+
+	if (err)
+		return fail("open segment", segment ? segment : getenv("DISTREG_SEGMENT"), err);
+	return ST_OK;
+}
+
+static void print_entry(const char *name, const struct dr_entry *e, int alive)
+{
+	if (json) {
+		fputs("{", stdout);
+		json_bytes(stdout, "name", (const unsigned char *)name, strlen(name));
+		/* A regid beyond 2^53 does not survive a double: a string. */
+		printf(", \"pid\": %d, \"regid\": \"%" PRIu64 "\", ", (int)e->pid, e->regid);
+		json_bytes(stdout, "value", e->value, e->value_len);
+		if (alive >= 0)
+			printf(", \"alive\": %s", alive ? "true" : "false");
+		puts("}");
+	} else {
+		put_name(stdout, (const unsigned char *)name, strlen(name));
+		printf(" pid %d regid %" PRIu64 " value ", (int)e->pid, e->regid);
+		put_value(stdout, e->value, e->value_len);
+		putchar('\n');
+	}
+}
+
+static int cmd_list(void)
+{
+	struct name_list l = { 0 };
+	dr_registry *r;
+	int rc = open_segment(&r, false);
+
+	if (rc)
+		return rc;
+	rc = names_gather(r, &l);
+	if (rc) {
+		dr_close(r);
+		names_free(&l);
+		return fail("list", NULL, rc);
+	}
+	for (size_t i = 0; i < l.n; i++) {
+		const struct name_rec *n = &l.v[i];
+
+		if (json) {
+			fputs("{", stdout);
+			json_bytes(stdout, "name", n->name, n->name_len);
+			printf(", \"pid\": %d, \"regid\": \"%" PRIu64 "\", ", (int)n->entry.pid,
+			       n->entry.regid);
+			json_bytes(stdout, "value", n->entry.value, n->entry.value_len);
+			printf(", \"alive\": %s}\n", n->alive ? "true" : "false");
+		} else {
+			put_name(stdout, n->name, n->name_len);
+			printf(" pid %d %s regid %" PRIu64 " value ", (int)n->entry.pid,
+			       n->alive ? "alive" : "dead", n->entry.regid);
+			put_value(stdout, n->entry.value, n->entry.value_len);
+			putchar('\n');
+		}
+	}
+	names_free(&l);
+	dr_close(r);
+	return ST_OK;
+}
+
+static int cmd_whereis(const char *name)
+{
+	struct dr_entry e;
+	dr_registry *r;
+	int rc = open_segment(&r, false);
+
+	if (rc)
+		return rc;
+	rc = dr_whereis(r, name, &e);
+	dr_close(r);
+	if (rc)
+		return fail("whereis", name, rc);
+	print_entry(name, &e, -1);
+	return ST_OK;
+}
+
+/* SIGINT and SIGTERM as a descriptor: blocked, then read through
+ * signalfd, so they fit in the same poll as a mailbox. */
+static int signal_fd(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		return -1;
+	return signalfd(-1, &set, SFD_CLOEXEC);
+}
+
+static int cmd_register(const char *name, const char *value)
+{
+	struct dr_entry e;
+	dr_registry *r;
+	struct pollfd p;
+	int rc, sfd = signal_fd();
+
+	if (sfd < 0)
+		return fail("signalfd", NULL, -errno);
+	rc = open_segment(&r, true);
+	if (rc)
+		return rc;
+	rc = dr_register(r, name, value, strlen(value));
+	if (rc == 0)
+		rc = dr_whereis(r, name, &e);
+	if (rc) {
+		dr_close(r);
+		return fail("register", name, rc);
+	}
+	print_entry(name, &e, -1);
+	fflush(stdout);
+	p = (struct pollfd){ .fd = sfd, .events = POLLIN };
+	while (poll(&p, 1, -1) < 0 && errno == EINTR)
+		;
+	rc = dr_unregister(r, name);
+	dr_close(r);
+	return rc && rc != -ENOENT ? fail("unregister", name, rc) : ST_OK;
+}
+
+static int cmd_unregister(const char *name, bool force)
+{
+	dr_registry *r;
+	int rc = open_segment(&r, false);
+
+	if (rc)
+		return rc;
+	/* A dead owner's name is reaped by dr_unregister, which then says
+	 * -ENOENT: removed, as asked. Absent is told apart first. */
+	rc = dr_whereis(r, name, NULL);
+	if (rc == 0) {
+		rc = force ? dr_unregister_force(r, name) : dr_unregister(r, name);
+		if (rc == -ENOENT)
+			rc = 0;
+	}
+	dr_close(r);
+	if (rc)
+		return fail("unregister", name, rc);
+	if (json) {
+		fputs("{", stdout);
+		json_bytes(stdout, "name", (const unsigned char *)name, strlen(name));
+		puts(", \"unregistered\": true}");
+	}
+	return ST_OK;
+}
+
+static int cmd_call(const char *name, const char *msg, int timeout_ms)
+{
+	dr_registry *r;
+	unsigned char *buf;
+	size_t len;
+	int rc = open_segment(&r, false);
+
+	if (rc)
+		return rc;
+	len = dr_message_max(r);
+	buf = malloc(len ? len : 1);
+	if (!buf) {
+		dr_close(r);
+		return fail("call", name, -ENOMEM);
+	}
+	rc = dr_call(r, name, msg, strlen(msg), buf, &len, timeout_ms);
+	dr_close(r);
+	if (rc) {
+		free(buf);
+		return fail("call", name, rc);
+	}
+	if (json) {
+		fputs("{", stdout);
+		json_bytes(stdout, "name", (const unsigned char *)name, strlen(name));
+		fputs(", ", stdout);
+		json_bytes(stdout, "reply", buf, len);
+		puts("}");
+	} else {
+		fwrite(buf, 1, len, stdout);
+		putchar('\n');
+	}
+	free(buf);
+	return ST_OK;
+}
+
+static int cmd_cast(const char *name, const char *msg, bool inform, int timeout_ms)
+{
+	dr_registry *r;
+	int rc = open_segment(&r, false);
+
+	if (rc)
+		return rc;
+	rc = inform ? dr_send(r, name, msg, strlen(msg), timeout_ms) :
+		      dr_cast(r, name, msg, strlen(msg), timeout_ms);
+	dr_close(r);
+	if (rc)
+		return fail(inform ? "send" : "cast", name, rc);
+	if (json) {
+		fputs("{", stdout);
+		json_bytes(stdout, "name", (const unsigned char *)name, strlen(name));
+		puts(", \"sent\": true}");
+	}
+	return ST_OK;
+}
+
+static const char *kind_name(int kind)
+{
+	switch (kind) {
+	case DR_MSG_CALL: return "call";
+	case DR_MSG_CAST: return "cast";
+	case DR_MSG_INFO: return "info";
+	case DR_MSG_REPLY: return "reply";
+	default: return "system";
+	}
+}
+
+/* One line per message received, on stdout: scripts can follow a worker. */
+static void log_msg(const struct dr_msg *m)
+{
+	if (json) {
+		printf("{\"kind\": \"%s\", ", kind_name(m->kind));
+		json_bytes(stdout, "name", m->name, m->name_len);
+		printf(", \"sender\": %d, \"regid\": \"%" PRIu64 "\", ", (int)m->sender, m->regid);
+		json_bytes(stdout, "data", m->data, m->len);
+		puts("}");
+	} else {
+		printf("%s ", kind_name(m->kind));
+		put_name(stdout, m->name, m->name_len);
+		printf(" from %d: ", (int)m->sender);
+		put_value(stdout, m->data, m->len);
+		putchar('\n');
+	}
+	fflush(stdout);
+}
+
+static int cmd_echo_worker(char **names, int n)
+{
+	struct pollfd p[2];
+	dr_mailbox *mb;
+	dr_registry *r;
+	int rc, sfd = signal_fd();
+
+	if (sfd < 0)
+		return fail("signalfd", NULL, -errno);
+	rc = open_segment(&r, true);
+	if (rc)
+		return rc;
+	rc = dr_mailbox_open(r, &mb);
+	if (rc) {
+		dr_close(r);
+		return fail("mailbox", NULL, rc);
+	}
+	for (int i = 0; i < n; i++) {
+		rc = dr_serve(mb, names[i], NULL, 0);
+		if (rc) {
+			dr_close(r);
+			return fail("serve", names[i], rc);
+		}
+	}
+	if (json) {
+		fputs("{\"serving\": [", stdout);
+		for (int i = 0; i < n; i++) {
+			if (i)
+				fputs(", ", stdout);
+			json_str(stdout, names[i], strlen(names[i]));
+		}
+		printf("], \"pid\": %d}\n", (int)getpid());
+	} else {
+		printf("serving %d name%s, pid %d\n", n, n == 1 ? "" : "s", (int)getpid());
+	}
+	fflush(stdout);
+	/* An event loop: the mailbox's descriptor and the signals'. */
+	p[0] = (struct pollfd){ .fd = dr_mailbox_fd(mb), .events = POLLIN };
+	p[1] = (struct pollfd){ .fd = sfd, .events = POLLIN };
+	for (;;) {
+		struct dr_msg m;
+
+		while ((rc = dr_recv(mb, &m, 0)) == 0) {
+			log_msg(&m);
+			if (m.kind == DR_MSG_CALL) {
+				int err = dr_reply(mb, &m, m.data, m.len);
+
+				if (err)
+					fprintf(stderr, "distreg: reply: %s\n", dr_strerror(err));
+			}
+		}
+		if (rc != -EAGAIN) {
+			fprintf(stderr, "distreg: receive: %s\n", dr_strerror(rc));
+			if (rc != -EBADMSG)
+				break;
+		}
+		if (poll(p, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (p[1].revents)
+			break; /* SIGINT or SIGTERM */
+	}
+	dr_mailbox_close(mb); /* unregisters the names */
+	dr_close(r);
+	return rc == -EAGAIN || rc == 0 ? ST_OK : ST_ERROR;
+}
+
+static int parse_timeout(const char *s, int *out)
+{
+	char *end;
+	long v = strtol(s, &end, 10);
+
+	if (end == s || *end || v < -1 || v > 86400000)
+		return -1;
+	*out = (int)v;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "segment", required_argument, NULL, 's' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *cmd;
+	int c;
+
+	/* Options before the command only; the command's own after it. */
+	while ((c = getopt_long(argc, argv, "+", longopts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			segment = optarg;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			return ST_OK;
+		case 'V':
+			printf("distreg %s\n", DISTREG_VERSION);
+			return ST_OK;
+		default:
+			fputs(usage_text, stderr);
+			return ST_USAGE;
+		}
+	}
+	if (optind >= argc)
+		return usage_error("%s", "no command");
+	cmd = argv[optind++];
+	argc -= optind;
+	argv += optind;
+
+	if (strcmp(cmd, "list") == 0) {
+		if (argc != 0)
+			return usage_error("%s", "list takes no arguments");
+		return cmd_list();
+	}
+	if (strcmp(cmd, "whereis") == 0) {
+		if (argc != 1)
+			return usage_error("%s", "whereis takes one NAME");
+		return cmd_whereis(argv[0]);
+	}
+	if (strcmp(cmd, "register") == 0) {
+		if (argc != 2)
+			return usage_error("%s", "register takes NAME and VALUE");
+		return cmd_register(argv[0], argv[1]);
+	}
+	if (strcmp(cmd, "unregister") == 0) {
+		bool force = argc == 2 && strcmp(argv[0], "--force") == 0;
+
+		if (argc != 1 + force || strcmp(argv[argc - 1], "--force") == 0)
+			return usage_error("%s", "unregister takes [--force] NAME");
+		return cmd_unregister(argv[force], force);
+	}
+	if (strcmp(cmd, "call") == 0 || strcmp(cmd, "cast") == 0 || strcmp(cmd, "send") == 0) {
+		int timeout = strcmp(cmd, "call") == 0 ? DEFAULT_TIMEOUT_MS : 0;
+
+		if (argc == 4 && strcmp(argv[2], "--timeout") == 0) {
+			if (parse_timeout(argv[3], &timeout))
+				return usage_error("bad --timeout %s (milliseconds, -1 for ever)",
+						   argv[3]);
+			argc -= 2;
+		}
+		if (argc != 2)
+			return usage_error("%s takes NAME and MESSAGE [--timeout MS]", cmd);
+		if (cmd[0] == 'c' && cmd[1] == 'a' && cmd[2] == 'l')
+			return cmd_call(argv[0], argv[1], timeout);
+		return cmd_cast(argv[0], argv[1], cmd[1] == 'e', timeout);
+	}
+	if (strcmp(cmd, "echo-worker") == 0) {
+		if (argc < 1)
+			return usage_error("%s", "echo-worker takes one NAME or more");
+		return cmd_echo_worker(argv, argc);
+	}
+	return usage_error("unknown command %s", cmd);
+}

@@ -1,0 +1,153 @@
+/*
+ * toolutil.c - see toolutil.h.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "toolutil.h"
+
+static int collect(const struct dr_name_info *info, void *arg)
+{
+	struct name_list *l = arg;
+	struct name_rec *rec;
+
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 256;
+		struct name_rec *v = realloc(l->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM; /* stops the walk; dr_foreach returns it */
+		l->v = v;
+		l->cap = cap;
+	}
+	rec = &l->v[l->n++];
+	rec->entry = info->entry;
+	rec->alive = info->alive;
+	rec->name_len = info->name_len;
+	memcpy(rec->name, info->name, info->name_len);
+	if (info->alive)
+		l->live++;
+	else
+		l->dead++;
+	return 0;
+}
+
+/* Byte order, then length: the order a reader of the listing expects. */
+static int rec_cmp(const void *pa, const void *pb)
+{
+	const struct name_rec *a = pa, *b = pb;
+	size_t n = a->name_len < b->name_len ? a->name_len : b->name_len;
+	int c = memcmp(a->name, b->name, n);
+
+	if (c)
+		return c;
+	return (a->name_len > b->name_len) - (a->name_len < b->name_len);
+}
+
+int names_gather(dr_registry *r, struct name_list *l)
+{
+	int err = dr_foreach(r, collect, l);
+
+	if (err)
+		return err;
+	if (l->n > 1)
+		qsort(l->v, l->n, sizeof(l->v[0]), rec_cmp);
+	return 0;
+}
+
+void names_free(struct name_list *l)
+{
+	free(l->v);
+	memset(l, 0, sizeof(*l));
+}
+
+void put_hex(FILE *f, const unsigned char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		fprintf(f, "%02x", p[i]);
+}
+
+static bool starts_0x(const unsigned char *p, size_t n)
+{
+	return n >= 2 && p[0] == '0' && p[1] == 'x';
+}
+
+bool name_is_text(const unsigned char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] < 0x21 || p[i] > 0x7e)
+			return false;
+	return !starts_0x(p, n);
+}
+
+/* Values are the last column, so spaces are fine; "-" stands for empty. */
+bool value_is_text(const unsigned char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] < 0x20 || p[i] > 0x7e)
+			return false;
+	return n > 0 && !(n == 1 && p[0] == '-') && !starts_0x(p, n);
+}
+
+void put_name(FILE *f, const unsigned char *p, size_t n)
+{
+	if (name_is_text(p, n)) {
+		fwrite(p, 1, n, f);
+	} else {
+		fputs("0x", f);
+		put_hex(f, p, n);
+	}
+}
+
+void put_value(FILE *f, const unsigned char *p, size_t n)
+{
+	if (n == 0) {
+		putc('-', f);
+	} else if (value_is_text(p, n)) {
+		fwrite(p, 1, n, f);
+	} else {
+		fputs("0x", f);
+		put_hex(f, p, n);
+	}
+}
+
+void json_str(FILE *f, const void *data, size_t n)
+{
+	const unsigned char *p = data;
+
+	putc('"', f);
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] == '"' || p[i] == '\\')
+			fprintf(f, "\\%c", p[i]);
+		else if (p[i] < 0x20 || p[i] == 0x7f)
+			fprintf(f, "\\u%04x", p[i]);
+		else
+			putc(p[i], f);
+	}
+	putc('"', f);
+}
+
+/* Printable ASCII (quotes and backslashes included: they are escaped). */
+bool json_is_text(const unsigned char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] < 0x20 || p[i] > 0x7e)
+			return false;
+	return true;
+}
+
+void json_bytes(FILE *f, const char *key, const unsigned char *p, size_t n)
+{
+	bool text = json_is_text(p, n);
+
+	fprintf(f, "\"%s\": ", key);
+	if (text) {
+		json_str(f, p, n);
+	} else {
+		putc('"', f);
+		put_hex(f, p, n);
+		putc('"', f);
+	}
+	fprintf(f, ", \"%s_encoding\": \"%s\"", key, text ? "text" : "hex");
+}

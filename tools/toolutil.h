@@ -1,0 +1,56 @@
+/*
+ * toolutil.h - what shmdump and distreg share: the names of a segment
+ * gathered out of dr_foreach(), and printing bytes as text, hex or JSON.
+ * Public API only.
+ */
+#ifndef DR_TOOLUTIL_H
+#define DR_TOOLUTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include <distreg.h>
+
+/* A copy of one name, taken inside dr_foreach() and printed after it. */
+struct name_rec {
+	struct dr_entry entry;
+	int alive;
+	size_t name_len;
+	unsigned char name[DR_NAME_MAX];
+};
+
+/*
+ * The copies, about 240 bytes per name: less than the segment itself spends
+ * on each entry, so a full segment of the default capacity costs about
+ * 15 MiB here.
+ */
+struct name_list {
+	struct name_rec *v;
+	size_t n, cap;
+	unsigned live, dead;
+};
+
+/* Every name of r into l (appended), sorted by bytes then length. Nothing
+ * is printed from inside the walk: a reader blocked on a full pipe there
+ * would hold back the reuse of every entry unregistered meanwhile. */
+int names_gather(dr_registry *r, struct name_list *l);
+void names_free(struct name_list *l);
+
+void put_hex(FILE *f, const unsigned char *p, size_t n);
+/* Graphic ASCII that cannot be mistaken for hex: printed as is in a
+ * listing (names: no spaces, so columns stay split on white space). */
+bool name_is_text(const unsigned char *p, size_t n);
+bool value_is_text(const unsigned char *p, size_t n);
+/* p as text if name_is_text/value_is_text says so, else 0x and hex; an
+ * empty value as "-". */
+void put_name(FILE *f, const unsigned char *p, size_t n);
+void put_value(FILE *f, const unsigned char *p, size_t n);
+
+/* A JSON string of bytes that are text (json_is_text). */
+void json_str(FILE *f, const void *data, size_t n);
+bool json_is_text(const unsigned char *p, size_t n);
+/* "key": "text", "key_encoding": "text" -- or the bytes in hex. */
+void json_bytes(FILE *f, const char *key, const unsigned char *p, size_t n);
+
+#endif
