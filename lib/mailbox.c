@@ -27,6 +27,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -764,6 +765,7 @@ int dri_wait_take(dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call, uint
 {
 	struct dri_mbox *m = &mb->r->mboxes[mb->idx];
 	uint64_t now = dri_mono_ns(), spin_end = now + SPIN_NS, next_hook = now;
+	unsigned spins = 0;
 	char buf[64];
 	int rc;
 
@@ -779,7 +781,12 @@ int dri_wait_take(dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call, uint
 			next_hook = now + LIVENESS_NS;
 		}
 		if (deadline && now < spin_end && now < deadline) {
-			caa_cpu_relax();
+			/* Now and then let the sender run, should it share
+			 * our CPU: then spinning alone would only delay it. */
+			if (++spins % 16 == 0)
+				sched_yield();
+			else
+				caa_cpu_relax();
 			continue;
 		}
 		/* Arm the wake-up, then look once more: a sender that

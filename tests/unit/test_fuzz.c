@@ -91,14 +91,14 @@ static uint64_t env_u64(const char *name, uint64_t dflt)
 enum stage {
 	S_START, S_MUTATE, S_OPEN, S_CHECK_FIRST, S_OWN, S_WHEREIS, S_FOREACH,
 	S_STATS, S_CHECK, S_REGISTER, S_UPDATE, S_UNREGISTER, S_FORCE,
-	S_READLOCK, S_REAP, S_CHECK_AGAIN, S_CLOSE, S_DONE, S_NSTAGES
+	S_READLOCK, S_MAILBOX, S_REAP, S_CHECK_AGAIN, S_CLOSE, S_DONE, S_NSTAGES
 };
 
 static const char *const stage_names[S_NSTAGES] = {
 	"start", "mutate (after open)", "dr_open", "dr_check right after open",
 	"registering own names", "dr_whereis", "dr_foreach", "dr_stats",
 	"dr_check", "dr_register", "dr_register (update)", "dr_unregister",
-	"dr_unregister_force", "dr_read_lock section", "dr_reap",
+	"dr_unregister_force", "dr_read_lock section", "mailboxes", "dr_reap",
 	"dr_check after writes", "dr_close", "done",
 };
 
@@ -185,6 +185,8 @@ static void target_name(char *buf, size_t len, int t)
 struct geo {
 	uint32_t cap, nbuckets, max_procs, max_threads;
 	uint64_t size, off_procs, off_readers, off_states, off_buckets, off_entries, off_ext;
+	uint64_t off_mboxes, off_lanes, lane_stride;
+	uint32_t max_mailboxes, max_lanes, lane_bytes;
 	uint64_t epoch, created_ns, seed;
 	/* owner ids in the pristine body */
 	uint64_t live_owner, dead_owner, child_owner;
@@ -205,6 +207,12 @@ static void geo_from(struct geo *g, const struct dri_header *h)
 	g->off_buckets = h->off_buckets;
 	g->off_entries = h->off_entries;
 	g->off_ext = h->off_ext;
+	g->off_mboxes = h->off_mboxes;
+	g->off_lanes = h->off_lanes;
+	g->max_mailboxes = h->max_mailboxes;
+	g->max_lanes = h->max_lanes;
+	g->lane_bytes = h->lane_bytes;
+	g->lane_stride = sizeof(struct dri_lane) + h->lane_bytes;
 	g->seed = h->seed;
 	g->epoch = h->epoch;
 	g->created_ns = h->created_ns;
@@ -249,6 +257,14 @@ static uint32_t en_bucket(uint8_t *b, const struct geo *g, uint32_t i)
 		memcpy(name + DRI_NAME_INLINE, ex_at(b, g, i)->name, len - DRI_NAME_INLINE);
 	return (uint32_t)(XXH3_64bits_withSeed(name, len, g->seed) & (g->nbuckets - 1));
 }
+static struct dri_mbox *mb_at(uint8_t *b, const struct geo *g, uint32_t i)
+{
+	return (struct dri_mbox *)(b + g->off_mboxes) + i;
+}
+static struct dri_lane *ln_at(uint8_t *b, const struct geo *g, uint32_t i)
+{
+	return (struct dri_lane *)(b + g->off_lanes + (uint64_t)i * g->lane_stride);
+}
 static struct dri_proc *pr_at(uint8_t *b, const struct geo *g, uint32_t i)
 {
 	return (struct dri_proc *)(b + g->off_procs) + i;
@@ -282,7 +298,7 @@ enum mkind {
 	M_STATE, M_BUCKET, M_NEXT, M_NAMELEN, M_VLEN, M_VSEL, M_TAG, M_OWNER,
 	M_PID, M_REGID, M_NAMEBYTE, M_RD_EPOCH, M_RD_OWNER, M_PROC_WORD,
 	M_PROC_PID, M_HDR_EPOCH, M_HDR_REGID, M_HDR_HWM, M_HDR_GEOM, M_RAW64,
-	M_RAW8, M_NKINDS
+	M_RAW8, M_MBOX, M_LANE, M_RING, M_NKINDS
 };
 
 /* Relative values, resolved when the mutation is applied. */
@@ -342,7 +358,8 @@ static void gen_mut(uint64_t *s, const struct geo *g, struct mut *m, bool after_
 		[M_PID] = 2, [M_REGID] = 2, [M_NAMEBYTE] = 2, [M_RD_EPOCH] = 4,
 		[M_RD_OWNER] = 4, [M_PROC_WORD] = 4, [M_PROC_PID] = 2,
 		[M_HDR_EPOCH] = 2, [M_HDR_REGID] = 2, [M_HDR_HWM] = 2,
-		[M_HDR_GEOM] = 3, [M_RAW64] = 4, [M_RAW8] = 3,
+		[M_HDR_GEOM] = 3, [M_RAW64] = 4, [M_RAW8] = 3, [M_MBOX] = 4, [M_LANE] = 5,
+		[M_RING] = 6,
 	};
 	uint32_t total = 0, r, w[M_NKINDS];
 
@@ -532,6 +549,37 @@ static void gen_mut(uint64_t *s, const struct geo *g, struct mut *m, bool after_
 		m->name = -1;
 		m->idx = (uint32_t)(DRI_HEADER_SIZE + below(s, (uint32_t)(g->size - DRI_HEADER_SIZE)));
 		m->val = rnd(s) & 0xff;
+		break;
+	case M_MBOX:
+		m->name = -1;
+		m->idx = below(s, g->max_mailboxes);
+		m->sub = below(s, 4); /* owner, gen, waiting, a lane slot */
+		switch (below(s, 5)) {
+		case 0: m->val = 0; break;
+		case 1: m->val = below(s, 2) ? g->live_owner : g->dead_owner; break;
+		case 2: m->val = 1 + below(s, g->max_lanes + 2); break;
+		case 3: m->rel = R_XOR; m->val = 1ull << below(s, 32); break;
+		default: m->val = rnd(s); break;
+		}
+		break;
+	case M_LANE:
+		m->name = -1;
+		m->idx = below(s, g->max_lanes);
+		m->sub = below(s, 5); /* owner, target, slot, head, tail */
+		switch (below(s, 6)) {
+		case 0: m->val = 0; break;
+		case 1: m->val = below(s, 2) ? g->live_owner : g->child_owner; break;
+		case 2: m->rel = R_ADD; m->val = below(s, 2) ? 8 : g->lane_bytes; break;
+		case 3: m->rel = R_ADD; m->val = (uint64_t)-(int64_t)(1 + below(s, 64)); break;
+		case 4: m->rel = R_XOR; m->val = 1ull << below(s, 40); break;
+		default: m->val = rnd(s); break;
+		}
+		break;
+	case M_RING:
+		m->name = -1;
+		m->idx = below(s, g->max_lanes);
+		m->sub = below(s, 6); /* at the head: len, kind, name_len, data_len; or anywhere */
+		m->val = below(s, 3) == 0 ? 0 : below(s, 2) ? rnd(s) : below(s, 1u << 20);
 		break;
 	}
 }
@@ -727,6 +775,63 @@ static void apply_mut(uint8_t *b, const struct geo *g, const struct mut *m,
 		b[m->idx] = (uint8_t)m->val;
 		LOGW("byte at offset %u = %#x", m->idx, (unsigned)m->val);
 		break;
+	case M_MBOX: {
+		struct dri_mbox *x = mb_at(b, g, m->idx % g->max_mailboxes);
+		static const char *const f[] = { "owner", "gen", "waiting", "lane[]" };
+
+		switch (m->sub) {
+		case 0: x->owner = resolve(x->owner, m); break;
+		case 1: x->gen = (uint32_t)resolve(x->gen, m); break;
+		case 2: x->waiting = (uint32_t)resolve(x->waiting, m); break;
+		default: x->lane[m->val % DRI_MBOX_LANES] = (uint32_t)resolve(m->val >> 8, m); break;
+		}
+		LOGW("mailbox[%u].%s = %#llx", m->idx % g->max_mailboxes, f[m->sub % 4],
+		     (unsigned long long)m->val);
+		break;
+	}
+	case M_LANE: {
+		struct dri_lane *l = ln_at(b, g, m->idx % g->max_lanes);
+		static const char *const f[] = { "owner", "target", "slot", "head", "tail" };
+
+		switch (m->sub) {
+		case 0: l->owner = resolve(l->owner, m); break;
+		case 1: l->target = (uint32_t)resolve(l->target, m); break;
+		case 2: l->slot = (uint32_t)resolve(l->slot, m); break;
+		case 3: l->head = resolve(l->head, m); break;
+		default: l->tail = resolve(l->tail, m); break;
+		}
+		LOGW("lane[%u].%s = %#llx", m->idx % g->max_lanes, f[m->sub % 5],
+		     (unsigned long long)m->val);
+		break;
+	}
+	case M_RING: {
+		struct dri_lane *l = ln_at(b, g, m->idx % g->max_lanes);
+		uint8_t *ring = (uint8_t *)(l + 1);
+		uint32_t at = (uint32_t)(l->head & (g->lane_bytes - 1));
+		struct dri_rec rec;
+
+		if (m->sub == 5) {
+			at = (uint32_t)(m->val % (g->lane_bytes - 8));
+			memcpy(ring + at, &m->val, 8);
+			LOGW("lane[%u] ring at %u = %#llx", m->idx % g->max_lanes, at,
+			     (unsigned long long)m->val);
+			break;
+		}
+		if (at + sizeof(rec) > g->lane_bytes)
+			break; /* a header across the end: left alone */
+		memcpy(&rec, ring + at, sizeof(rec));
+		switch (m->sub) {
+		case 0: rec.len = (uint32_t)m->val; break;
+		case 1: rec.kind = (uint8_t)m->val; break;
+		case 2: rec.name_len = (uint8_t)m->val; break;
+		case 3: rec.data_len = (uint32_t)m->val; break;
+		default: rec.reply_to = (uint32_t)m->val; break;
+		}
+		memcpy(ring + at, &rec, sizeof(rec));
+		LOGW("lane[%u] record at the head: field %u = %#llx", m->idx % g->max_lanes, m->sub,
+		     (unsigned long long)m->val);
+		break;
+	}
 	}
 }
 
@@ -924,6 +1029,10 @@ static const int ok_inspect[] = { -EUSERS, -ENOMEM, -ENOLCK, 0 };
 static const int ok_check[] = { -EBADMSG, -EUSERS, -ENOMEM, -ENOLCK, 0 };
 static const int ok_register[] = { -EEXIST, -ENOSPC, -EBUSY, -EBADMSG, -EUSERS, -ENOLCK, 0 };
 static const int ok_unregister[] = { -ENOENT, -EPERM, -EBADMSG, -EUSERS, -ENOLCK, 0 };
+static const int ok_mbox_open[] = { -EUSERS, -EBADMSG, -ENOLCK, 0 };
+static const int ok_msg_send[] = { -ENOENT, -EDESTADDRREQ, -EAGAIN, -ETIMEDOUT, -EOWNERDEAD,
+				   -EUSERS, -EBADMSG, -ENOLCK, -EMSGSIZE, 0 };
+static const int ok_msg_recv[] = { -EAGAIN, -EBADMSG, -ENOLCK, 0 };
 static const int ok_open[] = { -EBADMSG, -EPROTO, -EUSERS, -ENOSYS, -ENOMEM, 0 };
 
 struct walk_ctx {
@@ -958,7 +1067,47 @@ static void check_once(dr_registry *r, struct child_res *res)
 
 /* Everything a process may do with the segment, checking only that each
  * call returns 0 or an expected error. */
-static void operate(dr_registry *r, struct child_res *res, bool own)
+/* Receive what waits in mb (its lanes perhaps corrupted), then send to
+ * names served by others' mailboxes (perhaps corrupted too). */
+static void mailboxes(dr_registry *r, struct child_res *res, dr_mailbox *mb)
+{
+	unsigned char buf[64];
+	struct dr_msg m;
+	size_t len;
+	int rc;
+
+	if (!mb) {
+		rc = dr_mailbox_open(r, &mb);
+		expect(res, rc, ok_mbox_open, "dr_mailbox_open");
+		if (rc)
+			return;
+		expect(res, dr_serve(mb, "mbx.child", "c", 1), ok_register, "dr_serve");
+		for (int i = 0; i < 3; i++)
+			expect(res, dr_cast(r, "mbx.child", "hello", 5, 0), ok_msg_send, "dr_cast own");
+	}
+	for (int i = 0; i < 8; i++) {
+		res->detail = i;
+		rc = dr_recv(mb, &m, 0);
+		expect(res, rc, ok_msg_recv, "dr_recv");
+		if (rc == 0 && (m.len > dr_message_max(r) || m.name_len > DR_NAME_MAX ||
+				m.kind < DR_MSG_CALL || m.kind > DR_MSG_SYSTEM))
+			bad(res, rc, "dr_recv: a message out of range");
+		if (rc == 0 && m.len)
+			memcpy(buf, m.data, m.len < sizeof(buf) ? m.len : sizeof(buf));
+		if (rc == -EAGAIN)
+			break;
+	}
+	res->detail = 100;
+	expect(res, dr_cast(r, "mbx.live", "x", 1, 0), ok_msg_send, "dr_cast live");
+	res->detail = 101;
+	len = sizeof(buf);
+	rc = dr_call(r, "mbx.live", "x", 1, buf, &len, 10);
+	if (rc != -EPROTO)
+		expect(res, rc, ok_msg_send, "dr_call live");
+	dr_mailbox_close(mb);
+}
+
+static void operate(dr_registry *r, struct child_res *res, bool own, dr_mailbox *mbox)
 {
 	char name[DR_NAME_MAX + 2];
 	struct dr_entry e;
@@ -1056,6 +1205,9 @@ static void operate(dr_registry *r, struct child_res *res, bool own)
 		       "dr_register in a section");
 		expect(res, dr_read_unlock(r), ok_lookup, "dr_read_unlock");
 	}
+
+	res->stage = S_MAILBOX;
+	mailboxes(r, res, mbox);
 
 	res->stage = S_REAP;
 	expect(res, dr_reap(r, &n), ok_inspect, "dr_reap");
@@ -1203,6 +1355,7 @@ static int body_child(void *arg)
 {
 	struct body_round *br = arg;
 	struct child_res *res = br->res;
+	dr_mailbox *mb = NULL;
 	dr_registry *r;
 	char name[32];
 	int rc;
@@ -1229,12 +1382,18 @@ static int body_child(void *arg)
 			name_of(name, sizeof(name), G_OWN, i);
 			expect(res, dr_register(r, name, "own", 3), ok_register, "dr_register own");
 		}
+		/* A mailbox with messages waiting, before the damage. */
+		if (dr_mailbox_open(r, &mb) == 0) {
+			(void)dr_serve(mb, "mbx.child", "c", 1);
+			for (int i = 0; i < 3; i++)
+				(void)dr_cast(r, "mbx.child", "before", 6, 0);
+		}
 		res->stage = S_MUTATE;
 		for (int i = 0; i < br->nmuts; i++)
 			apply_mut(br->map, br->g, &br->muts[i], res);
 	}
 
-	operate(r, res, br->mode == MODE_AFTER);
+	operate(r, res, br->mode == MODE_AFTER, mb);
 
 	res->stage = S_CLOSE;
 	dr_close(r);
@@ -1261,6 +1420,12 @@ static int setup_dead_child(void *arg)
 		if (dr_register(r, name, "g", 1) || dr_unregister(r, name))
 			return 4;
 	}
+	/* A mailbox with a message, and a message in a lane to the live
+	 * process's mailbox: a dead process's, for reaping. */
+	dr_mailbox *mb;
+	if (dr_mailbox_open(r, &mb) || dr_serve(mb, "mbx.dead", "d", 1) ||
+	    dr_cast(r, "mbx.dead", "x", 1, 0) || dr_cast(r, "mbx.live", "from the dead", 13, 0))
+		return 5;
 	return 0; /* no dr_close: the names stay, owned by a dead process */
 }
 
@@ -1288,6 +1453,7 @@ Test(fuzz, body)
 	struct fuzz_run f;
 	struct geo g;
 	dr_registry *r = NULL;
+	dr_mailbox *live_mb = NULL;
 	uint8_t *map, *snap;
 	uint64_t seed;
 	unsigned modes[MODE_N] = { 0 }, detect = 0, opened = 0, check_bad = 0;
@@ -1306,6 +1472,11 @@ Test(fuzz, body)
 		snprintf(val, sizeof(val), "L%d", i);
 		cr_assert_eq(dr_register(r, name, val, strlen(val)), 0);
 	}
+	/* A mailbox of this (live) process with messages in its lanes. */
+	cr_assert_eq(dr_mailbox_open(r, &live_mb), 0);
+	cr_assert_eq(dr_serve(live_mb, "mbx.live", "l", 1), 0);
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(dr_cast(r, "mbx.live", "queued", 6, 0), 0);
 	cr_assert_eq(wait_child(spawn(setup_dead_child, (void *)seg)), 0);
 	cr_assert_eq(dr_check(r, NULL, 0), 0);
 
@@ -1534,7 +1705,7 @@ static int hdr_child(void *arg)
 	expect(res, res->open_rc, ok_open, "dr_open");
 	if (res->open_rc)
 		return child_exit(res);
-	operate(r, res, false);
+	operate(r, res, false, NULL);
 	res->stage = S_CLOSE;
 	dr_close(r);
 	return child_exit(res);

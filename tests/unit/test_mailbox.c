@@ -10,6 +10,8 @@
 
 #include "unit.h"
 
+#include "segmap.h"
+
 TestSuite(mailbox, .timeout = UNIT_TIMEOUT, .fini = unit_fini);
 
 static double now_s(void)
@@ -448,5 +450,51 @@ Test(mailbox, a_dead_processs_mailboxes_and_lanes_are_reused)
 	cr_assert_eq(dr_mailbox_open(r, &b), 0);
 	dr_mailbox_close(a);
 	dr_mailbox_close(b);
+	dr_close(r);
+}
+
+/* ---------------------------------------------------------------------- */
+/* A lane another process wrote garbage into */
+
+Test(mailbox, a_corrupt_record_gives_ebadmsg_once_and_the_other_lanes_go_on)
+{
+	const char *seg = seg_new("mb");
+	dr_registry *r = open_mb(seg, 4096, 0);
+	struct dr_mailbox_stats st;
+	struct dri_header *h;
+	struct dr_msg m;
+	dr_mailbox *mb;
+	uint8_t *base;
+	size_t len;
+	int lanes = 0;
+
+	cr_assert_eq(dr_mailbox_open(r, &mb), 0);
+	cr_assert_eq(dr_serve(mb, "w", NULL, 0), 0);
+	cr_assert_eq(dr_cast(r, "w", "first", 5, 0), 0);
+	/* The record's length, as a buggy writer would leave it. */
+	base = segmap_open(seg, &len);
+	cr_assert_not_null(base);
+	h = (struct dri_header *)base;
+	for (uint32_t i = 0; i < h->max_lanes; i++) {
+		struct dri_lane *l = (struct dri_lane *)(base + h->off_lanes +
+							 (uint64_t)i * (sizeof(*l) + h->lane_bytes));
+		struct dri_rec *rec = (struct dri_rec *)(l + 1);
+
+		if (l->owner == 0)
+			continue;
+		lanes++;
+		rec->len = 3; /* not a multiple of 8, below the header */
+	}
+	cr_assert_eq(lanes, 1);
+	cr_assert_eq(dr_recv(mb, &m, 0), -EBADMSG);
+	cr_assert_eq(dr_recv(mb, &m, 0), -EAGAIN, "the corrupt lane was dropped");
+	cr_assert_eq(dr_mailbox_stats(mb, &st), 0);
+	cr_assert_eq(st.corrupt, 1);
+	/* A new message goes through (the sender takes a new lane). */
+	cr_assert_eq(dr_cast(r, "w", "again", 5, 0), 0);
+	cr_assert_eq(dr_recv(mb, &m, 0), 0);
+	cr_assert_arr_eq(m.data, "again", 5);
+	munmap(base, len);
+	dr_mailbox_close(mb);
 	dr_close(r);
 }
