@@ -18,7 +18,6 @@ static int resolve(struct dr_registry *r, const void *name, size_t len, uint64_t
 		   uint32_t *mbox)
 {
 	struct dri_thread *t;
-	struct dr_entry e;
 	struct dri_key k;
 	int err;
 
@@ -32,14 +31,11 @@ static int resolve(struct dr_registry *r, const void *name, size_t len, uint64_t
 	dri_key_init(&k, r, name, len);
 	*mbox = 0;
 	dri_read_enter(r, t);
-	err = dri_lookup(r, &k, &e, mbox);
+	err = dri_lookup(r, &k, NULL, mbox, regid);
 	dri_read_exit(r, t);
 	if (err)
 		return err;
-	if (*mbox == 0)
-		return -EDESTADDRREQ;
-	*regid = e.regid;
-	return 0;
+	return *mbox == 0 ? -EDESTADDRREQ : 0;
 }
 
 /* Send a CALL, CAST or INFO to name; *target gets its mailbox ref. */

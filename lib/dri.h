@@ -599,7 +599,7 @@ void dri_free_unpublished(struct dr_registry *r, uint32_t idx);
 int dri_insert(struct dr_registry *r, struct dri_thread *t, uint32_t idx,
 	       const struct dri_key *k, const void *value, size_t value_len, uint32_t mbox);
 int dri_lookup(struct dr_registry *r, const struct dri_key *k, struct dr_entry *out,
-	       uint32_t *mbox);
+	       uint32_t *mbox, uint64_t *regid);
 int dri_delete(struct dr_registry *r, struct dri_thread *t, const struct dri_key *k,
 	       bool force);
 bool dri_delete_exact(struct dr_registry *r, struct dri_thread *t, uint32_t idx,
@@ -632,6 +632,7 @@ struct dr_mailbox {
 	int sock;                 /* bound to our wake-up address */
 	bool for_replies;         /* a thread's mailbox for dr_call answers */
 	uint32_t cursor;          /* the lane slot to look at first */
+	uint32_t burst;           /* messages taken from it in a row */
 	int32_t cur_lane;         /* the lane of the message returned last, or -1 */
 	uint64_t cur_end;         /* and where it ends */
 	uint8_t *bounce;          /* a record that wraps, copied whole */

@@ -637,18 +637,18 @@ static bool still_ours(dr_mailbox *mb, const unsigned char *name, size_t len, ui
 {
 	struct dr_registry *r = mb->r;
 	struct dri_thread *t;
-	struct dr_entry e;
 	struct dri_key k;
 	uint32_t mbox = 0;
+	uint64_t got = 0;
 	int rc;
 
 	if (len < 1 || len > DR_NAME_MAX || dri_thread_get(r, &t))
 		return false;
 	dri_key_init(&k, r, name, len);
 	dri_read_enter(r, t);
-	rc = dri_lookup(r, &k, &e, &mbox);
+	rc = dri_lookup(r, &k, NULL, &mbox, &got);
 	dri_read_exit(r, t);
-	return rc == 0 && e.regid == regid && mbox == mb->ref;
+	return rc == 0 && got == regid && mbox == mb->ref;
 }
 
 /*
@@ -742,7 +742,14 @@ int dri_take(dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call)
 			dri_finish(mb);
 			goto again;
 		}
-		mb->cursor = (s + 1) % DRI_MBOX_LANES;
+		/* Stay on this lane for a burst (its next records are likely
+		 * in our cache), then let the others have a turn. */
+		if (++mb->burst >= 64) {
+			mb->burst = 0;
+			mb->cursor = (s + 1) % DRI_MBOX_LANES;
+		} else {
+			mb->cursor = s;
+		}
 		return 1;
 	corrupt:
 		/* Drop what the lane holds and let it go. */

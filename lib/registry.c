@@ -240,7 +240,7 @@ DR_EXPORT int dr_whereis_bin(dr_registry *r, const void *name, size_t name_len,
 		return err;
 	dri_key_init(&k, r, name, name_len);
 	dri_read_enter(r, t);
-	err = dri_lookup(r, &k, out, NULL);
+	err = dri_lookup(r, &k, out, NULL, NULL);
 	dri_read_exit(r, t);
 	return err;
 }
