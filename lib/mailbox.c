@@ -223,6 +223,7 @@ static int mbox_claim(struct dr_registry *r, uint32_t *idx, uint32_t *ref)
 struct dri_lanemap {
 	uint32_t ref;
 	uint32_t lane;
+	int users;                /* atomic; threads sending on it; raised under send_lock */
 	pthread_mutex_t mu;
 	struct dri_lanemap *next;
 };
@@ -326,51 +327,79 @@ static int lane_claim(struct dr_registry *r, uint32_t ref, uint32_t *out)
 	return -EUSERS;
 }
 
-/* Our lane to ref, claimed on first use; *map its entry. */
-static int lane_for(struct dr_registry *r, uint32_t ref, struct dri_lanemap **map)
+/* Forget map entry e: free its lane if nobody has it attached, else keep
+ * it until it is detached. Under send_lock. */
+static void lane_forget(struct dr_registry *r, struct dri_lanemap *e)
+{
+	if (lane_release(r, e->lane)) {
+		pthread_mutex_destroy(&e->mu);
+		free(e);
+	} else {
+		e->ref = 0;
+		e->next = r->lanes_held;
+		r->lanes_held = e;
+	}
+}
+
+/* Give back what our lanes to gone mailboxes hold: every lane whose
+ * mailbox was closed, reopened or reaped (we will never send to that
+ * opening again), and the kept ones their reader has detached since.
+ * Returns how many lanes went back to the pool. Under send_lock. */
+static unsigned lanes_sweep(struct dr_registry *r)
 {
 	struct dri_lanemap *e, **pp;
-	uint32_t lane;
-	int err;
+	unsigned n = 0;
 
-	pthread_mutex_lock(&r->send_lock);
-	for (pp = &r->lanemap; (e = *pp); pp = &e->next) {
-		if (e->ref != ref)
+	for (pp = &r->lanemap; (e = *pp);) {
+		/* One in use by a sending thread stays (it fails its send
+		 * and the next sweep takes it). */
+		if (__atomic_load_n(&e->users, __ATOMIC_ACQUIRE) ||
+		    (mbox_current(r, e->ref) && lane_usable(r, e->lane, e->ref))) {
+			pp = &e->next;
 			continue;
-		if (lane_usable(r, e->lane, ref)) {
-			pthread_mutex_unlock(&r->send_lock);
-			*map = e;
-			return 0;
 		}
-		/* Detached, or its mailbox reopened or gone: forget it,
-		 * and free it if nobody has it attached any more. */
 		*pp = e->next;
-		if (!lane_release(r, e->lane)) {
-			e->ref = 0; /* kept until detached */
-			e->next = r->lanes_held;
-			r->lanes_held = e;
-		} else {
-			pthread_mutex_destroy(&e->mu);
-			free(e);
-		}
-		break;
+		lane_forget(r, e);
 	}
-	/* Lanes waiting to be detached: free the ones that are now. */
 	for (pp = &r->lanes_held; (e = *pp);) {
 		if (lane_release(r, e->lane)) {
 			*pp = e->next;
 			pthread_mutex_destroy(&e->mu);
 			free(e);
+			n++;
 		} else {
 			pp = &e->next;
 		}
 	}
+	return n;
+}
+
+/* Our lane to ref, claimed on first use; *map its entry. */
+static int lane_for(struct dr_registry *r, uint32_t ref, struct dri_lanemap **map)
+{
+	struct dri_lanemap *e;
+	uint32_t lane;
+	int err;
+
+	pthread_mutex_lock(&r->send_lock);
+	for (e = r->lanemap; e; e = e->next) {
+		if (e->ref == ref && lane_usable(r, e->lane, ref)) {
+			__atomic_add_fetch(&e->users, 1, __ATOMIC_ACQ_REL);
+			pthread_mutex_unlock(&r->send_lock);
+			*map = e;
+			return 0;
+		}
+	}
+	/* A new lane to claim: first give back those to gone mailboxes. */
+	lanes_sweep(r);
 	e = calloc(1, sizeof(*e));
 	if (!e) {
 		pthread_mutex_unlock(&r->send_lock);
 		return -ENOMEM;
 	}
 	err = lane_claim(r, ref, &lane);
+	if (err == -EUSERS && lanes_sweep(r) > 0)
+		err = lane_claim(r, ref, &lane); /* the claim's reaping detached some of ours */
 	if (err) {
 		pthread_mutex_unlock(&r->send_lock);
 		free(e);
@@ -378,6 +407,7 @@ static int lane_for(struct dr_registry *r, uint32_t ref, struct dri_lanemap **ma
 	}
 	e->ref = ref;
 	e->lane = lane;
+	e->users = 1;
 	pthread_mutex_init(&e->mu, NULL);
 	e->next = r->lanemap;
 	r->lanemap = e;
@@ -467,6 +497,7 @@ int dri_lane_send(struct dr_registry *r, uint32_t ref, struct dri_rec *hdr, cons
 	err = 0;
 out:
 	pthread_mutex_unlock(&map->mu);
+	__atomic_sub_fetch(&map->users, 1, __ATOMIC_ACQ_REL);
 	return err;
 }
 
