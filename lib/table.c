@@ -281,12 +281,14 @@ static void value_write(struct dr_registry *r, uint32_t idx, uint32_t slot,
 		struct dri_entry *e = dri_entry_at(r, idx);
 
 		e->vlen = (uint8_t)len;
-		memcpy(e->val, value, len);
+		if (len)
+			memcpy(e->val, value, len);
 	} else {
 		struct dri_ext *x = dri_ext_at(r, idx);
 
 		x->vlen[slot - 1] = (uint8_t)len;
-		memcpy(x->val[slot - 1], value, len);
+		if (len)
+			memcpy(x->val[slot - 1], value, len);
 	}
 }
 
