@@ -423,6 +423,7 @@ struct dr_registry {
 	uint64_t owner;                   /* our owner id */
 	uint64_t slot_word;               /* our slot's word while we hold it */
 	bool gen_wrapped;                 /* our owner id was used before */
+	uint32_t updating;                /* our threads in value_update (atomic) */
 	pthread_key_t key;
 	pthread_mutex_t lock;             /* guards threads, mailboxes */
 	struct dri_thread *threads;
@@ -504,12 +505,18 @@ void dri_thread_release_all(struct dr_registry *r);
 void dri_retire(struct dr_registry *r, struct dri_thread *t, uint32_t idx, uint64_t expect);
 int dri_reclaim_own(struct dr_registry *r, struct dri_thread *t);
 /* How long an allocation waits for stalled readers before -EBUSY, and how
- * long at most while every reader it waits for is only preempted: its
- * thread is runnable and waits for a CPU (with more reading threads than
- * CPUs, or a vCPU the hypervisor descheduled, 50 ms is not rare). */
+ * long at most while no reader it waits for is stalled: each is only
+ * preempted (its thread is runnable and waits for a CPU: with more reading
+ * threads than CPUs, or a vCPU the hypervisor descheduled, 50 ms is not
+ * rare), or has left its section and newer ones hold reuse back. */
 #define DRI_GRACE_WAIT_NS (50ull * 1000 * 1000)
-#define DRI_GRACE_RUNNABLE_WAIT_NS (1000ull * 1000 * 1000)
-bool dri_readers_runnable(struct dr_registry *r, uint64_t since);
+#define DRI_GRACE_RUNNABLE_WAIT_NS (2000ull * 1000 * 1000)
+enum dri_old_readers {
+	DRI_OLD_NONE,     /* no reader has stayed in one section since then */
+	DRI_OLD_RUNNABLE, /* some have, and every one of them is runnable */
+	DRI_OLD_STALLED,  /* one of them is stopped, sleeping, or unknown */
+};
+enum dri_old_readers dri_old_readers(struct dr_registry *r, uint64_t since);
 uint64_t dri_mono_ns(void);
 int dri_reclaim_all(struct dr_registry *r, struct dri_thread *t, uint32_t *left);
 unsigned dri_reap_readers(struct dr_registry *r);

@@ -444,16 +444,16 @@ static char thread_state(pid_t pid, pid_t tid)
 }
 
 /*
- * Whether every live reader, other than the calling thread, that has been
- * inside one section since epoch `since` or earlier is runnable: preempted
- * rather than stalled, so that waiting longer for it makes sense. False if
- * there is none, or one is stopped, sleeping or cannot be asked.
+ * The live readers, other than the calling thread, that have been inside
+ * one section since epoch `since` or earlier: none, all runnable (preempted
+ * rather than stalled, so that waiting longer makes sense), or one that is
+ * stopped, sleeping or cannot be asked.
  */
-bool dri_readers_runnable(struct dr_registry *r, uint64_t since)
+enum dri_old_readers dri_old_readers(struct dr_registry *r, uint64_t since)
 {
 	uint32_t hwm = ld_acq32(&r->hdr->readers_hwm), i;
 	struct dri_reader *self = dri_tcache.r == r ? dri_tcache.t->slot : NULL;
-	bool any = false;
+	enum dri_old_readers res = DRI_OLD_NONE;
 
 	if (hwm > r->max_threads)
 		hwm = r->max_threads;
@@ -467,10 +467,10 @@ bool dri_readers_runnable(struct dr_registry *r, uint64_t since)
 		if (o == 0 || !dri_owner_alive(r, o))
 			continue;
 		if (thread_state(r->procs[DRI_OWNER_SLOT(o)].pid, rd->tid) != 'R')
-			return false;
-		any = true;
+			return DRI_OLD_STALLED;
+		res = DRI_OLD_RUNNABLE;
 	}
-	return any;
+	return res;
 }
 
 /*

@@ -194,7 +194,7 @@ static unsigned finish_deletes(struct dr_registry *r, struct dri_thread *t);
  * go round until an entry is ours, or FULL_PASSES passes in a row find
  * every entry allocated (-ENOSPC), or a live reader has held reuse back
  * for DRI_GRACE_WAIT_NS (-EBUSY), or for up to DRI_GRACE_RUNNABLE_WAIT_NS
- * while every reader we wait for is runnable. Inside a read-side section (registering
+ * while no reader we wait for is stalled. Inside a read-side section (registering
  * under dr_read_lock) one pass only: our own section may be what blocks.
  */
 int dri_alloc_entry(struct dr_registry *r, struct dri_thread *t, uint32_t *idx)
@@ -233,12 +233,20 @@ int dri_alloc_entry(struct dr_registry *r, struct dri_thread *t, uint32_t *idx)
 			deadline = start + DRI_GRACE_WAIT_NS;
 			since = ld_acq64(&r->hdr->epoch);
 		} else if (dri_mono_ns() >= deadline) {
-			/* Wait on for readers that are merely preempted. */
-			if (rc == -EBUSY && deadline < start + DRI_GRACE_RUNNABLE_WAIT_NS &&
-			    dri_readers_runnable(r, since))
-				deadline += DRI_GRACE_WAIT_NS;
-			else
+			/* Wait on while no reader is stalled: those we waited
+			 * for are merely preempted, or have left and newer
+			 * ones (of a section that started since) hold reuse
+			 * back, or we freed entries (rc > 0) or met others
+			 * freeing them, and other threads took them first. */
+			enum dri_old_readers old = rc == -EBUSY ? dri_old_readers(r, since)
+								 : DRI_OLD_NONE;
+
+			if (old == DRI_OLD_STALLED ||
+			    deadline >= start + DRI_GRACE_RUNNABLE_WAIT_NS)
 				return rc == -EBUSY ? -EBUSY : -ENOSPC;
+			deadline += DRI_GRACE_WAIT_NS;
+			if (old == DRI_OLD_NONE)
+				since = ld_acq64(&r->hdr->epoch);
 		}
 		if (rc == -EBUSY) {
 			struct timespec ts = { 0, 200 * 1000 };
@@ -303,21 +311,28 @@ static uint32_t value_slot(uint32_t cur, size_t len)
 
 /*
  * Owner only: write the value into a slot readers are not reading, then
- * make it current. Returns 0, or -EBUSY if the busy bit stayed set for
- * DRI_GRACE_WAIT_NS.
+ * make it current. Returns 0, or -EBUSY if the busy bit is set and no
+ * other thread of ours is updating (a bit another process wrote into the
+ * segment), or stayed set for DRI_GRACE_RUNNABLE_WAIT_NS.
  */
 static int value_update(struct dr_registry *r, uint32_t idx, const void *value, size_t len)
 {
 	struct dri_entry *e = dri_entry_at(r, idx);
 	uint64_t deadline = 0;
 	uint32_t w, spins = 0, slot;
+	int rc = 0;
 
 	/* The busy bit keeps two threads of the owner apart; a dead owner's
 	 * busy bit is harmless, as nobody else ever updates its entry. The
-	 * other thread holds it for a copy of at most DR_VALUE_MAX bytes, so
-	 * a bit set for longer than a grace-period wait is a descheduled
-	 * thread or, never cleared, one that another process wrote into the
-	 * segment: give up rather than spin for ever. */
+	 * thread that holds it copies at most DR_VALUE_MAX bytes, so it is
+	 * held for long only by a thread of ours that is preempted (with more
+	 * threads than CPUs, tens of milliseconds): wait for it. A bit that no
+	 * thread of ours holds was written by another process: r->updating
+	 * counts our threads in here, each from before its CAS to after its
+	 * release, and the release changes the version, so a busy word that
+	 * is still the one we saw while we are the only one in here is
+	 * nobody's. Give up then rather than spin for ever. */
+	__atomic_fetch_add(&r->updating, 1, __ATOMIC_SEQ_CST);
 	for (;;) {
 		w = ld_acq32(&e->vsel);
 		if (!(w & DRI_VSEL_BUSY) && uatomic_cmpxchg(&e->vsel, w, w | DRI_VSEL_BUSY) == w)
@@ -325,10 +340,18 @@ static int value_update(struct dr_registry *r, uint32_t idx, const void *value, 
 		if (++spins % BUSY_SPINS == 0) {
 			uint64_t now = dri_mono_ns();
 
-			if (!deadline)
-				deadline = now + DRI_GRACE_WAIT_NS;
-			else if (now >= deadline)
-				return -EBUSY;
+			if ((w & DRI_VSEL_BUSY) &&
+			    __atomic_load_n(&r->updating, __ATOMIC_ACQUIRE) == 1 &&
+			    ld_acq32(&e->vsel) == w) {
+				rc = -EBUSY;
+				goto out;
+			}
+			if (!deadline) {
+				deadline = now + DRI_GRACE_RUNNABLE_WAIT_NS;
+			} else if (now >= deadline) {
+				rc = -EBUSY;
+				goto out;
+			}
 			sched_yield();
 		} else {
 			caa_cpu_relax();
@@ -339,7 +362,9 @@ static int value_update(struct dr_registry *r, uint32_t idx, const void *value, 
 	value_write(r, idx, slot, value, len);
 	DRI_CRASHPOINT(update_written);
 	st_rel32(&e->vsel, DRI_VSEL_NEXT(w, slot));
-	return 0;
+out:
+	__atomic_fetch_sub(&r->updating, 1, __ATOMIC_RELEASE);
+	return rc;
 }
 
 void dri_value_read(struct dr_registry *r, uint32_t idx, struct dr_entry *out)

@@ -3,20 +3,21 @@
  * and shared names registered, looked up and unregistered concurrently.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <time.h>
 
 #include "unit.h"
 
 TestSuite(threads, .timeout = UNIT_TIMEOUT, .fini = unit_fini);
 
-#define NTHREADS 8
+#define MAX_THREADS 32
 #define OWN_NAMES 32
 #define SHARED_NAMES 16
-#define ROUNDS 1000
+#define MAX_ROUNDS 1000
 
 struct worker {
 	dr_registry *r;
-	int id;
+	int id, nthreads, rounds;
 	pthread_barrier_t *start;
 	int unexpected;          /* errors the contract does not allow here */
 	int wrong_value;         /* a lookup returned another name's value */
@@ -50,8 +51,8 @@ static int value_belongs(const struct dr_entry *e, const char *name)
 		return 0;
 	memcpy(got, e->value, e->value_len);
 	got[e->value_len] = 0;
-	if (sscanf(got + n + 1, "%d.%d", &id, &round) != 2 || id < 0 || id >= NTHREADS ||
-	    round < 0 || round >= ROUNDS)
+	if (sscanf(got + n + 1, "%d.%d", &id, &round) != 2 || id < 0 || id >= MAX_THREADS ||
+	    round < 0 || round >= MAX_ROUNDS)
 		return 0;
 	return make_value(want, name, id, round) == e->value_len &&
 	       memcmp(want, e->value, e->value_len) == 0;
@@ -66,7 +67,7 @@ static void *worker_main(void *p)
 	int rc;
 
 	pthread_barrier_wait(w->start);
-	for (int round = 0; round < ROUNDS; round++) {
+	for (int round = 0; round < w->rounds; round++) {
 		/* Own names: every call must succeed. */
 		for (int i = 0; i < OWN_NAMES; i++) {
 			snprintf(name, sizeof(name), "t%d.own%d", w->id, i);
@@ -94,7 +95,7 @@ static void *worker_main(void *p)
 				note(w, &w->unexpected, "whereis", name, rc);
 			else if (rc == 0 && !value_belongs(&e, name))
 				note(w, &w->wrong_value, "whereis (wrong value)", name, 0);
-			snprintf(name, sizeof(name), "t%d.own%d", (w->id + 1 + i) % NTHREADS,
+			snprintf(name, sizeof(name), "t%d.own%d", (w->id + 1 + i) % w->nthreads,
 				 (i * 7 + round) % OWN_NAMES);
 			rc = dr_whereis(w->r, name, &e);
 			if (rc && rc != -ENOENT)
@@ -118,25 +119,27 @@ static void *worker_main(void *p)
 	return NULL;
 }
 
-Test(threads, eight_threads_share_one_handle)
+/* nthreads threads share one handle to a table of 4 entries per live name
+ * they can hold at once; each runs `rounds` rounds. */
+static void share_one_handle(const char *seg, int nthreads, int rounds)
 {
-	const char *seg = seg_new("threads");
-	dr_registry *r = seg_open(seg, 1024);
-	struct worker w[NTHREADS];
-	pthread_t tid[NTHREADS];
+	dr_registry *r = seg_open(seg, 4 * (nthreads * OWN_NAMES + SHARED_NAMES));
+	struct worker w[MAX_THREADS];
+	pthread_t tid[MAX_THREADS];
 	pthread_barrier_t start;
 	char name[48], msg[256];
 	int rc;
 
-	cr_assert_eq(pthread_barrier_init(&start, NULL, NTHREADS), 0);
-	for (int i = 0; i < NTHREADS; i++) {
-		w[i] = (struct worker){ .r = r, .id = i, .start = &start };
+	cr_assert_eq(pthread_barrier_init(&start, NULL, (unsigned)nthreads), 0);
+	for (int i = 0; i < nthreads; i++) {
+		w[i] = (struct worker){ .r = r, .id = i, .nthreads = nthreads, .rounds = rounds,
+					.start = &start };
 		cr_assert_eq(pthread_create(&tid[i], NULL, worker_main, &w[i]), 0);
 	}
-	for (int i = 0; i < NTHREADS; i++)
+	for (int i = 0; i < nthreads; i++)
 		cr_assert_eq(pthread_join(tid[i], NULL), 0);
 	pthread_barrier_destroy(&start);
-	for (int i = 0; i < NTHREADS; i++) {
+	for (int i = 0; i < nthreads; i++) {
 		cr_expect_eq(w[i].unexpected, 0, "%d unexpected errors, first: %s",
 			     w[i].unexpected, w[i].first_error);
 		cr_expect_eq(w[i].wrong_value, 0, "%d lookups returned another name's value, first: %s",
@@ -144,7 +147,7 @@ Test(threads, eight_threads_share_one_handle)
 	}
 
 	/* Quiet again: own names all gone, the table consistent. */
-	for (int t = 0; t < NTHREADS; t++) {
+	for (int t = 0; t < nthreads; t++) {
 		for (int i = 0; i < OWN_NAMES; i++) {
 			snprintf(name, sizeof(name), "t%d.own%d", t, i);
 			cr_assert_eq(dr_whereis(r, name, NULL), -ENOENT, "%s left behind", name);
@@ -154,6 +157,31 @@ Test(threads, eight_threads_share_one_handle)
 	cr_assert_eq(rc, 0, "dr_check: %s", msg);
 	dr_close(r);
 	cr_assert_eq(dr_unlink(seg), 0);
+}
+
+Test(threads, eight_threads_share_one_handle)
+{
+	share_one_handle(seg_new("threads"), 8, MAX_ROUNDS);
+}
+
+/*
+ * Thirty-two threads on one CPU: a thread is often preempted inside a
+ * read-side section for tens of milliseconds, the readers that hold reuse
+ * back keep changing, and other threads take what is freed first. None of
+ * that is a stalled reader or a full table: every dr_register succeeds.
+ * (An allocation used to give up with -EBUSY 50 ms after the readers it
+ * first waited for had all left, and with -ENOSPC when it had freed entries
+ * that other threads took.)
+ */
+Test(threads, thirty_two_threads_on_one_cpu)
+{
+	cpu_set_t one;
+
+	CPU_ZERO(&one);
+	CPU_SET(sched_getcpu() < 0 ? 0 : sched_getcpu(), &one);
+	cr_assert_eq(sched_setaffinity(0, sizeof(one), &one), 0, "sched_setaffinity: %s",
+		     strerror(errno));
+	share_one_handle(seg_new("threads32"), 32, 250);
 }
 
 #define CHURN_THREADS 4
