@@ -227,6 +227,7 @@ DR_EXPORT int dr_call_async_bin(dr_mailbox *mb, const void *name, size_t name_le
 			 timeout_ms == 0 ? 0 : deadline, &target);
 	if (err)
 		return err;
+	DRI_CRASHPOINT(async_sent);
 	err = pending_add(mb, id, target, deadline);
 	if (err)
 		return err; /* its reply will be counted late */

@@ -179,6 +179,8 @@ unsigned dri_reap_mailboxes(struct dr_registry *r)
 			if (attached && dri_mbox_alive(r, target))
 				continue; /* its reader drains it and frees it */
 			if (attached)
+				DRI_CRASHPOINT(reap_lane);
+			if (attached)
 				uatomic_cmpxchg(&m->lane[slot], i + 1, 0);
 		}
 		if (uatomic_cmpxchg(&l->owner, o, 0) == o)
@@ -308,6 +310,7 @@ static int lane_claim(struct dr_registry *r, uint32_t ref, uint32_t *out)
 				st_rel64(&l->owner, 0);
 				return -ENOENT;
 			}
+			DRI_CRASHPOINT(lane_checked);
 			for (uint32_t s = 0; s < DRI_MBOX_LANES; s++) {
 				if (CMM_LOAD_SHARED(m->lane[s]) != 0)
 					continue;
@@ -811,6 +814,7 @@ int dri_wait_take(dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call, uint
 		rc = dri_take(mb, msg, filter_call);
 		if (rc)
 			break;
+		DRI_CRASHPOINT(wait_empty);
 		now = dri_mono_ns();
 		if (hook && now >= next_hook) {
 			rc = hook(mb, msg, arg);
