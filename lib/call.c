@@ -148,7 +148,22 @@ DR_EXPORT int dr_reply_error(dr_mailbox *mb, const struct dr_msg *msg, int statu
 }
 
 /* ---------------------------------------------------------------------- */
-/* Asynchronous calls: the caller's mailbox keeps what is in flight. */
+/* Asynchronous calls: the caller's mailbox keeps what is in flight, under
+ * its call_lock (threads that call, and the thread that receives). */
+
+/* A new call id of mb: unique for the segment's life, as ids come in
+ * blocks of the segment's id counter (which registrations use too), so a
+ * late answer to a call of an earlier opening of the slot never matches a
+ * call of this one. Never 0. Under call_lock, or on a thread's own mailbox. */
+static uint64_t next_call_id(dr_mailbox *mb)
+{
+	if (mb->next_call == mb->call_end) {
+		mb->next_call = uatomic_add_return(&mb->r->hdr->next_regid, DRI_REGID_BLOCK) -
+				DRI_REGID_BLOCK;
+		mb->call_end = mb->next_call + DRI_REGID_BLOCK;
+	}
+	return mb->next_call++;
+}
 
 static int pending_add(dr_mailbox *mb, uint64_t call_id, uint32_t target, uint64_t deadline)
 {
@@ -170,29 +185,46 @@ static void pending_remove(dr_mailbox *mb, size_t i)
 	mb->pend[i] = mb->pend[--mb->npend];
 }
 
+static struct dri_pending *pending_find(dr_mailbox *mb, uint64_t call_id, size_t *at)
+{
+	for (size_t i = 0; i < mb->npend; i++) {
+		if (mb->pend[i].call_id == call_id) {
+			*at = i;
+			return &mb->pend[i];
+		}
+	}
+	return NULL;
+}
+
 /* A reply to call_id came: true if the call is ours and was in flight
  * (it is not any more), false if it is late or foreign. */
 bool dri_pending_take(dr_mailbox *mb, uint64_t call_id)
 {
-	for (size_t i = 0; i < mb->npend; i++) {
-		if (mb->pend[i].call_id == call_id) {
-			pending_remove(mb, i);
-			return true;
-		}
-	}
-	return false;
+	size_t i;
+	bool ours;
+
+	pthread_mutex_lock(&mb->call_lock);
+	ours = pending_find(mb, call_id, &i) != NULL;
+	if (ours)
+		pending_remove(mb, i);
+	pthread_mutex_unlock(&mb->call_lock);
+	return ours;
 }
 
 /* Hook of dr_recv's wait, every 20 ms: a call past its deadline, or whose
- * worker is gone, completes with -ETIMEDOUT or -EOWNERDEAD. */
+ * worker is gone, completes with -ETIMEDOUT or -EOWNERDEAD. One whose send
+ * is still under way (no target yet) is left alone. */
 int dri_pending_look(dr_mailbox *mb, struct dr_msg *msg, void *arg)
 {
 	uint64_t now = dri_mono_ns();
+	int found = 0;
 
 	(void)arg;
+	pthread_mutex_lock(&mb->call_lock);
 	for (size_t i = 0; i < mb->npend; i++) {
 		struct dri_pending *p = &mb->pend[i];
-		int status = now >= p->deadline ? -ETIMEDOUT :
+		int status = p->target == 0 ? 0 :
+			     now >= p->deadline ? -ETIMEDOUT :
 			     !dri_mbox_alive(mb->r, p->target) ? -EOWNERDEAD : 0;
 
 		if (!status)
@@ -202,9 +234,11 @@ int dri_pending_look(dr_mailbox *mb, struct dr_msg *msg, void *arg)
 		msg->status = status;
 		msg->call_id = p->call_id;
 		pending_remove(mb, i);
-		return 1;
+		found = 1;
+		break;
 	}
-	return 0;
+	pthread_mutex_unlock(&mb->call_lock);
+	return found;
 }
 
 DR_EXPORT int dr_call_async_bin(dr_mailbox *mb, const void *name, size_t name_len,
@@ -212,7 +246,9 @@ DR_EXPORT int dr_call_async_bin(dr_mailbox *mb, const void *name, size_t name_le
 				uint64_t *call_id)
 {
 	uint64_t id, deadline;
+	struct dri_pending *p;
 	uint32_t target;
+	size_t at;
 	int err;
 
 	if (!mb || timeout_ms < -1)
@@ -221,16 +257,27 @@ DR_EXPORT int dr_call_async_bin(dr_mailbox *mb, const void *name, size_t name_le
 		return -ECHILD;
 	if (mb->for_replies)
 		return -EINVAL;
-	id = ++mb->next_call;
 	deadline = dri_deadline(timeout_ms);
-	err = send_named(mb->r, DR_MSG_CALL, name, name_len, req, req_len, id, mb->ref,
-			 timeout_ms == 0 ? 0 : deadline, &target);
+	/* In flight before it is sent: the answer may come before this
+	 * thread runs again, to the thread that receives. */
+	pthread_mutex_lock(&mb->call_lock);
+	id = next_call_id(mb);
+	err = pending_add(mb, id, 0, deadline);
+	pthread_mutex_unlock(&mb->call_lock);
 	if (err)
 		return err;
+	err = send_named(mb->r, DR_MSG_CALL, name, name_len, req, req_len, id, mb->ref,
+			 timeout_ms == 0 ? 0 : deadline, &target);
 	DRI_CRASHPOINT(async_sent);
-	err = pending_add(mb, id, target, deadline);
+	pthread_mutex_lock(&mb->call_lock);
+	p = pending_find(mb, id, &at);
+	if (p && err)
+		pending_remove(mb, at);
+	else if (p)
+		p->target = target;
+	pthread_mutex_unlock(&mb->call_lock);
 	if (err)
-		return err; /* its reply will be counted late */
+		return err;
 	if (call_id)
 		*call_id = id;
 	return 0;
@@ -274,7 +321,7 @@ DR_EXPORT int dr_call_bin(dr_registry *r, const void *name, size_t name_len, con
 			return err;
 	}
 	mb = t->reply_mb;
-	id = ++mb->next_call;
+	id = next_call_id(mb);
 	deadline = dri_deadline(timeout_ms);
 	err = send_named(r, DR_MSG_CALL, name, name_len, req, req_len, id, mb->ref,
 			 timeout_ms == 0 ? 0 : deadline, &target);

@@ -53,11 +53,11 @@
 	X(send_written)      /* a record written into a lane, not published */   \
 	X(recv_taken)        /* a record taken, its room not given back */       \
 	X(lane_detached)     /* a lane detached by its reader, not freed */      \
-	X(reap_mbox)         /* a dead process's mailbox found, not yet freed */ \
+	X(reap_mbox)         /* a dead process's mailbox marked for reaping, table not cleared */ \
 	X(wait_empty)        /* a waiting receiver found nothing, hook not yet run */ \
 	X(lane_checked)      /* a claimed lane's target found current, not yet attached */ \
-	X(reap_lane)         /* a reaper found a dead sender's lane attached to a gone mailbox, not yet detached */ \
-	X(async_sent)        /* an asynchronous call sent, not yet in the pending list */
+	X(reap_lane)         /* a dead sender's lane, drained or to a gone mailbox, not yet detached */ \
+	X(async_sent)        /* an asynchronous call sent, its pending entry not given its target */
 
 #ifdef DR_CRASHPOINTS
 void dri_crashpoint(const char *name);

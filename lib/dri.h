@@ -37,13 +37,13 @@
 /* "DISTREG1", little-endian. */
 #define DRI_MAGIC 0x3147455254534944ull
 /* Bump whenever a shared struct or the meaning of a field changes. */
-#define DRI_LAYOUT_VERSION 4u
+#define DRI_LAYOUT_VERSION 5u
 #define DRI_HEADER_SIZE 4096u
 #define DRI_MAX_CAPACITY (1u << 26)
 #define DRI_MAX_PROCS 65535u
 #define DRI_MAX_THREADS (1u << 20)
 #define DRI_MAX_MAILBOXES 65535u
-#define DRI_MAX_LANES (1u << 20)
+#define DRI_MAX_LANES 65535u /* a lane table entry holds index + 1 in 16 bits */
 #define DRI_MIN_LANE_BYTES 4096u
 #define DRI_MAX_LANE_BYTES (1u << 30)
 
@@ -314,12 +314,24 @@ struct dri_mbox {
 	uint64_t stale;
 	uint64_t late;
 	uint8_t pad[DRI_CACHELINE - 32];
-	/* atomic; lane index + 1 of each attached lane, 0 free. Set by the
-	 * lane's sender (CAS from 0); cleared by the owner, or a reaper, when
-	 * the lane is drained and its sender dead, or it targets an earlier
-	 * opening (CAS). */
+	/* atomic; DRI_LV(lane index, lane generation) of each attached lane,
+	 * 0 free. Set by the lane's sender (CAS from 0); cleared by the
+	 * owner, or a reaper, when the lane is drained and its sender dead,
+	 * or it targets an earlier opening (CAS). The generation makes a CAS
+	 * made on an old view fail once the lane was freed and claimed again
+	 * (for 2^16 claims of that lane). */
 	uint32_t lane[DRI_MBOX_LANES];
 } DRI_ALIGNED;
+
+/* A mailbox's owner word while a reaper clears the table of a dead owner's
+ * mailbox: the reaper's owner id with this bit. Nobody opens the slot, and
+ * no opening of it is current, until the reaper stores 0; another reaper
+ * takes over (CAS) if this one dies. */
+#define DRI_MBOX_REAPING (1ull << 63)
+
+/* A lane table value: lane i of generation gen attached. */
+#define DRI_LV(i, gen) (((uint32_t)(gen) & 0xffffu) << 16 | ((uint32_t)(i) + 1))
+#define DRI_LV_LANE(v) (((v) & 0xffffu) - 1) /* the lane index of a nonzero value */
 
 /* A lane's header; lane_bytes of ring follow it. */
 struct dri_lane {
@@ -330,7 +342,10 @@ struct dri_lane {
 	uint64_t owner;
 	uint32_t target;          /* the mailbox ref it sends to; set by the sender before attaching */
 	uint32_t slot;            /* its index in the target's lane table; likewise */
-	uint8_t pad0[DRI_CACHELINE - 16];
+	/* atomic; bumped by each claim, right after the owner CAS and before
+	 * the lane is attached (see DRI_LV). */
+	uint32_t gen;
+	uint8_t pad0[DRI_CACHELINE - 20];
 	uint64_t tail DRI_ALIGNED; /* atomic; bytes published, written by the sender only */
 	uint64_t head DRI_ALIGNED; /* atomic; bytes consumed, written by the receiver only */
 } DRI_ALIGNED;
@@ -608,7 +623,9 @@ int dri_insert(struct dr_registry *r, struct dri_thread *t, uint32_t idx,
 int dri_lookup(struct dr_registry *r, const struct dri_key *k, struct dr_entry *out,
 	       uint32_t *mbox, uint64_t *regid);
 int dri_delete(struct dr_registry *r, struct dri_thread *t, const struct dri_key *k,
-	       bool force);
+	       uint64_t regid, bool force);
+int dri_unregister(struct dr_registry *r, const void *name, size_t name_len, uint64_t regid,
+		   bool force);
 bool dri_delete_exact(struct dr_registry *r, struct dri_thread *t, uint32_t idx,
 		      uint64_t state);
 int dri_update_existing(struct dr_registry *r, struct dri_thread *t, const struct dri_key *k,
@@ -622,6 +639,7 @@ unsigned dri_reap_entries(struct dr_registry *r, struct dri_thread *t,
 /* A name served through a mailbox, remembered to unregister at close. */
 struct dri_served {
 	struct dri_served *next;
+	uint64_t regid;           /* the registration made: only that one is ended at close */
 	size_t len;
 	unsigned char name[];
 };
@@ -644,7 +662,10 @@ struct dr_mailbox {
 	uint64_t cur_end;         /* and where it ends */
 	uint8_t *bounce;          /* a record that wraps, copied whole */
 	uint64_t corrupt;
-	uint64_t next_call;       /* call ids: per mailbox */
+	bool deferred;            /* a stale call's -ENOENT waits for room: look again soon */
+	pthread_mutex_t call_lock; /* guards next_call, call_end, pend: senders and the receiver */
+	uint64_t next_call;       /* call ids: blocks of the segment's id counter */
+	uint64_t call_end;        /* end of the block next_call is in */
 	struct dri_served *served;
 	struct dri_pending *pend; /* asynchronous calls in flight */
 	size_t npend, cappend;

@@ -77,7 +77,9 @@ DR_EXPORT const char *dr_strerror(int err)
  *   sleep:<ms>       sleep that long in this thread, then carry on.
  * A pause is what preemption or a debugger does to a live process: every
  * other process must carry on meanwhile, and this one must carry on
- * correctly afterwards.
+ * correctly afterwards. After a stop or a sleep, DISTREG_CRASH_THEN
+ * ("point,mode") arms a second point, for a process that must pause at one
+ * step and then die at a later one.
  */
 void dri_crashpoint(const char *name)
 {
@@ -105,6 +107,18 @@ void dri_crashpoint(const char *name)
 	} else {
 		fprintf(stderr, "DISTREG_CRASH_MODE=%s: want kill, stop or sleep:<ms>\n", mode);
 		abort();
+	}
+	const char *then = getenv("DISTREG_CRASH_THEN");
+	if (then && strchr(then, ',')) {
+		char point[64];
+		const char *comma = strchr(then, ',');
+
+		snprintf(point, sizeof(point), "%.*s", (int)(comma - then), then);
+		setenv("DISTREG_CRASH_MODE", comma + 1, 1);
+		setenv("DISTREG_CRASH_SKIP", "0", 1);
+		setenv("DISTREG_CRASH_AT", point, 1);
+		unsetenv("DISTREG_CRASH_THEN");
+		passed = 0;
 	}
 }
 #endif

@@ -23,7 +23,13 @@
  *    mailbox because its sender was dead, or a reaper when the sender is
  *    dead and the lane detached or its mailbox dead.
  * The reader reads records in place, so a lane attached to a live mailbox
- * is never freed by anyone but that mailbox's owner.
+ * is freed by someone else only when it is drained and its sender dead (a
+ * reader holds a record until its next receive, and head stays before it
+ * until then). Every CAS on a lane table entry compares the lane's
+ * generation too (DRI_LV), so one made on an old view fails once the lane
+ * was freed and claimed again; and a dead owner's mailbox is cleared only
+ * by the reaper that marked it DRI_MBOX_REAPING, so no opening of the slot
+ * can begin while its table is being cleared.
  */
 #include <errno.h>
 #include <poll.h>
@@ -85,21 +91,27 @@ static int wake_sock(struct dr_registry *r)
 }
 
 /* After publishing into a lane of mailbox ref: wake its owner if it sleeps
- * (or is about to). The CAS makes one sender wake it once per sleep. */
+ * (or is about to). The CAS makes one sender wake it once per sleep. The
+ * socket was made before the message was published (dri_lane_send), so it
+ * is there; a full receive queue means a wake-up waits there already. */
 static void wake(struct dr_registry *r, struct dri_mbox *m, uint32_t ref)
 {
 	struct sockaddr_un a;
 	socklen_t len;
-	int s;
+	int s = __atomic_load_n(&r->wake_sock, __ATOMIC_ACQUIRE);
 
 	cmm_smp_mb(); /* our tail before its waiting flag: pairs with recv's */
 	if (!CMM_LOAD_SHARED(m->waiting) || uatomic_cmpxchg(&m->waiting, 1, 0) != 1)
 		return;
-	s = wake_sock(r);
-	if (s < 0)
-		return; /* it wakes at its next liveness look, at most 100 ms on */
 	len = wake_addr(r, ref, &a);
-	(void)sendto(s, "", 1, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&a, len);
+	for (int tries = 0; tries < 3; tries++) {
+		if (sendto(s, "", 1, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&a, len) == 1 ||
+		    errno == EAGAIN || errno == ECONNREFUSED || errno == ENOENT)
+			return; /* woken, a wake-up waits, or nobody is bound (closed) */
+	}
+	/* Could not: leave the flag for the next sender, and the receiver's
+	 * own look when its wait ends. */
+	st_rel32(&m->waiting, 1);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -110,11 +122,14 @@ static bool mbox_current(struct dr_registry *r, uint32_t ref)
 {
 	uint32_t idx = DRI_MBOX_IDX(ref);
 	struct dri_mbox *m;
+	uint64_t o;
 
 	if (idx >= r->max_mailboxes)
 		return false;
 	m = &r->mboxes[idx];
-	return ld_acq64(&m->owner) != 0 && (ld_acq32(&m->gen) & 0xffffu) == DRI_MBOX_GEN(ref);
+	o = ld_acq64(&m->owner);
+	return o != 0 && !(o & DRI_MBOX_REAPING) &&
+	       (ld_acq32(&m->gen) & 0xffffu) == DRI_MBOX_GEN(ref);
 }
 
 /* Whether the opening ref is current and its owner alive (a syscall). */
@@ -128,19 +143,46 @@ bool dri_mbox_alive(struct dr_registry *r, uint32_t ref)
 	return o != 0 && dri_owner_alive(r, o);
 }
 
-/* Lane index + 1 in slot s of m, or 0 (also for a value out of range). */
+/* The value (DRI_LV) in slot s of m, or 0 (also for an index out of range). */
 static uint32_t table_lane(struct dr_registry *r, struct dri_mbox *m, uint32_t s)
 {
 	uint32_t v = ld_acq32(&m->lane[s]);
 
-	return v <= r->max_lanes ? v : 0;
+	return (v & 0xffffu) != 0 && (v & 0xffffu) <= r->max_lanes ? v : 0;
+}
+
+/* The table value lane i has while attached: its current generation. */
+static uint32_t lane_value(struct dr_registry *r, uint32_t i)
+{
+	return DRI_LV(i, ld_acq32(&dri_lane_at(r, i)->gen));
+}
+
+/*
+ * Clear the table of mailbox m, whose owner o is dead, and free it. First
+ * the slot is marked as ours to clear (DRI_MBOX_REAPING): a reaper paused
+ * here must not clear the table of a later opening. Returns 1 if freed.
+ */
+static unsigned reap_mailbox(struct dr_registry *r, struct dri_mbox *m, uint64_t o)
+{
+	uint64_t mine = r->owner | DRI_MBOX_REAPING;
+
+	if (uatomic_cmpxchg(&m->owner, o, mine) != o)
+		return 0;
+	DRI_CRASHPOINT(reap_mbox);
+	for (uint32_t s = 0; s < DRI_MBOX_LANES; s++) {
+		uint32_t v = ld_acq32(&m->lane[s]);
+
+		if (v)
+			uatomic_cmpxchg(&m->lane[s], v, 0);
+	}
+	return uatomic_cmpxchg(&m->owner, mine, 0) == mine;
 }
 
 /*
  * Free what dead processes hold: mailboxes (their lane tables cleared) and
  * lanes (detached first if they were attached). A dead sender's lane that
- * is attached to a live mailbox is left to that mailbox's owner, who may be
- * reading it and frees it once drained. Returns how many were freed.
+ * is attached to a live mailbox is freed only once drained: until then its
+ * reader may hold a record of it. Returns how many were freed.
  */
 unsigned dri_reap_mailboxes(struct dr_registry *r)
 {
@@ -150,38 +192,41 @@ unsigned dri_reap_mailboxes(struct dr_registry *r)
 		struct dri_mbox *m = &r->mboxes[i];
 		uint64_t o = ld_acq64(&m->owner);
 
-		if (o == 0 || o == r->owner || !dri_owner_gone(r, o))
+		if (o == 0 || o == r->owner || o == (r->owner | DRI_MBOX_REAPING))
 			continue;
-		DRI_CRASHPOINT(reap_mbox);
-		for (uint32_t s = 0; s < DRI_MBOX_LANES; s++) {
-			uint32_t v = ld_acq32(&m->lane[s]);
-			if (v)
-				uatomic_cmpxchg(&m->lane[s], v, 0);
-		}
-		if (uatomic_cmpxchg(&m->owner, o, 0) == o)
-			n++;
+		/* A reaper's mark: taken over only if that reaper died. */
+		if (o & DRI_MBOX_REAPING ? dri_owner_alive(r, o & ~DRI_MBOX_REAPING)
+					 : !dri_owner_gone(r, o))
+			continue;
+		n += reap_mailbox(r, m, o);
 	}
 	for (uint32_t i = 0; i < r->max_lanes; i++) {
 		struct dri_lane *l = dri_lane_at(r, i);
+		uint32_t gen = ld_acq32(&l->gen), target, slot, midx;
 		uint64_t o = ld_acq64(&l->owner);
-		uint32_t target, slot, midx;
-		bool attached = false;
 
 		if (o == 0 || o == r->owner || !dri_owner_gone(r, o))
+			continue;
+		/* gen read before the owner: if the lane was claimed again
+		 * since, its value has a newer generation and the CAS below
+		 * fails. */
+		if (ld_acq32(&l->gen) != gen)
 			continue;
 		target = CMM_LOAD_SHARED(l->target);
 		slot = CMM_LOAD_SHARED(l->slot);
 		midx = DRI_MBOX_IDX(target);
 		if (midx < r->max_mailboxes && slot < DRI_MBOX_LANES) {
 			struct dri_mbox *m = &r->mboxes[midx];
+			uint32_t v = DRI_LV(i, gen);
 
-			attached = ld_acq32(&m->lane[slot]) == i + 1;
-			if (attached && dri_mbox_alive(r, target))
-				continue; /* its reader drains it and frees it */
-			if (attached)
+			if (ld_acq32(&m->lane[slot]) == v) {
+				if (dri_mbox_alive(r, target) &&
+				    CMM_LOAD_SHARED(l->head) != ld_acq64(&l->tail))
+					continue; /* its reader drains it, then frees it */
 				DRI_CRASHPOINT(reap_lane);
-			if (attached)
-				uatomic_cmpxchg(&m->lane[slot], i + 1, 0);
+				if (uatomic_cmpxchg(&m->lane[slot], v, 0) != v)
+					continue; /* its reader detached it: the reader frees it */
+			}
 		}
 		if (uatomic_cmpxchg(&l->owner, o, 0) == o)
 			n++;
@@ -262,7 +307,7 @@ static bool lane_usable(struct dr_registry *r, uint32_t i, uint32_t ref)
 
 	return ld_acq64(&l->owner) == r->owner && CMM_LOAD_SHARED(l->target) == ref &&
 	       slot < DRI_MBOX_LANES &&
-	       ld_acq32(&r->mboxes[DRI_MBOX_IDX(ref)].lane[slot]) == i + 1 &&
+	       ld_acq32(&r->mboxes[DRI_MBOX_IDX(ref)].lane[slot]) == lane_value(r, i) &&
 	       mbox_current(r, ref);
 }
 
@@ -277,7 +322,7 @@ static bool lane_release(struct dr_registry *r, uint32_t i)
 	if (ld_acq64(&l->owner) != r->owner)
 		return true; /* a reaper freed it: we were buried */
 	if (midx < r->max_mailboxes && slot < DRI_MBOX_LANES &&
-	    ld_acq32(&r->mboxes[midx].lane[slot]) == i + 1)
+	    ld_acq32(&r->mboxes[midx].lane[slot]) == lane_value(r, i))
 		return false;
 	st_rel64(&l->owner, 0);
 	return true;
@@ -301,8 +346,11 @@ static int lane_claim(struct dr_registry *r, uint32_t ref, uint32_t *out)
 			if (CMM_LOAD_SHARED(l->owner) != 0 ||
 			    uatomic_cmpxchg(&l->owner, 0, r->owner) != 0)
 				continue;
+			/* Ours, detached: nobody reads it. A new generation
+			 * first, so that every value of its earlier claims
+			 * is stale. */
+			uint32_t v = DRI_LV(i, uatomic_add_return(&l->gen, 1));
 			DRI_CRASHPOINT(lane_claimed);
-			/* Ours, detached: nobody reads it. */
 			l->target = ref;
 			st_rel64(&l->head, 0);
 			st_rel64(&l->tail, 0);
@@ -315,11 +363,21 @@ static int lane_claim(struct dr_registry *r, uint32_t ref, uint32_t *out)
 				if (CMM_LOAD_SHARED(m->lane[s]) != 0)
 					continue;
 				CMM_STORE_SHARED(l->slot, s);
-				if (uatomic_cmpxchg(&m->lane[s], 0, i + 1) == 0) {
-					DRI_CRASHPOINT(lane_attached);
-					*out = i;
-					return 0;
+				if (uatomic_cmpxchg(&m->lane[s], 0, v) != 0)
+					continue;
+				DRI_CRASHPOINT(lane_attached);
+				/* The opening may have ended (its reaper
+				 * past slot s already) between our look and
+				 * the attach: then take it back. */
+				if (!mbox_current(r, ref)) {
+					/* Detached by us or by the reaper;
+					 * nothing was written: free it. */
+					uatomic_cmpxchg(&m->lane[s], v, 0);
+					st_rel64(&l->owner, 0);
+					return -ENOENT;
 				}
+				*out = i;
+				return 0;
 			}
 			st_rel64(&l->owner, 0);
 			return -EUSERS; /* as many senders as its table has slots */
@@ -449,14 +507,18 @@ int dri_lane_send(struct dr_registry *r, uint32_t ref, struct dri_rec *hdr, cons
 
 	if (need > r->lane_bytes - 8)
 		return -EMSGSIZE;
+	/* The socket for the wake-up, before anything is published: a
+	 * message must never sit in a lane with nobody told. */
+	if (wake_sock(r) < 0)
+		return -errno;
 	err = lane_for(r, ref, &map);
 	if (err)
 		return err;
 	l = dri_lane_at(r, map->lane);
 	ring = dri_lane_ring(r, map->lane);
 	pthread_mutex_lock(&map->mu);
-	tail = CMM_LOAD_SHARED(l->tail);
 	for (;;) {
+		tail = CMM_LOAD_SHARED(l->tail);
 		head = ld_acq64(&l->head);
 		if (head > tail || tail - head > r->lane_bytes) {
 			err = -EBADMSG; /* someone else wrote our lane */
@@ -485,7 +547,11 @@ int dri_lane_send(struct dr_registry *r, uint32_t ref, struct dri_rec *hdr, cons
 			err = -ETIMEDOUT;
 			goto out;
 		}
+		/* Wait without the lane's mutex: another thread's send that
+		 * does not wait (or fits) must not wait behind us. */
+		pthread_mutex_unlock(&map->mu);
 		sleep_ns(50 * 1000);
+		pthread_mutex_lock(&map->mu);
 	}
 	hdr->len = (uint32_t)need;
 	ring_write(ring, r->lane_bytes, tail, hdr, sizeof(*hdr));
@@ -558,21 +624,28 @@ int dri_mailbox_open(struct dr_registry *r, bool for_replies, dr_mailbox **out)
 		free(mb);
 		return err;
 	}
-	err = mbox_claim(r, &mb->idx, &mb->ref);
-	if (err) {
-		close(mb->sock);
-		free(mb);
-		return err;
-	}
-	if (bind(mb->sock, (struct sockaddr *)&a, wake_addr(r, mb->ref, &a)) < 0) {
+	for (int tries = 0;; tries++) {
+		err = mbox_claim(r, &mb->idx, &mb->ref);
+		if (err) {
+			close(mb->sock);
+			free(mb);
+			return err;
+		}
+		if (bind(mb->sock, (struct sockaddr *)&a, wake_addr(r, mb->ref, &a)) == 0)
+			break;
 		/* Taken: a process that held this very opening's address
-		 * (2^16 openings ago) still lives; try another slot. */
+		 * (2^16 openings ago) still lives, a forked child of its
+		 * perhaps. The next claim of a slot moves its generation on:
+		 * try again, a few times. */
 		err = -errno;
 		st_rel64(&r->mboxes[mb->idx].owner, 0);
-		close(mb->sock);
-		free(mb);
-		return err == -EADDRINUSE ? -EUSERS : err;
+		if (err != -EADDRINUSE || tries == 8) {
+			close(mb->sock);
+			free(mb);
+			return err == -EADDRINUSE ? -EUSERS : err;
+		}
 	}
+	pthread_mutex_init(&mb->call_lock, NULL);
 	/* A thread's mailbox for answers is its thread's to close. */
 	if (!for_replies) {
 		pthread_mutex_lock(&r->lock);
@@ -603,10 +676,31 @@ DR_EXPORT int dr_mailbox_fd(const dr_mailbox *mb)
 	return mb ? mb->sock : -EINVAL;
 }
 
+/* The id of the registration of name served by mb (0 if there is none:
+ * another thread of ours ended it already). */
+static uint64_t registration_of(dr_mailbox *mb, const void *name, size_t len)
+{
+	struct dr_registry *r = mb->r;
+	struct dri_thread *t;
+	struct dri_key k;
+	uint32_t mbox = 0;
+	uint64_t regid = 0;
+
+	if (dri_thread_get(r, &t))
+		return 0;
+	dri_key_init(&k, r, name, len);
+	dri_read_enter(r, t);
+	if (dri_lookup(r, &k, NULL, &mbox, &regid) != 0 || mbox != mb->ref)
+		regid = 0;
+	dri_read_exit(r, t);
+	return regid;
+}
+
 DR_EXPORT int dr_serve_bin(dr_mailbox *mb, const void *name, size_t name_len, const void *value,
 			   size_t value_len)
 {
 	struct dri_served *sv;
+	uint64_t regid;
 	int err = mb_begin(mb);
 
 	if (err)
@@ -616,16 +710,21 @@ DR_EXPORT int dr_serve_bin(dr_mailbox *mb, const void *name, size_t name_len, co
 	err = dri_register(mb->r, name, name_len, value, value_len, mb->ref);
 	if (err)
 		return err;
-	/* Remembered for close; a repeated serve (a value update) is kept
-	 * once. */
-	for (sv = mb->served; sv; sv = sv->next)
-		if (sv->len == name_len && memcmp(sv->name, name, name_len) == 0)
+	/* Remembered for close, with its registration id: close ends that
+	 * registration only. A repeated serve (a value update) is kept once. */
+	regid = registration_of(mb, name, name_len);
+	for (sv = mb->served; sv; sv = sv->next) {
+		if (sv->len == name_len && memcmp(sv->name, name, name_len) == 0) {
+			sv->regid = regid;
 			return 0;
+		}
+	}
 	sv = malloc(sizeof(*sv) + name_len);
 	if (!sv) {
-		dr_unregister_bin(mb->r, name, name_len);
+		dri_unregister(mb->r, name, name_len, regid, false);
 		return -ENOMEM;
 	}
+	sv->regid = regid;
 	sv->len = name_len;
 	memcpy(sv->name, name, name_len);
 	sv->next = mb->served;
@@ -647,9 +746,11 @@ void dri_finish(dr_mailbox *mb)
 	}
 }
 
-/* Detach the lane in slot s (value v) of our table, and free it if its
- * sender is dead (we were its only reader). */
-static void detach(dr_mailbox *mb, uint32_t s, uint32_t v, bool sender_dead)
+/* Detach the lane in slot s (value v) of our table. free_owner: its
+ * sender's owner id, read before the detach, dead (or 0: none), so we were
+ * its only reader and free it, from that owner only: by then a reaper may
+ * have freed it and another sender claimed it. */
+static void detach(dr_mailbox *mb, uint32_t s, uint32_t v, uint64_t free_owner)
 {
 	struct dr_registry *r = mb->r;
 	struct dri_mbox *m = &r->mboxes[mb->idx];
@@ -657,17 +758,13 @@ static void detach(dr_mailbox *mb, uint32_t s, uint32_t v, bool sender_dead)
 	if (uatomic_cmpxchg(&m->lane[s], v, 0) != v)
 		return;
 	DRI_CRASHPOINT(lane_detached);
-	if (sender_dead) {
-		struct dri_lane *l = dri_lane_at(r, v - 1);
-		uint64_t o = ld_acq64(&l->owner);
-
-		if (o != 0)
-			uatomic_cmpxchg(&l->owner, o, 0);
-	}
+	if (free_owner)
+		uatomic_cmpxchg(&dri_lane_at(r, DRI_LV_LANE(v))->owner, free_owner, 0);
 }
 
-/* Whether name is registered with regid and served by our mailbox. */
-static bool still_ours(dr_mailbox *mb, const unsigned char *name, size_t len, uint64_t regid)
+/* Whether name is registered with regid and served by our mailbox: 1 yes,
+ * 0 no, or the error that kept us from looking (no reader slot). */
+static int still_ours(dr_mailbox *mb, const unsigned char *name, size_t len, uint64_t regid)
 {
 	struct dr_registry *r = mb->r;
 	struct dri_thread *t;
@@ -676,8 +773,11 @@ static bool still_ours(dr_mailbox *mb, const unsigned char *name, size_t len, ui
 	uint64_t got = 0;
 	int rc;
 
-	if (len < 1 || len > DR_NAME_MAX || dri_thread_get(r, &t))
-		return false;
+	if (len < 1 || len > DR_NAME_MAX)
+		return 0;
+	rc = dri_thread_get(r, &t);
+	if (rc)
+		return rc;
 	dri_key_init(&k, r, name, len);
 	dri_read_enter(r, t);
 	rc = dri_lookup(r, &k, NULL, &mbox, &got);
@@ -697,21 +797,23 @@ int dri_take(dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call)
 	struct dr_registry *r = mb->r;
 	struct dri_mbox *m = &r->mboxes[mb->idx];
 
+	mb->deferred = false;
 	for (uint32_t k = 0; k < DRI_MBOX_LANES; k++) {
 		uint32_t s = (mb->cursor + k) % DRI_MBOX_LANES, v = table_lane(r, m, s);
 		struct dri_lane *l;
 		uint64_t head, tail;
 		struct dri_rec rec;
 		uint8_t *ring;
+		int rc;
 
 		if (!v)
 			continue;
-		l = dri_lane_at(r, v - 1);
+		l = dri_lane_at(r, DRI_LV_LANE(v));
 		if (CMM_LOAD_SHARED(l->target) != mb->ref) {
-			detach(mb, s, v, false); /* for an earlier opening */
+			detach(mb, s, v, 0); /* for an earlier opening */
 			continue;
 		}
-		ring = dri_lane_ring(r, v - 1);
+		ring = dri_lane_ring(r, DRI_LV_LANE(v));
 	again:
 		head = CMM_LOAD_SHARED(l->head);
 		tail = ld_acq64(&l->tail);
@@ -720,12 +822,17 @@ int dri_take(dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call)
 
 			/* Drained, and nobody will write it again. */
 			if (o == 0 || (o != r->owner && dri_owner_gone(r, o)))
-				detach(mb, s, v, true);
+				detach(mb, s, v, o);
 			continue;
 		}
+		ring_read(ring, r->lane_bytes, head, &rec, sizeof(rec));
+		/* Still attached as we saw it: then the lane was not freed
+		 * since (only a detached one is), and what we read is of our
+		 * attachment, not of a sender that claimed the lane since. */
+		if (ld_acq32(&m->lane[s]) != v)
+			continue;
 		if (head > tail || tail - head > r->lane_bytes)
 			goto corrupt;
-		ring_read(ring, r->lane_bytes, head, &rec, sizeof(rec));
 		if (rec.len < sizeof(rec) || (rec.len & 7) || rec.len > tail - head ||
 		    rec.name_len > DR_NAME_MAX || rec.kind < DR_MSG_CALL ||
 		    rec.kind > DR_MSG_SYSTEM ||
@@ -743,7 +850,7 @@ int dri_take(dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call)
 			p = mb->bounce;
 		}
 		DRI_CRASHPOINT(recv_taken);
-		mb->cur_lane = (int32_t)(v - 1);
+		mb->cur_lane = (int32_t)DRI_LV_LANE(v);
 		mb->cur_end = head + rec.len;
 		msg->kind = rec.kind;
 		msg->status = rec.status;
@@ -767,12 +874,23 @@ int dri_take(dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call)
 			dri_finish(mb);
 			goto again;
 		} else if (rec.kind != DR_MSG_SYSTEM &&
-			   !still_ours(mb, msg->name, msg->name_len, msg->regid)) {
+			   (rc = still_ours(mb, msg->name, msg->name_len, msg->regid)) != 1) {
+			if (rc < 0) {
+				/* We cannot look (no reader slot): keep it. */
+				mb->cur_lane = -1;
+				return rc;
+			}
 			/* Its registration ended: not for whoever holds the
-			 * name now. A caller learns it at once. */
+			 * name now. A caller learns it at once; if its lane
+			 * has no room for that now, the record stays and we
+			 * try again soon (its caller may wait for ever). */
+			if (rec.kind == DR_MSG_CALL &&
+			    dr_reply_error(mb, msg, -ENOENT) == -EAGAIN) {
+				mb->cur_lane = -1;
+				mb->deferred = true;
+				continue;
+			}
 			uatomic_inc(&m->stale);
-			if (rec.kind == DR_MSG_CALL)
-				(void)dr_reply_error(mb, msg, -ENOENT);
 			dri_finish(mb);
 			goto again;
 		}
@@ -789,7 +907,7 @@ int dri_take(dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call)
 		/* Drop what the lane holds and let it go. */
 		st_rel64(&l->head, tail);
 		mb->corrupt++;
-		detach(mb, s, v, false);
+		detach(mb, s, v, 0);
 		return -EBADMSG;
 	}
 	return 0;
@@ -818,6 +936,14 @@ int dri_wait_take(dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call, uint
 		now = dri_mono_ns();
 		if (hook && now >= next_hook) {
 			rc = hook(mb, msg, arg);
+			if (rc < 0) {
+				/* What the hook saw (a worker gone) may have
+				 * sent its answer first: look once more. */
+				int again = dri_take(mb, msg, filter_call);
+
+				if (again)
+					rc = again;
+			}
 			if (rc)
 				break;
 			next_hook = now + LIVENESS_NS;
@@ -848,6 +974,8 @@ int dri_wait_take(dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call, uint
 		uint64_t until = deadline;
 		if (hook && next_hook < until)
 			until = next_hook;
+		if (mb->deferred && now + LIVENESS_NS < until)
+			until = now + LIVENESS_NS; /* a stale call's answer waits for room */
 		int ms = until == UINT64_MAX ? -1 : (int)((until - now + 999999) / 1000000);
 		struct pollfd p = { .fd = mb->sock, .events = POLLIN };
 		(void)poll(&p, 1, ms);
@@ -880,20 +1008,22 @@ void dri_mailbox_free(dr_mailbox *mb, bool shared)
 	if (shared) {
 		struct dri_mbox *m = &r->mboxes[mb->idx];
 
+		/* Only the registrations made through this mailbox: the
+		 * name may have been served by another one since. */
 		for (sv = mb->served; sv; sv = sv->next)
-			(void)dr_unregister_bin(r, sv->name, sv->len);
+			(void)dri_unregister(r, sv->name, sv->len, sv->regid, false);
 		dri_finish(mb);
 		/* Detach every lane: their senders free them; a dead
-		 * sender's we free. */
+		 * sender's, and our own, we free. */
 		for (uint32_t s = 0; s < DRI_MBOX_LANES; s++) {
 			uint32_t v = table_lane(r, m, s);
 			uint64_t o;
 
 			if (!v)
 				continue;
-			o = ld_acq64(&dri_lane_at(r, v - 1)->owner);
-			detach(mb, s, v, o == 0 || (o != r->owner && dri_owner_gone(r, o)) ||
-					     o == r->owner);
+			o = ld_acq64(&dri_lane_at(r, DRI_LV_LANE(v))->owner);
+			detach(mb, s, v,
+			       o != 0 && (o == r->owner || dri_owner_gone(r, o)) ? o : 0);
 		}
 		if (ld_acq64(&m->owner) == r->owner)
 			uatomic_cmpxchg(&m->owner, r->owner, 0);
@@ -913,6 +1043,7 @@ void dri_mailbox_free(dr_mailbox *mb, bool shared)
 		pthread_mutex_unlock(&r->lock);
 	}
 	close(mb->sock);
+	pthread_mutex_destroy(&mb->call_lock);
 	free(mb->bounce);
 	free(mb->pend);
 	free(mb);

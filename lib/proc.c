@@ -27,6 +27,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <linux/membarrier.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,7 +205,18 @@ bool dri_owner_alive(struct dr_registry *r, uint64_t owner)
 		return false;
 	/* An error here (it should not happen) counts as alive: wrongly
 	 * keeping a name is recoverable, wrongly taking one is not. */
-	return slot_locked(r->fd, slot) != 0;
+	if (slot_locked(r->fd, slot) == 0)
+		return false;
+	/* The lock is held; by the slot's process, unless that one died and
+	 * a child it forked still shares the lock's description (between
+	 * fork() and atfork_child(), which closes it: a child stopped there
+	 * keeps it for ever). The pid settles it: a process that no longer
+	 * exists is dead whoever holds its lock. (A zombie still exists:
+	 * until its parent reaps it, such a child keeps it alive.) */
+	pid_t pid = CMM_LOAD_SHARED(r->procs[slot].pid);
+	if (pid > 0 && ld_acq64(&r->procs[slot].word) == w && kill(pid, 0) < 0 && errno == ESRCH)
+		return false;
+	return true;
 }
 
 /*

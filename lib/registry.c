@@ -192,7 +192,8 @@ DR_EXPORT int dr_register(dr_registry *r, const char *name, const void *value,
 	return dr_register_bin(r, name, cname_len(name), value, value_len);
 }
 
-static int unregister(dr_registry *r, const void *name, size_t name_len, bool force)
+/* Unregister name (only its registration regid, if not 0). */
+int dri_unregister(dr_registry *r, const void *name, size_t name_len, uint64_t regid, bool force)
 {
 	struct dri_thread *t;
 	struct dri_key k;
@@ -202,7 +203,7 @@ static int unregister(dr_registry *r, const void *name, size_t name_len, bool fo
 		return err;
 	dri_key_init(&k, r, name, name_len);
 	dri_read_enter(r, t);
-	err = dri_delete(r, t, &k, force);
+	err = dri_delete(r, t, &k, regid, force);
 	dri_read_exit(r, t);
 	maybe_reclaim(r, t);
 	return err;
@@ -210,23 +211,23 @@ static int unregister(dr_registry *r, const void *name, size_t name_len, bool fo
 
 DR_EXPORT int dr_unregister_bin(dr_registry *r, const void *name, size_t name_len)
 {
-	return unregister(r, name, name_len, false);
+	return dri_unregister(r, name, name_len, 0, false);
 }
 
 DR_EXPORT int dr_unregister(dr_registry *r, const char *name)
 {
-	return unregister(r, name, cname_len(name), false);
+	return dri_unregister(r, name, cname_len(name), 0, false);
 }
 
 DR_EXPORT int dr_unregister_force_bin(dr_registry *r, const void *name,
 				      size_t name_len)
 {
-	return unregister(r, name, name_len, true);
+	return dri_unregister(r, name, name_len, 0, true);
 }
 
 DR_EXPORT int dr_unregister_force(dr_registry *r, const char *name)
 {
-	return unregister(r, name, cname_len(name), true);
+	return dri_unregister(r, name, cname_len(name), 0, true);
 }
 
 DR_EXPORT int dr_whereis_bin(dr_registry *r, const void *name, size_t name_len,

@@ -589,10 +589,12 @@ static int mark_and_unlink(struct dr_registry *r, struct dri_thread *t,
 }
 
 /*
- * Unregister a name. Inside a read-side section. A dead owner's name is
- * removed and reported as absent (-ENOENT).
+ * Unregister a name; only its registration regid if that is not 0 (else
+ * -ENOENT). Inside a read-side section. A dead owner's name is removed and
+ * reported as absent (-ENOENT).
  */
-int dri_delete(struct dr_registry *r, struct dri_thread *t, const struct dri_key *k, bool force)
+int dri_delete(struct dr_registry *r, struct dri_thread *t, const struct dri_key *k,
+	       uint64_t regid, bool force)
 {
 	struct pos p;
 
@@ -602,6 +604,9 @@ int dri_delete(struct dr_registry *r, struct dri_thread *t, const struct dri_key
 
 		if (rc <= 0)
 			return rc == 0 ? -ENOENT : rc;
+		/* Linked and found in our section: not reused before we leave. */
+		if (regid && CMM_LOAD_SHARED(dri_entry_at(r, DRI_LINK_IDX(p.curr))->regid) != regid)
+			return -ENOENT;
 		owner = linked_owner(r, p.curr);
 		if (owner == 0)
 			continue; /* being deleted by someone else */

@@ -116,7 +116,7 @@ struct dr_options {
 	uint32_t max_mailboxes;
 	/* Lanes: one carries the messages of one sending process to one
 	 * mailbox, so this bounds the (sender, mailbox) pairs in use at once;
-	 * 0 means DR_DEFAULT_MAX_LANES. At most 1 << 20. */
+	 * 0 means DR_DEFAULT_MAX_LANES. At most 65535. */
 	uint32_t max_lanes;
 	/* Bytes of each lane's ring: a power of two from 4096 to 1 << 30; 0
 	 * means DR_DEFAULT_LANE_BYTES. The largest message is this less
@@ -431,7 +431,9 @@ int dr_serve_bin(dr_mailbox *mb, const void *name, size_t name_len, const void *
  * Errors: -EAGAIN nothing waits (timeout 0); -ETIMEDOUT; -EBADMSG a lane
  * of the mailbox held a corrupt record (another process wrote the segment):
  * that lane's content was dropped, the next call goes on with the others;
- * -EINVAL; -ECHILD; -ENOLCK.
+ * -EUSERS no reader slot for this thread (max_threads are inside read-side
+ * sections): the message stays for the next receive; -EINVAL; -ECHILD;
+ * -ENOLCK.
  */
 int dr_recv(dr_mailbox *mb, struct dr_msg *msg, int timeout_ms);
 
@@ -470,8 +472,9 @@ int dr_call_bin(dr_registry *r, const void *name, size_t name_len, const void *r
  * the call id stored in *call_id, status 0 and the data; or with a negative
  * status: -ENOENT, -EOWNERDEAD, -ETIMEDOUT (no answer within timeout_ms;
  * -1: never), or the worker's own. Many calls may be in flight from one
- * thread. Errors (the call was not sent): as for dr_call(). Thread-safe
- * with respect to other senders; call_id may be NULL.
+ * thread. Errors (the call was not sent): as for dr_call(). Thread-safe,
+ * also while another thread receives from mb (the answer may then arrive
+ * there before this function returns); call_id may be NULL.
  */
 int dr_call_async(dr_mailbox *mb, const char *name, const void *req, size_t req_len,
 		  int timeout_ms, uint64_t *call_id);
@@ -483,7 +486,10 @@ int dr_call_async_bin(dr_mailbox *mb, const void *name, size_t name_len, const v
  * reply. timeout_ms: how long to wait for room in a full lane (0: fail at
  * once with -EAGAIN; -1: for ever). Errors: -ENOENT, -EDESTADDRREQ,
  * -EMSGSIZE, -EAGAIN, -ETIMEDOUT, -EOWNERDEAD (the lane is full and its
- * receiver is dead), -EUSERS, and the errors of dr_whereis(). Thread-safe.
+ * receiver is dead), -EUSERS, -EMFILE or -ENFILE (no descriptor for the
+ * socket that wakes receivers, made on the first send: nothing was sent),
+ * and the errors of dr_whereis(). Thread-safe: a thread waiting for room
+ * does not hold up another thread's send.
  */
 int dr_cast(dr_registry *r, const char *name, const void *msg, size_t len, int timeout_ms);
 int dr_cast_bin(dr_registry *r, const void *name, size_t name_len, const void *msg,

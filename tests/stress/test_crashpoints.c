@@ -20,7 +20,9 @@
  *     (reclamation);  5 open 4 more handles, register 3
  *     names on each and dr_close() it;  6 create 4 new segments, a name in
  *     each;  7 open a mailbox, serve a name through it, cast to it and
- *     receive, close it, 4 times;  8 dr_close(). D also leaves 4 mailboxes
+ *     receive, receive from it empty, call itself asynchronously through
+ *     it, let a process cast to it and die and dr_reap() its lane, close
+ *     it, 4 times;  8 dr_close(). D also leaves 4 mailboxes
  *     with a message each.
  *  V  the verifier, a fresh process once C is dead: dr_open(), dr_reap(),
  *     dr_check() == 0, dr_stats() accounts for every entry and shows nothing
@@ -53,6 +55,7 @@ struct crash {
 	struct pmix mix;
 	pid_t b_pid, c_pid;
 	uint64_t b_regid[NB];
+	char lane_to[48]; /* the name a lane ghost casts to */
 	int c_phase;   /* the phase C was in when it died */
 	int c_step;    /* the step within that phase */
 };
@@ -247,13 +250,39 @@ static int ghost(void *arg)
 	_exit(0);
 }
 
+/* A sender that dies: casts one message to the name C gives it (s->lane_to)
+ * and waits to be killed, its lane left attached to C's mailbox. */
+static int lane_ghost(void *arg)
+{
+	struct crash *s = arg;
+	struct dr_options o = {
+		.segment = s->seg,
+		.max_procs = STRESS_MAX_PROCS,
+		.max_threads = STRESS_MAX_THREADS,
+		.flags = DR_OPEN_NOREAP,
+	};
+	dr_registry *r;
+	int rc;
+
+	unsetenv("DISTREG_CRASH_AT");
+	rc = dr_open(&o, &r);
+	if (!rc)
+		rc = dr_cast(r, s->lane_to, "g", 1, 1000);
+	if (rc)
+		CHILD_FAIL(&s->rep, "lane ghost: %s", dr_strerror(rc));
+	kid_say(&s->rep, 'c');
+	for (;;)
+		pause();
+}
+
 static int crasher(void *arg)
 {
 	struct crash *s = arg;
 	struct stress_value v;
 	struct dr_entry e;
 	dr_registry *r, *h;
-	char name[48], why[200], skip[16];
+	char name[48], why[200], skip[16], c;
+	uint64_t id;
 	unsigned n;
 	int rc;
 
@@ -415,7 +444,48 @@ static int crasher(void *arg)
 				CHILD_FAIL(&s->rep, "phase 7: message %d of %s: %s", j, name,
 					   dr_strerror(rc));
 		}
+		/* Nothing waits: a wait that finds nothing (wait_empty). */
 		STEP(7, 10 * k + 7);
+		rc = dr_recv(mb, &m, 1);
+		if (rc != -ETIMEDOUT)
+			CHILD_FAIL(&s->rep, "phase 7: an empty receive on %s: %s", name,
+				   dr_strerror(rc));
+		/* An asynchronous call to ourselves (async_sent), answered. */
+		STEP(7, 10 * k + 8);
+		rc = dr_call_async(mb, name, "a", 1, 1000, &id);
+		if (!rc)
+			rc = dr_recv(mb, &m, 1000);
+		if (!rc && m.kind == DR_MSG_CALL)
+			rc = dr_reply(mb, &m, "A", 1);
+		if (!rc)
+			rc = dr_recv(mb, &m, 1000);
+		if (rc || m.kind != DR_MSG_REPLY || m.call_id != id || m.status != 0)
+			CHILD_FAIL(&s->rep, "phase 7: an async call to %s: %s", name, dr_strerror(rc));
+		/* A sender that dies with its drained lane attached to our
+		 * mailbox, which a reaper frees (reap_lane). */
+		STEP(7, 10 * k + 9);
+		snprintf(s->lane_to, sizeof(s->lane_to), "%s", name);
+		{
+			int rd = kid_rd, wr = kid_wr; /* ours, to the parent */
+			struct kid g = spawn_kid(lane_ghost, s);
+
+			kid_rd = rd;
+			kid_wr = wr;
+
+			if (stress_read_byte(g.rd, &c, STRESS_WAIT_S) != 1 || c != 'c')
+				CHILD_FAIL(&s->rep, "phase 7: the lane ghost did not cast");
+			rc = dr_recv(mb, &m, 1000);
+			if (rc || m.kind != DR_MSG_CAST)
+				CHILD_FAIL(&s->rep, "phase 7: the ghost's cast: %s", dr_strerror(rc));
+			(void)dr_recv(mb, &m, 0); /* drained: its room given back */
+			kill(g.pid, SIGKILL);
+			stress_wait(g.pid, STRESS_WAIT_S);
+			kid_close(&g);
+			rc = dr_reap(r, NULL);
+			if (rc)
+				CHILD_FAIL(&s->rep, "phase 7: dr_reap: %s", dr_strerror(rc));
+		}
+		STEP(7, 10 * k + 10);
 		dr_mailbox_close(mb);
 		if (dr_whereis(r, name, NULL) != -ENOENT)
 			CHILD_FAIL(&s->rep, "phase 7: %s outlived its mailbox", name);
@@ -660,6 +730,7 @@ static bool crash_run(const char *point, int skip, bool stop, bool must_reach)
 	cr_assert_eq(st, 128 + SIGKILL, "D ended with %d", st);
 	if (rc == 1)
 		cr_assert_eq(stress_write_byte(c.wr, 'g'), 0);
+	ev = 0;
 	if (stop && !paused) {
 		ev = await_c(&c, &ch, &st);
 		if (ev == 's') {
@@ -667,7 +738,8 @@ static bool crash_run(const char *point, int skip, bool stop, bool must_reach)
 			paused = true;
 		}
 	}
-	st = stress_wait(c.pid, STRESS_WAIT_S);
+	if (ev != 'e') /* else await_c reaped it and st is its status */
+		st = stress_wait(c.pid, STRESS_WAIT_S);
 	ASSERT_REPORT_CLEAN(&s->rep);
 	if (stop) {
 		cr_assert(paused || !must_reach, "%s with skip %d: never reached (C finished every phase)",
