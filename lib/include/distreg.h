@@ -504,6 +504,127 @@ struct dr_mailbox_stats {
 };
 int dr_mailbox_stats(dr_mailbox *mb, struct dr_mailbox_stats *out);
 
+/* ---------------------------------------------------------------------- */
+/*
+ * The cluster: global names (distreg's start/call), served on one owner host.
+ *
+ * One bridge per host (distreg-bridge) joins the hosts and publishes the
+ * cluster's view (the hosts, their states, an epoch) into the segment;
+ * processes read it without a lock. Every global name has one owner host:
+ * rendezvous hashing (xxh3) of the name over the hosts that are up, which
+ * any process computes itself (dr_owner). A global name is served only on
+ * its owner (dr_serve_global); the *_global calls reach it from any host.
+ *
+ * A host where no bridge ever ran is a cluster of one: global names work
+ * there as local ones do, and the host is named by the kernel's node name.
+ * Once a bridge has run on a segment, global operations need one running:
+ * while none does they fail with -ENOTCONN, and local names go on as usual.
+ *
+ * Delivery of messages to global names:
+ *  - A call is delivered at most once per attempt. The library never sends
+ *    a call twice; the bridges resend a batch of calls whose reply was lost,
+ *    and the owner's bridge answers a resent batch from what it remembers
+ *    instead of delivering it again.
+ *  - A cast or send is best effort: once the local bridge has it, it can be
+ *    lost, with no error to the sender, if a bridge dies or the owner is
+ *    unreachable.
+ *  - Messages from one sending process to one global name arrive in the
+ *    order they were sent (or not at all: a message is never delivered
+ *    after one sent later).
+ *  - To a global name owned by this host, everything is as for local names.
+ */
+
+/* Longest host id, in bytes. */
+#define DR_HOST_MAX 63
+/* Most hosts a view holds (up, suspect, down or ignored). */
+#define DR_HOSTS_MAX 256
+/* Longest rpc or bus address (a nanomsg URL), in bytes. */
+#define DR_ADDR_MAX 127
+
+/* Host states, as struct dr_host.state gives them. */
+#define DR_HOST_UP 1       /* heartbeats arrive */
+#define DR_HOST_SUSPECT 2  /* late (phi-accrual); still owns its names */
+#define DR_HOST_DOWN 3     /* silent for down-after, or left: owns nothing */
+#define DR_HOST_IGNORED 4  /* an address with no bridge, or another protocol */
+
+struct dr_host {
+	char id[DR_HOST_MAX + 1];      /* NUL-terminated */
+	char rpc[DR_ADDR_MAX + 1];     /* its rpc address; "" for this host without a bridge */
+	uint64_t incarnation;          /* new at every start of its bridge */
+	int state;                     /* DR_HOST_* */
+	int self;                      /* 1 for this host */
+};
+
+/*
+ * The owner host of a global name, from the view in the segment: its id is
+ * copied, NUL-terminated, into host (host_len bytes). No round trip.
+ * Errors: -ENOTCONN a bridge ran on this segment and none runs now;
+ * -ERANGE host_len too small (DR_HOST_MAX + 1 is always enough); -EINVAL,
+ * -ENAMETOOLONG the name; -ECHILD, -ENOLCK.
+ */
+int dr_owner(dr_registry *r, const char *name, char *host, size_t host_len);
+int dr_owner_bin(dr_registry *r, const void *name, size_t name_len, char *host,
+		 size_t host_len);
+
+/*
+ * The view: up to max hosts into hosts (this host among them), their number
+ * in *n and the view's epoch in *epoch (may be NULL; 0 while no bridge ever
+ * ran, and the one host is this one). Errors: -ENOTCONN as for dr_owner()
+ * (the last view published is still returned); -ERANGE more than max hosts
+ * (the first max are returned, *n is the total); -ECHILD, -ENOLCK.
+ */
+int dr_hosts(dr_registry *r, struct dr_host *hosts, size_t max, size_t *n, uint64_t *epoch);
+
+/*
+ * Serve a global name through mb, as dr_serve() serves a local one.
+ * Errors: -EREMOTE the owner is another host (dr_owner() names it);
+ * -ENOTCONN as for dr_owner(); and those of dr_serve().
+ */
+int dr_serve_global(dr_mailbox *mb, const char *name, const void *value, size_t value_len);
+int dr_serve_global_bin(dr_mailbox *mb, const void *name, size_t name_len, const void *value,
+			size_t value_len);
+
+/*
+ * Look a global name up on its owner: its entry into *out (may be NULL),
+ * the owner's id into host (host_len bytes, may be NULL). From another host
+ * this asks the owner's bridge, waiting up to timeout_ms (-1: for ever).
+ * Errors: -ENOENT not served on its owner; -ENOTCONN; -EHOSTUNREACH the
+ * owner's bridge cannot be reached; -ETIMEDOUT; -ERANGE; and those of
+ * dr_whereis().
+ */
+int dr_whereis_global(dr_registry *r, const char *name, struct dr_entry *out, char *host,
+		      size_t host_len, int timeout_ms);
+int dr_whereis_global_bin(dr_registry *r, const void *name, size_t name_len,
+			  struct dr_entry *out, char *host, size_t host_len, int timeout_ms);
+
+/*
+ * dr_call(), dr_call_async(), dr_cast() and dr_send() for global names, from
+ * any host. To a name owned by this host they are the local operations.
+ * Otherwise the message goes to this host's bridge and on to the owner's:
+ * timeout_ms bounds the whole trip. Besides the errors of the local
+ * operations: -ENOTCONN no bridge runs on this host; -EHOSTUNREACH the
+ * owner's bridge cannot be reached (down, or no answer to resends);
+ * -ETIMEDOUT; -ENOENT the name is not served on its owner. The worker sees
+ * a remote message as sent by its host's bridge (dr_msg.sender).
+ * An asynchronous call's errors arrive as its DR_MSG_REPLY's status.
+ */
+int dr_call_global(dr_registry *r, const char *name, const void *req, size_t req_len,
+		   void *reply, size_t *reply_len, int timeout_ms);
+int dr_call_global_bin(dr_registry *r, const void *name, size_t name_len, const void *req,
+		       size_t req_len, void *reply, size_t *reply_len, int timeout_ms);
+int dr_call_async_global(dr_mailbox *mb, const char *name, const void *req, size_t req_len,
+			 int timeout_ms, uint64_t *call_id);
+int dr_call_async_global_bin(dr_mailbox *mb, const void *name, size_t name_len,
+			     const void *req, size_t req_len, int timeout_ms, uint64_t *call_id);
+int dr_cast_global(dr_registry *r, const char *name, const void *msg, size_t len,
+		   int timeout_ms);
+int dr_cast_global_bin(dr_registry *r, const void *name, size_t name_len, const void *msg,
+		       size_t len, int timeout_ms);
+int dr_send_global(dr_registry *r, const char *name, const void *msg, size_t len,
+		   int timeout_ms);
+int dr_send_global_bin(dr_registry *r, const void *name, size_t name_len, const void *msg,
+		       size_t len, int timeout_ms);
+
 /* The segment name this handle has open. Never NULL for a valid handle. */
 const char *dr_segment_name(const dr_registry *r);
 
