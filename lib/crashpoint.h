@@ -53,7 +53,13 @@
 	X(send_written)      /* a record written into a lane, not published */   \
 	X(recv_taken)        /* a record taken, its room not given back */       \
 	X(lane_detached)     /* a lane detached by its reader, not freed */      \
-	X(reap_mbox)         /* a dead process's mailbox found, not yet freed */
+	X(reap_mbox)         /* a dead process's mailbox found, not yet freed */ \
+	X(bridge_claimed)    /* the bridge role taken, its address not served */ \
+	X(bridge_served)     /* the bridge's address served, not yet marked run */ \
+	X(bridge_releasing)  /* the bridge's address unregistered, role held */  \
+	X(view_writing)      /* a view copy half written, its sequence odd */    \
+	X(view_written)      /* a view copy whole, the index not yet flipped */  \
+	X(fwd_resolved)      /* the bridge's mailbox found, forward not written */
 
 #ifdef DR_CRASHPOINTS
 void dri_crashpoint(const char *name);

@@ -117,6 +117,12 @@ static bool mbox_current(struct dr_registry *r, uint32_t ref)
 	return ld_acq64(&m->owner) != 0 && (ld_acq32(&m->gen) & 0xffffu) == DRI_MBOX_GEN(ref);
 }
 
+/* Whether the opening ref is current and held by owner. */
+bool dri_mbox_held_by(struct dr_registry *r, uint32_t ref, uint64_t owner)
+{
+	return mbox_current(r, ref) && ld_acq64(&r->mboxes[DRI_MBOX_IDX(ref)].owner) == owner;
+}
+
 /* Whether the opening ref is current and its owner alive (a syscall). */
 bool dri_mbox_alive(struct dr_registry *r, uint32_t ref)
 {
@@ -431,10 +437,11 @@ uint64_t dri_deadline(int timeout_ms)
 
 /*
  * Send one record to the mailbox opening ref: hdr (its len is set here),
- * then name, then data. Waits for room until deadline (0: do not wait).
+ * then name, then pre and data (hdr->data_len bytes together). Waits for
+ * room until deadline (0: do not wait).
  */
 int dri_lane_send(struct dr_registry *r, uint32_t ref, struct dri_rec *hdr, const void *name,
-		  const void *data, uint64_t deadline)
+		  const void *pre, size_t pre_len, const void *data, uint64_t deadline)
 {
 	uint64_t need = align8(sizeof(*hdr) + hdr->name_len + hdr->data_len), head, tail;
 	uint64_t next_look = 0;
@@ -488,9 +495,11 @@ int dri_lane_send(struct dr_registry *r, uint32_t ref, struct dri_rec *hdr, cons
 	ring_write(ring, r->lane_bytes, tail, hdr, sizeof(*hdr));
 	if (hdr->name_len)
 		ring_write(ring, r->lane_bytes, tail + sizeof(*hdr), name, hdr->name_len);
-	if (hdr->data_len)
-		ring_write(ring, r->lane_bytes, tail + sizeof(*hdr) + hdr->name_len, data,
-			   hdr->data_len);
+	if (pre_len)
+		ring_write(ring, r->lane_bytes, tail + sizeof(*hdr) + hdr->name_len, pre, pre_len);
+	if (hdr->data_len > pre_len)
+		ring_write(ring, r->lane_bytes, tail + sizeof(*hdr) + hdr->name_len + pre_len,
+			   data, hdr->data_len - pre_len);
 	DRI_CRASHPOINT(send_written);
 	st_rel64(&l->tail, tail + need);
 	wake(r, &r->mboxes[DRI_MBOX_IDX(ref)], ref);
@@ -525,7 +534,7 @@ void dri_lanes_release_all(struct dr_registry *r, bool shared)
 /* ---------------------------------------------------------------------- */
 /* Mailboxes, the receiver's side */
 
-static int mb_begin(dr_mailbox *mb)
+int dri_mb_begin(dr_mailbox *mb)
 {
 	if (!mb)
 		return -EINVAL;
@@ -600,39 +609,49 @@ DR_EXPORT int dr_mailbox_fd(const dr_mailbox *mb)
 	return mb ? mb->sock : -EINVAL;
 }
 
-DR_EXPORT int dr_serve_bin(dr_mailbox *mb, const void *name, size_t name_len, const void *value,
-			   size_t value_len)
+/* dr_serve() in either namespace. */
+int dri_serve(dr_mailbox *mb, const void *name, size_t name_len, bool global,
+	      const void *value, size_t value_len)
 {
+	unsigned flags = global ? DRI_REG_GLOBAL : 0;
 	struct dri_served *sv;
-	int err = mb_begin(mb);
+	int err = dri_mb_begin(mb);
 
 	if (err)
 		return err;
 	if (mb->for_replies)
 		return -EINVAL;
-	err = dri_register(mb->r, name, name_len, value, value_len, mb->ref);
+	err = dri_register(mb->r, name, name_len, value, value_len, mb->ref, flags);
 	if (err)
 		return err;
 	/* Remembered for close; a repeated serve (a value update) is kept
 	 * once. */
 	for (sv = mb->served; sv; sv = sv->next)
-		if (sv->len == name_len && memcmp(sv->name, name, name_len) == 0)
+		if (sv->len == name_len && sv->global == global &&
+		    memcmp(sv->name, name, name_len) == 0)
 			return 0;
 	sv = malloc(sizeof(*sv) + name_len);
 	if (!sv) {
-		dr_unregister_bin(mb->r, name, name_len);
+		dri_unregister(mb->r, name, name_len, flags, false);
 		return -ENOMEM;
 	}
 	sv->len = name_len;
+	sv->global = global;
 	memcpy(sv->name, name, name_len);
 	sv->next = mb->served;
 	mb->served = sv;
 	return 0;
 }
 
+DR_EXPORT int dr_serve_bin(dr_mailbox *mb, const void *name, size_t name_len, const void *value,
+			   size_t value_len)
+{
+	return dri_serve(mb, name, name_len, false, value, value_len);
+}
+
 DR_EXPORT int dr_serve(dr_mailbox *mb, const char *name, const void *value, size_t value_len)
 {
-	return dr_serve_bin(mb, name, name ? strnlen(name, DR_NAME_MAX + 1) : 0, value, value_len);
+	return dr_serve_bin(mb, name, dri_cname_len(name), value, value_len);
 }
 
 /* Give the room of the message dr_recv returned last back to its lane. */
@@ -663,8 +682,10 @@ static void detach(dr_mailbox *mb, uint32_t s, uint32_t v, bool sender_dead)
 	}
 }
 
-/* Whether name is registered with regid and served by our mailbox. */
-static bool still_ours(dr_mailbox *mb, const unsigned char *name, size_t len, uint64_t regid)
+/* Whether name is registered with regid and served by our mailbox (a
+ * global name may be the bridge's address, of length 0). */
+static bool still_ours(dr_mailbox *mb, const unsigned char *name, size_t len, bool global,
+		       uint64_t regid)
 {
 	struct dr_registry *r = mb->r;
 	struct dri_thread *t;
@@ -673,9 +694,9 @@ static bool still_ours(dr_mailbox *mb, const unsigned char *name, size_t len, ui
 	uint64_t got = 0;
 	int rc;
 
-	if (len < 1 || len > DR_NAME_MAX || dri_thread_get(r, &t))
+	if ((len < 1 && !global) || len > DR_NAME_MAX || dri_thread_get(r, &t))
 		return false;
-	dri_key_init(&k, r, name, len);
+	dri_key_init(&k, r, len ? name : (const unsigned char *)"", len, global);
 	dri_read_enter(r, t);
 	rc = dri_lookup(r, &k, NULL, &mbox, &got);
 	dri_read_exit(r, t);
@@ -752,6 +773,8 @@ int dri_take(dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call)
 		msg->data = p + sizeof(rec) + rec.name_len;
 		msg->len = rec.data_len;
 		msg->reply_to = rec.reply_to;
+		msg->global = rec.kind != DR_MSG_REPLY && rec.kind != DR_MSG_SYSTEM &&
+			      (rec.flags & DRI_REC_GLOBAL);
 		if (rec.kind == DR_MSG_REPLY) {
 			if (filter_call ? rec.call_id != filter_call :
 					  !dri_pending_take(mb, rec.call_id)) {
@@ -764,7 +787,7 @@ int dri_take(dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call)
 			dri_finish(mb);
 			goto again;
 		} else if (rec.kind != DR_MSG_SYSTEM &&
-			   !still_ours(mb, msg->name, msg->name_len, msg->regid)) {
+			   !still_ours(mb, msg->name, msg->name_len, msg->global, msg->regid)) {
 			/* Its registration ended: not for whoever holds the
 			 * name now. A caller learns it at once. */
 			uatomic_inc(&m->stale);
@@ -855,7 +878,7 @@ int dri_wait_take(dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call, uint
 
 DR_EXPORT int dr_recv(dr_mailbox *mb, struct dr_msg *msg, int timeout_ms)
 {
-	int err = mb_begin(mb);
+	int err = dri_mb_begin(mb);
 
 	if (err)
 		return err;
@@ -876,8 +899,11 @@ void dri_mailbox_free(dr_mailbox *mb, bool shared)
 	if (shared) {
 		struct dri_mbox *m = &r->mboxes[mb->idx];
 
+		/* The bridge role held through this mailbox ends with it. */
+		dri_bridge_closing(mb);
 		for (sv = mb->served; sv; sv = sv->next)
-			(void)dr_unregister_bin(r, sv->name, sv->len);
+			(void)dri_unregister(r, sv->name, sv->len,
+					     sv->global ? DRI_REG_GLOBAL : 0, false);
 		dri_finish(mb);
 		/* Detach every lane: their senders free them; a dead
 		 * sender's we free. */
@@ -924,7 +950,7 @@ DR_EXPORT void dr_mailbox_close(dr_mailbox *mb)
 DR_EXPORT int dr_mailbox_stats(dr_mailbox *mb, struct dr_mailbox_stats *out)
 {
 	struct dri_mbox *m;
-	int err = mb_begin(mb);
+	int err = dri_mb_begin(mb);
 
 	if (err)
 		return err;

@@ -272,15 +272,18 @@ struct dr_name_info {
 	size_t name_len;
 	struct dr_entry entry;
 	int alive;                   /* 1 owner alive, 0 dead (awaiting reap) */
+	int global;                  /* 1 a global name (dr_serve_global), 0 a local one */
 };
 
 /*
- * Call fn for every registered name, in table order, until fn returns
- * nonzero (that value is then returned). Names registered or unregistered
- * during the walk may or may not be seen. fn runs inside a read-side
- * section: it must not register or unregister. An entry whose name length
- * is out of range (only a corrupted segment has one; dr_check() reports it)
- * is skipped, so name_len is always 1 to DR_NAME_MAX. Errors: -EINVAL fn or
+ * Call fn for every registered name, local and global (info->global says
+ * which), in table order, until fn returns nonzero (that value is then
+ * returned). Names registered or unregistered during the walk may or may
+ * not be seen. fn runs inside a read-side section: it must not register or
+ * unregister. An entry whose name length is out of range (only a corrupted
+ * segment has one; dr_check() reports it) is skipped, and so is the
+ * bridge's own address (a global name of length 0 that no user can
+ * register), so name_len is always 1 to DR_NAME_MAX. Errors: -EINVAL fn or
  * r NULL, -ECHILD, -EUSERS, -ENOMEM. A corrupt bucket chain is walked
  * up to the corruption.
  */
@@ -290,7 +293,8 @@ int dr_foreach(dr_registry *r, dr_foreach_fn fn, void *arg);
 /* Counters returned by dr_stats(). */
 struct dr_stats {
 	uint32_t capacity;       /* most live names */
-	uint32_t live;           /* names whose owner is alive */
+	uint32_t live;           /* names whose owner is alive (local and global,
+	                          * and the bridge's address while it is served) */
 	uint32_t dead;           /* names whose owner died, awaiting reap */
 	uint32_t retired;        /* unregistered entries awaiting a grace period */
 	uint32_t inflight;       /* entries allocated but not yet (or no longer) linked */
@@ -312,6 +316,8 @@ struct dr_stats {
 	uint32_t max_lanes;      /* lanes */
 	uint32_t lanes;          /* lanes held by a sender */
 	uint32_t message_max;    /* the largest message, in bytes */
+	pid_t bridge_pid;        /* the bridge's process while one runs, else 0 */
+	int bridge_ran;          /* 1 once a bridge has run on the segment */
 };
 
 /*
@@ -390,6 +396,8 @@ struct dr_msg {
 	const void *data;            /* the payload */
 	size_t len;
 	uint32_t reply_to;           /* private: where dr_reply() sends the answer */
+	int global;                  /* CALL, CAST, INFO: 1 if name is a global name
+	                              * (0 for a local one, and for REPLY and SYSTEM) */
 };
 
 /*

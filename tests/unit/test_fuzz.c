@@ -1591,6 +1591,8 @@ static void relayout(struct dri_header *h, uint32_t cap, uint32_t procs, uint32_
 	h->nbuckets = nb;
 	h->max_procs = procs;
 	h->max_threads = threads;
+	h->off_cluster = off;
+	off = align_up(off + sizeof(struct dri_cluster), DRI_CACHELINE);
 	h->off_procs = off;
 	off = align_up(off + (uint64_t)procs * sizeof(struct dri_proc), DRI_CACHELINE);
 	h->off_readers = off;
@@ -1622,6 +1624,7 @@ static const struct hdr_field hdr_fields[] = {
 	HF(max_threads), HF(off_procs), HF(off_readers),
 	HF(off_states), HF(off_buckets), HF(off_entries), HF(off_ext),
 	HF(max_mailboxes), HF(max_lanes), HF(lane_bytes), HF(off_mboxes), HF(off_lanes),
+	HF(off_cluster),
 	HF(creator_pid), HF(rcu_mode), HF(epoch),
 	HF(next_regid), HF(readers_hwm),
 };
@@ -1686,7 +1689,7 @@ static int expected_open(const uint8_t *b, size_t len, uint64_t format)
 	    want.off_readers != h.off_readers || want.off_states != h.off_states ||
 	    want.off_buckets != h.off_buckets || want.off_entries != h.off_entries ||
 	    want.off_ext != h.off_ext || want.off_mboxes != h.off_mboxes ||
-	    want.off_lanes != h.off_lanes || len < h.size)
+	    want.off_lanes != h.off_lanes || want.off_cluster != h.off_cluster || len < h.size)
 		return -EBADMSG;
 	return 0;
 }
