@@ -330,7 +330,10 @@ int dr_stats(dr_registry *r, struct dr_stats *out);
 /*
  * Verify every invariant of the layout: header, process and reader slots,
  * entry states, bucket chains (ranges, order, no cycle, no entry twice, every
- * entry hashed to its bucket), and that every entry is accounted for. On a
+ * entry hashed to its bucket), the bridge role and both copies of the view
+ * (ranges, lengths, one host marked as this one, no id twice, every seed the
+ * hash of its id; the copy readers read not being written), and that every
+ * entry is accounted for. On a
  * violation, returns -EBADMSG and writes a one-line description into msg
  * (msg_len bytes, NUL-terminated; msg may be NULL). Meant for a quiet
  * segment: writers running concurrently can make it report a transient
@@ -565,10 +568,16 @@ struct dr_host {
 
 /*
  * The owner host of a global name, from the view in the segment: its id is
- * copied, NUL-terminated, into host (host_len bytes). No round trip.
+ * copied, NUL-terminated, into host (host_len bytes). No round trip: one
+ * hash of the name and one mix per host, without a lock; and, unless the
+ * caller is the bridge, one system call to ask whether the bridge lives.
+ * While a bridge runs but has published no view yet, the owner is this
+ * host, by its node name, as when no bridge ever ran.
  * Errors: -ENOTCONN a bridge ran on this segment and none runs now;
- * -ERANGE host_len too small (DR_HOST_MAX + 1 is always enough); -EINVAL,
- * -ENAMETOOLONG the name; -ECHILD, -ENOLCK.
+ * -EHOSTUNREACH no host of the view is up or suspect; -EBADMSG no copy of
+ * the view can be read (another process scribbled on the segment: dr_check()
+ * says how); -ERANGE host_len too small (DR_HOST_MAX + 1 is always enough);
+ * -EINVAL, -ENAMETOOLONG the name; -ECHILD, -ENOLCK.
  */
 int dr_owner(dr_registry *r, const char *name, char *host, size_t host_len);
 int dr_owner_bin(dr_registry *r, const void *name, size_t name_len, char *host,
@@ -576,17 +585,25 @@ int dr_owner_bin(dr_registry *r, const void *name, size_t name_len, char *host,
 
 /*
  * The view: up to max hosts into hosts (this host among them), their number
- * in *n and the view's epoch in *epoch (may be NULL; 0 while no bridge ever
- * ran, and the one host is this one). Errors: -ENOTCONN as for dr_owner()
- * (the last view published is still returned); -ERANGE more than max hosts
- * (the first max are returned, *n is the total); -ECHILD, -ENOLCK.
+ * in *n and the view's epoch in *epoch (may be NULL; 0 while no view was
+ * published, and the one host is this one, by its node name, with no rpc
+ * address). Errors: -ENOTCONN as for dr_owner() (the last view published
+ * is still returned; it takes precedence over -ERANGE); -ERANGE more than
+ * max hosts (the first max are returned, *n is the total); -EBADMSG as for
+ * dr_owner() (nothing is returned); -EINVAL n NULL, or hosts NULL with max
+ * above 0; -ENOMEM; -ECHILD, -ENOLCK.
  */
 int dr_hosts(dr_registry *r, struct dr_host *hosts, size_t max, size_t *n, uint64_t *epoch);
 
 /*
- * Serve a global name through mb, as dr_serve() serves a local one.
+ * Serve a global name through mb, as dr_serve() serves a local one. A
+ * local and a global name of the same bytes are two names: serving one
+ * does not touch the other, and the local calls (dr_whereis, dr_call, ...)
+ * never see global names. The name stays served here if a later view gives
+ * it to another host (the bridge may then tell mb with a DR_MSG_SYSTEM).
  * Errors: -EREMOTE the owner is another host (dr_owner() names it);
- * -ENOTCONN as for dr_owner(); and those of dr_serve().
+ * -ENOTCONN, -EHOSTUNREACH, -EBADMSG as for dr_owner(); and those of
+ * dr_serve().
  */
 int dr_serve_global(dr_mailbox *mb, const char *name, const void *value, size_t value_len);
 int dr_serve_global_bin(dr_mailbox *mb, const void *name, size_t name_len, const void *value,
@@ -595,10 +612,12 @@ int dr_serve_global_bin(dr_mailbox *mb, const void *name, size_t name_len, const
 /*
  * Look a global name up on its owner: its entry into *out (may be NULL),
  * the owner's id into host (host_len bytes, may be NULL). From another host
- * this asks the owner's bridge, waiting up to timeout_ms (-1: for ever).
+ * this asks the owner's bridge, waiting up to timeout_ms (-1: for ever);
+ * the entry's pid is then a process of the owner host.
  * Errors: -ENOENT not served on its owner; -ENOTCONN; -EHOSTUNREACH the
- * owner's bridge cannot be reached; -ETIMEDOUT; -ERANGE; and those of
- * dr_whereis().
+ * owner's bridge cannot be reached; -ETIMEDOUT; -ERANGE host_len too small
+ * (nothing is asked); -EBADMSG the view, or the bridge's answer, is
+ * corrupt; and those of dr_whereis().
  */
 int dr_whereis_global(dr_registry *r, const char *name, struct dr_entry *out, char *host,
 		      size_t host_len, int timeout_ms);
@@ -610,10 +629,15 @@ int dr_whereis_global_bin(dr_registry *r, const void *name, size_t name_len,
  * any host. To a name owned by this host they are the local operations.
  * Otherwise the message goes to this host's bridge and on to the owner's:
  * timeout_ms bounds the whole trip. Besides the errors of the local
- * operations: -ENOTCONN no bridge runs on this host; -EHOSTUNREACH the
- * owner's bridge cannot be reached (down, or no answer to resends);
- * -ETIMEDOUT; -ENOENT the name is not served on its owner. The worker sees
- * a remote message as sent by its host's bridge (dr_msg.sender).
+ * operations: -ENOTCONN no bridge runs on this host (also when the bridge
+ * goes while a call waits for its answer); -EHOSTUNREACH the owner's bridge
+ * cannot be reached (down, or no answer to resends), or no host of the view
+ * is up; -ETIMEDOUT; -ENOENT the name is not served on its owner; -EBADMSG
+ * as for dr_owner(). To another host a message carries a forwarding header
+ * (16 bytes, the owner's id and a NUL, the name) inside the message to the
+ * bridge, so the largest one is dr_message_max() less that (-EMSGSIZE).
+ * The worker sees a remote message as sent by its host's bridge
+ * (dr_msg.sender), with dr_msg.global set.
  * An asynchronous call's errors arrive as its DR_MSG_REPLY's status.
  */
 int dr_call_global(dr_registry *r, const char *name, const void *req, size_t req_len,
