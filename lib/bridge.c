@@ -177,7 +177,7 @@ DR_EXPORT int dr_admin_view_publish(dr_mailbox *mb, const struct dr_host *hosts,
 	struct dri_cluster *c;
 	struct dri_view *v;
 	uint64_t s, odd;
-	uint32_t w;
+	uint32_t i, w;
 	int err = dri_mb_begin(mb);
 
 	if (err)
@@ -200,7 +200,8 @@ DR_EXPORT int dr_admin_view_publish(dr_mailbox *mb, const struct dr_host *hosts,
 		err = dri_self_buried(r) ? -ENOLCK : -EPERM;
 		goto out;
 	}
-	w = (ld_acq32(&c->view_index) & 1) ^ 1;
+	i = ld_acq32(&c->view_index);
+	w = (i & 1) ^ 1;
 	v = &c->view[w];
 	/* Odd from even, or odd again (moved on) from the odd sequence a
 	 * publisher killed in the middle left. */
@@ -217,7 +218,7 @@ DR_EXPORT int dr_admin_view_publish(dr_mailbox *mb, const struct dr_host *hosts,
 	}
 	st_rel64(&v->seq, odd + 1); /* the copy, whole, before it is even */
 	DRI_CRASHPOINT(view_written);
-	st_rel32(&c->view_index, w);
+	st_rel32(&c->view_index, i + 1); /* now names copy w */
 out:
 	pthread_mutex_unlock(&r->view_lock);
 	return err;

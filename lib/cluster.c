@@ -122,7 +122,7 @@ static int view_read(struct dr_registry *r, copy_fn fn, void *arg)
 	struct dri_cluster *c = r->cluster;
 
 	for (int tries = 0; tries < VIEW_TRIES; tries++) {
-		uint32_t first = ld_acq32(&c->view_index) & 1;
+		uint32_t index = ld_acq32(&c->view_index), first = index & 1;
 		bool raced = false;
 
 		for (uint32_t k = 0; k < 2 && !raced; k++) {
@@ -139,9 +139,9 @@ static int view_read(struct dr_registry *r, copy_fn fn, void *arg)
 			else if (rc != -EBADMSG && (k == 0 || rc != 0))
 				return rc;
 		}
-		/* No usable copy: unless the index moved meanwhile, that is
-		 * a corrupt view, not a race. */
-		if (!raced && (ld_acq32(&c->view_index) & 1) == first)
+		/* No usable copy: unless a publication ended meanwhile (the
+		 * count moved), that is a corrupt view, not a race. */
+		if (!raced && ld_acq32(&c->view_index) == index)
 			return -EBADMSG;
 	}
 	return -EBADMSG;
@@ -436,14 +436,15 @@ static int copy_verify(struct dr_registry *r, uint32_t k, char *msg, size_t len)
 }
 
 /*
- * The cluster area of a quiet segment: the role word, the index, and both
- * copies (one may be odd: a publisher paused or killed there).
+ * The cluster area of a quiet segment: the role word and both copies (the
+ * one the index does not name may be odd: a publisher paused or killed
+ * there). Any index is valid: it counts publications.
  */
 int dri_view_check(struct dr_registry *r, char *msg, size_t len)
 {
 	struct dri_cluster *c = r->cluster;
 	uint64_t o = ld_acq64(&c->owner), seq[2];
-	uint32_t idx = ld_acq32(&c->view_index), ever = ld_acq32(&c->ever);
+	uint32_t idx = ld_acq32(&c->view_index) & 1, ever = ld_acq32(&c->ever);
 	uint32_t mbox = ld_acq32(&c->mbox);
 	int rc;
 
@@ -454,8 +455,6 @@ int dri_view_check(struct dr_registry *r, char *msg, size_t len)
 		return fail(msg, len, "bridge role: 'ran' flag %u is neither 0 nor 1", ever);
 	if (mbox && DRI_MBOX_IDX(mbox) >= r->max_mailboxes)
 		return fail(msg, len, "bridge role: mailbox %#x out of range", mbox);
-	if (idx > 1)
-		return fail(msg, len, "view: index %u is neither 0 nor 1", idx);
 	for (uint32_t k = 0; k < 2; k++) {
 		seq[k] = ld_acq64(&c->view[k].seq);
 		if (seq[k] & 1) {

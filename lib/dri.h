@@ -396,10 +396,10 @@ struct dri_rec {
  * bridge's mailbox through the table, like any name; the role word only
  * says who holds it, for liveness and for the publisher's check.
  *
- * The view has two copies and an index naming the one to read. The one
- * writer (the role holder) writes the copy the index does not name, with
- * that copy's sequence odd meanwhile, makes the sequence even again, then
- * flips the index. A reader reads the named copy and keeps what it read
+ * The view has two copies and an index naming the one to read (its bit 0).
+ * The one writer (the role holder) writes the copy the index does not name,
+ * with that copy's sequence odd meanwhile, makes the sequence even again,
+ * then increments the index, which names the new copy. A reader reads the named copy and keeps what it read
  * only if the sequence was even before and unchanged after; else it reads
  * the other copy. A writer paused in the middle of a publication leaves
  * one copy odd and the other whole: readers never wait for it. Every
@@ -450,8 +450,11 @@ struct dri_cluster {
 	uint32_t pad0;
 	uint64_t regid;           /* the bridge address's registration; holder only */
 	uint8_t pad1[DRI_CACHELINE - 32];
-	/* atomic; 0 or 1, the copy readers read (a reader uses bit 0 only).
-	 * Written by the role holder only, after the copy is whole. */
+	/* atomic; how many publications flipped it: bit 0 names the copy
+	 * readers read. A count and not the copy's number, so that a reader
+	 * that finds it unchanged knows no publication ended meanwhile (0, 1,
+	 * 0 again would look unchanged: tests/model/v1_view.pml, OLD3).
+	 * Incremented by the role holder only, after the copy is whole. */
 	uint32_t view_index DRI_ALIGNED;
 	struct dri_view view[2];
 } DRI_ALIGNED;

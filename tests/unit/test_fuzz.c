@@ -1137,10 +1137,16 @@ static void apply_detectable(uint8_t *b, const struct geo *g, uint64_t *s,
 			}
 			return;
 		}
-		case 20:
-			cl_at(b, g)->view_index = 2 + below(s, 1000);
-			LOGW("[detect] view index = %u", cl_at(b, g)->view_index);
+		case 20: {
+			/* The copy readers read, odd: nobody writes that one. */
+			struct dri_cluster *c = cl_at(b, g);
+			struct dri_view *v = &c->view[c->view_index & 1];
+
+			v->seq |= 1;
+			LOGW("[detect] view copy %u: seq = %#llx (odd)", c->view_index & 1,
+			     (unsigned long long)v->seq);
 			return;
+		}
 		case 21:
 			cl_at(b, g)->owner = DRI_OWNER(g->max_procs + below(s, 100), 1);
 			LOGW("[detect] bridge role owner = %#llx",

@@ -1393,7 +1393,7 @@ Test(global, a_scribbled_view_is_not_used_and_dr_check_says_so)
 	base = segmap_open(seg, &len);
 	cr_assert_not_null(base);
 	c = (struct dri_cluster *)(base + ((struct dri_header *)base)->off_cluster);
-	cur = &c->view[c->view_index];
+	cur = &c->view[c->view_index & 1];
 	cr_assert_eq(cur->epoch, 2);
 
 	/* Too many hosts in the current copy: readers use the other (the
@@ -1416,7 +1416,7 @@ Test(global, a_scribbled_view_is_not_used_and_dr_check_says_so)
 	cr_assert_eq(dr_check(r, msg, sizeof(msg)), 0, "overwritten: %s", msg);
 
 	/* Each field of a host, one at a time. */
-	cur = &c->view[c->view_index];
+	cur = &c->view[c->view_index & 1];
 #define SCRIBBLE(field, value, expect)                                                   \
 	do {                                                                             \
 		typeof(field) keep = field;                                              \
@@ -1452,11 +1452,19 @@ Test(global, a_scribbled_view_is_not_used_and_dr_check_says_so)
 	SCRIBBLE(cur->epoch, 0, "epoch");
 	SCRIBBLE(cur->nhosts, 0, "epoch");
 	SCRIBBLE(cur->seq, cur->seq + 1, "odd sequence");
-	SCRIBBLE(c->view_index, 2, "index");
 	SCRIBBLE(c->owner, DRI_OWNER(UNIT_MAX_PROCS + 3, 1), "bad owner");
 	SCRIBBLE(c->ever, 7, "ran");
 	SCRIBBLE(c->mbox, DRI_MBOX_REF(60000, 1), "mailbox");
 #undef SCRIBBLE
+
+	/* The index counts publications: any value names a copy (bit 0). */
+	c->view_index += 2;
+	cr_assert_eq(dr_check(r, msg, sizeof(msg)), 0, "%s", msg);
+	cr_assert_eq(dr_hosts(r, h, 4, &n, &epoch), 0);
+	cr_assert_eq(epoch, 3);
+	c->view_index = UINT32_MAX - (c->view_index & 1 ? 0 : 1);
+	cr_assert_eq(dr_hosts(r, h, 4, &n, &epoch), 0);
+	cr_assert_eq(epoch, 3, "the same copy, named by a wrapping count");
 
 	/* Readers: a bad state makes the copy unusable, and with the other
 	 * copy usable they fall back to it. */
