@@ -1285,8 +1285,9 @@ static void mailboxes(dr_registry *r, struct child_res *res, dr_mailbox *mb)
 /* Global names of the pristine segment, by the view the test process
  * published as the bridge: owned here (the first two served by the test
  * process, the third by the process that died, the fourth by nobody) and
- * owned by another host. Set before any fork. */
-static char g_mine[4][32], g_far[2][32];
+ * owned by another host. Set by the body fuzz before any fork. */
+static char g_mine[4][32] = { "glob.m0", "glob.m1", "glob.m2", "glob.m3" };
+static char g_far[2][32] = { "glob.f0", "glob.f1" }; /* header fuzz: no bridge, owned here */
 
 static void check_hosts(struct child_res *res, const struct dr_host *hs, size_t n)
 {
