@@ -13,22 +13,25 @@
 
 #include "dri.h"
 
-/* The registration of name: its regid and the mailbox it is served by. */
-static int resolve(struct dr_registry *r, const void *name, size_t len, uint64_t *regid,
+/* The registration of a target: its regid and the mailbox it is served
+ * by. */
+static int resolve(struct dr_registry *r, const struct dri_target *to, uint64_t *regid,
 		   uint32_t *mbox)
 {
 	struct dri_thread *t;
 	struct dri_key k;
 	int err;
 
-	if (!name || len == 0)
+	/* Only the bridge's address has length 0, and only the library
+	 * names it (to->bridge). */
+	if (!to->name || (to->len == 0 && !to->bridge))
 		return -EINVAL;
-	if (len > DR_NAME_MAX)
+	if (to->len > DR_NAME_MAX)
 		return -ENAMETOOLONG;
 	err = dri_thread_get(r, &t);
 	if (err)
 		return err;
-	dri_key_init(&k, r, name, len);
+	dri_key_init(&k, r, to->name, to->len, to->global);
 	*mbox = 0;
 	dri_read_enter(r, t);
 	err = dri_lookup(r, &k, NULL, mbox, regid);
@@ -38,10 +41,15 @@ static int resolve(struct dr_registry *r, const void *name, size_t len, uint64_t
 	return *mbox == 0 ? -EDESTADDRREQ : 0;
 }
 
-/* Send a CALL, CAST or INFO to name; *target gets its mailbox ref. */
-static int send_named(struct dr_registry *r, int kind, const void *name, size_t len,
-		      const void *data, size_t data_len, uint64_t call_id, uint32_t reply_to,
-		      uint64_t deadline, uint32_t *target)
+/*
+ * Send a CALL, CAST or INFO to a target; *target gets its mailbox ref. To
+ * the bridge's address, the mailbox must be the one of the role holder the
+ * caller saw alive (to->bridge): one that a dead holder left registered
+ * takes nothing more (-ENOTCONN).
+ */
+int dri_send(struct dr_registry *r, int kind, const struct dri_target *to, const void *data,
+	     size_t data_len, uint64_t call_id, uint32_t reply_to, uint64_t deadline,
+	     uint32_t *target)
 {
 	struct dri_rec rec = { 0 };
 	uint32_t mbox;
@@ -52,24 +60,39 @@ static int send_named(struct dr_registry *r, int kind, const void *name, size_t 
 		return -EINVAL;
 	if (!data && data_len)
 		return -EINVAL;
-	if (data_len > dr_message_max(r))
+	if (data_len > dr_message_max(r) || to->pre_len > dr_message_max(r) - data_len)
 		return -EMSGSIZE;
-	err = resolve(r, name, len, &regid, &mbox);
+	err = resolve(r, to, &regid, &mbox);
+	if (to->bridge) {
+		/* Found no address (the holder is still claiming, or was
+		 * releasing), or not the holder's: no bridge to send to. */
+		if (err == -ENOENT || err == -EDESTADDRREQ ||
+		    (!err && !dri_mbox_held_by(r, mbox, to->bridge)))
+			return -ENOTCONN;
+		DRI_CRASHPOINT(fwd_resolved);
+	}
 	if (err)
 		return err;
 	rec.kind = (uint8_t)kind;
-	rec.name_len = (uint8_t)len;
+	rec.name_len = (uint8_t)to->len;
+	rec.flags = to->global ? DRI_REC_GLOBAL : 0;
 	rec.regid = regid;
 	rec.call_id = call_id;
 	rec.reply_to = reply_to;
 	rec.sender_pid = r->pid;
-	rec.data_len = (uint32_t)data_len;
-	err = dri_lane_send(r, mbox, &rec, name, data, deadline);
+	rec.data_len = (uint32_t)(to->pre_len + data_len);
+	err = dri_lane_send(r, mbox, &rec, to->name, to->pre, to->pre_len, data, deadline);
 	if (target)
 		*target = mbox;
 	/* The registration's mailbox was closed or reopened: the name is on
 	 * its way out. */
 	return err == -ENOENT ? -ENOENT : err;
+}
+
+/* A local name. */
+static struct dri_target local(const void *name, size_t len)
+{
+	return (struct dri_target){ .name = name, .len = len };
 }
 
 static uint64_t room_deadline(int timeout_ms)
@@ -80,33 +103,33 @@ static uint64_t room_deadline(int timeout_ms)
 DR_EXPORT int dr_cast_bin(dr_registry *r, const void *name, size_t name_len, const void *msg,
 			  size_t len, int timeout_ms)
 {
+	struct dri_target to = local(name, name_len);
+
 	if (timeout_ms < -1)
 		return -EINVAL;
-	return send_named(r, DR_MSG_CAST, name, name_len, msg, len, 0, 0, room_deadline(timeout_ms),
-			  NULL);
+	return dri_send(r, DR_MSG_CAST, &to, msg, len, 0, 0, room_deadline(timeout_ms), NULL);
 }
 
 DR_EXPORT int dr_cast(dr_registry *r, const char *name, const void *msg, size_t len,
 		      int timeout_ms)
 {
-	return dr_cast_bin(r, name, name ? strnlen(name, DR_NAME_MAX + 1) : 0, msg, len,
-			   timeout_ms);
+	return dr_cast_bin(r, name, dri_cname_len(name), msg, len, timeout_ms);
 }
 
 DR_EXPORT int dr_send_bin(dr_registry *r, const void *name, size_t name_len, const void *msg,
 			  size_t len, int timeout_ms)
 {
+	struct dri_target to = local(name, name_len);
+
 	if (timeout_ms < -1)
 		return -EINVAL;
-	return send_named(r, DR_MSG_INFO, name, name_len, msg, len, 0, 0, room_deadline(timeout_ms),
-			  NULL);
+	return dri_send(r, DR_MSG_INFO, &to, msg, len, 0, 0, room_deadline(timeout_ms), NULL);
 }
 
 DR_EXPORT int dr_send(dr_registry *r, const char *name, const void *msg, size_t len,
 		      int timeout_ms)
 {
-	return dr_send_bin(r, name, name ? strnlen(name, DR_NAME_MAX + 1) : 0, msg, len,
-			   timeout_ms);
+	return dr_send_bin(r, name, dri_cname_len(name), msg, len, timeout_ms);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -131,7 +154,7 @@ static int reply(dr_mailbox *mb, const struct dr_msg *msg, int status, const voi
 	rec.sender_pid = mb->r->pid;
 	rec.status = status;
 	rec.data_len = (uint32_t)len;
-	err = dri_lane_send(mb->r, msg->reply_to, &rec, NULL, data, 0);
+	err = dri_lane_send(mb->r, msg->reply_to, &rec, NULL, NULL, 0, data, 0);
 	return err == -EOWNERDEAD ? -ENOENT : err;
 }
 
@@ -165,7 +188,8 @@ static uint64_t next_call_id(dr_mailbox *mb)
 	return mb->next_call++;
 }
 
-static int pending_add(dr_mailbox *mb, uint64_t call_id, uint32_t target, uint64_t deadline)
+static int pending_add(dr_mailbox *mb, uint64_t call_id, uint32_t target, int gone,
+		       uint64_t deadline)
 {
 	if (mb->npend == mb->cappend) {
 		size_t cap = mb->cappend ? mb->cappend * 2 : 64;
@@ -176,7 +200,7 @@ static int pending_add(dr_mailbox *mb, uint64_t call_id, uint32_t target, uint64
 		mb->pend = p;
 		mb->cappend = cap;
 	}
-	mb->pend[mb->npend++] = (struct dri_pending){ call_id, target, deadline };
+	mb->pend[mb->npend++] = (struct dri_pending){ call_id, target, gone, deadline };
 	return 0;
 }
 
@@ -225,7 +249,7 @@ int dri_pending_look(dr_mailbox *mb, struct dr_msg *msg, void *arg)
 		struct dri_pending *p = &mb->pend[i];
 		int status = p->target == 0 ? 0 :
 			     now >= p->deadline ? -ETIMEDOUT :
-			     !dri_mbox_alive(mb->r, p->target) ? -EOWNERDEAD : 0;
+			     !dri_mbox_alive(mb->r, p->target) ? p->gone : 0;
 
 		if (!status)
 			continue;
@@ -241,9 +265,13 @@ int dri_pending_look(dr_mailbox *mb, struct dr_msg *msg, void *arg)
 	return found;
 }
 
-DR_EXPORT int dr_call_async_bin(dr_mailbox *mb, const void *name, size_t name_len,
-				const void *req, size_t req_len, int timeout_ms,
-				uint64_t *call_id)
+/*
+ * An asynchronous call from mb to a target. gone: the call's status if the
+ * target's mailbox goes before it answers (-EOWNERDEAD for a worker,
+ * -ENOTCONN for the bridge).
+ */
+int dri_call_async(dr_mailbox *mb, const struct dri_target *to, const void *req,
+		   size_t req_len, int timeout_ms, int gone, uint64_t *call_id)
 {
 	uint64_t id, deadline;
 	struct dri_pending *p;
@@ -262,12 +290,12 @@ DR_EXPORT int dr_call_async_bin(dr_mailbox *mb, const void *name, size_t name_le
 	 * thread runs again, to the thread that receives. */
 	pthread_mutex_lock(&mb->call_lock);
 	id = next_call_id(mb);
-	err = pending_add(mb, id, 0, deadline);
+	err = pending_add(mb, id, 0, gone, deadline);
 	pthread_mutex_unlock(&mb->call_lock);
 	if (err)
 		return err;
-	err = send_named(mb->r, DR_MSG_CALL, name, name_len, req, req_len, id, mb->ref,
-			 timeout_ms == 0 ? 0 : deadline, &target);
+	err = dri_send(mb->r, DR_MSG_CALL, to, req, req_len, id, mb->ref,
+		       timeout_ms == 0 ? 0 : deadline, &target);
 	DRI_CRASHPOINT(async_sent);
 	pthread_mutex_lock(&mb->call_lock);
 	p = pending_find(mb, id, &at);
@@ -283,31 +311,52 @@ DR_EXPORT int dr_call_async_bin(dr_mailbox *mb, const void *name, size_t name_le
 	return 0;
 }
 
+DR_EXPORT int dr_call_async_bin(dr_mailbox *mb, const void *name, size_t name_len,
+				const void *req, size_t req_len, int timeout_ms,
+				uint64_t *call_id)
+{
+	struct dri_target to = local(name, name_len);
+
+	return dri_call_async(mb, &to, req, req_len, timeout_ms, -EOWNERDEAD, call_id);
+}
+
 DR_EXPORT int dr_call_async(dr_mailbox *mb, const char *name, const void *req, size_t req_len,
 			    int timeout_ms, uint64_t *call_id)
 {
-	return dr_call_async_bin(mb, name, name ? strnlen(name, DR_NAME_MAX + 1) : 0, req, req_len,
-				 timeout_ms, call_id);
+	return dr_call_async_bin(mb, name, dri_cname_len(name), req, req_len, timeout_ms,
+				 call_id);
 }
 
 /* ---------------------------------------------------------------------- */
 /* Calls that wait */
 
-/* Hook of dr_call's wait: the worker's mailbox must still live. */
-static int worker_look(dr_mailbox *mb, struct dr_msg *msg, void *arg)
+/* What dr_call's wait looks at every 20 ms: the mailbox it sent to must
+ * still live, or the call ends with gone. */
+struct target_look {
+	uint32_t target;
+	int gone;
+};
+
+static int target_look(dr_mailbox *mb, struct dr_msg *msg, void *arg)
 {
+	const struct target_look *l = arg;
+
 	(void)msg;
-	return dri_mbox_alive(mb->r, *(uint32_t *)arg) ? 0 : -EOWNERDEAD;
+	return dri_mbox_alive(mb->r, l->target) ? 0 : l->gone;
 }
 
-DR_EXPORT int dr_call_bin(dr_registry *r, const void *name, size_t name_len, const void *req,
-			  size_t req_len, void *reply_buf, size_t *reply_len, int timeout_ms)
+/*
+ * Call a target and wait for the answer (see dr_call): through this
+ * thread's mailbox for answers. gone as for dri_call_async().
+ */
+int dri_call_wait(dr_registry *r, const struct dri_target *to, const void *req, size_t req_len,
+		  void *reply_buf, size_t *reply_len, int timeout_ms, int gone)
 {
 	struct dri_thread *t;
+	struct target_look look = { .gone = gone };
 	struct dr_msg msg;
 	dr_mailbox *mb;
 	uint64_t id, deadline;
-	uint32_t target;
 	int err;
 
 	if (!r || timeout_ms < -1 || (reply_len && *reply_len && !reply_buf))
@@ -323,11 +372,11 @@ DR_EXPORT int dr_call_bin(dr_registry *r, const void *name, size_t name_len, con
 	mb = t->reply_mb;
 	id = next_call_id(mb);
 	deadline = dri_deadline(timeout_ms);
-	err = send_named(r, DR_MSG_CALL, name, name_len, req, req_len, id, mb->ref,
-			 timeout_ms == 0 ? 0 : deadline, &target);
+	err = dri_send(r, DR_MSG_CALL, to, req, req_len, id, mb->ref,
+		       timeout_ms == 0 ? 0 : deadline, &look.target);
 	if (err)
 		return err;
-	err = dri_wait_take(mb, &msg, id, deadline, worker_look, &target);
+	err = dri_wait_take(mb, &msg, id, deadline, target_look, &look);
 	if (err)
 		return err;
 	if (msg.status) {
@@ -346,9 +395,18 @@ DR_EXPORT int dr_call_bin(dr_registry *r, const void *name, size_t name_len, con
 	return err;
 }
 
+DR_EXPORT int dr_call_bin(dr_registry *r, const void *name, size_t name_len, const void *req,
+			  size_t req_len, void *reply_buf, size_t *reply_len, int timeout_ms)
+{
+	struct dri_target to = local(name, name_len);
+
+	return dri_call_wait(r, &to, req, req_len, reply_buf, reply_len, timeout_ms,
+			     -EOWNERDEAD);
+}
+
 DR_EXPORT int dr_call(dr_registry *r, const char *name, const void *req, size_t req_len,
 		      void *reply_buf, size_t *reply_len, int timeout_ms)
 {
-	return dr_call_bin(r, name, name ? strnlen(name, DR_NAME_MAX + 1) : 0, req, req_len,
-			   reply_buf, reply_len, timeout_ms);
+	return dr_call_bin(r, name, dri_cname_len(name), req, req_len, reply_buf, reply_len,
+			   timeout_ms);
 }

@@ -57,7 +57,13 @@
 	X(wait_empty)        /* a waiting receiver found nothing, hook not yet run */ \
 	X(lane_checked)      /* a claimed lane's target found current, not yet attached */ \
 	X(reap_lane)         /* a dead sender's lane, drained or to a gone mailbox, not yet detached */ \
-	X(async_sent)        /* an asynchronous call sent, its pending entry not given its target */
+	X(async_sent)        /* an asynchronous call sent, its pending entry not given its target */ \
+	X(bridge_claimed)    /* the bridge role taken, its address not served */ \
+	X(bridge_served)     /* the bridge's address served, not yet marked run */ \
+	X(bridge_releasing)  /* the bridge's address unregistered, role held */  \
+	X(view_writing)      /* a view copy half written, its sequence odd */    \
+	X(view_written)      /* a view copy whole, the index not yet flipped */  \
+	X(fwd_resolved)      /* the bridge's mailbox found, forward not written */
 
 #ifdef DR_CRASHPOINTS
 void dri_crashpoint(const char *name);

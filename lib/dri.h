@@ -36,7 +36,9 @@
 
 /* "DISTREG1", little-endian. */
 #define DRI_MAGIC 0x3147455254534944ull
-/* Bump whenever a shared struct or the meaning of a field changes. */
+/* Bump whenever a shared struct or the meaning of a field changes.
+ * 5: the cluster area (bridge role, view), global names (the top bit of
+ * an entry's name length), a record's flags, a process slot's start time. */
 #define DRI_LAYOUT_VERSION 5u
 #define DRI_HEADER_SIZE 4096u
 #define DRI_MAX_CAPACITY (1u << 26)
@@ -77,6 +79,7 @@ struct dri_header {
 	uint32_t pad0;
 	uint64_t off_mboxes;
 	uint64_t off_lanes;
+	uint64_t off_cluster;     /* struct dri_cluster */
 
 	/* atomic; the grace-period epoch, starts at 1, only ever incremented
 	 * (uatomic_add_return) by reclaimers; loaded by readers on entry. */
@@ -112,7 +115,11 @@ struct dri_proc {
 	int32_t pid;              /* written by the lock holder before word */
 	uint32_t pad0;
 	uint64_t attached_ns;     /* written by the lock holder before word */
-	uint8_t pad[DRI_CACHELINE - 24];
+	/* written by the lock holder before word: its start time in clock
+	 * ticks since boot (/proc/<pid>/stat), so that a reaper holding a
+	 * pidfd can tell the process from a later one with its pid */
+	uint64_t start_time;
+	uint8_t pad[DRI_CACHELINE - 32];
 };
 
 #define DRI_PROC_LIVE 1ull
@@ -230,6 +237,24 @@ static inline uint64_t dri_st_epoch(uint64_t s, uint64_t now)
 /* The link to entry idx, whose tag is tag. */
 #define DRI_LINK(idx, tag) (((uint32_t)(idx) + 1) | (DRI_TAG_FP(tag) << DRI_LINK_FP_SHIFT))
 
+/* The name-length byte of an entry: the length, and the namespace. */
+#define DRI_NAME_GLOBAL 0x80u
+#define DRI_LENB(len, global) ((uint8_t)((len) | ((global) ? DRI_NAME_GLOBAL : 0u)))
+#define DRI_LENB_LEN(b) ((size_t)((b) & 0x7fu))
+#define DRI_LENB_GLOBAL(b) (((b) & DRI_NAME_GLOBAL) != 0)
+
+/* Whether an entry's name-length byte can be a registration's: a local
+ * name of 1 to DR_NAME_MAX bytes, or a global one of 0 (the bridge's
+ * address) to DR_NAME_MAX. */
+static inline bool dri_lenb_ok(uint8_t b)
+{
+	return DRI_LENB_GLOBAL(b) || DRI_LENB_LEN(b) >= 1;
+}
+
+/* The seed of global names in the table: the segment's seed with this
+ * mixed in, so that the two namespaces hash apart. */
+#define DRI_GLOBAL_SALT 0x9e3779b97f4a7c15ull
+
 /* What of a name and a value lives in the entry itself; the rest goes to
  * the entry's extension (struct dri_ext). */
 #define DRI_NAME_INLINE 20
@@ -258,7 +283,11 @@ struct dri_entry {
 	uint64_t regid;                  /* immutable */
 	int32_t pid;                     /* immutable */
 	uint16_t tag;                    /* immutable; hash >> 48 */
-	uint8_t name_len;                /* immutable; 1 to DR_NAME_MAX */
+	/* immutable; bits 0-6 the name's length, 1 to DR_NAME_MAX (0 only
+	 * for the bridge's address); bit 7 (DRI_NAME_GLOBAL) set for a
+	 * global name, which is hashed with the global seed: a local and a
+	 * global name of the same bytes are two keys (see DRI_LENB) */
+	uint8_t name_len;
 	uint8_t vlen;                    /* length of the value in val */
 	/* immutable; the mailbox messages for the name go to (a mailbox
 	 * ref, see struct dri_mbox), 0 for a name registered without one */
@@ -367,6 +396,88 @@ struct dri_rec {
 	uint32_t data_len;
 };
 
+/* dri_rec.flags: the target name is a global name (for the bridge's
+ * address, of length 0). */
+#define DRI_REC_GLOBAL 1u
+
+/* ---------------------------------------------------------------------- */
+/*
+ * The cluster area: the bridge role and the view (bridge/DESIGN.md).
+ *
+ * The bridge role is one process's (owner id): it claims it by CAS of the
+ * owner word from 0 or from a dead holder's id, then serves the bridge's
+ * address (the global name of length 0) through its mailbox, and then
+ * marks the segment as one a bridge has run on (ever). Senders find the
+ * bridge's mailbox through the table, like any name; the role word only
+ * says who holds it, for liveness and for the publisher's check.
+ *
+ * The view has two copies and an index naming the one to read (its bit 0).
+ * The one writer (the role holder) writes the copy the index does not name,
+ * with that copy's sequence odd meanwhile, makes the sequence even again,
+ * then increments the index, which names the new copy. A reader reads the named copy and keeps what it read
+ * only if the sequence was even before and unchanged after; else it reads
+ * the other copy. A writer paused in the middle of a publication leaves
+ * one copy odd and the other whole: readers never wait for it. Every
+ * publication moves a copy's sequence on (by 2, from odd or even), so a
+ * reader that straddles two publications of one copy sees it change.
+ * Everything a reader takes from a copy is checked before use (another
+ * process may have scribbled on it); a copy that fails is not used.
+ */
+
+/* A host, the part read by every ownership lookup: 16 bytes. */
+struct dri_vhost_hot {
+	uint64_t seed;            /* XXH3_64bits(id) */
+	uint8_t state;            /* DR_HOST_* */
+	uint8_t self;             /* 1 for this host, else 0 */
+	uint8_t id_len;           /* 1 to DR_HOST_MAX */
+	uint8_t rpc_len;          /* 0 to DR_ADDR_MAX */
+	uint32_t pad;
+};
+
+/* A host, the rest: read only to list the view. Strings NUL-padded. */
+struct dri_vhost {
+	uint64_t incarnation;
+	char id[DR_HOST_MAX + 1];
+	char rpc[DR_ADDR_MAX + 1];
+};
+
+/* One copy of the view. Written only by the role holder, while seq is
+ * odd; everything but seq is plain data read under seq. */
+struct dri_view {
+	uint64_t seq;             /* atomic; odd while being written */
+	uint64_t epoch;           /* 0: no view published into this copy yet */
+	uint32_t nhosts;          /* 0 (with epoch 0) to DR_HOSTS_MAX */
+	uint8_t pad[DRI_CACHELINE - 20];
+	struct dri_vhost_hot hot[DR_HOSTS_MAX];
+	struct dri_vhost host[DR_HOSTS_MAX];
+} DRI_ALIGNED;
+
+struct dri_cluster {
+	/* atomic; owner id of the bridge role's holder, 0 none. Taken by
+	 * CAS from 0 or from a dead holder's id; given back by its holder
+	 * (CAS to 0) at release or when it closes the role's mailbox. */
+	uint64_t owner;
+	/* atomic; 1 once a bridge has served its address on this segment
+	 * (then global operations need a live bridge). Never cleared. */
+	uint32_t ever;
+	int32_t pid;              /* the holder's pid; written by the holder after its claim */
+	uint32_t mbox;            /* atomic; the holder's mailbox ref, 0 while claiming; holder only */
+	uint32_t pad0;
+	uint64_t regid;           /* the bridge address's registration; holder only */
+	uint8_t pad1[DRI_CACHELINE - 32];
+	/* atomic; how many publications flipped it: bit 0 names the copy
+	 * readers read. A count and not the copy's number, so that a reader
+	 * that finds it unchanged knows no publication ended meanwhile (0, 1,
+	 * 0 again would look unchanged: tests/model/v1_view.pml, OLD3).
+	 * Incremented by the role holder only, after the copy is whole. */
+	uint32_t view_index DRI_ALIGNED;
+	struct dri_view view[2];
+} DRI_ALIGNED;
+
+/* The ownership hash's seed (bridge/DESIGN.md "Ownership"): the same on
+ * every host, so every host computes the same owner. "dr.owner". */
+#define DRI_OWNER_SEED 0x72656e776f2e7264ull
+
 #define DRI_VSEL_BUSY 1u
 #define DRI_VSEL_SLOT(w) (((w) >> 1) & 3u)
 #define DRI_VSEL_NEXT(w, slot) ((((w) >> 3) + 1) << 3 | (uint32_t)(slot) << 1)
@@ -421,6 +532,7 @@ struct dr_registry {
 	struct dri_ext *ext;
 	struct dri_mbox *mboxes;
 	uint8_t *lanes;                   /* max_lanes of lane_stride bytes */
+	struct dri_cluster *cluster;
 	uint32_t max_mailboxes;
 	uint32_t max_lanes;
 	uint32_t lane_bytes;
@@ -433,6 +545,7 @@ struct dr_registry {
 	uint32_t retire_batch;            /* <= DRI_RETIRE_BATCH, see there */
 	uint32_t mask;                    /* nbuckets - 1 */
 	uint64_t seed;
+	uint64_t gseed;                   /* global names' seed: seed ^ DRI_GLOBAL_SALT */
 	bool fence;                       /* readers must fence (DRI_RCU_FENCE) */
 	uint32_t slot;                    /* our process slot */
 	uint64_t owner;                   /* our owner id */
@@ -447,6 +560,8 @@ struct dr_registry {
 	struct dri_lanemap *lanemap;      /* our lanes, by target (mailbox.c) */
 	struct dri_lanemap *lanes_held;   /* ours, waiting to be detached */
 	int wake_sock;                    /* for sending wake-ups; -1 until needed */
+	pthread_mutex_t view_lock;        /* one publication of the view at a time */
+	char nodename[DR_HOST_MAX + 1];   /* uname's, truncated: this host without a view */
 	struct dr_registry *next_open;    /* in the process-wide list */
 	char segment[DR_SEGMENT_MAX + 1];
 };
@@ -604,17 +719,19 @@ static inline void dri_read_exit(struct dr_registry *r, struct dri_thread *t)
 /* table.c */
 
 /* A name as the table looks it up: its bytes, its hash (the bucket is the
- * low bits) and its tag (the top 16 bits, the first sort key). */
+ * low bits), its tag (the top 16 bits, the first sort key) and its
+ * name-length byte (the length and the namespace, the second). */
 struct dri_key {
 	const uint8_t *name;
 	uint32_t len;
+	uint8_t lenb;             /* DRI_LENB(len, global) */
 	uint16_t tag;
 	uint64_t hash;
 };
 
-uint64_t dri_hash(const struct dr_registry *r, const void *name, size_t len);
+uint64_t dri_hash(const struct dr_registry *r, const void *name, size_t len, bool global);
 void dri_key_init(struct dri_key *k, const struct dr_registry *r, const void *name,
-		  size_t len);
+		  size_t len, bool global);
 void dri_name_copy(struct dr_registry *r, uint32_t idx, size_t len, uint8_t *buf);
 int dri_alloc_entry(struct dr_registry *r, struct dri_thread *t, uint32_t *idx);
 void dri_free_unpublished(struct dr_registry *r, uint32_t idx);
@@ -624,8 +741,6 @@ int dri_lookup(struct dr_registry *r, const struct dri_key *k, struct dr_entry *
 	       uint32_t *mbox, uint64_t *regid);
 int dri_delete(struct dr_registry *r, struct dri_thread *t, const struct dri_key *k,
 	       uint64_t regid, bool force);
-int dri_unregister(struct dr_registry *r, const void *name, size_t name_len, uint64_t regid,
-		   bool force);
 bool dri_delete_exact(struct dr_registry *r, struct dri_thread *t, uint32_t idx,
 		      uint64_t state);
 int dri_update_existing(struct dr_registry *r, struct dri_thread *t, const struct dri_key *k,
@@ -641,13 +756,16 @@ struct dri_served {
 	struct dri_served *next;
 	uint64_t regid;           /* the registration made: only that one is ended at close */
 	size_t len;
+	bool global;
 	unsigned char name[];
 };
 
 /* An asynchronous call in flight, as its caller's mailbox knows it. */
 struct dri_pending {
 	uint64_t call_id;
-	uint32_t target;          /* the worker's mailbox ref */
+	uint32_t target;          /* the worker's mailbox ref (or the bridge's) */
+	int gone;                 /* its status if target goes: -EOWNERDEAD, or
+	                           * -ENOTCONN for a call through the bridge */
 	uint64_t deadline;        /* monotonic ns, UINT64_MAX: none */
 };
 
@@ -673,10 +791,13 @@ struct dr_mailbox {
 };
 
 bool dri_mbox_alive(struct dr_registry *r, uint32_t ref);
+bool dri_mbox_held_by(struct dr_registry *r, uint32_t ref, uint64_t owner);
 unsigned dri_reap_mailboxes(struct dr_registry *r);
 uint64_t dri_deadline(int timeout_ms);
+/* The data of a record: pre (pre_len bytes, a forwarding header) then
+ * data; hdr->data_len is their sum. */
 int dri_lane_send(struct dr_registry *r, uint32_t ref, struct dri_rec *hdr, const void *name,
-		  const void *data, uint64_t deadline);
+		  const void *pre, size_t pre_len, const void *data, uint64_t deadline);
 void dri_lanes_release_all(struct dr_registry *r, bool shared);
 int dri_mailbox_open(struct dr_registry *r, bool for_replies, struct dr_mailbox **out);
 void dri_mailbox_free(struct dr_mailbox *mb, bool shared);
@@ -687,10 +808,64 @@ int dri_wait_take(struct dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_cal
 void dri_finish(struct dr_mailbox *mb);
 bool dri_pending_take(struct dr_mailbox *mb, uint64_t call_id);
 int dri_pending_look(struct dr_mailbox *mb, struct dr_msg *msg, void *arg);
+int dri_serve(struct dr_mailbox *mb, const void *name, size_t name_len, bool global,
+	      const void *value, size_t value_len);
+int dri_mb_begin(struct dr_mailbox *mb);
+
+/* What a message is sent to: a name in one namespace, or the bridge's
+ * address (global, length 0), and what its data begins with. */
+struct dri_target {
+	const void *name;
+	size_t len;
+	bool global;
+	/* Nonzero for the bridge's address: the owner id of the role holder
+	 * seen alive, whose mailbox must be the one serving the address. */
+	uint64_t bridge;
+	const void *pre;          /* a forwarding header, or NULL */
+	size_t pre_len;
+};
+int dri_send(struct dr_registry *r, int kind, const struct dri_target *to, const void *data,
+	     size_t data_len, uint64_t call_id, uint32_t reply_to, uint64_t deadline,
+	     uint32_t *target);
+int dri_call_async(struct dr_mailbox *mb, const struct dri_target *to, const void *req,
+		   size_t req_len, int timeout_ms, int gone, uint64_t *call_id);
+int dri_call_wait(struct dr_registry *r, const struct dri_target *to, const void *req,
+		  size_t req_len, void *reply, size_t *reply_len, int timeout_ms, int gone);
+size_t dri_cname_len(const char *name);
 
 /* registry.c */
+/* dri_register() flags */
+#define DRI_REG_GLOBAL 1u   /* a global name */
+#define DRI_REG_RESERVED 2u /* the bridge's address may be named (global, length 0) */
 int dri_register(struct dr_registry *r, const void *name, size_t name_len, const void *value,
-		 size_t value_len, uint32_t mbox);
+		 size_t value_len, uint32_t mbox, unsigned flags);
+int dri_unregister(struct dr_registry *r, const void *name, size_t name_len, unsigned flags,
+		   uint64_t regid, bool force);
+int dri_whereis(struct dr_registry *r, const void *name, size_t name_len, unsigned flags,
+		struct dr_entry *out);
+
+/* cluster.c: the view, the bridge role's state as readers see it, owners */
+
+/* Where a global name lives, as dri_owner_of() found it. */
+struct dri_where {
+	bool self;                /* the owner is this host */
+	uint64_t bridge;          /* owner id of the live bridge, 0 if none */
+	uint64_t epoch;           /* of the view used; 0 without one */
+	char host[DR_HOST_MAX + 1];
+};
+int dri_owner_of(struct dr_registry *r, const void *name, size_t len, struct dri_where *w);
+/* A whole copy of the view, as a reader took it. */
+struct dri_view_snap {
+	uint64_t epoch;           /* 0: none published */
+	uint32_t n;
+	struct dr_host hosts[DR_HOSTS_MAX];
+};
+int dri_view_snapshot(struct dr_registry *r, struct dri_view_snap *out);
+uint64_t dri_host_seed(const char *id, size_t len);
+void dri_nodename_init(struct dr_registry *r);
+int dri_view_check(struct dr_registry *r, char *msg, size_t len);
+pid_t dri_bridge_pid(struct dr_registry *r, bool *ran);
+void dri_bridge_closing(struct dr_mailbox *mb);
 
 /* inspect.c: nothing shared beyond the public API. */
 

@@ -34,7 +34,7 @@ DR_EXPORT const char *dr_strerror(int err)
 	case -EPROTO:
 		return "segment has another format (another layout version or build of libdistreg)";
 	case -EBADMSG:
-		return "segment is corrupt or truncated";
+		return "corrupt or truncated: the segment, or a message to or from the bridge";
 	case -EUSERS:
 		return "all process or reader slots of the segment are in use by live processes";
 	case -ECHILD:
@@ -53,6 +53,14 @@ DR_EXPORT const char *dr_strerror(int err)
 		return "the worker's mailbox lane is full (or nothing waits in the mailbox): try again";
 	case -ETIMEDOUT:
 		return "timed out";
+	case -ENOTCONN:
+		return "no bridge runs on this host (one ran before)";
+	case -EHOSTUNREACH:
+		return "the owner host of the global name cannot be reached (down, or no answer)";
+	case -EREMOTE:
+		return "the global name is owned by another host (dr_owner() names it)";
+	case -ERANGE:
+		return "the result does not fit in the buffer or array given";
 	case -ENOLCK:
 		return "this process's liveness lock on the segment was lost (a descriptor closed behind the library's back); other processes may have taken its names: reopen";
 	}

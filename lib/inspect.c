@@ -105,20 +105,23 @@ static int foreach_visit(struct dr_registry *r, uint32_t b, uint32_t idx,
 	struct foreach_ctx *c = arg;
 	const struct dri_entry *e = dri_entry_at(r, idx);
 	struct dr_name_info info;
-	size_t len = CMM_LOAD_SHARED(e->name_len);
+	uint8_t lenb = CMM_LOAD_SHARED(e->name_len);
+	size_t len = DRI_LENB_LEN(lenb);
 	uint64_t owner = entry_owner(r, idx);
 
 	(void)b;
 	(void)depth;
-	/* Deleted, or a name length no registration can write (a corrupt
-	 * entry, which dr_check() reports): not a name to show. */
-	if ((next & DRI_MARK) || owner == 0 || len == 0 || len > DR_NAME_MAX)
+	/* Deleted, or of length 0: the bridge's address, which is no
+	 * registered name, or a local name length no registration can write
+	 * (a corrupt entry, which dr_check() reports): not a name to show. */
+	if ((next & DRI_MARK) || owner == 0 || len == 0)
 		return 0;
 	dri_name_copy(r, idx, len, c->name);
 	info.name = c->name;
 	info.name_len = len;
 	dri_value_read(r, idx, &info.entry);
 	info.alive = cache_alive(&c->cache, r, owner);
+	info.global = DRI_LENB_GLOBAL(lenb);
 	return c->fn(&info, c->arg);
 }
 
@@ -223,6 +226,12 @@ DR_EXPORT int dr_stats(dr_registry *r, struct dr_stats *out)
 	out->max_mailboxes = r->max_mailboxes;
 	out->max_lanes = r->max_lanes;
 	out->message_max = (uint32_t)dr_message_max(r);
+	{
+		bool ran;
+
+		out->bridge_pid = dri_bridge_pid(r, &ran);
+		out->bridge_ran = ran;
+	}
 	for (uint32_t i = 0; i < r->max_mailboxes; i++)
 		out->mailboxes += ld_acq64(&r->mboxes[i].owner) != 0;
 	for (uint32_t i = 0; i < r->max_lanes; i++)
@@ -240,7 +249,7 @@ struct check_ctx {
 	uint64_t epoch, next_regid;
 	bool have_prev;           /* prev_* hold the previous entry of this bucket */
 	uint16_t prev_tag;
-	size_t prev_len;
+	uint8_t prev_lenb;
 	uint8_t prev_name[DR_NAME_MAX];
 	uint8_t name[DR_NAME_MAX];
 };
@@ -266,7 +275,8 @@ static int check_visit(struct dr_registry *r, uint32_t b, uint32_t idx,
 	const struct dri_ext *x = dri_ext_at(r, idx);
 	uint64_t s = ld_acq64(&r->states[idx]), hash;
 	uint32_t succ = next & ~DRI_MARK, slot = DRI_VSEL_SLOT(e->vsel);
-	size_t len = e->name_len;
+	uint8_t lenb = e->name_len;
+	size_t len = DRI_LENB_LEN(lenb);
 	int order = 0;
 
 	if (depth == 1)
@@ -282,10 +292,10 @@ static int check_visit(struct dr_registry *r, uint32_t b, uint32_t idx,
 	if (DRI_ST_TAG(s) != DRI_TAG_ALLOC)
 		return fail(c, "bucket %u: linked entry %u is not allocated (state %#llx)",
 			    b, idx, (unsigned long long)s);
-	if (len < 1 || len > DR_NAME_MAX)
+	if (!dri_lenb_ok(lenb))
 		return fail(c, "entry %u: name length %zu out of range", idx, len);
 	dri_name_copy(r, idx, len, c->name);
-	hash = dri_hash(r, c->name, len);
+	hash = dri_hash(r, c->name, len, DRI_LENB_GLOBAL(lenb));
 	if ((hash & r->mask) != b)
 		return fail(c, "entry %u: its name belongs in bucket %llu, found in %u", idx,
 			    (unsigned long long)(hash & r->mask), b);
@@ -305,8 +315,8 @@ static int check_visit(struct dr_registry *r, uint32_t b, uint32_t idx,
 	if (c->have_prev) {
 		if (c->prev_tag != e->tag)
 			order = c->prev_tag < e->tag ? -1 : 1;
-		else if (c->prev_len != len)
-			order = c->prev_len < len ? -1 : 1;
+		else if (c->prev_lenb != lenb)
+			order = c->prev_lenb < lenb ? -1 : 1;
 		else
 			order = memcmp(c->prev_name, c->name, len);
 		if (order > 0)
@@ -314,7 +324,7 @@ static int check_visit(struct dr_registry *r, uint32_t b, uint32_t idx,
 	}
 	c->have_prev = true;
 	c->prev_tag = e->tag;
-	c->prev_len = len;
+	c->prev_lenb = lenb;
 	memcpy(c->prev_name, c->name, len);
 	return 0;
 }
@@ -344,7 +354,8 @@ DR_EXPORT int dr_check(dr_registry *r, char *msg, size_t msg_len)
 	    h->off_states != (uint64_t)((uint8_t *)r->states - r->base) ||
 	    h->off_buckets != (uint64_t)((uint8_t *)r->buckets - r->base) ||
 	    h->off_entries != (uint64_t)((uint8_t *)r->entries - r->base) ||
-	    h->off_ext != (uint64_t)((uint8_t *)r->ext - r->base))
+	    h->off_ext != (uint64_t)((uint8_t *)r->ext - r->base) ||
+	    h->off_cluster != (uint64_t)((uint8_t *)r->cluster - r->base))
 		return fail(&c, "header: geometry changed under us");
 	if (c.epoch == 0)
 		return fail(&c, "header: epoch is 0");
@@ -407,6 +418,10 @@ DR_EXPORT int dr_check(dr_registry *r, char *msg, size_t msg_len)
 			return fail(&c, "bucket %u: the head's tag bits do not match entry %u", b,
 				    DRI_LINK_IDX(head));
 	}
+
+	rc = dri_view_check(r, msg, msg_len);
+	if (rc)
+		return rc;
 
 	c.seen = calloc((r->capacity + 7) / 8, 1);
 	if (!c.seen)

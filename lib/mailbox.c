@@ -132,6 +132,12 @@ static bool mbox_current(struct dr_registry *r, uint32_t ref)
 	       (ld_acq32(&m->gen) & 0xffffu) == DRI_MBOX_GEN(ref);
 }
 
+/* Whether the opening ref is current and held by owner. */
+bool dri_mbox_held_by(struct dr_registry *r, uint32_t ref, uint64_t owner)
+{
+	return mbox_current(r, ref) && ld_acq64(&r->mboxes[DRI_MBOX_IDX(ref)].owner) == owner;
+}
+
 /* Whether the opening ref is current and its owner alive (a syscall). */
 bool dri_mbox_alive(struct dr_registry *r, uint32_t ref)
 {
@@ -492,10 +498,11 @@ uint64_t dri_deadline(int timeout_ms)
 
 /*
  * Send one record to the mailbox opening ref: hdr (its len is set here),
- * then name, then data. Waits for room until deadline (0: do not wait).
+ * then name, then pre and data (hdr->data_len bytes together). Waits for
+ * room until deadline (0: do not wait).
  */
 int dri_lane_send(struct dr_registry *r, uint32_t ref, struct dri_rec *hdr, const void *name,
-		  const void *data, uint64_t deadline)
+		  const void *pre, size_t pre_len, const void *data, uint64_t deadline)
 {
 	uint64_t need = align8(sizeof(*hdr) + hdr->name_len + hdr->data_len), head, tail;
 	uint64_t next_look = 0;
@@ -557,9 +564,11 @@ int dri_lane_send(struct dr_registry *r, uint32_t ref, struct dri_rec *hdr, cons
 	ring_write(ring, r->lane_bytes, tail, hdr, sizeof(*hdr));
 	if (hdr->name_len)
 		ring_write(ring, r->lane_bytes, tail + sizeof(*hdr), name, hdr->name_len);
-	if (hdr->data_len)
-		ring_write(ring, r->lane_bytes, tail + sizeof(*hdr) + hdr->name_len, data,
-			   hdr->data_len);
+	if (pre_len)
+		ring_write(ring, r->lane_bytes, tail + sizeof(*hdr) + hdr->name_len, pre, pre_len);
+	if (hdr->data_len > pre_len)
+		ring_write(ring, r->lane_bytes, tail + sizeof(*hdr) + hdr->name_len + pre_len,
+			   data, hdr->data_len - pre_len);
 	DRI_CRASHPOINT(send_written);
 	st_rel64(&l->tail, tail + need);
 	wake(r, &r->mboxes[DRI_MBOX_IDX(ref)], ref);
@@ -594,7 +603,7 @@ void dri_lanes_release_all(struct dr_registry *r, bool shared)
 /* ---------------------------------------------------------------------- */
 /* Mailboxes, the receiver's side */
 
-static int mb_begin(dr_mailbox *mb)
+int dri_mb_begin(dr_mailbox *mb)
 {
 	if (!mb)
 		return -EINVAL;
@@ -678,7 +687,7 @@ DR_EXPORT int dr_mailbox_fd(const dr_mailbox *mb)
 
 /* The id of the registration of name served by mb (0 if there is none:
  * another thread of ours ended it already). */
-static uint64_t registration_of(dr_mailbox *mb, const void *name, size_t len)
+static uint64_t registration_of(dr_mailbox *mb, const void *name, size_t len, bool global)
 {
 	struct dr_registry *r = mb->r;
 	struct dri_thread *t;
@@ -688,7 +697,7 @@ static uint64_t registration_of(dr_mailbox *mb, const void *name, size_t len)
 
 	if (dri_thread_get(r, &t))
 		return 0;
-	dri_key_init(&k, r, name, len);
+	dri_key_init(&k, r, len ? name : (const void *)"", len, global);
 	dri_read_enter(r, t);
 	if (dri_lookup(r, &k, NULL, &mbox, &regid) != 0 || mbox != mb->ref)
 		regid = 0;
@@ -696,45 +705,55 @@ static uint64_t registration_of(dr_mailbox *mb, const void *name, size_t len)
 	return regid;
 }
 
-DR_EXPORT int dr_serve_bin(dr_mailbox *mb, const void *name, size_t name_len, const void *value,
-			   size_t value_len)
+/* dr_serve() in either namespace. */
+int dri_serve(dr_mailbox *mb, const void *name, size_t name_len, bool global,
+	      const void *value, size_t value_len)
 {
+	unsigned flags = global ? DRI_REG_GLOBAL : 0;
 	struct dri_served *sv;
 	uint64_t regid;
-	int err = mb_begin(mb);
+	int err = dri_mb_begin(mb);
 
 	if (err)
 		return err;
 	if (mb->for_replies)
 		return -EINVAL;
-	err = dri_register(mb->r, name, name_len, value, value_len, mb->ref);
+	err = dri_register(mb->r, name, name_len, value, value_len, mb->ref, flags);
 	if (err)
 		return err;
 	/* Remembered for close, with its registration id: close ends that
 	 * registration only. A repeated serve (a value update) is kept once. */
-	regid = registration_of(mb, name, name_len);
+	regid = registration_of(mb, name, name_len, global);
 	for (sv = mb->served; sv; sv = sv->next) {
-		if (sv->len == name_len && memcmp(sv->name, name, name_len) == 0) {
+		if (sv->len == name_len && sv->global == global &&
+		    memcmp(sv->name, name, name_len) == 0) {
 			sv->regid = regid;
 			return 0;
 		}
 	}
 	sv = malloc(sizeof(*sv) + name_len);
 	if (!sv) {
-		dri_unregister(mb->r, name, name_len, regid, false);
+		dri_unregister(mb->r, name, name_len, flags, regid, false);
 		return -ENOMEM;
 	}
 	sv->regid = regid;
 	sv->len = name_len;
+	sv->global = global;
 	memcpy(sv->name, name, name_len);
 	sv->next = mb->served;
 	mb->served = sv;
 	return 0;
 }
 
+DR_EXPORT int dr_serve_bin(dr_mailbox *mb, const void *name, size_t name_len, const void *value,
+			   size_t value_len)
+{
+	return dri_serve(mb, name, name_len, false, value, value_len);
+}
+
 DR_EXPORT int dr_serve(dr_mailbox *mb, const char *name, const void *value, size_t value_len)
 {
-	return dr_serve_bin(mb, name, name ? strnlen(name, DR_NAME_MAX + 1) : 0, value, value_len);
+	return dr_serve_bin(mb, name, dri_cname_len(name), value, value_len);
 }
 
 /* Give the room of the message dr_recv returned last back to its lane. */
@@ -763,8 +782,10 @@ static void detach(dr_mailbox *mb, uint32_t s, uint32_t v, uint64_t free_owner)
 }
 
 /* Whether name is registered with regid and served by our mailbox: 1 yes,
- * 0 no, or the error that kept us from looking (no reader slot). */
-static int still_ours(dr_mailbox *mb, const unsigned char *name, size_t len, uint64_t regid)
+ * 0 no, or the error that kept us from looking (no reader slot). A global
+ * name may be the bridge's address, of length 0. */
+static int still_ours(dr_mailbox *mb, const unsigned char *name, size_t len, bool global,
+		      uint64_t regid)
 {
 	struct dr_registry *r = mb->r;
 	struct dri_thread *t;
@@ -773,12 +794,12 @@ static int still_ours(dr_mailbox *mb, const unsigned char *name, size_t len, uin
 	uint64_t got = 0;
 	int rc;
 
-	if (len < 1 || len > DR_NAME_MAX)
+	if ((len < 1 && !global) || len > DR_NAME_MAX)
 		return 0;
 	rc = dri_thread_get(r, &t);
 	if (rc)
 		return rc;
-	dri_key_init(&k, r, name, len);
+	dri_key_init(&k, r, len ? name : (const unsigned char *)"", len, global);
 	dri_read_enter(r, t);
 	rc = dri_lookup(r, &k, NULL, &mbox, &got);
 	dri_read_exit(r, t);
@@ -862,6 +883,8 @@ int dri_take(dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call)
 		msg->data = p + sizeof(rec) + rec.name_len;
 		msg->len = rec.data_len;
 		msg->reply_to = rec.reply_to;
+		msg->global = rec.kind != DR_MSG_REPLY && rec.kind != DR_MSG_SYSTEM &&
+			      (rec.flags & DRI_REC_GLOBAL);
 		if (rec.kind == DR_MSG_REPLY) {
 			if (filter_call ? rec.call_id != filter_call :
 					  !dri_pending_take(mb, rec.call_id)) {
@@ -874,7 +897,8 @@ int dri_take(dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call)
 			dri_finish(mb);
 			goto again;
 		} else if (rec.kind != DR_MSG_SYSTEM &&
-			   (rc = still_ours(mb, msg->name, msg->name_len, msg->regid)) != 1) {
+			   (rc = still_ours(mb, msg->name, msg->name_len, msg->global,
+					    msg->regid)) != 1) {
 			if (rc < 0) {
 				/* We cannot look (no reader slot): keep it. */
 				mb->cur_lane = -1;
@@ -987,7 +1011,7 @@ int dri_wait_take(dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call, uint
 
 DR_EXPORT int dr_recv(dr_mailbox *mb, struct dr_msg *msg, int timeout_ms)
 {
-	int err = mb_begin(mb);
+	int err = dri_mb_begin(mb);
 
 	if (err)
 		return err;
@@ -1008,10 +1032,13 @@ void dri_mailbox_free(dr_mailbox *mb, bool shared)
 	if (shared) {
 		struct dri_mbox *m = &r->mboxes[mb->idx];
 
+		/* The bridge role held through this mailbox ends with it. */
+		dri_bridge_closing(mb);
 		/* Only the registrations made through this mailbox: the
 		 * name may have been served by another one since. */
 		for (sv = mb->served; sv; sv = sv->next)
-			(void)dri_unregister(r, sv->name, sv->len, sv->regid, false);
+			(void)dri_unregister(r, sv->name, sv->len,
+					     sv->global ? DRI_REG_GLOBAL : 0, sv->regid, false);
 		dri_finish(mb);
 		/* Detach every lane: their senders free them; a dead
 		 * sender's, and our own, we free. */
@@ -1059,7 +1086,7 @@ DR_EXPORT void dr_mailbox_close(dr_mailbox *mb)
 DR_EXPORT int dr_mailbox_stats(dr_mailbox *mb, struct dr_mailbox_stats *out)
 {
 	struct dri_mbox *m;
-	int err = mb_begin(mb);
+	int err = dri_mb_begin(mb);
 
 	if (err)
 		return err;

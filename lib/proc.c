@@ -29,10 +29,13 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <linux/membarrier.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#include <distreg_admin.h>
 
 #include "dri.h"
 
@@ -241,6 +244,33 @@ bool dri_owner_gone(struct dr_registry *r, uint64_t owner)
 }
 
 /*
+ * This process's start time in clock ticks since boot: field 22 of
+ * /proc/self/stat, after the command name (which may hold spaces and
+ * parentheses, hence the last ')'). 0 if it cannot be read.
+ */
+static uint64_t self_start_time(void)
+{
+	char buf[1024], *p;
+	ssize_t n;
+	int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	p = strrchr(buf, ')');
+	if (!p)
+		return 0;
+	/* Fields 3 to 21 are 19 more, each after a space. */
+	for (int field = 2; field < 22 && p; field++)
+		p = strchr(p + 1, ' ');
+	return p ? strtoull(p + 1, NULL, 10) : 0;
+}
+
+/*
  * Claim a process slot: the first whose byte we can lock. Then move its
  * generation on, which kills every owner id of a previous holder at once.
  */
@@ -267,6 +297,7 @@ int dri_proc_attach(struct dr_registry *r)
 		DRI_CRASHPOINT(attach_locked);
 		p->pid = getpid();
 		p->attached_ns = dri_now_ns();
+		p->start_time = self_start_time();
 		do {
 			w = ld_acq64(&p->word);
 			gen = DRI_PROC_GEN(w) + 1;
@@ -297,4 +328,47 @@ void dri_proc_detach(struct dr_registry *r)
 		uatomic_cmpxchg(&p->word, w, w & ~DRI_PROC_LIVE);
 	/* The descriptor is closed by dri_segment_close(), which frees the
 	 * lock. */
+}
+
+/*
+ * The attached processes, for a reaper: every slot with its live bit set
+ * (a process that died stays listed until someone finds it dead). The pid
+ * and start time are written before the word is, by the slot's holder; a
+ * slot taken over while we read it is read again.
+ */
+DR_EXPORT int dr_admin_procs(dr_registry *r, struct dr_proc_info *out, size_t max, size_t *n)
+{
+	size_t k = 0;
+
+	if (!r || !n || (!out && max))
+		return -EINVAL;
+	if (r->pid != dri_self_pid)
+		return -ECHILD;
+	if (dri_self_buried(r))
+		return -ENOLCK;
+	for (uint32_t i = 0; i < r->max_procs; i++) {
+		struct dri_proc *p = &r->procs[i];
+		uint64_t w = ld_acq64(&p->word), w2;
+		struct dr_proc_info info = { 0 };
+
+		for (int tries = 0; tries < 4; tries++) {
+			if (!(w & DRI_PROC_LIVE))
+				break;
+			info.slot = i;
+			info.pid = CMM_LOAD_SHARED(p->pid);
+			info.start_time = CMM_LOAD_SHARED(p->start_time);
+			cmm_smp_rmb();
+			w2 = ld_acq64(&p->word);
+			if (w2 == w)
+				break;
+			w = w2;
+		}
+		if (!(w & DRI_PROC_LIVE))
+			continue;
+		if (k < max)
+			out[k] = info;
+		k++;
+	}
+	*n = k;
+	return k > max ? -ERANGE : 0;
 }

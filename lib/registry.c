@@ -12,9 +12,14 @@
 
 static uint64_t handle_ids;
 
-static int name_check(const void *name, size_t len)
+/* A name of 1 to DR_NAME_MAX bytes; or, with DRI_REG_RESERVED, also the
+ * bridge's address (global, length 0), which no public call can name. */
+static int name_check(const void *name, size_t len, unsigned flags)
 {
-	if (!name || len == 0)
+	if (!name)
+		return -EINVAL;
+	if (len == 0 && (flags & (DRI_REG_GLOBAL | DRI_REG_RESERVED)) !=
+				(DRI_REG_GLOBAL | DRI_REG_RESERVED))
 		return -EINVAL;
 	if (len > DR_NAME_MAX)
 		return -ENAMETOOLONG;
@@ -22,7 +27,7 @@ static int name_check(const void *name, size_t len)
 }
 
 /* Length of a C-string name, or DR_NAME_MAX + 1 if longer. */
-static size_t cname_len(const char *name)
+size_t dri_cname_len(const char *name)
 {
 	return name ? strnlen(name, DR_NAME_MAX + 1) : 0;
 }
@@ -30,10 +35,10 @@ static size_t cname_len(const char *name)
 /* What every call on a name begins with: check the handle and the name, and
  * find this thread's state (which fails with -ECHILD in a forked child, and
  * with -ENOLCK once other processes have buried this handle: proc.c). */
-static int name_op_begin(dr_registry *r, const void *name, size_t name_len,
+static int name_op_begin(dr_registry *r, const void *name, size_t name_len, unsigned flags,
 			 struct dri_thread **t)
 {
-	int err = r ? name_check(name, name_len) : -EINVAL;
+	int err = r ? name_check(name, name_len, flags) : -EINVAL;
 
 	return err ? err : dri_thread_get(r, t);
 }
@@ -70,8 +75,10 @@ DR_EXPORT int dr_open(const struct dr_options *opts, dr_registry **out)
 	r->wake_sock = -1;
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_mutex_init(&r->send_lock, NULL);
+	pthread_mutex_init(&r->view_lock, NULL);
 	dri_registry_track(r);
 
+	dri_nodename_init(r);
 	err = dri_segment_open(r, o.segment, &o);
 	if (err)
 		goto fail;
@@ -114,6 +121,7 @@ fail:
 	dri_segment_close(r);
 	pthread_mutex_destroy(&r->lock);
 	pthread_mutex_destroy(&r->send_lock);
+	pthread_mutex_destroy(&r->view_lock);
 	free(r);
 	return err;
 }
@@ -143,27 +151,28 @@ DR_EXPORT void dr_close(dr_registry *r)
 	dri_segment_close(r);
 	pthread_mutex_destroy(&r->lock);
 	pthread_mutex_destroy(&r->send_lock);
+	pthread_mutex_destroy(&r->view_lock);
 	free(r);
 }
 
 /* dr_register(), with messages for the name going to mailbox ref mbox (0:
- * none). */
+ * none), in the namespace flags say (DRI_REG_*). */
 int dri_register(dr_registry *r, const void *name, size_t name_len, const void *value,
-		 size_t value_len, uint32_t mbox)
+		 size_t value_len, uint32_t mbox, unsigned flags)
 {
 	struct dri_thread *t;
 	struct dri_key k;
 	uint32_t idx;
 	int err;
 
-	err = name_op_begin(r, name, name_len, &t);
+	err = name_op_begin(r, name, name_len, flags, &t);
 	if (err)
 		return err;
 	if (value_len > DR_VALUE_MAX)
 		return -EMSGSIZE;
 	if (!value && value_len)
 		return -EINVAL;
-	dri_key_init(&k, r, name, name_len);
+	dri_key_init(&k, r, name, name_len, flags & DRI_REG_GLOBAL);
 	err = dri_alloc_entry(r, t, &idx);
 	dri_read_enter(r, t);
 	if (err) {
@@ -183,25 +192,26 @@ int dri_register(dr_registry *r, const void *name, size_t name_len, const void *
 DR_EXPORT int dr_register_bin(dr_registry *r, const void *name, size_t name_len,
 			      const void *value, size_t value_len)
 {
-	return dri_register(r, name, name_len, value, value_len, 0);
+	return dri_register(r, name, name_len, value, value_len, 0, 0);
 }
 
 DR_EXPORT int dr_register(dr_registry *r, const char *name, const void *value,
 			  size_t value_len)
 {
-	return dr_register_bin(r, name, cname_len(name), value, value_len);
+	return dr_register_bin(r, name, dri_cname_len(name), value, value_len);
 }
 
 /* Unregister name (only its registration regid, if not 0). */
-int dri_unregister(dr_registry *r, const void *name, size_t name_len, uint64_t regid, bool force)
+int dri_unregister(dr_registry *r, const void *name, size_t name_len, unsigned flags,
+		   uint64_t regid, bool force)
 {
 	struct dri_thread *t;
 	struct dri_key k;
-	int err = name_op_begin(r, name, name_len, &t);
+	int err = name_op_begin(r, name, name_len, flags, &t);
 
 	if (err)
 		return err;
-	dri_key_init(&k, r, name, name_len);
+	dri_key_init(&k, r, name, name_len, flags & DRI_REG_GLOBAL);
 	dri_read_enter(r, t);
 	err = dri_delete(r, t, &k, regid, force);
 	dri_read_exit(r, t);
@@ -211,44 +221,50 @@ int dri_unregister(dr_registry *r, const void *name, size_t name_len, uint64_t r
 
 DR_EXPORT int dr_unregister_bin(dr_registry *r, const void *name, size_t name_len)
 {
-	return dri_unregister(r, name, name_len, 0, false);
+	return dri_unregister(r, name, name_len, 0, 0, false);
 }
 
 DR_EXPORT int dr_unregister(dr_registry *r, const char *name)
 {
-	return dri_unregister(r, name, cname_len(name), 0, false);
+	return dri_unregister(r, name, dri_cname_len(name), 0, 0, false);
 }
 
 DR_EXPORT int dr_unregister_force_bin(dr_registry *r, const void *name,
 				      size_t name_len)
 {
-	return dri_unregister(r, name, name_len, 0, true);
+	return dri_unregister(r, name, name_len, 0, 0, true);
 }
 
 DR_EXPORT int dr_unregister_force(dr_registry *r, const char *name)
 {
-	return dri_unregister(r, name, cname_len(name), 0, true);
+	return dri_unregister(r, name, dri_cname_len(name), 0, 0, true);
 }
 
-DR_EXPORT int dr_whereis_bin(dr_registry *r, const void *name, size_t name_len,
-			     struct dr_entry *out)
+int dri_whereis(dr_registry *r, const void *name, size_t name_len, unsigned flags,
+		struct dr_entry *out)
 {
 	struct dri_thread *t;
 	struct dri_key k;
-	int err = name_op_begin(r, name, name_len, &t);
+	int err = name_op_begin(r, name, name_len, flags, &t);
 
 	if (err)
 		return err;
-	dri_key_init(&k, r, name, name_len);
+	dri_key_init(&k, r, name, name_len, flags & DRI_REG_GLOBAL);
 	dri_read_enter(r, t);
 	err = dri_lookup(r, &k, out, NULL, NULL);
 	dri_read_exit(r, t);
 	return err;
 }
 
+DR_EXPORT int dr_whereis_bin(dr_registry *r, const void *name, size_t name_len,
+			     struct dr_entry *out)
+{
+	return dri_whereis(r, name, name_len, 0, out);
+}
+
 DR_EXPORT int dr_whereis(dr_registry *r, const char *name, struct dr_entry *out)
 {
-	return dr_whereis_bin(r, name, cname_len(name), out);
+	return dr_whereis_bin(r, name, dri_cname_len(name), out);
 }
 
 DR_EXPORT int dr_read_lock(dr_registry *r)

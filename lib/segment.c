@@ -77,6 +77,23 @@ uint64_t dri_format_word(void)
 		DR_VALUE_MAX,
 		DRI_MARK,
 		0x78786833ull, /* "xxh3": the name hash is XXH3_64bits_withSeed */
+		offsetof(struct dri_header, off_cluster),
+		offsetof(struct dri_proc, start_time),
+		sizeof(struct dri_cluster),
+		offsetof(struct dri_cluster, view_index),
+		offsetof(struct dri_cluster, view),
+		sizeof(struct dri_view),
+		offsetof(struct dri_view, hot),
+		offsetof(struct dri_view, host),
+		sizeof(struct dri_vhost_hot),
+		sizeof(struct dri_vhost),
+		DR_HOSTS_MAX,
+		DR_HOST_MAX,
+		DR_ADDR_MAX,
+		DRI_NAME_GLOBAL,
+		DRI_GLOBAL_SALT,
+		DRI_OWNER_SEED,
+		DRI_REC_GLOBAL,
 	};
 	return XXH64(desc, sizeof(desc), 0) | 1; /* never 0 */
 }
@@ -130,10 +147,13 @@ static bool lane_bytes_ok(uint32_t n)
  * use them (want_huge_pages); smaller ones in 4 KiB pages. */
 #define DRI_HUGE_MIN (8ull << 20)
 
-/* Lay the arrays out after the header; returns the total size. */
+/* Lay the arrays out after the header; returns the total size. The
+ * cluster area comes first: its size does not depend on the geometry. */
 static uint64_t layout(struct dri_header *h)
 {
 	uint64_t off = DRI_HEADER_SIZE;
+	h->off_cluster = off;
+	off = align_up(off + sizeof(struct dri_cluster), DRI_CACHELINE);
 	h->off_procs = off;
 	off = align_up(off + (uint64_t)h->max_procs * sizeof(struct dri_proc), DRI_CACHELINE);
 	h->off_readers = off;
@@ -178,7 +198,7 @@ static int header_check(const struct dri_header *h, uint64_t file_size)
 	    want.off_readers != h->off_readers || want.off_states != h->off_states ||
 	    want.off_buckets != h->off_buckets || want.off_entries != h->off_entries ||
 	    want.off_ext != h->off_ext || want.off_mboxes != h->off_mboxes ||
-	    want.off_lanes != h->off_lanes)
+	    want.off_lanes != h->off_lanes || want.off_cluster != h->off_cluster)
 		return -EBADMSG;
 	if (file_size < h->size)
 		return -EBADMSG; /* truncated */
@@ -203,6 +223,7 @@ static void map_arrays(struct dr_registry *r, int fd, void *base,
 	r->ext = (struct dri_ext *)(r->base + h->off_ext);
 	r->mboxes = (struct dri_mbox *)(r->base + h->off_mboxes);
 	r->lanes = r->base + h->off_lanes;
+	r->cluster = (struct dri_cluster *)(r->base + h->off_cluster);
 	r->max_mailboxes = h->max_mailboxes;
 	r->max_lanes = h->max_lanes;
 	r->lane_bytes = h->lane_bytes;
@@ -212,8 +233,10 @@ static void map_arrays(struct dr_registry *r, int fd, void *base,
 	r->max_threads = h->max_threads;
 	/* A sixteenth of the table at most, at least 16. */
 	r->retire_batch = h->capacity / 16 < 16 ? 16 :
-			  h->capacity / 16 > DRI_RETIRE_BATCH ? DRI_RETIRE_BATCH : h->capacity / 16;	r->mask = h->nbuckets - 1;
+			  h->capacity / 16 > DRI_RETIRE_BATCH ? DRI_RETIRE_BATCH : h->capacity / 16;
+	r->mask = h->nbuckets - 1;
 	r->seed = h->seed;
+	r->gseed = h->seed ^ DRI_GLOBAL_SALT;
 	r->fence = h->rcu_mode == DRI_RCU_FENCE;
 }
 

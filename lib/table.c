@@ -33,17 +33,21 @@
 
 #include "dri.h"
 
-uint64_t dri_hash(const struct dr_registry *r, const void *name, size_t len)
+/* A global name is hashed with another seed than a local one of the same
+ * bytes: they land in unrelated buckets, and compare apart anyway by their
+ * name-length byte. */
+uint64_t dri_hash(const struct dr_registry *r, const void *name, size_t len, bool global)
 {
-	return XXH3_64bits_withSeed(name, len, r->seed);
+	return XXH3_64bits_withSeed(name, len, global ? r->gseed : r->seed);
 }
 
 void dri_key_init(struct dri_key *k, const struct dr_registry *r, const void *name,
-		  size_t len)
+		  size_t len, bool global)
 {
 	k->name = name;
 	k->len = (uint32_t)len;
-	k->hash = dri_hash(r, name, len);
+	k->lenb = DRI_LENB(len, global);
+	k->hash = dri_hash(r, name, len, global);
 	k->tag = (uint16_t)(k->hash >> 48);
 }
 
@@ -56,8 +60,8 @@ static int key_cmp(struct dr_registry *r, uint32_t idx, const struct dri_entry *
 
 	if (e->tag != k->tag)
 		return e->tag < k->tag ? -1 : 1;
-	if (e->name_len != k->len)
-		return e->name_len < k->len ? -1 : 1;
+	if (e->name_len != k->lenb)
+		return e->name_len < k->lenb ? -1 : 1;
 	c = memcmp(e->name, k->name, n);
 	if (c || k->len <= DRI_NAME_INLINE)
 		return c;
@@ -65,7 +69,7 @@ static int key_cmp(struct dr_registry *r, uint32_t idx, const struct dri_entry *
 		      k->len - DRI_NAME_INLINE);
 }
 
-/* Copy entry idx's name (name_len bytes, 1 to DR_NAME_MAX) into buf. */
+/* Copy entry idx's name (len bytes, 0 to DR_NAME_MAX) into buf. */
 void dri_name_copy(struct dr_registry *r, uint32_t idx, size_t len, uint8_t *buf)
 {
 	const struct dri_entry *e = dri_entry_at(r, idx);
@@ -447,7 +451,7 @@ int dri_insert(struct dr_registry *r, struct dri_thread *t, uint32_t idx,
 	e->regid = 0;
 	e->pid = r->pid;
 	e->tag = k->tag;
-	e->name_len = (uint8_t)k->len;
+	e->name_len = k->lenb;
 	e->mbox = mbox;
 	memcpy(e->name, k->name, k->len < DRI_NAME_INLINE ? k->len : DRI_NAME_INLINE);
 	if (k->len > DRI_NAME_INLINE)
@@ -643,17 +647,19 @@ bool dri_delete_exact(struct dr_registry *r, struct dri_thread *t, uint32_t idx,
 	struct dri_entry *e = dri_entry_at(r, idx);
 	bool removed = false;
 	struct pos p;
+	uint8_t lenb;
 	size_t len;
 
 	if (ld_acq64(&r->states[idx]) != state)
 		return false; /* retired or freed by someone else meanwhile */
-	len = CMM_LOAD_SHARED(e->name_len);
-	if (len >= 1 && len <= DR_NAME_MAX) {
+	lenb = CMM_LOAD_SHARED(e->name_len);
+	if (dri_lenb_ok(lenb)) {
 		uint8_t name[DR_NAME_MAX];
 		struct dri_key k;
 
+		len = DRI_LENB_LEN(lenb);
 		dri_name_copy(r, idx, len, name);
-		dri_key_init(&k, r, name, len);
+		dri_key_init(&k, r, name, len, DRI_LENB_GLOBAL(lenb));
 		for (int guard = 0; guard < 64; guard++) {
 			int rc = search(r, t, &k, &p);
 			if (rc != 1 || DRI_LINK_IDX(p.curr) != idx)

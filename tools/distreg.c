@@ -1,7 +1,8 @@
 /*
  * distreg - the registry and its mailboxes from the command line, for
  * people and shell scripts: look names up, register and unregister them,
- * call, cast and send to them, and serve names with an echo worker.
+ * call, cast and send to them, and serve names with an echo worker; the
+ * same for global names (--global), and the cluster's view.
  *
  *   distreg [--segment NAME] [--json] COMMAND [ARGS]
  *
@@ -37,25 +38,31 @@ static const char usage_text[] =
 	"usage: distreg [--segment NAME] [--json] COMMAND [ARGS]\n"
 	"\n"
 	"commands:\n"
-	"  list                          every name: pid, state, regid, value\n"
-	"  whereis NAME                  one name (exit 1 if it is not registered)\n"
+	"  list                          every name: pid, state, [global,] regid, value\n"
+	"  whereis [--global] NAME       one name (exit 1 if it is not registered)\n"
 	"  register NAME VALUE           register NAME and hold it until SIGINT or SIGTERM\n"
 	"  unregister [--force] NAME     remove a name whose owner died; with --force,\n"
 	"                                whoever holds it (the owner is not told)\n"
-	"  call NAME MESSAGE [--timeout MS]  call NAME, print the answer\n"
-	"  cast NAME MESSAGE             cast MESSAGE to NAME (no answer)\n"
-	"  send NAME MESSAGE             send MESSAGE to NAME (distreg's inform)\n"
-	"  echo-worker NAME...           serve the names from one mailbox, answer every\n"
-	"                                call with its message, until SIGINT or SIGTERM\n"
+	"  call [--global] NAME MESSAGE [--timeout MS]  call NAME, print the answer\n"
+	"  cast [--global] NAME MESSAGE  cast MESSAGE to NAME (no answer)\n"
+	"  send [--global] NAME MESSAGE  send MESSAGE to NAME (distreg's inform)\n"
+	"  echo-worker [--global] NAME...  serve the names from one mailbox, answer\n"
+	"                                every call with its message, until SIGINT or\n"
+	"                                SIGTERM\n"
+	"  owner NAME                    the host that owns the global name NAME\n"
+	"  hosts                         the cluster's view: its hosts and epoch\n"
 	"\n"
 	"options:\n"
 	"  --segment NAME  the segment (default: $DISTREG_SEGMENT, else \"default\")\n"
 	"  --json          one JSON object per result\n"
+	"  --global        (after the command) the global name NAME, served on its\n"
+	"                  owner host (dr_serve_global), not the local one\n"
 	"  --help, --version\n"
 	"\n"
 	"exit status: 0 ok, 1 not found, 2 usage, 3 timeout, 4 other errors\n";
 
 static bool json;
+static bool global;
 static const char *segment;
 
 static int usage_error(const char *fmt, const char *arg)
@@ -89,7 +96,9 @@ static int open_segment(dr_registry **r, bool create)
 	return ST_OK;
 }
 
-static void print_entry(const char *name, const struct dr_entry *e, int alive)
+/* A name's entry; host: the owner host of a global name, else NULL. */
+static void print_entry(const char *name, const struct dr_entry *e, int alive,
+			const char *host)
 {
 	if (json) {
 		fputs("{", stdout);
@@ -99,11 +108,19 @@ static void print_entry(const char *name, const struct dr_entry *e, int alive)
 		json_bytes(stdout, "value", e->value, e->value_len);
 		if (alive >= 0)
 			printf(", \"alive\": %s", alive ? "true" : "false");
+		if (host) {
+			fputs(", \"global\": true, ", stdout);
+			json_bytes(stdout, "host", (const unsigned char *)host, strlen(host));
+		}
 		puts("}");
 	} else {
 		put_name(stdout, (const unsigned char *)name, strlen(name));
 		printf(" pid %d regid %" PRIu64 " value ", (int)e->pid, e->regid);
 		put_value(stdout, e->value, e->value_len);
+		if (host) {
+			fputs(" host ", stdout);
+			put_name(stdout, (const unsigned char *)host, strlen(host));
+		}
 		putchar('\n');
 	}
 }
@@ -131,11 +148,15 @@ static int cmd_list(void)
 			printf(", \"pid\": %d, \"regid\": \"%" PRIu64 "\", ", (int)n->entry.pid,
 			       n->entry.regid);
 			json_bytes(stdout, "value", n->entry.value, n->entry.value_len);
-			printf(", \"alive\": %s}\n", n->alive ? "true" : "false");
+			printf(", \"alive\": %s, \"global\": %s}\n", n->alive ? "true" : "false",
+			       n->global ? "true" : "false");
 		} else {
+			/* A global name says so after its state; a local one
+			 * prints as before global names existed. */
 			put_name(stdout, n->name, n->name_len);
-			printf(" pid %d %s regid %" PRIu64 " value ", (int)n->entry.pid,
-			       n->alive ? "alive" : "dead", n->entry.regid);
+			printf(" pid %d %s%s regid %" PRIu64 " value ", (int)n->entry.pid,
+			       n->alive ? "alive" : "dead", n->global ? " global" : "",
+			       n->entry.regid);
 			put_value(stdout, n->entry.value, n->entry.value_len);
 			putchar('\n');
 		}
@@ -145,20 +166,83 @@ static int cmd_list(void)
 	return ST_OK;
 }
 
-static int cmd_whereis(const char *name)
+static int cmd_whereis(const char *name, bool global, int timeout_ms)
 {
+	char host[DR_HOST_MAX + 1];
 	struct dr_entry e;
 	dr_registry *r;
 	int rc = open_segment(&r, false);
 
 	if (rc)
 		return rc;
-	rc = dr_whereis(r, name, &e);
+	rc = global ? dr_whereis_global(r, name, &e, host, sizeof(host), timeout_ms) :
+		      dr_whereis(r, name, &e);
 	dr_close(r);
 	if (rc)
 		return fail("whereis", name, rc);
-	print_entry(name, &e, -1);
+	print_entry(name, &e, -1, global ? host : NULL);
 	return ST_OK;
+}
+
+static int cmd_owner(const char *name)
+{
+	char host[DR_HOST_MAX + 1];
+	dr_registry *r;
+	int rc = open_segment(&r, false);
+
+	if (rc)
+		return rc;
+	rc = dr_owner(r, name, host, sizeof(host));
+	dr_close(r);
+	if (rc)
+		return fail("owner", name, rc);
+	if (json) {
+		fputs("{", stdout);
+		json_bytes(stdout, "name", (const unsigned char *)name, strlen(name));
+		fputs(", ", stdout);
+		json_bytes(stdout, "host", (const unsigned char *)host, strlen(host));
+		puts("}");
+	} else {
+		put_name(stdout, (const unsigned char *)host, strlen(host));
+		putchar('\n');
+	}
+	return ST_OK;
+}
+
+/* The view; with no bridge running, the last one (exit status 4). */
+static int cmd_hosts(void)
+{
+	static struct dr_host h[DR_HOSTS_MAX];
+	uint64_t epoch = 0;
+	size_t n = 0;
+	dr_registry *r;
+	int rc = open_segment(&r, false);
+
+	if (rc)
+		return rc;
+	rc = dr_hosts(r, h, DR_HOSTS_MAX, &n, &epoch);
+	dr_close(r);
+	if (rc && rc != -ENOTCONN)
+		return fail("hosts", NULL, rc);
+	for (size_t i = 0; i < n; i++) {
+		if (json) {
+			fputs("{", stdout);
+			json_bytes(stdout, "id", (const unsigned char *)h[i].id, strlen(h[i].id));
+			fputs(", ", stdout);
+			json_bytes(stdout, "rpc", (const unsigned char *)h[i].rpc, strlen(h[i].rpc));
+			printf(", \"incarnation\": \"%" PRIu64 "\", \"state\": \"%s\", "
+			       "\"self\": %s, \"epoch\": \"%" PRIu64 "\"}\n", h[i].incarnation,
+			       host_state_name(h[i].state), h[i].self ? "true" : "false", epoch);
+		} else {
+			put_name(stdout, (const unsigned char *)h[i].id, strlen(h[i].id));
+			printf(" %s%s epoch %" PRIu64 " incarnation %" PRIu64 " rpc ",
+			       host_state_name(h[i].state), h[i].self ? " self" : "", epoch,
+			       h[i].incarnation);
+			put_value(stdout, (const unsigned char *)h[i].rpc, strlen(h[i].rpc));
+			putchar('\n');
+		}
+	}
+	return rc ? fail("hosts", NULL, rc) : ST_OK;
 }
 
 /* SIGINT and SIGTERM as a descriptor: blocked, then read through
@@ -194,7 +278,7 @@ static int cmd_register(const char *name, const char *value)
 		dr_close(r);
 		return fail("register", name, rc);
 	}
-	print_entry(name, &e, -1);
+	print_entry(name, &e, -1, NULL);
 	fflush(stdout);
 	p = (struct pollfd){ .fd = sfd, .events = POLLIN };
 	while (poll(&p, 1, -1) < 0 && errno == EINTR)
@@ -230,7 +314,7 @@ static int cmd_unregister(const char *name, bool force)
 	return ST_OK;
 }
 
-static int cmd_call(const char *name, const char *msg, int timeout_ms)
+static int cmd_call(const char *name, const char *msg, bool global, int timeout_ms)
 {
 	dr_registry *r;
 	unsigned char *buf;
@@ -245,7 +329,8 @@ static int cmd_call(const char *name, const char *msg, int timeout_ms)
 		dr_close(r);
 		return fail("call", name, -ENOMEM);
 	}
-	rc = dr_call(r, name, msg, strlen(msg), buf, &len, timeout_ms);
+	rc = global ? dr_call_global(r, name, msg, strlen(msg), buf, &len, timeout_ms) :
+		      dr_call(r, name, msg, strlen(msg), buf, &len, timeout_ms);
 	dr_close(r);
 	if (rc) {
 		free(buf);
@@ -265,15 +350,20 @@ static int cmd_call(const char *name, const char *msg, int timeout_ms)
 	return ST_OK;
 }
 
-static int cmd_cast(const char *name, const char *msg, bool inform, int timeout_ms)
+static int cmd_cast(const char *name, const char *msg, bool inform, bool global,
+		    int timeout_ms)
 {
 	dr_registry *r;
 	int rc = open_segment(&r, false);
 
 	if (rc)
 		return rc;
-	rc = inform ? dr_send(r, name, msg, strlen(msg), timeout_ms) :
-		      dr_cast(r, name, msg, strlen(msg), timeout_ms);
+	if (global)
+		rc = inform ? dr_send_global(r, name, msg, strlen(msg), timeout_ms) :
+			      dr_cast_global(r, name, msg, strlen(msg), timeout_ms);
+	else
+		rc = inform ? dr_send(r, name, msg, strlen(msg), timeout_ms) :
+			      dr_cast(r, name, msg, strlen(msg), timeout_ms);
 	dr_close(r);
 	if (rc)
 		return fail(inform ? "send" : "cast", name, rc);
@@ -302,6 +392,7 @@ static void log_msg(const struct dr_msg *m)
 	if (json) {
 		printf("{\"kind\": \"%s\", ", kind_name(m->kind));
 		json_bytes(stdout, "name", m->name, m->name_len);
+		printf(", \"global\": %s", m->global ? "true" : "false");
 		printf(", \"sender\": %d, \"regid\": \"%" PRIu64 "\", ", (int)m->sender, m->regid);
 		json_bytes(stdout, "data", m->data, m->len);
 		puts("}");
@@ -315,7 +406,7 @@ static void log_msg(const struct dr_msg *m)
 	fflush(stdout);
 }
 
-static int cmd_echo_worker(char **names, int n)
+static int cmd_echo_worker(char **names, int n, bool global)
 {
 	struct pollfd p[2];
 	dr_mailbox *mb;
@@ -333,7 +424,7 @@ static int cmd_echo_worker(char **names, int n)
 		return fail("mailbox", NULL, rc);
 	}
 	for (int i = 0; i < n; i++) {
-		rc = dr_serve(mb, names[i], NULL, 0);
+		rc = global ? dr_serve_global(mb, names[i], NULL, 0) : dr_serve(mb, names[i], NULL, 0);
 		if (rc) {
 			dr_close(r);
 			return fail("serve", names[i], rc);
@@ -346,9 +437,11 @@ static int cmd_echo_worker(char **names, int n)
 				fputs(", ", stdout);
 			json_str(stdout, names[i], strlen(names[i]));
 		}
-		printf("], \"pid\": %d}\n", (int)getpid());
+		printf("], \"global\": %s, \"pid\": %d}\n", global ? "true" : "false",
+		       (int)getpid());
 	} else {
-		printf("serving %d name%s, pid %d\n", n, n == 1 ? "" : "s", (int)getpid());
+		printf("serving %d %sname%s, pid %d\n", n, global ? "global " : "", n == 1 ? "" : "s",
+		       (int)getpid());
 	}
 	fflush(stdout);
 	/* An event loop: the mailbox's descriptor and the signals'. */
@@ -429,6 +522,15 @@ int main(int argc, char **argv)
 	cmd = argv[optind++];
 	argc -= optind;
 	argv += optind;
+	/* --global, first after the commands that take it. */
+	if (argc > 0 && strcmp(argv[0], "--global") == 0) {
+		if (strcmp(cmd, "whereis") && strcmp(cmd, "call") && strcmp(cmd, "cast") &&
+		    strcmp(cmd, "send") && strcmp(cmd, "echo-worker"))
+			return usage_error("%s takes no --global", cmd);
+		global = true;
+		argc--;
+		argv++;
+	}
 
 	if (strcmp(cmd, "list") == 0) {
 		if (argc != 0)
@@ -437,8 +539,18 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(cmd, "whereis") == 0) {
 		if (argc != 1)
-			return usage_error("%s", "whereis takes one NAME");
-		return cmd_whereis(argv[0]);
+			return usage_error("%s", "whereis takes [--global] NAME");
+		return cmd_whereis(argv[0], global, DEFAULT_TIMEOUT_MS);
+	}
+	if (strcmp(cmd, "owner") == 0) {
+		if (argc != 1)
+			return usage_error("%s", "owner takes one NAME");
+		return cmd_owner(argv[0]);
+	}
+	if (strcmp(cmd, "hosts") == 0) {
+		if (argc != 0)
+			return usage_error("%s", "hosts takes no arguments");
+		return cmd_hosts();
 	}
 	if (strcmp(cmd, "register") == 0) {
 		if (argc != 2)
@@ -464,13 +576,13 @@ int main(int argc, char **argv)
 		if (argc != 2)
 			return usage_error("%s takes NAME and MESSAGE [--timeout MS]", cmd);
 		if (cmd[0] == 'c' && cmd[1] == 'a' && cmd[2] == 'l')
-			return cmd_call(argv[0], argv[1], timeout);
-		return cmd_cast(argv[0], argv[1], cmd[1] == 'e', timeout);
+			return cmd_call(argv[0], argv[1], global, timeout);
+		return cmd_cast(argv[0], argv[1], cmd[1] == 'e', global, timeout);
 	}
 	if (strcmp(cmd, "echo-worker") == 0) {
 		if (argc < 1)
 			return usage_error("%s", "echo-worker takes one NAME or more");
-		return cmd_echo_worker(argv, argc);
+		return cmd_echo_worker(argv, argc, global);
 	}
 	return usage_error("unknown command %s", cmd);
 }

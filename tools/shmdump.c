@@ -48,6 +48,12 @@ struct report {
 	unsigned reaped;
 	int check_rc; /* 0 or -EBADMSG */
 	char check_msg[512];
+	/* The view, with --stats: hosts_rc is dr_hosts()'s (0, or -ENOTCONN
+	 * with the last view, or -EBADMSG with none readable). */
+	int hosts_rc;
+	struct dr_host hosts[DR_HOSTS_MAX];
+	size_t nhosts;
+	uint64_t view_epoch;
 };
 
 static const char usage_text[] =
@@ -60,11 +66,12 @@ static void usage(FILE *f)
 	if (f == stdout)
 		fputs("\n"
 		      "With no action, list every name of the segment (name, pid, alive or\n"
-		      "dead, regid, value) and a summary line.\n"
+		      "dead, local or global, regid, value) and a summary line.\n"
 		      "\n"
 		      "  --segment NAME  segment to inspect (default: $DISTREG_SEGMENT, else\n"
 		      "                  \"default\"); it is never created\n"
-		      "  --stats         print the counters of dr_stats(), one per line\n"
+		      "  --stats         print the counters of dr_stats(), one per line, the\n"
+		      "                  bridge and the view of the cluster\n"
 		      "  --check         verify the segment's invariants; exit 2 if violated\n"
 		      "  --reap          remove the names of dead processes, print the count\n"
 		      "  --json          print names, counters and check result as one JSON\n"
@@ -99,6 +106,12 @@ static int gather(dr_registry *r, const struct options *o, bool list, struct rep
 		if (err)
 			return err;
 	}
+	if (o->stats || o->json) {
+		err = dr_hosts(r, rep->hosts, DR_HOSTS_MAX, &rep->nhosts, &rep->view_epoch);
+		if (err && err != -ENOTCONN && err != -EBADMSG)
+			return err;
+		rep->hosts_rc = err;
+	}
 	if (o->check || o->json) {
 		err = dr_check(r, rep->check_msg, sizeof(rep->check_msg));
 		if (err && err != -EBADMSG)
@@ -130,15 +143,16 @@ static void print_listing(const struct report *rep)
 		if (nw > w)
 			w = nw > 40 ? 40 : nw;
 	}
-	printf("%-*s %8s %-5s %20s %s\n", w, "NAME", "PID", "STATE", "REGID", "VALUE");
+	printf("%-*s %8s %-5s %-6s %20s %s\n", w, "NAME", "PID", "STATE", "SCOPE", "REGID",
+	       "VALUE");
 	for (size_t i = 0; i < l->n; i++) {
 		const struct name_rec *rec = &l->v[i];
 		const struct dr_entry *e = &rec->entry;
 		int nw = name_width(rec);
 
 		put_name(stdout, rec->name, rec->name_len);
-		printf("%*s %8d %-5s %20" PRIu64 " ", nw < w ? w - nw : 0, "", (int)e->pid,
-		       rec->alive ? "alive" : "dead", e->regid);
+		printf("%*s %8d %-5s %-6s %20" PRIu64 " ", nw < w ? w - nw : 0, "", (int)e->pid,
+		       rec->alive ? "alive" : "dead", rec->global ? "global" : "local", e->regid);
 		put_value(stdout, e->value, e->value_len);
 		putchar('\n');
 	}
@@ -167,6 +181,39 @@ static void proc_comm(pid_t pid, char *buf, size_t len)
 	fclose(f);
 }
 
+/* The bridge's state as one word, or its pid. */
+static const char *bridge_word(const struct dr_stats *s)
+{
+	return s->bridge_pid ? "running" : s->bridge_ran ? "stopped" : "never";
+}
+
+/* --stats: the bridge, and the view (or the one host there is). */
+static void print_cluster(const struct report *rep)
+{
+	const struct dr_stats *s = &rep->stats;
+
+	if (s->bridge_pid)
+		printf("bridge: %d\n", (int)s->bridge_pid);
+	else
+		printf("bridge: %s\n", s->bridge_ran ? "none (one ran before)" : "never");
+	if (rep->hosts_rc == -EBADMSG) {
+		puts("view: unreadable (corrupt: see --check)");
+		return;
+	}
+	printf("view_epoch: %" PRIu64 "\n", rep->view_epoch);
+	printf("view_hosts: %zu\n", rep->nhosts);
+	for (size_t i = 0; i < rep->nhosts; i++) {
+		const struct dr_host *h = &rep->hosts[i];
+
+		fputs("host: ", stdout);
+		put_name(stdout, (const unsigned char *)h->id, strlen(h->id));
+		printf(" %s%s incarnation %" PRIu64 " rpc ", host_state_name(h->state),
+		       h->self ? " self" : "", h->incarnation);
+		put_value(stdout, (const unsigned char *)h->rpc, strlen(h->rpc));
+		putchar('\n');
+	}
+}
+
 static void print_stats(const struct report *rep)
 {
 	const struct dr_stats *s = &rep->stats;
@@ -189,6 +236,7 @@ static void print_stats(const struct report *rep)
 	printf("epoch: %" PRIu64 "\n", s->epoch);
 	printf("next_regid: %" PRIu64 "\n", s->next_regid);
 	printf("segment_bytes: %" PRIu64 "\n", s->segment_bytes);
+	print_cluster(rep);
 	printf("load: %.2f%%\n", load_percent(s));
 	if (s->stalled_pid) {
 		char comm[64];
@@ -202,6 +250,31 @@ static void print_stats(const struct report *rep)
 
 /* ---------------------------------------------------------------------- */
 /* JSON output */
+
+static void print_json_cluster(const struct report *rep)
+{
+	const struct dr_stats *s = &rep->stats;
+
+	printf("  \"bridge\": {\"state\": \"%s\", \"pid\": %d},\n", bridge_word(s),
+	       (int)s->bridge_pid);
+	if (rep->hosts_rc == -EBADMSG) {
+		fputs("  \"view\": null,\n", stdout);
+		return;
+	}
+	/* The epoch as a string, as regids: a bridge may start it anywhere. */
+	printf("  \"view\": {\"epoch\": \"%" PRIu64 "\", \"hosts\": [", rep->view_epoch);
+	for (size_t i = 0; i < rep->nhosts; i++) {
+		const struct dr_host *h = &rep->hosts[i];
+
+		fputs(i ? ", {" : "{", stdout);
+		json_bytes(stdout, "id", (const unsigned char *)h->id, strlen(h->id));
+		fputs(", ", stdout);
+		json_bytes(stdout, "rpc", (const unsigned char *)h->rpc, strlen(h->rpc));
+		printf(", \"incarnation\": \"%" PRIu64 "\", \"state\": \"%s\", \"self\": %s}",
+		       h->incarnation, host_state_name(h->state), h->self ? "true" : "false");
+	}
+	fputs("]},\n", stdout);
+}
 
 static void print_json(const struct report *rep, const struct options *o)
 {
@@ -223,7 +296,7 @@ static void print_json(const struct report *rep, const struct options *o)
 		printf(", \"pid\": %d, \"alive\": %s, \"regid\": \"%" PRIu64 "\", ",
 		       (int)rec->entry.pid, rec->alive ? "true" : "false", rec->entry.regid);
 		json_bytes(stdout, "value", rec->entry.value, rec->entry.value_len);
-		putchar('}');
+		printf(", \"global\": %s}", rec->global ? "true" : "false");
 	}
 	fputs(l->n ? "\n  ],\n" : "],\n", stdout);
 	printf("  \"summary\": {\"names\": %zu, \"live\": %u, \"dead\": %u, "
@@ -248,7 +321,9 @@ static void print_json(const struct report *rep, const struct options *o)
 		fputs(", \"stalled_comm\": ", stdout);
 		json_str(stdout, comm, strlen(comm));
 	}
-	fputs("},\n  \"check\": ", stdout);
+	fputs("},\n", stdout);
+	print_json_cluster(rep);
+	fputs("  \"check\": ", stdout);
 	if (rep->check_rc == 0) {
 		fputs("{\"ok\": true, \"message\": null}\n}\n", stdout);
 	} else {

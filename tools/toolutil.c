@@ -24,6 +24,8 @@ static int collect(const struct dr_name_info *info, void *arg)
 	rec = &l->v[l->n++];
 	rec->entry = info->entry;
 	rec->alive = info->alive;
+	rec->global = info->global;
+	l->global += info->global != 0;
 	rec->name_len = info->name_len;
 	memcpy(rec->name, info->name, info->name_len);
 	if (info->alive)
@@ -33,7 +35,8 @@ static int collect(const struct dr_name_info *info, void *arg)
 	return 0;
 }
 
-/* Byte order, then length: the order a reader of the listing expects. */
+/* Byte order, then length: the order a reader of the listing expects; a
+ * local name before the global one of the same bytes. */
 static int rec_cmp(const void *pa, const void *pb)
 {
 	const struct name_rec *a = pa, *b = pb;
@@ -42,7 +45,20 @@ static int rec_cmp(const void *pa, const void *pb)
 
 	if (c)
 		return c;
-	return (a->name_len > b->name_len) - (a->name_len < b->name_len);
+	if (a->name_len != b->name_len)
+		return (a->name_len > b->name_len) - (a->name_len < b->name_len);
+	return (a->global > b->global) - (a->global < b->global);
+}
+
+const char *host_state_name(int state)
+{
+	switch (state) {
+	case DR_HOST_UP: return "up";
+	case DR_HOST_SUSPECT: return "suspect";
+	case DR_HOST_DOWN: return "down";
+	case DR_HOST_IGNORED: return "ignored";
+	default: return "?";
+	}
 }
 
 int names_gather(dr_registry *r, struct name_list *l)

@@ -16,6 +16,7 @@
 struct name_rec {
 	struct dr_entry entry;
 	int alive;
+	int global;             /* a global name (dr_serve_global) */
 	size_t name_len;
 	unsigned char name[DR_NAME_MAX];
 };
@@ -28,14 +29,18 @@ struct name_rec {
 struct name_list {
 	struct name_rec *v;
 	size_t n, cap;
-	unsigned live, dead;
+	unsigned live, dead, global;
 };
 
-/* Every name of r into l (appended), sorted by bytes then length. Nothing
+/* Every name of r into l (appended), sorted by bytes, then length, local
+ * before global. Nothing
  * is printed from inside the walk: a reader blocked on a full pipe there
  * would hold back the reuse of every entry unregistered meanwhile. */
 int names_gather(dr_registry *r, struct name_list *l);
 void names_free(struct name_list *l);
+
+/* "up", "suspect", "down", "ignored" for DR_HOST_*; "?" otherwise. */
+const char *host_state_name(int state);
 
 void put_hex(FILE *f, const unsigned char *p, size_t n);
 /* Graphic ASCII that cannot be mistaken for hex: printed as is in a

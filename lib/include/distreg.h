@@ -272,15 +272,18 @@ struct dr_name_info {
 	size_t name_len;
 	struct dr_entry entry;
 	int alive;                   /* 1 owner alive, 0 dead (awaiting reap) */
+	int global;                  /* 1 a global name (dr_serve_global), 0 a local one */
 };
 
 /*
- * Call fn for every registered name, in table order, until fn returns
- * nonzero (that value is then returned). Names registered or unregistered
- * during the walk may or may not be seen. fn runs inside a read-side
- * section: it must not register or unregister. An entry whose name length
- * is out of range (only a corrupted segment has one; dr_check() reports it)
- * is skipped, so name_len is always 1 to DR_NAME_MAX. Errors: -EINVAL fn or
+ * Call fn for every registered name, local and global (info->global says
+ * which), in table order, until fn returns nonzero (that value is then
+ * returned). Names registered or unregistered during the walk may or may
+ * not be seen. fn runs inside a read-side section: it must not register or
+ * unregister. An entry whose name length is out of range (only a corrupted
+ * segment has one; dr_check() reports it) is skipped, and so is the
+ * bridge's own address (a global name of length 0 that no user can
+ * register), so name_len is always 1 to DR_NAME_MAX. Errors: -EINVAL fn or
  * r NULL, -ECHILD, -EUSERS, -ENOMEM. A corrupt bucket chain is walked
  * up to the corruption.
  */
@@ -290,7 +293,8 @@ int dr_foreach(dr_registry *r, dr_foreach_fn fn, void *arg);
 /* Counters returned by dr_stats(). */
 struct dr_stats {
 	uint32_t capacity;       /* most live names */
-	uint32_t live;           /* names whose owner is alive */
+	uint32_t live;           /* names whose owner is alive (local and global,
+	                          * and the bridge's address while it is served) */
 	uint32_t dead;           /* names whose owner died, awaiting reap */
 	uint32_t retired;        /* unregistered entries awaiting a grace period */
 	uint32_t inflight;       /* entries allocated but not yet (or no longer) linked */
@@ -312,6 +316,8 @@ struct dr_stats {
 	uint32_t max_lanes;      /* lanes */
 	uint32_t lanes;          /* lanes held by a sender */
 	uint32_t message_max;    /* the largest message, in bytes */
+	pid_t bridge_pid;        /* the bridge's process while one runs, else 0 */
+	int bridge_ran;          /* 1 once a bridge has run on the segment */
 };
 
 /*
@@ -324,7 +330,10 @@ int dr_stats(dr_registry *r, struct dr_stats *out);
 /*
  * Verify every invariant of the layout: header, process and reader slots,
  * entry states, bucket chains (ranges, order, no cycle, no entry twice, every
- * entry hashed to its bucket), and that every entry is accounted for. On a
+ * entry hashed to its bucket), the bridge role and both copies of the view
+ * (ranges, lengths, one host marked as this one, no id twice, every seed the
+ * hash of its id; the copy readers read not being written), and that every
+ * entry is accounted for. On a
  * violation, returns -EBADMSG and writes a one-line description into msg
  * (msg_len bytes, NUL-terminated; msg may be NULL). Meant for a quiet
  * segment: writers running concurrently can make it report a transient
@@ -390,6 +399,8 @@ struct dr_msg {
 	const void *data;            /* the payload */
 	size_t len;
 	uint32_t reply_to;           /* private: where dr_reply() sends the answer */
+	int global;                  /* CALL, CAST, INFO: 1 if name is a global name
+	                              * (0 for a local one, and for REPLY and SYSTEM) */
 };
 
 /*
@@ -509,6 +520,148 @@ struct dr_mailbox_stats {
 	uint32_t lanes;   /* lanes attached now */
 };
 int dr_mailbox_stats(dr_mailbox *mb, struct dr_mailbox_stats *out);
+
+/* ---------------------------------------------------------------------- */
+/*
+ * The cluster: global names (distreg's start/call), served on one owner host.
+ *
+ * One bridge per host (distreg-bridge) joins the hosts and publishes the
+ * cluster's view (the hosts, their states, an epoch) into the segment;
+ * processes read it without a lock. Every global name has one owner host:
+ * rendezvous hashing (xxh3) of the name over the hosts that are up, which
+ * any process computes itself (dr_owner). A global name is served only on
+ * its owner (dr_serve_global); the *_global calls reach it from any host.
+ *
+ * A host where no bridge ever ran is a cluster of one: global names work
+ * there as local ones do, and the host is named by the kernel's node name.
+ * Once a bridge has run on a segment, global operations need one running:
+ * while none does they fail with -ENOTCONN, and local names go on as usual.
+ *
+ * Delivery of messages to global names:
+ *  - A call is delivered at most once per attempt. The library never sends
+ *    a call twice; the bridges resend a batch of calls whose reply was lost,
+ *    and the owner's bridge answers a resent batch from what it remembers
+ *    instead of delivering it again.
+ *  - A cast or send is best effort: once the local bridge has it, it can be
+ *    lost, with no error to the sender, if a bridge dies or the owner is
+ *    unreachable.
+ *  - Messages from one sending process to one global name arrive in the
+ *    order they were sent (or not at all: a message is never delivered
+ *    after one sent later).
+ *  - To a global name owned by this host, everything is as for local names.
+ */
+
+/* Longest host id, in bytes. */
+#define DR_HOST_MAX 63
+/* Most hosts a view holds (up, suspect, down or ignored). */
+#define DR_HOSTS_MAX 256
+/* Longest rpc or bus address (a nanomsg URL), in bytes. */
+#define DR_ADDR_MAX 127
+
+/* Host states, as struct dr_host.state gives them. */
+#define DR_HOST_UP 1       /* heartbeats arrive */
+#define DR_HOST_SUSPECT 2  /* late (phi-accrual); still owns its names */
+#define DR_HOST_DOWN 3     /* silent for down-after, or left: owns nothing */
+#define DR_HOST_IGNORED 4  /* an address with no bridge, or another protocol */
+
+struct dr_host {
+	char id[DR_HOST_MAX + 1];      /* NUL-terminated */
+	char rpc[DR_ADDR_MAX + 1];     /* its rpc address; "" for this host without a bridge */
+	uint64_t incarnation;          /* new at every start of its bridge */
+	int state;                     /* DR_HOST_* */
+	int self;                      /* 1 for this host */
+};
+
+/*
+ * The owner host of a global name, from the view in the segment: its id is
+ * copied, NUL-terminated, into host (host_len bytes). No round trip: one
+ * hash of the name and one mix per host, without a lock; and, unless the
+ * caller is the bridge, one system call to ask whether the bridge lives.
+ * While a bridge runs but has published no view yet, the owner is this
+ * host, by its node name, as when no bridge ever ran.
+ * Errors: -ENOTCONN a bridge ran on this segment and none runs now;
+ * -EHOSTUNREACH no host of the view is up or suspect; -EBADMSG no copy of
+ * the view can be read (another process scribbled on the segment: dr_check()
+ * says how); -ERANGE host_len too small (DR_HOST_MAX + 1 is always enough);
+ * -EINVAL, -ENAMETOOLONG the name; -ECHILD, -ENOLCK.
+ */
+int dr_owner(dr_registry *r, const char *name, char *host, size_t host_len);
+int dr_owner_bin(dr_registry *r, const void *name, size_t name_len, char *host,
+		 size_t host_len);
+
+/*
+ * The view: up to max hosts into hosts (this host among them), their number
+ * in *n and the view's epoch in *epoch (may be NULL; 0 while no view was
+ * published, and the one host is this one, by its node name, with no rpc
+ * address). Errors: -ENOTCONN as for dr_owner() (the last view published
+ * is still returned; it takes precedence over -ERANGE); -ERANGE more than
+ * max hosts (the first max are returned, *n is the total); -EBADMSG as for
+ * dr_owner() (nothing is returned); -EINVAL n NULL, or hosts NULL with max
+ * above 0; -ENOMEM; -ECHILD, -ENOLCK.
+ */
+int dr_hosts(dr_registry *r, struct dr_host *hosts, size_t max, size_t *n, uint64_t *epoch);
+
+/*
+ * Serve a global name through mb, as dr_serve() serves a local one. A
+ * local and a global name of the same bytes are two names: serving one
+ * does not touch the other, and the local calls (dr_whereis, dr_call, ...)
+ * never see global names. The name stays served here if a later view gives
+ * it to another host (the bridge may then tell mb with a DR_MSG_SYSTEM).
+ * Errors: -EREMOTE the owner is another host (dr_owner() names it);
+ * -ENOTCONN, -EHOSTUNREACH, -EBADMSG as for dr_owner(); and those of
+ * dr_serve().
+ */
+int dr_serve_global(dr_mailbox *mb, const char *name, const void *value, size_t value_len);
+int dr_serve_global_bin(dr_mailbox *mb, const void *name, size_t name_len, const void *value,
+			size_t value_len);
+
+/*
+ * Look a global name up on its owner: its entry into *out (may be NULL),
+ * the owner's id into host (host_len bytes, may be NULL). From another host
+ * this asks the owner's bridge, waiting up to timeout_ms (-1: for ever);
+ * the entry's pid is then a process of the owner host.
+ * Errors: -ENOENT not served on its owner; -ENOTCONN; -EHOSTUNREACH the
+ * owner's bridge cannot be reached; -ETIMEDOUT; -ERANGE host_len too small
+ * (nothing is asked); -EBADMSG the view, or the bridge's answer, is
+ * corrupt; and those of dr_whereis().
+ */
+int dr_whereis_global(dr_registry *r, const char *name, struct dr_entry *out, char *host,
+		      size_t host_len, int timeout_ms);
+int dr_whereis_global_bin(dr_registry *r, const void *name, size_t name_len,
+			  struct dr_entry *out, char *host, size_t host_len, int timeout_ms);
+
+/*
+ * dr_call(), dr_call_async(), dr_cast() and dr_send() for global names, from
+ * any host. To a name owned by this host they are the local operations.
+ * Otherwise the message goes to this host's bridge and on to the owner's:
+ * timeout_ms bounds the whole trip. Besides the errors of the local
+ * operations: -ENOTCONN no bridge runs on this host (also when the bridge
+ * goes while a call waits for its answer); -EHOSTUNREACH the owner's bridge
+ * cannot be reached (down, or no answer to resends), or no host of the view
+ * is up; -ETIMEDOUT; -ENOENT the name is not served on its owner; -EBADMSG
+ * as for dr_owner(). To another host a message carries a forwarding header
+ * (16 bytes, the owner's id and a NUL, the name) inside the message to the
+ * bridge, so the largest one is dr_message_max() less that (-EMSGSIZE).
+ * The worker sees a remote message as sent by its host's bridge
+ * (dr_msg.sender), with dr_msg.global set.
+ * An asynchronous call's errors arrive as its DR_MSG_REPLY's status.
+ */
+int dr_call_global(dr_registry *r, const char *name, const void *req, size_t req_len,
+		   void *reply, size_t *reply_len, int timeout_ms);
+int dr_call_global_bin(dr_registry *r, const void *name, size_t name_len, const void *req,
+		       size_t req_len, void *reply, size_t *reply_len, int timeout_ms);
+int dr_call_async_global(dr_mailbox *mb, const char *name, const void *req, size_t req_len,
+			 int timeout_ms, uint64_t *call_id);
+int dr_call_async_global_bin(dr_mailbox *mb, const void *name, size_t name_len,
+			     const void *req, size_t req_len, int timeout_ms, uint64_t *call_id);
+int dr_cast_global(dr_registry *r, const char *name, const void *msg, size_t len,
+		   int timeout_ms);
+int dr_cast_global_bin(dr_registry *r, const void *name, size_t name_len, const void *msg,
+		       size_t len, int timeout_ms);
+int dr_send_global(dr_registry *r, const char *name, const void *msg, size_t len,
+		   int timeout_ms);
+int dr_send_global_bin(dr_registry *r, const void *name, size_t name_len, const void *msg,
+		       size_t len, int timeout_ms);
 
 /* The segment name this handle has open. Never NULL for a valid handle. */
 const char *dr_segment_name(const dr_registry *r);

@@ -11,7 +11,8 @@
 #   run.sh [--trails] [config...]
 #     --trails   for the OLD runs, search breadth-first for the shortest
 #                trail and print its shared-memory steps (needs python3)
-#     config     only these (f1_reclaim f2_aba f3_reader f4_slot m1_names)
+#     config     only these (f1_reclaim f2_aba f3_reader f4_slot m1_names
+#                v1_view)
 # Environment: CC (C compiler, default cc), MODEL_JOBS (parallel runs,
 # default the number of CPUs), MODEL_MEMLIM (MB per run, default 4096).
 set -euo pipefail
@@ -51,6 +52,10 @@ runs=(
 	"f2_aba     OLD2 registration_visible|linked_entry_allocated"
 	"f3_reader  OLD3 no_reuse_under_reader"
 	"f4_slot    OLD4 owned_slot_below_hwm|no_slot_lost"
+	"v1_view    NEW  -"
+	"v1_view    OLD1 whole_view"
+	"v1_view    OLD2 whole_view"
+	"v1_view    OLD3 reader_never_gives_up"
 )
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/distreg-model.XXXXXX")

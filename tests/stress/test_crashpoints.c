@@ -22,15 +22,21 @@
  *     each;  7 open a mailbox, serve a name through it, cast to it and
  *     receive, receive from it empty, call itself asynchronously through
  *     it, let a process cast to it and die and dr_reap() its lane, close
- *     it, 4 times;  8 dr_close(). D also leaves 4 mailboxes
- *     with a message each.
+ *     it, 4 times;  8 be the bridge: open a mailbox, claim the role,
+ *     publish a view, cast to a global name another host owns (forwarded
+ *     to its own mailbox), receive and decode that, release, 4 times;
+ *     9 dr_close(). D also leaves 4 mailboxes with a message each.
  *  V  the verifier, a fresh process once C is dead: dr_open(), dr_reap(),
  *     dr_check() == 0, dr_stats() accounts for every entry and shows nothing
  *     dead, retired or in flight; B's names are intact with their values and
  *     regids, C's and D's are gone; once B has closed, all `capacity` names
- *     can be registered; and each of C's new segments (whether its creator
- *     died in it or not) opens, is sound and left no temporary file.
+ *     can be registered; the bridge role is free (or its holder dead), the
+ *     view readable, and V can claim the role and publish past it; and each
+ *     of C's new segments (whether its creator died in it or not) opens, is
+ *     sound and left no temporary file.
  */
+#include <distreg_admin.h>
+
 #include "crashpoint.h"
 #include "pausemix.h"
 #include "segmap.h"
@@ -491,9 +497,65 @@ static int crasher(void *arg)
 			CHILD_FAIL(&s->rep, "phase 7: %s outlived its mailbox", name);
 	}
 
-	STEP(8, 0);
-	dr_close(r);
+	for (int k = 0; k < REPEAT; k++) {
+		struct dr_host h[2];
+		dr_mailbox *mb;
+		struct dr_msg m;
+		struct dr_fwd f;
+		char id[DR_HOST_MAX + 1];
+		pid_t holder = 0;
+
+		STEP(8, 10 * k);
+		rc = dr_mailbox_open(r, &mb);
+		if (rc)
+			CHILD_FAIL(&s->rep, "phase 8: dr_mailbox_open: %s", dr_strerror(rc));
+		STEP(8, 10 * k + 1);
+		do
+			rc = dr_admin_bridge_claim(mb, &holder);
+		while ((rc == -ENOSPC || rc == -EBUSY) && holder == 0 && step_gate(s));
+		if (rc)
+			CHILD_FAIL(&s->rep, "phase 8: claim: %s (holder %d)", dr_strerror(rc),
+				   (int)holder);
+		STEP(8, 10 * k + 2);
+		memset(h, 0, sizeof(h));
+		snprintf(h[0].id, sizeof(h[0].id), "c.self");
+		snprintf(h[1].id, sizeof(h[1].id), "c.peer");
+		h[0].state = h[1].state = DR_HOST_UP;
+		h[0].self = 1;
+		h[1].incarnation = (uint64_t)k;
+		rc = dr_admin_view_publish(mb, h, 2, (uint64_t)k + 1);
+		if (rc)
+			CHILD_FAIL(&s->rep, "phase 8: publish epoch %d: %s", k + 1, dr_strerror(rc));
+		STEP(8, 10 * k + 3);
+		for (int i = 0;; i++) {
+			snprintf(name, sizeof(name), "cg.%d", i);
+			rc = dr_owner(r, name, id, sizeof(id));
+			if (rc)
+				CHILD_FAIL(&s->rep, "phase 8: dr_owner: %s", dr_strerror(rc));
+			if (strcmp(id, "c.peer") == 0)
+				break;
+		}
+		rc = dr_cast_global(r, name, &k, sizeof(k), 1000);
+		if (rc)
+			CHILD_FAIL(&s->rep, "phase 8: cast to %s: %s", name, dr_strerror(rc));
+		STEP(8, 10 * k + 4);
+		rc = dr_recv(mb, &m, 1000);
+		if (!rc)
+			rc = dr_admin_fwd_decode(&m, &f);
+		if (rc || f.op != DR_FWD_CAST || strcmp(f.host, "c.peer") != 0 ||
+		    f.name_len != strlen(name) || f.len != sizeof(k) || memcmp(f.data, &k, sizeof(k)))
+			CHILD_FAIL(&s->rep, "phase 8: the forwarded cast %d: %s", k, dr_strerror(rc));
+		STEP(8, 10 * k + 5);
+		dr_admin_bridge_release(mb);
+		if (dr_owner(r, name, id, sizeof(id)) != -ENOTCONN)
+			CHILD_FAIL(&s->rep, "phase 8: a bridge still runs after release");
+		STEP(8, 10 * k + 6);
+		dr_mailbox_close(mb);
+	}
+
 	STEP(9, 0);
+	dr_close(r);
+	STEP(10, 0);
 	return 0; /* the point was never reached: the parent fails the test */
 }
 
@@ -587,6 +649,46 @@ static int verifier(void *arg)
 		}
 	}
 
+	/* The bridge role: free, or its holder (C) dead; the view readable,
+	 * whole, at the epoch C last published whole (or none); V takes the
+	 * role over and publishes past it; then it lets the role go, so that
+	 * every entry is free for the churn below. */
+	{
+		struct dr_host h[4];
+		dr_mailbox *mb;
+		uint64_t epoch = 99;
+		size_t nh = 0;
+		char id[DR_HOST_MAX + 1];
+		pid_t holder = 0;
+
+		rc = dr_hosts(r, h, 4, &nh, &epoch);
+		V_CHECK(rc == 0 || rc == -ENOTCONN, "dr_hosts: %s", s->point, s->skip,
+			dr_strerror(rc));
+		V_CHECK(epoch <= REPEAT && nh >= 1 && nh <= 2, "the view: epoch %llu, %zu hosts",
+			s->point, s->skip, (unsigned long long)epoch, nh);
+		V_CHECK(epoch == 0 || (strcmp(h[0].id, "c.self") == 0 && h[1].incarnation == epoch - 1),
+			"the view of epoch %llu is not the one C published", s->point, s->skip,
+			(unsigned long long)epoch);
+		rc = dr_mailbox_open(r, &mb);
+		V_CHECK(rc == 0, "dr_mailbox_open: %s", s->point, s->skip, dr_strerror(rc));
+		rc = dr_admin_bridge_claim(mb, &holder);
+		V_CHECK(rc == 0, "claim the bridge role: %s (holder %d)", s->point, s->skip,
+			dr_strerror(rc), (int)holder);
+		memset(h, 0, sizeof(h));
+		snprintf(h[0].id, sizeof(h[0].id), "v.self");
+		h[0].state = DR_HOST_UP;
+		h[0].self = 1;
+		rc = dr_admin_view_publish(mb, h, 1, epoch + 1);
+		V_CHECK(rc == 0, "publish epoch %llu: %s", s->point, s->skip,
+			(unsigned long long)epoch + 1, dr_strerror(rc));
+		rc = dr_owner(r, "anything", id, sizeof(id));
+		V_CHECK(rc == 0 && strcmp(id, "v.self") == 0, "dr_owner: %s %s", s->point, s->skip,
+			dr_strerror(rc), rc ? "" : id);
+		rc = dr_check(r, msg, sizeof(msg));
+		V_CHECK(rc == 0, "dr_check as the bridge: %s", s->point, s->skip, msg);
+		dr_mailbox_close(mb);
+	}
+
 	/* B leaves; then every entry must be usable again. */
 	kid_say(&s->rep, 'c');
 	kid_await(&s->rep, 'g');
@@ -636,7 +738,7 @@ static int verifier(void *arg)
 
 static const char *const phase_names[] = {
 	"", "open", "register/update/unregister", "takeover/reap", "fill/drain",
-	"extra handles", "new segments", "mailboxes", "close", "finished",
+	"extra handles", "new segments", "mailboxes", "bridge", "close", "finished",
 };
 
 /*
@@ -766,7 +868,7 @@ static bool crash_run(const char *point, int skip, bool stop, bool must_reach)
 	ASSERT_REPORT_CLEAN(&s->rep);
 	cr_assert_eq(st, 0, "V ended with %d", st);
 
-	reached = stop ? paused : s->c_phase != 9;
+	reached = stop ? paused : s->c_phase != 10;
 	kid_close(&b);
 	kid_close(&d);
 	kid_close(&c);

@@ -154,6 +154,56 @@ class Cli(unittest.TestCase):
         self.assertEqual(rc, 0, "a dead owner's name: %s" % err)
         self.assertEqual(self.run_cli("whereis", "orphan")[0], 1)
 
+    def test_global_names_beside_local_ones(self):
+        node = os.uname().nodename[:63]
+        w, line = self.start("--json", "echo-worker", "--global", "g.a")
+        first = json.loads(line)
+        self.assertEqual(first["serving"], ["g.a"])
+        self.assertTrue(first["global"])
+        rc, out, err = self.run_cli("call", "--global", "g.a", "hello")
+        self.assertEqual((rc, out), (0, "hello\n"), err)
+        rc, _, err = self.run_cli("call", "g.a", "hello")
+        self.assertEqual(rc, 1, "no local g.a: %s" % err)
+        rc, _, err = self.run_cli("send", "--global", "g.a", "tick")
+        self.assertEqual(rc, 0, err)
+        seen = [json.loads(w.stdout.readline()) for _ in range(2)]
+        self.assertEqual([(m["kind"], m["name"], m["global"]) for m in seen],
+                         [("call", "g.a", True), ("info", "g.a", True)])
+
+        # A local g.a beside it: two names, told apart.
+        self.start("register", "g.a", "local")
+        rc, out, _ = self.run_cli("--json", "list")
+        self.assertEqual(rc, 0)
+        names = {(o["name"], o["global"]): o for o in self.json_lines(out)}
+        self.assertEqual(set(names), {("g.a", True), ("g.a", False)})
+        self.assertEqual(names[("g.a", True)]["pid"], w.pid)
+        rc, out, _ = self.run_cli("list")
+        lines = sorted(out.splitlines())
+        self.assertEqual(len(lines), 2, out)
+        self.assertEqual(lines[0].split()[:5], ["g.a", "pid", str(w.pid), "alive", "global"])
+        self.assertEqual(lines[1].split()[4], "regid", "a local name prints as before")
+
+        rc, out, err = self.run_cli("--json", "whereis", "--global", "g.a")
+        self.assertEqual(rc, 0, err)
+        got = json.loads(out)
+        self.assertEqual((got["pid"], got["global"], got["host"]), (w.pid, True, node))
+        rc, out, _ = self.run_cli("--json", "whereis", "g.a")
+        self.assertEqual(json.loads(out)["value"], "local")
+
+        # No bridge ever ran: this host is the whole cluster.
+        rc, out, err = self.run_cli("owner", "g.a")
+        self.assertEqual((rc, out), (0, node + "\n"), err)
+        rc, out, err = self.run_cli("--json", "hosts")
+        self.assertEqual(rc, 0, err)
+        hosts = self.json_lines(out)
+        self.assertEqual(len(hosts), 1)
+        self.assertEqual((hosts[0]["id"], hosts[0]["state"], hosts[0]["self"], hosts[0]["epoch"]),
+                         (node, "up", True, "0"))
+        rc, _, err = self.run_cli("owner", "--global", "g.a")
+        self.assertEqual(rc, 2, err)
+        rc, _, err = self.run_cli("list", "--global")
+        self.assertEqual(rc, 2, err)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -22,6 +22,7 @@
 #include <criterion/criterion.h>
 
 #include <distreg.h>
+#include <distreg_admin.h>
 
 #include "testutil.h"
 
@@ -499,11 +500,126 @@ Test(shmdump, json_parses_and_escapes)
 	snprintf(want, sizeof(want),
 		 "{\"name\": \"alpha\", \"name_encoding\": \"text\", \"pid\": %d, "
 		 "\"alive\": true, \"regid\": \"%" PRIu64 "\", \"value\": \"ipc://alpha\", "
-		 "\"value_encoding\": \"text\"}",
+		 "\"value_encoding\": \"text\", \"global\": false}",
 		 (int)getpid(), e.regid);
 	cr_assert(strstr(res.out, want), "want %s in:\n%s", want, res.out);
 	cr_assert(strstr(res.out, "\"value\": \"\", \"value_encoding\": \"text\""));
 	run_free(&res);
+	dr_close(r);
+	cr_assert_eq(dr_unlink(seg), 0);
+}
+
+Test(shmdump, global_names_are_listed_as_such)
+{
+	const char *seg = seg_new("global");
+	dr_registry *r = seg_open(seg, 64);
+	dr_mailbox *mb;
+	struct dr_entry le, ge;
+	char line[512], want[256];
+	struct run res;
+
+	cr_assert_eq(dr_mailbox_open(r, &mb), 0);
+	cr_assert_eq(dr_register(r, "x", "here", 4), 0);
+	cr_assert_eq(dr_serve_global(mb, "x", "everywhere", 10), 0);
+	cr_assert_eq(dr_whereis(r, "x", &le), 0);
+	cr_assert_eq(dr_whereis_global(r, "x", &ge, NULL, 0, 0), 0);
+
+	res = SHMDUMP("--segment", seg);
+	cr_assert_eq(res.status, 0, "stderr: %s", res.err);
+	line_starting(res.out, "NAME ", line, sizeof(line));
+	cr_assert(strstr(line, " SCOPE "), "%s", line);
+	snprintf(want, sizeof(want), "\nx    %8d alive local  %20" PRIu64 " here\n",
+		 (int)getpid(), le.regid);
+	cr_assert(strstr(res.out, want), "want '%s' in:\n%s", want, res.out);
+	snprintf(want, sizeof(want), "\nx    %8d alive global %20" PRIu64 " everywhere\n",
+		 (int)getpid(), ge.regid);
+	cr_assert(strstr(res.out, want), "want '%s' in:\n%s", want, res.out);
+	cr_assert(strstr(res.out, "\n2 names (2 live, 0 dead), capacity 64\n"), "%s", res.out);
+	run_free(&res);
+
+	res = SHMDUMP("--json", "--segment", seg);
+	cr_assert_eq(res.status, 0, "stderr: %s", res.err);
+	cr_assert(json_valid(res.out), "not valid JSON:\n%s", res.out);
+	cr_assert(strstr(res.out, "\"value\": \"here\", \"value_encoding\": \"text\", "
+			 "\"global\": false}"), "%s", res.out);
+	cr_assert(strstr(res.out, "\"value\": \"everywhere\", \"value_encoding\": \"text\", "
+			 "\"global\": true}"), "%s", res.out);
+	run_free(&res);
+	dr_mailbox_close(mb);
+	dr_close(r);
+	cr_assert_eq(dr_unlink(seg), 0);
+}
+
+/* The text after "key: " in shmdump --stats output, into buf. */
+static const char *stat_text(const char *text, const char *key, char *buf, size_t len)
+{
+	char prefix[64], line[256];
+
+	snprintf(prefix, sizeof(prefix), "%s: ", key);
+	line_starting(text, prefix, line, sizeof(line));
+	snprintf(buf, len, "%s", line + strlen(prefix));
+	return buf;
+}
+
+Test(shmdump, stats_show_the_bridge_and_the_view)
+{
+	const char *seg = seg_new("bridge");
+	dr_registry *r = seg_open(seg, 64);
+	struct dr_host h[2];
+	dr_mailbox *mb;
+	char buf[256], want[256];
+	struct run res;
+
+	/* Never a bridge: this host alone, by its node name. */
+	res = SHMDUMP("--stats", "--segment", seg);
+	cr_assert_eq(res.status, 0, "stderr: %s", res.err);
+	cr_assert_str_eq(stat_text(res.out, "bridge", buf, sizeof(buf)), "never");
+	cr_assert_eq(stat_value(res.out, "view_epoch"), 0);
+	cr_assert_eq(stat_value(res.out, "view_hosts"), 1);
+	cr_assert(strstr(stat_text(res.out, "host", buf, sizeof(buf)), " up self "), "%s", buf);
+	run_free(&res);
+
+	/* This process as the bridge, with a view of two hosts. */
+	memset(h, 0, sizeof(h));
+	snprintf(h[0].id, sizeof(h[0].id), "alpha");
+	snprintf(h[0].rpc, sizeof(h[0].rpc), "tcp://alpha:7000");
+	h[0].state = DR_HOST_UP;
+	h[0].self = 1;
+	h[0].incarnation = 11;
+	snprintf(h[1].id, sizeof(h[1].id), "beta");
+	h[1].state = DR_HOST_SUSPECT;
+	cr_assert_eq(dr_mailbox_open(r, &mb), 0);
+	cr_assert_eq(dr_admin_bridge_claim(mb, NULL), 0);
+	cr_assert_eq(dr_admin_view_publish(mb, h, 2, 9), 0);
+	res = SHMDUMP("--stats", "--segment", seg);
+	cr_assert_eq(res.status, 0, "stderr: %s", res.err);
+	cr_assert_eq(stat_value(res.out, "bridge"), (uint64_t)getpid());
+	cr_assert_eq(stat_value(res.out, "view_epoch"), 9);
+	cr_assert_eq(stat_value(res.out, "view_hosts"), 2);
+	cr_assert(strstr(res.out, "\nhost: alpha up self incarnation 11 rpc tcp://alpha:7000\n"),
+		  "%s", res.out);
+	cr_assert(strstr(res.out, "\nhost: beta suspect incarnation 0 rpc -\n"), "%s", res.out);
+	run_free(&res);
+	res = SHMDUMP("--json", "--segment", seg);
+	cr_assert(json_valid(res.out), "not valid JSON:\n%s", res.out);
+	snprintf(want, sizeof(want), "\"bridge\": {\"state\": \"running\", \"pid\": %d}",
+		 (int)getpid());
+	cr_assert(strstr(res.out, want), "%s", res.out);
+	cr_assert(strstr(res.out, "\"view\": {\"epoch\": \"9\", \"hosts\": [{\"id\": \"alpha\""),
+		  "%s", res.out);
+	run_free(&res);
+
+	/* The bridge stops: the last view stays on show. */
+	dr_admin_bridge_release(mb);
+	res = SHMDUMP("--stats", "--segment", seg);
+	cr_assert_str_eq(stat_text(res.out, "bridge", buf, sizeof(buf)), "none (one ran before)");
+	cr_assert_eq(stat_value(res.out, "view_epoch"), 9);
+	run_free(&res);
+	res = SHMDUMP("--json", "--segment", seg);
+	cr_assert(strstr(res.out, "\"bridge\": {\"state\": \"stopped\", \"pid\": 0}"), "%s",
+		  res.out);
+	run_free(&res);
+	dr_mailbox_close(mb);
 	dr_close(r);
 	cr_assert_eq(dr_unlink(seg), 0);
 }

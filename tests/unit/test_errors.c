@@ -9,6 +9,8 @@ TestSuite(errors, .timeout = UNIT_TIMEOUT);
 static const int documented[] = {
 	-EEXIST, -ENOENT, -EPERM, -ENOSPC, -EBUSY, -ENAMETOOLONG, -EMSGSIZE,
 	-EINVAL, -EPROTO, -EBADMSG, -EUSERS, -ECHILD, -EACCES, -ENOMEM, -EMFILE,
+	-EDESTADDRREQ, -EOWNERDEAD, -EAGAIN, -ETIMEDOUT, -ENOLCK,
+	-ENOTCONN, -EHOSTUNREACH, -EREMOTE, -ERANGE,
 };
 #define NDOC (sizeof(documented) / sizeof(documented[0]))
 
@@ -33,6 +35,15 @@ Test(errors, success_has_its_own_message)
 	cr_assert_gt(strlen(m), 0);
 	for (size_t i = 0; i < NDOC; i++)
 		cr_assert_str_neq(m, dr_strerror(documented[i]), "0 reads as code %d", documented[i]);
+}
+
+/* The cluster's codes say what to do about them. */
+Test(errors, cluster_codes_name_their_cause)
+{
+	cr_assert(strstr(dr_strerror(-ENOTCONN), "no bridge runs on this host"));
+	cr_assert(strstr(dr_strerror(-EREMOTE), "owned by another host"));
+	cr_assert(strstr(dr_strerror(-EREMOTE), "dr_owner()"));
+	cr_assert(strstr(dr_strerror(-EHOSTUNREACH), "cannot be reached"));
 }
 
 Test(errors, unknown_codes_get_a_message)

@@ -10,11 +10,14 @@
  *          extended; dr_open() must accept it or refuse it with a
  *          documented error, and a refused file must be left unchanged.
  *  body    a live segment (names of this test process, of a process that
- *          died, and retired ones) with state words, bucket heads, links,
- *          lengths, value versions, reader and process slots or raw bytes
+ *          died, and retired ones; local and global; the test process is
+ *          the bridge and has published a view) with state words, bucket
+ *          heads, links, lengths, value versions, reader and process slots,
+ *          the bridge role, the view's copies and index, or raw bytes
  *          overwritten, before another process opens it or after; that
  *          process then looks every name up, walks, counts, checks,
- *          registers, unregisters, reaps and closes.
+ *          registers, unregisters, sends, asks for owners and hosts, sends
+ *          to global names here and through the bridge, reaps and closes.
  *
  * Every round runs the library in a forked child under alarm(), so a crash,
  * a sanitizer report or a hang is seen, and reported with the round's seed,
@@ -36,6 +39,8 @@
 #include <time.h>
 
 #include "unit.h"
+
+#include <distreg_admin.h>
 
 #include "dri.h"
 
@@ -95,14 +100,14 @@ static uint64_t env_u64(const char *name, uint64_t dflt)
 enum stage {
 	S_START, S_MUTATE, S_OPEN, S_CHECK_FIRST, S_OWN, S_WHEREIS, S_FOREACH,
 	S_STATS, S_CHECK, S_REGISTER, S_UPDATE, S_UNREGISTER, S_FORCE,
-	S_READLOCK, S_MAILBOX, S_REAP, S_CHECK_AGAIN, S_CLOSE, S_DONE, S_NSTAGES
+	S_READLOCK, S_MAILBOX, S_GLOBAL, S_REAP, S_CHECK_AGAIN, S_CLOSE, S_DONE, S_NSTAGES
 };
 
 static const char *const stage_names[S_NSTAGES] = {
 	"start", "mutate (after open)", "dr_open", "dr_check right after open",
 	"registering own names", "dr_whereis", "dr_foreach", "dr_stats",
 	"dr_check", "dr_register", "dr_register (update)", "dr_unregister",
-	"dr_unregister_force", "dr_read_lock section", "mailboxes", "dr_reap",
+	"dr_unregister_force", "dr_read_lock section", "mailboxes", "global names", "dr_reap",
 	"dr_check after writes", "dr_close", "done",
 };
 
@@ -189,7 +194,7 @@ static void target_name(char *buf, size_t len, int t)
 struct geo {
 	uint32_t cap, nbuckets, max_procs, max_threads;
 	uint64_t size, off_procs, off_readers, off_states, off_buckets, off_entries, off_ext;
-	uint64_t off_mboxes, off_lanes, lane_stride;
+	uint64_t off_mboxes, off_lanes, lane_stride, off_cluster;
 	uint32_t max_mailboxes, max_lanes, lane_bytes;
 	uint64_t epoch, created_ns, seed;
 	/* owner ids in the pristine body */
@@ -217,6 +222,7 @@ static void geo_from(struct geo *g, const struct dri_header *h)
 	g->max_lanes = h->max_lanes;
 	g->lane_bytes = h->lane_bytes;
 	g->lane_stride = sizeof(struct dri_lane) + h->lane_bytes;
+	g->off_cluster = h->off_cluster;
 	g->seed = h->seed;
 	g->epoch = h->epoch;
 	g->created_ns = h->created_ns;
@@ -252,14 +258,15 @@ static uint32_t en_bucket(uint8_t *b, const struct geo *g, uint32_t i)
 {
 	const struct dri_entry *e = en_at(b, g, i);
 	uint8_t name[DR_NAME_MAX];
-	size_t len = e->name_len;
+	size_t len = DRI_LENB_LEN(e->name_len);
+	uint64_t seed = DRI_LENB_GLOBAL(e->name_len) ? g->seed ^ DRI_GLOBAL_SALT : g->seed;
 
-	if (len < 1 || len > DR_NAME_MAX)
+	if (!dri_lenb_ok(e->name_len))
 		return 0;
 	memcpy(name, e->name, len < DRI_NAME_INLINE ? len : DRI_NAME_INLINE);
 	if (len > DRI_NAME_INLINE)
 		memcpy(name + DRI_NAME_INLINE, ex_at(b, g, i)->name, len - DRI_NAME_INLINE);
-	return (uint32_t)(XXH3_64bits_withSeed(name, len, g->seed) & (g->nbuckets - 1));
+	return (uint32_t)(XXH3_64bits_withSeed(name, len, seed) & (g->nbuckets - 1));
 }
 static struct dri_mbox *mb_at(uint8_t *b, const struct geo *g, uint32_t i)
 {
@@ -276,6 +283,10 @@ static struct dri_proc *pr_at(uint8_t *b, const struct geo *g, uint32_t i)
 static struct dri_reader *rd_at(uint8_t *b, const struct geo *g, uint32_t i)
 {
 	return (struct dri_reader *)(b + g->off_readers) + i;
+}
+static struct dri_cluster *cl_at(uint8_t *b, const struct geo *g)
+{
+	return (struct dri_cluster *)(b + g->off_cluster);
 }
 
 /* The entry holding name (an allocated one first), or -1. */
@@ -302,7 +313,7 @@ enum mkind {
 	M_STATE, M_BUCKET, M_NEXT, M_NAMELEN, M_VLEN, M_VSEL, M_TAG, M_OWNER,
 	M_PID, M_REGID, M_NAMEBYTE, M_RD_EPOCH, M_RD_OWNER, M_PROC_WORD,
 	M_PROC_PID, M_HDR_EPOCH, M_HDR_REGID, M_HDR_HWM, M_HDR_GEOM, M_RAW64,
-	M_RAW8, M_MBOX, M_LANE, M_RING, M_NKINDS
+	M_RAW8, M_MBOX, M_LANE, M_RING, M_VIEW, M_VINDEX, M_ROLE, M_LENB, M_NKINDS
 };
 
 /* Relative values, resolved when the mutation is applied. */
@@ -363,7 +374,7 @@ static void gen_mut(uint64_t *s, const struct geo *g, struct mut *m, bool after_
 		[M_RD_OWNER] = 4, [M_PROC_WORD] = 4, [M_PROC_PID] = 2,
 		[M_HDR_EPOCH] = 2, [M_HDR_REGID] = 2, [M_HDR_HWM] = 2,
 		[M_HDR_GEOM] = 3, [M_RAW64] = 4, [M_RAW8] = 3, [M_MBOX] = 4, [M_LANE] = 5,
-		[M_RING] = 6,
+		[M_RING] = 6, [M_VIEW] = 8, [M_VINDEX] = 2, [M_ROLE] = 4, [M_LENB] = 3,
 	};
 	uint32_t total = 0, r, w[M_NKINDS];
 
@@ -584,6 +595,48 @@ static void gen_mut(uint64_t *s, const struct geo *g, struct mut *m, bool after_
 		m->idx = below(s, g->max_lanes);
 		m->sub = below(s, 6); /* at the head: len, kind, name_len, data_len; or anywhere */
 		m->val = below(s, 3) == 0 ? 0 : below(s, 2) ? rnd(s) : below(s, 1u << 20);
+		break;
+	case M_VIEW:
+		m->name = -1;
+		/* idx: the copy (bit 0, or the one the index names: bit 1)
+		 * and the host (the rest, mostly among the first few). */
+		m->idx = below(s, 4) | (below(s, 4) ? below(s, 4) : below(s, DR_HOSTS_MAX)) << 2;
+		m->sub = below(s, 11); /* seq, epoch, nhosts, state, self, id_len,
+					* rpc_len, seed, an id byte, an rpc byte,
+					* incarnation */
+		switch (below(s, 6)) {
+		case 0: m->val = 0; break;
+		case 1: m->rel = R_ADD; m->val = 1; break;
+		case 2: m->rel = R_XOR; m->val = 1ull << below(s, 64); break;
+		case 3: m->val = below(s, 300); break;
+		case 4: m->val = UINT64_MAX; break;
+		default: m->val = rnd(s); break;
+		}
+		break;
+	case M_VINDEX:
+		m->name = -1;
+		switch (below(s, 4)) {
+		case 0: m->rel = R_XOR; m->val = 1; break;
+		case 1: m->val = 2 + below(s, 10); break;
+		case 2: m->val = UINT32_MAX; break;
+		default: m->val = (uint32_t)rnd(s); break;
+		}
+		break;
+	case M_ROLE:
+		m->name = -1;
+		m->sub = below(s, 5); /* owner, ever, pid, mbox, regid */
+		switch (below(s, 4)) {
+		case 0: m->val = 0; break;
+		case 1: m->val = pick_owner(s, g); break;
+		case 2: m->rel = R_XOR; m->val = 1ull << below(s, 32); break;
+		default: m->val = rnd(s); break;
+		}
+		break;
+	case M_LENB:
+		/* A name moved to the other namespace (its hash no longer
+		 * matches), or a length 0 in either. */
+		m->rel = below(s, 3) ? R_XOR : R_ABS;
+		m->val = m->rel == R_XOR ? DRI_NAME_GLOBAL : below(s, 2) ? DRI_NAME_GLOBAL : 0;
 		break;
 	}
 }
@@ -836,6 +889,68 @@ static void apply_mut(uint8_t *b, const struct geo *g, const struct mut *m,
 		     (unsigned long long)m->val);
 		break;
 	}
+	case M_VIEW: {
+		struct dri_cluster *c = cl_at(b, g);
+		uint32_t k = m->idx & 2 ? c->view_index & 1 : m->idx & 1, h = m->idx >> 2;
+		struct dri_view *v = &c->view[k];
+		struct dri_vhost_hot *hot = &v->hot[h % DR_HOSTS_MAX];
+		struct dri_vhost *x = &v->host[h % DR_HOSTS_MAX];
+		static const char *const f[] = { "seq", "epoch", "nhosts", "state", "self", "id_len",
+						 "rpc_len", "seed", "id byte", "rpc byte",
+						 "incarnation" };
+		uint64_t nv = 0;
+
+		h %= DR_HOSTS_MAX;
+		switch (m->sub) {
+		case 0: nv = v->seq = resolve(v->seq, m); break;
+		case 1: nv = v->epoch = resolve(v->epoch, m); break;
+		case 2: nv = v->nhosts = (uint32_t)resolve(v->nhosts, m); break;
+		case 3: nv = hot->state = (uint8_t)resolve(hot->state, m); break;
+		case 4: nv = hot->self = (uint8_t)resolve(hot->self, m); break;
+		case 5: nv = hot->id_len = (uint8_t)resolve(hot->id_len, m); break;
+		case 6: nv = hot->rpc_len = (uint8_t)resolve(hot->rpc_len, m); break;
+		case 7: nv = hot->seed = resolve(hot->seed, m); break;
+		case 8: {
+			uint8_t *p = (uint8_t *)&x->id[m->val % sizeof(x->id)];
+			nv = *p = (uint8_t)(m->val >> 8);
+			break;
+		}
+		case 9: {
+			uint8_t *p = (uint8_t *)&x->rpc[m->val % sizeof(x->rpc)];
+			nv = *p = (uint8_t)(m->val >> 8);
+			break;
+		}
+		default: nv = x->incarnation = resolve(x->incarnation, m); break;
+		}
+		LOGW("view copy %u host %u: %s = %#llx", k, h, f[m->sub % 11], (unsigned long long)nv);
+		break;
+	}
+	case M_VINDEX: {
+		struct dri_cluster *c = cl_at(b, g);
+
+		c->view_index = (uint32_t)resolve(c->view_index, m);
+		LOGW("view index = %#x", c->view_index);
+		break;
+	}
+	case M_ROLE: {
+		struct dri_cluster *c = cl_at(b, g);
+		static const char *const f[] = { "owner", "ever", "pid", "mbox", "regid" };
+		uint64_t nv;
+
+		switch (m->sub) {
+		case 0: nv = c->owner = resolve(c->owner, m); break;
+		case 1: nv = c->ever = (uint32_t)resolve(c->ever, m); break;
+		case 2: nv = (uint32_t)(c->pid = (int32_t)resolve((uint32_t)c->pid, m)); break;
+		case 3: nv = c->mbox = (uint32_t)resolve(c->mbox, m); break;
+		default: nv = c->regid = resolve(c->regid, m); break;
+		}
+		LOGW("bridge role %s = %#llx", f[m->sub % 5], (unsigned long long)nv);
+		break;
+	}
+	case M_LENB:
+		e->name_len = (uint8_t)(m->rel == R_XOR ? e->name_len ^ m->val : m->val);
+		LOGW("entry[%u %s].name_len = %#x", idx, name, e->name_len);
+		break;
 	}
 }
 
@@ -881,7 +996,7 @@ static void apply_detectable(uint8_t *b, const struct geo *g, uint64_t *s,
 	}
 
 	for (;;) {
-		uint32_t kind = below(s, 16);
+		uint32_t kind = below(s, 22);
 		struct dri_entry *e;
 		uint32_t idx, i;
 
@@ -993,6 +1108,50 @@ static void apply_detectable(uint8_t *b, const struct geo *g, uint64_t *s,
 			h->epoch = 0;
 			LOGW("[detect] header.epoch = %d", 0);
 			return;
+		case 16: case 17: case 18: case 19: {
+			/* The copy readers read: its host count, or one of its
+			 * hosts (when it has hosts to damage). */
+			struct dri_cluster *c = cl_at(b, g);
+			struct dri_view *v = &c->view[c->view_index & 1];
+			uint32_t n = v->nhosts, at;
+
+			if (kind == 16 || n == 0 || n > DR_HOSTS_MAX) {
+				v->nhosts = DR_HOSTS_MAX + 1 + below(s, 1000);
+				LOGW("[detect] view copy %u: nhosts = %u", c->view_index & 1, v->nhosts);
+				return;
+			}
+			at = below(s, n);
+			switch (kind) {
+			case 17:
+				v->hot[at].state = below(s, 2) ? 0 : (uint8_t)(5 + below(s, 250));
+				LOGW("[detect] view host %u: state = %u", at, v->hot[at].state);
+				break;
+			case 18:
+				v->hot[at].id_len = below(s, 2) ? 0 : (uint8_t)(DR_HOST_MAX + 1 + below(s, 190));
+				LOGW("[detect] view host %u: id_len = %u", at, v->hot[at].id_len);
+				break;
+			default:
+				v->hot[at].seed ^= 1ull << below(s, 64);
+				LOGW("[detect] view host %u: a seed bit flipped", at);
+				break;
+			}
+			return;
+		}
+		case 20: {
+			/* The copy readers read, odd: nobody writes that one. */
+			struct dri_cluster *c = cl_at(b, g);
+			struct dri_view *v = &c->view[c->view_index & 1];
+
+			v->seq |= 1;
+			LOGW("[detect] view copy %u: seq = %#llx (odd)", c->view_index & 1,
+			     (unsigned long long)v->seq);
+			return;
+		}
+		case 21:
+			cl_at(b, g)->owner = DRI_OWNER(g->max_procs + below(s, 100), 1);
+			LOGW("[detect] bridge role owner = %#llx",
+			     (unsigned long long)cl_at(b, g)->owner);
+			return;
 		default:
 			h->next_regid = h->created_ns - 1 - below(s, 1000);
 			LOGW("[detect] header.next_regid = %#llx (below creation)",
@@ -1038,6 +1197,16 @@ static const int ok_msg_send[] = { -ENOENT, -EDESTADDRREQ, -EAGAIN, -ETIMEDOUT, 
 				   -EUSERS, -EBADMSG, -ENOLCK, -EMSGSIZE, 0 };
 static const int ok_msg_recv[] = { -EAGAIN, -EBADMSG, -ENOLCK, 0 };
 static const int ok_open[] = { -EBADMSG, -EPROTO, -EUSERS, -ENOSYS, -ENOMEM, 0 };
+/* Global operations: a view that cannot be read (-EBADMSG), a role word
+ * that says no bridge lives (-ENOTCONN), no host up (-EHOSTUNREACH), an
+ * owner elsewhere (-EREMOTE), and what local sends and serves return. */
+static const int ok_owner[] = { -ENOTCONN, -EBADMSG, -EHOSTUNREACH, -ENOLCK, 0 };
+static const int ok_hosts[] = { -ENOTCONN, -EBADMSG, -ERANGE, -ENOLCK, -ENOMEM, 0 };
+static const int ok_global[] = { -ENOTCONN, -EBADMSG, -EHOSTUNREACH, -ENOENT, -EDESTADDRREQ,
+				 -EAGAIN, -ETIMEDOUT, -EOWNERDEAD, -EUSERS, -ENOLCK, -EMSGSIZE,
+				 -ENOMEM, 0 };
+static const int ok_serve_global[] = { -ENOTCONN, -EBADMSG, -EHOSTUNREACH, -EREMOTE, -EEXIST,
+				       -ENOSPC, -EBUSY, -EUSERS, -ENOLCK, -ENOMEM, 0 };
 
 struct walk_ctx {
 	struct child_res *res;
@@ -1050,8 +1219,10 @@ static int walk_cb(const struct dr_name_info *info, void *arg)
 	struct walk_ctx *c = arg;
 	volatile unsigned char sink = 0;
 
-	if (info->name_len > DR_NAME_MAX)
-		bad(c->res, 0, "dr_foreach: name longer than DR_NAME_MAX");
+	if (info->name_len > DR_NAME_MAX || info->name_len == 0)
+		bad(c->res, 0, "dr_foreach: name length out of range");
+	if (info->global != 0 && info->global != 1)
+		bad(c->res, 0, "dr_foreach: global neither 0 nor 1");
 	if (info->entry.value_len > DR_VALUE_MAX)
 		bad(c->res, 0, "dr_foreach: value longer than DR_VALUE_MAX");
 	for (size_t i = 0; i < info->name_len; i++)
@@ -1108,6 +1279,82 @@ static void mailboxes(dr_registry *r, struct child_res *res, dr_mailbox *mb)
 	rc = dr_call(r, "mbx.live", "x", 1, buf, &len, 10);
 	if (rc != -EPROTO)
 		expect(res, rc, ok_msg_send, "dr_call live");
+	dr_mailbox_close(mb);
+}
+
+/* Global names of the pristine segment, by the view the test process
+ * published as the bridge: owned here (the first two served by the test
+ * process, the third by the process that died, the fourth by nobody) and
+ * owned by another host. Set by the body fuzz before any fork. */
+static char g_mine[4][32] = { "glob.m0", "glob.m1", "glob.m2", "glob.m3" };
+static char g_far[2][32] = { "glob.f0", "glob.f1" }; /* header fuzz: no bridge, owned here */
+
+static void check_hosts(struct child_res *res, const struct dr_host *hs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strnlen(hs[i].id, sizeof(hs[i].id)) == sizeof(hs[i].id) ||
+		    strnlen(hs[i].rpc, sizeof(hs[i].rpc)) == sizeof(hs[i].rpc) ||
+		    hs[i].state < DR_HOST_UP || hs[i].state > DR_HOST_IGNORED ||
+		    (hs[i].self != 0 && hs[i].self != 1))
+			bad(res, 0, "dr_hosts: a host out of range");
+}
+
+/* Owners, hosts, lookups and messages to global names: here, or through
+ * the bridge (the test process, which never answers). */
+static void globals(dr_registry *r, struct child_res *res)
+{
+	char id[DR_HOST_MAX + 1], buf[64];
+	struct dr_host hs[8];
+	struct dr_entry e;
+	struct dr_msg m;
+	uint64_t epoch, call_id;
+	dr_mailbox *mb;
+	size_t n, len;
+	int rc;
+
+	for (int i = 0; i < 6; i++) {
+		const char *name = i < 4 ? g_mine[i] : g_far[i - 4];
+
+		res->detail = i;
+		rc = dr_owner(r, name, id, sizeof(id));
+		expect(res, rc, ok_owner, "dr_owner");
+		if (rc == 0 && strnlen(id, sizeof(id)) == sizeof(id))
+			bad(res, rc, "dr_owner: an id without its NUL");
+		rc = dr_whereis_global(r, name, &e, id, sizeof(id), 0);
+		expect(res, rc, ok_global, "dr_whereis_global");
+		if (rc == 0 && e.value_len > DR_VALUE_MAX)
+			bad(res, rc, "dr_whereis_global: value longer than DR_VALUE_MAX");
+		expect(res, dr_cast_global(r, name, "c", 1, 0), ok_global, "dr_cast_global");
+		expect(res, dr_send_global(r, name, "s", 1, 0), ok_global, "dr_send_global");
+		len = sizeof(buf);
+		expect(res, dr_call_global(r, name, "q", 1, buf, &len, 0), ok_global,
+		       "dr_call_global");
+	}
+	res->detail = 100;
+	rc = dr_hosts(r, hs, 8, &n, &epoch);
+	expect(res, rc, ok_hosts, "dr_hosts");
+	if (rc == 0 || rc == -ENOTCONN || rc == -ERANGE)
+		check_hosts(res, hs, n < 8 ? n : 8);
+	res->detail = 101;
+	rc = dr_mailbox_open(r, &mb);
+	expect(res, rc, ok_mbox_open, "dr_mailbox_open (global)");
+	if (rc)
+		return;
+	expect(res, dr_serve_global(mb, "gchild", "v", 1), ok_serve_global, "dr_serve_global");
+	expect(res, dr_serve_global(mb, g_mine[3], "v", 1), ok_serve_global,
+	       "dr_serve_global (a name owned here)");
+	expect(res, dr_call_async_global(mb, g_far[0], "a", 1, 0, &call_id), ok_global,
+	       "dr_call_async_global (remote)");
+	expect(res, dr_call_async_global(mb, g_mine[0], "a", 1, 0, &call_id), ok_global,
+	       "dr_call_async_global (here)");
+	expect(res, dr_cast_global(r, g_mine[3], "c", 1, 0), ok_global, "dr_cast_global (own)");
+	for (int i = 0; i < 4; i++) {
+		res->detail = 110 + i;
+		rc = dr_recv(mb, &m, 0);
+		expect(res, rc, ok_msg_recv, "dr_recv (global)");
+		if (rc == 0 && (m.global != 0 && m.global != 1))
+			bad(res, rc, "dr_recv: global neither 0 nor 1");
+	}
 	dr_mailbox_close(mb);
 }
 
@@ -1212,6 +1459,9 @@ static void operate(dr_registry *r, struct child_res *res, bool own, dr_mailbox 
 
 	res->stage = S_MAILBOX;
 	mailboxes(r, res, mbox);
+
+	res->stage = S_GLOBAL;
+	globals(r, res);
 
 	res->stage = S_REAP;
 	expect(res, dr_reap(r, &n), ok_inspect, "dr_reap");
@@ -1349,7 +1599,7 @@ static int open_seg(const char *seg, uint32_t flags, dr_registry **r)
 	struct dr_options o = {
 		.segment = seg, .capacity = BODY_CAPACITY, .max_procs = BODY_PROCS,
 		.max_threads = BODY_THREADS, .flags = flags | DR_OPEN_NOCREATE,
-		.max_mailboxes = 4, .max_lanes = 4, .lane_bytes = 4096,
+		.max_mailboxes = 6, .max_lanes = 8, .lane_bytes = 4096,
 	};
 	*r = NULL;
 	return dr_open(&o, r);
@@ -1430,6 +1680,9 @@ static int setup_dead_child(void *arg)
 	if (dr_mailbox_open(r, &mb) || dr_serve(mb, "mbx.dead", "d", 1) ||
 	    dr_cast(r, "mbx.dead", "x", 1, 0) || dr_cast(r, "mbx.live", "from the dead", 13, 0))
 		return 5;
+	/* A global name of the dead, and a message it forwarded. */
+	if (dr_serve_global(mb, g_mine[2], "gd", 2) || dr_cast_global(r, g_far[1], "f", 1, 0))
+		return 6;
 	return 0; /* no dr_close: the names stay, owned by a dead process */
 }
 
@@ -1450,14 +1703,15 @@ Test(fuzz, body)
 	const char *seg = seg_new("fuzzb");
 	struct dr_options o = {
 		.segment = seg, .capacity = BODY_CAPACITY, .max_procs = BODY_PROCS,
-		.max_threads = BODY_THREADS, .max_mailboxes = 4, .max_lanes = 4, .lane_bytes = 4096,
+		.max_threads = BODY_THREADS, .max_mailboxes = 6, .max_lanes = 8, .lane_bytes = 4096,
 	};
 	struct child_res *res = res_map();
 	static struct body_round br;
 	struct fuzz_run f;
 	struct geo g;
 	dr_registry *r = NULL;
-	dr_mailbox *live_mb = NULL;
+	dr_mailbox *live_mb = NULL, *bridge_mb = NULL;
+	struct dr_host hosts[3];
 	uint8_t *map, *snap;
 	uint64_t seed;
 	unsigned modes[MODE_N] = { 0 }, detect = 0, opened = 0, check_bad = 0;
@@ -1481,6 +1735,32 @@ Test(fuzz, body)
 	cr_assert_eq(dr_serve(live_mb, "mbx.live", "l", 1), 0);
 	for (int i = 0; i < 4; i++)
 		cr_assert_eq(dr_cast(r, "mbx.live", "queued", 6, 0), 0);
+	/* This process is the bridge: two views published, so that both
+	 * copies hold one; global names here and elsewhere. */
+	memset(hosts, 0, sizeof(hosts));
+	for (int i = 0; i < 3; i++) {
+		snprintf(hosts[i].id, sizeof(hosts[i].id), "fz.%d", i);
+		snprintf(hosts[i].rpc, sizeof(hosts[i].rpc), "tcp://fz.%d:1", i);
+		hosts[i].state = i == 2 ? DR_HOST_SUSPECT : DR_HOST_UP;
+		hosts[i].self = i == 0;
+	}
+	cr_assert_eq(dr_mailbox_open(r, &bridge_mb), 0);
+	cr_assert_eq(dr_admin_bridge_claim(bridge_mb, NULL), 0);
+	cr_assert_eq(dr_admin_view_publish(bridge_mb, hosts, 2, 1), 0);
+	cr_assert_eq(dr_admin_view_publish(bridge_mb, hosts, 3, 2), 0);
+	for (int i = 0, nm = 0, nf = 0; nm < 4 || nf < 2; i++) {
+		char id[DR_HOST_MAX + 1];
+
+		snprintf(name, sizeof(name), "glob.%d", i);
+		cr_assert_eq(dr_owner(r, name, id, sizeof(id)), 0);
+		if (strcmp(id, "fz.0") == 0 && nm < 4)
+			snprintf(g_mine[nm++], sizeof(g_mine[0]), "%s", name);
+		else if (strcmp(id, "fz.0") != 0 && nf < 2)
+			snprintf(g_far[nf++], sizeof(g_far[0]), "%s", name);
+	}
+	cr_assert_eq(dr_serve_global(live_mb, g_mine[0], "g0", 2), 0);
+	cr_assert_eq(dr_serve_global(live_mb, g_mine[1], "g1", 2), 0);
+	cr_assert_eq(dr_cast_global(r, g_far[0], "fwd", 3, 0), 0);
 	cr_assert_eq(wait_child(spawn(setup_dead_child, (void *)seg)), 0);
 	cr_assert_eq(dr_check(r, NULL, 0), 0);
 
@@ -1591,6 +1871,8 @@ static void relayout(struct dri_header *h, uint32_t cap, uint32_t procs, uint32_
 	h->nbuckets = nb;
 	h->max_procs = procs;
 	h->max_threads = threads;
+	h->off_cluster = off;
+	off = align_up(off + sizeof(struct dri_cluster), DRI_CACHELINE);
 	h->off_procs = off;
 	off = align_up(off + (uint64_t)procs * sizeof(struct dri_proc), DRI_CACHELINE);
 	h->off_readers = off;
@@ -1622,6 +1904,7 @@ static const struct hdr_field hdr_fields[] = {
 	HF(max_threads), HF(off_procs), HF(off_readers),
 	HF(off_states), HF(off_buckets), HF(off_entries), HF(off_ext),
 	HF(max_mailboxes), HF(max_lanes), HF(lane_bytes), HF(off_mboxes), HF(off_lanes),
+	HF(off_cluster),
 	HF(creator_pid), HF(rcu_mode), HF(epoch),
 	HF(next_regid), HF(readers_hwm),
 };
@@ -1686,7 +1969,7 @@ static int expected_open(const uint8_t *b, size_t len, uint64_t format)
 	    want.off_readers != h.off_readers || want.off_states != h.off_states ||
 	    want.off_buckets != h.off_buckets || want.off_entries != h.off_entries ||
 	    want.off_ext != h.off_ext || want.off_mboxes != h.off_mboxes ||
-	    want.off_lanes != h.off_lanes || len < h.size)
+	    want.off_lanes != h.off_lanes || want.off_cluster != h.off_cluster || len < h.size)
 		return -EBADMSG;
 	return 0;
 }

@@ -1,0 +1,130 @@
+/*
+ * distreg_admin.h - what only a bridge does: claim the bridge role of a
+ * segment, publish the cluster's view, take forwarded messages, deliver
+ * messages from other hosts, watch and reap processes.
+ *
+ * Everything here is part of libdistreg's public ABI, under the same
+ * conventions as distreg.h (0 or a negative errno; errno never set), so a
+ * second bridge implementation needs nothing but this header. Programs
+ * that are not a bridge never need it.
+ */
+#ifndef DISTREG_ADMIN_H
+#define DISTREG_ADMIN_H
+
+#include <distreg.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * Claim the bridge role of mb's segment for mb's process: mb then receives
+ * every message that processes of this host send to global names owned by
+ * another host (see dr_admin_fwd_decode), and the segment records that a
+ * bridge has run. The role ends when the process dies or closes mb, or with
+ * dr_admin_bridge_release(); a dead holder's role is taken over. Claiming
+ * again through the mailbox that holds it returns 0. The bridge serves its
+ * address (a global name of length 0, which takes one entry of the table)
+ * through mb, and other processes send to it there.
+ * Errors: -EBUSY a live process holds the role (its pid in *holder, which
+ * may be NULL; this process's own if another of its mailboxes holds it);
+ * -EINVAL mb NULL or a thread's mailbox for answers; -ENOSPC, -EUSERS,
+ * -EBADMSG, and -EBUSY with *holder 0, from serving the address (as
+ * dr_register() returns them); -ECHILD, -ENOLCK.
+ * dr_admin_bridge_release() does nothing unless mb holds the role.
+ */
+int dr_admin_bridge_claim(dr_mailbox *mb, pid_t *holder);
+void dr_admin_bridge_release(dr_mailbox *mb);
+
+/*
+ * Publish a view: n hosts (at most DR_HOSTS_MAX; exactly one with self = 1,
+ * whose id is this host's: the library cannot check that one), with a
+ * strictly greater epoch than the last one published on the segment, by
+ * this bridge or an earlier one (dr_hosts() gives it: a restarted bridge
+ * starts from there). Readers see the previous view or this one, never a
+ * mixture, and never wait for the publisher (one paused in the middle of a
+ * publication included). incarnation is not interpreted. Thread-safe.
+ * Errors: -EPERM mb's process does not hold the bridge role; -EINVAL hosts
+ * NULL, n 0 or above DR_HOSTS_MAX, a host id empty or not NUL-terminated
+ * within DR_HOST_MAX + 1 bytes, an address not within DR_ADDR_MAX + 1,
+ * self not 0 or 1, not exactly one self, a duplicate id, a state out of
+ * range, or the epoch not greater; nothing is written then; -ECHILD,
+ * -ENOLCK.
+ */
+int dr_admin_view_publish(dr_mailbox *mb, const struct dr_host *hosts, size_t n,
+			  uint64_t epoch);
+
+/* What a process of this host asked the bridge to carry (dr_admin_fwd_decode). */
+#define DR_FWD_CALL 1     /* a call: answer the message with dr_reply() or dr_reply_error() */
+#define DR_FWD_CAST 2     /* a cast: no answer */
+#define DR_FWD_INFO 3     /* a send (inform): no answer */
+#define DR_FWD_WHEREIS 4  /* a lookup: answer with dr_admin_entry_encode()'s bytes */
+
+struct dr_fwd {
+	int op;                      /* DR_FWD_* */
+	const char *host;            /* the owner the sender computed, NUL-terminated */
+	const unsigned char *name;   /* the global name */
+	size_t name_len;
+	const void *data;            /* the payload */
+	size_t len;
+	int timeout_ms;              /* the sender's time left when it sent; -1 none */
+	uint64_t epoch;              /* the view epoch the sender used */
+};
+
+/*
+ * Decode a message that arrived in the bridge's mailbox (a CALL for
+ * DR_FWD_CALL and DR_FWD_WHEREIS, a CAST otherwise), sent to the bridge's
+ * address (msg->name_len 0, msg->global 1). The pointers point into msg's
+ * data, valid as long as it is. The header's layout is in lib/global.c and
+ * bridge/DESIGN.md; every length is checked against the message first.
+ * Errors: -EINVAL msg or out NULL; -EBADMSG not a well-formed forwarding
+ * message (the bridge answers a CALL with dr_reply_error(-EBADMSG) and
+ * counts it).
+ */
+int dr_admin_fwd_decode(const struct dr_msg *msg, struct dr_fwd *out);
+
+/*
+ * Deliver a message from another host to the global name served in this
+ * segment, whatever the view says (the sender's bridge decided; no second
+ * forwarding). op DR_FWD_CALL: as dr_call_async() from mb, the answer
+ * arrives in mb as a DR_MSG_REPLY with *call_id. DR_FWD_CAST, DR_FWD_INFO:
+ * as dr_cast(), dr_send() with timeout 0 (timeout_ms is not used). Errors:
+ * -EINVAL op not one of those three, mb NULL, an empty name; and those of
+ * the local operations (-ENOENT the name is not served here).
+ */
+int dr_admin_deliver(dr_mailbox *mb, int op, const void *name, size_t name_len,
+		     const void *data, size_t len, int timeout_ms, uint64_t *call_id);
+
+/*
+ * A global name's entry as the answer to DR_FWD_WHEREIS: looks the name up
+ * in this segment and encodes the result into buf (DR_ENTRY_WIRE_MAX
+ * bytes); *len gets its length (24 + the value's). The caller's
+ * dr_whereis_global() decodes it strictly (-EBADMSG otherwise).
+ * Errors: -EINVAL r, buf or len NULL; those of dr_whereis().
+ */
+#define DR_ENTRY_WIRE_MAX (24 + DR_VALUE_MAX)
+int dr_admin_entry_encode(dr_registry *r, const void *name, size_t name_len, void *buf,
+			  size_t *len);
+
+/* The processes attached to the segment, for a reaper. */
+struct dr_proc_info {
+	uint32_t slot;
+	pid_t pid;
+	uint64_t start_time;  /* the process's start time (clock ticks since boot) */
+};
+
+/*
+ * Up to max attached processes into out, their number in *n (may exceed
+ * max: then -ERANGE and the first max). A process is listed from the moment
+ * it holds its slot; a dead one stays listed until it is reaped (dr_reap).
+ * start_time is 0 if the process could not read it at attach.
+ * Errors: -ERANGE; -EINVAL r or n NULL, or out NULL with max above 0;
+ * -ECHILD, -ENOLCK.
+ */
+int dr_admin_procs(dr_registry *r, struct dr_proc_info *out, size_t max, size_t *n);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DISTREG_ADMIN_H */

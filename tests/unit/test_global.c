@@ -1,0 +1,1485 @@
+/*
+ * test_global.c - global names and the bridge's side of the segment:
+ * lib/cluster.c (the view, owners), lib/bridge.c (the role, publishing)
+ * and lib/global.c (serving, lookups, calls through the bridge, the
+ * forwarding header, delivery on the owner).
+ *
+ * The test process (or a child) plays the bridge: it claims the role,
+ * publishes views of made-up hosts, and answers what arrives in its
+ * mailbox as a real bridge would after a round trip to the owner host.
+ * Children report through their exit status only (unit.h). Linked with
+ * the crash-point build, to pause a publisher in the middle of a
+ * publication (DISTREG_CRASH_MODE=stop).
+ */
+#include <pthread.h>
+#include <sys/mman.h>
+#include <sys/utsname.h>
+#include <time.h>
+
+#include <distreg_admin.h>
+
+#include "unit.h"
+
+#include "segmap.h"
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+TestSuite(global, .timeout = UNIT_TIMEOUT, .fini = unit_fini);
+
+#define WAIT_MS 10000
+
+/* Room for a bridge, workers, callers and their lanes. */
+static int open_g(const char *seg, dr_registry **r)
+{
+	struct dr_options o = {
+		.segment = seg,
+		.capacity = 256,
+		.max_procs = UNIT_MAX_PROCS,
+		.max_threads = UNIT_MAX_THREADS,
+		.max_mailboxes = 16,
+		.max_lanes = 32,
+		.lane_bytes = 8192,
+	};
+
+	*r = NULL;
+	return dr_open(&o, r);
+}
+
+static dr_registry *open_or_die(const char *seg)
+{
+	dr_registry *r;
+	int rc = open_g(seg, &r);
+
+	cr_assert_eq(rc, 0, "dr_open(%s): %s", seg, dr_strerror(rc));
+	return r;
+}
+
+static dr_mailbox *mailbox(dr_registry *r)
+{
+	dr_mailbox *mb;
+	int rc = dr_mailbox_open(r, &mb);
+
+	cr_assert_eq(rc, 0, "dr_mailbox_open: %s", dr_strerror(rc));
+	return mb;
+}
+
+static struct dr_host host(const char *id, int state, int self)
+{
+	struct dr_host h;
+
+	memset(&h, 0, sizeof(h));
+	snprintf(h.id, sizeof(h.id), "%s", id);
+	snprintf(h.rpc, sizeof(h.rpc), "tcp://%s:7000", id);
+	h.incarnation = 1000 + (uint64_t)strlen(id);
+	h.state = state;
+	h.self = self;
+	return h;
+}
+
+/* alpha (this host), beta, gamma; all up. */
+static size_t three(struct dr_host *h)
+{
+	h[0] = host("alpha", DR_HOST_UP, 1);
+	h[1] = host("beta", DR_HOST_UP, 0);
+	h[2] = host("gamma", DR_HOST_UP, 0);
+	return 3;
+}
+
+static dr_mailbox *bridge_up(dr_registry *r, uint64_t epoch)
+{
+	struct dr_host h[3];
+	dr_mailbox *mb = mailbox(r);
+	int rc = dr_admin_bridge_claim(mb, NULL);
+
+	cr_assert_eq(rc, 0, "claim: %s", dr_strerror(rc));
+	rc = dr_admin_view_publish(mb, h, three(h), epoch);
+	cr_assert_eq(rc, 0, "publish: %s", dr_strerror(rc));
+	return mb;
+}
+
+/* ---------------------------------------------------------------------- */
+/* The owner, computed here from DESIGN.md alone */
+
+static uint64_t fmix(uint64_t k)
+{
+	k ^= k >> 33;
+	k *= 0xff51afd7ed558ccdull;
+	k ^= k >> 33;
+	k *= 0xc4ceb9fe1a85ec53ull;
+	k ^= k >> 33;
+	return k;
+}
+
+static const char *expected_owner(const char *name, const struct dr_host *h, size_t n)
+{
+	uint64_t hn = XXH3_64bits_withSeed(name, strlen(name), DRI_OWNER_SEED), best = 0;
+	const char *who = NULL;
+
+	for (size_t i = 0; i < n; i++) {
+		uint64_t s;
+
+		if (h[i].state != DR_HOST_UP && h[i].state != DR_HOST_SUSPECT)
+			continue;
+		s = fmix(hn ^ XXH3_64bits(h[i].id, strlen(h[i].id)));
+		if (!who || s > best || (s == best && strcmp(h[i].id, who) < 0)) {
+			best = s;
+			who = h[i].id;
+		}
+	}
+	return who;
+}
+
+/* A name of the form <prefix>.<i> that owner `who` owns, into buf. */
+static void name_owned_by(dr_registry *r, const char *prefix, const char *who, char *buf,
+			  size_t len)
+{
+	char got[DR_HOST_MAX + 1];
+
+	for (int i = 0; i < 10000; i++) {
+		snprintf(buf, len, "%s.%d", prefix, i);
+		cr_assert_eq(dr_owner(r, buf, got, sizeof(got)), 0);
+		if (strcmp(got, who) == 0)
+			return;
+	}
+	cr_assert_fail("no name owned by %s", who);
+}
+
+static const char *nodename(void)
+{
+	static char n[DR_HOST_MAX + 1];
+	struct utsname u;
+
+	cr_assert_eq(uname(&u), 0);
+	snprintf(n, sizeof(n), "%.*s", DR_HOST_MAX, u.nodename);
+	return n;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Namespaces */
+
+struct seen {
+	int local, global;
+	uint64_t local_regid, global_regid;
+};
+
+static int seen_x(const struct dr_name_info *info, void *arg)
+{
+	struct seen *s = arg;
+
+	if (info->name_len != 1 || info->name[0] != 'x')
+		return 0;
+	if (info->global) {
+		s->global++;
+		s->global_regid = info->entry.regid;
+	} else {
+		s->local++;
+		s->local_regid = info->entry.regid;
+	}
+	return 0;
+}
+
+Test(global, local_and_global_names_of_the_same_bytes_never_meet)
+{
+	const char *seg = seg_new("gns");
+	dr_registry *r = open_or_die(seg);
+	dr_mailbox *w = mailbox(r);
+	struct dr_entry le, ge;
+	struct seen s = { 0 };
+	struct dr_msg m;
+	char buf[16], host_id[DR_HOST_MAX + 1];
+	size_t len = sizeof(buf);
+
+	cr_assert_eq(dr_register(r, "x", "local", 5), 0);
+	cr_assert_eq(dr_serve_global(w, "x", "global", 6), 0, "a global x beside a local x");
+	cr_assert_eq(dr_whereis(r, "x", &le), 0);
+	cr_assert_eq(le.value_len, 5);
+	cr_assert_arr_eq(le.value, "local", 5);
+	cr_assert_eq(dr_whereis_global(r, "x", &ge, host_id, sizeof(host_id), 0), 0);
+	cr_assert_eq(ge.value_len, 6);
+	cr_assert_arr_eq(ge.value, "global", 6);
+	cr_assert_neq(le.regid, ge.regid);
+	cr_assert_str_eq(host_id, nodename(), "no bridge ever: this host, by its node name");
+
+	/* dr_foreach says which is which. */
+	cr_assert_eq(dr_foreach(r, seen_x, &s), 0);
+	cr_assert_eq(s.local, 1);
+	cr_assert_eq(s.global, 1);
+	cr_assert_eq(s.local_regid, le.regid);
+	cr_assert_eq(s.global_regid, ge.regid);
+
+	/* Messages: the local x takes none (no mailbox), the global one
+	 * does, and says it was global. */
+	cr_assert_eq(dr_cast(r, "x", "m", 1, 0), -EDESTADDRREQ);
+	cr_assert_eq(dr_cast_global(r, "x", "g", 1, 0), 0);
+	cr_assert_eq(dr_recv(w, &m, 1000), 0);
+	cr_assert_eq(m.kind, DR_MSG_CAST);
+	cr_assert_eq(m.global, 1);
+	cr_assert_eq(m.regid, ge.regid);
+	cr_assert_eq(m.name_len, 1);
+	cr_assert_eq(m.name[0], 'x');
+
+	/* A local name served through a mailbox is not a global one. */
+	cr_assert_eq(dr_serve(w, "only-local", NULL, 0), 0);
+	cr_assert_eq(dr_cast_global(r, "only-local", "m", 1, 0), -ENOENT);
+	cr_assert_eq(dr_whereis_global(r, "only-local", NULL, NULL, 0, 0), -ENOENT);
+	cr_assert_eq(dr_serve_global(w, "only-global", NULL, 0), 0);
+	cr_assert_eq(dr_cast(r, "only-global", "m", 1, 0), -ENOENT);
+	cr_assert_eq(dr_whereis(r, "only-global", NULL), -ENOENT);
+	cr_assert_eq(dr_unregister(r, "only-global"), -ENOENT, "local calls never see globals");
+	cr_assert_eq(dr_unregister_force(r, "only-global"), -ENOENT);
+	cr_assert_eq(dr_recv(w, &m, 0), -EAGAIN);
+
+	/* Removing the local x leaves the global x. */
+	cr_assert_eq(dr_unregister(r, "x"), 0);
+	cr_assert_eq(dr_whereis(r, "x", NULL), -ENOENT);
+	cr_assert_eq(dr_whereis_global(r, "x", NULL, NULL, 0, 0), 0);
+	cr_assert_eq(dr_call_global(r, "x", "q", 1, buf, &len, 0), -ETIMEDOUT,
+		     "the global x takes calls (nobody answers here)");
+
+	/* The bridge's address is nobody's to register. */
+	cr_assert_eq(dr_serve_global_bin(w, "", 0, NULL, 0), -EINVAL);
+	cr_assert_eq(dr_serve_global(w, "", NULL, 0), -EINVAL);
+	cr_assert_eq(dr_whereis_global_bin(r, "", 0, NULL, NULL, 0, 0), -EINVAL);
+	cr_assert_eq(dr_cast_global_bin(r, "", 0, "m", 1, 0), -EINVAL);
+	cr_assert_eq(dr_register_bin(r, "", 0, NULL, 0), -EINVAL);
+	cr_assert_eq(dr_admin_deliver(w, DR_FWD_CAST, "", 0, "m", 1, 0, NULL), -EINVAL);
+
+	cr_assert_eq(dr_check(r, NULL, 0), 0);
+	dr_mailbox_close(w);
+	cr_assert_eq(dr_whereis_global(r, "x", NULL, NULL, 0, 0), -ENOENT,
+		     "closing the mailbox ends its global names");
+	dr_close(r);
+	cr_assert_eq(dr_unlink(seg), 0);
+}
+
+Test(global, many_names_in_both_namespaces_stay_apart)
+{
+	const char *seg = seg_new("gns");
+	dr_registry *r = open_or_die(seg);
+	dr_mailbox *w = mailbox(r);
+	char name[32];
+	struct dr_entry e;
+
+	for (int i = 0; i < 100; i++) {
+		snprintf(name, sizeof(name), "n%d", i);
+		cr_assert_eq(dr_register(r, name, "L", 1), 0);
+		cr_assert_eq(dr_serve_global(w, name, "G", 1), 0);
+	}
+	for (int i = 0; i < 100; i++) {
+		snprintf(name, sizeof(name), "n%d", i);
+		cr_assert_eq(dr_whereis(r, name, &e), 0);
+		cr_assert_eq(e.value[0], 'L');
+		cr_assert_eq(dr_whereis_global(r, name, &e, NULL, 0, 0), 0);
+		cr_assert_eq(e.value[0], 'G');
+	}
+	cr_assert_eq(dr_check(r, NULL, 0), 0);
+	for (int i = 0; i < 100; i += 2) {
+		snprintf(name, sizeof(name), "n%d", i);
+		cr_assert_eq(dr_unregister(r, name), 0);
+	}
+	for (int i = 0; i < 100; i++) {
+		snprintf(name, sizeof(name), "n%d", i);
+		cr_assert_eq(dr_whereis(r, name, NULL), i % 2 ? 0 : -ENOENT);
+		cr_assert_eq(dr_whereis_global(r, name, NULL, NULL, 0, 0), 0);
+	}
+	cr_assert_eq(dr_check(r, NULL, 0), 0);
+	dr_mailbox_close(w);
+	dr_close(r);
+	cr_assert_eq(dr_unlink(seg), 0);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Owners */
+
+Test(global, with_no_bridge_ever_this_host_owns_every_name)
+{
+	const char *seg = seg_new("gown");
+	dr_registry *r = open_or_die(seg);
+	char id[DR_HOST_MAX + 1], small[2];
+	struct dr_host hs[2];
+	struct dr_stats st;
+	uint64_t epoch = 99;
+	size_t n = 0;
+
+	cr_assert_eq(dr_owner(r, "anything", id, sizeof(id)), 0);
+	cr_assert_str_eq(id, nodename());
+	cr_assert_eq(dr_owner_bin(r, "\0bin", 4, id, sizeof(id)), 0);
+	cr_assert_str_eq(id, nodename());
+	cr_assert_eq(dr_owner(r, "anything", small, sizeof(small)), -ERANGE);
+	cr_assert_eq(dr_owner(r, "anything", id, strlen(nodename())), -ERANGE);
+	cr_assert_eq(dr_owner(r, "anything", id, strlen(nodename()) + 1), 0);
+	cr_assert_eq(dr_owner(r, NULL, id, sizeof(id)), -EINVAL);
+	cr_assert_eq(dr_owner(r, "", id, sizeof(id)), -EINVAL);
+	cr_assert_eq(dr_owner(r, "x", NULL, sizeof(id)), -EINVAL);
+	cr_assert_eq(dr_owner(NULL, "x", id, sizeof(id)), -EINVAL);
+	{
+		char longname[DR_NAME_MAX + 2];
+		memset(longname, 'a', sizeof(longname) - 1);
+		longname[sizeof(longname) - 1] = 0;
+		cr_assert_eq(dr_owner(r, longname, id, sizeof(id)), -ENAMETOOLONG);
+	}
+
+	cr_assert_eq(dr_hosts(r, hs, 2, &n, &epoch), 0);
+	cr_assert_eq(n, 1);
+	cr_assert_eq(epoch, 0);
+	cr_assert_str_eq(hs[0].id, nodename());
+	cr_assert_str_eq(hs[0].rpc, "");
+	cr_assert_eq(hs[0].state, DR_HOST_UP);
+	cr_assert_eq(hs[0].self, 1);
+	cr_assert_eq(dr_hosts(r, NULL, 0, &n, NULL), -ERANGE);
+	cr_assert_eq(n, 1);
+	cr_assert_eq(dr_hosts(r, hs, 2, NULL, NULL), -EINVAL);
+
+	cr_assert_eq(dr_stats(r, &st), 0);
+	cr_assert_eq(st.bridge_pid, 0);
+	cr_assert_eq(st.bridge_ran, 0);
+	dr_close(r);
+	cr_assert_eq(dr_unlink(seg), 0);
+}
+
+Test(global, owners_follow_rendezvous_hashing_and_a_join_moves_a_quarter)
+{
+	const char *seg = seg_new("gown");
+	dr_registry *r = open_or_die(seg);
+	dr_mailbox *b = bridge_up(r, 1);
+	struct dr_host h[4];
+	char id[DR_HOST_MAX + 1], name[32];
+	static char before[10000][DR_HOST_MAX + 1];
+	int moved = 0, n = 10000;
+	size_t n3 = three(h);
+
+	for (int i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "svc/%d", i);
+		cr_assert_eq(dr_owner(r, name, id, sizeof(id)), 0);
+		cr_assert_str_eq(id, expected_owner(name, h, n3), "%s", name);
+		snprintf(before[i], sizeof(before[i]), "%s", id);
+	}
+
+	/* delta joins: it takes about a quarter, from each of the others. */
+	h[3] = host("delta", DR_HOST_UP, 0);
+	cr_assert_eq(dr_admin_view_publish(b, h, 4, 2), 0);
+	for (int i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "svc/%d", i);
+		cr_assert_eq(dr_owner(r, name, id, sizeof(id)), 0);
+		cr_assert_str_eq(id, expected_owner(name, h, 4), "%s", name);
+		if (strcmp(id, before[i]) != 0) {
+			cr_assert_str_eq(id, "delta", "%s moved from %s to %s, not to the new host",
+					 name, before[i], id);
+			moved++;
+		}
+	}
+	cr_log_info("a fourth host took %d of %d names (%.1f%%)", moved, n, 100.0 * moved / n);
+	cr_assert(moved >= n * 15 / 100 && moved <= n * 35 / 100, "%d of %d moved", moved, n);
+
+	/* A suspect host still owns its names; a down or ignored one owns
+	 * none, and only its names move. */
+	h[1].state = DR_HOST_SUSPECT;
+	cr_assert_eq(dr_admin_view_publish(b, h, 4, 3), 0);
+	for (int i = 0; i < 2000; i++) {
+		snprintf(name, sizeof(name), "svc/%d", i);
+		cr_assert_eq(dr_owner(r, name, id, sizeof(id)), 0);
+		cr_assert_str_eq(id, expected_owner(name, h, 4));
+	}
+	h[1].state = DR_HOST_DOWN;
+	h[2].state = DR_HOST_IGNORED;
+	cr_assert_eq(dr_admin_view_publish(b, h, 4, 4), 0);
+	for (int i = 0; i < 2000; i++) {
+		snprintf(name, sizeof(name), "svc/%d", i);
+		cr_assert_eq(dr_owner(r, name, id, sizeof(id)), 0);
+		cr_assert(strcmp(id, "alpha") == 0 || strcmp(id, "delta") == 0, "%s", id);
+		cr_assert_str_eq(id, expected_owner(name, h, 4));
+	}
+	/* Nobody up at all. */
+	h[0].state = DR_HOST_DOWN;
+	h[3].state = DR_HOST_DOWN;
+	cr_assert_eq(dr_admin_view_publish(b, h, 4, 5), 0);
+	cr_assert_eq(dr_owner(r, "svc/1", id, sizeof(id)), -EHOSTUNREACH);
+	cr_assert_eq(dr_check(r, NULL, 0), 0);
+	dr_mailbox_close(b);
+	dr_close(r);
+	cr_assert_eq(dr_unlink(seg), 0);
+}
+
+Test(global, hosts_lists_the_view)
+{
+	const char *seg = seg_new("ghosts");
+	dr_registry *r = open_or_die(seg);
+	dr_mailbox *b = bridge_up(r, 7);
+	struct dr_host want[3], got[3], one;
+	struct dr_stats st;
+	uint64_t epoch = 0;
+	size_t n = 0;
+
+	three(want);
+	cr_assert_eq(dr_hosts(r, got, 3, &n, &epoch), 0);
+	cr_assert_eq(n, 3);
+	cr_assert_eq(epoch, 7);
+	for (int i = 0; i < 3; i++) {
+		cr_assert_str_eq(got[i].id, want[i].id);
+		cr_assert_str_eq(got[i].rpc, want[i].rpc);
+		cr_assert_eq(got[i].incarnation, want[i].incarnation);
+		cr_assert_eq(got[i].state, want[i].state);
+		cr_assert_eq(got[i].self, want[i].self);
+	}
+	memset(&one, 0x5a, sizeof(one));
+	cr_assert_eq(dr_hosts(r, &one, 1, &n, &epoch), -ERANGE);
+	cr_assert_eq(n, 3, "the total");
+	cr_assert_str_eq(one.id, "alpha", "the first max hosts");
+	cr_assert_eq(dr_stats(r, &st), 0);
+	cr_assert_eq(st.bridge_pid, getpid());
+	cr_assert_eq(st.bridge_ran, 1);
+	dr_mailbox_close(b);
+	dr_close(r);
+	cr_assert_eq(dr_unlink(seg), 0);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Serving */
+
+Test(global, serving_a_name_another_host_owns_is_eremote)
+{
+	const char *seg = seg_new("gserve");
+	dr_registry *r = open_or_die(seg);
+	dr_mailbox *b = bridge_up(r, 1), *w = mailbox(r);
+	char mine[32], theirs[32];
+
+	name_owned_by(r, "s", "alpha", mine, sizeof(mine));
+	name_owned_by(r, "s", "gamma", theirs, sizeof(theirs));
+	cr_assert_eq(dr_serve_global(w, theirs, NULL, 0), -EREMOTE);
+	cr_assert_eq(dr_whereis_global(r, theirs, NULL, NULL, 0, 0), -ETIMEDOUT,
+		     "the lookup went to the bridge, which did not answer in 0 ms");
+	cr_assert_eq(dr_serve_global(w, mine, "v", 1), 0);
+	cr_assert_eq(dr_serve_global(w, mine, "w", 1), 0, "an update of its value");
+	cr_assert_eq(dr_serve_global(NULL, mine, NULL, 0), -EINVAL);
+	cr_assert_eq(dr_serve_global(w, NULL, NULL, 0), -EINVAL);
+	dr_mailbox_close(w);
+	dr_mailbox_close(b);
+	dr_close(r);
+	cr_assert_eq(dr_unlink(seg), 0);
+}
+
+/* ---------------------------------------------------------------------- */
+/* The bridge role */
+
+struct role_arg {
+	const char *seg;
+	int fd;          /* written to once the role is held */
+	int hold_fd;     /* read until end of file while holding it, or -1 */
+	int other_fd;    /* the other end of hold_fd's pipe: closed in the child */
+	bool close;      /* end with dr_close() rather than dying */
+	uint64_t epoch;  /* of the view it publishes */
+};
+
+static int role_child(void *arg)
+{
+	struct role_arg *a = arg;
+	struct dr_host h[3];
+	dr_registry *r;
+	dr_mailbox *mb;
+	char c;
+
+	if (a->hold_fd >= 0)
+		close(a->other_fd);
+	if (open_g(a->seg, &r) || dr_mailbox_open(r, &mb))
+		return 2;
+	if (dr_admin_bridge_claim(mb, NULL))
+		return 3;
+	if (dr_admin_view_publish(mb, h, three(h), a->epoch))
+		return 4;
+	if (write_byte(a->fd, 'c'))
+		return 5;
+	if (a->hold_fd >= 0)
+		(void)read_byte(a->hold_fd, &c);
+	if (a->close)
+		dr_close(r);
+	return 0; /* without dr_close the process just dies */
+}
+
+Test(global, after_the_bridge_dies_global_operations_fail_with_enotconn)
+{
+	const char *seg = seg_new("gdead");
+	dr_registry *r = open_or_die(seg);
+	dr_mailbox *w = mailbox(r);
+	int p[2];
+	struct role_arg a = { .seg = seg, .hold_fd = -1, .epoch = 5 };
+	struct dr_host hs[4];
+	struct dr_stats st;
+	size_t n = 0;
+	uint64_t epoch = 0;
+	char id[DR_HOST_MAX + 1], buf[8];
+	size_t len = sizeof(buf);
+	char c;
+
+	cr_assert_eq(pipe(p), 0);
+	a.fd = p[1];
+	cr_assert_eq(wait_child(spawn(role_child, &a)), 0);
+	cr_assert_eq(read_byte(p[0], &c), 1);
+
+	cr_assert_eq(dr_owner(r, "x", id, sizeof(id)), -ENOTCONN);
+	cr_assert_eq(dr_hosts(r, hs, 4, &n, &epoch), -ENOTCONN);
+	cr_assert_eq(n, 3, "the last view is still returned");
+	cr_assert_eq(epoch, 5);
+	cr_assert_str_eq(hs[1].id, "beta");
+	cr_assert_eq(dr_serve_global(w, "x", NULL, 0), -ENOTCONN);
+	cr_assert_eq(dr_call_global(r, "x", "q", 1, buf, &len, 100), -ENOTCONN);
+	cr_assert_eq(dr_cast_global(r, "x", "q", 1, 0), -ENOTCONN);
+	cr_assert_eq(dr_send_global(r, "x", "q", 1, 0), -ENOTCONN);
+	cr_assert_eq(dr_call_async_global(w, "x", "q", 1, 0, NULL), -ENOTCONN);
+	cr_assert_eq(dr_whereis_global(r, "x", NULL, NULL, 0, 0), -ENOTCONN);
+	cr_assert_eq(dr_stats(r, &st), 0);
+	cr_assert_eq(st.bridge_pid, 0);
+	cr_assert_eq(st.bridge_ran, 1);
+	/* Local names go on as usual. */
+	cr_assert_eq(dr_serve(w, "x", NULL, 0), 0);
+	cr_assert_eq(dr_cast(r, "x", "q", 1, 0), 0);
+
+	/* The same after a bridge that stopped cleanly. */
+	a.close = true;
+	a.epoch = 6;
+	cr_assert_eq(wait_child(spawn(role_child, &a)), 0);
+	cr_assert_eq(read_byte(p[0], &c), 1);
+	cr_assert_eq(dr_owner(r, "x", id, sizeof(id)), -ENOTCONN);
+	cr_assert_eq(dr_check(r, NULL, 0), 0);
+	close(p[0]);
+	close(p[1]);
+	dr_mailbox_close(w);
+	dr_close(r);
+	cr_assert_eq(dr_unlink(seg), 0);
+}
+
+Test(global, a_live_holder_keeps_the_role_and_a_dead_one_loses_it)
+{
+	const char *seg = seg_new("grole");
+	dr_registry *r = open_or_die(seg);
+	dr_mailbox *mb = mailbox(r), *other = mailbox(r);
+	int up[2], hold[2];
+	struct role_arg a = { .seg = seg, .epoch = 5 };
+	struct dr_host h[3];
+	pid_t kid, who = 0;
+	char c, id[DR_HOST_MAX + 1];
+
+	cr_assert_eq(pipe(up), 0);
+	cr_assert_eq(pipe(hold), 0);
+	a.fd = up[1];
+	a.hold_fd = hold[0];
+	a.other_fd = hold[1];
+	kid = spawn(role_child, &a);
+	cr_assert_eq(read_byte_within(up[0], &c, WAIT_MS), 1);
+
+	cr_assert_eq(dr_admin_bridge_claim(mb, &who), -EBUSY);
+	cr_assert_eq(who, kid, "the holder's pid");
+	cr_assert_eq(dr_admin_bridge_claim(mb, NULL), -EBUSY);
+	cr_assert_eq(dr_admin_view_publish(mb, h, three(h), 6), -EPERM, "not the holder");
+	dr_admin_bridge_release(mb); /* not ours: nothing happens */
+	cr_assert_eq(dr_owner(r, "x", id, sizeof(id)), 0);
+
+	/* The holder dies: its role can be taken over. */
+	close(hold[1]);
+	cr_assert_eq(wait_child(kid), 0);
+	cr_assert_eq(dr_owner(r, "x", id, sizeof(id)), -ENOTCONN);
+	cr_assert_eq(dr_admin_bridge_claim(mb, &who), 0);
+	cr_assert_eq(dr_admin_bridge_claim(mb, &who), 0, "claiming again is harmless");
+	cr_assert_eq(dr_admin_bridge_claim(other, &who), -EBUSY);
+	cr_assert_eq(who, getpid(), "a second mailbox of the holder's process");
+	cr_assert_eq(dr_owner(r, "x", id, sizeof(id)), 0, "a bridge runs again");
+	cr_assert_eq(dr_admin_view_publish(mb, h, three(h), 5), -EINVAL,
+		     "the epoch must pass the dead bridge's last one");
+	cr_assert_eq(dr_admin_view_publish(mb, h, three(h), 6), 0);
+
+	/* Release, then a claim from the other mailbox; closing that
+	 * mailbox ends the role too. */
+	dr_admin_bridge_release(mb);
+	cr_assert_eq(dr_owner(r, "x", id, sizeof(id)), -ENOTCONN);
+	cr_assert_eq(dr_admin_view_publish(mb, h, three(h), 7), -EPERM);
+	cr_assert_eq(dr_admin_bridge_claim(other, &who), 0);
+	cr_assert_eq(dr_owner(r, "x", id, sizeof(id)), 0);
+	dr_mailbox_close(other);
+	cr_assert_eq(dr_owner(r, "x", id, sizeof(id)), -ENOTCONN);
+	cr_assert_eq(dr_admin_bridge_claim(mb, &who), 0);
+	cr_assert_eq(dr_check(r, NULL, 0), 0);
+	cr_assert_eq(dr_admin_bridge_claim(NULL, &who), -EINVAL);
+	dr_admin_bridge_release(NULL);
+	close(up[0]);
+	close(up[1]);
+	close(hold[0]);
+	dr_close(r);
+	cr_assert_eq(dr_unlink(seg), 0);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Publishing */
+
+/* The view now, as a comparable string. */
+static void view_text(dr_registry *r, char *buf, size_t len)
+{
+	struct dr_host hs[DR_HOSTS_MAX];
+	uint64_t epoch = 0;
+	size_t n = 0, at;
+	int rc = dr_hosts(r, hs, DR_HOSTS_MAX, &n, &epoch);
+
+	cr_assert(rc == 0 || rc == -ENOTCONN, "dr_hosts: %s", dr_strerror(rc));
+	at = (size_t)snprintf(buf, len, "epoch %llu:", (unsigned long long)epoch);
+	for (size_t i = 0; i < n && at < len; i++)
+		at += (size_t)snprintf(buf + at, len - at, " %s/%s/%llu/%d/%d", hs[i].id, hs[i].rpc,
+				       (unsigned long long)hs[i].incarnation, hs[i].state,
+				       hs[i].self);
+}
+
+Test(global, bad_views_are_refused_and_change_nothing)
+{
+	const char *seg = seg_new("gpub");
+	dr_registry *r = open_or_die(seg);
+	dr_mailbox *b = bridge_up(r, 10);
+	static struct dr_host many[DR_HOSTS_MAX + 1];
+	struct dr_host h[3];
+	char was[4096], now[4096];
+
+	view_text(r, was, sizeof(was));
+#define REFUSED(call, why)                                                                 \
+	do {                                                                               \
+		three(h);                                                                  \
+		cr_assert_eq(call, -EINVAL, "%s", why);                                    \
+		view_text(r, now, sizeof(now));                                            \
+		cr_assert_str_eq(now, was, "%s changed the view", why);                    \
+	} while (0)
+
+	REFUSED(dr_admin_view_publish(b, NULL, 3, 11), "no hosts");
+	REFUSED(dr_admin_view_publish(b, h, 0, 11), "0 hosts");
+	REFUSED(dr_admin_view_publish(b, h, 3, 10), "the same epoch");
+	REFUSED(dr_admin_view_publish(b, h, 3, 9), "an older epoch");
+	REFUSED(dr_admin_view_publish(b, h, 3, 0), "epoch 0");
+	REFUSED((h[1].id[0] = 0, dr_admin_view_publish(b, h, 3, 11)), "an empty id");
+	REFUSED((memset(h[1].id, 'i', sizeof(h[1].id)), dr_admin_view_publish(b, h, 3, 11)),
+		"an id of 64 bytes");
+	REFUSED((memset(h[2].rpc, 'a', sizeof(h[2].rpc)), dr_admin_view_publish(b, h, 3, 11)),
+		"an rpc address of 128 bytes");
+	REFUSED((h[0].self = 0, dr_admin_view_publish(b, h, 3, 11)), "no host is this one");
+	REFUSED((h[2].self = 1, dr_admin_view_publish(b, h, 3, 11)), "two are this one");
+	REFUSED((h[0].self = 2, dr_admin_view_publish(b, h, 3, 11)), "self 2");
+	REFUSED((h[0].self = -1, dr_admin_view_publish(b, h, 3, 11)), "self -1");
+	REFUSED((strcpy(h[2].id, "beta"), dr_admin_view_publish(b, h, 3, 11)), "a duplicate id");
+	REFUSED((h[1].state = 0, dr_admin_view_publish(b, h, 3, 11)), "state 0");
+	REFUSED((h[1].state = DR_HOST_IGNORED + 1, dr_admin_view_publish(b, h, 3, 11)),
+		"state 5");
+	for (int i = 0; i < DR_HOSTS_MAX + 1; i++) {
+		char id[16];
+
+		snprintf(id, sizeof(id), "h%d", i);
+		many[i] = host(id, DR_HOST_UP, i == 0);
+	}
+	REFUSED(dr_admin_view_publish(b, many, DR_HOSTS_MAX + 1, 11), "257 hosts");
+#undef REFUSED
+	cr_assert_eq(dr_admin_view_publish(NULL, h, 3, 11), -EINVAL);
+
+	/* The largest view, and the longest strings, are fine. */
+	memset(many[1].id, 'i', DR_HOST_MAX);
+	many[1].id[DR_HOST_MAX] = 0;
+	memset(many[1].rpc, 'a', DR_ADDR_MAX);
+	many[1].rpc[DR_ADDR_MAX] = 0;
+	cr_assert_eq(dr_admin_view_publish(b, many, DR_HOSTS_MAX, 11), 0);
+	{
+		static struct dr_host got[DR_HOSTS_MAX];
+		size_t n = 0;
+
+		cr_assert_eq(dr_hosts(r, got, DR_HOSTS_MAX, &n, NULL), 0);
+		cr_assert_eq(n, DR_HOSTS_MAX);
+		cr_assert_str_eq(got[1].id, many[1].id);
+		cr_assert_str_eq(got[1].rpc, many[1].rpc);
+		cr_assert_str_eq(got[255].id, "h255");
+	}
+	cr_assert_eq(dr_check(r, NULL, 0), 0);
+	dr_mailbox_close(b);
+	dr_close(r);
+	cr_assert_eq(dr_unlink(seg), 0);
+}
+
+/* A publisher: claims, publishes view A (epoch 1, three hosts), then view
+ * B (epoch 2, with delta) with `point` armed in `mode`; then says 'd'. */
+struct pub_arg {
+	const char *seg;
+	const char *point, *mode;
+	int fd;
+};
+
+static int publisher(void *arg)
+{
+	struct pub_arg *a = arg;
+	struct dr_host h[4];
+	dr_registry *r;
+	dr_mailbox *mb;
+
+	if (open_g(a->seg, &r) || dr_mailbox_open(r, &mb) || dr_admin_bridge_claim(mb, NULL))
+		return 2;
+	if (dr_admin_view_publish(mb, h, three(h), 1))
+		return 3;
+	if (write_byte(a->fd, 'a'))
+		return 4;
+	crash_arm(a->point, a->mode, 0);
+	h[3] = host("delta", DR_HOST_UP, 0);
+	if (dr_admin_view_publish(mb, h, 4, 2))
+		return 5;
+	if (write_byte(a->fd, 'd'))
+		return 6;
+	dr_close(r);
+	return 0;
+}
+
+static void expect_view_a(dr_registry *r, int want_rc)
+{
+	struct dr_host hs[8];
+	uint64_t epoch = 0;
+	size_t n = 0;
+	char id[DR_HOST_MAX + 1], name[32];
+
+	cr_assert_eq(dr_hosts(r, hs, 8, &n, &epoch), want_rc);
+	cr_assert_eq(epoch, 1, "the view before the paused publication");
+	cr_assert_eq(n, 3);
+	cr_assert_str_eq(hs[0].id, "alpha");
+	cr_assert_str_eq(hs[2].id, "gamma");
+	cr_assert_str_eq(hs[2].rpc, "tcp://gamma:7000");
+	if (want_rc)
+		return;
+	three(hs);
+	for (int i = 0; i < 50; i++) {
+		snprintf(name, sizeof(name), "p.%d", i);
+		cr_assert_eq(dr_owner(r, name, id, sizeof(id)), 0);
+		cr_assert_str_eq(id, expected_owner(name, hs, 3));
+	}
+}
+
+static void paused_publication(const char *point)
+{
+	const char *seg = seg_new("gpause");
+	dr_registry *r = open_or_die(seg);
+	struct pub_arg a = { .seg = seg, .point = point, .mode = "stop" };
+	struct dr_host hs[8];
+	uint64_t epoch = 0;
+	size_t n = 0;
+	int p[2];
+	pid_t kid;
+	char c, msg[256];
+
+	cr_assert_eq(pipe(p), 0);
+	a.fd = p[1];
+	kid = spawn(publisher, &a);
+	cr_assert_eq(read_byte_within(p[0], &c, WAIT_MS), 1);
+	cr_assert_eq(c, 'a');
+	cr_assert_eq(wait_stopped(kid, WAIT_MS), 0, "the publisher never reached %s", point);
+
+	/* Readers neither wait nor see a mixture while it stands there. */
+	for (int i = 0; i < 200; i++)
+		expect_view_a(r, 0);
+	cr_assert_eq(dr_check(r, msg, sizeof(msg)), 0, "a paused publisher is no corruption: %s",
+		     msg);
+
+	cr_assert_eq(kill(kid, SIGCONT), 0);
+	cr_assert_eq(read_byte_within(p[0], &c, WAIT_MS), 1);
+	cr_assert_eq(c, 'd');
+	cr_assert_eq(wait_child(kid), 0);
+	cr_assert_eq(dr_hosts(r, hs, 8, &n, &epoch), -ENOTCONN, "the publisher has closed");
+	cr_assert_eq(epoch, 2);
+	cr_assert_eq(n, 4);
+	cr_assert_str_eq(hs[3].id, "delta");
+	cr_assert_eq(dr_check(r, NULL, 0), 0);
+	close(p[0]);
+	close(p[1]);
+	dr_close(r);
+	cr_assert_eq(dr_unlink(seg), 0);
+}
+
+Test(global, readers_get_a_whole_view_while_a_publisher_is_paused_mid_write)
+{
+	paused_publication("view_writing");
+}
+
+Test(global, readers_get_a_whole_view_while_a_publisher_is_paused_before_the_flip)
+{
+	paused_publication("view_written");
+}
+
+Test(global, a_publisher_killed_mid_write_leaves_the_last_view_and_a_free_role)
+{
+	static const char *const points[] = { "view_writing", "view_written" };
+
+	for (int k = 0; k < 2; k++) {
+		const char *seg = seg_new("gkill");
+		dr_registry *r = open_or_die(seg);
+		struct pub_arg a = { .seg = seg, .point = points[k], .mode = "kill" };
+		struct dr_host h[3];
+		dr_mailbox *mb;
+		char msg[256];
+		int p[2];
+		char c;
+
+		cr_assert_eq(pipe(p), 0);
+		a.fd = p[1];
+		cr_assert_eq(wait_child(spawn(publisher, &a)), 128 + SIGKILL);
+		cr_assert_eq(read_byte(p[0], &c), 1);
+		expect_view_a(r, -ENOTCONN);
+		cr_assert_eq(dr_check(r, msg, sizeof(msg)), 0, "%s: %s", points[k], msg);
+		/* A new bridge takes over and publishes past what the dead one
+		 * may have written. */
+		mb = mailbox(r);
+		cr_assert_eq(dr_admin_bridge_claim(mb, NULL), 0);
+		cr_assert_eq(dr_admin_view_publish(mb, h, three(h), 2), 0);
+		{
+			struct dr_host hs[8];
+			uint64_t epoch = 0;
+			size_t n = 0;
+
+			cr_assert_eq(dr_hosts(r, hs, 8, &n, &epoch), 0);
+			cr_assert_eq(epoch, 2);
+			cr_assert_eq(n, 3);
+		}
+		cr_assert_eq(dr_check(r, msg, sizeof(msg)), 0, "%s: %s", points[k], msg);
+		close(p[0]);
+		close(p[1]);
+		dr_close(r);
+		cr_assert_eq(dr_unlink(seg), 0);
+	}
+}
+
+/* ---------------------------------------------------------------------- */
+/* Forwarding: the test process is the bridge */
+
+/* A process of this host that calls, or looks up, a global name another
+ * host owns, and checks what comes back. */
+struct caller_arg {
+	const char *seg;
+	char name[32];
+	char op;             /* 'c' dr_call_global, 'w' dr_whereis_global */
+	int want_rc;
+	char want_reply[16];
+	struct dr_entry want_entry;
+};
+
+/* An unexpected code as an exit status: 50 + its errno. */
+static int rc_status(int rc)
+{
+	return 50 + (-rc & 0x7f);
+}
+
+static int caller(void *arg)
+{
+	struct caller_arg *a = arg;
+	struct dr_entry e;
+	dr_registry *r;
+	char buf[64], id[DR_HOST_MAX + 1];
+	size_t len = sizeof(buf);
+	int rc;
+
+	if (open_g(a->seg, &r))
+		return 2;
+	if (a->op == 'c') {
+		rc = dr_call_global(r, a->name, "ping", 4, buf, &len, 5000);
+		if (rc != a->want_rc)
+			return rc_status(rc);
+		if (rc == 0 && (len != strlen(a->want_reply) || memcmp(buf, a->want_reply, len)))
+			return 3;
+	} else {
+		rc = dr_whereis_global(r, a->name, &e, id, sizeof(id), 5000);
+		if (rc != a->want_rc)
+			return rc_status(rc);
+		if (rc == 0 && (e.pid != a->want_entry.pid || e.regid != a->want_entry.regid ||
+				e.value_len != a->want_entry.value_len ||
+				memcmp(e.value, a->want_entry.value, e.value_len) != 0))
+			return 4;
+		if (rc == 0 && strcmp(id, "beta") != 0)
+			return 5;
+	}
+	dr_close(r);
+	return 0;
+}
+
+/* Take the next forwarded message from the bridge's mailbox and decode it. */
+static void take_fwd(dr_mailbox *b, struct dr_msg *m, struct dr_fwd *f, int kind, int op)
+{
+	int rc = dr_recv(b, m, WAIT_MS);
+
+	cr_assert_eq(rc, 0, "dr_recv at the bridge: %s", dr_strerror(rc));
+	cr_assert_eq(m->kind, kind);
+	cr_assert_eq(m->name_len, 0, "sent to the bridge's address");
+	cr_assert_eq(m->global, 1);
+	rc = dr_admin_fwd_decode(m, f);
+	cr_assert_eq(rc, 0, "decode: %s", dr_strerror(rc));
+	cr_assert_eq(f->op, op);
+}
+
+Test(global, a_call_to_another_host_goes_through_the_bridge_and_back)
+{
+	const char *seg = seg_new("gfwd");
+	dr_registry *r = open_or_die(seg);
+	dr_mailbox *b = bridge_up(r, 3);
+	struct caller_arg a = { .seg = seg, .op = 'c', .want_reply = "pong" };
+	struct dr_msg m;
+	struct dr_fwd f;
+	pid_t kid;
+
+	name_owned_by(r, "f", "beta", a.name, sizeof(a.name));
+	kid = spawn(caller, &a);
+	take_fwd(b, &m, &f, DR_MSG_CALL, DR_FWD_CALL);
+	cr_assert_eq(m.sender, kid);
+	cr_assert_str_eq(f.host, "beta");
+	cr_assert_eq(f.name_len, strlen(a.name));
+	cr_assert_arr_eq(f.name, a.name, f.name_len);
+	cr_assert_eq(f.len, 4);
+	cr_assert_arr_eq(f.data, "ping", 4);
+	cr_assert(f.timeout_ms > 0 && f.timeout_ms <= 5000, "timeout %d", f.timeout_ms);
+	cr_assert_eq(f.epoch, 3);
+	/* As a bridge does once the owner has answered. */
+	cr_assert_eq(dr_reply(b, &m, "pong", 4), 0);
+	cr_assert_eq(wait_child(kid), 0);
+
+	/* An error the bridge reports reaches the caller as is. */
+	a.want_rc = -EHOSTUNREACH;
+	kid = spawn(caller, &a);
+	take_fwd(b, &m, &f, DR_MSG_CALL, DR_FWD_CALL);
+	cr_assert_eq(dr_reply_error(b, &m, -EHOSTUNREACH), 0);
+	cr_assert_eq(wait_child(kid), 0);
+
+	/* The bridge goes while the call is in flight: -ENOTCONN. */
+	a.want_rc = -ENOTCONN;
+	kid = spawn(caller, &a);
+	take_fwd(b, &m, &f, DR_MSG_CALL, DR_FWD_CALL);
+	dr_mailbox_close(b);
+	cr_assert_eq(wait_child(kid), 0);
+	dr_close(r);
+	cr_assert_eq(dr_unlink(seg), 0);
+}
+
+Test(global, casts_sends_and_asynchronous_calls_to_another_host)
+{
+	const char *seg = seg_new("gfwd");
+	dr_registry *r = open_or_die(seg);
+	dr_mailbox *b = bridge_up(r, 4), *c = mailbox(r), *w = mailbox(r);
+	char remote[32], mine[32];
+	static char big[8192];
+	size_t hdr;
+	struct dr_msg m;
+	struct dr_fwd f;
+	uint64_t id = 0;
+
+	name_owned_by(r, "k", "gamma", remote, sizeof(remote));
+	name_owned_by(r, "k", "alpha", mine, sizeof(mine));
+	cr_assert_eq(dr_serve_global(w, mine, NULL, 0), 0);
+
+	cr_assert_eq(dr_cast_global(r, remote, "k1", 2, 0), 0);
+	take_fwd(b, &m, &f, DR_MSG_CAST, DR_FWD_CAST);
+	cr_assert_str_eq(f.host, "gamma");
+	cr_assert_eq(f.len, 2);
+	cr_assert_arr_eq(f.data, "k1", 2);
+	cr_assert_eq(f.timeout_ms, 0);
+	cr_assert_eq(dr_send_global(r, remote, "s1", 2, 250), 0);
+	take_fwd(b, &m, &f, DR_MSG_CAST, DR_FWD_INFO);
+	cr_assert_arr_eq(f.data, "s1", 2);
+	cr_assert_eq(f.timeout_ms, 250);
+	cr_assert_eq(dr_reply(b, &m, "x", 1), -EINVAL, "a cast takes no answer");
+
+	/* To this host's own name: delivered here, never to the bridge. */
+	cr_assert_eq(dr_cast_global(r, mine, "here", 4, 0), 0);
+	cr_assert_eq(dr_recv(w, &m, WAIT_MS), 0);
+	cr_assert_eq(m.global, 1);
+	cr_assert_arr_eq(m.data, "here", 4);
+	cr_assert_eq(dr_recv(b, &m, 0), -EAGAIN);
+
+	/* The forwarding header takes room in the message. */
+	hdr = 16 + strlen("gamma") + 1 + strlen(remote);
+	cr_assert_eq(dr_cast_global(r, remote, big, dr_message_max(r), 0), -EMSGSIZE);
+	cr_assert_eq(dr_cast_global(r, remote, big, dr_message_max(r) - hdr + 1, 0), -EMSGSIZE);
+	cr_assert_eq(dr_cast_global(r, remote, big, dr_message_max(r) - hdr, 0), 0);
+	take_fwd(b, &m, &f, DR_MSG_CAST, DR_FWD_CAST);
+	cr_assert_eq(f.len, dr_message_max(r) - hdr);
+
+	/* An asynchronous call: the answer comes to the caller's mailbox. */
+	cr_assert_eq(dr_call_async_global(c, remote, "a", 1, 5000, &id), 0);
+	take_fwd(b, &m, &f, DR_MSG_CALL, DR_FWD_CALL);
+	cr_assert_eq(dr_reply(b, &m, "A", 1), 0);
+	cr_assert_eq(dr_recv(c, &m, WAIT_MS), 0);
+	cr_assert_eq(m.kind, DR_MSG_REPLY);
+	cr_assert_eq(m.call_id, id);
+	cr_assert_eq(m.status, 0);
+	cr_assert_arr_eq(m.data, "A", 1);
+
+	/* And when the bridge goes first: -ENOTCONN as its status. */
+	cr_assert_eq(dr_call_async_global(c, remote, "a", 1, 5000, &id), 0);
+	dr_mailbox_close(b);
+	cr_assert_eq(dr_recv(c, &m, WAIT_MS), 0);
+	cr_assert_eq(m.kind, DR_MSG_REPLY);
+	cr_assert_eq(m.call_id, id);
+	cr_assert_eq(m.status, -ENOTCONN);
+	cr_assert_eq(dr_call_async_global(c, remote, "a", 1, 5000, &id), -ENOTCONN);
+	cr_assert_eq(dr_call_async_global(NULL, remote, "a", 1, 5000, &id), -EINVAL);
+	dr_mailbox_close(c);
+	dr_mailbox_close(w);
+	dr_close(r);
+	cr_assert_eq(dr_unlink(seg), 0);
+}
+
+/* A forwarded message built by hand: data, kind, and the rest valid. */
+static struct dr_msg fwd_msg(int kind, const uint8_t *data, size_t len)
+{
+	struct dr_msg m;
+
+	memset(&m, 0, sizeof(m));
+	m.kind = kind;
+	m.global = 1;
+	m.data = data;
+	m.len = len;
+	return m;
+}
+
+/* The header of DESIGN.md's layout (global.c), with a payload. */
+static size_t fwd_build(uint8_t *p, int op, const char *host, const char *name,
+			int32_t timeout, uint64_t epoch, const char *payload)
+{
+	size_t hl = strlen(host), nl = strlen(name), pl = strlen(payload);
+
+	p[0] = 1;
+	p[1] = (uint8_t)op;
+	p[2] = (uint8_t)hl;
+	p[3] = (uint8_t)nl;
+	for (int i = 0; i < 4; i++)
+		p[4 + i] = (uint8_t)((uint32_t)timeout >> (8 * i));
+	for (int i = 0; i < 8; i++)
+		p[8 + i] = (uint8_t)(epoch >> (8 * i));
+	memcpy(p + 16, host, hl);
+	p[16 + hl] = 0;
+	memcpy(p + 17 + hl, name, nl);
+	memcpy(p + 17 + hl + nl, payload, pl);
+	return 17 + hl + nl + pl;
+}
+
+static uint64_t xs(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+Test(global, forwarding_headers_are_decoded_strictly)
+{
+	uint8_t good[256], bad[256];
+	size_t n = fwd_build(good, DR_FWD_CALL, "beta", "svc", 1500, 42, "payload");
+	struct dr_msg m = fwd_msg(DR_MSG_CALL, good, n);
+	struct dr_fwd f;
+
+	cr_assert_eq(dr_admin_fwd_decode(&m, &f), 0);
+	cr_assert_eq(f.op, DR_FWD_CALL);
+	cr_assert_str_eq(f.host, "beta");
+	cr_assert_eq(f.name_len, 3);
+	cr_assert_arr_eq(f.name, "svc", 3);
+	cr_assert_eq(f.len, 7);
+	cr_assert_arr_eq(f.data, "payload", 7);
+	cr_assert_eq(f.timeout_ms, 1500);
+	cr_assert_eq(f.epoch, 42);
+	cr_assert_eq(dr_admin_fwd_decode(NULL, &f), -EINVAL);
+	cr_assert_eq(dr_admin_fwd_decode(&m, NULL), -EINVAL);
+
+	/* Every truncation. */
+	for (size_t len = 0; len < n - 7; len++) {
+		m = fwd_msg(DR_MSG_CALL, good, len);
+		cr_assert_eq(dr_admin_fwd_decode(&m, &f), -EBADMSG, "%zu bytes", len);
+	}
+	m = fwd_msg(DR_MSG_CALL, good, n - 7);
+	cr_assert_eq(dr_admin_fwd_decode(&m, &f), 0, "no payload");
+
+#define BAD(kind, mutate, why)                                                            \
+	do {                                                                              \
+		memcpy(bad, good, n);                                                     \
+		m = fwd_msg(kind, bad, n);                                                \
+		mutate;                                                                   \
+		cr_assert_eq(dr_admin_fwd_decode(&m, &f), -EBADMSG, "%s", why);           \
+	} while (0)
+	BAD(DR_MSG_CALL, bad[0] = 2, "version 2");
+	BAD(DR_MSG_CALL, bad[1] = 0, "op 0");
+	BAD(DR_MSG_CALL, bad[1] = 5, "op 5");
+	BAD(DR_MSG_CALL, bad[1] = DR_FWD_CAST, "a cast sent as a CALL");
+	BAD(DR_MSG_CAST, (void)0, "a call sent as a CAST");
+	BAD(DR_MSG_CAST, bad[1] = DR_FWD_WHEREIS, "a lookup sent as a CAST");
+	BAD(DR_MSG_INFO, bad[1] = DR_FWD_INFO, "an INFO message");
+	BAD(DR_MSG_REPLY, (void)0, "a REPLY");
+	BAD(DR_MSG_CALL, bad[2] = 0, "host length 0");
+	BAD(DR_MSG_CALL, bad[2] = DR_HOST_MAX + 1, "host length 64");
+	BAD(DR_MSG_CALL, bad[2] = 200, "host length past the message");
+	BAD(DR_MSG_CALL, bad[3] = 0, "name length 0");
+	BAD(DR_MSG_CALL, bad[3] = DR_NAME_MAX + 1, "name length 128");
+	BAD(DR_MSG_CALL, bad[3] = 250, "name length past the message");
+	BAD(DR_MSG_CALL, memset(bad + 4, 0xfe, 4), "timeout -2");
+	BAD(DR_MSG_CALL, (bad[4] = 0, bad[7] = 0x80), "timeout INT_MIN");
+	BAD(DR_MSG_CALL, bad[17] = 0, "a NUL inside the host");
+	BAD(DR_MSG_CALL, bad[20] = 'x', "no NUL after the host");
+	BAD(DR_MSG_CALL, m.name_len = 3, "not sent to the bridge's address");
+	BAD(DR_MSG_CALL, m.global = 0, "sent to a local name");
+	BAD(DR_MSG_CALL, m.data = NULL, "no data");
+	BAD(DR_MSG_CALL, bad[1] = DR_FWD_WHEREIS, "a lookup with a payload");
+#undef BAD
+	n = fwd_build(good, DR_FWD_WHEREIS, "beta", "svc", -1, 1, "");
+	m = fwd_msg(DR_MSG_CALL, good, n);
+	cr_assert_eq(dr_admin_fwd_decode(&m, &f), 0);
+	cr_assert_eq(f.timeout_ms, -1);
+	cr_assert_eq(f.len, 0);
+
+	/* Random messages: valid ones with a byte changed, cut or grown,
+	 * and random bytes. Never a crash, and what decodes lies within. */
+	uint64_t s = 0x5eed;
+	unsigned ok = 0;
+	for (int round = 0; round < 20000; round++) {
+		uint8_t *buf = malloc(512);
+		char hs[DR_HOST_MAX + 1], ns[DR_NAME_MAX + 1], ps[64];
+		size_t len;
+
+		cr_assert_not_null(buf);
+		if (xs(&s) % 4) {
+			size_t hl = 1 + xs(&s) % DR_HOST_MAX, nl = 1 + xs(&s) % DR_NAME_MAX;
+			size_t pl = xs(&s) % sizeof(ps);
+
+			memset(hs, 'h', hl);
+			hs[hl] = 0;
+			memset(ns, 'n', nl);
+			ns[nl] = 0;
+			memset(ps, 'p', pl);
+			ps[pl] = 0;
+			len = fwd_build(buf, (int)(1 + xs(&s) % 4), hs, ns,
+					(int32_t)(xs(&s) % 3) - 1, xs(&s), ps);
+			switch (xs(&s) % 4) {
+			case 0: buf[xs(&s) % len] = (uint8_t)xs(&s); break;
+			case 1: len = xs(&s) % len; break;
+			case 2: buf[len] = (uint8_t)xs(&s); len++; break;
+			default: break;
+			}
+		} else {
+			len = xs(&s) % 240;
+			for (size_t i = 0; i < len; i++)
+				buf[i] = (uint8_t)xs(&s);
+		}
+		m = fwd_msg(xs(&s) % 2 ? DR_MSG_CALL : DR_MSG_CAST, buf, len);
+		if (dr_admin_fwd_decode(&m, &f) == 0) {
+			const uint8_t *end = buf + len;
+
+			ok++;
+			cr_assert((const uint8_t *)f.host >= buf &&
+				  (const uint8_t *)f.host + strlen(f.host) < end);
+			cr_assert(strlen(f.host) >= 1 && strlen(f.host) <= DR_HOST_MAX);
+			cr_assert(f.name >= buf && f.name + f.name_len <= end);
+			cr_assert(f.name_len >= 1 && f.name_len <= DR_NAME_MAX);
+			cr_assert((const uint8_t *)f.data + f.len == end);
+			cr_assert(f.op >= DR_FWD_CALL && f.op <= DR_FWD_WHEREIS);
+			cr_assert(f.timeout_ms >= -1);
+		}
+		free(buf);
+	}
+	cr_log_info("random forwarding headers: %u of 20000 decoded", ok);
+}
+
+Test(global, delivery_on_the_owner_ignores_the_view)
+{
+	const char *seg = seg_new("gdeliv");
+	dr_registry *r = open_or_die(seg);
+	dr_mailbox *b = mailbox(r), *w = mailbox(r);
+	struct dr_host h[3];
+	struct dr_entry e;
+	struct dr_msg m;
+	uint8_t wire[DR_ENTRY_WIRE_MAX];
+	size_t wl = 0;
+	char name[32], id[DR_HOST_MAX + 1];
+	uint64_t call_id = 0;
+
+	/* A name beta will own, served here while the bridge has no view
+	 * yet (this host alone), as a worker that started before the
+	 * view moved the name away would have it. */
+	three(h);
+	for (int i = 0;; i++) {
+		snprintf(name, sizeof(name), "d.%d", i);
+		if (strcmp(expected_owner(name, h, 3), "beta") == 0)
+			break;
+	}
+	cr_assert_eq(dr_admin_bridge_claim(b, NULL), 0);
+	cr_assert_eq(dr_serve_global(w, name, "val", 3), 0);
+	cr_assert_eq(dr_admin_view_publish(b, h, 3, 1), 0);
+	cr_assert_eq(dr_owner(r, name, id, sizeof(id)), 0);
+	cr_assert_str_eq(id, "beta");
+
+	cr_assert_eq(dr_admin_deliver(b, DR_FWD_CALL, name, strlen(name), "q", 1, 1000, &call_id), 0);
+	cr_assert_eq(dr_recv(w, &m, WAIT_MS), 0);
+	cr_assert_eq(m.kind, DR_MSG_CALL);
+	cr_assert_eq(m.global, 1);
+	cr_assert_eq(m.sender, getpid(), "sent by the bridge");
+	cr_assert_arr_eq(m.data, "q", 1);
+	cr_assert_eq(dr_reply(w, &m, "R", 1), 0);
+	cr_assert_eq(dr_recv(b, &m, WAIT_MS), 0);
+	cr_assert_eq(m.kind, DR_MSG_REPLY);
+	cr_assert_eq(m.call_id, call_id);
+	cr_assert_eq(m.status, 0);
+	cr_assert_arr_eq(m.data, "R", 1);
+
+	cr_assert_eq(dr_admin_deliver(b, DR_FWD_CAST, name, strlen(name), "c", 1, 0, NULL), 0);
+	cr_assert_eq(dr_admin_deliver(b, DR_FWD_INFO, name, strlen(name), "i", 1, 0, NULL), 0);
+	cr_assert_eq(dr_recv(w, &m, WAIT_MS), 0);
+	cr_assert_eq(m.kind, DR_MSG_CAST);
+	cr_assert_eq(dr_recv(w, &m, WAIT_MS), 0);
+	cr_assert_eq(m.kind, DR_MSG_INFO);
+
+	cr_assert_eq(dr_serve(w, "localonly", NULL, 0), 0);
+	cr_assert_eq(dr_admin_deliver(b, DR_FWD_CAST, "localonly", 9, "c", 1, 0, NULL), -ENOENT);
+	cr_assert_eq(dr_admin_deliver(b, DR_FWD_CALL, "nobody", 6, "c", 1, 0, NULL), -ENOENT);
+	cr_assert_eq(dr_admin_deliver(b, DR_FWD_WHEREIS, name, strlen(name), NULL, 0, 0, NULL),
+		     -EINVAL);
+	cr_assert_eq(dr_admin_deliver(b, 0, name, strlen(name), NULL, 0, 0, NULL), -EINVAL);
+	cr_assert_eq(dr_admin_deliver(NULL, DR_FWD_CAST, name, strlen(name), NULL, 0, 0, NULL),
+		     -EINVAL);
+
+	/* The answer to a lookup, byte by byte. */
+	cr_assert_eq(dr_whereis_global(r, name, &e, NULL, 0, 0), -ETIMEDOUT,
+		     "from here the lookup goes to beta");
+	cr_assert_eq(dr_admin_entry_encode(r, name, strlen(name), wire, &wl), 0);
+	cr_assert_eq(wl, 24 + 3);
+	cr_assert_eq(wire[0], 1);
+	cr_assert_eq(wire[1] | wire[2] | wire[3], 0);
+	cr_assert_eq((pid_t)(wire[4] | wire[5] << 8 | wire[6] << 16 | (uint32_t)wire[7] << 24),
+		     getpid());
+	cr_assert_eq(wire[16], 3);
+	cr_assert_arr_eq(wire + 24, "val", 3);
+	cr_assert_eq(dr_admin_entry_encode(r, "nobody", 6, wire, &wl), -ENOENT);
+	cr_assert_eq(dr_admin_entry_encode(r, "localonly", 9, wire, &wl), -ENOENT);
+	cr_assert_eq(dr_admin_entry_encode(r, name, strlen(name), NULL, &wl), -EINVAL);
+	dr_mailbox_close(w);
+	dr_mailbox_close(b);
+	dr_close(r);
+	cr_assert_eq(dr_unlink(seg), 0);
+}
+
+Test(global, whereis_global_here_and_through_the_bridge)
+{
+	const char *seg = seg_new("gwhere");
+	dr_registry *r = open_or_die(seg);
+	dr_mailbox *b = bridge_up(r, 2), *w = mailbox(r);
+	struct caller_arg a = { .seg = seg, .op = 'w' };
+	char here[32], id[DR_HOST_MAX + 1], small[4];
+	uint8_t wire[DR_ENTRY_WIRE_MAX];
+	size_t wl = 0;
+	struct dr_entry e;
+	struct dr_msg m;
+	struct dr_fwd f;
+	pid_t kid;
+
+	name_owned_by(r, "h", "alpha", here, sizeof(here));
+	cr_assert_eq(dr_serve_global(w, here, "V1", 2), 0);
+	cr_assert_eq(dr_whereis_global(r, here, &e, id, sizeof(id), 0), 0);
+	cr_assert_str_eq(id, "alpha");
+	cr_assert_eq(e.pid, getpid());
+	cr_assert_arr_eq(e.value, "V1", 2);
+	cr_assert_eq(dr_whereis_global(r, here, &e, small, sizeof(small), 0), -ERANGE);
+	cr_assert_eq(dr_whereis_global(r, here, NULL, NULL, 0, 0), 0);
+
+	/* beta's bridge answers with an entry of its own (here, ours). */
+	a.want_entry = e;
+	name_owned_by(r, "q", "beta", a.name, sizeof(a.name));
+	kid = spawn(caller, &a);
+	take_fwd(b, &m, &f, DR_MSG_CALL, DR_FWD_WHEREIS);
+	cr_assert_str_eq(f.host, "beta");
+	cr_assert_arr_eq(f.name, a.name, f.name_len);
+	cr_assert_eq(f.len, 0);
+	cr_assert_eq(dr_admin_entry_encode(r, here, strlen(here), wire, &wl), 0);
+	cr_assert_eq(dr_reply(b, &m, wire, wl), 0);
+	cr_assert_eq(wait_child(kid), 0);
+
+	a.want_rc = -ENOENT;
+	kid = spawn(caller, &a);
+	take_fwd(b, &m, &f, DR_MSG_CALL, DR_FWD_WHEREIS);
+	cr_assert_eq(dr_reply_error(b, &m, -ENOENT), 0);
+	cr_assert_eq(wait_child(kid), 0);
+
+	a.want_rc = -EBADMSG;
+	kid = spawn(caller, &a);
+	take_fwd(b, &m, &f, DR_MSG_CALL, DR_FWD_WHEREIS);
+	cr_assert_eq(dr_reply(b, &m, "junk", 4), 0);
+	cr_assert_eq(wait_child(kid), 0);
+	wire[0] = 9;
+	kid = spawn(caller, &a);
+	take_fwd(b, &m, &f, DR_MSG_CALL, DR_FWD_WHEREIS);
+	cr_assert_eq(dr_reply(b, &m, wire, wl), 0);
+	cr_assert_eq(wait_child(kid), 0);
+	dr_mailbox_close(w);
+	dr_mailbox_close(b);
+	dr_close(r);
+	cr_assert_eq(dr_unlink(seg), 0);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Processes, for a reaper */
+
+static uint64_t start_time_of_self(void)
+{
+	char buf[1024], *p;
+	FILE *fp = fopen("/proc/self/stat", "r");
+	size_t n;
+
+	cr_assert_not_null(fp);
+	n = fread(buf, 1, sizeof(buf) - 1, fp);
+	fclose(fp);
+	buf[n] = 0;
+	p = strrchr(buf, ')');
+	cr_assert_not_null(p);
+	for (int field = 2; field < 22; field++) {
+		p = strchr(p + 1, ' ');
+		cr_assert_not_null(p);
+	}
+	return strtoull(p + 1, NULL, 10);
+}
+
+static int attach_and_die(void *arg)
+{
+	dr_registry *r;
+
+	return open_g(arg, &r) ? 2 : 0; /* no dr_close */
+}
+
+Test(global, admin_procs_lists_attached_processes)
+{
+	const char *seg = seg_new("gprocs");
+	dr_registry *r = open_or_die(seg);
+	struct dr_proc_info p[UNIT_MAX_PROCS];
+	size_t n = 0, mine = SIZE_MAX;
+	pid_t kid;
+	bool found;
+
+	cr_assert_eq(dr_admin_procs(r, p, UNIT_MAX_PROCS, &n), 0);
+	cr_assert_eq(n, 1);
+	cr_assert_eq(p[0].pid, getpid());
+	cr_assert_eq(p[0].start_time, start_time_of_self());
+	mine = p[0].slot;
+
+	kid = spawn(attach_and_die, (void *)seg);
+	cr_assert_eq(wait_child(kid), 0);
+	cr_assert_eq(dr_admin_procs(r, p, UNIT_MAX_PROCS, &n), 0);
+	cr_assert_eq(n, 2, "a dead process is listed until it is reaped");
+	found = false;
+	for (size_t i = 0; i < n; i++)
+		found |= p[i].pid == kid && p[i].slot != mine && p[i].start_time != 0;
+	cr_assert(found);
+	cr_assert_eq(dr_admin_procs(r, p, 1, &n), -ERANGE);
+	cr_assert_eq(n, 2);
+	cr_assert_eq(dr_admin_procs(r, NULL, 0, &n), -ERANGE);
+	cr_assert_eq(dr_admin_procs(r, p, 2, NULL), -EINVAL);
+	cr_assert_eq(dr_admin_procs(r, NULL, 2, &n), -EINVAL);
+	cr_assert_eq(dr_reap(r, NULL), 0);
+	cr_assert_eq(dr_admin_procs(r, p, UNIT_MAX_PROCS, &n), 0);
+	cr_assert_eq(n, 1);
+	dr_close(r);
+	cr_assert_eq(dr_unlink(seg), 0);
+}
+
+/* ---------------------------------------------------------------------- */
+/* A view another process scribbled on */
+
+Test(global, a_scribbled_view_is_not_used_and_dr_check_says_so)
+{
+	const char *seg = seg_new("gscrib");
+	dr_registry *r = open_or_die(seg);
+	dr_mailbox *b = bridge_up(r, 1);
+	struct dr_host h[4];
+	struct dri_cluster *c;
+	struct dri_view *cur;
+	char msg[256], id[DR_HOST_MAX + 1], name[32];
+	uint8_t *base;
+	size_t len, n;
+	uint64_t epoch;
+
+	three(h);
+	h[3] = host("delta", DR_HOST_UP, 0);
+	cr_assert_eq(dr_admin_view_publish(b, h, 4, 2), 0);
+	base = segmap_open(seg, &len);
+	cr_assert_not_null(base);
+	c = (struct dri_cluster *)(base + ((struct dri_header *)base)->off_cluster);
+	cur = &c->view[c->view_index & 1];
+	cr_assert_eq(cur->epoch, 2);
+
+	/* Too many hosts in the current copy: readers use the other (the
+	 * view of epoch 1), dr_check names the damage. */
+	cur->nhosts = DR_HOSTS_MAX + 44;
+	cr_assert_eq(dr_check(r, msg, sizeof(msg)), -EBADMSG);
+	cr_assert(strstr(msg, "view copy"), "%s", msg);
+	cr_assert_eq(dr_hosts(r, h, 4, &n, &epoch), 0);
+	cr_assert_eq(epoch, 1);
+	cr_assert_eq(n, 3);
+	for (int i = 0; i < 100; i++) {
+		snprintf(name, sizeof(name), "z.%d", i);
+		cr_assert_eq(dr_owner(r, name, id, sizeof(id)), 0);
+		cr_assert_str_neq(id, "delta");
+	}
+	cr_assert_eq(dr_admin_view_publish(b, h, 3, 2), 0,
+		     "epoch 2 is new: the copy that said so is unreadable");
+	cr_assert_eq(dr_check(r, msg, sizeof(msg)), -EBADMSG, "the old copy is still bad");
+	cr_assert_eq(dr_admin_view_publish(b, h, 3, 3), 0);
+	cr_assert_eq(dr_check(r, msg, sizeof(msg)), 0, "overwritten: %s", msg);
+
+	/* Each field of a host, one at a time. */
+	cur = &c->view[c->view_index & 1];
+#define SCRIBBLE(field, value, expect)                                                   \
+	do {                                                                             \
+		typeof(field) keep = field;                                              \
+		field = value;                                                           \
+		cr_assert_eq(dr_check(r, msg, sizeof(msg)), -EBADMSG, #field);           \
+		cr_assert(strstr(msg, expect), "%s: %s", #field, msg);                    \
+		field = keep;                                                            \
+		cr_assert_eq(dr_check(r, msg, sizeof(msg)), 0, "%s", msg);               \
+	} while (0)
+	SCRIBBLE(cur->hot[1].state, 0, "state");
+	SCRIBBLE(cur->hot[1].state, 9, "state");
+	SCRIBBLE(cur->hot[2].self, 1, "marked as this host");
+	SCRIBBLE(cur->hot[0].self, 0, "marked as this host");
+	SCRIBBLE(cur->hot[0].self, 3, "self flag");
+	SCRIBBLE(cur->hot[1].id_len, 0, "id length");
+	SCRIBBLE(cur->hot[1].id_len, DR_HOST_MAX + 1, "id length");
+	SCRIBBLE(cur->hot[1].rpc_len, DR_ADDR_MAX + 1, "rpc length");
+	SCRIBBLE(cur->hot[1].seed, 12345, "seed");
+	SCRIBBLE(cur->host[1].id[1], 0, "NUL");
+	{
+		/* gamma renamed beta, its seed and length too: a duplicate. */
+		struct dri_vhost_hot hot = cur->hot[2];
+		struct dri_vhost x = cur->host[2];
+
+		memcpy(cur->host[2].id, "beta", 5);
+		cur->hot[2].id_len = 4;
+		cur->hot[2].seed = XXH3_64bits("beta", 4);
+		cr_assert_eq(dr_check(r, msg, sizeof(msg)), -EBADMSG);
+		cr_assert(strstr(msg, "one id"), "%s", msg);
+		cur->hot[2] = hot;
+		cur->host[2] = x;
+	}
+	SCRIBBLE(cur->epoch, 0, "epoch");
+	SCRIBBLE(cur->nhosts, 0, "epoch");
+	SCRIBBLE(cur->seq, cur->seq + 1, "odd sequence");
+	SCRIBBLE(c->owner, DRI_OWNER(UNIT_MAX_PROCS + 3, 1), "bad owner");
+	SCRIBBLE(c->ever, 7, "ran");
+	SCRIBBLE(c->mbox, DRI_MBOX_REF(60000, 1), "mailbox");
+#undef SCRIBBLE
+
+	/* The index counts publications: any value names a copy (bit 0). */
+	c->view_index += 2;
+	cr_assert_eq(dr_check(r, msg, sizeof(msg)), 0, "%s", msg);
+	cr_assert_eq(dr_hosts(r, h, 4, &n, &epoch), 0);
+	cr_assert_eq(epoch, 3);
+	c->view_index = UINT32_MAX - (c->view_index & 1 ? 0 : 1);
+	cr_assert_eq(dr_hosts(r, h, 4, &n, &epoch), 0);
+	cr_assert_eq(epoch, 3, "the same copy, named by a wrapping count");
+
+	/* Readers: a bad state makes the copy unusable, and with the other
+	 * copy usable they fall back to it. */
+	cur->hot[1].state = 0;
+	cr_assert_eq(dr_hosts(r, h, 4, &n, &epoch), 0);
+	cr_assert_eq(epoch, 2, "the previous view");
+	cur->hot[1].state = DR_HOST_UP;
+	/* Both copies bad: no view to read, and the readers say so. */
+	c->view[0].nhosts = 1000;
+	c->view[1].nhosts = 1000;
+	cr_assert_eq(dr_hosts(r, h, 4, &n, &epoch), -EBADMSG);
+	cr_assert_eq(dr_owner(r, "x", id, sizeof(id)), -EBADMSG);
+	cr_assert_eq(dr_cast_global(r, "x", "m", 1, 0), -EBADMSG);
+	munmap(base, len);
+	dr_mailbox_close(b);
+	dr_close(r);
+	cr_assert_eq(dr_unlink(seg), 0);
+}
