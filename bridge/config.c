@@ -322,7 +322,8 @@ static enum key key_lookup(const char *name)
  * inih's reader, in place of fgets: whole lines of any length through
  * getline(), so that a line too long for inih's buffer is an error here
  * rather than two lines there; the line's number for the handler (Debian's
- * inih passes none); a NUL byte refused; leading whitespace dropped, so an
+ * inih passes none); a NUL byte, or a line that is not a section, a
+ * key = value or a comment, refused; leading whitespace dropped, so an
  * indented key is a key and never the continuation of the previous value.
  * Returning NULL ends the parse, which it does at the first error.
  */
@@ -352,8 +353,18 @@ static char *read_line(char *str, int num, void *stream)
 		failf(ld, at, K_NONE, "line longer than %d bytes", num - 3);
 		return NULL;
 	}
-	for (s = ld->line; *s == ' ' || *s == '\t'; s++)
+	s = ld->line;
+	if (at.line == 1 && strncmp(s, "\xef\xbb\xbf", 3) == 0)
+		s += 3; /* a UTF-8 byte order mark, as editors on Windows write */
+	for (; *s == ' ' || *s == '\t'; s++)
 		;
+	/* inih reports a line it cannot parse only at the end, after it has
+	 * handed us the lines below it: catch it here, so that the first
+	 * error in the file is the one reported. */
+	if (*s && *s != ';' && *s != '#' && !strpbrk(s, *s == '[' ? "]" : "=:")) {
+		failf(ld, at, K_NONE, "not a 'key = value' or '[section]' line");
+		return NULL;
+	}
 	memcpy(str, s, strlen(s) + 1);
 	return str;
 }
