@@ -621,10 +621,11 @@ int config_load(int argc, char *const argv[], struct bridge_config *cfg, char *e
 	/* Pass 2: the options, over the file. */
 	memset(ld.given, 0, sizeof(ld.given));
 	for (int i = 1; i < argc && !ld.failed; i++) {
-		enum key k;
+		enum key k = K_NONE;
 		const char *v;
 
-		next_option(&ld, argc, argv, &i, &k, &v);
+		if (!next_option(&ld, argc, argv, &i, &k, &v))
+			break; /* not after pass 1; but never act on a bad one */
 		if (k < K_COUNT)
 			set(&ld, k, v, opt);
 	}

@@ -100,6 +100,7 @@ struct bridge_config {
  *                   return CONFIG_EXIT_USAGE; }
  *     if (rc == CONFIG_HELP) { config_usage(stdout); return 0; }
  *     if (rc == CONFIG_VERSION) { puts(config_version()); return 0; }
+ *     log_init(argv[0], cfg.log_level);
  */
 int config_load(int argc, char *const argv[], struct bridge_config *cfg, char *err,
 		size_t errlen);
