@@ -46,12 +46,18 @@ enum key {
 };
 
 static const char *const key_names[] = {
-	[K_SEGMENT] = "segment",   [K_HOST] = "host",
-	[K_BUS] = "bus",           [K_RPC] = "rpc",
-	[K_PEER] = "peer",         [K_KEY_FILE] = "key-file",
-	[K_HEARTBEAT] = "heartbeat-ms", [K_DOWN_AFTER] = "down-after-ms",
-	[K_LOG_LEVEL] = "log-level", [K_CONFIG] = "config",
-	[K_HELP] = "help",         [K_VERSION] = "version",
+    [K_SEGMENT] = "segment",
+    [K_HOST] = "host",
+    [K_BUS] = "bus",
+    [K_RPC] = "rpc",
+    [K_PEER] = "peer",
+    [K_KEY_FILE] = "key-file",
+    [K_HEARTBEAT] = "heartbeat-ms",
+    [K_DOWN_AFTER] = "down-after-ms",
+    [K_LOG_LEVEL] = "log-level",
+    [K_CONFIG] = "config",
+    [K_HELP] = "help",
+    [K_VERSION] = "version",
 };
 
 /* Where a value came from: a default (what names it), a file's line, or an
@@ -59,7 +65,7 @@ static const char *const key_names[] = {
 struct origin {
 	enum { AT_DEFAULT, AT_FILE, AT_OPTION } kind;
 	const char *what; /* AT_DEFAULT: "$DISTREG_SEGMENT", "the node name" */
-	int line;         /* AT_FILE */
+	int line;	  /* AT_FILE */
 };
 
 struct loader {
@@ -68,8 +74,8 @@ struct loader {
 	size_t errlen;
 	bool failed;
 	struct origin from[K_COUNT];
-	bool given[K_COUNT];   /* in the layer being read */
-	bool peers_replaced;   /* the command line's first --peer dropped the file's */
+	bool given[K_COUNT]; /* in the layer being read */
+	bool peers_replaced; /* the command line's first --peer dropped the file's */
 	struct origin peer_from[CONFIG_PEERS_MAX];
 	/* The file's reader. */
 	FILE *f;
@@ -80,7 +86,7 @@ struct loader {
 };
 
 static void failf(struct loader *ld, struct origin at, enum key k, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 /* The first error only: "file:line: key: ...", "--key: ...", "key (the
  * node name): ..."; K_NONE for a line that is not about one key. */
@@ -161,7 +167,8 @@ static const char *url_problem(const char *url)
 
 		if (!colon || colon == host)
 			return "tcp:// needs HOST:PORT";
-		if (host[0] == '[' ? colon[-1] != ']' : memchr(host, ':', (size_t)(colon - host)) != NULL)
+		if (host[0] == '[' ? colon[-1] != ']'
+				   : memchr(host, ':', (size_t)(colon - host)) != NULL)
 			return "an IPv6 address goes in brackets: tcp://[ADDR]:PORT";
 		errno = 0;
 		port = strtol(colon + 1, &end, 10);
@@ -201,8 +208,8 @@ static bool segment_ok(const char *s)
 }
 
 /* A whole number of milliseconds in min..max. */
-static bool ms_value(struct loader *ld, struct origin at, enum key k, const char *v,
-		     unsigned min, unsigned max, unsigned *out)
+static bool ms_value(struct loader *ld, struct origin at, enum key k, const char *v, unsigned min,
+		     unsigned max, unsigned *out)
 {
 	unsigned long long n = 0;
 	const char *p = v;
@@ -330,7 +337,7 @@ static enum key key_lookup(const char *name)
 static char *read_line(char *str, int num, void *stream)
 {
 	struct loader *ld = stream;
-	struct origin at = { .kind = AT_FILE };
+	struct origin at = {.kind = AT_FILE};
 	ssize_t n;
 	char *s;
 
@@ -372,19 +379,21 @@ static char *read_line(char *str, int num, void *stream)
 static int on_key(void *user, const char *section, const char *name, const char *value)
 {
 	struct loader *ld = user;
-	struct origin at = { .kind = AT_FILE, .line = ld->lineno };
+	struct origin at = {.kind = AT_FILE, .line = ld->lineno};
 	enum key k = key_lookup(name);
 
 	if (ld->failed)
 		return 0;
 	if (*section && strcmp(section, "bridge") != 0) {
-		failf(ld, at, K_NONE, "'%s' in section [%s]: settings go in [bridge] (or before any section)",
-		      name, section);
+		failf(ld, at, K_NONE,
+		      "'%s' in section [%s]: settings go in [bridge] (or before any section)", name,
+		      section);
 		return 0;
 	}
 	if (k >= K_COUNT) {
 		failf(ld, at, K_NONE,
-		      "unknown key '%s' (keys: segment, host, bus, rpc, peer, key-file, heartbeat-ms, down-after-ms, log-level)",
+		      "unknown key '%s' (keys: segment, host, bus, rpc, peer, key-file, "
+		      "heartbeat-ms, down-after-ms, log-level)",
 		      name);
 		return 0;
 	}
@@ -394,7 +403,7 @@ static int on_key(void *user, const char *section, const char *name, const char 
 
 static void load_file(struct loader *ld)
 {
-	struct origin at = { .kind = AT_FILE };
+	struct origin at = {.kind = AT_FILE};
 	int rc;
 
 	ld->f = fopen(ld->cfg->config_file, "re");
@@ -489,16 +498,16 @@ static void defaults(struct loader *ld)
 	struct utsname u;
 
 	if (seg && *seg) {
-		ld->from[K_SEGMENT] = (struct origin){ AT_DEFAULT, "$DISTREG_SEGMENT", 0 };
+		ld->from[K_SEGMENT] = (struct origin){AT_DEFAULT, "$DISTREG_SEGMENT", 0};
 		/* Checked at the end, if nothing replaces it. */
 		snprintf(c->segment, sizeof(c->segment), "%s", seg);
 		if (strlen(seg) >= sizeof(c->segment))
 			c->segment[0] = '\0';
 	} else {
-		ld->from[K_SEGMENT] = (struct origin){ AT_DEFAULT, "the default", 0 };
+		ld->from[K_SEGMENT] = (struct origin){AT_DEFAULT, "the default", 0};
 		strcpy(c->segment, "default");
 	}
-	ld->from[K_HOST] = (struct origin){ AT_DEFAULT, "the node name", 0 };
+	ld->from[K_HOST] = (struct origin){AT_DEFAULT, "the node name", 0};
 	if (uname(&u) == 0)
 		snprintf(c->host, sizeof(c->host), "%.*s", DR_HOST_MAX, u.nodename);
 	strcpy(c->bus, CONFIG_DEFAULT_BUS);
@@ -507,7 +516,7 @@ static void defaults(struct loader *ld)
 	c->down_after_ms = CONFIG_DEFAULT_DOWN_AFTER_MS;
 	c->log_level = LOG_LEVEL_INFO;
 	for (int k = K_BUS; k < K_COUNT; k++)
-		ld->from[k] = (struct origin){ AT_DEFAULT, "the default", 0 };
+		ld->from[k] = (struct origin){AT_DEFAULT, "the default", 0};
 }
 
 /* The rules between settings, and the key file. */
@@ -519,12 +528,14 @@ static void check_all(struct loader *ld)
 
 	if (ld->from[K_SEGMENT].kind == AT_DEFAULT && !segment_ok(c->segment))
 		failf(ld, ld->from[K_SEGMENT], K_SEGMENT,
-		      "'%s' is not a segment name (1 to %d bytes, no '/', not . or ..); give --segment",
+		      "'%s' is not a segment name (1 to %d bytes, no '/', not . or ..); give "
+		      "--segment",
 		      seg ? seg : "", DR_SEGMENT_MAX);
 	if (ld->from[K_HOST].kind == AT_DEFAULT && !wire_host_ok(c->host, strlen(c->host)))
-		failf(ld, ld->from[K_HOST], K_HOST,
-		      "'%s' is not a host id (1 to %d printable ASCII bytes, no space); give --host",
-		      c->host, DR_HOST_MAX);
+		failf(
+		    ld, ld->from[K_HOST], K_HOST,
+		    "'%s' is not a host id (1 to %d printable ASCII bytes, no space); give --host",
+		    c->host, DR_HOST_MAX);
 	if (c->down_after_ms <= 2 * c->heartbeat_ms) {
 		enum key k = ld->from[K_DOWN_AFTER].kind == AT_DEFAULT ? K_HEARTBEAT : K_DOWN_AFTER;
 
@@ -534,9 +545,9 @@ static void check_all(struct loader *ld)
 	}
 	if (!c->key_file[0]) {
 		static const char rule[] =
-			"is not a loopback address, and there is no key file: without --key-file "
-			"the bridge uses only tcp://127.x.x.x, tcp://[::1], tcp://localhost or "
-			"ipc:// (frames to other hosts must be sealed); give --key-file";
+		    "is not a loopback address, and there is no key file: without --key-file "
+		    "the bridge uses only tcp://127.x.x.x, tcp://[::1], tcp://localhost or "
+		    "ipc:// (frames to other hosts must be sealed); give --key-file";
 
 		if (!url_loopback(c->bus))
 			failf(ld, ld->from[K_BUS], K_BUS, "'%s' %s", c->bus, rule);
@@ -555,11 +566,13 @@ static void check_all(struct loader *ld)
 		unsigned mode = stat(c->key_file, &st) == 0 ? (unsigned)st.st_mode & 07777 : 0;
 
 		failf(ld, ld->from[K_KEY_FILE], K_KEY_FILE,
-		      "%s has mode %04o: group or others may use it; a key file must be 0600 or stricter (chmod 600 %s)",
+		      "%s has mode %04o: group or others may use it; a key file must be 0600 or "
+		      "stricter (chmod 600 %s)",
 		      c->key_file, mode, c->key_file);
 	} else if (rc == -EINVAL) {
 		failf(ld, ld->from[K_KEY_FILE], K_KEY_FILE,
-		      "%s is not a key: a regular file of 32 raw bytes or 64 hex digits, not all zero, is expected",
+		      "%s is not a key: a regular file of 32 raw bytes or 64 hex digits, not all "
+		      "zero, is expected",
 		      c->key_file);
 	} else if (rc < 0) {
 		failf(ld, ld->from[K_KEY_FILE], K_KEY_FILE, "%s: cannot read: %s", c->key_file,
@@ -567,14 +580,13 @@ static void check_all(struct loader *ld)
 	}
 }
 
-int config_load(int argc, char *const argv[], struct bridge_config *cfg, char *err,
-		size_t errlen)
+int config_load(int argc, char *const argv[], struct bridge_config *cfg, char *err, size_t errlen)
 {
 	char spare[1];
-	struct loader ld = { .cfg = cfg, .err = err, .errlen = errlen };
+	struct loader ld = {.cfg = cfg, .err = err, .errlen = errlen};
 	int what = CONFIG_RUN;
 	const char *config_file = NULL;
-	struct origin opt = { .kind = AT_OPTION };
+	struct origin opt = {.kind = AT_OPTION};
 
 	if (!err || errlen == 0) {
 		ld.err = spare;
@@ -608,8 +620,10 @@ int config_load(int argc, char *const argv[], struct bridge_config *cfg, char *e
 
 	defaults(&ld);
 	if (config_file) {
-		if (!*config_file || !copy(cfg->config_file, sizeof(cfg->config_file), config_file)) {
-			snprintf(ld.err, ld.errlen, "--config: '%s' is not a file name", config_file);
+		if (!*config_file ||
+		    !copy(cfg->config_file, sizeof(cfg->config_file), config_file)) {
+			snprintf(ld.err, ld.errlen, "--config: '%s' is not a file name",
+				 config_file);
 			ld.failed = true;
 			goto fail;
 		}
@@ -650,31 +664,32 @@ const char *config_version(void)
 
 void config_usage(FILE *f)
 {
-	fprintf(f,
-		"usage: distreg-bridge [OPTION]...\n"
-		"Join this host's distreg segment to a cluster of hosts.\n"
-		"\n"
-		"  --segment NAME      the segment (default $DISTREG_SEGMENT, else \"default\")\n"
-		"  --host ID           this host's id, 1-%d printable bytes (default: the node name)\n"
-		"  --bus URL           where peers' heartbeats arrive (default %s)\n"
-		"  --rpc URL           where peers' calls arrive (default %s)\n"
-		"  --peer BUS_URL      a peer's bus URL to dial; repeatable, up to %d\n"
-		"  --key-file FILE     32 random bytes (raw or hex), mode 0600: seal every frame;\n"
-		"                      without one, only loopback and ipc:// URLs are allowed\n"
-		"  --heartbeat-ms N    heartbeat period, %u-%u (default %u)\n"
-		"  --down-after-ms N   silence that makes a peer down, more than twice the\n"
-		"                      heartbeat (default %u)\n"
-		"  --log-level LEVEL   error, warn, info or debug (default info)\n"
-		"  --config FILE       read these settings (as key = value lines, in [bridge])\n"
-		"                      first; options given here win\n"
-		"  -h, --help          this text\n"
-		"  --version           the version\n"
-		"\n"
-		"URLs are tcp://HOST:PORT or ipc://PATH. A bad option, value or file stops the\n"
-		"bridge before it starts, with exit status %d.\n",
-		DR_HOST_MAX, CONFIG_DEFAULT_BUS, CONFIG_DEFAULT_RPC, CONFIG_PEERS_MAX,
-		CONFIG_HEARTBEAT_MIN_MS, CONFIG_HEARTBEAT_MAX_MS, CONFIG_DEFAULT_HEARTBEAT_MS,
-		CONFIG_DEFAULT_DOWN_AFTER_MS, CONFIG_EXIT_USAGE);
+	fprintf(
+	    f,
+	    "usage: distreg-bridge [OPTION]...\n"
+	    "Join this host's distreg segment to a cluster of hosts.\n"
+	    "\n"
+	    "  --segment NAME      the segment (default $DISTREG_SEGMENT, else \"default\")\n"
+	    "  --host ID           this host's id, 1-%d printable bytes (default: the node name)\n"
+	    "  --bus URL           where peers' heartbeats arrive (default %s)\n"
+	    "  --rpc URL           where peers' calls arrive (default %s)\n"
+	    "  --peer BUS_URL      a peer's bus URL to dial; repeatable, up to %d\n"
+	    "  --key-file FILE     32 random bytes (raw or hex), mode 0600: seal every frame;\n"
+	    "                      without one, only loopback and ipc:// URLs are allowed\n"
+	    "  --heartbeat-ms N    heartbeat period, %u-%u (default %u)\n"
+	    "  --down-after-ms N   silence that makes a peer down, more than twice the\n"
+	    "                      heartbeat (default %u)\n"
+	    "  --log-level LEVEL   error, warn, info or debug (default info)\n"
+	    "  --config FILE       read these settings (as key = value lines, in [bridge])\n"
+	    "                      first; options given here win\n"
+	    "  -h, --help          this text\n"
+	    "  --version           the version\n"
+	    "\n"
+	    "URLs are tcp://HOST:PORT or ipc://PATH. A bad option, value or file stops the\n"
+	    "bridge before it starts, with exit status %d.\n",
+	    DR_HOST_MAX, CONFIG_DEFAULT_BUS, CONFIG_DEFAULT_RPC, CONFIG_PEERS_MAX,
+	    CONFIG_HEARTBEAT_MIN_MS, CONFIG_HEARTBEAT_MAX_MS, CONFIG_DEFAULT_HEARTBEAT_MS,
+	    CONFIG_DEFAULT_DOWN_AFTER_MS, CONFIG_EXIT_USAGE);
 }
 
 void config_print(FILE *f, const struct bridge_config *cfg)

@@ -62,9 +62,9 @@
 #define CONFIG_DOWN_AFTER_MAX_MS 3600000u
 
 /* What config_load() returns besides an error. */
-#define CONFIG_RUN 0      /* start the bridge with *cfg */
-#define CONFIG_HELP 1     /* --help: print config_usage() to stdout, exit 0 */
-#define CONFIG_VERSION 2  /* --version: print config_version(), exit 0 */
+#define CONFIG_RUN 0	 /* start the bridge with *cfg */
+#define CONFIG_HELP 1	 /* --help: print config_usage() to stdout, exit 0 */
+#define CONFIG_VERSION 2 /* --version: print config_version(), exit 0 */
 /* The exit status for a bad option, file or value (nothing was started). */
 #define CONFIG_EXIT_USAGE 2
 
@@ -76,8 +76,8 @@ struct bridge_config {
 	char rpc[DR_ADDR_MAX + 1];
 	unsigned npeers;
 	char peers[CONFIG_PEERS_MAX][DR_ADDR_MAX + 1];
-	char key_file[CONFIG_PATH_MAX];    /* "" none */
-	struct wire_key key;               /* loaded from key_file; set iff key_file[0] */
+	char key_file[CONFIG_PATH_MAX]; /* "" none */
+	struct wire_key key;		/* loaded from key_file; set iff key_file[0] */
 	unsigned heartbeat_ms;
 	unsigned down_after_ms;
 	enum log_level log_level;
@@ -102,8 +102,7 @@ struct bridge_config {
  *     if (rc == CONFIG_VERSION) { puts(config_version()); return 0; }
  *     log_init(argv[0], cfg.log_level);
  */
-int config_load(int argc, char *const argv[], struct bridge_config *cfg, char *err,
-		size_t errlen);
+int config_load(int argc, char *const argv[], struct bridge_config *cfg, char *err, size_t errlen);
 
 /* Wipe the key from *cfg (and the rest). NULL is fine. */
 void config_finish(struct bridge_config *cfg);

@@ -13,8 +13,8 @@ static char prog_name[64] = "distreg-bridge";
 static enum log_level cur_level = LOG_LEVEL_INFO;
 static int out_fd = 2;
 
-static const char *const level_names[] = { "error", "warn", "info", "debug" };
-static const char *const level_tags[] = { "ERROR", "WARN", "INFO", "DEBUG" };
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
+static const char *const level_tags[] = {"ERROR", "WARN", "INFO", "DEBUG"};
 
 void log_init(const char *prog, enum log_level level)
 {
@@ -121,13 +121,13 @@ void log_write(enum log_level level, const char *fmt, ...)
 	va_end(ap);
 }
 
-#define LEVEL_FN(fn, level)                  \
-	void fn(const char *fmt, ...)        \
-	{                                    \
-		va_list ap;                  \
-		va_start(ap, fmt);           \
-		log_vwrite(level, fmt, ap);  \
-		va_end(ap);                  \
+#define LEVEL_FN(fn, level)                                                                        \
+	void fn(const char *fmt, ...)                                                              \
+	{                                                                                          \
+		va_list ap;                                                                        \
+		va_start(ap, fmt);                                                                 \
+		log_vwrite(level, fmt, ap);                                                        \
+		va_end(ap);                                                                        \
 	}
 
 LEVEL_FN(log_error, LOG_LEVEL_ERROR)
@@ -165,8 +165,8 @@ void log_once_init(struct log_once *o)
 	o->n = 0;
 }
 
-bool log_once(struct log_once *o, const char *key, int state, enum log_level level,
-	      const char *fmt, ...)
+bool log_once(struct log_once *o, const char *key, int state, enum log_level level, const char *fmt,
+	      ...)
 {
 	size_t kl = strnlen(key, LOG_ONCE_KEY_MAX);
 	uint64_t h = fnv1a(key, kl);

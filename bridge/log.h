@@ -25,10 +25,10 @@
 #define LOG_LINE_MAX 1024
 
 enum log_level {
-	LOG_LEVEL_ERROR = 0,  /* the bridge cannot go on, or lost something it had */
-	LOG_LEVEL_WARN = 1,   /* a peer or a process misbehaves; the bridge goes on */
-	LOG_LEVEL_INFO = 2,   /* membership changes, start and stop (the default) */
-	LOG_LEVEL_DEBUG = 3,  /* every frame dropped, every retry */
+	LOG_LEVEL_ERROR = 0, /* the bridge cannot go on, or lost something it had */
+	LOG_LEVEL_WARN = 1,  /* a peer or a process misbehaves; the bridge goes on */
+	LOG_LEVEL_INFO = 2,  /* membership changes, start and stop (the default) */
+	LOG_LEVEL_DEBUG = 3, /* every frame dropped, every retry */
 };
 
 /*
@@ -50,10 +50,9 @@ const char *log_level_name(enum log_level level);
  * arguments when not). */
 bool log_enabled(enum log_level level);
 
-void log_write(enum log_level level, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+void log_write(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void log_vwrite(enum log_level level, const char *fmt, va_list ap)
-	__attribute__((format(printf, 2, 0)));
+    __attribute__((format(printf, 2, 0)));
 void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -91,8 +90,8 @@ void log_once_init(struct log_once *o);
  * line is always written and not remembered: too many lines rather than a
  * missing one.
  */
-bool log_once(struct log_once *o, const char *key, int state, enum log_level level,
-	      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+bool log_once(struct log_once *o, const char *key, int state, enum log_level level, const char *fmt,
+	      ...) __attribute__((format(printf, 5, 6)));
 
 /* Forget key (a peer removed from the configuration): its next line is
  * written whatever its state. */

@@ -135,8 +135,8 @@ static unsigned char *reserve(struct wire_buf *b, size_t n)
 	return at;
 }
 
-void wire_begin(struct wire_buf *b, void *buf, size_t cap, enum wire_type type,
-		const char *host, uint64_t incarnation, uint64_t seq)
+void wire_begin(struct wire_buf *b, void *buf, size_t cap, enum wire_type type, const char *host,
+		uint64_t incarnation, uint64_t seq)
 {
 	size_t hl = host ? strnlen(host, DR_HOST_MAX + 1) : 0;
 	unsigned char *h;
@@ -274,8 +274,8 @@ long wire_finish(struct wire_buf *b, const struct wire_key *key)
 	memmove(body + WIRE_NONCE_BYTES, body, plain);
 	randombytes_buf(body, WIRE_NONCE_BYTES);
 	crypto_aead_xchacha20poly1305_ietf_encrypt_detached(
-		body + WIRE_NONCE_BYTES, body + WIRE_NONCE_BYTES + plain, NULL,
-		body + WIRE_NONCE_BYTES, plain, b->p, b->body_at, NULL, body, key->k);
+	    body + WIRE_NONCE_BYTES, body + WIRE_NONCE_BYTES + plain, NULL, body + WIRE_NONCE_BYTES,
+	    plain, b->p, b->body_at, NULL, body, key->k);
 	b->len += SEAL_BYTES;
 	return (long)b->len;
 }
@@ -340,8 +340,8 @@ int wire_open(void *frame, size_t len, const struct wire_key *key, struct wire_h
 		unsigned char *c = nonce + WIRE_NONCE_BYTES;
 		size_t clen = bodylen - SEAL_BYTES;
 
-		if (crypto_aead_xchacha20poly1305_ietf_decrypt_detached(
-			    c, NULL, c, clen, c + clen, p, hdr, nonce, key->k) != 0)
+		if (crypto_aead_xchacha20poly1305_ietf_decrypt_detached(c, NULL, c, clen, c + clen,
+									p, hdr, nonce, key->k) != 0)
 			return -EACCES;
 		*body = c;
 		*body_len = clen;
@@ -462,8 +462,8 @@ int wire_heartbeat_parse(const unsigned char *body, size_t len, struct wire_hear
 	return rd.err;
 }
 
-int wire_batch_head(struct wire_rd *rd, const unsigned char *body, size_t len,
-		    uint64_t *batch, uint32_t *count)
+int wire_batch_head(struct wire_rd *rd, const unsigned char *body, size_t len, uint64_t *batch,
+		    uint32_t *count)
 {
 	rd_init(rd, body, len);
 	*batch = get_u64(rd);

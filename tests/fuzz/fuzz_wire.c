@@ -37,13 +37,12 @@ unsigned long fuzz_wire_opened;
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond)                                                                       \
-	do {                                                                              \
-		if (!(cond)) {                                                            \
-			fprintf(stderr, "fuzz_wire.c:%d: property broken: %s\n", __LINE__, \
-				#cond);                                                   \
-			abort();                                                          \
-		}                                                                         \
+#define CHECK(cond)                                                                                \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "fuzz_wire.c:%d: property broken: %s\n", __LINE__, #cond); \
+			abort();                                                                   \
+		}                                                                                  \
 	} while (0)
 
 static unsigned char *dup_input(const uint8_t *data, size_t size)
@@ -157,7 +156,7 @@ static void frame(const uint8_t *data, size_t size)
 static void bodies(const uint8_t *data, size_t size)
 {
 	static struct wire_heartbeat hb;
-	struct wire_hdr h = { .host_len = 1, .host = "x" };
+	struct wire_hdr h = {.host_len = 1, .host = "x"};
 	size_t cap = size + 128;
 	unsigned char *out = malloc(cap);
 	const size_t hdr = WIRE_HDR_FIXED + 1;
@@ -192,10 +191,14 @@ static void bodies(const uint8_t *data, size_t size)
 
 					all = wire_batch_item(&rd, &it) == 0;
 					if (all) {
-						CHECK(it.op >= DR_FWD_CALL && it.op <= DR_FWD_WHEREIS);
-						CHECK(it.name_len >= 1 && it.name_len <= DR_NAME_MAX);
-						CHECK(it.name >= data && it.name + it.name_len <= data + size);
-						CHECK(it.len <= size && it.data + it.len <= data + size);
+						CHECK(it.op >= DR_FWD_CALL &&
+						      it.op <= DR_FWD_WHEREIS);
+						CHECK(it.name_len >= 1 &&
+						      it.name_len <= DR_NAME_MAX);
+						CHECK(it.name >= data &&
+						      it.name + it.name_len <= data + size);
+						CHECK(it.len <= size &&
+						      it.data + it.len <= data + size);
 						CHECK(it.timeout_ms >= -1);
 					}
 				} else {
@@ -204,7 +207,8 @@ static void bodies(const uint8_t *data, size_t size)
 					all = wire_reply_item(&rd, &it) == 0;
 					if (all) {
 						CHECK(it.status <= 0);
-						CHECK(it.len <= size && it.data + it.len <= data + size);
+						CHECK(it.len <= size &&
+						      it.data + it.len <= data + size);
 					}
 				}
 			}
@@ -257,7 +261,8 @@ static void replay(const uint8_t *data, size_t size)
 		} else {
 			if (size - at < 2)
 				break;
-			s = (b & 0x40 ? UINT64_MAX - 70000 : 0) + (uint64_t)(data[at] | data[at + 1] << 8);
+			s = (b & 0x40 ? UINT64_MAX - 70000 : 0) +
+			    (uint64_t)(data[at] | data[at + 1] << 8);
 			at += 2;
 		}
 		for (size_t k = 0; k < nseen; k++)

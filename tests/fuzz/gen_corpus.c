@@ -11,7 +11,8 @@
  * To regenerate the committed corpus:
  *
  *     ninja -C build tests/fuzz/gen_corpus
- *     rm -rf tests/fuzz/corpus/wire && mkdir tests/fuzz/corpus/wire && build/tests/fuzz/gen_corpus tests/fuzz/corpus/wire
+ *     rm -rf tests/fuzz/corpus/wire && mkdir tests/fuzz/corpus/wire && build/tests/fuzz/gen_corpus
+ * tests/fuzz/corpus/wire
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,10 +22,10 @@
 
 int main(int argc, char **argv)
 {
-	static const char *const names[] = { [WIRE_HEARTBEAT] = "heartbeat",
-					     [WIRE_LEAVE] = "leave",
-					     [WIRE_BATCH] = "batch",
-					     [WIRE_REPLY] = "reply" };
+	static const char *const names[] = {[WIRE_HEARTBEAT] = "heartbeat",
+					    [WIRE_LEAVE] = "leave",
+					    [WIRE_BATCH] = "batch",
+					    [WIRE_REPLY] = "reply"};
 	static unsigned char buf[1 << 17];
 	unsigned count = argc > 2 ? (unsigned)strtoul(argv[2], NULL, 10) : 16;
 	unsigned written = 0;

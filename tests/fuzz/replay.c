@@ -79,8 +79,8 @@ static void run_path(const char *path)
 	for (int i = 0; i < n; i++) {
 		char file[4096];
 
-		if (ents[i]->d_name[0] != '.' &&
-		    (size_t)snprintf(file, sizeof(file), "%s/%s", path, ents[i]->d_name) < sizeof(file))
+		if (ents[i]->d_name[0] != '.' && (size_t)snprintf(file, sizeof(file), "%s/%s", path,
+								  ents[i]->d_name) < sizeof(file))
 			run_file(file);
 		free(ents[i]);
 	}

@@ -20,9 +20,9 @@
 /* The fixed key the fuzz target opens sealed frames with, and the corpus's
  * sealed frames are sealed with: "fuzz-key" and 24 bytes counting up. */
 static const struct wire_key sample_key __attribute__((unused)) = {
-	.set = true,
-	.k = { 'f', 'u', 'z', 'z', '-', 'k', 'e', 'y', 8,  9,  10, 11, 12, 13, 14, 15,
-	       16,  17,  18,  19,  20,  21,  22,  23,  24, 25, 26, 27, 28, 29, 30, 31 },
+    .set = true,
+    .k = {'f', 'u', 'z', 'z', '-', 'k', 'e', 'y', 8,  9,  10, 11, 12, 13, 14, 15,
+	  16,  17,  18,	 19,  20,  21,	22,  23,  24, 25, 26, 27, 28, 29, 30, 31},
 };
 
 static inline void sample_heartbeat_put(struct wire_buf *b, const struct wire_heartbeat *hb)
@@ -59,7 +59,8 @@ static inline void sample_reply_item_put(struct wire_buf *b, const struct wire_r
  * For a valid unsealed frame the result is the same bytes.
  */
 static inline long sample_reencode(void *buf, size_t cap, const struct wire_hdr *h,
-			    const unsigned char *body, size_t body_len, const struct wire_key *key)
+				   const unsigned char *body, size_t body_len,
+				   const struct wire_key *key)
 {
 	static struct wire_heartbeat hb; /* 4 KiB of peers: not on the stack */
 	struct wire_buf b;
@@ -142,7 +143,7 @@ static inline void sample_bytes(uint64_t *s, unsigned char *out, size_t n)
  * i % 8 == 7 are the longest allowed.
  */
 static inline long sample_frame(void *buf, size_t cap, enum wire_type type, unsigned i,
-			 const struct wire_key *key)
+				const struct wire_key *key)
 {
 	static char addrs[WIRE_PEERS_MAX + 2][DR_ADDR_MAX];
 	static unsigned char names[64][DR_NAME_MAX], data[64][512];
@@ -164,8 +165,8 @@ static inline long sample_frame(void *buf, size_t cap, enum wire_type type, unsi
 		n = i == 9 ? WIRE_PEERS_MAX : i % 16;
 		for (unsigned j = 0; j < n + 2; j++) {
 			/* Short ones in the longest list, to keep inputs small. */
-			size_t al = longest ? DR_ADDR_MAX
-					    : 1 + sample_mix(&s) % (n > 16 ? 8 : DR_ADDR_MAX);
+			size_t al =
+			    longest ? DR_ADDR_MAX : 1 + sample_mix(&s) % (n > 16 ? 8 : DR_ADDR_MAX);
 
 			sample_text(&s, addrs[j], al);
 			if (j == 0) {
@@ -192,29 +193,35 @@ static inline long sample_frame(void *buf, size_t cap, enum wire_type type, unsi
 		wire_put_u64(&b, i == 0 ? 0 : sample_mix(&s));
 		wire_put_u32(&b, n);
 		for (unsigned j = 0; j < n; j++) {
-			size_t dl = sample_mix(&s) % 4 == 0 ? 0
+			size_t dl = sample_mix(&s) % 4 == 0
+					? 0
 					: sample_mix(&s) % (n > 8 ? 16 : sizeof(data[0]));
 
 			sample_bytes(&s, data[j], dl);
 			if (type == WIRE_BATCH) {
-				size_t nl = longest ? DR_NAME_MAX : 1 + sample_mix(&s) % DR_NAME_MAX;
+				size_t nl =
+				    longest ? DR_NAME_MAX : 1 + sample_mix(&s) % DR_NAME_MAX;
 				struct wire_item it = {
-					.op = (uint8_t)(DR_FWD_CALL + j % 4),
-					.id = sample_mix(&s),
-					.timeout_ms = j % 3 == 0 ? -1 : (int32_t)(sample_mix(&s) % 86400000),
-					.name = names[j], .name_len = (uint8_t)nl,
-					.data = data[j], .len = (uint32_t)dl,
+				    .op = (uint8_t)(DR_FWD_CALL + j % 4),
+				    .id = sample_mix(&s),
+				    .timeout_ms =
+					j % 3 == 0 ? -1 : (int32_t)(sample_mix(&s) % 86400000),
+				    .name = names[j],
+				    .name_len = (uint8_t)nl,
+				    .data = data[j],
+				    .len = (uint32_t)dl,
 				};
 
 				sample_bytes(&s, names[j], nl);
 				sample_item_put(&b, &it);
 			} else {
-				static const int32_t statuses[] = { 0, -ENOENT, -ETIMEDOUT, -EHOSTUNREACH,
-								    -EBADMSG, -4095 };
+				static const int32_t statuses[] = {
+				    0, -ENOENT, -ETIMEDOUT, -EHOSTUNREACH, -EBADMSG, -4095};
 				struct wire_reply_item it = {
-					.id = sample_mix(&s),
-					.status = statuses[j % 6],
-					.data = data[j], .len = (uint32_t)dl,
+				    .id = sample_mix(&s),
+				    .status = statuses[j % 6],
+				    .data = data[j],
+				    .len = (uint32_t)dl,
 				};
 
 				sample_reply_item_put(&b, &it);

@@ -58,7 +58,8 @@ static const char *conf(const char *text)
 
 static const char *key_file(void)
 {
-	static const char hex[] = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n";
+	static const char hex[] =
+	    "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n";
 
 	return file_with(hex, strlen(hex), 0600);
 }
@@ -90,17 +91,16 @@ static int load(const char *first, ...)
 
 /* Refused: -EINVAL, a message containing each of the strings, and nothing
  * in cfg that looks valid. */
-#define REFUSED(rc, ...)                                                               \
-	do {                                                                           \
-		const char *want_[] = { __VA_ARGS__ };                                 \
-		cr_assert_eq((rc), -EINVAL, "accepted; err: %s", err);                 \
-		cr_assert_lt(strlen(err), sizeof(err));                                \
-		cr_assert_eq(strchr(err, '\n'), NULL, "one line: %s", err);            \
-		for (size_t i_ = 0; i_ < sizeof(want_) / sizeof(want_[0]); i_++)       \
-			cr_assert_not_null(strstr(err, want_[i_]),                     \
-					   "\"%s\" not in the message: %s", want_[i_], \
-					   err);                                       \
-		nothing_valid();                                                       \
+#define REFUSED(rc, ...)                                                                           \
+	do {                                                                                       \
+		const char *want_[] = {__VA_ARGS__};                                               \
+		cr_assert_eq((rc), -EINVAL, "accepted; err: %s", err);                             \
+		cr_assert_lt(strlen(err), sizeof(err));                                            \
+		cr_assert_eq(strchr(err, '\n'), NULL, "one line: %s", err);                        \
+		for (size_t i_ = 0; i_ < sizeof(want_) / sizeof(want_[0]); i_++)                   \
+			cr_assert_not_null(strstr(err, want_[i_]),                                 \
+					   "\"%s\" not in the message: %s", want_[i_], err);       \
+		nothing_valid();                                                                   \
 	} while (0)
 
 static void nothing_valid(void)
@@ -261,9 +261,9 @@ Test(config, help_and_version)
 
 Test(config, usage_names_every_option)
 {
-	static const char *const opts[] = { "--segment", "--host", "--bus", "--rpc", "--peer",
-					    "--key-file", "--heartbeat-ms", "--down-after-ms",
-					    "--log-level", "--config", "--help", "--version" };
+	static const char *const opts[] = {
+	    "--segment",      "--host",		 "--bus",	"--rpc",    "--peer", "--key-file",
+	    "--heartbeat-ms", "--down-after-ms", "--log-level", "--config", "--help", "--version"};
 	char *text = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&text, &len);
@@ -459,8 +459,9 @@ Test(config, without_a_key_only_loopback)
 	REFUSED(LOAD("--bus", "tcp://myhost:1"), "--bus", "not a loopback");
 	REFUSED(LOAD("--peer", "tcp://127.0.0.1:1", "--peer", "tcp://192.168.1.1:7420"), "--peer",
 		"192.168.1.1", "not a loopback");
-	REFUSED(LOAD("--config", conf("[bridge]\nbus = tcp://127.0.0.1:1\nrpc = tcp://10.0.0.1:2\n")),
-		":3: rpc", "not a loopback", "key");
+	REFUSED(
+	    LOAD("--config", conf("[bridge]\nbus = tcp://127.0.0.1:1\nrpc = tcp://10.0.0.1:2\n")),
+	    ":3: rpc", "not a loopback", "key");
 	REFUSED(LOAD("--config", conf("peer = tcp://127.0.0.1:1\npeer = tcp://10.0.0.1:2\n")),
 		":2: peer", "10.0.0.1");
 
@@ -471,7 +472,8 @@ Test(config, without_a_key_only_loopback)
 
 Test(config, key_file_problems)
 {
-	static const char hex[] = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+	static const char hex[] =
+	    "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 	const char *loose = file_with(hex, 64, 0644);
 	const char *junk = file_with("not a key\n", 10, 0600);
 
@@ -479,8 +481,8 @@ Test(config, key_file_problems)
 	REFUSED(LOAD("--key-file", junk), "--key-file", junk, "not a key", "64 hex digits");
 	REFUSED(LOAD("--key-file", "/nonexistent/distreg.key"), "--key-file", "cannot read",
 		"No such file");
-	REFUSED(LOAD("--config", conf("[bridge]\n\nkey-file = /nonexistent/k\n")),
-		":3: key-file", "cannot read");
+	REFUSED(LOAD("--config", conf("[bridge]\n\nkey-file = /nonexistent/k\n")), ":3: key-file",
+		"cannot read");
 }
 
 /* ---------------------------------------------------------------------- */
@@ -556,7 +558,7 @@ Test(config, files_that_cannot_be_read)
 
 Test(config, no_room_for_the_message_is_no_crash)
 {
-	char *argv[] = { "distreg-bridge", "--bogus", NULL };
+	char *argv[] = {"distreg-bridge", "--bogus", NULL};
 	char small[8];
 
 	cr_assert_eq(config_load(2, argv, &cfg, small, sizeof(small)), -EINVAL);

@@ -15,7 +15,7 @@
 
 TestSuite(log, .timeout = 30.0);
 
-static int pipe_fd[2] = { -1, -1 };
+static int pipe_fd[2] = {-1, -1};
 
 /* Lines go into a pipe; read() what came so far. */
 static void capture(void)
@@ -92,7 +92,7 @@ Test(log, levels)
 
 Test(log, level_names)
 {
-	static const char *const names[] = { "error", "warn", "info", "debug" };
+	static const char *const names[] = {"error", "warn", "info", "debug"};
 	enum log_level l;
 
 	for (int i = 0; i < 4; i++) {
@@ -112,7 +112,8 @@ Test(log, a_message_cannot_forge_a_line)
 
 	capture();
 	log_init(NULL, LOG_LEVEL_INFO);
-	log_info("host %s", "evil\n2025-01-01T00:00:00.000Z distreg-bridge[1] ERROR: forged\r\x1b[2J");
+	log_info("host %s",
+		 "evil\n2025-01-01T00:00:00.000Z distreg-bridge[1] ERROR: forged\r\x1b[2J");
 	out = captured();
 	cr_assert_eq(count_lines(out), 1, "%s", out);
 	cr_assert_not_null(strstr(out, "evil?2025"));

@@ -28,12 +28,12 @@
 TestSuite(wire, .timeout = TIMEOUT);
 
 static const struct wire_key other_key = {
-	.set = true,
-	.k = { 'o', 't', 'h', 'e', 'r', 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18,
-	       19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34 },
+    .set = true,
+    .k = {'o', 't', 'h', 'e', 'r', 8,  9,  10, 11, 12, 13, 14, 15, 16, 17, 18,
+	  19,  20,  21,	 22,  23,  24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34},
 };
 
-static const enum wire_type types[] = { WIRE_HEARTBEAT, WIRE_LEAVE, WIRE_BATCH, WIRE_REPLY };
+static const enum wire_type types[] = {WIRE_HEARTBEAT, WIRE_LEAVE, WIRE_BATCH, WIRE_REPLY};
 #define NTYPES 4
 
 /* A sample frame in a heap buffer of exactly its length (so that ASan, in
@@ -79,13 +79,13 @@ static int open_copy(const unsigned char *f, size_t len, const struct wire_key *
 Test(wire, layout_of_a_leave_frame)
 {
 	static const unsigned char want[] = {
-		'D', 'R', 'B', 1,             /* magic */
-		1,                            /* version */
-		WIRE_LEAVE, 0,                /* type, flags */
-		2, 'h', '1',                  /* hostlen, host */
-		8, 7, 6, 5, 4, 3, 2, 1,       /* incarnation 0x0102030405060708 */
-		0x2a, 0, 0, 0, 0, 0, 0, 0x80, /* seq 0x800000000000002a */
-		0, 0, 0, 0,                   /* bodylen */
+	    'D',	'R', 'B', 1,		    /* magic */
+	    1,					    /* version */
+	    WIRE_LEAVE, 0,			    /* type, flags */
+	    2,		'h', '1',		    /* hostlen, host */
+	    8,		7,   6,	  5, 4, 3, 2, 1,    /* incarnation 0x0102030405060708 */
+	    0x2a,	0,   0,	  0, 0, 0, 0, 0x80, /* seq 0x800000000000002a */
+	    0,		0,   0,	  0,		    /* bodylen */
 	};
 	unsigned char buf[64];
 	struct wire_buf b;
@@ -101,12 +101,12 @@ Test(wire, layout_of_a_leave_frame)
 Test(wire, layout_of_a_heartbeat_body)
 {
 	static const unsigned char want[] = {
-		1, 0, 0, 0,                  /* proto */
-		9, 0, 0, 0, 0, 0, 0, 0,      /* epoch */
-		3, 'b', 'u', 's',            /* bus */
-		2, 'r', 'p',                 /* rpc */
-		1, 0,                        /* npeers */
-		1, 'p',                      /* peer */
+	    1, 0,   0,	 0,		  /* proto */
+	    9, 0,   0,	 0,   0, 0, 0, 0, /* epoch */
+	    3, 'b', 'u', 's',		  /* bus */
+	    2, 'r', 'p',		  /* rpc */
+	    1, 0,			  /* npeers */
+	    1, 'p',			  /* peer */
 	};
 	struct wire_heartbeat hb;
 
@@ -131,7 +131,7 @@ Test(wire, layout_of_a_heartbeat_body)
  * back as it was put. */
 static void known_frames(const struct wire_key *key)
 {
-	static const char *const peers[] = { "tcp://10.0.0.2:7420", "ipc:///run/x" };
+	static const char *const peers[] = {"tcp://10.0.0.2:7420", "ipc:///run/x"};
 	unsigned char buf[4096], *body;
 	struct wire_buf b;
 	struct wire_hdr h;
@@ -285,10 +285,12 @@ Test(wire, samples_round_trip_sealed_and_unsealed)
 				n = sample_reencode(again, sizeof(again), &h, body, bl, key);
 				cr_assert_eq(n, (long)len, "type %d #%u", types[t], i);
 				if (!sealed) {
-					cr_assert_arr_eq(again, orig, len, "type %d #%u", types[t], i);
+					cr_assert_arr_eq(again, orig, len, "type %d #%u", types[t],
+							 i);
 				} else {
 					cr_assert_arr_neq(again, orig, len, "a fresh nonce");
-					cr_assert_eq(wire_open(again, (size_t)n, key, &h2, &body2, &bl2), 0);
+					cr_assert_eq(
+					    wire_open(again, (size_t)n, key, &h2, &body2, &bl2), 0);
 					cr_assert_eq(bl2, bl);
 					cr_assert_arr_eq(body2, body, bl);
 					cr_assert_eq(h2.incarnation, h.incarnation);
@@ -364,7 +366,7 @@ Test(wire, wrong_key_is_refused)
 
 Test(wire, sealed_without_key_and_unsealed_with_key_are_refused)
 {
-	struct wire_key unset = { .set = false };
+	struct wire_key unset = {.set = false};
 
 	for (int t = 0; t < NTYPES; t++) {
 		size_t sl, pl;
@@ -398,8 +400,8 @@ Test(wire, any_flipped_bit_of_a_sealed_frame_is_refused)
 				f[at] ^= (unsigned char)(1 << bit);
 				rc = open_copy(f, len, &sample_key);
 				f[at] ^= (unsigned char)(1 << bit);
-				cr_assert_neq(rc, 0, "type %d byte %zu bit %d accepted", types[t], at,
-					      bit);
+				cr_assert_neq(rc, 0, "type %d byte %zu bit %d accepted", types[t],
+					      at, bit);
 				/* incarnation, seq and the body are only
 				 * caught by the tag */
 				if (at >= 8 + hl && at < hdr - 4)
@@ -461,8 +463,8 @@ Test(wire, every_truncation_is_refused)
 				for (size_t cut = 0; cut < len; cut++) {
 					/* A heap block of exactly cut bytes. */
 					cr_assert_eq(open_copy(f, cut, key), -EPROTO,
-						     "type %d #%u cut at %zu of %zu", types[t], i, cut,
-						     len);
+						     "type %d #%u cut at %zu of %zu", types[t], i,
+						     cut, len);
 					cr_assert_eq(open_copy(f, cut, sealed ? NULL : &sample_key),
 						     -EPROTO);
 				}
@@ -505,40 +507,39 @@ Test(wire, header_faults_have_their_errors)
 	size_t n = leave(f, sizeof(f));
 
 	cr_assert_eq(open_copy(f, n, NULL), 0);
-#define ALTERED(at, v, want)                                                 \
-	do {                                                                 \
-		unsigned char g[64];                                         \
-		memcpy(g, f, n);                                             \
-		g[at] = (v);                                                 \
-		cr_assert_eq(open_copy(g, n, NULL), (want), "byte %d = %d", \
-			     (int)(at), (int)(v));                           \
+#define ALTERED(at, v, want)                                                                       \
+	do {                                                                                       \
+		unsigned char g[64];                                                               \
+		memcpy(g, f, n);                                                                   \
+		g[at] = (v);                                                                       \
+		cr_assert_eq(open_copy(g, n, NULL), (want), "byte %d = %d", (int)(at), (int)(v));  \
 	} while (0)
-	ALTERED(0, 'X', -EPROTO);          /* magic */
-	ALTERED(3, 2, -EPROTO);            /* magic's last byte */
-	ALTERED(4, 0, -EPROTONOSUPPORT);   /* version */
+	ALTERED(0, 'X', -EPROTO);	 /* magic */
+	ALTERED(3, 2, -EPROTO);		 /* magic's last byte */
+	ALTERED(4, 0, -EPROTONOSUPPORT); /* version */
 	ALTERED(4, 2, -EPROTONOSUPPORT);
-	ALTERED(5, 0, -EPROTO);            /* type */
+	ALTERED(5, 0, -EPROTO); /* type */
 	ALTERED(5, 5, -EPROTO);
-	ALTERED(6, 2, -EPROTO);            /* unknown flag */
+	ALTERED(6, 2, -EPROTO); /* unknown flag */
 	ALTERED(6, 0x80, -EPROTO);
-	ALTERED(7, 0, -EPROTO);            /* hostlen 0 */
-	ALTERED(7, 2, -EPROTO);            /* hostlen past the frame's layout */
+	ALTERED(7, 0, -EPROTO); /* hostlen 0 */
+	ALTERED(7, 2, -EPROTO); /* hostlen past the frame's layout */
 	ALTERED(7, 64, -EPROTO);
 	ALTERED(7, 255, -EPROTO);
-	ALTERED(8, 0, -EPROTO);            /* host: NUL */
-	ALTERED(8, ' ', -EPROTO);          /* space */
+	ALTERED(8, 0, -EPROTO);	  /* host: NUL */
+	ALTERED(8, ' ', -EPROTO); /* space */
 	ALTERED(8, '\n', -EPROTO);
 	ALTERED(8, 0x7f, -EPROTO);
 	ALTERED(8, 0x80, -EPROTO);
-	ALTERED(8, '~', 0);                /* printable */
+	ALTERED(8, '~', 0); /* printable */
 	ALTERED(8, '!', 0);
-	ALTERED(n - 4, 1, -EPROTO);        /* bodylen larger than the frame */
-	ALTERED(n - 1, 0xff, -EPROTO);     /* bodylen near 4 GiB */
+	ALTERED(n - 4, 1, -EPROTO);    /* bodylen larger than the frame */
+	ALTERED(n - 1, 0xff, -EPROTO); /* bodylen near 4 GiB */
 #undef ALTERED
 	/* A version other than ours is reported even in a frame too short for
 	 * our header (its layout may differ). */
 	{
-		unsigned char g[5] = { 'D', 'R', 'B', 1, 7 };
+		unsigned char g[5] = {'D', 'R', 'B', 1, 7};
 
 		cr_assert_eq(open_copy(g, 5, NULL), -EPROTONOSUPPORT);
 		cr_assert_eq(open_copy(g, 4, NULL), -EPROTO);
@@ -632,9 +633,10 @@ Test(wire, host_ids)
 	cr_assert_not(wire_host_ok("a b", 3));
 	cr_assert_not(wire_host_ok("a\0b", 3));
 	cr_assert_not(wire_host_ok("\xc3\xa9", 2));
-	cr_assert_not(wire_host_ok("0123456789012345678901234567890123456789012345678901234567890123",
-				   64));
-	cr_assert(wire_host_ok("012345678901234567890123456789012345678901234567890123456789012", 63));
+	cr_assert_not(
+	    wire_host_ok("0123456789012345678901234567890123456789012345678901234567890123", 64));
+	cr_assert(
+	    wire_host_ok("012345678901234567890123456789012345678901234567890123456789012", 63));
 }
 
 /* ---------------------------------------------------------------------- */
@@ -642,7 +644,8 @@ Test(wire, host_ids)
 
 /* Every proper prefix of a valid body, and the body with one byte more,
  * fail the parser; the body itself passes. */
-static void prefixes_fail(const unsigned char *body, size_t len, int (*check)(const unsigned char *, size_t))
+static void prefixes_fail(const unsigned char *body, size_t len,
+			  int (*check)(const unsigned char *, size_t))
 {
 	unsigned char *more = malloc(len + 1);
 
@@ -842,17 +845,17 @@ Test(wire, heartbeat_fields_are_checked)
 	size_t n;
 
 	memset(addr, 'a', sizeof(addr));
-#define HB(bus_len, npeers_field, npeers, fill)                   \
-	do {                                                      \
-		body_begin(&bd);                                  \
-		wire_put_u32(&bd.b, WIRE_PROTO);                  \
-		wire_put_u64(&bd.b, 1);                           \
-		wire_put_str8(&bd.b, addr, (bus_len));            \
-		wire_put_str8(&bd.b, "r", 1);                     \
-		wire_put_u16(&bd.b, (npeers_field));              \
-		for (int i = 0; i < (npeers); i++)                \
-			wire_put_str8(&bd.b, (fill), 1);          \
-		p = body_of(&bd, &n);                             \
+#define HB(bus_len, npeers_field, npeers, fill)                                                    \
+	do {                                                                                       \
+		body_begin(&bd);                                                                   \
+		wire_put_u32(&bd.b, WIRE_PROTO);                                                   \
+		wire_put_u64(&bd.b, 1);                                                            \
+		wire_put_str8(&bd.b, addr, (bus_len));                                             \
+		wire_put_str8(&bd.b, "r", 1);                                                      \
+		wire_put_u16(&bd.b, (npeers_field));                                               \
+		for (int i = 0; i < (npeers); i++)                                                 \
+			wire_put_str8(&bd.b, (fill), 1);                                           \
+		p = body_of(&bd, &n);                                                              \
 	} while (0)
 	HB(DR_ADDR_MAX, 1, 1, "p");
 	cr_assert_eq(wire_heartbeat_parse(p, n, &hb), 0);
@@ -881,7 +884,8 @@ Test(wire, heartbeat_fields_are_checked)
 		for (int i = 0; i < WIRE_PEERS_MAX + 1; i++)
 			wire_put_str8(&b, "p", 1);
 		cr_assert_eq(b.err, 0);
-		cr_assert_eq(wire_heartbeat_parse(big + b.body_at, b.len - b.body_at, &hb), -EBADMSG);
+		cr_assert_eq(wire_heartbeat_parse(big + b.body_at, b.len - b.body_at, &hb),
+			     -EBADMSG);
 	}
 #undef HB
 }
@@ -954,7 +958,8 @@ Test(wire, replay_a_zeroed_window_is_empty)
  * list of what was accepted. */
 Test(wire, replay_slides_like_a_model)
 {
-	static const uint64_t steps[] = { 1, 2, 63, 64, 65, 127, 128, 129, 511, 1023, 1024, 1025, 3000 };
+	static const uint64_t steps[] = {1,   2,   63,	 64,   65,   127, 128,
+					 129, 511, 1023, 1024, 1025, 3000};
 	struct wire_replay w;
 	static uint64_t seen[4096];
 	size_t nseen = 0;
@@ -990,7 +995,9 @@ Test(wire, replay_slides_like_a_model)
 			for (size_t j = 0; j < nseen; j++)
 				dup |= seen[j] == seq;
 			cr_assert_eq(wire_replay_check(&probe, 3, seq),
-				     back >= WIRE_WINDOW ? -ESTALE : dup ? -EALREADY : 0,
+				     back >= WIRE_WINDOW ? -ESTALE
+				     : dup		 ? -EALREADY
+							 : 0,
 				     "round %d back %llu", round, (unsigned long long)back);
 		}
 		/* Forget what fell out of the window. */
@@ -1034,8 +1041,8 @@ static const char *key_file(const void *content, size_t n, mode_t mode)
 TestSuite(wire_key, .timeout = TIMEOUT, .fini = key_fini);
 
 static const unsigned char raw_key[32] = {
-	0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f,
-	0xf0, 0xe1, 0xd2, 0xc3, 0xb4, 0xa5, 0x96, 0x87, 0x78, 0x69, 0x5a, 0x4b, 0x3c, 0x2d, 0x1e, 0xff,
+    0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f,
+    0xf0, 0xe1, 0xd2, 0xc3, 0xb4, 0xa5, 0x96, 0x87, 0x78, 0x69, 0x5a, 0x4b, 0x3c, 0x2d, 0x1e, 0xff,
 };
 static const char hex_key[] = "000102030405060708090a0b0c0d0e0ff0e1d2c3b4a5968778695a4b3c2d1eff";
 
@@ -1065,7 +1072,7 @@ Test(wire_key, hex_with_whitespace_around)
 
 Test(wire_key, mode_must_keep_group_and_others_out)
 {
-	static const mode_t bad[] = { 0644, 0640, 0620, 0604, 0602, 0601, 0610, 0666, 0777 };
+	static const mode_t bad[] = {0644, 0640, 0620, 0604, 0602, 0601, 0610, 0666, 0777};
 	struct wire_key k;
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
