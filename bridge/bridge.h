@@ -15,6 +15,7 @@
 
 #include "config.h"
 #include "idmap.h"
+#include "log.h"
 #include "wire.h"
 
 /* Heartbeat inter-arrival times the failure detector remembers. */
@@ -89,6 +90,7 @@ struct ritem {
 /* A batch another bridge sent us. */
 struct ibatch {
 	struct ibatch *next;           /* newer first */
+	char to[DR_HOST_MAX + 1];      /* the sender: where the reply goes */
 	uint64_t no;
 	uint32_t n, pending;
 	struct ritem *items;
@@ -158,6 +160,7 @@ struct bridge {
 	size_t nwatched, watched_cap;
 	bool stopping;
 	uint64_t stop_deadline_ns;
+	struct log_once once;          /* lines logged once per change of state */
 	/* counters, for the log and the tests */
 	struct {
 		uint64_t dropped_auth, dropped_malformed, dropped_replay, dropped_version;

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <nanomsg/nn.h>
+#include <sodium.h>
 
 #include "bridge.h"
 #include "log.h"
@@ -210,26 +211,23 @@ int main(int argc, char **argv)
 	char err[512];
 	int rc;
 
-	rc = config_load(&b.cfg, argc, argv, err, sizeof(err));
-	if (rc != 0) {
-		if (rc > 0)
-			return 0; /* --help, --version */
+	rc = config_load(argc, argv, &b.cfg, err, sizeof(err));
+	if (rc < 0) {
 		fprintf(stderr, "distreg-bridge: %s\n", err);
-		return 2;
+		return CONFIG_EXIT_USAGE;
 	}
-	log_set_level(b.cfg.log_level);
-	if (b.cfg.key_file[0]) {
-		rc = wire_key_load(b.cfg.key_file, &b.key);
-		if (rc < 0) {
-			log_error("key file %s: %s", b.cfg.key_file,
-				  rc == -EPERM ? "readable or writable by group or others (chmod 600 it)"
-					       : rc == -EINVAL ? "not 32 bytes, raw or as 64 hex digits"
-							       : strerror(-rc));
-			return 2;
-		}
-	} else {
-		log_info("no key file: listening on loopback only, messages are not authenticated");
+	if (rc == CONFIG_HELP) {
+		config_usage(stdout);
+		return 0;
 	}
+	if (rc == CONFIG_VERSION) {
+		puts(config_version());
+		return 0;
+	}
+	log_init(NULL, b.cfg.log_level);
+	b.key = b.cfg.key;
+	if (!b.key.set)
+		log_info("no key file: bus and rpc on loopback only, frames not authenticated");
 	snprintf(b.host, sizeof(b.host), "%s", b.cfg.host);
 	b.incarnation = realtime_ns();
 	b.bus = b.rep = -1;
@@ -251,7 +249,7 @@ int main(int argc, char **argv)
 		detach(&b);
 		return 1;
 	}
-	log_info("host %s up: segment %s, bus %s, rpc %s, incarnation %llu, %zu seed%s",
+	log_info("host %s up: segment %s, bus %s, rpc %s, incarnation %llu, %u seed%s",
 		 b.host, b.cfg.segment, b.cfg.bus, b.cfg.rpc, (unsigned long long)b.incarnation,
 		 b.cfg.npeers, b.cfg.npeers == 1 ? "" : "s");
 	rc = run(&b);
@@ -268,5 +266,7 @@ int main(int argc, char **argv)
 	idmap_finish(&b.calls);
 	free(b.frame);
 	free(b.rx);
+	sodium_memzero(&b.key, sizeof(b.key));
+	config_finish(&b.cfg);
 	return rc < 0 ? 1 : 0;
 }

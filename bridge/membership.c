@@ -65,7 +65,7 @@ static struct peer *peer_add(struct bridge *b, const char *bus, size_t len, bool
 		return p;
 	}
 	if (b->npeers == DR_HOSTS_MAX - 1) {
-		log_once_warn("peers-full", 1, "%d peers known: ignoring %.*s and any further one",
+		log_once(&b->once, "peers-full", 1, LOG_LEVEL_WARN, "%d peers known: ignoring %.*s and any further one",
 			      DR_HOSTS_MAX - 1, (int)len, bus);
 		return NULL;
 	}
@@ -97,7 +97,7 @@ static void dial(struct bridge *b, struct peer *p, uint64_t now)
 
 	if (eid < 0) {
 		/* A malformed address: nanomsg checks it here. */
-		log_once_warn(p->bus, 2, "cannot dial %s: %s; ignoring it", p->bus,
+		log_once(&b->once, p->bus, 2, LOG_LEVEL_WARN, "cannot dial %s: %s; ignoring it", p->bus,
 			      nn_strerror(nn_errno()));
 		p->state = DR_HOST_IGNORED;
 		p->retry_ns = now + IGNORED_RETRY_NS;
@@ -213,7 +213,7 @@ static void send_frame(struct bridge *b, struct wire_buf *w, const char *what)
 	/* BUS drops for slow peers anyway; a heartbeat that cannot go now
 	 * is one the failure detector tolerates. */
 	if (nn_send(b->bus, b->frame, (size_t)len, NN_DONTWAIT) < 0 && nn_errno() != EAGAIN)
-		log_once_warn("bus-send", 1, "BUS send: %s", nn_strerror(nn_errno()));
+		log_once(&b->once, "bus-send", 1, LOG_LEVEL_WARN, "BUS send: %s", nn_strerror(nn_errno()));
 }
 
 static void heartbeat(struct bridge *b)
@@ -268,7 +268,7 @@ static void on_heartbeat(struct bridge *b, const struct wire_hdr *h, const unsig
 
 	if (wire_heartbeat_parse(body, len, &hb) < 0) {
 		b->n.dropped_malformed++;
-		log_once_warn("hb-malformed", 1, "a malformed heartbeat from %s (counted; more are not logged)",
+		log_once(&b->once, "hb-malformed", 1, LOG_LEVEL_WARN, "a malformed heartbeat from %s (counted; more are not logged)",
 			      h->host);
 		return;
 	}
@@ -344,6 +344,7 @@ static void on_heartbeat(struct bridge *b, const struct wire_hdr *h, const unsig
 		log_info("host %s is up again", p->host);
 	p->state = DR_HOST_UP;
 	if (!was_live) {
+		log_once_forget(&b->once, p->bus); /* a later failure is news again */
 		log_info("host %s is %s (bus %s, rpc %s, incarnation %llu)", p->host,
 			 restarted ? "back (restarted)" : "up", p->bus, p->rpc,
 			 (unsigned long long)p->incarnation);
@@ -375,7 +376,7 @@ void membership_recv(struct bridge *b)
 
 		if (n < 0) {
 			if (nn_errno() != EAGAIN && nn_errno() != EINTR)
-				log_once_warn("bus-recv", 1, "BUS receive: %s", nn_strerror(nn_errno()));
+				log_once(&b->once, "bus-recv", 1, LOG_LEVEL_WARN, "BUS receive: %s", nn_strerror(nn_errno()));
 			return;
 		}
 		rc = wire_open(b->rx, (size_t)n, &b->key, &h, &body, &blen);
@@ -386,13 +387,13 @@ void membership_recv(struct bridge *b)
 				b->n.dropped_version++;
 			else
 				b->n.dropped_malformed++;
-			log_once_warn("bus-bad", 1, "dropped a bad frame on the bus: %s "
+			log_once(&b->once, "bus-bad", 1, LOG_LEVEL_WARN, "dropped a bad frame on the bus: %s "
 				      "(counted; more are not logged)", strerror(-rc));
 			continue;
 		}
 		if (strcmp(h.host, b->host) == 0) {
 			if (h.incarnation != b->incarnation)
-				log_once_warn("dup-host", 1, "another bridge calls itself %s", b->host);
+				log_once(&b->once, "dup-host", 1, LOG_LEVEL_WARN, "another bridge calls itself %s", b->host);
 			continue;
 		}
 		if (h.type == WIRE_HEARTBEAT)
@@ -435,7 +436,7 @@ void membership_tick(struct bridge *b, uint64_t now)
 		if (p->state == 0 && p->dial >= 0 && now - p->dialled_ns > down) {
 			/* Dialled for down-after and never a valid heartbeat:
 			 * nothing there, or nothing that speaks our protocol. */
-			log_once_warn(p->bus, 3, "no bridge answers at %s: ignored, tried again every %llu s",
+			log_once(&b->once, p->bus, 3, LOG_LEVEL_WARN, "no bridge answers at %s: ignored, tried again every %llu s",
 				      p->bus, (unsigned long long)(IGNORED_RETRY_NS / 1000000000ull));
 			p->state = DR_HOST_IGNORED;
 			p->retry_ns = now + IGNORED_RETRY_NS;

@@ -92,7 +92,7 @@ void reaper_scan(struct bridge *b)
 	int rc = dr_admin_procs(b->r, procs, sizeof(procs) / sizeof(procs[0]), &n);
 
 	if (rc < 0 && rc != -ERANGE) {
-		log_once_warn("procs", 1, "cannot list the attached processes: %s", dr_strerror(rc));
+		log_once(&b->once, "procs", 1, LOG_LEVEL_WARN, "cannot list the attached processes: %s", dr_strerror(rc));
 		return;
 	}
 	if (n > sizeof(procs) / sizeof(procs[0]))

@@ -61,7 +61,7 @@ static void answer(struct bridge *b, struct item *it, int status, const void *da
 	rc = status ? dr_reply_error(b->mb, &it->caller, status)
 		    : dr_reply(b->mb, &it->caller, data, len);
 	if (rc < 0 && rc != -ENOENT)
-		log_once_warn("reply-local", 1, "cannot answer a local caller: %s "
+		log_once(&b->once, "reply-local", 1, LOG_LEVEL_WARN, "cannot answer a local caller: %s "
 			      "(it will time out; more are not logged)", dr_strerror(rc));
 }
 
@@ -126,6 +126,7 @@ int rpc_start(struct bridge *b)
 
 void rpc_peer_up(struct bridge *b, struct peer *p)
 {
+	(void)b;
 	if (p->req >= 0 && strcmp(p->req_url, p->rpc) == 0)
 		return;
 	if (p->req >= 0)
@@ -153,7 +154,7 @@ void rpc_peer_up(struct bridge *b, struct peer *p)
 /* ---------------------------------------------------------------------- */
 /* Outbound batches */
 
-static void batch_free(struct bridge *b, struct peer *p, struct obatch *ob)
+static void batch_free(struct peer *p, struct obatch *ob)
 {
 	struct obatch **pp;
 
@@ -188,8 +189,7 @@ static int batch_send(struct bridge *b, struct peer *p, struct obatch *ob, uint6
 	b->frame[3] = (unsigned char)reqid;
 	wire_begin(&w, b->frame + 4, WIRE_FRAME_MAX - 4, WIRE_BATCH, b->host, b->incarnation,
 		   ++b->seq);
-	wire_put_u64(&w, ob->no);
-	wire_put_u32(&w, ob->n);
+	wire_put_batch_head(&w, p->host, ob->no, ob->n);
 	for (struct item *it = ob->items; it; it = it->next) {
 		int32_t left = -1;
 
@@ -209,7 +209,7 @@ static int batch_send(struct bridge *b, struct peer *p, struct obatch *ob, uint6
 	if (nn_send(p->req, b->frame, (size_t)len + 4, NN_DONTWAIT) < 0) {
 		if (nn_errno() == EAGAIN)
 			return -EAGAIN;
-		log_once_warn("req-send", 1, "rpc send to %s: %s", p->host, nn_strerror(nn_errno()));
+		log_once(&b->once, "req-send", 1, LOG_LEVEL_WARN, "rpc send to %s: %s", p->host, nn_strerror(nn_errno()));
 		return -EAGAIN;
 	}
 	if (ob->sends++)
@@ -298,7 +298,7 @@ void rpc_peer_down(struct bridge *b, struct peer *p)
 
 		for (struct item *it = ob->items; it; it = it->next)
 			answer(b, it, -EHOSTUNREACH, NULL, 0);
-		batch_free(b, p, ob);
+		batch_free(p, ob);
 	}
 	while (p->queue) {
 		struct item *it = p->queue;
@@ -320,9 +320,16 @@ static void on_reply(struct bridge *b, struct peer *p, const unsigned char *body
 	uint32_t count;
 	struct obatch *ob;
 	struct item *cur;
+	const char *to;
+	uint8_t to_len;
 
-	if (wire_reply_check(body, len) < 0 || wire_batch_head(&rd, body, len, &no, &count) < 0) {
+	if (wire_reply_check(body, len) < 0 ||
+	    wire_batch_head(&rd, body, len, &to, &to_len, &no, &count) < 0) {
 		b->n.dropped_malformed++;
+		return;
+	}
+	if (to_len != strlen(b->host) || memcmp(to, b->host, to_len) != 0) {
+		b->n.dropped_replay++; /* sealed for another host: replayed to us */
 		return;
 	}
 	for (ob = p->inflight; ob && ob->no != no; ob = ob->next)
@@ -361,7 +368,7 @@ static void on_reply(struct bridge *b, struct peer *p, const unsigned char *body
 	/* A reply may come in several frames; the batch is done when every
 	 * call has its answer (a batch of casts: at its first reply). */
 	if (ob->waiting == 0)
-		batch_free(b, p, ob);
+		batch_free(p, ob);
 }
 
 void rpc_req_recv(struct bridge *b, struct peer *p)
@@ -441,7 +448,7 @@ static void ibatch_reply(struct bridge *b, struct ibatch *ib)
 		wire_begin(&w, b->frame, WIRE_FRAME_MAX, WIRE_REPLY, b->host, b->incarnation,
 			   ++b->seq);
 		room = wire_room(&w, &b->key);
-		room = room > 12 ? room - 12 : 0;
+		room = room > 13 + DR_HOST_MAX ? room - 13 - DR_HOST_MAX : 0;
 		for (j = i; j < ib->n; j++) {
 			size_t need = 8 + 4 + 4 + ib->items[j].len;
 
@@ -450,8 +457,7 @@ static void ibatch_reply(struct bridge *b, struct ibatch *ib)
 			room = need > room ? 0 : room - need;
 			k++;
 		}
-		wire_put_u64(&w, ib->no);
-		wire_put_u32(&w, k);
+		wire_put_batch_head(&w, ib->to, ib->no, k);
 		for (j = i; j < i + k; j++) {
 			const struct ritem *ri = &ib->items[j];
 
@@ -471,7 +477,7 @@ static void ibatch_reply(struct bridge *b, struct ibatch *ib)
 		/* A raw REP drops what its pipe cannot take now, silently:
 		 * the sender resends the batch and gets this from the cache. */
 		if (nn_sendmsg(b->rep, &hdr, NN_DONTWAIT) < 0 && nn_errno() != EAGAIN)
-			log_once_warn("rep-send", 1, "rpc reply: %s", nn_strerror(nn_errno()));
+			log_once(&b->once, "rep-send", 1, LOG_LEVEL_WARN, "rpc reply: %s", nn_strerror(nn_errno()));
 	} while (i < ib->n);
 	ib->replied = true;
 }
@@ -573,12 +579,19 @@ static void on_batch(struct bridge *b, struct peer *p, const struct wire_hdr *h,
 	struct origin *o = &p->origin;
 	struct wire_rd rd;
 	struct ibatch *ib;
+	const char *to;
+	uint8_t to_len;
 	uint64_t no;
 	uint32_t count;
 	bool deliverable;
 
-	if (wire_batch_check(body, len) < 0 || wire_batch_head(&rd, body, len, &no, &count) < 0) {
+	if (wire_batch_check(body, len) < 0 ||
+	    wire_batch_head(&rd, body, len, &to, &to_len, &no, &count) < 0) {
 		b->n.dropped_malformed++;
+		return;
+	}
+	if (to_len != strlen(b->host) || memcmp(to, b->host, to_len) != 0) {
+		b->n.dropped_replay++; /* sealed for another host: replayed to us */
 		return;
 	}
 	b->n.batches_received++;
@@ -602,6 +615,8 @@ static void on_batch(struct bridge *b, struct peer *p, const struct wire_hdr *h,
 		return;
 	}
 	ib = ibatch_new(no, count, ctl, ctl_len);
+	if (ib)
+		snprintf(ib->to, sizeof(ib->to), "%s", p->host);
 	if (!ib) {
 		log_error("out of memory for an inbound batch");
 		return;
@@ -786,7 +801,7 @@ void rpc_mailbox(struct bridge *b)
 		if (rc == -EAGAIN)
 			return;
 		if (rc < 0) {
-			log_once_warn("mb-recv", 1, "mailbox: %s", dr_strerror(rc));
+			log_once(&b->once, "mb-recv", 1, LOG_LEVEL_WARN, "mailbox: %s", dr_strerror(rc));
 			return;
 		}
 		if (m.kind == DR_MSG_REPLY)
@@ -842,7 +857,7 @@ void rpc_tick(struct bridge *b, uint64_t now)
 			}
 			if ((calls && ob->waiting == 0) ||
 			    (!calls && now - ob->sent_ns > CAST_GIVEUP_NS)) {
-				batch_free(b, p, ob);
+				batch_free(p, ob);
 				continue;
 			}
 			if (live(p->state) && now - ob->last_ns >= retry_after(p))

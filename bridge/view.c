@@ -30,7 +30,10 @@ int view_publish(struct bridge *b)
 			continue; /* dialled, not heard from yet */
 		/* An address that never answered has no host id: it is
 		 * listed under its address (cut to a host id's length). */
-		snprintf(h->id, sizeof(h->id), "%s", p->host[0] ? p->host : p->bus);
+		if (p->host[0])
+			memcpy(h->id, p->host, sizeof(h->id));
+		else
+			snprintf(h->id, sizeof(h->id), "%.*s", DR_HOST_MAX, p->bus);
 		for (size_t j = 0; j < n && !dup; j++)
 			dup = strcmp(hosts[j].id, h->id) == 0;
 		if (dup)

@@ -462,10 +462,13 @@ int wire_heartbeat_parse(const unsigned char *body, size_t len, struct wire_hear
 	return rd.err;
 }
 
-int wire_batch_head(struct wire_rd *rd, const unsigned char *body, size_t len, uint64_t *batch,
-		    uint32_t *count)
+int wire_batch_head(struct wire_rd *rd, const unsigned char *body, size_t len, const char **to,
+		    uint8_t *to_len, uint64_t *batch, uint32_t *count)
 {
 	rd_init(rd, body, len);
+	*to = (const char *)get_str8(rd, 1, DR_HOST_MAX, to_len);
+	if (!rd->err && !wire_host_ok(*to, *to_len))
+		fail(rd);
 	*batch = get_u64(rd);
 	*count = get_u32(rd);
 	if (!rd->err && (*count > WIRE_ITEMS_MAX || *count > rd->left / REPLY_ITEM_MIN))
@@ -473,6 +476,13 @@ int wire_batch_head(struct wire_rd *rd, const unsigned char *body, size_t len, u
 	if (rd->err)
 		*count = 0;
 	return rd->err;
+}
+
+void wire_put_batch_head(struct wire_buf *b, const char *to, uint64_t batch, uint32_t count)
+{
+	wire_put_str8(b, to, strlen(to));
+	wire_put_u64(b, batch);
+	wire_put_u32(b, count);
 }
 
 int wire_batch_item(struct wire_rd *rd, struct wire_item *it)
@@ -510,10 +520,12 @@ int wire_batch_check(const unsigned char *body, size_t len)
 {
 	struct wire_rd rd;
 	struct wire_item it;
+	const char *to;
+	uint8_t to_len;
 	uint64_t batch;
 	uint32_t count;
 
-	if (wire_batch_head(&rd, body, len, &batch, &count))
+	if (wire_batch_head(&rd, body, len, &to, &to_len, &batch, &count))
 		return -EBADMSG;
 	if (count > rd.left / BATCH_ITEM_MIN)
 		return -EBADMSG;
@@ -527,10 +539,12 @@ int wire_reply_check(const unsigned char *body, size_t len)
 {
 	struct wire_rd rd;
 	struct wire_reply_item it;
+	const char *to;
+	uint8_t to_len;
 	uint64_t batch;
 	uint32_t count;
 
-	if (wire_batch_head(&rd, body, len, &batch, &count))
+	if (wire_batch_head(&rd, body, len, &to, &to_len, &batch, &count))
 		return -EBADMSG;
 	for (uint32_t i = 0; i < count; i++)
 		if (wire_reply_item(&rd, &it))

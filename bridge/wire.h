@@ -22,11 +22,17 @@
  *   HEARTBEAT  proto u32, epoch u64 (the sender's view epoch),
  *              bus str8, rpc str8, npeers u16, npeers x bus str8
  *   LEAVE      empty
- *   BATCH      batch u64, count u32, count x item:
+ *   BATCH      to str8 (the receiver's host id), batch u64, count u32,
+ *              count x item:
  *              op u8 (DR_FWD_*), id u64, timeout_ms i32 (-1 none),
  *              name str8 (1..DR_NAME_MAX), data u32-length bytes
- *   REPLY      batch u64, count u32, count x item:
+ *   REPLY      to str8, batch u64, count u32, count x item:
  *              id u64, status i32 (0 or a negative errno), data u32-length bytes
+ * The receiver of a BATCH or REPLY checks that "to" is its own host id: a
+ * sender's sequence numbers count its frames to every peer, so without it
+ * a sealed frame recorded on its way to one host could be replayed, once,
+ * to another that has not seen that sequence. (Heartbeats and LEAVE go to
+ * every peer alike: a replay elsewhere tells nothing that was not true.)
  * where str8 is a u8 length and that many bytes (addresses: 1..DR_ADDR_MAX).
  * A body must be consumed exactly: trailing bytes make the frame malformed.
  */
@@ -181,7 +187,9 @@ struct wire_reply_item {
  * end. The caller that iterates itself checks rd->left == 0 at the end.
  */
 int wire_batch_head(struct wire_rd *rd, const unsigned char *body, size_t len,
-		    uint64_t *batch, uint32_t *count);
+		    const char **to, uint8_t *to_len, uint64_t *batch, uint32_t *count);
+/* The head of a BATCH or REPLY body being built. */
+void wire_put_batch_head(struct wire_buf *b, const char *to, uint64_t batch, uint32_t count);
 int wire_batch_item(struct wire_rd *rd, struct wire_item *it);
 int wire_reply_item(struct wire_rd *rd, struct wire_reply_item *it);
 /* The whole body is well formed (every item, nothing left over): 0 or -EBADMSG. */

@@ -164,6 +164,8 @@ static void bodies(const uint8_t *data, size_t size)
 	CHECK(out);
 	for (uint8_t type = WIRE_HEARTBEAT; type <= WIRE_REPLY; type++) {
 		struct wire_rd rd;
+		const char *to;
+		uint8_t to_len;
 		uint64_t batch;
 		uint32_t count;
 		int ok = -1;
@@ -183,7 +185,7 @@ static void bodies(const uint8_t *data, size_t size)
 			break;
 		case WIRE_BATCH:
 		case WIRE_REPLY: {
-			bool all = wire_batch_head(&rd, data, size, &batch, &count) == 0;
+			bool all = wire_batch_head(&rd, data, size, &to, &to_len, &batch, &count) == 0;
 
 			for (uint32_t i = 0; all && i < count; i++) {
 				if (type == WIRE_BATCH) {

@@ -65,6 +65,8 @@ static inline long sample_reencode(void *buf, size_t cap, const struct wire_hdr 
 	static struct wire_heartbeat hb; /* 4 KiB of peers: not on the stack */
 	struct wire_buf b;
 	struct wire_rd rd;
+	const char *to;
+	uint8_t to_len;
 	uint64_t batch;
 	uint32_t count;
 
@@ -81,8 +83,9 @@ static inline long sample_reencode(void *buf, size_t cap, const struct wire_hdr 
 		break;
 	case WIRE_BATCH:
 	case WIRE_REPLY:
-		if (wire_batch_head(&rd, body, body_len, &batch, &count))
+		if (wire_batch_head(&rd, body, body_len, &to, &to_len, &batch, &count))
 			return -EBADMSG;
+		wire_put_str8(&b, to, to_len);
 		wire_put_u64(&b, batch);
 		wire_put_u32(&b, count);
 		for (uint32_t i = 0; i < count; i++) {
@@ -190,6 +193,13 @@ static inline long sample_frame(void *buf, size_t cap, enum wire_type type, unsi
 	case WIRE_BATCH:
 	case WIRE_REPLY:
 		n = i % 8 == 3 ? 64 : i % 8;
+		{
+			char to[DR_HOST_MAX];
+			size_t tl = longest ? DR_HOST_MAX : 1 + sample_mix(&s) % DR_HOST_MAX;
+
+			sample_text(&s, to, tl);
+			wire_put_str8(&b, to, tl);
+		}
 		wire_put_u64(&b, i == 0 ? 0 : sample_mix(&s));
 		wire_put_u32(&b, n);
 		for (unsigned j = 0; j < n; j++) {

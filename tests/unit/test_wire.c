@@ -182,6 +182,7 @@ static void known_frames(const struct wire_key *key)
 
 	/* BATCH */
 	wire_begin(&b, buf, sizeof(buf), WIRE_BATCH, "gamma", 5, 6);
+	wire_put_str8(&b, "to", 2);
 	wire_put_u64(&b, 1234);
 	wire_put_u32(&b, 3);
 	for (int i = 0; i < 3; i++) {
@@ -198,10 +199,12 @@ static void known_frames(const struct wire_key *key)
 	{
 		struct wire_rd rd;
 		struct wire_item it;
+		const char *to;
+		uint8_t to_len;
 		uint64_t batch;
 		uint32_t count;
 
-		cr_assert_eq(wire_batch_head(&rd, body, bl, &batch, &count), 0);
+		cr_assert_eq(wire_batch_head(&rd, body, bl, &to, &to_len, &batch, &count), 0);
 		cr_assert_eq(batch, 1234);
 		cr_assert_eq(count, 3);
 		for (int i = 0; i < 3; i++) {
@@ -219,6 +222,7 @@ static void known_frames(const struct wire_key *key)
 
 	/* REPLY */
 	wire_begin(&b, buf, sizeof(buf), WIRE_REPLY, "delta", 7, 8);
+	wire_put_str8(&b, "to", 2);
 	wire_put_u64(&b, 1234);
 	wire_put_u32(&b, 2);
 	wire_put_u64(&b, 100);
@@ -234,10 +238,12 @@ static void known_frames(const struct wire_key *key)
 	{
 		struct wire_rd rd;
 		struct wire_reply_item it;
+		const char *to;
+		uint8_t to_len;
 		uint64_t batch;
 		uint32_t count;
 
-		cr_assert_eq(wire_batch_head(&rd, body, bl, &batch, &count), 0);
+		cr_assert_eq(wire_batch_head(&rd, body, bl, &to, &to_len, &batch, &count), 0);
 		cr_assert_eq(count, 2);
 		cr_assert_eq(wire_reply_item(&rd, &it), 0);
 		cr_assert_eq(it.id, 100);
@@ -334,6 +340,7 @@ Test(wire, longest_fields_are_accepted)
 	cr_assert_eq(hb.npeers, WIRE_PEERS_MAX);
 
 	wire_begin(&b, buf, sizeof(buf), WIRE_BATCH, host, 1, 1);
+	wire_put_str8(&b, "to", 2);
 	wire_put_u64(&b, 1);
 	wire_put_u32(&b, WIRE_ITEMS_MAX);
 	for (int i = 0; i < WIRE_ITEMS_MAX; i++) {
@@ -728,6 +735,7 @@ static int batch_of_one(uint8_t op, int32_t timeout, size_t name_len, uint32_t d
 	size_t n;
 
 	body_begin(&bd);
+	wire_put_str8(&bd.b, "to", 2);
 	wire_put_u64(&bd.b, 1);
 	wire_put_u32(&bd.b, 1);
 	wire_put_u8(&bd.b, op);
@@ -764,6 +772,7 @@ static int reply_of_one(int32_t status, uint32_t data_len_field, size_t data_len
 	size_t n;
 
 	body_begin(&bd);
+	wire_put_str8(&bd.b, "to", 2);
 	wire_put_u64(&bd.b, 1);
 	wire_put_u32(&bd.b, 1);
 	wire_put_u64(&bd.b, 9);
@@ -792,37 +801,42 @@ Test(wire, counts_are_checked_before_items_are_read)
 	struct body bd;
 	const unsigned char *p;
 	struct wire_rd rd;
+	const char *to;
+	uint8_t to_len;
 	uint64_t batch;
 	uint32_t count;
 	size_t n;
 
 	/* More than WIRE_ITEMS_MAX. */
 	body_begin(&bd);
+	wire_put_str8(&bd.b, "to", 2);
 	wire_put_u64(&bd.b, 1);
 	wire_put_u32(&bd.b, WIRE_ITEMS_MAX + 1);
 	for (int i = 0; i < 500; i++)
 		wire_put_u8(&bd.b, 0);
 	p = body_of(&bd, &n);
-	cr_assert_eq(wire_batch_head(&rd, p, n, &batch, &count), -EBADMSG);
+	cr_assert_eq(wire_batch_head(&rd, p, n, &to, &to_len, &batch, &count), -EBADMSG);
 	cr_assert_eq(count, 0);
 	cr_assert_eq(wire_batch_check(p, n), -EBADMSG);
 	cr_assert_eq(wire_reply_check(p, n), -EBADMSG);
 
 	/* A count that cannot fit in what is left: 2 items in 16 bytes. */
 	body_begin(&bd);
+	wire_put_str8(&bd.b, "to", 2);
 	wire_put_u64(&bd.b, 1);
 	wire_put_u32(&bd.b, 2);
 	for (int i = 0; i < 16; i++)
 		wire_put_u8(&bd.b, 0);
 	p = body_of(&bd, &n);
-	cr_assert_eq(wire_batch_head(&rd, p, n, &batch, &count), -EBADMSG);
+	cr_assert_eq(wire_batch_head(&rd, p, n, &to, &to_len, &batch, &count), -EBADMSG);
 
 	/* A read past a failure returns zeros and keeps the error. */
 	body_begin(&bd);
+	wire_put_str8(&bd.b, "to", 2);
 	wire_put_u64(&bd.b, 7);
 	wire_put_u32(&bd.b, 0);
 	p = body_of(&bd, &n);
-	cr_assert_eq(wire_batch_head(&rd, p, n, &batch, &count), 0);
+	cr_assert_eq(wire_batch_head(&rd, p, n, &to, &to_len, &batch, &count), 0);
 	cr_assert_eq(batch, 7);
 	cr_assert_eq(count, 0);
 	{
