@@ -355,11 +355,19 @@ static void on_heartbeat(struct bridge *b, const struct wire_hdr *h, const unsig
 static void on_leave(struct bridge *b, const struct wire_hdr *h, size_t len)
 {
 	struct peer *p = peer_by_host(b, h->host);
+	int rc;
 
-	if (!p || len != 0)
+	if (len != 0) {
+		b->n.dropped_malformed++;
 		return;
-	if (wire_replay_check(&p->replay, h->incarnation, h->seq) < 0)
+	}
+	if (!p)
 		return;
+	rc = wire_replay_check(&p->replay, h->incarnation, h->seq);
+	if (rc < 0) {
+		b->n.dropped_replay += rc != -EALREADY;
+		return;
+	}
 	if (h->incarnation == p->incarnation && live(p->state)) {
 		log_info("host %s left", p->host);
 		set_down(b, p, "left");
