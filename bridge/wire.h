@@ -22,11 +22,17 @@
  *   HEARTBEAT  proto u32, epoch u64 (the sender's view epoch),
  *              bus str8, rpc str8, npeers u16, npeers x bus str8
  *   LEAVE      empty
- *   BATCH      batch u64, count u32, count x item:
+ *   BATCH      to str8 (the receiver's host id), batch u64, count u32,
+ *              count x item:
  *              op u8 (DR_FWD_*), id u64, timeout_ms i32 (-1 none),
  *              name str8 (1..DR_NAME_MAX), data u32-length bytes
- *   REPLY      batch u64, count u32, count x item:
+ *   REPLY      to str8, batch u64, count u32, count x item:
  *              id u64, status i32 (0 or a negative errno), data u32-length bytes
+ * The receiver of a BATCH or REPLY checks that "to" is its own host id: a
+ * sender's sequence numbers count its frames to every peer, so without it
+ * a sealed frame recorded on its way to one host could be replayed, once,
+ * to another that has not seen that sequence. (Heartbeats and LEAVE go to
+ * every peer alike: a replay elsewhere tells nothing that was not true.)
  * where str8 is a u8 length and that many bytes (addresses: 1..DR_ADDR_MAX).
  * A body must be consumed exactly: trailing bytes make the frame malformed.
  */
@@ -86,10 +92,17 @@ struct wire_buf {
 	size_t cap;
 	size_t len;
 	size_t body_at;               /* where the body starts */
-	int err;                      /* 0, or -EMSGSIZE */
+	int err;                      /* 0, -EMSGSIZE, or -EINVAL (wire_begin) */
 };
 
-/* Start a frame in buf (cap bytes): the header, then the body follows. */
+/* A host id wire_open() accepts: 1..DR_HOST_MAX bytes, each printable
+ * ASCII other than space (0x21..0x7e); so no NUL. config.c checks --host
+ * with it. */
+bool wire_host_ok(const char *host, size_t len);
+
+/* Start a frame in buf (cap bytes): the header, then the body follows.
+ * A type out of range or a host id wire_host_ok() refuses sets err to
+ * -EINVAL (nothing is built that a peer would refuse). */
 void wire_begin(struct wire_buf *b, void *buf, size_t cap, enum wire_type type,
 		const char *host, uint64_t incarnation, uint64_t seq);
 void wire_put_u8(struct wire_buf *b, uint8_t v);
@@ -103,7 +116,10 @@ size_t wire_room(const struct wire_buf *b, const struct wire_key *key);
 /*
  * Finish the frame: fill in bodylen and, with a key, seal the body in place
  * (the buffer must have WIRE_NONCE_BYTES + WIRE_TAG_BYTES of room beyond
- * it). Returns the frame's length, or a negative errno (-EMSGSIZE).
+ * it; the nonce comes from randombytes_buf()). Returns the frame's length,
+ * or a negative errno: -EMSGSIZE no room, or longer than WIRE_FRAME_MAX;
+ * the -EINVAL of wire_begin(); -EIO libsodium could not start (no source of
+ * randomness). Call it once per frame.
  */
 long wire_finish(struct wire_buf *b, const struct wire_key *key);
 
@@ -114,6 +130,11 @@ long wire_finish(struct wire_buf *b, const struct wire_key *key);
  * refused. Returns 0, or: -EPROTO not a frame (magic, length, host id);
  * -EPROTONOSUPPORT another version; -EACCES sealing missing, unexpected or
  * failed (a wrong key, or a forged or altered frame).
+ * Also -EPROTO: an unknown type, unknown flag bits, a frame longer than
+ * WIRE_FRAME_MAX, or a sealed body shorter than nonce and tag. On -EACCES
+ * *h holds the header as the frame claims it (not authentic: for a log
+ * line only); on other errors *h is unspecified. A failed sealed frame's
+ * body bytes are overwritten.
  */
 int wire_open(void *frame, size_t len, const struct wire_key *key, struct wire_hdr *h,
 	      unsigned char **body, size_t *body_len);
@@ -135,7 +156,10 @@ struct wire_heartbeat {
 	struct { const char *p; uint8_t len; } peers[WIRE_PEERS_MAX];
 };
 
-/* Parse a HEARTBEAT body (LEAVE has none). 0 or -EBADMSG. */
+/* Parse a HEARTBEAT body (LEAVE has none: its body_len must be 0).
+ * Addresses are 1..DR_ADDR_MAX printable bytes (as host ids); npeers at
+ * most WIRE_PEERS_MAX. The protocol number is returned, not judged.
+ * 0 or -EBADMSG (then npeers is 0). */
 int wire_heartbeat_parse(const unsigned char *body, size_t len, struct wire_heartbeat *out);
 
 struct wire_item {
@@ -156,10 +180,16 @@ struct wire_reply_item {
  * BATCH and REPLY bodies: parse the head (batch number, count), then each
  * item in turn. The items are checked as they are read; a bridge checks the
  * whole body first (wire_batch_check) so that it never acts on half of a
- * malformed batch.
+ * malformed batch. A head whose count exceeds WIRE_ITEMS_MAX, or cannot
+ * fit in what is left, is refused. An item is refused for: op not one of
+ * DR_FWD_CALL..DR_FWD_WHEREIS, timeout_ms below -1, a name of 0 or more
+ * than DR_NAME_MAX bytes, status above 0 or below -4095, a length past the
+ * end. The caller that iterates itself checks rd->left == 0 at the end.
  */
 int wire_batch_head(struct wire_rd *rd, const unsigned char *body, size_t len,
-		    uint64_t *batch, uint32_t *count);
+		    const char **to, uint8_t *to_len, uint64_t *batch, uint32_t *count);
+/* The head of a BATCH or REPLY body being built. */
+void wire_put_batch_head(struct wire_buf *b, const char *to, uint64_t batch, uint32_t count);
 int wire_batch_item(struct wire_rd *rd, struct wire_item *it);
 int wire_reply_item(struct wire_rd *rd, struct wire_reply_item *it);
 /* The whole body is well formed (every item, nothing left over): 0 or -EBADMSG. */
@@ -169,11 +199,16 @@ int wire_reply_check(const unsigned char *body, size_t len);
 /*
  * Replay protection, per peer host: the newest incarnation seen, the
  * highest sequence of it and a window of WIRE_WINDOW sequences below.
- * Check after wire_open() has authenticated the frame:
+ * Check after wire_open() has authenticated the frame (never before: an
+ * unauthenticated frame could push the window forward, or claim a newer
+ * incarnation, and so make every genuine frame that follows a "replay"):
  *   0        new: accept (and now recorded);
  *   -EALREADY seen before (a duplicate, or a replay);
  *   -ESTALE  an older incarnation, or below the window.
- * A newer incarnation resets the window (the peer restarted).
+ * A newer incarnation resets the window (the peer restarted). A zeroed
+ * struct wire_replay is empty: its first frame is accepted, whatever its
+ * incarnation and sequence. One per peer; no locking (the bridge has one
+ * thread).
  */
 #define WIRE_WINDOW 1024
 struct wire_replay {
@@ -185,7 +220,9 @@ int wire_replay_check(struct wire_replay *w, uint64_t incarnation, uint64_t seq)
 
 /* The key file: 32 bytes, raw or as 64 hex digits (whitespace around them
  * ignored); the file must not be readable or writable by group or others.
- * 0, or -EPERM its mode, -EINVAL its content, or the errno of open/read. */
+ * 0, or -EPERM its mode (any group or other bit), -EINVAL its content (or
+ * not a regular file, or an all-zero key), or the errno of open/read.
+ * On error key->set is false and key->k zeroed. */
 int wire_key_load(const char *path, struct wire_key *key);
 
 #endif /* DISTREG_WIRE_H */

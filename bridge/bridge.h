@@ -1,0 +1,204 @@
+/*
+ * bridge.h - the bridge daemon's state, shared by its files. One thread:
+ * everything here is touched only from the loop in main.c.
+ */
+#ifndef DISTREG_BRIDGE_H
+#define DISTREG_BRIDGE_H
+
+#include <poll.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <distreg.h>
+#include <distreg_admin.h>
+
+#include "config.h"
+#include "idmap.h"
+#include "log.h"
+#include "wire.h"
+
+/* Heartbeat inter-arrival times the failure detector remembers. */
+#define PHI_WINDOW 100
+/* phi above this: suspect (Hayashibara et al. use 8 for a 1-in-10^8 error). */
+#define PHI_SUSPECT 8.0
+/* An ignored address is dialled again after this long (distreg's rule). */
+#define IGNORED_RETRY_NS (10ull * 1000 * 1000 * 1000)
+/* How often the reaper lists the attached processes: a process that dies
+ * before it was seen is found dead at the next listing. */
+#define REAP_SCAN_NS (25ull * 1000 * 1000)
+/* Batches in flight to one peer before the next waits. */
+#define BATCHES_IN_FLIGHT 64
+/* A batch takes at most this many items and bytes of payload. */
+#define BATCH_ITEMS 256
+#define BATCH_BYTES (64u * 1024)
+/* Resent no sooner than this after the last send (and at least 4 round trips). */
+#define RETRY_MIN_NS (50ull * 1000 * 1000)
+/* A batch of casts only (no deadline) is dropped after this long unanswered. */
+#define CAST_GIVEUP_NS (2000ull * 1000 * 1000)
+/* Inbound batches remembered per origin, to answer resends. */
+#define ORIGIN_CACHE 1024
+/* How long a stopping bridge waits for the calls in flight. */
+#define DRAIN_NS (2000ull * 1000 * 1000)
+
+/* Phi-accrual failure detector of one peer. */
+struct phi {
+	double iv[PHI_WINDOW];         /* inter-arrival times, ms, a ring */
+	uint32_t n, at;
+	uint64_t last_ns;              /* last heartbeat */
+};
+
+/* A message a local process handed us for another host, in a queue or a
+ * batch, until it is answered (calls) or acknowledged (casts). */
+struct item {
+	struct item *next;
+	uint8_t op;                    /* DR_FWD_* */
+	bool answered;                 /* the caller has had its answer */
+	uint64_t id;                   /* ours, unique in this run */
+	uint64_t deadline_ns;          /* 0: none */
+	struct dr_msg caller;          /* CALL, WHEREIS: whom to answer (a copy) */
+	uint8_t name_len;
+	uint32_t len;
+	unsigned char *name;
+	unsigned char *data;           /* both in the same allocation as the item */
+};
+
+/* A batch we sent to a peer, kept until its reply. */
+struct obatch {
+	struct obatch *next;
+	uint64_t no;
+	struct item *items;
+	uint32_t n;
+	uint32_t waiting;              /* calls not answered yet */
+	uint64_t sent_ns;              /* first send */
+	uint64_t last_ns;              /* last send */
+	int sends;
+};
+
+/* One call of an inbound batch, delivered to a worker of ours. */
+struct ritem {
+	struct ibatch *ib;             /* the batch it is in */
+	uint64_t id;                   /* the sender bridge's */
+	uint64_t call_id;              /* dr_admin_deliver's, while it waits; else 0 */
+	uint8_t op;
+	bool done;
+	int32_t status;
+	uint32_t len;
+	unsigned char *data;           /* the answer (malloc'd) */
+};
+
+/* A batch another bridge sent us. */
+struct ibatch {
+	struct ibatch *next;           /* newer first */
+	char to[DR_HOST_MAX + 1];      /* the sender: where the reply goes */
+	uint64_t no;
+	uint32_t n, pending;
+	struct ritem *items;
+	void *ctl;                     /* the request's backtrace: where the reply goes */
+	size_t ctl_len;
+	bool replied;
+};
+
+/* What we know of a sender of batches: one (host, incarnation). */
+struct origin {
+	uint64_t incarnation;
+	uint64_t delivered;            /* highest batch number delivered */
+	struct ibatch *cache;          /* newest first, at most ORIGIN_CACHE */
+	uint32_t ncache;
+};
+
+struct peer {
+	char bus[DR_ADDR_MAX + 1];     /* its identity until it heartbeats */
+	char host[DR_HOST_MAX + 1];    /* "" until its first heartbeat */
+	char rpc[DR_ADDR_MAX + 1];
+	uint64_t incarnation;
+	int state;                     /* DR_HOST_*; 0 never heard */
+	bool seed;                     /* from --peer: dialled whatever the rule says */
+	bool knows_us;                 /* its heartbeat lists our bus address */
+	int dial;                      /* our BUS endpoint to it, or -1 */
+	uint64_t dialled_ns;
+	uint64_t retry_ns;             /* ignored: dial again then */
+	struct phi phi;
+	struct wire_replay replay;
+	/* rpc, outbound */
+	int req;                       /* raw REQ socket to its rpc, or -1 */
+	int req_fd;                    /* its NN_RCVFD */
+	char req_url[DR_ADDR_MAX + 1];
+	uint64_t next_batch;
+	struct item *queue, **queue_tail;
+	uint32_t queued, queued_bytes;
+	struct obatch *inflight;       /* oldest first */
+	uint32_t ninflight;
+	double rtt_ms;                 /* smoothed round trip */
+	/* rpc, inbound */
+	struct origin origin;
+};
+
+struct bridge {
+	struct bridge_config cfg;
+	dr_registry *r;
+	dr_mailbox *mb;
+	struct wire_key key;
+	char host[DR_HOST_MAX + 1];
+	uint64_t incarnation;
+	uint64_t seq;                  /* our frame sequence */
+	uint64_t next_id;              /* item ids */
+	int bus, bus_fd;               /* BUS socket, its NN_RCVFD */
+	int rep, rep_fd;               /* raw REP socket, its NN_RCVFD */
+	int timer_fd, signal_fd, mb_fd;
+	struct peer *peers[DR_HOSTS_MAX];
+	size_t npeers;
+	uint64_t view_epoch;
+	bool view_dirty;
+	uint64_t next_heartbeat_ns, next_scan_ns;
+	size_t msg_max;                /* dr_message_max() */
+	unsigned char *frame;          /* a WIRE_FRAME_MAX buffer to build frames */
+	unsigned char *rx;             /* and one to receive into */
+	struct idmap calls;            /* dr_admin_deliver's call ids -> what they answer */
+	/* the reaper */
+	struct watched *watched;
+	size_t nwatched, watched_cap;
+	bool stopping;
+	uint64_t stop_deadline_ns;
+	struct log_once once;          /* lines logged once per change of state */
+	/* counters, for the log and the tests */
+	struct {
+		uint64_t dropped_auth, dropped_malformed, dropped_replay, dropped_version;
+		uint64_t batches_sent, batches_resent, batches_received, items_forwarded;
+		uint64_t reaped;
+	} n;
+};
+
+uint64_t now_ns(void);
+
+/* membership.c */
+int membership_start(struct bridge *b);
+void membership_stop(struct bridge *b);
+void membership_recv(struct bridge *b);
+void membership_tick(struct bridge *b, uint64_t now);
+void membership_leave(struct bridge *b);
+struct peer *peer_by_host(struct bridge *b, const char *host);
+
+/* view.c */
+int view_publish(struct bridge *b);
+
+/* rpc.c */
+int rpc_start(struct bridge *b);
+void rpc_stop(struct bridge *b);
+void rpc_mailbox(struct bridge *b);
+void rpc_rep_recv(struct bridge *b);
+void rpc_req_recv(struct bridge *b, struct peer *p);
+void rpc_tick(struct bridge *b, uint64_t now);
+void rpc_flush(struct bridge *b);
+void rpc_peer_up(struct bridge *b, struct peer *p);
+void rpc_peer_down(struct bridge *b, struct peer *p);
+bool rpc_idle(const struct bridge *b);
+uint64_t rpc_next_deadline(const struct bridge *b);
+
+/* reaper.c */
+void reaper_scan(struct bridge *b);
+int reaper_pollfds(struct bridge *b, struct pollfd *fds, size_t max);
+void reaper_event(struct bridge *b, int fd);
+void reaper_stop(struct bridge *b);
+
+#endif /* DISTREG_BRIDGE_H */

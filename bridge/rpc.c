@@ -1,0 +1,916 @@
+/*
+ * rpc.c - messages for global names between hosts.
+ *
+ * Outbound: a process of this host sends a message for a global name owned
+ * elsewhere to our mailbox (the library's forwarding header says for which
+ * host). We queue it for that peer; whatever is queued goes out as one
+ * BATCH on the peer's raw REQ socket when the loop comes round, so that
+ * under load many messages share one nanomsg message and when idle a
+ * message leaves at once. A batch stays in flight until its REPLY; a batch
+ * without one is resent (same batch number, a new frame sequence) after
+ * max(RETRY_MIN_NS, 4 round trips), until its calls' deadlines. A call is
+ * answered with dr_reply() when its answer comes back, or failed with
+ * -ETIMEDOUT or -EHOSTUNREACH (its peer went down).
+ *
+ * Inbound: a BATCH arrives on our raw REP socket. Per origin (host,
+ * incarnation) batches are delivered in batch order only: a batch numbered
+ * at or below one already delivered is answered from the cache of recent
+ * batches if it is there (a resend: nothing is delivered twice), and
+ * otherwise failed whole without delivering it (it was overtaken, and
+ * delivering it would break the order per sender). Each call is handed to
+ * the worker with dr_admin_deliver() as an asynchronous call from our
+ * mailbox; once every call of the batch has its answer, the REPLY goes
+ * back on the request's backtrace (a raw REP may drop it silently: the
+ * sender's resend then gets it from the cache).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nanomsg/nn.h>
+#include <nanomsg/reqrep.h>
+
+#include "bridge.h"
+#include "log.h"
+
+static bool live(int state)
+{
+	return state == DR_HOST_UP || state == DR_HOST_SUSPECT;
+}
+
+static bool wants_answer(uint8_t op)
+{
+	return op == DR_FWD_CALL || op == DR_FWD_WHEREIS;
+}
+
+/* A worker's answer to an inbound call, or to a local relay (an item for
+ * this host: the view moved between the sender's choice and ours). The
+ * map's values are tagged: bit 0 set for an item. */
+#define TAG_ITEM 1u
+
+/* ---------------------------------------------------------------------- */
+/* Answering local callers */
+
+static void answer(struct bridge *b, struct item *it, int status, const void *data, size_t len)
+{
+	int rc;
+
+	if (it->answered || !wants_answer(it->op))
+		return;
+	it->answered = true;
+	rc = status ? dr_reply_error(b->mb, &it->caller, status)
+		    : dr_reply(b->mb, &it->caller, data, len);
+	if (rc < 0 && rc != -ENOENT)
+		log_once(&b->once, "reply-local", 1, LOG_LEVEL_WARN, "cannot answer a local caller: %s "
+			      "(it will time out; more are not logged)", dr_strerror(rc));
+}
+
+static struct item *item_new(const struct dr_fwd *f, const struct dr_msg *m, uint64_t id,
+			     uint64_t now)
+{
+	struct item *it = malloc(sizeof(*it) + f->name_len + f->len);
+
+	if (!it)
+		return NULL;
+	*it = (struct item){ .op = (uint8_t)f->op, .id = id, .caller = *m,
+			     .name_len = (uint8_t)f->name_len, .len = (uint32_t)f->len };
+	it->name = (unsigned char *)(it + 1);
+	it->data = it->name + f->name_len;
+	memcpy(it->name, f->name, f->name_len);
+	if (f->len)
+		memcpy(it->data, f->data, f->len);
+	it->deadline_ns = f->timeout_ms >= 0 ? now + (uint64_t)f->timeout_ms * 1000000ull : 0;
+	return it;
+}
+
+
+/* ---------------------------------------------------------------------- */
+/* Sockets */
+
+static int rcvfd(int s)
+{
+	int fd;
+	size_t len = sizeof(fd);
+
+	return nn_getsockopt(s, NN_SOL_SOCKET, NN_RCVFD, &fd, &len) < 0 ? -1 : fd;
+}
+
+static void limit(int s)
+{
+	int max = (int)WIRE_FRAME_MAX, zero = 0;
+
+	nn_setsockopt(s, NN_SOL_SOCKET, NN_RCVMAXSIZE, &max, sizeof(max));
+	nn_setsockopt(s, NN_SOL_SOCKET, NN_LINGER, &zero, sizeof(zero));
+}
+
+int rpc_start(struct bridge *b)
+{
+	b->rep = nn_socket(AF_SP_RAW, NN_REP);
+	if (b->rep < 0) {
+		log_error("nanomsg raw REP socket: %s", nn_strerror(nn_errno()));
+		return -1;
+	}
+	limit(b->rep);
+	if (nn_bind(b->rep, b->cfg.rpc) < 0) {
+		log_error("cannot bind the rpc address %s: %s", b->cfg.rpc,
+			  nn_strerror(nn_errno()));
+		return -1;
+	}
+	b->rep_fd = rcvfd(b->rep);
+	if (b->rep_fd < 0) {
+		log_error("REP NN_RCVFD: %s", nn_strerror(nn_errno()));
+		return -1;
+	}
+	return 0;
+}
+
+void rpc_peer_up(struct bridge *b, struct peer *p)
+{
+	(void)b;
+	if (p->req >= 0 && strcmp(p->req_url, p->rpc) == 0)
+		return;
+	if (p->req >= 0)
+		nn_close(p->req);
+	p->req = p->req_fd = -1;
+	if (!p->rpc[0])
+		return;
+	p->req = nn_socket(AF_SP_RAW, NN_REQ);
+	if (p->req < 0) {
+		log_error("nanomsg raw REQ socket for %s: %s", p->host, nn_strerror(nn_errno()));
+		return;
+	}
+	limit(p->req);
+	if (nn_connect(p->req, p->rpc) < 0) {
+		log_warn("cannot dial %s's rpc address %s: %s", p->host, p->rpc,
+			 nn_strerror(nn_errno()));
+		nn_close(p->req);
+		p->req = -1;
+		return;
+	}
+	p->req_fd = rcvfd(p->req);
+	snprintf(p->req_url, sizeof(p->req_url), "%s", p->rpc);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Outbound batches */
+
+static void batch_free(struct peer *p, struct obatch *ob)
+{
+	struct obatch **pp;
+
+	for (pp = &p->inflight; *pp && *pp != ob; pp = &(*pp)->next)
+		;
+	if (*pp) {
+		*pp = ob->next;
+		p->ninflight--;
+	}
+	while (ob->items) {
+		struct item *it = ob->items;
+
+		ob->items = it->next;
+		free(it);
+	}
+	free(ob);
+}
+
+/* Build ob's frame (a new sequence each time) and send it. 0, or -EAGAIN
+ * when the socket cannot take it now. */
+static int batch_send(struct bridge *b, struct peer *p, struct obatch *ob, uint64_t now)
+{
+	struct wire_buf w;
+	long len;
+	uint32_t reqid = 0x80000000u | (uint32_t)ob->no;
+
+	/* A raw REQ sends what it is given: the request id that the peer's
+	 * REP expects at the bottom of the backtrace is ours to prepend. */
+	b->frame[0] = (unsigned char)(reqid >> 24);
+	b->frame[1] = (unsigned char)(reqid >> 16);
+	b->frame[2] = (unsigned char)(reqid >> 8);
+	b->frame[3] = (unsigned char)reqid;
+	wire_begin(&w, b->frame + 4, WIRE_FRAME_MAX - 4, WIRE_BATCH, b->host, b->incarnation,
+		   ++b->seq);
+	wire_put_batch_head(&w, p->host, ob->no, ob->n);
+	for (struct item *it = ob->items; it; it = it->next) {
+		int32_t left = -1;
+
+		if (it->deadline_ns)
+			left = it->deadline_ns > now ? (int32_t)((it->deadline_ns - now) / 1000000) : 0;
+		wire_put_u8(&w, it->op);
+		wire_put_u64(&w, it->id);
+		wire_put_u32(&w, (uint32_t)left);
+		wire_put_str8(&w, it->name, it->name_len);
+		wire_put_bytes32(&w, it->data, it->len);
+	}
+	len = wire_finish(&w, &b->key);
+	if (len < 0) {
+		log_error("cannot build a batch: %s", strerror((int)-len));
+		return (int)len;
+	}
+	if (nn_send(p->req, b->frame, (size_t)len + 4, NN_DONTWAIT) < 0) {
+		if (nn_errno() == EAGAIN)
+			return -EAGAIN;
+		log_once(&b->once, "req-send", 1, LOG_LEVEL_WARN, "rpc send to %s: %s", p->host, nn_strerror(nn_errno()));
+		return -EAGAIN;
+	}
+	if (ob->sends++)
+		b->n.batches_resent++;
+	else
+		b->n.batches_sent++;
+	ob->last_ns = now;
+	return 0;
+}
+
+/* Take up to BATCH_ITEMS items, BATCH_BYTES of payload, from p's queue
+ * into a new batch and send it. false when nothing went. */
+static bool flush_one(struct bridge *b, struct peer *p, uint64_t now)
+{
+	struct obatch *ob;
+	struct item **tail, *it;
+	uint32_t bytes = 0;
+
+	if (!p->queue || p->req < 0 || p->ninflight >= BATCHES_IN_FLIGHT)
+		return false;
+	ob = calloc(1, sizeof(*ob));
+	if (!ob)
+		return false;
+	ob->no = ++p->next_batch;
+	tail = &ob->items;
+	while ((it = p->queue) && ob->n < BATCH_ITEMS &&
+	       (ob->n == 0 || bytes + it->len + it->name_len <= BATCH_BYTES)) {
+		p->queue = it->next;
+		it->next = NULL;
+		*tail = it;
+		tail = &it->next;
+		ob->n++;
+		bytes += it->len + it->name_len;
+		ob->waiting += wants_answer(it->op) && !it->answered;
+		p->queued--;
+		p->queued_bytes -= it->len;
+	}
+	if (!p->queue)
+		p->queue_tail = &p->queue;
+	ob->sent_ns = now;
+	if (batch_send(b, p, ob, now) < 0) {
+		/* Back to the head of the queue, in order, and the number
+		 * taken back, so that numbers stay dense. */
+		uint32_t back = 0;
+
+		for (it = ob->items; it; it = it->next)
+			back += it->len;
+		if (!p->queue)
+			p->queue_tail = tail;
+		*tail = p->queue;
+		p->queue = ob->items;
+		p->queued += ob->n;
+		p->queued_bytes += back;
+		p->next_batch--;
+		free(ob);
+		return false;
+	}
+	{
+		struct obatch **pp = &p->inflight; /* oldest first */
+
+		while (*pp)
+			pp = &(*pp)->next;
+		*pp = ob;
+	}
+	p->ninflight++;
+	return true;
+}
+
+void rpc_flush(struct bridge *b)
+{
+	uint64_t now = now_ns();
+
+	for (size_t i = 0; i < b->npeers; i++) {
+		struct peer *p = b->peers[i];
+
+		while (live(p->state) && flush_one(b, p, now))
+			;
+	}
+}
+
+/* Everything queued for or in flight to p fails: it is down or restarted. */
+void rpc_peer_down(struct bridge *b, struct peer *p)
+{
+	while (p->inflight) {
+		struct obatch *ob = p->inflight;
+
+		for (struct item *it = ob->items; it; it = it->next)
+			answer(b, it, -EHOSTUNREACH, NULL, 0);
+		batch_free(p, ob);
+	}
+	while (p->queue) {
+		struct item *it = p->queue;
+
+		p->queue = it->next;
+		answer(b, it, -EHOSTUNREACH, NULL, 0);
+		free(it);
+	}
+	p->queue_tail = &p->queue;
+	p->queued = p->queued_bytes = 0;
+}
+
+/* A REPLY from p: answer the calls it answers. */
+static void on_reply(struct bridge *b, struct peer *p, const unsigned char *body, size_t len,
+		     uint64_t now)
+{
+	struct wire_rd rd;
+	uint64_t no;
+	uint32_t count;
+	struct obatch *ob;
+	struct item *cur;
+	const char *to;
+	uint8_t to_len;
+
+	if (wire_reply_check(body, len) < 0 ||
+	    wire_batch_head(&rd, body, len, &to, &to_len, &no, &count) < 0) {
+		b->n.dropped_malformed++;
+		return;
+	}
+	if (to_len != strlen(b->host) || memcmp(to, b->host, to_len) != 0) {
+		b->n.dropped_replay++; /* sealed for another host: replayed to us */
+		return;
+	}
+	for (ob = p->inflight; ob && ob->no != no; ob = ob->next)
+		;
+	if (!ob)
+		return; /* answered already, or given up */
+	cur = ob->items;
+	if (ob->sends == 1) {
+		double ms = (double)(now - ob->sent_ns) / 1e6;
+
+		p->rtt_ms = p->rtt_ms ? 0.875 * p->rtt_ms + 0.125 * ms : ms;
+	}
+	for (uint32_t i = 0; i < count; i++) {
+		struct wire_reply_item ri;
+		struct item *it;
+
+		if (wire_reply_item(&rd, &ri) < 0)
+			break;
+		/* Answers come in the batch's order: look from the last
+		 * one found, then from the start. */
+		for (it = cur; it && it->id != ri.id; it = it->next)
+			;
+		for (struct item *s2 = ob->items; !it && s2 != cur; s2 = s2->next)
+			if (s2->id == ri.id)
+				it = s2;
+		if (!it)
+			continue;
+		cur = it->next;
+		if (it->answered || !wants_answer(it->op))
+			continue;
+		if (ri.status > 0 || ri.status < -4095)
+			ri.status = -EBADMSG;
+		answer(b, it, ri.status, ri.data, ri.len);
+		ob->waiting--;
+	}
+	/* A reply may come in several frames; the batch is done when every
+	 * call has its answer (a batch of casts: at its first reply). */
+	if (ob->waiting == 0)
+		batch_free(p, ob);
+}
+
+void rpc_req_recv(struct bridge *b, struct peer *p)
+{
+	uint64_t now = now_ns();
+
+	while (p->req >= 0) {
+		struct wire_hdr h;
+		unsigned char *body;
+		size_t blen;
+		int n = nn_recv(p->req, b->rx, WIRE_FRAME_MAX, NN_DONTWAIT), rc;
+
+		if (n < 0)
+			return;
+		rc = wire_open(b->rx, (size_t)n, &b->key, &h, &body, &blen);
+		if (rc < 0) {
+			b->n.dropped_auth += rc == -EACCES;
+			b->n.dropped_malformed += rc != -EACCES;
+			continue;
+		}
+		if (strcmp(h.host, p->host) != 0 || h.incarnation != p->incarnation ||
+		    h.type != WIRE_REPLY) {
+			b->n.dropped_malformed++;
+			continue;
+		}
+		if (wire_replay_check(&p->replay, h.incarnation, h.seq) < 0) {
+			b->n.dropped_replay++;
+			continue;
+		}
+		on_reply(b, p, body, blen, now);
+	}
+}
+
+/* ---------------------------------------------------------------------- */
+/* Inbound batches */
+
+static void ibatch_free(struct bridge *b, struct ibatch *ib)
+{
+	for (uint32_t i = 0; i < ib->n; i++) {
+		struct ritem *ri = &ib->items[i];
+
+		if (!ri->done && ri->call_id)
+			idmap_take(&b->calls, ri->call_id);
+		free(ri->data);
+	}
+	free(ib->items);
+	free(ib->ctl);
+	free(ib);
+}
+
+static void origin_reset(struct bridge *b, struct origin *o, uint64_t incarnation)
+{
+	while (o->cache) {
+		struct ibatch *ib = o->cache;
+
+		o->cache = ib->next;
+		ibatch_free(b, ib);
+	}
+	o->ncache = 0;
+	o->delivered = 0;
+	o->incarnation = incarnation;
+}
+
+/* Send ib's REPLY, in as many frames as its answers need. */
+static void ibatch_reply(struct bridge *b, struct ibatch *ib)
+{
+	uint32_t i = 0;
+
+	do {
+		struct wire_buf w;
+		struct nn_iovec iov;
+		struct nn_msghdr hdr;
+		size_t room;
+		uint32_t k = 0, j;
+		long len;
+
+		wire_begin(&w, b->frame, WIRE_FRAME_MAX, WIRE_REPLY, b->host, b->incarnation,
+			   ++b->seq);
+		room = wire_room(&w, &b->key);
+		room = room > 13 + DR_HOST_MAX ? room - 13 - DR_HOST_MAX : 0;
+		for (j = i; j < ib->n; j++) {
+			size_t need = 8 + 4 + 4 + ib->items[j].len;
+
+			if (k && need > room)
+				break;
+			room = need > room ? 0 : room - need;
+			k++;
+		}
+		wire_put_batch_head(&w, ib->to, ib->no, k);
+		for (j = i; j < i + k; j++) {
+			const struct ritem *ri = &ib->items[j];
+
+			wire_put_u64(&w, ri->id);
+			wire_put_u32(&w, (uint32_t)ri->status);
+			wire_put_bytes32(&w, ri->data, ri->len);
+		}
+		i += k;
+		len = wire_finish(&w, &b->key);
+		if (len < 0) {
+			log_error("cannot build a reply: %s", strerror((int)-len));
+			return;
+		}
+		iov = (struct nn_iovec){ .iov_base = b->frame, .iov_len = (size_t)len };
+		hdr = (struct nn_msghdr){ .msg_iov = &iov, .msg_iovlen = 1,
+					  .msg_control = ib->ctl, .msg_controllen = ib->ctl_len };
+		/* A raw REP drops what its pipe cannot take now, silently:
+		 * the sender resends the batch and gets this from the cache. */
+		if (nn_sendmsg(b->rep, &hdr, NN_DONTWAIT) < 0 && nn_errno() != EAGAIN)
+			log_once(&b->once, "rep-send", 1, LOG_LEVEL_WARN, "rpc reply: %s", nn_strerror(nn_errno()));
+	} while (i < ib->n);
+	ib->replied = true;
+}
+
+static void ritem_done(struct bridge *b, struct ibatch *ib, struct ritem *ri, int32_t status,
+		       const void *data, size_t len)
+{
+	if (ri->done)
+		return;
+	ri->done = true;
+	ri->status = status;
+	if (len) {
+		ri->data = malloc(len);
+		if (ri->data) {
+			memcpy(ri->data, data, len);
+			ri->len = (uint32_t)len;
+		} else {
+			ri->status = -ENOMEM;
+		}
+	}
+	if (--ib->pending == 0)
+		ibatch_reply(b, ib);
+}
+
+/* Hand one inbound item to its worker. */
+static void deliver(struct bridge *b, struct ibatch *ib, struct ritem *ri,
+		    const struct wire_item *it)
+{
+	unsigned char buf[DR_ENTRY_WIRE_MAX];
+	size_t blen = sizeof(buf);
+	uint64_t cid = 0;
+	int rc;
+
+	switch (it->op) {
+	case DR_FWD_CALL:
+		rc = dr_admin_deliver(b->mb, DR_FWD_CALL, it->name, it->name_len, it->data, it->len,
+				      it->timeout_ms, &cid);
+		if (rc == 0 && idmap_put(&b->calls, cid, ri) == 0) {
+			ri->call_id = cid;
+			return;
+		}
+		ritem_done(b, ib, ri, rc ? rc : -ENOMEM, NULL, 0);
+		return;
+	case DR_FWD_WHEREIS:
+		rc = dr_admin_entry_encode(b->r, it->name, it->name_len, buf, &blen);
+		ritem_done(b, ib, ri, rc, buf, rc ? 0 : blen);
+		return;
+	default: /* CAST, INFO: best effort, no answer */
+		dr_admin_deliver(b->mb, it->op, it->name, it->name_len, it->data, it->len, 0, NULL);
+		ritem_done(b, ib, ri, 0, NULL, 0);
+		return;
+	}
+}
+
+static struct ibatch *ibatch_new(uint64_t no, uint32_t n, const void *ctl, size_t ctl_len)
+{
+	struct ibatch *ib = calloc(1, sizeof(*ib));
+
+	if (!ib)
+		return NULL;
+	ib->items = calloc(n ? n : 1, sizeof(*ib->items));
+	ib->ctl = malloc(ctl_len ? ctl_len : 1);
+	if (!ib->items || !ib->ctl) {
+		free(ib->items);
+		free(ib->ctl);
+		free(ib);
+		return NULL;
+	}
+	memcpy(ib->ctl, ctl, ctl_len);
+	ib->ctl_len = ctl_len;
+	ib->no = no;
+	ib->n = n;
+	ib->pending = n + 1; /* one for the delivery loop itself */
+	return ib;
+}
+
+/* Forget the oldest batches beyond ORIGIN_CACHE that are answered. */
+static void origin_trim(struct bridge *b, struct origin *o)
+{
+	struct ibatch **pp = &o->cache;
+	uint32_t k = 0;
+
+	while (*pp) {
+		struct ibatch *ib = *pp;
+
+		if (++k > ORIGIN_CACHE && ib->pending == 0) {
+			*pp = ib->next;
+			ibatch_free(b, ib);
+			o->ncache--;
+			continue;
+		}
+		pp = &ib->next;
+	}
+}
+
+static void on_batch(struct bridge *b, struct peer *p, const struct wire_hdr *h,
+		     const unsigned char *body, size_t len, const void *ctl, size_t ctl_len)
+{
+	struct origin *o = &p->origin;
+	struct wire_rd rd;
+	struct ibatch *ib;
+	const char *to;
+	uint8_t to_len;
+	uint64_t no;
+	uint32_t count;
+	bool deliverable;
+
+	if (wire_batch_check(body, len) < 0 ||
+	    wire_batch_head(&rd, body, len, &to, &to_len, &no, &count) < 0) {
+		b->n.dropped_malformed++;
+		return;
+	}
+	if (to_len != strlen(b->host) || memcmp(to, b->host, to_len) != 0) {
+		b->n.dropped_replay++; /* sealed for another host: replayed to us */
+		return;
+	}
+	b->n.batches_received++;
+	if (o->incarnation != h->incarnation)
+		origin_reset(b, o, h->incarnation);
+	for (ib = o->cache; ib && ib->no != no; ib = ib->next)
+		;
+	if (ib) {
+		/* A resend: answer it (now, or once it is complete) on the
+		 * backtrace of this copy, which is the one still connected. */
+		void *c = malloc(ctl_len ? ctl_len : 1);
+
+		if (c) {
+			memcpy(c, ctl, ctl_len);
+			free(ib->ctl);
+			ib->ctl = c;
+			ib->ctl_len = ctl_len;
+		}
+		if (ib->pending == 0)
+			ibatch_reply(b, ib);
+		return;
+	}
+	ib = ibatch_new(no, count, ctl, ctl_len);
+	if (ib)
+		snprintf(ib->to, sizeof(ib->to), "%s", p->host);
+	if (!ib) {
+		log_error("out of memory for an inbound batch");
+		return;
+	}
+	deliverable = no > o->delivered;
+	if (deliverable)
+		o->delivered = no;
+	ib->next = o->cache;
+	o->cache = ib;
+	o->ncache++;
+	for (uint32_t i = 0; i < count; i++) {
+		struct wire_item it;
+		struct ritem *ri = &ib->items[i];
+
+		wire_batch_item(&rd, &it); /* checked whole above */
+		ri->id = it.id;
+		ri->op = it.op;
+		ri->ib = ib;
+		if (!deliverable)
+			/* Overtaken by a later batch of the same origin:
+			 * delivering it now would break the order. */
+			ritem_done(b, ib, ri, -ETIMEDOUT, NULL, 0);
+		else
+			deliver(b, ib, ri, &it);
+	}
+	b->n.items_forwarded += count;
+	if (--ib->pending == 0)
+		ibatch_reply(b, ib);
+	origin_trim(b, o);
+}
+
+void rpc_rep_recv(struct bridge *b)
+{
+	for (;;) {
+		unsigned char ctl[256];
+		struct nn_iovec iov = { .iov_base = b->rx, .iov_len = WIRE_FRAME_MAX };
+		struct nn_msghdr hdr = { .msg_iov = &iov, .msg_iovlen = 1,
+					 .msg_control = ctl, .msg_controllen = sizeof(ctl) };
+		struct nn_cmsghdr *cm;
+		struct wire_hdr h;
+		struct peer *p;
+		unsigned char *body;
+		size_t blen;
+		int n = nn_recvmsg(b->rep, &hdr, NN_DONTWAIT), rc;
+
+		if (n < 0)
+			return;
+		cm = NN_CMSG_FIRSTHDR(&hdr);
+		if (!cm || cm->cmsg_level != PROTO_SP || cm->cmsg_type != SP_HDR ||
+		    cm->cmsg_len > sizeof(ctl)) {
+			b->n.dropped_malformed++;
+			continue;
+		}
+		rc = wire_open(b->rx, (size_t)n, &b->key, &h, &body, &blen);
+		if (rc < 0) {
+			b->n.dropped_auth += rc == -EACCES;
+			b->n.dropped_malformed += rc != -EACCES;
+			continue;
+		}
+		p = peer_by_host(b, h.host);
+		if (!p || !live(p->state) || h.incarnation != p->incarnation || h.type != WIRE_BATCH) {
+			/* Not a peer we have heard (yet): it resends. */
+			b->n.dropped_malformed += h.type != WIRE_BATCH;
+			continue;
+		}
+		if (wire_replay_check(&p->replay, h.incarnation, h.seq) < 0) {
+			b->n.dropped_replay++;
+			continue;
+		}
+		on_batch(b, p, &h, body, blen, cm, cm->cmsg_len);
+	}
+}
+
+/* ---------------------------------------------------------------------- */
+/* The mailbox: forwarding requests from processes of this host, and the
+ * answers of our workers to the calls we delivered. */
+
+static void local_relay(struct bridge *b, const struct dr_fwd *f, const struct dr_msg *m,
+			uint64_t now)
+{
+	unsigned char buf[DR_ENTRY_WIRE_MAX];
+	size_t blen = sizeof(buf);
+	struct item *it;
+	uint64_t cid;
+	int rc;
+
+	if (f->op == DR_FWD_WHEREIS) {
+		rc = dr_admin_entry_encode(b->r, f->name, f->name_len, buf, &blen);
+		rc = rc ? dr_reply_error(b->mb, m, rc) : dr_reply(b->mb, m, buf, blen);
+		return;
+	}
+	if (f->op != DR_FWD_CALL) {
+		dr_admin_deliver(b->mb, f->op, f->name, f->name_len, f->data, f->len, 0, NULL);
+		return;
+	}
+	it = item_new(f, m, ++b->next_id, now);
+	if (!it) {
+		dr_reply_error(b->mb, m, -ENOMEM);
+		return;
+	}
+	rc = dr_admin_deliver(b->mb, DR_FWD_CALL, f->name, f->name_len, f->data, f->len,
+			      f->timeout_ms, &cid);
+	if (rc == 0)
+		rc = idmap_put(&b->calls, cid, (void *)((uintptr_t)it | TAG_ITEM));
+	if (rc < 0) {
+		answer(b, it, rc, NULL, 0);
+		free(it);
+	}
+}
+
+static void on_forward(struct bridge *b, const struct dr_msg *m, uint64_t now)
+{
+	struct dr_fwd f;
+	struct peer *p;
+	struct item *it;
+
+	if (dr_admin_fwd_decode(m, &f) < 0) {
+		b->n.dropped_malformed++;
+		if (m->kind == DR_MSG_CALL)
+			dr_reply_error(b->mb, m, -EBADMSG);
+		return;
+	}
+	if (b->stopping) {
+		if (m->kind == DR_MSG_CALL)
+			dr_reply_error(b->mb, m, -ENOTCONN);
+		return;
+	}
+	if (strcmp(f.host, b->host) == 0) {
+		local_relay(b, &f, m, now);
+		return;
+	}
+	p = peer_by_host(b, f.host);
+	if (!p || !live(p->state) || p->req < 0) {
+		if (m->kind == DR_MSG_CALL)
+			dr_reply_error(b->mb, m, -EHOSTUNREACH);
+		return;
+	}
+	it = item_new(&f, m, ++b->next_id, now);
+	if (!it) {
+		if (m->kind == DR_MSG_CALL)
+			dr_reply_error(b->mb, m, -ENOMEM);
+		return;
+	}
+	*p->queue_tail = it;
+	p->queue_tail = &it->next;
+	p->queued++;
+	p->queued_bytes += it->len;
+}
+
+static void on_worker_reply(struct bridge *b, const struct dr_msg *m)
+{
+	void *v = idmap_take(&b->calls, m->call_id);
+
+	if (!v)
+		return; /* a batch we forgot (its origin restarted) */
+	if ((uintptr_t)v & TAG_ITEM) {
+		struct item *it = (void *)((uintptr_t)v & ~(uintptr_t)TAG_ITEM);
+
+		answer(b, it, m->status, m->data, m->len);
+		free(it);
+		return;
+	}
+	{
+		struct ritem *ri = v;
+
+		ri->call_id = 0;
+		ritem_done(b, ri->ib, ri, m->status, m->data, m->len);
+	}
+}
+
+/* At most this many messages per pass, so that the sockets get their turn. */
+#define MAILBOX_BURST 4096
+
+void rpc_mailbox(struct bridge *b)
+{
+	uint64_t now = now_ns();
+
+	for (int k = 0; k < MAILBOX_BURST; k++) {
+		struct dr_msg m;
+		int rc = dr_recv(b->mb, &m, 0);
+
+		if (rc == -EAGAIN)
+			return;
+		if (rc < 0) {
+			log_once(&b->once, "mb-recv", 1, LOG_LEVEL_WARN, "mailbox: %s", dr_strerror(rc));
+			return;
+		}
+		if (m.kind == DR_MSG_REPLY)
+			on_worker_reply(b, &m);
+		else if (m.kind == DR_MSG_CALL || m.kind == DR_MSG_CAST)
+			on_forward(b, &m, now);
+	}
+}
+
+/* ---------------------------------------------------------------------- */
+
+static uint64_t retry_after(const struct peer *p)
+{
+	uint64_t rtt4 = (uint64_t)(p->rtt_ms * 4e6);
+
+	return rtt4 > RETRY_MIN_NS ? rtt4 : RETRY_MIN_NS;
+}
+
+void rpc_tick(struct bridge *b, uint64_t now)
+{
+	for (size_t i = 0; i < b->npeers; i++) {
+		struct peer *p = b->peers[i];
+		struct obatch *ob, *next;
+		struct item **pp;
+
+		/* Queued calls past their deadline. */
+		for (pp = &p->queue; *pp;) {
+			struct item *it = *pp;
+
+			if (it->deadline_ns && now >= it->deadline_ns) {
+				*pp = it->next;
+				answer(b, it, -ETIMEDOUT, NULL, 0);
+				p->queued--;
+				p->queued_bytes -= it->len;
+				free(it);
+				continue;
+			}
+			pp = &it->next;
+		}
+		p->queue_tail = pp;
+		for (ob = p->inflight; ob; ob = next) {
+			bool calls = false;
+
+			next = ob->next;
+			for (struct item *it = ob->items; it; it = it->next) {
+				if (!wants_answer(it->op))
+					continue;
+				calls = true;
+				if (!it->answered && it->deadline_ns && now >= it->deadline_ns) {
+					answer(b, it, -ETIMEDOUT, NULL, 0);
+					ob->waiting--;
+				}
+			}
+			if ((calls && ob->waiting == 0) ||
+			    (!calls && now - ob->sent_ns > CAST_GIVEUP_NS)) {
+				batch_free(p, ob);
+				continue;
+			}
+			if (live(p->state) && now - ob->last_ns >= retry_after(p))
+				batch_send(b, p, ob, now);
+		}
+	}
+}
+
+bool rpc_idle(const struct bridge *b)
+{
+	if (b->calls.n)
+		return false;
+	for (size_t i = 0; i < b->npeers; i++)
+		if (b->peers[i]->queue || b->peers[i]->inflight)
+			return false;
+	return true;
+}
+
+uint64_t rpc_next_deadline(const struct bridge *b)
+{
+	uint64_t next = UINT64_MAX;
+
+	for (size_t i = 0; i < b->npeers; i++) {
+		const struct peer *p = b->peers[i];
+
+		for (const struct obatch *ob = p->inflight; ob; ob = ob->next) {
+			uint64_t t = ob->last_ns + retry_after(p);
+
+			if (t < next)
+				next = t;
+			for (const struct item *it = ob->items; it; it = it->next)
+				if (!it->answered && it->deadline_ns && it->deadline_ns < next)
+					next = it->deadline_ns;
+		}
+		for (const struct item *it = p->queue; it; it = it->next)
+			if (it->deadline_ns && it->deadline_ns < next)
+				next = it->deadline_ns;
+	}
+	return next;
+}
+
+void rpc_stop(struct bridge *b)
+{
+	for (size_t i = 0; i < b->npeers; i++) {
+		struct peer *p = b->peers[i];
+
+		rpc_peer_down(b, p);
+		origin_reset(b, &p->origin, 0);
+		if (p->req >= 0)
+			nn_close(p->req);
+		p->req = -1;
+	}
+	if (b->rep >= 0)
+		nn_close(b->rep);
+	b->rep = -1;
+}

@@ -1,0 +1,420 @@
+/*
+ * cluster.h - a cluster of bridges on this machine for the cluster suite:
+ * each host has its own segment, its own bus and rpc addresses (ipc paths
+ * or loopback ports unique to the test), its own bridge process (the built
+ * distreg-bridge, $DISTREG_BRIDGE) and its own log file. Convergence is
+ * waited for with generous bounds; latencies are the benchmark's business.
+ */
+#ifndef DR_CLUSTER_H
+#define DR_CLUSTER_H
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include <distreg.h>
+
+#include "testutil.h"
+
+extern char **environ;
+
+#define CL_MAX 5
+/* Seconds for each cluster test; a test waits at most a few seconds for
+ * each convergence. */
+#define CL_TIMEOUT 120.0
+/* How long a test waits for a view to converge, in ms. */
+#define CL_CONVERGE_MS 15000
+
+struct cl_host {
+	char id[32];
+	char seg[DR_SEGMENT_MAX + 1];
+	char bus[DR_ADDR_MAX + 1];
+	char rpc[DR_ADDR_MAX + 1];
+	char log[128];
+	const char *netns;        /* run the bridge in this network namespace */
+	pid_t pid;                /* the bridge, 0 when none runs */
+	dr_registry *r;           /* the test's own handle on the segment */
+};
+
+struct cl {
+	int n;
+	struct cl_host h[CL_MAX];
+	char key_file[128];       /* "" without a key */
+	int heartbeat_ms, down_after_ms;
+	bool seed_all;            /* every bridge gets every other as a seed (else host 0 only) */
+	bool lonely[CL_MAX];      /* this one starts with no seed at all */
+};
+
+static inline double cl_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static inline void cl_sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* A loopback TCP port nobody listens on now (the kernel's pick). */
+static inline int cl_free_port(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	int s = socket(AF_INET, SOCK_STREAM, 0), port;
+
+	cr_assert_geq(s, 0);
+	cr_assert_eq(bind(s, (struct sockaddr *)&a, sizeof(a)), 0);
+	cr_assert_eq(getsockname(s, (struct sockaddr *)&a, &len), 0);
+	port = ntohs(a.sin_port);
+	close(s);
+	return port;
+}
+
+/*
+ * n hosts named "<tag>0".., with segments unique to the test; tcp: loopback
+ * ports (free now), else ipc paths under /tmp unique to the test process.
+ */
+static inline void cl_init(struct cl *c, int n, const char *tag, bool tcp)
+{
+	memset(c, 0, sizeof(*c));
+	c->n = n;
+	c->heartbeat_ms = 50;
+	c->down_after_ms = 800;
+	for (int i = 0; i < n; i++) {
+		struct cl_host *h = &c->h[i];
+		const char *seg = dr_test_seg_new(tag);
+
+		cr_assert_not_null(seg);
+		snprintf(h->id, sizeof(h->id), "%s%d", tag, i);
+		snprintf(h->seg, sizeof(h->seg), "%s", seg);
+		if (tcp) {
+			snprintf(h->bus, sizeof(h->bus), "tcp://127.0.0.1:%d", cl_free_port());
+			snprintf(h->rpc, sizeof(h->rpc), "tcp://127.0.0.1:%d", cl_free_port());
+		} else {
+			snprintf(h->bus, sizeof(h->bus), "ipc:///tmp/drt.%d.%s%d.bus", (int)getpid(), tag, i);
+			snprintf(h->rpc, sizeof(h->rpc), "ipc:///tmp/drt.%d.%s%d.rpc", (int)getpid(), tag, i);
+		}
+		snprintf(h->log, sizeof(h->log), "/tmp/drt.%d.%s%d.log", (int)getpid(), tag, i);
+	}
+}
+
+/* The segment of host i, opened by the test (created if need be). */
+static inline dr_registry *cl_reg(struct cl *c, int i)
+{
+	struct cl_host *h = &c->h[i];
+
+	if (!h->r) {
+		struct dr_options o = { .segment = h->seg, .capacity = 4096, .max_procs = 64,
+					.max_threads = 256, .max_mailboxes = 32, .max_lanes = 64,
+					.lane_bytes = 64 * 1024 };
+		int rc = dr_open(&o, &h->r);
+
+		cr_assert_eq(rc, 0, "open %s: %s", h->seg, dr_strerror(rc));
+	}
+	return h->r;
+}
+
+/* Start host i's bridge; extra arguments (NULL-terminated) go last. */
+static inline pid_t cl_start_args(struct cl *c, int i, const char *const *extra)
+{
+	struct cl_host *h = &c->h[i];
+	const char *bin = getenv("DISTREG_BRIDGE");
+	char hb[16], down[16];
+	const char *argv[64];
+	int k = 0, fd;
+	posix_spawn_file_actions_t fa;
+
+	cr_assert_not_null(bin, "DISTREG_BRIDGE is not set (meson test sets it)");
+	(void)cl_reg(c, i); /* the segment exists with the test's geometry */
+	snprintf(hb, sizeof(hb), "%d", c->heartbeat_ms);
+	snprintf(down, sizeof(down), "%d", c->down_after_ms);
+	if (h->netns) {
+		argv[k++] = "ip";
+		argv[k++] = "netns";
+		argv[k++] = "exec";
+		argv[k++] = h->netns;
+	}
+	argv[k++] = bin;
+	argv[k++] = "--segment";
+	argv[k++] = h->seg;
+	argv[k++] = "--host";
+	argv[k++] = h->id;
+	argv[k++] = "--bus";
+	argv[k++] = h->bus;
+	argv[k++] = "--rpc";
+	argv[k++] = h->rpc;
+	argv[k++] = "--heartbeat-ms";
+	argv[k++] = hb;
+	argv[k++] = "--down-after-ms";
+	argv[k++] = down;
+	argv[k++] = "--log-level";
+	argv[k++] = "debug";
+	if (c->key_file[0]) {
+		argv[k++] = "--key-file";
+		argv[k++] = c->key_file;
+	}
+	for (int j = 0; j < c->n && !c->lonely[i]; j++) {
+		if (j == i || (!c->seed_all && j != 0))
+			continue;
+		argv[k++] = "--peer";
+		argv[k++] = c->h[j].bus;
+	}
+	for (; extra && *extra && k < 62; extra++)
+		argv[k++] = *extra;
+	argv[k] = NULL;
+
+	fd = open(h->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	cr_assert_geq(fd, 0);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, fd, 2);
+	posix_spawn_file_actions_adddup2(&fa, fd, 1);
+	cr_assert_eq(posix_spawnp(&h->pid, argv[0], &fa, NULL, (char *const *)argv, environ), 0,
+		     "spawn %s", argv[0]);
+	posix_spawn_file_actions_destroy(&fa);
+	close(fd);
+	return h->pid;
+}
+
+static inline pid_t cl_start(struct cl *c, int i)
+{
+	return cl_start_args(c, i, NULL);
+}
+
+static inline void cl_start_all(struct cl *c)
+{
+	for (int i = 0; i < c->n; i++)
+		cl_start(c, i);
+}
+
+/* Stop host i's bridge with sig, wait for it; its exit status (128 + sig
+ * for a signal death), or -ETIMEDOUT after 10 s (then killed). */
+static inline int cl_stop(struct cl *c, int i, int sig)
+{
+	struct cl_host *h = &c->h[i];
+	double deadline = cl_now() + 10;
+	int st;
+
+	if (!h->pid)
+		return 0;
+	kill(h->pid, sig);
+	for (;;) {
+		pid_t w = waitpid(h->pid, &st, WNOHANG);
+
+		if (w == h->pid)
+			break;
+		if (cl_now() > deadline) {
+			kill(h->pid, SIGKILL);
+			waitpid(h->pid, &st, 0);
+			h->pid = 0;
+			return -ETIMEDOUT;
+		}
+		cl_sleep_ms(5);
+	}
+	h->pid = 0;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* The state host i's view gives host j (DR_HOST_*), 0 if not listed. */
+static inline int cl_state_of(struct cl *c, int i, int j)
+{
+	struct dr_host hosts[DR_HOSTS_MAX];
+	size_t n = 0;
+	int rc = dr_hosts(cl_reg(c, i), hosts, DR_HOSTS_MAX, &n, NULL);
+
+	if (rc < 0 && rc != -ENOTCONN)
+		return 0;
+	for (size_t k = 0; k < n && k < DR_HOSTS_MAX; k++)
+		if (strcmp(hosts[k].id, c->h[j].id) == 0)
+			return hosts[k].state;
+	return 0;
+}
+
+/* Hosts up (or suspect) in host i's view, itself included. */
+static inline int cl_up(struct cl *c, int i)
+{
+	struct dr_host hosts[DR_HOSTS_MAX];
+	size_t n = 0;
+	int up = 0;
+
+	if (dr_hosts(cl_reg(c, i), hosts, DR_HOSTS_MAX, &n, NULL) < 0)
+		return 0;
+	for (size_t k = 0; k < n && k < DR_HOSTS_MAX; k++)
+		up += hosts[k].state == DR_HOST_UP || hosts[k].state == DR_HOST_SUSPECT;
+	return up;
+}
+
+/* Wait until every running bridge's view has exactly the running hosts up. */
+static inline bool cl_converged(struct cl *c)
+{
+	int running = 0;
+
+	for (int j = 0; j < c->n; j++)
+		running += c->h[j].pid != 0;
+	for (int i = 0; i < c->n; i++) {
+		if (!c->h[i].pid)
+			continue;
+		if (cl_up(c, i) != running)
+			return false;
+		for (int j = 0; j < c->n; j++) {
+			int st = cl_state_of(c, i, j);
+			bool up = st == DR_HOST_UP || st == DR_HOST_SUSPECT;
+
+			if (c->h[j].pid && !up)
+				return false;
+		}
+	}
+	return true;
+}
+
+static inline void cl_wait_converged(struct cl *c, const char *what)
+{
+	double deadline = cl_now() + CL_CONVERGE_MS / 1000.0;
+
+	while (!cl_converged(c)) {
+		cr_assert_lt(cl_now(), deadline, "%s: the views did not converge in %d ms", what,
+			     CL_CONVERGE_MS);
+		cl_sleep_ms(20);
+	}
+}
+
+/* Wait until host i sees host j in state (DR_HOST_*). */
+static inline void cl_wait_state(struct cl *c, int i, int j, int state, int ms)
+{
+	double deadline = cl_now() + ms / 1000.0;
+
+	while (cl_state_of(c, i, j) != state) {
+		cr_assert_lt(cl_now(), deadline, "%s never saw %s in state %d within %d ms (now %d)",
+			     c->h[i].id, c->h[j].id, state, ms, cl_state_of(c, i, j));
+		cl_sleep_ms(10);
+	}
+}
+
+/* Which host owns name (by host i's view): its index, or -1. */
+static inline int cl_owner(struct cl *c, int i, const char *name)
+{
+	char host[DR_HOST_MAX + 1];
+	int rc = dr_owner(cl_reg(c, i), name, host, sizeof(host));
+
+	cr_assert_eq(rc, 0, "dr_owner %s on %s: %s", name, c->h[i].id, dr_strerror(rc));
+	for (int j = 0; j < c->n; j++)
+		if (strcmp(c->h[j].id, host) == 0)
+			return j;
+	return -1;
+}
+
+/* Kill every bridge, close the handles, remove segments, sockets, logs
+ * (the logs are kept, and named, when the test failed: see cl_dump). */
+static inline void cl_fini(struct cl *c)
+{
+	for (int i = 0; i < c->n; i++) {
+		struct cl_host *h = &c->h[i];
+
+		if (h->pid)
+			cl_stop(c, i, SIGKILL);
+		if (h->r)
+			dr_close(h->r);
+		h->r = NULL;
+		(void)dr_unlink(h->seg);
+		if (strncmp(h->bus, "ipc://", 6) == 0)
+			unlink(h->bus + 6);
+		if (strncmp(h->rpc, "ipc://", 6) == 0)
+			unlink(h->rpc + 6);
+		unlink(h->log);
+	}
+	if (c->key_file[0])
+		unlink(c->key_file);
+}
+
+/* Host i's bridge log, for a failure message (a static buffer). */
+static inline const char *cl_log_tail(struct cl *c, int i)
+{
+	static char buf[4096];
+	int fd = open(c->h[i].log, O_RDONLY | O_CLOEXEC);
+	off_t size;
+	ssize_t n;
+
+	buf[0] = 0;
+	if (fd < 0)
+		return buf;
+	size = lseek(fd, 0, SEEK_END);
+	lseek(fd, size > (off_t)sizeof(buf) - 1 ? size - (off_t)sizeof(buf) + 1 : 0, SEEK_SET);
+	n = read(fd, buf, sizeof(buf) - 1);
+	buf[n > 0 ? n : 0] = 0;
+	close(fd);
+	return buf;
+}
+
+/* Whether host i's log holds s. */
+static inline bool cl_log_has(struct cl *c, int i, const char *s)
+{
+	static char buf[1 << 20];
+	int fd = open(c->h[i].log, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = 0;
+	return strstr(buf, s) != NULL;
+}
+
+/* Count the lines of host i's log that hold s. */
+static inline int cl_log_count(struct cl *c, int i, const char *s)
+{
+	static char buf[1 << 20];
+	int fd = open(c->h[i].log, O_RDONLY | O_CLOEXEC), k = 0;
+	ssize_t n;
+
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = 0;
+	for (char *p = buf; (p = strstr(p, s)); p += strlen(s))
+		k++;
+	return k;
+}
+
+/* A key file of 32 random bytes in hex, mode 0600, for c. */
+static inline void cl_make_key(struct cl *c)
+{
+	unsigned char k[32];
+	FILE *f;
+	int fd;
+
+	snprintf(c->key_file, sizeof(c->key_file), "/tmp/drt.%d.key", (int)getpid());
+	fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+	cr_assert_eq(read(fd, k, sizeof(k)), (ssize_t)sizeof(k));
+	close(fd);
+	f = fopen(c->key_file, "w");
+	cr_assert_not_null(f);
+	fchmod(fileno(f), 0600);
+	for (int i = 0; i < 32; i++)
+		fprintf(f, "%02x", k[i]);
+	fprintf(f, "\n");
+	fclose(f);
+}
+
+#endif /* DR_CLUSTER_H */

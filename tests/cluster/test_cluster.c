@@ -1,0 +1,578 @@
+/*
+ * test_cluster.c - bridges on this machine: membership (joins, leaves,
+ * kills, restarts, an address with nothing behind it), calls, casts and
+ * lookups of global names across hosts, timeouts, a worker dying in a call,
+ * the library with no bridge and after its bridge died, and the reaper.
+ * Hostile frames are in test_hostile.c, network namespaces in test_netns.c.
+ */
+#include "cluster.h"
+
+TestSuite(cluster, .timeout = CL_TIMEOUT);
+
+/* ---------------------------------------------------------------------- */
+/* Workers: a child that serves global names on one host. */
+
+#define W_NAMES 64
+
+struct counters {
+	int casts[CL_MAX];   /* casts and sends received, per host */
+};
+
+struct worker {
+	const char *seg;
+	const char *host;
+	int n;
+	const char *names[W_NAMES];
+	int ready[2];        /* the child writes 'r' (or 'e' and the error) */
+	struct counters *cnt;
+	int idx;             /* the host's index, for cnt */
+};
+
+/*
+ * Serves its names; a CALL with data "sleep:<ms>" answers after that long,
+ * "die" kills the worker, anything else is answered "<host>|<name>|<data>".
+ * CAST and INFO count in cnt.
+ */
+static int worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct dr_options o = { .segment = w->seg };
+	dr_registry *r;
+	dr_mailbox *mb;
+	struct dr_msg m;
+	char buf[512];
+	int rc;
+
+	rc = dr_open(&o, &r);
+	if (!rc)
+		rc = dr_mailbox_open(r, &mb);
+	for (int i = 0; !rc && i < w->n; i++)
+		rc = dr_serve_global(mb, w->names[i], NULL, 0);
+	if (rc) {
+		char e[2] = { 'e', (char)-rc };
+
+		if (write(w->ready[1], e, 2) < 0)
+			_exit(2);
+		return 1;
+	}
+	if (write(w->ready[1], "r", 1) != 1)
+		return 2;
+	for (;;) {
+		rc = dr_recv(mb, &m, -1);
+		if (rc)
+			return 3;
+		if (m.kind == DR_MSG_CAST || m.kind == DR_MSG_INFO) {
+			__atomic_add_fetch(&w->cnt->casts[w->idx], 1, __ATOMIC_RELAXED);
+			continue;
+		}
+		if (m.kind != DR_MSG_CALL)
+			continue;
+		if (m.len == 3 && memcmp(m.data, "die", 3) == 0)
+			kill(getpid(), SIGKILL);
+		if (m.len > 6 && memcmp(m.data, "sleep:", 6) == 0) {
+			snprintf(buf, sizeof(buf), "%.*s", (int)m.len - 6, (const char *)m.data + 6);
+			cl_sleep_ms(atoi(buf));
+		}
+		int n = snprintf(buf, sizeof(buf), "%s|%.*s|%.*s", w->host, (int)m.name_len,
+				 (const char *)m.name, (int)m.len, (const char *)m.data);
+		dr_reply(mb, &m, buf, (size_t)n);
+	}
+}
+
+/* Start a worker on host i serving names; returns its pid once it serves. */
+static pid_t worker_start(struct cl *c, int i, const char **names, int n, struct counters *cnt)
+{
+	static struct worker ws[16];
+	static int nws;
+	struct worker *w = &ws[nws++ % 16];
+	char b[2] = { 0 };
+	pid_t pid;
+
+	memset(w, 0, sizeof(*w));
+	w->seg = c->h[i].seg;
+	w->host = c->h[i].id;
+	w->n = n;
+	for (int k = 0; k < n; k++)
+		w->names[k] = names[k];
+	w->cnt = cnt;
+	w->idx = i;
+	cr_assert_eq(pipe(w->ready), 0);
+	pid = dr_test_spawn(worker_main, w);
+	cr_assert_gt(pid, 0);
+	close(w->ready[1]);
+	cr_assert_geq(read(w->ready[0], b, 2), 1);
+	close(w->ready[0]);
+	cr_assert_eq(b[0], 'r', "worker on %s: %s", c->h[i].id, dr_strerror(-(int)(unsigned char)b[1]));
+	return pid;
+}
+
+static void reap_child(pid_t pid)
+{
+	int st;
+
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+}
+
+static struct counters *counters_new(void)
+{
+	struct counters *cnt = mmap(NULL, sizeof(*cnt), PROT_READ | PROT_WRITE,
+				    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	cr_assert_neq(cnt, MAP_FAILED);
+	memset(cnt, 0, sizeof(*cnt));
+	return cnt;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Membership */
+
+Test(cluster, joins_and_leaves_are_seen)
+{
+	struct cl c;
+	uint64_t inc_before = 0, inc_after = 0;
+	struct dr_host hosts[DR_HOSTS_MAX];
+	size_t n;
+
+	cl_init(&c, 3, "jl", false);
+	cl_start_all(&c);
+	cl_wait_converged(&c, "start");
+
+	for (size_t k = 0; dr_hosts(cl_reg(&c, 0), hosts, DR_HOSTS_MAX, &n, NULL) == 0 && k < n; k++)
+		if (strcmp(hosts[k].id, c.h[2].id) == 0)
+			inc_before = hosts[k].incarnation;
+	cr_assert_neq(inc_before, 0);
+
+	/* A clean stop says goodbye: the others mark it down at once. */
+	cr_assert_eq(cl_stop(&c, 2, SIGTERM), 0, "SIGTERM: the bridge must exit 0");
+	cl_wait_state(&c, 0, 2, DR_HOST_DOWN, 2000);
+	cl_wait_state(&c, 1, 2, DR_HOST_DOWN, 2000);
+	cr_assert(cl_log_has(&c, 0, "left"), "host 0 did not log the leave:\n%s", cl_log_tail(&c, 0));
+
+	cl_start(&c, 2);
+	cl_wait_converged(&c, "rejoin");
+	for (size_t k = 0; dr_hosts(cl_reg(&c, 0), hosts, DR_HOSTS_MAX, &n, NULL) == 0 && k < n; k++)
+		if (strcmp(hosts[k].id, c.h[2].id) == 0)
+			inc_after = hosts[k].incarnation;
+	cr_assert_gt(inc_after, inc_before, "a restarted bridge has a newer incarnation");
+	cl_fini(&c);
+}
+
+Test(cluster, a_killed_bridge_goes_down_and_comes_back)
+{
+	struct cl c;
+
+	cl_init(&c, 3, "kb", false);
+	c.seed_all = true;
+	cl_start_all(&c);
+	cl_wait_converged(&c, "start");
+
+	cl_stop(&c, 1, SIGKILL);
+	/* Silent for down-after (800 ms): down. */
+	cl_wait_state(&c, 0, 1, DR_HOST_DOWN, 5000);
+	cl_wait_state(&c, 2, 1, DR_HOST_DOWN, 5000);
+	cr_assert(cl_log_has(&c, 0, "silent"), "%s", cl_log_tail(&c, 0));
+
+	cl_start(&c, 1);
+	cl_wait_converged(&c, "restart");
+	cl_fini(&c);
+}
+
+Test(cluster, a_second_bridge_on_a_segment_is_refused)
+{
+	struct cl c;
+	int st;
+
+	cl_init(&c, 2, "sb", false);
+	cl_start(&c, 0);
+	cl_wait_state(&c, 0, 0, DR_HOST_UP, 5000);
+	/* Host 1's bridge, pointed at host 0's segment. */
+	snprintf(c.h[1].seg, sizeof(c.h[1].seg), "%s", c.h[0].seg);
+	cl_start(&c, 1);
+	waitpid(c.h[1].pid, &st, 0);
+	c.h[1].pid = 0;
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "status %d", st);
+	cr_assert(cl_log_has(&c, 1, "another bridge"), "%s", cl_log_tail(&c, 1));
+	c.h[1].seg[0] = 0;
+	c.n = 1;
+	cl_fini(&c);
+}
+
+Test(cluster, an_address_with_no_bridge_is_ignored_then_picked_up)
+{
+	struct cl c;
+	double t0;
+
+	cl_init(&c, 2, "ig", false);
+	c.seed_all = true;
+	c.lonely[1] = true; /* host 1 will know nobody: host 0 must find it */
+	cl_start(&c, 0);
+	/* Host 0 dials host 1's address, where nothing answers. */
+	{
+		double deadline = cl_now() + 10;
+
+		while (!cl_log_has(&c, 0, "no bridge answers")) {
+			cr_assert_lt(cl_now(), deadline, "%s", cl_log_tail(&c, 0));
+			cl_sleep_ms(50);
+		}
+	}
+	/* Tried again every 10 s, logged once. */
+	cl_sleep_ms(3 * c.down_after_ms);
+	cr_assert_eq(cl_log_count(&c, 0, "no bridge answers"), 1, "%s", cl_log_tail(&c, 0));
+
+	t0 = cl_now();
+	cl_start(&c, 1);
+	cl_wait_state(&c, 0, 1, DR_HOST_UP, 20000);
+	cl_wait_converged(&c, "picked up");
+	cr_log_info("the ignored address was picked up %.1f s after its bridge started",
+		    cl_now() - t0);
+	cl_fini(&c);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Calls */
+
+#define NNAMES 24
+
+static char names_buf[NNAMES][16];
+static const char *names[NNAMES];
+
+static void make_names(const char *tag)
+{
+	for (int k = 0; k < NNAMES; k++) {
+		snprintf(names_buf[k], sizeof(names_buf[k]), "%s.%d", tag, k);
+		names[k] = names_buf[k];
+	}
+}
+
+/* A worker on every host for the names it owns; their pids into pids. */
+static void serve_everywhere(struct cl *c, struct counters *cnt, pid_t *pids)
+{
+	for (int i = 0; i < c->n; i++) {
+		const char *mine[NNAMES];
+		int n = 0;
+
+		for (int k = 0; k < NNAMES; k++)
+			if (cl_owner(c, 0, names[k]) == i)
+				mine[n++] = names[k];
+		pids[i] = n ? worker_start(c, i, mine, n, cnt) : 0;
+	}
+}
+
+Test(cluster, calls_casts_and_lookups_reach_the_owner_from_every_host)
+{
+	struct cl c;
+	struct counters *cnt = counters_new();
+	pid_t pids[CL_MAX];
+	int casts = 0, total;
+	double deadline;
+
+	cl_init(&c, 3, "ca", false);
+	cl_start_all(&c);
+	cl_wait_converged(&c, "start");
+	make_names("svc");
+	/* Every host computes the same owners, and each host owns some. */
+	for (int k = 0; k < NNAMES; k++)
+		for (int i = 1; i < c.n; i++)
+			cr_assert_eq(cl_owner(&c, i, names[k]), cl_owner(&c, 0, names[k]),
+				     "%s: hosts disagree on its owner", names[k]);
+	serve_everywhere(&c, cnt, pids);
+
+	for (int i = 0; i < c.n; i++) {
+		dr_registry *r = cl_reg(&c, i);
+		dr_mailbox *mb;
+		uint64_t ids[NNAMES];
+		bool done[NNAMES] = { false };
+
+		/* Waiting calls. */
+		for (int k = 0; k < NNAMES; k++) {
+			char reply[256], want[256];
+			size_t len = sizeof(reply) - 1;
+			int owner = cl_owner(&c, i, names[k]);
+			int rc = dr_call_global(r, names[k], "ping", 4, reply, &len, 5000);
+
+			cr_assert_eq(rc, 0, "call %s from %s (owner %s): %s\n%s", names[k], c.h[i].id,
+				     c.h[owner].id, dr_strerror(rc), cl_log_tail(&c, i));
+			reply[len] = 0;
+			snprintf(want, sizeof(want), "%s|%s|ping", c.h[owner].id, names[k]);
+			cr_assert_str_eq(reply, want);
+		}
+		/* Asynchronous calls, all in flight at once. */
+		cr_assert_eq(dr_mailbox_open(r, &mb), 0);
+		for (int k = 0; k < NNAMES; k++)
+			cr_assert_eq(dr_call_async_global(mb, names[k], "async", 5, 5000, &ids[k]), 0);
+		for (int got = 0; got < NNAMES;) {
+			struct dr_msg m;
+			int rc = dr_recv(mb, &m, 5000);
+
+			cr_assert_eq(rc, 0, "async replies on %s: %s", c.h[i].id, dr_strerror(rc));
+			if (m.kind != DR_MSG_REPLY)
+				continue;
+			for (int k = 0; k < NNAMES; k++) {
+				if (ids[k] != m.call_id)
+					continue;
+				cr_assert_not(done[k]);
+				cr_assert_eq(m.status, 0, "%s: %s", names[k], dr_strerror(m.status));
+				cr_assert(m.len > 6 && memcmp((const char *)m.data + m.len - 6, "|async", 6) == 0);
+				done[k] = true;
+				got++;
+			}
+		}
+		dr_mailbox_close(mb);
+		/* Casts and sends: best effort, but on a quiet loopback they
+		 * all arrive. */
+		for (int k = 0; k < NNAMES; k++) {
+			cr_assert_eq(dr_cast_global(r, names[k], "c", 1, 1000), 0);
+			cr_assert_eq(dr_send_global(r, names[k], "s", 1, 1000), 0);
+			casts += 2;
+		}
+		/* Lookups on the owner. */
+		for (int k = 0; k < NNAMES; k++) {
+			struct dr_entry e;
+			char host[DR_HOST_MAX + 1];
+			int owner = cl_owner(&c, i, names[k]);
+			int rc = dr_whereis_global(r, names[k], &e, host, sizeof(host), 5000);
+
+			cr_assert_eq(rc, 0, "whereis %s from %s: %s", names[k], c.h[i].id,
+				     dr_strerror(rc));
+			cr_assert_str_eq(host, c.h[owner].id);
+			cr_assert_eq(e.pid, pids[owner]);
+		}
+	}
+	deadline = cl_now() + 10;
+	do {
+		total = 0;
+		for (int i = 0; i < c.n; i++)
+			total += __atomic_load_n(&cnt->casts[i], __ATOMIC_RELAXED);
+		if (total >= casts)
+			break;
+		cl_sleep_ms(20);
+	} while (cl_now() < deadline);
+	cr_assert_eq(total, casts, "casts and sends received");
+
+	/* Serving a global name on a host that does not own it. */
+	for (int k = 0; k < NNAMES; k++) {
+		int owner = cl_owner(&c, 0, names[k]);
+		dr_mailbox *mb;
+
+		if (owner == 0)
+			continue;
+		cr_assert_eq(dr_mailbox_open(cl_reg(&c, 0), &mb), 0);
+		cr_assert_eq(dr_serve_global(mb, names[k], NULL, 0), -EREMOTE);
+		dr_mailbox_close(mb);
+		break;
+	}
+	/* A name nobody serves: -ENOENT from its owner. */
+	for (int i = 0; i < c.n; i++) {
+		char reply[64];
+		size_t len = sizeof(reply);
+
+		cr_assert_eq(dr_call_global(cl_reg(&c, i), "nobody.serves.this", "x", 1, reply, &len,
+					    5000),
+			     -ENOENT);
+	}
+	for (int i = 0; i < c.n; i++)
+		if (pids[i])
+			reap_child(pids[i]);
+	cl_fini(&c);
+}
+
+/* A name owned by host `owner`, other than any in avoid. */
+static const char *name_owned_by(struct cl *c, int owner, const char *tag)
+{
+	static char buf[8][32];
+	static int at;
+	char *b = buf[at++ % 8];
+
+	for (int k = 0; k < 10000; k++) {
+		snprintf(b, 32, "%s.%d", tag, k);
+		if (cl_owner(c, 0, b) == owner)
+			return b;
+	}
+	cr_assert_fail("no name owned by %s", c->h[owner].id);
+	return NULL;
+}
+
+Test(cluster, a_call_times_out_and_the_next_one_works)
+{
+	struct cl c;
+	struct counters *cnt = counters_new();
+	const char *name;
+	char reply[128];
+	size_t len;
+	pid_t w;
+	int rc;
+
+	cl_init(&c, 2, "to", false);
+	cl_start_all(&c);
+	cl_wait_converged(&c, "start");
+	name = name_owned_by(&c, 1, "slow");
+	w = worker_start(&c, 1, &name, 1, cnt);
+
+	len = sizeof(reply);
+	rc = dr_call_global(cl_reg(&c, 0), name, "sleep:1500", 10, reply, &len, 300);
+	cr_assert_eq(rc, -ETIMEDOUT, "%s", dr_strerror(rc));
+	len = sizeof(reply);
+	rc = dr_call_global(cl_reg(&c, 0), name, "again", 5, reply, &len, 5000);
+	cr_assert_eq(rc, 0, "%s", dr_strerror(rc));
+	reap_child(w);
+	cl_fini(&c);
+}
+
+Test(cluster, a_worker_that_dies_in_a_call_fails_the_call)
+{
+	struct cl c;
+	struct counters *cnt = counters_new();
+	const char *name;
+	char reply[128];
+	size_t len = sizeof(reply);
+	pid_t w;
+	int rc, st;
+
+	cl_init(&c, 2, "wd", false);
+	cl_start_all(&c);
+	cl_wait_converged(&c, "start");
+	name = name_owned_by(&c, 1, "mortal");
+	w = worker_start(&c, 1, &name, 1, cnt);
+	rc = dr_call_global(cl_reg(&c, 0), name, "die", 3, reply, &len, 10000);
+	cr_assert(rc == -EOWNERDEAD || rc == -ENOENT, "a worker died in the call: %s",
+		  dr_strerror(rc));
+	waitpid(w, &st, 0);
+	cl_fini(&c);
+}
+
+Test(cluster, an_owner_whose_bridge_is_down_is_unreachable)
+{
+	struct cl c;
+	struct counters *cnt = counters_new();
+	const char *name;
+	char reply[128];
+	size_t len = sizeof(reply);
+	pid_t w;
+	int rc;
+
+	cl_init(&c, 3, "ur", false);
+	c.seed_all = true;
+	cl_start_all(&c);
+	cl_wait_converged(&c, "start");
+	name = name_owned_by(&c, 2, "far");
+	w = worker_start(&c, 2, &name, 1, cnt);
+	/* Host 2's bridge is stopped (SIGSTOP: a pause) while host 0 calls:
+	 * host 0's bridge resends until the call's deadline. */
+	kill(c.h[2].pid, SIGSTOP);
+	rc = dr_call_global(cl_reg(&c, 0), name, "x", 1, reply, &len, 300);
+	cr_assert(rc == -ETIMEDOUT || rc == -EHOSTUNREACH, "%s", dr_strerror(rc));
+	/* Then it is down: host 0 now computes another owner, and the name
+	 * is not served there. */
+	cl_wait_state(&c, 0, 2, DR_HOST_DOWN, 5000);
+	cr_assert_neq(cl_owner(&c, 0, name), 2);
+	len = sizeof(reply);
+	rc = dr_call_global(cl_reg(&c, 0), name, "x", 1, reply, &len, 2000);
+	cr_assert_eq(rc, -ENOENT, "%s", dr_strerror(rc));
+	/* Released, it is back, and so is its worker's name. */
+	kill(c.h[2].pid, SIGCONT);
+	cl_wait_converged(&c, "released");
+	len = sizeof(reply);
+	rc = dr_call_global(cl_reg(&c, 0), name, "x", 1, reply, &len, 5000);
+	cr_assert_eq(rc, 0, "%s\n%s", dr_strerror(rc), cl_log_tail(&c, 0));
+	reap_child(w);
+	cl_fini(&c);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Without a bridge */
+
+Test(cluster, without_a_bridge_global_names_are_local)
+{
+	struct cl c;
+	struct counters *cnt = counters_new();
+	const char *name = "solo";
+	char host[DR_HOST_MAX + 1], reply[128];
+	size_t len = sizeof(reply);
+	dr_registry *r;
+	pid_t w;
+	int rc;
+
+	cl_init(&c, 1, "nb", false);
+	r = cl_reg(&c, 0);
+	cr_assert_eq(dr_owner(r, name, host, sizeof(host)), 0);
+	{
+		char node[256];
+
+		gethostname(node, sizeof(node));
+		node[DR_HOST_MAX] = 0;
+		cr_assert_str_eq(host, node, "a cluster of one is named by the node name");
+	}
+	w = worker_start(&c, 0, &name, 1, cnt);
+	rc = dr_call_global(r, name, "hi", 2, reply, &len, 2000);
+	cr_assert_eq(rc, 0, "%s", dr_strerror(rc));
+	reap_child(w);
+	cl_fini(&c);
+}
+
+Test(cluster, after_its_bridge_died_global_calls_fail_and_local_names_work)
+{
+	struct cl c;
+	char reply[128], host[DR_HOST_MAX + 1];
+	size_t len = sizeof(reply);
+	dr_registry *r;
+
+	cl_init(&c, 1, "bd", false);
+	r = cl_reg(&c, 0);
+	cr_assert_eq(dr_register(r, "local.name", "v", 1), 0);
+	cl_start(&c, 0);
+	cl_wait_state(&c, 0, 0, DR_HOST_UP, 5000);
+	cl_stop(&c, 0, SIGKILL);
+	cr_assert_eq(dr_call_global(r, "g", "x", 1, reply, &len, 1000), -ENOTCONN);
+	cr_assert_eq(dr_owner(r, "g", host, sizeof(host)), -ENOTCONN);
+	cr_assert_eq(dr_whereis(r, "local.name", NULL), 0);
+	cr_assert_eq(dr_register(r, "local.other", "v", 1), 0);
+	/* A bridge again: global names work again. */
+	cl_start(&c, 0);
+	cl_wait_state(&c, 0, 0, DR_HOST_UP, 5000);
+	cr_assert_eq(dr_owner(r, "g", host, sizeof(host)), 0);
+	cr_assert_str_eq(host, c.h[0].id);
+	cl_fini(&c);
+}
+
+/* ---------------------------------------------------------------------- */
+/* The reaper */
+
+static int register_and_wait(void *arg)
+{
+	const char *seg = arg;
+	struct dr_options o = { .segment = seg };
+	dr_registry *r;
+
+	if (dr_open(&o, &r) || dr_register(r, "doomed", "v", 1))
+		return 1;
+	for (;;)
+		pause();
+}
+
+Test(cluster, the_reaper_removes_a_killed_process_names)
+{
+	struct cl c;
+	dr_registry *r;
+	struct dr_entry e;
+	pid_t p;
+	double t0, took;
+
+	cl_init(&c, 1, "rp", false);
+	r = cl_reg(&c, 0);
+	cl_start(&c, 0);
+	cl_wait_state(&c, 0, 0, DR_HOST_UP, 5000);
+	p = dr_test_spawn(register_and_wait, c.h[0].seg);
+	while (dr_whereis(r, "doomed", &e) != 0)
+		cl_sleep_ms(1);
+	cl_sleep_ms(100); /* the reaper has seen it */
+	t0 = cl_now();
+	reap_child(p);
+	while (dr_whereis(r, "doomed", &e) == 0) {
+		cr_assert_lt(cl_now() - t0, 1.0, "the dead process's name is still there after 1 s");
+		cl_sleep_ms(1);
+	}
+	took = cl_now() - t0;
+	cr_log_info("name gone %.1f ms after the kill", took * 1e3);
+	cl_fini(&c);
+}
