@@ -40,6 +40,10 @@
 #define ORIGIN_CACHE 1024
 /* How long a stopping bridge waits for the calls in flight. */
 #define DRAIN_NS (2000ull * 1000 * 1000)
+/* How long a stopping bridge runs at least after its LEAVE: nanomsg sends
+ * from its own thread and drops what is queued at nn_close (NN_LINGER is
+ * not implemented in nanomsg 1.x). */
+#define LEAVE_FLUSH_NS (100ull * 1000 * 1000)
 
 /* Phi-accrual failure detector of one peer. */
 struct phi {
@@ -160,6 +164,7 @@ struct bridge {
 	size_t nwatched, watched_cap;
 	bool stopping;
 	uint64_t stop_deadline_ns;
+	uint64_t stop_min_ns;        /* not before: the LEAVE is on its way */
 	struct log_once once;          /* lines logged once per change of state */
 	/* counters, for the log and the tests */
 	struct {

@@ -112,6 +112,8 @@ static int timeout_ms(struct bridge *b, uint64_t now)
 		next = t;
 	if (b->stopping && b->stop_deadline_ns < next)
 		next = b->stop_deadline_ns;
+	if (b->stopping && now < b->stop_min_ns && b->stop_min_ns < next)
+		next = b->stop_min_ns;
 	if (next <= now)
 		return 0;
 	t = (next - now + 999999) / 1000000;
@@ -129,6 +131,7 @@ static void on_signal(struct bridge *b)
 		membership_leave(b);
 		b->stopping = true;
 		b->stop_deadline_ns = now_ns() + DRAIN_NS;
+		b->stop_min_ns = now_ns() + LEAVE_FLUSH_NS;
 	}
 }
 
@@ -153,7 +156,8 @@ static int run(struct bridge *b)
 		size_t nfds = 0, npeerfd, i;
 		int n;
 
-		if (b->stopping && (rpc_idle(b) || now >= b->stop_deadline_ns))
+		if (b->stopping && now >= b->stop_min_ns &&
+		    (rpc_idle(b) || now >= b->stop_deadline_ns))
 			break;
 		fds[nfds++] = (struct pollfd){ .fd = b->signal_fd, .events = POLLIN };
 		fds[nfds++] = (struct pollfd){ .fd = b->mb_fd, .events = POLLIN };

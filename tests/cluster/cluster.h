@@ -235,14 +235,15 @@ static inline int cl_stop(struct cl *c, int i, int sig)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
-/* The state host i's view gives host j (DR_HOST_*), 0 if not listed. */
+/* The state host i's view gives host j (DR_HOST_*), 0 if not listed or if
+ * host i's bridge does not run (its view is then the last one published). */
 static inline int cl_state_of(struct cl *c, int i, int j)
 {
 	struct dr_host hosts[DR_HOSTS_MAX];
 	size_t n = 0;
 	int rc = dr_hosts(cl_reg(c, i), hosts, DR_HOSTS_MAX, &n, NULL);
 
-	if (rc < 0 && rc != -ENOTCONN)
+	if (rc < 0)
 		return 0;
 	for (size_t k = 0; k < n && k < DR_HOSTS_MAX; k++)
 		if (strcmp(hosts[k].id, c->h[j].id) == 0)
