@@ -1,0 +1,628 @@
+/*
+ * bench_cluster.c - calls between hosts, side by side in one run on this
+ * machine: two "hosts" (two segments, two bridges on loopback TCP), and
+ *
+ *   nanomsg tcp       a cooked REQ/REP round trip between two processes,
+ *                     the floor a remote call is measured against;
+ *   nanomsg raw D     raw (AF_SP_RAW) REQ/REP with D requests in flight,
+ *                     one per message: what a bridge without batching does;
+ *   local call        dr_call to a worker on the same host;
+ *   remote call       dr_call_global from host A to a worker on host B:
+ *                     caller -> bridge A -> (tcp) -> bridge B -> worker, and
+ *                     back;
+ *   remote async D    dr_call_async_global with D calls in flight;
+ *   reaper            a process killed with SIGKILL on a host with a bridge:
+ *                     the time until dr_whereis() stops finding its name.
+ *
+ *   bench_cluster [--seconds S] [--short] [--bridge PATH]
+ *
+ * The bridge is $DISTREG_BRIDGE, or --bridge, or build/bridge/distreg-bridge.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <nanomsg/nn.h>
+#include <nanomsg/reqrep.h>
+
+#include <distreg.h>
+
+extern char **environ;
+
+#define MAXLAT (1u << 22)
+#define MSG 16
+
+static double seconds = 1.0;
+static const char *bridge_bin;
+
+struct host {
+	char id[16], seg[64], bus[64], rpc[64], log[96];
+	pid_t bridge;
+	dr_registry *r;
+};
+
+static struct host A, B;
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void die(const char *what, const char *why)
+{
+	fprintf(stderr, "bench_cluster: %s: %s\n", what, why);
+	exit(1);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+struct result {
+	char name[32];
+	double p50_us, p99_us, calls_s;
+};
+
+static struct result results[16];
+static int nresults;
+
+static struct result *report(const char *name, uint64_t *lat, size_t n, uint64_t elapsed)
+{
+	struct result *r = &results[nresults++];
+
+	qsort(lat, n, sizeof(lat[0]), cmp_u64);
+	snprintf(r->name, sizeof(r->name), "%s", name);
+	r->p50_us = n ? (double)lat[n / 2] / 1e3 : 0;
+	r->p99_us = n ? (double)lat[n * 99 / 100] / 1e3 : 0;
+	r->calls_s = (double)n / ((double)elapsed / 1e9);
+	printf("%-22s %10.1f %10.1f %12.0f\n", r->name, r->p50_us, r->p99_us, r->calls_s);
+	fflush(stdout);
+	return r;
+}
+
+static pid_t fork_child(void (*fn)(void *), void *arg)
+{
+	pid_t parent = getpid(), pid = fork();
+
+	if (pid < 0)
+		die("fork", strerror(errno));
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(1);
+		fn(arg);
+		_exit(0);
+	}
+	return pid;
+}
+
+static void stop_child(pid_t pid)
+{
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
+static int free_port(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	int s = socket(AF_INET, SOCK_STREAM, 0), port;
+
+	if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+	    getsockname(s, (struct sockaddr *)&a, &len) < 0)
+		die("a free port", strerror(errno));
+	port = ntohs(a.sin_port);
+	close(s);
+	return port;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Hosts and bridges */
+
+static void host_init(struct host *h, const char *id)
+{
+	struct dr_options o = { 0 };
+	int rc;
+
+	snprintf(h->id, sizeof(h->id), "%s", id);
+	snprintf(h->seg, sizeof(h->seg), "bench.cluster.%d.%s", (int)getpid(), id);
+	snprintf(h->bus, sizeof(h->bus), "tcp://127.0.0.1:%d", free_port());
+	snprintf(h->rpc, sizeof(h->rpc), "tcp://127.0.0.1:%d", free_port());
+	snprintf(h->log, sizeof(h->log), "/tmp/bench-cluster-%d-%s.log", (int)getpid(), id);
+	o.segment = h->seg;
+	rc = dr_open(&o, &h->r);
+	if (rc)
+		die(h->seg, dr_strerror(rc));
+}
+
+static void bridge_start(struct host *h, const struct host *peer)
+{
+	const char *argv[] = { bridge_bin, "--segment", h->seg, "--host", h->id, "--bus", h->bus,
+			       "--rpc", h->rpc, "--peer", peer->bus, "--heartbeat-ms", "100",
+			       "--down-after-ms", "2000", "--log-level", "warn", NULL };
+	posix_spawn_file_actions_t fa;
+	int fd = open(h->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+	if (fd < 0)
+		die(h->log, strerror(errno));
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, fd, 2);
+	if (posix_spawn(&h->bridge, bridge_bin, &fa, NULL, (char *const *)argv, environ))
+		die("spawn", bridge_bin);
+	posix_spawn_file_actions_destroy(&fa);
+	close(fd);
+}
+
+static int hosts_up(struct host *h)
+{
+	struct dr_host hs[8];
+	size_t n = 0;
+	int up = 0;
+
+	if (dr_hosts(h->r, hs, 8, &n, NULL) < 0)
+		return 0;
+	for (size_t i = 0; i < n && i < 8; i++)
+		up += hs[i].state == DR_HOST_UP;
+	return up;
+}
+
+static void host_fini(struct host *h)
+{
+	if (h->bridge) {
+		kill(h->bridge, SIGTERM);
+		waitpid(h->bridge, NULL, 0);
+	}
+	dr_close(h->r);
+	dr_unlink(h->seg);
+	unlink(h->log);
+}
+
+/* A global name B owns. */
+static const char *name_on_b(void)
+{
+	static char name[32];
+	char owner[DR_HOST_MAX + 1];
+
+	for (int k = 0;; k++) {
+		snprintf(name, sizeof(name), "echo.%d", k);
+		if (dr_owner(A.r, name, owner, sizeof(owner)) == 0 && strcmp(owner, B.id) == 0)
+			return name;
+	}
+}
+
+/* ---------------------------------------------------------------------- */
+/* Workers */
+
+struct wargs {
+	const char *seg, *name;
+	bool global;
+};
+
+static void echo_worker(void *arg)
+{
+	struct wargs *w = arg;
+	struct dr_options o = { .segment = w->seg };
+	dr_registry *r;
+	dr_mailbox *mb;
+	struct dr_msg m;
+	int rc = dr_open(&o, &r);
+
+	if (!rc)
+		rc = dr_mailbox_open(r, &mb);
+	if (!rc)
+		rc = w->global ? dr_serve_global(mb, w->name, NULL, 0) : dr_serve(mb, w->name, NULL, 0);
+	if (rc)
+		die("worker", dr_strerror(rc));
+	for (;;) {
+		if (dr_recv(mb, &m, -1))
+			continue;
+		if (m.kind == DR_MSG_CALL)
+			dr_reply(mb, &m, m.data, m.len);
+	}
+}
+
+static void bench_sync(const char *label, dr_registry *r, const char *name, bool global,
+		       uint64_t *lat)
+{
+	char req[MSG] = "ping", rep[64];
+	uint64_t t0, end;
+	size_t n = 0;
+
+	for (int i = 0; i < 20; i++) { /* warm: lanes claimed, connections up */
+		size_t len = sizeof(rep);
+		int rc = global ? dr_call_global(r, name, req, sizeof(req), rep, &len, 5000)
+				: dr_call(r, name, req, sizeof(req), rep, &len, 5000);
+
+		if (rc)
+			die(label, dr_strerror(rc));
+	}
+	t0 = now_ns();
+	end = t0 + (uint64_t)(seconds * 1e9);
+	while (n < MAXLAT) {
+		size_t len = sizeof(rep);
+		uint64_t a = now_ns();
+		int rc = global ? dr_call_global(r, name, req, sizeof(req), rep, &len, 5000)
+				: dr_call(r, name, req, sizeof(req), rep, &len, 5000);
+
+		if (rc)
+			die(label, dr_strerror(rc));
+		lat[n++] = now_ns() - a;
+		if (a + lat[n - 1] >= end)
+			break;
+	}
+	report(label, lat, n, now_ns() - t0);
+}
+
+static struct result *bench_async(dr_registry *r, const char *name, unsigned depth, uint64_t *lat)
+{
+	char label[32], req[MSG] = "ping";
+	uint64_t *sent = calloc(depth * 4 + 1, sizeof(*sent)), t0, end;
+	uint64_t *ids = calloc(depth * 4 + 1, sizeof(*ids));
+	dr_mailbox *mb;
+	size_t n = 0, inflight = 0;
+	struct result *res;
+
+	snprintf(label, sizeof(label), "remote async %u", depth);
+	if (!sent || !ids || dr_mailbox_open(r, &mb))
+		die(label, "setup");
+	t0 = now_ns();
+	end = t0 + (uint64_t)(seconds * 1e9);
+	for (;;) {
+		struct dr_msg m;
+		uint64_t now = now_ns();
+
+		while (inflight < depth && now < end) {
+			uint64_t id;
+			int rc = dr_call_async_global(mb, name, req, sizeof(req), 10000, &id);
+
+			if (rc == -EAGAIN)
+				break;
+			if (rc)
+				die(label, dr_strerror(rc));
+			ids[id % (depth * 4)] = id;
+			sent[id % (depth * 4)] = now;
+			inflight++;
+		}
+		if (!inflight)
+			break;
+		if (dr_recv(mb, &m, 10000))
+			die(label, "no reply in 10 s");
+		if (m.kind != DR_MSG_REPLY)
+			continue;
+		if (m.status)
+			die(label, dr_strerror(m.status));
+		inflight--;
+		if (n < MAXLAT && ids[m.call_id % (depth * 4)] == m.call_id)
+			lat[n++] = now_ns() - sent[m.call_id % (depth * 4)];
+	}
+	res = report(label, lat, n, now_ns() - t0);
+	dr_mailbox_close(mb);
+	free(sent);
+	free(ids);
+	return res;
+}
+
+/* ---------------------------------------------------------------------- */
+/* nanomsg alone */
+
+static char nn_url[64];
+
+static void nn_cooked_server(void *arg)
+{
+	int s = nn_socket(AF_SP, NN_REP);
+	char buf[MSG];
+
+	(void)arg;
+	if (s < 0 || nn_bind(s, nn_url) < 0)
+		die("nn_bind", nn_strerror(nn_errno()));
+	for (;;) {
+		int n = nn_recv(s, buf, sizeof(buf), 0);
+
+		if (n < 0 || nn_send(s, buf, (size_t)n, 0) < 0)
+			die("nanomsg server", nn_strerror(nn_errno()));
+	}
+}
+
+static struct result *bench_nn_cooked(uint64_t *lat)
+{
+	int s = nn_socket(AF_SP, NN_REQ);
+	char req[MSG] = "ping", rep[MSG];
+	uint64_t t0, end;
+	size_t n = 0;
+
+	if (s < 0 || nn_connect(s, nn_url) < 0)
+		die("nn_connect", nn_strerror(nn_errno()));
+	for (int i = 0; i < 20; i++)
+		if (nn_send(s, req, sizeof(req), 0) < 0 || nn_recv(s, rep, sizeof(rep), 0) < 0)
+			die("nanomsg", nn_strerror(nn_errno()));
+	t0 = now_ns();
+	end = t0 + (uint64_t)(seconds * 1e9);
+	while (n < MAXLAT) {
+		uint64_t a = now_ns();
+
+		if (nn_send(s, req, sizeof(req), 0) < 0 || nn_recv(s, rep, sizeof(rep), 0) < 0)
+			die("nanomsg", nn_strerror(nn_errno()));
+		lat[n++] = now_ns() - a;
+		if (a + lat[n - 1] >= end)
+			break;
+	}
+	nn_close(s);
+	return report("nanomsg tcp req/rep", lat, n, now_ns() - t0);
+}
+
+/* Raw REP: echoes every request with its backtrace. */
+static void nn_raw_server(void *arg)
+{
+	int s = nn_socket(AF_SP_RAW, NN_REP);
+
+	(void)arg;
+	if (s < 0 || nn_bind(s, nn_url) < 0)
+		die("nn_bind raw", nn_strerror(nn_errno()));
+	for (;;) {
+		char buf[256], ctl[256];
+		struct nn_iovec iov = { buf, sizeof(buf) };
+		struct nn_msghdr h = { &iov, 1, ctl, sizeof(ctl) };
+		int n = nn_recvmsg(s, &h, 0);
+		struct nn_cmsghdr *cm = NN_CMSG_FIRSTHDR(&h);
+
+		if (n < 0 || !cm)
+			continue;
+		iov.iov_len = (size_t)n;
+		h.msg_controllen = cm->cmsg_len;
+		nn_sendmsg(s, &h, 0);
+	}
+}
+
+/* Raw REQ with depth requests in flight, one per message; the request id
+ * (high bit set) is ours, at the head of the body. */
+static struct result *bench_nn_raw(unsigned depth, uint64_t *lat)
+{
+	int s = nn_socket(AF_SP_RAW, NN_REQ);
+	char label[32];
+	uint64_t t0, end, *sent = calloc(depth * 4, sizeof(*sent));
+	size_t n = 0, inflight = 0;
+	uint32_t next = 0;
+
+	snprintf(label, sizeof(label), "nanomsg raw %u", depth);
+	if (s < 0 || !sent || nn_connect(s, nn_url) < 0)
+		die("nn_connect raw", nn_strerror(nn_errno()));
+	usleep(200000);
+	t0 = now_ns();
+	end = t0 + (uint64_t)(seconds * 1e9);
+	for (;;) {
+		unsigned char buf[4 + MSG], rep[64];
+		uint64_t now = now_ns();
+		int got;
+
+		while (inflight < depth && now < end) {
+			uint32_t id = 0x80000000u | (next++ & 0x7fffffffu);
+
+			buf[0] = (unsigned char)(id >> 24);
+			buf[1] = (unsigned char)(id >> 16);
+			buf[2] = (unsigned char)(id >> 8);
+			buf[3] = (unsigned char)id;
+			memset(buf + 4, 'p', MSG);
+			if (nn_send(s, buf, sizeof(buf), 0) < 0)
+				die("raw send", nn_strerror(nn_errno()));
+			sent[id % (depth * 4)] = now;
+			inflight++;
+		}
+		if (!inflight)
+			break;
+		{
+			char ctl[64];
+			struct nn_iovec iov = { rep, sizeof(rep) };
+			struct nn_msghdr h = { &iov, 1, ctl, sizeof(ctl) };
+			struct nn_cmsghdr *cm;
+			int timeout = 2000;
+
+			nn_setsockopt(s, NN_SOL_SOCKET, NN_RCVTIMEO, &timeout, sizeof(timeout));
+			got = nn_recvmsg(s, &h, 0);
+			if (got < 0) {
+				/* A lost reply (raw REP drops when its pipe is
+				 * full): count it out. */
+				inflight = 0;
+				continue;
+			}
+			cm = NN_CMSG_FIRSTHDR(&h);
+			inflight--;
+			if (cm && n < MAXLAT) {
+				const unsigned char *d = NN_CMSG_DATA(cm) + sizeof(size_t);
+				uint32_t id = (uint32_t)d[0] << 24 | (uint32_t)d[1] << 16 |
+					      (uint32_t)d[2] << 8 | d[3];
+
+				lat[n++] = now_ns() - sent[id % (depth * 4)];
+			}
+		}
+	}
+	nn_close(s);
+	free(sent);
+	return report(label, lat, n, now_ns() - t0);
+}
+
+/* ---------------------------------------------------------------------- */
+/* The reaper */
+
+static const char *victim_seg;
+
+static void victim(void *arg)
+{
+	struct dr_options o = { .segment = victim_seg };
+	dr_registry *r;
+
+	if (dr_open(&o, &r) || dr_register(r, (const char *)arg, "v", 1))
+		_exit(1);
+	for (;;)
+		pause();
+}
+
+static void bench_reaper(uint64_t *lat, size_t rounds)
+{
+	size_t n = 0;
+
+	victim_seg = A.seg;
+	for (size_t i = 0; i < rounds; i++) {
+		char name[32];
+		pid_t p;
+		uint64_t t0;
+
+		snprintf(name, sizeof(name), "victim.%zu", i);
+		p = fork_child(victim, name);
+		while (dr_whereis(A.r, name, NULL) != 0)
+			usleep(100);
+		usleep(60000); /* the bridge's scan (every 25 ms) has seen it */
+		t0 = now_ns();
+		kill(p, SIGKILL);
+		while (dr_whereis(A.r, name, NULL) == 0) {
+			if (now_ns() - t0 > 5000000000ull)
+				die("reaper", "a killed process's name still there after 5 s");
+			usleep(100);
+		}
+		lat[n++] = now_ns() - t0;
+		waitpid(p, NULL, 0);
+	}
+	qsort(lat, n, sizeof(lat[0]), cmp_u64);
+	printf("\nreaper: a SIGKILLed process's name gone after p50 %.2f ms, max %.2f ms (%zu kills)\n",
+	       (double)lat[n / 2] / 1e6, (double)lat[n - 1] / 1e6, n);
+	results[nresults].p50_us = (double)lat[n - 1] / 1e3; /* the max, for the target */
+	snprintf(results[nresults++].name, sizeof(results[0].name), "reaper max");
+}
+
+static const struct result *find(const char *name)
+{
+	for (int i = 0; i < nresults; i++)
+		if (strcmp(results[i].name, name) == 0)
+			return &results[i];
+	die("no result", name);
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "seconds", required_argument, NULL, 's' },
+		{ "short", no_argument, NULL, 'S' },
+		{ "bridge", required_argument, NULL, 'b' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	uint64_t *lat = malloc(MAXLAT * sizeof(*lat));
+	struct wargs wl, wg;
+	pid_t local_w, remote_w, srv;
+	const char *name;
+	const struct result *nn, *remote, *raw, *async;
+	size_t reaps = 20;
+	int c;
+
+	bridge_bin = getenv("DISTREG_BRIDGE");
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			seconds = atof(optarg);
+			if (!(seconds > 0 && seconds <= 60))
+				goto usage;
+			break;
+		case 'S':
+			seconds = 0.3;
+			reaps = 5;
+			break;
+		case 'b':
+			bridge_bin = optarg;
+			break;
+		case 'h':
+			printf("usage: bench_cluster [--seconds S] [--short] [--bridge PATH]\n");
+			return 0;
+		default:
+		usage:
+			fprintf(stderr, "usage: bench_cluster [--seconds S (0-60]] [--short] "
+					"[--bridge PATH]\n");
+			return 2;
+		}
+	}
+	if (!bridge_bin)
+		bridge_bin = "build/bridge/distreg-bridge";
+	if (access(bridge_bin, X_OK) != 0)
+		die(bridge_bin, "not an executable (set DISTREG_BRIDGE or --bridge)");
+	if (!lat)
+		die("malloc", strerror(ENOMEM));
+
+	host_init(&A, "A");
+	host_init(&B, "B");
+	bridge_start(&A, &B);
+	bridge_start(&B, &A);
+	for (uint64_t t = now_ns(); hosts_up(&A) != 2 || hosts_up(&B) != 2; usleep(10000))
+		if (now_ns() - t > 15000000000ull)
+			die("bridges", "A and B did not see each other within 15 s (see their logs)");
+
+	printf("bench_cluster: two hosts on loopback tcp, a bridge each; %.1f s per row, "
+	       "%d-byte messages\n\n", seconds, MSG);
+	printf("%-22s %10s %10s %12s\n", "system", "p50 us", "p99 us", "calls/s");
+
+	snprintf(nn_url, sizeof(nn_url), "tcp://127.0.0.1:%d", free_port());
+	srv = fork_child(nn_cooked_server, NULL);
+	usleep(100000);
+	nn = bench_nn_cooked(lat);
+	stop_child(srv);
+	snprintf(nn_url, sizeof(nn_url), "tcp://127.0.0.1:%d", free_port());
+	srv = fork_child(nn_raw_server, NULL);
+	usleep(100000);
+	raw = bench_nn_raw(256, lat);
+	stop_child(srv);
+
+	wl = (struct wargs){ .seg = A.seg, .name = "local.echo", .global = false };
+	local_w = fork_child(echo_worker, &wl);
+	while (dr_whereis(A.r, "local.echo", NULL) != 0)
+		usleep(1000);
+	bench_sync("local call", A.r, "local.echo", false, lat);
+	stop_child(local_w);
+
+	name = name_on_b();
+	wg = (struct wargs){ .seg = B.seg, .name = name, .global = true };
+	remote_w = fork_child(echo_worker, &wg);
+	while (dr_whereis_global(B.r, name, NULL, NULL, 0, 1000) != 0)
+		usleep(1000);
+	bench_sync("remote call", A.r, name, true, lat);
+	remote = find("remote call");
+	bench_async(A.r, name, 16, lat);
+	async = bench_async(A.r, name, 256, lat);
+	stop_child(remote_w);
+
+	bench_reaper(lat, reaps);
+
+	printf("\ntargets:\n");
+	printf("  %s  remote call p50 <= 1.5x nanomsg tcp req/rep p50: %.1f us vs %.1f us (x%.2f)\n",
+	       remote->p50_us <= 1.5 * nn->p50_us ? "PASS" : "MISS", remote->p50_us, nn->p50_us,
+	       remote->p50_us / nn->p50_us);
+	printf("  %s  remote throughput >= 100 k calls/s: %.0f k\n",
+	       async->calls_s >= 1e5 ? "PASS" : "MISS", async->calls_s / 1e3);
+	printf("  %s  remote throughput >= raw req/rep with as many in flight: %.0f k vs %.0f k "
+	       "(x%.2f)\n",
+	       async->calls_s >= raw->calls_s ? "PASS" : "MISS", async->calls_s / 1e3,
+	       raw->calls_s / 1e3, async->calls_s / raw->calls_s);
+	printf("  %s  the reaper removes a killed process's names within 100 ms: max %.1f ms\n",
+	       find("reaper max")->p50_us <= 100000 ? "PASS" : "MISS",
+	       find("reaper max")->p50_us / 1e3);
+	host_fini(&A);
+	host_fini(&B);
+	free(lat);
+	return 0;
+}
