@@ -1,0 +1,400 @@
+/*
+ * test_breakcl.c - faults an adversarial review found in the cluster side
+ * of the library (lib/bridge.c, lib/cluster.c, lib/global.c) and in the
+ * mailbox code its merge touched (lib/mailbox.c, lib/call.c). Each test
+ * fails on the commit it was written against; see the comment of each for
+ * the interleaving.
+ *
+ * Linked with the crash-point build (distreg_crash): children arm a point
+ * in stop mode (or a thread of theirs in sleep mode), the test process
+ * runs the racing path while they are paused, then releases them.
+ * Children report through their exit status and pipes only (unit.h).
+ */
+#include <pthread.h>
+#include <sys/mman.h>
+#include <sys/utsname.h>
+#include <time.h>
+
+#include <distreg_admin.h>
+
+#include "unit.h"
+
+#include "segmap.h"
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+TestSuite(breakcl, .timeout = UNIT_TIMEOUT, .fini = unit_fini);
+
+#define WAIT_MS 10000
+
+static int open_g(const char *seg, dr_registry **r)
+{
+	struct dr_options o = {
+		.segment = seg,
+		.capacity = 256,
+		.max_procs = UNIT_MAX_PROCS,
+		.max_threads = UNIT_MAX_THREADS,
+		.max_mailboxes = 16,
+		.max_lanes = 32,
+		.lane_bytes = 8192,
+	};
+
+	*r = NULL;
+	return dr_open(&o, r);
+}
+
+static dr_registry *open_or_die(const char *seg)
+{
+	dr_registry *r;
+	int rc = open_g(seg, &r);
+
+	cr_assert_eq(rc, 0, "dr_open(%s): %s", seg, dr_strerror(rc));
+	return r;
+}
+
+static dr_mailbox *mailbox(dr_registry *r)
+{
+	dr_mailbox *mb;
+	int rc = dr_mailbox_open(r, &mb);
+
+	cr_assert_eq(rc, 0, "dr_mailbox_open: %s", dr_strerror(rc));
+	return mb;
+}
+
+static struct dr_host host(const char *id, int state, int self)
+{
+	struct dr_host h;
+
+	memset(&h, 0, sizeof(h));
+	snprintf(h.id, sizeof(h.id), "%s", id);
+	snprintf(h.rpc, sizeof(h.rpc), "tcp://%s:7000", id);
+	h.incarnation = 1000 + (uint64_t)strlen(id);
+	h.state = state;
+	h.self = self;
+	return h;
+}
+
+/* alpha (this host), beta, gamma; all up. */
+static size_t three(struct dr_host *h)
+{
+	h[0] = host("alpha", DR_HOST_UP, 1);
+	h[1] = host("beta", DR_HOST_UP, 0);
+	h[2] = host("gamma", DR_HOST_UP, 0);
+	return 3;
+}
+
+static dr_mailbox *bridge_up(dr_registry *r, uint64_t epoch)
+{
+	struct dr_host h[3];
+	dr_mailbox *mb = mailbox(r);
+	int rc = dr_admin_bridge_claim(mb, NULL);
+
+	cr_assert_eq(rc, 0, "claim: %s", dr_strerror(rc));
+	rc = dr_admin_view_publish(mb, h, three(h), epoch);
+	cr_assert_eq(rc, 0, "publish: %s", dr_strerror(rc));
+	return mb;
+}
+
+/* A name of the form <prefix>.<i> that owner `who` owns, into buf. */
+static void name_owned_by(dr_registry *r, const char *prefix, const char *who, char *buf,
+			  size_t len)
+{
+	char got[DR_HOST_MAX + 1];
+
+	for (int i = 0; i < 10000; i++) {
+		snprintf(buf, len, "%s.%d", prefix, i);
+		cr_assert_eq(dr_owner(r, buf, got, sizeof(got)), 0);
+		if (strcmp(got, who) == 0)
+			return;
+	}
+	cr_assert_fail("no name owned by %s", who);
+}
+
+/* What a child is told and tells, in shared memory. */
+struct shared {
+	char seg[DR_SEGMENT_MAX + 1];
+	char name[64];
+	char point[32];
+	char mode[32];
+	int op;
+	int rc;
+	int up[2];
+	int down[2];
+};
+
+static struct shared *shared_new(const char *seg)
+{
+	struct shared *s = mmap(NULL, sizeof(*s), PROT_READ | PROT_WRITE,
+				MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	cr_assert_neq(s, MAP_FAILED);
+	memset(s, 0, sizeof(*s));
+	snprintf(s->seg, sizeof(s->seg), "%s", seg);
+	cr_assert_eq(pipe(s->up), 0);
+	cr_assert_eq(pipe(s->down), 0);
+	return s;
+}
+
+static void shared_free(struct shared *s)
+{
+	close(s->up[0]);
+	close(s->up[1]);
+	close(s->down[0]);
+	close(s->down[1]);
+	munmap(s, sizeof(*s));
+}
+
+__attribute__((unused)) static void expect_byte(struct shared *s, char want, pid_t pid, const char *what)
+{
+	char c = 0;
+	int rc = read_byte_within(s->up[0], &c, WAIT_MS);
+
+	cr_assert(rc == 1 && c == want, "%s: child sent %d '%c', want '%c' (child status %d)", what,
+		  rc, c, want, rc == 1 ? -1 : wait_child(pid));
+}
+
+__attribute__((unused)) static int await(struct shared *s, char want)
+{
+	char c;
+
+	return read_byte_within(s->down[0], &c, WAIT_MS) == 1 && c == want ? 0 : -1;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Finding 1: a bridge that goes between resolve and send: -ENOENT. */
+
+#define OP_CALL 1
+#define OP_WHEREIS 2
+#define OP_CAST 3
+
+/* Opens the segment, arms s->point in stop mode, then runs s->op on the
+ * global name s->name (owned by another host: through the bridge); its
+ * result goes to s->rc. */
+static int global_sender_child(void *arg)
+{
+	struct shared *s = arg;
+	dr_registry *r;
+	char buf[64];
+	size_t len = sizeof(buf);
+
+	if (open_g(s->seg, &r))
+		return 10;
+	crash_arm(s->point, s->mode, 0);
+	switch (s->op) {
+	case OP_CALL:
+		s->rc = dr_call_global(r, s->name, "q", 1, buf, &len, 2000);
+		break;
+	case OP_WHEREIS:
+		s->rc = dr_whereis_global(r, s->name, NULL, NULL, 0, 2000);
+		break;
+	default:
+		s->rc = dr_cast_global(r, s->name, "q", 1, 0);
+		break;
+	}
+	dr_close(r);
+	return 0;
+}
+
+static void bridge_goes_after_resolve(int op, const char *tag)
+{
+	const char *seg = seg_new(tag);
+	dr_registry *r = open_or_die(seg);
+	dr_mailbox *b = bridge_up(r, 1);
+	struct shared *s = shared_new(seg);
+	char id[DR_HOST_MAX + 1];
+	pid_t kid;
+	int st;
+
+	name_owned_by(r, "f", "beta", s->name, sizeof(s->name));
+	snprintf(s->point, sizeof(s->point), "fwd_resolved");
+	snprintf(s->mode, sizeof(s->mode), "stop");
+	s->op = op;
+	s->rc = 1;
+	kid = spawn(global_sender_child, s);
+	cr_assert_eq(wait_stopped(kid, WAIT_MS), 0, "the sender never reached fwd_resolved");
+
+	/* The bridge stops cleanly while the sender stands between finding
+	 * the bridge's mailbox and writing to it. */
+	dr_mailbox_close(b);
+	cr_assert_eq(dr_owner(r, s->name, id, sizeof(id)), -ENOTCONN,
+		     "no bridge runs now");
+
+	kill(kid, SIGCONT);
+	st = wait_child(kid);
+	cr_assert_eq(st, 0, "sender child status %d", st);
+	cr_assert_eq(s->rc, -ENOTCONN,
+		     "op %d through a bridge that stopped between resolve and send: %d (%s), "
+		     "want -ENOTCONN (-ENOENT says the name is not served on its owner)",
+		     op, s->rc, dr_strerror(s->rc));
+	shared_free(s);
+	dr_close(r);
+	dr_unlink(seg);
+}
+
+/*
+ * dri_send() (lib/call.c) resolves the bridge's address, checks that its
+ * mailbox is the live role holder's (else -ENOTCONN), and then
+ * dri_lane_send() claims a lane to that mailbox. If the bridge closes its
+ * mailbox in between (the sender paused at fwd_resolved), lane_claim()
+ * finds the opening gone and returns -ENOENT, which dri_send() passes on:
+ * dr_call_global() and dr_whereis_global() report -ENOENT ("the name is not
+ * served on its owner") for a name nobody asked the owner about, where
+ * distreg.h promises -ENOTCONN when no bridge runs.
+ */
+Test(breakcl, a_call_through_a_bridge_that_stops_before_the_send_is_enoent)
+{
+	bridge_goes_after_resolve(OP_CALL, "bc1a");
+}
+
+Test(breakcl, a_lookup_through_a_bridge_that_stops_before_the_send_is_enoent)
+{
+	bridge_goes_after_resolve(OP_WHEREIS, "bc1b");
+}
+
+Test(breakcl, a_cast_through_a_bridge_that_stops_before_the_send_is_enoent)
+{
+	bridge_goes_after_resolve(OP_CAST, "bc1c");
+}
+
+/* ---------------------------------------------------------------------- */
+/* Finding 2: a publication carries on after its process gave the role up. */
+
+struct pub_thread {
+	dr_mailbox *mb;
+	int rc;
+};
+
+static void *publish_thread(void *p)
+{
+	struct pub_thread *a = p;
+	struct dr_host h[4];
+
+	h[0] = host("alpha", DR_HOST_UP, 1);
+	h[1] = host("old1", DR_HOST_UP, 0);
+	h[2] = host("old2", DR_HOST_UP, 0);
+	h[3] = host("old3", DR_HOST_UP, 0);
+	a->rc = dr_admin_view_publish(a->mb, h, 4, 2);
+	return NULL;
+}
+
+/* A bridge of two threads: one publishes (paused mid-write by a crash
+ * point in sleep mode, which stops that thread only), the other gives the
+ * role back meanwhile. */
+static int two_thread_bridge_child(void *arg)
+{
+	struct shared *s = arg;
+	struct pub_thread a = { 0 };
+	struct dr_host h[3];
+	dr_registry *r;
+	pthread_t t;
+
+	if (open_g(s->seg, &r) || dr_mailbox_open(r, &a.mb) || dr_admin_bridge_claim(a.mb, NULL))
+		return 10;
+	if (dr_admin_view_publish(a.mb, h, three(h), 1))
+		return 11;
+	crash_arm("view_writing", "sleep:1500", 0);
+	if (pthread_create(&t, NULL, publish_thread, &a))
+		return 12;
+	write_byte(s->up[1], 'p');
+	if (await(s, 'r'))
+		return 13;
+	dr_admin_bridge_release(a.mb);
+	write_byte(s->up[1], 'R');
+	pthread_join(t, NULL);
+	s->rc = a.rc;
+	write_byte(s->up[1], 'd');
+	if (await(s, 'q'))
+		return 14;
+	dr_close(r);
+	return 0;
+}
+
+/* Whether the copy of the view that readers do not read is odd (being
+ * written), seen through the segment file. */
+static bool other_copy_odd(const char *seg)
+{
+	size_t len = 0;
+	uint8_t *base = segmap_open(seg, &len);
+	const struct dri_header *hd = (const struct dri_header *)base;
+	struct dri_cluster *c;
+	uint32_t w;
+	bool odd;
+
+	cr_assert_not_null(base);
+	c = (struct dri_cluster *)(base + hd->off_cluster);
+	w = (__atomic_load_n(&c->view_index, __ATOMIC_ACQUIRE) & 1) ^ 1;
+	odd = __atomic_load_n(&c->view[w].seq, __ATOMIC_ACQUIRE) & 1;
+	munmap(base, len);
+	return odd;
+}
+
+/*
+ * dr_admin_view_publish() checks that its process holds the role once,
+ * under view_lock, then writes the copy the index does not name. Nothing
+ * keeps the role while it writes: dr_admin_bridge_release() (or
+ * dr_mailbox_close) in another thread of the bridge does not take
+ * view_lock. Bridge A's publishing thread pauses mid-write (view_writing);
+ * its other thread releases the role; bridge B claims it and publishes,
+ * into the same copy (the index has not moved), and flips the index to
+ * it. A's thread then resumes and writes the rest of its hosts into the
+ * copy readers now read, with its sequence even, then stores an older
+ * sequence and the index again. Readers get B's epoch and host count with
+ * A's last host: a mixture, which dr_check() does not notice, and A's
+ * publish returns 0 though A no longer holds the role (-EPERM promised).
+ */
+Test(breakcl, a_publication_resumed_after_its_role_was_released_tears_the_next_bridges_view)
+{
+	const char *seg = seg_new("bc2");
+	dr_registry *r = open_or_die(seg);
+	struct shared *s = shared_new(seg);
+	struct dr_host h[4], got[8];
+	dr_mailbox *b;
+	uint64_t epoch = 0;
+	size_t n = 0;
+	pid_t kid;
+	char msg[256];
+	int rc, st;
+
+	kid = spawn(two_thread_bridge_child, s);
+	expect_byte(s, 'p', kid, "bridge A up");
+	for (int i = 0; i < WAIT_MS && !other_copy_odd(seg); i++)
+		usleep(1000);
+	cr_assert(other_copy_odd(seg), "bridge A's publication never paused mid-write");
+	write_byte(s->down[1], 'r');
+	expect_byte(s, 'R', kid, "bridge A released the role");
+
+	/* Bridge B (this process) takes the role and publishes its view. */
+	b = mailbox(r);
+	rc = dr_admin_bridge_claim(b, NULL);
+	cr_assert_eq(rc, 0, "claim after A released: %s", dr_strerror(rc));
+	h[0] = host("alpha", DR_HOST_UP, 1);
+	h[1] = host("beta", DR_HOST_UP, 0);
+	h[2] = host("gamma", DR_HOST_UP, 0);
+	h[3] = host("delta", DR_HOST_UP, 0);
+	rc = dr_admin_view_publish(b, h, 4, 3);
+	cr_assert_eq(rc, 0, "B's publish: %s", dr_strerror(rc));
+	cr_assert_eq(dr_hosts(r, got, 8, &n, &epoch), 0);
+	cr_assert(epoch == 3 && n == 4 && strcmp(got[3].id, "delta") == 0);
+
+	/* A's paused thread carries on. */
+	expect_byte(s, 'd', kid, "bridge A's publication returned");
+	rc = dr_hosts(r, got, 8, &n, &epoch);
+	cr_assert_eq(rc, 0);
+	cr_assert(epoch == 3 && n == 4 && strcmp(got[1].id, "beta") == 0 &&
+		  strcmp(got[3].id, "delta") == 0,
+		  "B's view after A's released publication resumed: epoch %llu, %zu hosts, "
+		  "[1] %s, [3] %s (want B's whole: 3, 4, beta, delta); A's publish returned %d, "
+		  "dr_check %d",
+		  (unsigned long long)epoch, n, got[1].id, got[3].id, s->rc,
+		  dr_check(r, msg, sizeof(msg)));
+	cr_assert_eq(s->rc, -EPERM, "A's publish after A released the role returned %d", s->rc);
+
+	write_byte(s->down[1], 'q');
+	st = wait_child(kid);
+	cr_assert_eq(st, 0);
+	shared_free(s);
+	dr_mailbox_close(b);
+	dr_close(r);
+	dr_unlink(seg);
+}
