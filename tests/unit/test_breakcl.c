@@ -398,3 +398,165 @@ Test(breakcl, a_publication_resumed_after_its_role_was_released_tears_the_next_b
 	dr_close(r);
 	dr_unlink(seg);
 }
+
+/* ---------------------------------------------------------------------- */
+/* Finding 3: calls waiting on a bridge that released the role. */
+
+/* Sends an asynchronous call to s->name through the bridge, says 's',
+ * then waits for its completion: its status into s->rc. */
+static int async_caller_child(void *arg)
+{
+	struct shared *s = arg;
+	struct dr_msg m;
+	dr_registry *r;
+	dr_mailbox *mb;
+	uint64_t id = 0;
+	int rc;
+
+	if (open_g(s->seg, &r) || dr_mailbox_open(r, &mb))
+		return 10;
+	rc = dr_call_async_global(mb, s->name, "q", 1, 3000, &id);
+	if (rc)
+		return 11;
+	write_byte(s->up[1], 's');
+	rc = dr_recv(mb, &m, 5000);
+	if (rc)
+		return 12;
+	if (m.kind != DR_MSG_REPLY || m.call_id != id)
+		return 13;
+	s->rc = m.status;
+	dr_close(r);
+	return 0;
+}
+
+/*
+ * dr_admin_bridge_release() ends the role: the address is unregistered
+ * and the owner word cleared, but the mailbox stays open (the role
+ * "ends ... with dr_admin_bridge_release()"). A call forwarded before the
+ * release waits in the mailbox; the caller's wait checks only that the
+ * bridge's mailbox lives (dri_pending_look / target_look), so the call is
+ * not ended with -ENOTCONN. When the former bridge next receives, the
+ * record fails the stale check (still_ours: the address's registration
+ * has ended) and dri_take answers it -ENOENT: the caller is told that the
+ * name is not served on its owner, where distreg.h promises -ENOTCONN when
+ * the bridge goes while a call waits. (Without that receive it waits for
+ * its whole timeout: -ETIMEDOUT.) A release and a new claim through the
+ * same mailbox does the same to every forward still queued.
+ */
+Test(breakcl, a_call_queued_at_a_bridge_that_releases_the_role_ends_with_enoent)
+{
+	const char *seg = seg_new("bc3");
+	dr_registry *r = open_or_die(seg);
+	dr_mailbox *b = bridge_up(r, 1);
+	struct shared *s = shared_new(seg);
+	struct dr_msg m;
+	pid_t kid;
+	int rc, st;
+
+	name_owned_by(r, "f", "beta", s->name, sizeof(s->name));
+	s->rc = 1;
+	kid = spawn(async_caller_child, s);
+	expect_byte(s, 's', kid, "call sent");
+
+	dr_admin_bridge_release(b);
+	/* The former bridge drains its mailbox, as a bridge that stops
+	 * would before closing it. */
+	rc = dr_recv(b, &m, 0);
+	cr_assert_eq(rc, -EAGAIN, "the forwarded call was dropped as stale: %s",
+		     dr_strerror(rc));
+
+	st = wait_child(kid);
+	cr_assert_eq(st, 0, "caller child status %d", st);
+	cr_assert_eq(s->rc, -ENOTCONN,
+		     "a call waiting at a bridge that released the role completed with %d (%s), "
+		     "want -ENOTCONN", s->rc, dr_strerror(s->rc));
+	shared_free(s);
+	dr_mailbox_close(b);
+	dr_close(r);
+	dr_unlink(seg);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Finding 4: the bridge's mailbox takes 32 sending processes, for ever. */
+
+#define FANIN 33
+
+/* Casts once to s->name through the bridge; says 'c' (sent) or 'E'
+ * (refused: the error into s->rc), then waits to be told to exit. */
+static int one_cast_child(void *arg)
+{
+	struct shared *s = arg;
+	dr_registry *r;
+	int rc;
+
+	if (open_g(s->seg, &r))
+		return 10;
+	rc = dr_cast_global(r, s->name, "q", 1, 0);
+	if (rc)
+		s->rc = rc;
+	write_byte(s->up[1], rc ? 'E' : 'c');
+	if (await(s, 'q'))
+		return 11;
+	dr_close(r);
+	return 0;
+}
+
+/*
+ * Every forward goes to the one bridge mailbox, each sending process
+ * through a lane of its own that is "claimed on the first send and kept"
+ * while it lives; a mailbox's lane table has DRI_MBOX_LANES (32) slots,
+ * and dri_take() detaches a drained lane only if its sender is dead. So
+ * once 32 live processes of the host have sent one message each to a
+ * remote global name (and the bridge has taken all of them), every other
+ * process's global call, cast, send and lookup to another host fails with
+ * -EUSERS ("no lane free") for as long as those 32 live, though max_lanes
+ * has lanes to spare and the bridge's mailbox is empty.
+ */
+Test(breakcl, the_33rd_process_to_use_a_remote_global_name_gets_eusers_for_ever)
+{
+	const char *seg = seg_new("bc4");
+	struct dr_options o = {
+		.segment = seg,
+		.capacity = 256,
+		.max_procs = UNIT_MAX_PROCS,
+		.max_threads = UNIT_MAX_THREADS,
+		.max_mailboxes = 16,
+		.max_lanes = 128,
+		.lane_bytes = 4096,
+	};
+	dr_registry *r;
+	dr_mailbox *b;
+	struct shared *s;
+	struct dr_msg m;
+	pid_t kids[FANIN];
+	int got = 0, nkids = 0;
+	char c;
+
+	cr_assert_eq(dr_open(&o, &r), 0);
+	b = bridge_up(r, 1);
+	s = shared_new(seg);
+	name_owned_by(r, "f", "beta", s->name, sizeof(s->name));
+	for (int i = 0; i < FANIN; i++) {
+		kids[nkids++] = spawn(one_cast_child, s);
+		cr_assert_eq(read_byte_within(s->up[0], &c, WAIT_MS), 1);
+		if (c == 'c')
+			got++;
+		/* The bridge keeps up: its mailbox is empty after each. */
+		while (dr_recv(b, &m, 0) == 0)
+			;
+		if (c != 'c')
+			break;
+	}
+	cr_assert_eq(got, FANIN,
+		     "only %d of %d live processes could send to a remote global name, the next "
+		     "got %d (%s), with the bridge's mailbox drained",
+		     got, FANIN, s->rc, dr_strerror(s->rc));
+	for (int i = 0; i < nkids; i++)
+		write_byte(s->down[1], 'q');
+	for (int i = 0; i < nkids; i++)
+		wait_child(kids[i]);
+	shared_free(s);
+	dr_mailbox_close(b);
+	dr_close(r);
+	dr_unlink(seg);
+}
