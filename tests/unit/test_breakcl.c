@@ -560,3 +560,72 @@ Test(breakcl, the_33rd_process_to_use_a_remote_global_name_gets_eusers_for_ever)
 		     "got %d (%s), with the bridge's mailbox drained",
 		     got, FANIN, refused, dr_strerror(refused));
 }
+
+/* ---------------------------------------------------------------------- */
+/* Finding 5: an asynchronous call made while another thread receives
+ * never times out there. */
+
+struct recv_arg {
+	dr_mailbox *mb;
+	int timeout_ms;
+	int rc;
+	struct dr_msg m;
+	double took;
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void *receiver_thread(void *p)
+{
+	struct recv_arg *a = p;
+	double t0 = now_s();
+
+	a->rc = dr_recv(a->mb, &a->m, a->timeout_ms);
+	a->took = now_s() - t0;
+	return NULL;
+}
+
+/*
+ * dr_recv() picks its liveness hook once, at entry: dri_pending_look only
+ * if mb->npend is nonzero then. dr_call_async() is documented thread-safe
+ * "also while another thread receives from mb". A thread that entered
+ * dr_recv() with nothing pending sleeps until its own deadline: an
+ * asynchronous call another thread makes meanwhile, to a worker that does
+ * not answer (or dies), gets its -ETIMEDOUT (or -EOWNERDEAD) completion
+ * only after that receive ends, and never while a receive waits for ever
+ * (dr_recv with -1, an event loop's usual call).
+ */
+Test(breakcl, an_async_call_made_while_another_thread_receives_never_times_out_there)
+{
+	const char *seg = seg_new("bc5");
+	dr_registry *r = open_or_die(seg);
+	dr_mailbox *mb = mailbox(r), *worker = mailbox(r);
+	struct recv_arg a = { .mb = mb, .timeout_ms = 1500 };
+	pthread_t t;
+	uint64_t id = 0;
+	int rc;
+
+	cr_assert_eq(dr_serve(worker, "silent", NULL, 0), 0);
+	cr_assert_eq(pthread_create(&t, NULL, receiver_thread, &a), 0);
+	usleep(100 * 1000); /* the receiver is asleep in dr_recv, nothing pending */
+	rc = dr_call_async(mb, "silent", "q", 1, 100, &id);
+	cr_assert_eq(rc, 0);
+	pthread_join(t, NULL);
+	cr_assert(a.rc == 0 && a.m.kind == DR_MSG_REPLY && a.m.call_id == id &&
+		  a.m.status == -ETIMEDOUT && a.took < 1.0,
+		  "a call with a 100 ms timeout, made while another thread received: dr_recv "
+		  "returned %d (%s) after %.2f s, kind %d status %d (want its -ETIMEDOUT reply "
+		  "at about 0.2 s)",
+		  a.rc, dr_strerror(a.rc), a.took, a.rc == 0 ? a.m.kind : 0,
+		  a.rc == 0 ? a.m.status : 0);
+	dr_mailbox_close(worker);
+	dr_mailbox_close(mb);
+	dr_close(r);
+	dr_unlink(seg);
+}
