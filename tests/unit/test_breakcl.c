@@ -629,3 +629,84 @@ Test(breakcl, an_async_call_made_while_another_thread_receives_never_times_out_t
 	dr_close(r);
 	dr_unlink(seg);
 }
+
+/* ---------------------------------------------------------------------- */
+/* Finding 6: a serve whose registration was replaced remembers regid 0,
+ * which close takes for "any registration of ours". */
+
+struct serve_arg {
+	dr_mailbox *mb;
+	int rc;
+};
+
+static void *serve_thread(void *p)
+{
+	struct serve_arg *a = p;
+
+	a->rc = dr_serve(a->mb, "x", "1", 1);
+	return NULL;
+}
+
+/* Exit status: 0 the name stayed served by mb2; 20 + ... the fault. */
+static int serve_handover_child(void *arg)
+{
+	struct shared *s = arg;
+	struct serve_arg a = { 0 };
+	dr_mailbox *mb2;
+	dr_registry *r;
+	pthread_t t;
+	int rc;
+
+	if (open_g(s->seg, &r) || dr_mailbox_open(r, &a.mb) || dr_mailbox_open(r, &mb2))
+		return 10;
+	/* This thread passes reg_linked once, so that only the serving
+	 * thread's first pass sleeps (the count is per thread). */
+	crash_arm("reg_linked", "sleep:1", 0);
+	if (dr_register(r, "warm", NULL, 0))
+		return 11;
+	setenv("DISTREG_CRASH_MODE", "sleep:1000", 1);
+	if (pthread_create(&t, NULL, serve_thread, &a))
+		return 12;
+	/* The serving thread has linked "x" through mb1 and sleeps before
+	 * it looks up the registration it made. */
+	for (int i = 0; i < 500 && dr_whereis(r, "x", NULL) != 0; i++)
+		usleep(1000);
+	if (dr_whereis(r, "x", NULL))
+		return 13;
+	/* Meanwhile this thread hands the name over to mb2. */
+	if (dr_unregister(r, "x") || dr_serve(mb2, "x", "2", 1))
+		return 14;
+	pthread_join(t, NULL);
+	if (a.rc)
+		return 15;
+	dr_mailbox_close(a.mb);
+	rc = dr_whereis(r, "x", NULL);
+	dr_close(r);
+	return rc == 0 ? 0 : rc == -ENOENT ? 20 : 21;
+}
+
+/*
+ * dri_serve() (lib/mailbox.c) registers the name, then looks the
+ * registration up again (registration_of) to remember its id for close;
+ * if it is no longer there or not mb's (another thread of the process
+ * unregistered it and served it through another mailbox in between), it
+ * remembers regid 0. At close, dri_unregister(..., regid 0) means "any
+ * registration of this handle": closing mb1 unregisters the name that
+ * mb2 serves now. The serving thread is paused by reg_linked (sleep mode)
+ * between the link and the look-up.
+ */
+Test(breakcl, closing_a_mailbox_whose_serve_lost_the_race_unregisters_the_new_servers_name)
+{
+	const char *seg = seg_new("bc6");
+	dr_registry *r = open_or_die(seg);
+	struct shared *s = shared_new(seg);
+	int st = wait_child(spawn(serve_handover_child, s));
+
+	shared_free(s);
+	dr_close(r);
+	dr_unlink(seg);
+	cr_assert_eq(st, 0,
+		     "closing mb1 (whose serve of \"x\" found the name handed to mb2 already) left "
+		     "\"x\" %s (child status %d)",
+		     st == 20 ? "unregistered although mb2 serves it" : "in an unexpected state", st);
+}
