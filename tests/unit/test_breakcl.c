@@ -710,3 +710,82 @@ Test(breakcl, closing_a_mailbox_whose_serve_lost_the_race_unregisters_the_new_se
 		     "\"x\" %s (child status %d)",
 		     st == 20 ? "unregistered although mb2 serves it" : "in an unexpected state", st);
 }
+
+/* ---------------------------------------------------------------------- */
+/* Finding 1, second path: a bridge that dies while a sender waits for room
+ * in its lane: -EOWNERDEAD. */
+
+/* The bridge: claims the role, publishes, says 'b', then waits to be
+ * killed without ever receiving. */
+static int idle_bridge_child(void *arg)
+{
+	struct shared *s = arg;
+	struct dr_host h[3];
+	dr_registry *r;
+	dr_mailbox *mb;
+
+	if (open_g(s->seg, &r) || dr_mailbox_open(r, &mb) || dr_admin_bridge_claim(mb, NULL) ||
+	    dr_admin_view_publish(mb, h, three(h), 1))
+		return 10;
+	write_byte(s->up[1], 'b');
+	for (;;)
+		pause();
+}
+
+struct gcall_arg {
+	dr_registry *r;
+	const char *name;
+	int rc;
+};
+
+static void *global_call_thread(void *p)
+{
+	struct gcall_arg *a = p;
+	char buf[64];
+	size_t len = sizeof(buf);
+
+	a->rc = dr_call_global(a->r, a->name, "q", 1, buf, &len, 3000);
+	return NULL;
+}
+
+/*
+ * The same fault through dri_lane_send(): a call to a remote global name
+ * waits for room in its full lane to the bridge, checking every 20 ms that
+ * the receiver lives; when the bridge dies, the send fails with
+ * -EOWNERDEAD ("the worker died before answering"), which dri_send()
+ * passes on as is for the bridge's address, where -ENOTCONN is promised.
+ */
+Test(breakcl, a_call_waiting_for_room_at_a_bridge_that_dies_is_eownerdead)
+{
+	const char *seg = seg_new("bc1d");
+	dr_registry *r = open_or_die(seg);
+	struct shared *s = shared_new(seg);
+	struct gcall_arg a = { .r = r };
+	char big[1024] = { 0 };
+	pthread_t t;
+	pid_t kid;
+	int rc, sent = 0;
+
+	kid = spawn(idle_bridge_child, s);
+	expect_byte(s, 'b', kid, "bridge up");
+	name_owned_by(r, "f", "beta", s->name, sizeof(s->name));
+	a.name = s->name;
+	while ((rc = dr_cast_global(r, s->name, big, sizeof(big), 0)) == 0)
+		sent++;
+	cr_assert_eq(rc, -EAGAIN, "filling the lane to the bridge: %s", dr_strerror(rc));
+	while ((rc = dr_cast_global(r, s->name, "q", 1, 0)) == 0)
+		sent++;
+	cr_assert_eq(rc, -EAGAIN, "filling the lane to the bridge: %s", dr_strerror(rc));
+	cr_assert_gt(sent, 0);
+	cr_assert_eq(pthread_create(&t, NULL, global_call_thread, &a), 0);
+	usleep(100 * 1000); /* the call waits for room */
+	kill(kid, SIGKILL);
+	wait_child(kid);
+	pthread_join(t, NULL);
+	shared_free(s);
+	dr_close(r);
+	dr_unlink(seg);
+	cr_assert_eq(a.rc, -ENOTCONN,
+		     "a call waiting for room at a bridge that died: %d (%s), want -ENOTCONN", a.rc,
+		     dr_strerror(a.rc));
+}
