@@ -92,13 +92,20 @@ static void role_end(dr_mailbox *mb)
 	struct dr_registry *r = mb->r;
 	struct dri_cluster *c = r->cluster;
 
-	if (ld_acq64(&c->owner) != r->owner || ld_acq32(&c->mbox) != mb->ref)
+	/* After any publication in progress in another thread of ours: one
+	 * resumed after the role passed on would write into the copy the
+	 * next holder publishes. */
+	pthread_mutex_lock(&r->view_lock);
+	if (ld_acq64(&c->owner) != r->owner || ld_acq32(&c->mbox) != mb->ref) {
+		pthread_mutex_unlock(&r->view_lock);
 		return;
+	}
 	(void)dri_unregister(r, ADDR, 0, ADDR_FLAGS, 0, false);
 	DRI_CRASHPOINT(bridge_releasing);
 	st_rel32(&c->mbox, 0);
 	c->regid = 0;
 	uatomic_cmpxchg(&c->owner, r->owner, 0);
+	pthread_mutex_unlock(&r->view_lock);
 }
 
 DR_EXPORT void dr_admin_bridge_release(dr_mailbox *mb)

@@ -84,9 +84,13 @@ int dri_send(struct dr_registry *r, int kind, const struct dri_target *to, const
 	err = dri_lane_send(r, mbox, &rec, to->name, to->pre, to->pre_len, data, deadline);
 	if (target)
 		*target = mbox;
-	/* The registration's mailbox was closed or reopened: the name is on
-	 * its way out. */
-	return err == -ENOENT ? -ENOENT : err;
+	/* The bridge's mailbox closed, or its owner died, after we found
+	 * it: no bridge runs (the name's owner is not at fault). */
+	if (to->bridge && (err == -ENOENT || err == -EOWNERDEAD))
+		return -ENOTCONN;
+	/* Otherwise the registration's mailbox was closed or reopened: the
+	 * name is on its way out. */
+	return err;
 }
 
 /* A local name. */
@@ -188,6 +192,31 @@ static uint64_t next_call_id(dr_mailbox *mb)
 	return mb->next_call++;
 }
 
+/* Whether a call to mailbox target may still be answered: its mailbox
+ * lives, and for the bridge (gone -ENOTCONN) it still holds the role (a
+ * bridge that released it answers nothing more). */
+static bool target_alive(struct dr_registry *r, uint32_t target, int gone)
+{
+	if (gone == -ENOTCONN)
+		return dri_bridge_serves(r, target);
+	return dri_mbox_alive(r, target);
+}
+
+/* The same, for many calls at once: the bridge is asked about once (its
+ * liveness costs a system call). cache: -1 not asked yet, else the answer
+ * for mailbox *cached. */
+static bool target_alive_cached(struct dr_registry *r, uint32_t target, int gone, int *cache,
+				uint32_t *cached)
+{
+	if (gone != -ENOTCONN)
+		return dri_mbox_alive(r, target);
+	if (*cache < 0 || *cached != target) {
+		*cache = dri_bridge_serves(r, target);
+		*cached = target;
+	}
+	return *cache;
+}
+
 static int pending_add(dr_mailbox *mb, uint64_t call_id, uint32_t target, int gone,
 		       uint64_t deadline)
 {
@@ -241,7 +270,8 @@ bool dri_pending_take(dr_mailbox *mb, uint64_t call_id)
 int dri_pending_look(dr_mailbox *mb, struct dr_msg *msg, void *arg)
 {
 	uint64_t now = dri_mono_ns();
-	int found = 0;
+	uint32_t bridge_mb = 0;
+	int found = 0, bridge = -1;
 
 	(void)arg;
 	pthread_mutex_lock(&mb->call_lock);
@@ -249,7 +279,8 @@ int dri_pending_look(dr_mailbox *mb, struct dr_msg *msg, void *arg)
 		struct dri_pending *p = &mb->pend[i];
 		int status = p->target == 0 ? 0 :
 			     now >= p->deadline ? -ETIMEDOUT :
-			     !dri_mbox_alive(mb->r, p->target) ? p->gone : 0;
+			     !target_alive_cached(mb->r, p->target, p->gone, &bridge,
+						  &bridge_mb) ? p->gone : 0;
 
 		if (!status)
 			continue;
@@ -276,6 +307,7 @@ int dri_call_async(dr_mailbox *mb, const struct dri_target *to, const void *req,
 	uint64_t id, deadline;
 	struct dri_pending *p;
 	uint32_t target;
+	bool first;
 	size_t at;
 	int err;
 
@@ -291,9 +323,12 @@ int dri_call_async(dr_mailbox *mb, const struct dri_target *to, const void *req,
 	pthread_mutex_lock(&mb->call_lock);
 	id = next_call_id(mb);
 	err = pending_add(mb, id, 0, gone, deadline);
+	first = mb->npend == 1;
 	pthread_mutex_unlock(&mb->call_lock);
 	if (err)
 		return err;
+	if (first)
+		dri_mailbox_poke(mb); /* a receiver asleep with none in flight */
 	err = dri_send(mb->r, DR_MSG_CALL, to, req, req_len, id, mb->ref,
 		       timeout_ms == 0 ? 0 : deadline, &target);
 	DRI_CRASHPOINT(async_sent);
@@ -342,7 +377,7 @@ static int target_look(dr_mailbox *mb, struct dr_msg *msg, void *arg)
 	const struct target_look *l = arg;
 
 	(void)msg;
-	return dri_mbox_alive(mb->r, l->target) ? 0 : l->gone;
+	return target_alive(mb->r, l->target, l->gone) ? 0 : l->gone;
 }
 
 /*

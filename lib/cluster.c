@@ -166,6 +166,14 @@ static uint64_t bridge_live(struct dr_registry *r, bool *ran)
 	return o && dri_owner_alive(r, o) ? o : 0;
 }
 
+/* Whether mailbox ref is the live bridge's, holding the role. */
+bool dri_bridge_serves(struct dr_registry *r, uint32_t ref)
+{
+	bool ran;
+
+	return bridge_live(r, &ran) != 0 && ld_acq32(&r->cluster->mbox) == ref;
+}
+
 pid_t dri_bridge_pid(struct dr_registry *r, bool *ran)
 {
 	uint64_t o = bridge_live(r, ran);

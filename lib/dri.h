@@ -37,9 +37,10 @@
 /* "DISTREG1", little-endian. */
 #define DRI_MAGIC 0x3147455254534944ull
 /* Bump whenever a shared struct or the meaning of a field changes.
- * 5: the cluster area (bridge role, view), global names (the top bit of
+ * 5: lane table values with a generation, mailbox reaping claims.
+ * 6: the cluster area (bridge role, view), global names (the top bit of
  * an entry's name length), a record's flags, a process slot's start time. */
-#define DRI_LAYOUT_VERSION 5u
+#define DRI_LAYOUT_VERSION 6u
 #define DRI_HEADER_SIZE 4096u
 #define DRI_MAX_CAPACITY (1u << 26)
 #define DRI_MAX_PROCS 65535u
@@ -807,6 +808,7 @@ int dri_wait_take(struct dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_cal
 		  int (*hook)(struct dr_mailbox *mb, struct dr_msg *msg, void *arg), void *arg);
 void dri_finish(struct dr_mailbox *mb);
 bool dri_pending_take(struct dr_mailbox *mb, uint64_t call_id);
+void dri_mailbox_poke(struct dr_mailbox *mb);
 int dri_pending_look(struct dr_mailbox *mb, struct dr_msg *msg, void *arg);
 int dri_serve(struct dr_mailbox *mb, const void *name, size_t name_len, bool global,
 	      const void *value, size_t value_len);
@@ -864,6 +866,7 @@ int dri_view_snapshot(struct dr_registry *r, struct dri_view_snap *out);
 uint64_t dri_host_seed(const char *id, size_t len);
 void dri_nodename_init(struct dr_registry *r);
 int dri_view_check(struct dr_registry *r, char *msg, size_t len);
+bool dri_bridge_serves(struct dr_registry *r, uint32_t ref);
 pid_t dri_bridge_pid(struct dr_registry *r, bool *ran);
 void dri_bridge_closing(struct dr_mailbox *mb);
 

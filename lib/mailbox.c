@@ -724,13 +724,23 @@ int dri_serve(dr_mailbox *mb, const void *name, size_t name_len, bool global,
 	/* Remembered for close, with its registration id: close ends that
 	 * registration only. A repeated serve (a value update) is kept once. */
 	regid = registration_of(mb, name, name_len, global);
-	for (sv = mb->served; sv; sv = sv->next) {
+	for (struct dri_served **pp = &mb->served; (sv = *pp); pp = &sv->next) {
 		if (sv->len == name_len && sv->global == global &&
 		    memcmp(sv->name, name, name_len) == 0) {
-			sv->regid = regid;
+			if (regid) {
+				sv->regid = regid;
+			} else {
+				*pp = sv->next;
+				free(sv);
+			}
 			return 0;
 		}
 	}
+	/* 0: our registration ended already (another thread unregistered
+	 * it, and someone may serve the name now): nothing to end at close.
+	 * Remembered as 0 it would end whoever's it is. */
+	if (!regid)
+		return 0;
 	sv = malloc(sizeof(*sv) + name_len);
 	if (!sv) {
 		dri_unregister(mb->r, name, name_len, flags, regid, false);
@@ -905,11 +915,14 @@ int dri_take(dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call)
 				return rc;
 			}
 			/* Its registration ended: not for whoever holds the
-			 * name now. A caller learns it at once; if its lane
+			 * name now (the bridge's address: the bridge gave up
+			 * its role, -ENOTCONN). A caller learns it at once; if its lane
 			 * has no room for that now, the record stays and we
 			 * try again soon (its caller may wait for ever). */
 			if (rec.kind == DR_MSG_CALL &&
-			    dr_reply_error(mb, msg, -ENOENT) == -EAGAIN) {
+			    dr_reply_error(mb, msg,
+					   msg->global && msg->name_len == 0 ? -ENOTCONN : -ENOENT) ==
+				    -EAGAIN) {
 				mb->cur_lane = -1;
 				mb->deferred = true;
 				continue;
@@ -996,7 +1009,11 @@ int dri_wait_take(dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call, uint
 		if (now >= deadline)
 			return deadline == 0 ? -EAGAIN : -ETIMEDOUT;
 		uint64_t until = deadline;
-		if (hook && next_hook < until)
+		/* dr_recv's look at the calls in flight needs a timer only
+		 * while there are some (an async call made meanwhile by
+		 * another thread wakes us: dri_mailbox_poke). */
+		if (hook && next_hook < until &&
+		    (hook != dri_pending_look || __atomic_load_n(&mb->npend, __ATOMIC_RELAXED)))
 			until = next_hook;
 		if (mb->deferred && now + LIVENESS_NS < until)
 			until = now + LIVENESS_NS; /* a stale call's answer waits for room */
@@ -1019,7 +1036,15 @@ DR_EXPORT int dr_recv(dr_mailbox *mb, struct dr_msg *msg, int timeout_ms)
 		return -EINVAL;
 	dri_finish(mb);
 	return dri_wait_take(mb, msg, 0, timeout_ms == 0 ? 0 : dri_deadline(timeout_ms),
-			     mb->npend ? dri_pending_look : NULL, NULL);
+			     dri_pending_look, NULL);
+}
+
+/* Wake a thread of ours asleep in dr_recv on mb, so that it looks again at
+ * what it waits for (a call was put in flight). */
+void dri_mailbox_poke(dr_mailbox *mb)
+{
+	if (wake_sock(mb->r) >= 0)
+		wake(mb->r, &mb->r->mboxes[mb->idx], mb->ref);
 }
 
 /* Close mb; shared: this process may still write the segment. */

@@ -342,6 +342,7 @@ static bool other_copy_odd(const char *seg)
  * sequence and the index again. Readers get B's epoch and host count with
  * A's last host: a mixture, which dr_check() does not notice, and A's
  * publish returns 0 though A no longer holds the role (-EPERM promised).
+ * Fixed: the release takes view_lock, so it waits for the publication.
  */
 Test(breakcl, a_publication_resumed_after_its_role_was_released_tears_the_next_bridges_view)
 {
@@ -391,7 +392,9 @@ Test(breakcl, a_publication_resumed_after_its_role_was_released_tears_the_next_b
 		  "dr_check %d",
 		  (unsigned long long)epoch, n, got[1].id, got[3].id, s->rc,
 		  dr_check(r, msg, sizeof(msg)));
-	cr_assert_eq(s->rc, -EPERM, "A's publish after A released the role returned %d", s->rc);
+	/* Release waits for the publication in progress (view_lock): A's
+	 * publish completed while A held the role, or failed. */
+	cr_assert(s->rc == 0 || s->rc == -EPERM, "A's publish returned %d", s->rc);
 	shared_free(s);
 	dr_mailbox_close(b);
 	dr_close(r);
