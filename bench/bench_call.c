@@ -39,6 +39,8 @@
 
 #include <distreg.h>
 
+#include "proc.h"
+
 #define MAXLAT (1u << 22)
 #define MSG 16
 
@@ -53,11 +55,7 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static void die(const char *what, const char *why)
-{
-	fprintf(stderr, "bench_call: %s: %s\n", what, why);
-	exit(1);
-}
+const char *bench_prog = "bench_call";
 
 /* ns this process (or pid) has run, from the scheduler. */
 static uint64_t run_ns(pid_t pid)
@@ -104,28 +102,6 @@ static void report(const char *name, uint64_t *lat, size_t n, uint64_t elapsed, 
 	printf("%-18s %10.2f %10.2f %12.0f %12.2f\n", r->name, r->p50_us, r->p99_us, r->calls_s,
 	       r->cpu_us);
 	fflush(stdout);
-}
-
-static pid_t fork_server(void (*fn)(void *), void *arg)
-{
-	pid_t parent = getpid(), pid = fork();
-
-	if (pid < 0)
-		die("fork", strerror(errno));
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(1);
-		fn(arg);
-		_exit(0);
-	}
-	return pid;
-}
-
-static void stop_server(pid_t pid)
-{
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -412,7 +388,7 @@ static void bench_cast(dr_registry *r, unsigned senders)
 	if (c == MAP_FAILED || rc || (rc = dr_serve(mb, "bench.sink", NULL, 0)))
 		die("cast sink", dr_strerror(rc));
 	for (unsigned i = 0; i < senders; i++)
-		pids[i] = fork_server(cast_sender, c);
+		pids[i] = fork_child(cast_sender, c);
 	usleep(100000);
 	c->go = 1;
 	t0 = now_ns();
@@ -490,7 +466,7 @@ int main(int argc, char **argv)
 	       "CPU us/call");
 
 	r = open_seg();
-	srv = fork_server(dr_server, "bench.echo");
+	srv = fork_child(dr_server, "bench.echo");
 	wait_name(r, "bench.echo");
 	bench_dr_sync(r, lat, srv);
 	bench_dr_async(r, lat, srv, 1);
@@ -498,26 +474,26 @@ int main(int argc, char **argv)
 	bench_dr_async(r, lat, srv, 256);
 	idle_dr = idle_rtt(dr_one, r);
 	cpu_dr = idle_cpu_us(srv);
-	stop_server(srv);
+	stop_child(srv);
 
-	srv = fork_server(nn_server, NULL);
+	srv = fork_child(nn_server, NULL);
 	usleep(100000);
 	bench_nn(lat, srv);
-	stop_server(srv);
+	stop_child(srv);
 	unlink(nn_url + 6);
 
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0 || pipe(p1) < 0 || pipe(p2) < 0)
 		die("socketpair/pipe", strerror(errno));
 	sp = (struct fdpair){ .cr = sv[0], .cw = sv[0], .sr = sv[1], .sw = sv[1] };
-	srv = fork_server(fd_server, &sp);
+	srv = fork_child(fd_server, &sp);
 	bench_fd("unix socket pair", &sp, lat, srv);
 	idle_unix = idle_rtt(fd_one, &sp);
 	cpu_unix = idle_cpu_us(srv);
-	stop_server(srv);
+	stop_child(srv);
 	pp = (struct fdpair){ .cr = p2[0], .cw = p1[1], .sr = p1[0], .sw = p2[1] };
-	srv = fork_server(fd_server, &pp);
+	srv = fork_child(fd_server, &pp);
 	bench_fd("pipe pair", &pp, lat, srv);
-	stop_server(srv);
+	stop_child(srv);
 
 	bench_cast(r, 1);
 	bench_cast(r, 2);

@@ -40,6 +40,8 @@
 
 #include <distreg.h>
 
+#include "proc.h"
+
 extern char **environ;
 
 #define MAXLAT (1u << 22)
@@ -64,11 +66,7 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static void die(const char *what, const char *why)
-{
-	fprintf(stderr, "bench_cluster: %s: %s\n", what, why);
-	exit(1);
-}
+const char *bench_prog = "bench_cluster";
 
 static int cmp_u64(const void *a, const void *b)
 {
@@ -97,28 +95,6 @@ static struct result *report(const char *name, uint64_t *lat, size_t n, uint64_t
 	printf("%-22s %10.1f %10.1f %12.0f\n", r->name, r->p50_us, r->p99_us, r->calls_s);
 	fflush(stdout);
 	return r;
-}
-
-static pid_t fork_child(void (*fn)(void *), void *arg)
-{
-	pid_t parent = getpid(), pid = fork();
-
-	if (pid < 0)
-		die("fork", strerror(errno));
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(1);
-		fn(arg);
-		_exit(0);
-	}
-	return pid;
-}
-
-static void stop_child(pid_t pid)
-{
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
 }
 
 static int free_port(void)

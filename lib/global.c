@@ -285,29 +285,46 @@ DR_EXPORT int dr_serve_global(dr_mailbox *mb, const char *name, const void *valu
 /* ---------------------------------------------------------------------- */
 /* Calls, casts and sends */
 
-DR_EXPORT int dr_call_global_bin(dr_registry *r, const void *name, size_t name_len,
-				 const void *req, size_t req_len, void *reply, size_t *reply_len,
-				 int timeout_ms)
+/*
+ * Where a message to a global name goes: to (using hdr, FWD_MAX bytes, for
+ * the forwarding header) is the name itself on its owner, this host, or
+ * the bridge's address with op; *gone is a call's status should that
+ * mailbox go before it answers.
+ */
+static int global_target(dr_registry *r, const void *name, size_t name_len, int op,
+			 int timeout_ms, uint8_t *hdr, struct dri_target *to, int *gone)
 {
-	uint8_t hdr[FWD_MAX];
 	struct dri_where w;
-	struct dri_target to;
-	int err;
+	int err = name_check(name, name_len);
 
-	if (!r || timeout_ms < -1)
-		return -EINVAL;
-	err = name_check(name, name_len);
 	if (!err)
 		err = dri_owner_of(r, name, name_len, &w);
 	if (err)
 		return err;
 	if (w.self) {
-		to = global(name, name_len);
-		return dri_call_wait(r, &to, req, req_len, reply, reply_len, timeout_ms,
-				     -EOWNERDEAD);
+		*to = global(name, name_len);
+		*gone = -EOWNERDEAD;
+	} else {
+		*to = to_bridge(hdr, op, &w, name, name_len, timeout_ms);
+		*gone = -ENOTCONN;
 	}
-	to = to_bridge(hdr, DR_FWD_CALL, &w, name, name_len, timeout_ms);
-	return dri_call_wait(r, &to, req, req_len, reply, reply_len, timeout_ms, -ENOTCONN);
+	return 0;
+}
+
+DR_EXPORT int dr_call_global_bin(dr_registry *r, const void *name, size_t name_len,
+				 const void *req, size_t req_len, void *reply, size_t *reply_len,
+				 int timeout_ms)
+{
+	uint8_t hdr[FWD_MAX];
+	struct dri_target to;
+	int err, gone;
+
+	if (!r || timeout_ms < -1)
+		return -EINVAL;
+	err = global_target(r, name, name_len, DR_FWD_CALL, timeout_ms, hdr, &to, &gone);
+	if (err)
+		return err;
+	return dri_call_wait(r, &to, req, req_len, reply, reply_len, timeout_ms, gone);
 }
 
 DR_EXPORT int dr_call_global(dr_registry *r, const char *name, const void *req, size_t req_len,
@@ -322,25 +339,17 @@ DR_EXPORT int dr_call_async_global_bin(dr_mailbox *mb, const void *name, size_t 
 				       uint64_t *call_id)
 {
 	uint8_t hdr[FWD_MAX];
-	struct dri_where w;
 	struct dri_target to;
-	int err;
+	int err, gone;
 
 	if (!mb || timeout_ms < -1)
 		return -EINVAL;
 	if (mb->r->pid != dri_self_pid)
 		return -ECHILD;
-	err = name_check(name, name_len);
-	if (!err)
-		err = dri_owner_of(mb->r, name, name_len, &w);
+	err = global_target(mb->r, name, name_len, DR_FWD_CALL, timeout_ms, hdr, &to, &gone);
 	if (err)
 		return err;
-	if (w.self) {
-		to = global(name, name_len);
-		return dri_call_async(mb, &to, req, req_len, timeout_ms, -EOWNERDEAD, call_id);
-	}
-	to = to_bridge(hdr, DR_FWD_CALL, &w, name, name_len, timeout_ms);
-	return dri_call_async(mb, &to, req, req_len, timeout_ms, -ENOTCONN, call_id);
+	return dri_call_async(mb, &to, req, req_len, timeout_ms, gone, call_id);
 }
 
 DR_EXPORT int dr_call_async_global(dr_mailbox *mb, const char *name, const void *req,
@@ -358,23 +367,17 @@ static int send_global(dr_registry *r, int kind, int op, const void *name, size_
 {
 	uint8_t hdr[FWD_MAX];
 	uint64_t deadline = timeout_ms == 0 ? 0 : dri_deadline(timeout_ms);
-	struct dri_where w;
 	struct dri_target to;
-	int err;
+	int err, gone;
 
 	if (!r || timeout_ms < -1)
 		return -EINVAL;
-	err = name_check(name, name_len);
-	if (!err)
-		err = dri_owner_of(r, name, name_len, &w);
+	err = global_target(r, name, name_len, op, timeout_ms, hdr, &to, &gone);
 	if (err)
 		return err;
-	if (w.self) {
-		to = global(name, name_len);
-		return dri_send(r, kind, &to, msg, len, 0, 0, deadline, NULL);
-	}
-	to = to_bridge(hdr, op, &w, name, name_len, timeout_ms);
-	return dri_send(r, DR_MSG_CAST, &to, msg, len, 0, 0, deadline, NULL);
+	/* Through the bridge (gone -ENOTCONN), a cast either way. */
+	return dri_send(r, gone == -ENOTCONN ? DR_MSG_CAST : kind, &to, msg, len, 0, 0, deadline,
+			NULL);
 }
 
 DR_EXPORT int dr_cast_global_bin(dr_registry *r, const void *name, size_t name_len,

@@ -27,76 +27,7 @@
 
 TestSuite(global, .timeout = UNIT_TIMEOUT, .fini = unit_fini);
 
-#define WAIT_MS 10000
-
-/* Room for a bridge, workers, callers and their lanes. */
-static int open_g(const char *seg, dr_registry **r)
-{
-	struct dr_options o = {
-		.segment = seg,
-		.capacity = 256,
-		.max_procs = UNIT_MAX_PROCS,
-		.max_threads = UNIT_MAX_THREADS,
-		.max_mailboxes = 16,
-		.max_lanes = 32,
-		.lane_bytes = 8192,
-	};
-
-	*r = NULL;
-	return dr_open(&o, r);
-}
-
-static dr_registry *open_or_die(const char *seg)
-{
-	dr_registry *r;
-	int rc = open_g(seg, &r);
-
-	cr_assert_eq(rc, 0, "dr_open(%s): %s", seg, dr_strerror(rc));
-	return r;
-}
-
-static dr_mailbox *mailbox(dr_registry *r)
-{
-	dr_mailbox *mb;
-	int rc = dr_mailbox_open(r, &mb);
-
-	cr_assert_eq(rc, 0, "dr_mailbox_open: %s", dr_strerror(rc));
-	return mb;
-}
-
-static struct dr_host host(const char *id, int state, int self)
-{
-	struct dr_host h;
-
-	memset(&h, 0, sizeof(h));
-	snprintf(h.id, sizeof(h.id), "%s", id);
-	snprintf(h.rpc, sizeof(h.rpc), "tcp://%s:7000", id);
-	h.incarnation = 1000 + (uint64_t)strlen(id);
-	h.state = state;
-	h.self = self;
-	return h;
-}
-
-/* alpha (this host), beta, gamma; all up. */
-static size_t three(struct dr_host *h)
-{
-	h[0] = host("alpha", DR_HOST_UP, 1);
-	h[1] = host("beta", DR_HOST_UP, 0);
-	h[2] = host("gamma", DR_HOST_UP, 0);
-	return 3;
-}
-
-static dr_mailbox *bridge_up(dr_registry *r, uint64_t epoch)
-{
-	struct dr_host h[3];
-	dr_mailbox *mb = mailbox(r);
-	int rc = dr_admin_bridge_claim(mb, NULL);
-
-	cr_assert_eq(rc, 0, "claim: %s", dr_strerror(rc));
-	rc = dr_admin_view_publish(mb, h, three(h), epoch);
-	cr_assert_eq(rc, 0, "publish: %s", dr_strerror(rc));
-	return mb;
-}
+#include "cluster_unit.h"
 
 /* ---------------------------------------------------------------------- */
 /* The owner, computed here from DESIGN.md alone */
