@@ -617,6 +617,7 @@ void dri_segment_close(struct dr_registry *r);
 uint64_t dri_now_ns(void);
 
 /* proc.c */
+char *dri_proc_stat(const char *path, char *buf, size_t len);
 int dri_proc_attach(struct dr_registry *r);
 void dri_proc_detach(struct dr_registry *r);
 bool dri_owner_alive(struct dr_registry *r, uint64_t owner);

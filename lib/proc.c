@@ -244,26 +244,31 @@ bool dri_owner_gone(struct dr_registry *r, uint64_t owner)
 }
 
 /*
- * This process's start time in clock ticks since boot: field 22 of
- * /proc/self/stat, after the command name (which may hold spaces and
- * parentheses, hence the last ')'). 0 if it cannot be read.
+ * The fields of /proc/<path> (a stat file) after the command name, which
+ * may hold spaces and parentheses (hence the last ')'), read into buf:
+ * a pointer to the ')' or NULL if it cannot be read.
  */
-static uint64_t self_start_time(void)
+char *dri_proc_stat(const char *path, char *buf, size_t len)
 {
-	char buf[1024], *p;
 	ssize_t n;
-	int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
 	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
+		return NULL;
+	n = read(fd, buf, len - 1);
 	close(fd);
 	if (n <= 0)
-		return 0;
+		return NULL;
 	buf[n] = 0;
-	p = strrchr(buf, ')');
-	if (!p)
-		return 0;
+	return strrchr(buf, ')');
+}
+
+/* This process's start time in clock ticks since boot: field 22 of
+ * /proc/self/stat. 0 if it cannot be read. */
+static uint64_t self_start_time(void)
+{
+	char buf[1024], *p = dri_proc_stat("/proc/self/stat", buf, sizeof(buf));
+
 	/* Fields 3 to 21 are 19 more, each after a space. */
 	for (int field = 2; field < 22 && p; field++)
 		p = strchr(p + 1, ' ');

@@ -427,19 +427,9 @@ unsigned dri_reap_readers(struct dr_registry *r)
 static char thread_state(pid_t pid, pid_t tid)
 {
 	char path[64], buf[512], *p;
-	ssize_t n;
-	int fd;
 
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid, (int)tid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = 0;
-	p = strrchr(buf, ')'); /* the command name may hold anything */
+	p = dri_proc_stat(path, buf, sizeof(buf));
 	return p && p[1] == ' ' ? p[2] : 0;
 }
 
