@@ -134,7 +134,7 @@ static void bridge_start(struct host *h, const struct host *peer)
 {
 	const char *argv[] = { bridge_bin, "--segment", h->seg, "--host", h->id, "--bus", h->bus,
 			       "--rpc", h->rpc, "--peer", peer->bus, "--heartbeat-ms", "100",
-			       "--down-after-ms", "2000", "--log-level", "warn", NULL };
+			       "--down-after-ms", "2000", "--log-level", "info", NULL };
 	posix_spawn_file_actions_t fa;
 	int fd = open(h->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 
@@ -167,6 +167,18 @@ static void host_fini(struct host *h)
 		kill(h->bridge, SIGTERM);
 		waitpid(h->bridge, NULL, 0);
 	}
+	/* The bridge's counters, from its stop line. */
+	FILE *f = fopen(h->log, "r");
+	char line[512];
+
+	while (f && fgets(line, sizeof(line), f)) {
+		const char *stop = strstr(line, "stopping: ");
+
+		if (stop)
+			printf("bridge %s %s", h->id, stop + 10);
+	}
+	if (f)
+		fclose(f);
 	dr_close(h->r);
 	dr_unlink(h->seg);
 	unlink(h->log);

@@ -790,25 +790,27 @@ static void on_worker_reply(struct bridge *b, const struct dr_msg *m)
 /* At most this many messages per pass, so that the sockets get their turn. */
 #define MAILBOX_BURST 4096
 
-void rpc_mailbox(struct bridge *b)
+int rpc_mailbox(struct bridge *b)
 {
 	uint64_t now = now_ns();
+	int k;
 
-	for (int k = 0; k < MAILBOX_BURST; k++) {
+	for (k = 0; k < MAILBOX_BURST; k++) {
 		struct dr_msg m;
 		int rc = dr_recv(b->mb, &m, 0);
 
 		if (rc == -EAGAIN)
-			return;
+			break;
 		if (rc < 0) {
 			log_once(&b->once, "mb-recv", 1, LOG_LEVEL_WARN, "mailbox: %s", dr_strerror(rc));
-			return;
+			break;
 		}
 		if (m.kind == DR_MSG_REPLY)
 			on_worker_reply(b, &m);
 		else if (m.kind == DR_MSG_CALL || m.kind == DR_MSG_CAST)
 			on_forward(b, &m, now);
 	}
+	return k;
 }
 
 /* ---------------------------------------------------------------------- */
