@@ -24,6 +24,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <sched.h>
 
 #include <criterion/criterion.h>
 
@@ -46,7 +47,8 @@ struct cl_host {
 	char bus[DR_ADDR_MAX + 1];
 	char rpc[DR_ADDR_MAX + 1];
 	char log[128];
-	const char *netns;        /* run the bridge in this network namespace */
+	const char *netns;        /* the host's network namespace (ip netns): its bridge,
+				   * workers and cl_call's callers run in it */
 	pid_t pid;                /* the bridge, 0 when none runs */
 	dr_registry *r;           /* the test's own handle on the segment */
 };
@@ -74,6 +76,28 @@ static inline void cl_sleep_ms(int ms)
 
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
+}
+
+/*
+ * Move the calling process into network namespace name (/run/netns/name,
+ * as ip netns add makes it): 0 or -errno. A host's processes must share
+ * its bridge's network namespace, not only its segment: a mailbox's
+ * wake-ups are datagrams to an abstract Unix socket, and abstract socket
+ * names are per network namespace.
+ */
+static inline int cl_enter_netns(const char *name)
+{
+	char path[128];
+	int fd, rc = 0;
+
+	snprintf(path, sizeof(path), "/run/netns/%s", name);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (setns(fd, CLONE_NEWNET) < 0)
+		rc = -errno;
+	close(fd);
+	return rc;
 }
 
 /* A loopback TCP port nobody listens on now (the kernel's pick). */
@@ -416,6 +440,210 @@ static inline void cl_make_key(struct cl *c)
 		fprintf(f, "%02x", k[i]);
 	fprintf(f, "\n");
 	fclose(f);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Workers: a child that serves global names on one host. */
+
+#define W_NAMES 64
+
+struct counters {
+	int casts[CL_MAX];   /* casts and sends received, per host */
+};
+
+struct worker {
+	const char *seg;
+	const char *host;
+	int n;
+	const char *names[W_NAMES];
+	int ready[2];        /* the child writes 'r' (or 'e' and the error) */
+	struct counters *cnt;
+	int idx;             /* the host's index, for cnt */
+	const char *netns;   /* the host's network namespace, or NULL */
+};
+
+/*
+ * Serves its names; a CALL with data "sleep:<ms>" answers after that long,
+ * "die" kills the worker, anything else is answered "<host>|<name>|<data>".
+ * CAST and INFO count in cnt.
+ */
+static inline int worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct dr_options o = { .segment = w->seg };
+	dr_registry *r;
+	dr_mailbox *mb;
+	struct dr_msg m;
+	char buf[512];
+	int rc;
+
+	rc = w->netns ? cl_enter_netns(w->netns) : 0;
+	if (!rc)
+		rc = dr_open(&o, &r);
+	if (!rc)
+		rc = dr_mailbox_open(r, &mb);
+	for (int i = 0; !rc && i < w->n; i++)
+		rc = dr_serve_global(mb, w->names[i], NULL, 0);
+	if (rc) {
+		char e[2] = { 'e', (char)-rc };
+
+		if (write(w->ready[1], e, 2) < 0)
+			_exit(2);
+		return 1;
+	}
+	if (write(w->ready[1], "r", 1) != 1)
+		return 2;
+	for (;;) {
+		rc = dr_recv(mb, &m, -1);
+		if (rc)
+			return 3;
+		if (m.kind == DR_MSG_CAST || m.kind == DR_MSG_INFO) {
+			__atomic_add_fetch(&w->cnt->casts[w->idx], 1, __ATOMIC_RELAXED);
+			continue;
+		}
+		if (m.kind != DR_MSG_CALL)
+			continue;
+		if (m.len == 3 && memcmp(m.data, "die", 3) == 0)
+			kill(getpid(), SIGKILL);
+		if (m.len > 6 && memcmp(m.data, "sleep:", 6) == 0) {
+			snprintf(buf, sizeof(buf), "%.*s", (int)m.len - 6, (const char *)m.data + 6);
+			cl_sleep_ms(atoi(buf));
+		}
+		int n = snprintf(buf, sizeof(buf), "%s|%.*s|%.*s", w->host, (int)m.name_len,
+				 (const char *)m.name, (int)m.len, (const char *)m.data);
+		dr_reply(mb, &m, buf, (size_t)n);
+	}
+}
+
+/* Start a worker on host i serving names; returns its pid once it serves. */
+static inline pid_t worker_start(struct cl *c, int i, const char **names, int n, struct counters *cnt)
+{
+	static struct worker ws[16];
+	static int nws;
+	struct worker *w = &ws[nws++ % 16];
+	char b[2] = { 0 };
+	pid_t pid;
+
+	memset(w, 0, sizeof(*w));
+	w->seg = c->h[i].seg;
+	w->host = c->h[i].id;
+	w->n = n;
+	for (int k = 0; k < n; k++)
+		w->names[k] = names[k];
+	w->cnt = cnt;
+	w->idx = i;
+	w->netns = c->h[i].netns;
+	cr_assert_eq(pipe(w->ready), 0);
+	pid = dr_test_spawn(worker_main, w);
+	cr_assert_gt(pid, 0);
+	close(w->ready[1]);
+	cr_assert_geq(read(w->ready[0], b, 2), 1);
+	close(w->ready[0]);
+	cr_assert_eq(b[0], 'r', "worker on %s: %s", c->h[i].id, dr_strerror(-(int)(unsigned char)b[1]));
+	return pid;
+}
+
+static inline void reap_child(pid_t pid)
+{
+	int st;
+
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+}
+
+static inline struct counters *counters_new(void)
+{
+	struct counters *cnt = mmap(NULL, sizeof(*cnt), PROT_READ | PROT_WRITE,
+				    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	cr_assert_neq(cnt, MAP_FAILED);
+	memset(cnt, 0, sizeof(*cnt));
+	return cnt;
+}
+
+/* A name "<tag>.<k>" owned by host `owner` (by host 0's view). */
+static inline const char *name_owned_by(struct cl *c, int owner, const char *tag)
+{
+	static char buf[8][32];
+	static int at;
+	char *b = buf[at++ % 8];
+
+	for (int k = 0; k < 10000; k++) {
+		snprintf(b, 32, "%s.%d", tag, k);
+		if (cl_owner(c, 0, b) == owner)
+			return b;
+	}
+	cr_assert_fail("no name owned by %s", c->h[owner].id);
+	return NULL;
+}
+
+/* A call to a global name from a process of host i: the test's own handle,
+ * or, when the host has a network namespace, a child in it (with a handle
+ * of its own: see cl_enter_netns). dr_call_global's result; the answer in
+ * reply (*len bytes, at most the *len given). */
+struct cl_caller {
+	struct cl_host *h;
+	const char *name;
+	const void *req;
+	size_t req_len, cap;
+	int timeout_ms;
+	int out[2];
+};
+
+static inline int cl_caller_main(void *arg)
+{
+	struct cl_caller *a = arg;
+	struct dr_options o = { .segment = a->h->seg };
+	static char buf[1 << 16];
+	size_t len = a->cap < sizeof(buf) ? a->cap : sizeof(buf);
+	dr_registry *r = NULL;
+	int rc = cl_enter_netns(a->h->netns);
+
+	if (!rc)
+		rc = dr_open(&o, &r);
+	if (!rc)
+		rc = dr_call_global(r, a->name, a->req, a->req_len, buf, &len, a->timeout_ms);
+	if (rc)
+		len = 0;
+	if (write(a->out[1], &rc, sizeof(rc)) != sizeof(rc) ||
+	    write(a->out[1], &len, sizeof(len)) != sizeof(len) ||
+	    (len && write(a->out[1], buf, len) != (ssize_t)len))
+		return 1;
+	return 0;
+}
+
+static inline int cl_call(struct cl *c, int i, const char *name, const void *req, size_t req_len,
+			  void *reply, size_t *len, int timeout_ms)
+{
+	struct cl_caller a = { .h = &c->h[i], .name = name, .req = req, .req_len = req_len,
+			       .cap = *len, .timeout_ms = timeout_ms };
+	int rc = -EPIPE, st;
+	size_t n = 0;
+	pid_t pid;
+
+	if (!c->h[i].netns)
+		return dr_call_global(cl_reg(c, i), name, req, req_len, reply, len, timeout_ms);
+	(void)cl_reg(c, i); /* the segment exists with the test's geometry */
+	cr_assert_eq(pipe(a.out), 0);
+	pid = dr_test_spawn(cl_caller_main, &a);
+	cr_assert_gt(pid, 0);
+	close(a.out[1]);
+	if (read(a.out[0], &rc, sizeof(rc)) != sizeof(rc) ||
+	    read(a.out[0], &n, sizeof(n)) != sizeof(n) || n > *len)
+		rc = -EPIPE, n = 0;
+	for (size_t got = 0; got < n;) {
+		ssize_t k = read(a.out[0], (char *)reply + got, n - got);
+
+		if (k <= 0) {
+			rc = -EPIPE;
+			break;
+		}
+		got += (size_t)k;
+	}
+	close(a.out[0]);
+	waitpid(pid, &st, 0);
+	*len = n;
+	return rc;
 }
 
 #endif /* DR_CLUSTER_H */
