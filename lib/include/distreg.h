@@ -405,7 +405,10 @@ struct dr_msg {
 
 /*
  * Open a mailbox for this process and return it in *out. Its descriptor
- * (dr_mailbox_fd) polls readable when messages may wait.
+ * (dr_mailbox_fd) polls readable when messages may wait. Senders wake it
+ * through an abstract Unix socket, which belongs to the network namespace:
+ * processes that message each other must share one (a host is one
+ * network namespace; from another, messages arrive but wake nobody).
  * Errors: -EUSERS all max_mailboxes are open by live processes; -EINVAL;
  * -ECHILD, -ENOLCK as for dr_register(); -ENOMEM, -EMFILE from the system.
  * Thread-safe.
