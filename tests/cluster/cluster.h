@@ -21,6 +21,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -167,7 +168,7 @@ static inline pid_t cl_start_args(struct cl *c, int i, const char *const *extra)
 	char hb[16], down[16];
 	const char *argv[64];
 	int k = 0, fd;
-	posix_spawn_file_actions_t fa;
+	pid_t parent;
 
 	cr_assert_not_null(bin, "DISTREG_BRIDGE is not set (meson test sets it)");
 	(void)cl_reg(c, i); /* the segment exists with the test's geometry */
@@ -210,12 +211,19 @@ static inline pid_t cl_start_args(struct cl *c, int i, const char *const *extra)
 
 	fd = open(h->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	cr_assert_geq(fd, 0);
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, fd, 2);
-	posix_spawn_file_actions_adddup2(&fa, fd, 1);
-	cr_assert_eq(posix_spawnp(&h->pid, argv[0], &fa, NULL, (char *const *)argv, environ), 0,
-		     "spawn %s", argv[0]);
-	posix_spawn_file_actions_destroy(&fa);
+	/* fork and exec, not posix_spawn: the bridge dies with the test
+	 * (PR_SET_PDEATHSIG), so a failed test leaves none running. Only
+	 * async-signal-safe calls in the child. */
+	parent = getpid();
+	h->pid = fork();
+	cr_assert_geq(h->pid, 0, "fork: %s", strerror(errno));
+	if (h->pid == 0) {
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent ||
+		    dup2(fd, 2) < 0 || dup2(fd, 1) < 0)
+			_exit(127);
+		execvp(argv[0], (char *const *)argv);
+		_exit(127);
+	}
 	close(fd);
 	return h->pid;
 }
