@@ -79,7 +79,13 @@ static struct item *item_new(const struct dr_fwd *f, const struct dr_msg *m, uin
 	memcpy(it->name, f->name, f->name_len);
 	if (f->len)
 		memcpy(it->data, f->data, f->len);
-	it->deadline_ns = f->timeout_ms >= 0 ? now + (uint64_t)f->timeout_ms * 1000000ull : 0;
+	/* A call's timeout is its deadline here too. A cast's or send's is
+	 * how long its sender would wait for room: 0 (do not wait) must not
+	 * make it expire before it leaves; it goes best effort, no deadline. */
+	if (f->timeout_ms < 0 || (f->timeout_ms == 0 && f->op != DR_FWD_CALL))
+		it->deadline_ns = 0;
+	else
+		it->deadline_ns = now + (uint64_t)f->timeout_ms * 1000000ull;
 	return it;
 }
 
