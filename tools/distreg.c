@@ -44,8 +44,11 @@ static const char usage_text[] =
 	"  unregister [--force] NAME     remove a name whose owner died; with --force,\n"
 	"                                whoever holds it (the owner is not told)\n"
 	"  call [--global] NAME MESSAGE [--timeout MS]  call NAME, print the answer\n"
-	"  cast [--global] NAME MESSAGE  cast MESSAGE to NAME (no answer)\n"
-	"  send [--global] NAME MESSAGE  send MESSAGE to NAME (distreg's inform)\n"
+	"  cast [--global] NAME MESSAGE [--timeout MS]  cast MESSAGE to NAME (no\n"
+	"                                answer)\n"
+	"  send [--global] NAME MESSAGE [--timeout MS]  send MESSAGE to NAME\n"
+	"                                (distreg's inform); --timeout: the wait for\n"
+	"                                room, default 0 (5000 with --global)\n"
 	"  echo-worker [--global] NAME...  serve the names from one mailbox, answer\n"
 	"                                every call with its message, until SIGINT or\n"
 	"                                SIGTERM\n"
@@ -660,7 +663,10 @@ int main(int argc, char **argv)
 		return cmd_unregister(argv[force], force);
 	}
 	if (strcmp(cmd, "call") == 0 || strcmp(cmd, "cast") == 0 || strcmp(cmd, "send") == 0) {
-		int timeout = strcmp(cmd, "call") == 0 ? DEFAULT_TIMEOUT_MS : 0;
+		/* A cast or send waits for no room by default, but one to a
+		 * global name gets as long as a call: its timeout goes along
+		 * to the bridge, which drops a message whose time is up. */
+		int timeout = strcmp(cmd, "call") == 0 || global ? DEFAULT_TIMEOUT_MS : 0;
 
 		if (argc == 4 && strcmp(argv[2], "--timeout") == 0) {
 			if (parse_timeout(argv[3], &timeout))

@@ -333,8 +333,8 @@ class Cli(unittest.TestCase):
         self.assertEqual((got["host"], got["value"], got["pid"]), ("hostB", "on-b", w.pid))
         rc, out, err = self.run_cli("call", "--global", name, "from a")
         self.assertEqual((rc, out), (0, "\n"), err)
-        self.assertEqual(self.run_cli("cast", "--global", name, "cast a", "--timeout", "5000")[0], 0)
-        self.assertEqual(self.run_cli("send", "--global", name, "send a", "--timeout", "5000")[0], 0)
+        self.assertEqual(self.run_cli("cast", "--global", name, "cast a")[0], 0)
+        self.assertEqual(self.run_cli("send", "--global", name, "send a")[0], 0)
         seen = [json.loads(w.stdout.readline()) for _ in range(3)]
         self.assertEqual([(m["kind"], m["data"]) for m in seen],
                          [("call", "from a"), ("cast", "cast a"), ("info", "send a")])
