@@ -2,7 +2,7 @@
  * distreg - the registry and its mailboxes from the command line, for
  * people and shell scripts: look names up, register and unregister them,
  * call, cast and send to them, and serve names with an echo worker; the
- * same for global names (--global), and the cluster's view.
+ * same for global names (--global, serve-global), and the cluster's view.
  *
  *   distreg [--segment NAME] [--json] COMMAND [ARGS]
  *
@@ -44,13 +44,22 @@ static const char usage_text[] =
 	"  unregister [--force] NAME     remove a name whose owner died; with --force,\n"
 	"                                whoever holds it (the owner is not told)\n"
 	"  call [--global] NAME MESSAGE [--timeout MS]  call NAME, print the answer\n"
-	"  cast [--global] NAME MESSAGE  cast MESSAGE to NAME (no answer)\n"
-	"  send [--global] NAME MESSAGE  send MESSAGE to NAME (distreg's inform)\n"
+	"  cast [--global] NAME MESSAGE [--timeout MS]  cast MESSAGE to NAME (no\n"
+	"                                answer)\n"
+	"  send [--global] NAME MESSAGE [--timeout MS]  send MESSAGE to NAME\n"
+	"                                (distreg's inform); --timeout: the wait for\n"
+	"                                room, default 0 (5000 with --global)\n"
 	"  echo-worker [--global] NAME...  serve the names from one mailbox, answer\n"
 	"                                every call with its message, until SIGINT or\n"
 	"                                SIGTERM\n"
+	"  serve-global NAME VALUE       serve the global name NAME (value VALUE) and\n"
+	"                                hold it until SIGINT or SIGTERM, printing every\n"
+	"                                message, answering calls empty; exit 4 naming\n"
+	"                                the owner if that is another host\n"
 	"  owner NAME                    the host that owns the global name NAME\n"
-	"  hosts                         the cluster's view: its hosts and epoch\n"
+	"  hosts                         the cluster's view: each host's id, state (up,\n"
+	"                                suspect, down, ignored), rpc address,\n"
+	"                                incarnation; and the epoch\n"
 	"\n"
 	"options:\n"
 	"  --segment NAME  the segment (default: $DISTREG_SEGMENT, else \"default\")\n"
@@ -226,13 +235,22 @@ static int cmd_hosts(void)
 		return fail("hosts", NULL, rc);
 	for (size_t i = 0; i < n; i++) {
 		if (json) {
+			const unsigned char *id = (const unsigned char *)h[i].id;
+			const unsigned char *rpc = (const unsigned char *)h[i].rpc;
+
+			/* host and address; id and rpc are the same, the keys
+			 * of the first version, kept for scripts using them. */
 			fputs("{", stdout);
-			json_bytes(stdout, "id", (const unsigned char *)h[i].id, strlen(h[i].id));
+			json_bytes(stdout, "host", id, strlen(h[i].id));
+			printf(", \"state\": \"%s\", ", host_state_name(h[i].state));
+			json_bytes(stdout, "address", rpc, strlen(h[i].rpc));
+			printf(", \"incarnation\": \"%" PRIu64 "\", \"self\": %s, "
+			       "\"epoch\": \"%" PRIu64 "\", ", h[i].incarnation,
+			       h[i].self ? "true" : "false", epoch);
+			json_bytes(stdout, "id", id, strlen(h[i].id));
 			fputs(", ", stdout);
-			json_bytes(stdout, "rpc", (const unsigned char *)h[i].rpc, strlen(h[i].rpc));
-			printf(", \"incarnation\": \"%" PRIu64 "\", \"state\": \"%s\", "
-			       "\"self\": %s, \"epoch\": \"%" PRIu64 "\"}\n", h[i].incarnation,
-			       host_state_name(h[i].state), h[i].self ? "true" : "false", epoch);
+			json_bytes(stdout, "rpc", rpc, strlen(h[i].rpc));
+			puts("}");
 		} else {
 			put_name(stdout, (const unsigned char *)h[i].id, strlen(h[i].id));
 			printf(" %s%s epoch %" PRIu64 " incarnation %" PRIu64 " rpc ",
@@ -243,49 +261,6 @@ static int cmd_hosts(void)
 		}
 	}
 	return rc ? fail("hosts", NULL, rc) : ST_OK;
-}
-
-/* SIGINT and SIGTERM as a descriptor: blocked, then read through
- * signalfd, so they fit in the same poll as a mailbox. */
-static int signal_fd(void)
-{
-	sigset_t set;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
-		return -1;
-	return signalfd(-1, &set, SFD_CLOEXEC);
-}
-
-static int cmd_register(const char *name, const char *value)
-{
-	struct dr_entry e;
-	dr_registry *r;
-	struct pollfd p;
-	int rc, sfd = signal_fd();
-
-	if (sfd < 0)
-		return fail("signalfd", NULL, -errno);
-	rc = open_segment(&r, true);
-	if (rc)
-		return rc;
-	rc = dr_register(r, name, value, strlen(value));
-	if (rc == 0)
-		rc = dr_whereis(r, name, &e);
-	if (rc) {
-		dr_close(r);
-		return fail("register", name, rc);
-	}
-	print_entry(name, &e, -1, NULL);
-	fflush(stdout);
-	p = (struct pollfd){ .fd = sfd, .events = POLLIN };
-	while (poll(&p, 1, -1) < 0 && errno == EINTR)
-		;
-	rc = dr_unregister(r, name);
-	dr_close(r);
-	return rc && rc != -ENOENT ? fail("unregister", name, rc) : ST_OK;
 }
 
 static int cmd_unregister(const char *name, bool force)
@@ -406,29 +381,149 @@ static void log_msg(const struct dr_msg *m)
 	fflush(stdout);
 }
 
-static int cmd_echo_worker(char **names, int n, bool global)
+/*
+ * What the commands that hold names until SIGINT or SIGTERM share
+ * (register, echo-worker, serve-global): the signals as a descriptor, the
+ * segment (created if need be), and for the serving ones a mailbox.
+ */
+struct holder {
+	int sfd;
+	dr_registry *r;
+	dr_mailbox *mb;         /* NULL for register */
+};
+
+/* SIGINT and SIGTERM are blocked, then read through signalfd, so they fit
+ * in the same poll as a mailbox. On failure nothing is left open. */
+static int holder_open(struct holder *h, bool mailbox)
+{
+	sigset_t set;
+	int rc;
+
+	*h = (struct holder){ .sfd = -1 };
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0 ||
+	    (h->sfd = signalfd(-1, &set, SFD_CLOEXEC)) < 0)
+		return fail("signalfd", NULL, -errno);
+	rc = open_segment(&h->r, true);
+	if (rc) {
+		close(h->sfd);
+		return rc;
+	}
+	if (mailbox) {
+		rc = dr_mailbox_open(h->r, &h->mb);
+		if (rc) {
+			dr_close(h->r);
+			close(h->sfd);
+			return fail("mailbox", NULL, rc);
+		}
+	}
+	return ST_OK;
+}
+
+/* Closing the mailbox unregisters the names it serves. */
+static void holder_close(struct holder *h)
+{
+	if (h->mb)
+		dr_mailbox_close(h->mb);
+	dr_close(h->r);
+	close(h->sfd);
+}
+
+/*
+ * Serve name through the holder's mailbox, locally or globally. A global
+ * name owned by another host cannot be served here: the error names it.
+ */
+static int holder_serve(struct holder *h, const char *what, const char *name, const char *value,
+			bool global)
+{
+	size_t len = value ? strlen(value) : 0;
+	char owner[DR_HOST_MAX + 1];
+	int rc = global ? dr_serve_global(h->mb, name, value, len) :
+			  dr_serve(h->mb, name, value, len);
+
+	if (rc == -EREMOTE && dr_owner(h->r, name, owner, sizeof(owner)) == 0) {
+		fprintf(stderr, "distreg: %s %s: the global name is owned by host %s, "
+			"not this one; serve it there\n", what, name, owner);
+		return ST_ERROR;
+	}
+	return rc ? fail(what, name, rc) : ST_OK;
+}
+
+/*
+ * Wait for SIGINT or SIGTERM. With a mailbox, print every message received
+ * meanwhile and answer every call: with its own message (echo), or empty.
+ */
+static int holder_run(struct holder *h, bool echo)
 {
 	struct pollfd p[2];
-	dr_mailbox *mb;
-	dr_registry *r;
-	int rc, sfd = signal_fd();
+	nfds_t n = 0;
 
-	if (sfd < 0)
-		return fail("signalfd", NULL, -errno);
-	rc = open_segment(&r, true);
+	p[n++] = (struct pollfd){ .fd = h->sfd, .events = POLLIN };
+	if (h->mb)
+		p[n++] = (struct pollfd){ .fd = dr_mailbox_fd(h->mb), .events = POLLIN };
+	for (;;) {
+		struct dr_msg m;
+		int rc = -EAGAIN;
+
+		while (h->mb && (rc = dr_recv(h->mb, &m, 0)) == 0) {
+			log_msg(&m);
+			if (m.kind == DR_MSG_CALL) {
+				int err = echo ? dr_reply(h->mb, &m, m.data, m.len) :
+						 dr_reply(h->mb, &m, "", 0);
+
+				if (err)
+					fprintf(stderr, "distreg: reply: %s\n", dr_strerror(err));
+			}
+		}
+		if (h->mb && rc != -EAGAIN) {
+			fprintf(stderr, "distreg: receive: %s\n", dr_strerror(rc));
+			if (rc != -EBADMSG) /* a scribbled message is skipped */
+				return ST_ERROR;
+		}
+		if (poll(p, n, -1) < 0 && errno != EINTR)
+			return fail("poll", NULL, -errno);
+		if (p[0].revents)
+			return ST_OK; /* SIGINT or SIGTERM */
+	}
+}
+
+static int cmd_register(const char *name, const char *value)
+{
+	struct holder h;
+	struct dr_entry e;
+	int rc = holder_open(&h, false);
+
 	if (rc)
 		return rc;
-	rc = dr_mailbox_open(r, &mb);
+	rc = dr_register(h.r, name, value, strlen(value));
+	if (rc == 0)
+		rc = dr_whereis(h.r, name, &e);
 	if (rc) {
-		dr_close(r);
-		return fail("mailbox", NULL, rc);
+		holder_close(&h);
+		return fail("register", name, rc);
 	}
-	for (int i = 0; i < n; i++) {
-		rc = global ? dr_serve_global(mb, names[i], NULL, 0) : dr_serve(mb, names[i], NULL, 0);
-		if (rc) {
-			dr_close(r);
-			return fail("serve", names[i], rc);
-		}
+	print_entry(name, &e, -1, NULL);
+	fflush(stdout);
+	holder_run(&h, false);
+	rc = dr_unregister(h.r, name);
+	holder_close(&h);
+	return rc && rc != -ENOENT ? fail("unregister", name, rc) : ST_OK;
+}
+
+static int cmd_echo_worker(char **names, int n, bool global)
+{
+	struct holder h;
+	int rc = holder_open(&h, true);
+
+	if (rc)
+		return rc;
+	for (int i = 0; rc == ST_OK && i < n; i++)
+		rc = holder_serve(&h, "echo-worker", names[i], NULL, global);
+	if (rc) {
+		holder_close(&h);
+		return rc;
 	}
 	if (json) {
 		fputs("{\"serving\": [", stdout);
@@ -444,34 +539,37 @@ static int cmd_echo_worker(char **names, int n, bool global)
 		       (int)getpid());
 	}
 	fflush(stdout);
-	/* An event loop: the mailbox's descriptor and the signals'. */
-	p[0] = (struct pollfd){ .fd = dr_mailbox_fd(mb), .events = POLLIN };
-	p[1] = (struct pollfd){ .fd = sfd, .events = POLLIN };
-	for (;;) {
-		struct dr_msg m;
+	rc = holder_run(&h, true);
+	holder_close(&h);
+	return rc;
+}
 
-		while ((rc = dr_recv(mb, &m, 0)) == 0) {
-			log_msg(&m);
-			if (m.kind == DR_MSG_CALL) {
-				int err = dr_reply(mb, &m, m.data, m.len);
+/* Serve one global name with a value; the first line is its entry, as
+ * whereis --global prints it. */
+static int cmd_serve_global(const char *name, const char *value)
+{
+	char host[DR_HOST_MAX + 1];
+	struct holder h;
+	struct dr_entry e;
+	int rc = holder_open(&h, true);
 
-				if (err)
-					fprintf(stderr, "distreg: reply: %s\n", dr_strerror(err));
-			}
-		}
-		if (rc != -EAGAIN) {
-			fprintf(stderr, "distreg: receive: %s\n", dr_strerror(rc));
-			if (rc != -EBADMSG)
-				break;
-		}
-		if (poll(p, 2, -1) < 0 && errno != EINTR)
-			break;
-		if (p[1].revents)
-			break; /* SIGINT or SIGTERM */
+	if (rc)
+		return rc;
+	rc = holder_serve(&h, "serve-global", name, value, true);
+	if (rc) {
+		holder_close(&h);
+		return rc;
 	}
-	dr_mailbox_close(mb); /* unregisters the names */
-	dr_close(r);
-	return rc == -EAGAIN || rc == 0 ? ST_OK : ST_ERROR;
+	rc = dr_whereis_global(h.r, name, &e, host, sizeof(host), DEFAULT_TIMEOUT_MS);
+	if (rc) {
+		holder_close(&h);
+		return fail("serve-global", name, rc);
+	}
+	print_entry(name, &e, -1, host);
+	fflush(stdout);
+	rc = holder_run(&h, false);
+	holder_close(&h);
+	return rc;
 }
 
 static int parse_timeout(const char *s, int *out)
@@ -565,7 +663,10 @@ int main(int argc, char **argv)
 		return cmd_unregister(argv[force], force);
 	}
 	if (strcmp(cmd, "call") == 0 || strcmp(cmd, "cast") == 0 || strcmp(cmd, "send") == 0) {
-		int timeout = strcmp(cmd, "call") == 0 ? DEFAULT_TIMEOUT_MS : 0;
+		/* A cast or send waits for no room by default, but one to a
+		 * global name gets as long as a call: its timeout goes along
+		 * to the bridge, which drops a message whose time is up. */
+		int timeout = strcmp(cmd, "call") == 0 || global ? DEFAULT_TIMEOUT_MS : 0;
 
 		if (argc == 4 && strcmp(argv[2], "--timeout") == 0) {
 			if (parse_timeout(argv[3], &timeout))
@@ -578,6 +679,11 @@ int main(int argc, char **argv)
 		if (cmd[0] == 'c' && cmd[1] == 'a' && cmd[2] == 'l')
 			return cmd_call(argv[0], argv[1], global, timeout);
 		return cmd_cast(argv[0], argv[1], cmd[1] == 'e', global, timeout);
+	}
+	if (strcmp(cmd, "serve-global") == 0) {
+		if (argc != 2)
+			return usage_error("%s", "serve-global takes NAME and VALUE");
+		return cmd_serve_global(argv[0], argv[1]);
 	}
 	if (strcmp(cmd, "echo-worker") == 0) {
 		if (argc < 1)

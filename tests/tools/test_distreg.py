@@ -27,25 +27,31 @@ class Cli(unittest.TestCase):
     def setUp(self):
         self.assertTrue(DISTREG, "$DISTREG is not set: run this test through meson test")
         self.seg = new_segment()
+        self.segs = [self.seg]
         self.bg = []
+        self.files = []
 
     def tearDown(self):
         for p in self.bg:
             if p.poll() is None:
                 p.kill()
                 p.wait()
-        try:
-            os.unlink("/dev/shm/distreg." + self.seg)
-        except FileNotFoundError:
-            pass
+            for f in (p.stdout, p.stderr):
+                if f:
+                    f.close()
+        for f in ["/dev/shm/distreg." + seg for seg in self.segs] + self.files:
+            try:
+                os.unlink(f)
+            except FileNotFoundError:
+                pass
 
-    def run_cli(self, *args, timeout=20):
-        p = subprocess.run([DISTREG, "--segment", self.seg] + list(args), capture_output=True,
-                           text=True, timeout=timeout)
+    def run_cli(self, *args, timeout=20, seg=None):
+        p = subprocess.run([DISTREG, "--segment", seg or self.seg] + list(args),
+                           capture_output=True, text=True, timeout=timeout)
         return p.returncode, p.stdout, p.stderr
 
-    def start(self, *args):
-        p = subprocess.Popen([DISTREG, "--segment", self.seg] + list(args),
+    def start(self, *args, seg=None):
+        p = subprocess.Popen([DISTREG, "--segment", seg or self.seg] + list(args),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.bg.append(p)
         # Its first line says it is ready (registered, or serving).
@@ -59,13 +65,18 @@ class Cli(unittest.TestCase):
 
     def test_usage_errors_exit_2(self):
         for args in ([], ["bogus"], ["whereis"], ["call", "a"], ["call", "a", "b", "--timeout", "x"],
-                     ["unregister", "--force"], ["echo-worker"], ["list", "extra"]):
+                     ["unregister", "--force"], ["echo-worker"], ["list", "extra"],
+                     ["serve-global"], ["serve-global", "g"], ["serve-global", "g", "v", "x"],
+                     ["serve-global", "--global", "g", "v"], ["hosts", "x"], ["owner"],
+                     ["owner", "a", "b"]):
             rc, out, err = self.run_cli(*args)
             self.assertEqual(rc, 2, "%s: %d %s" % (args, rc, err))
             self.assertIn("usage:", err)
         rc, out, _ = self.run_cli("--help")
         self.assertEqual(rc, 0)
-        self.assertIn("echo-worker", out)
+        for cmd in ("echo-worker", "serve-global", "owner", "hosts"):
+            self.assertIn(cmd, out)
+        self.assertIn("exit status: 0 ok, 1 not found, 2 usage, 3 timeout, 4 other errors", out)
 
     def test_absent_names_and_segments_exit_1(self):
         rc, _, err = self.run_cli("whereis", "nobody")
@@ -203,6 +214,137 @@ class Cli(unittest.TestCase):
         self.assertEqual(rc, 2, err)
         rc, _, err = self.run_cli("list", "--global")
         self.assertEqual(rc, 2, err)
+
+    def test_serve_global_served_called_and_gone_after_sigterm(self):
+        node = os.uname().nodename[:63]
+        w, line = self.start("--json", "serve-global", "sg.a", "tcp://10.0.0.1:9")
+        first = json.loads(line)
+        self.assertEqual((first["name"], first["pid"], first["value"], first["global"],
+                          first["host"]), ("sg.a", w.pid, "tcp://10.0.0.1:9", True, node))
+        rc, out, err = self.run_cli("--json", "whereis", "--global", "sg.a")
+        self.assertEqual(rc, 0, err)
+        got = json.loads(out)
+        self.assertEqual((got["name"], got["pid"], got["value"], got["host"], got["regid"]),
+                         ("sg.a", w.pid, "tcp://10.0.0.1:9", node, first["regid"]))
+        self.assertEqual(self.run_cli("whereis", "sg.a")[0], 1, "a global name is not local")
+        # A call is answered, empty; a cast and a send are taken.
+        rc, out, err = self.run_cli("call", "--global", "sg.a", "hello")
+        self.assertEqual((rc, out), (0, "\n"), err)
+        rc, out, err = self.run_cli("--json", "call", "--global", "sg.a", "again")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(json.loads(out)["reply"], "")
+        self.assertEqual(self.run_cli("cast", "--global", "sg.a", "tick")[0], 0)
+        self.assertEqual(self.run_cli("send", "--global", "sg.a", "info")[0], 0)
+        seen = [json.loads(w.stdout.readline()) for _ in range(4)]
+        for m in seen:
+            for key in ("kind", "name", "sender", "data"):
+                self.assertIn(key, m)
+        self.assertEqual([(m["kind"], m["name"], m["data"]) for m in seen],
+                         [("call", "sg.a", "hello"), ("call", "sg.a", "again"),
+                          ("cast", "sg.a", "tick"), ("info", "sg.a", "info")])
+        # Served once: a second server of the name fails (exit 4).
+        rc, _, err = self.run_cli("serve-global", "sg.a", "other")
+        self.assertEqual(rc, 4, err)
+        w.send_signal(signal.SIGTERM)
+        self.assertEqual(w.wait(timeout=10), 0)
+        rc, _, err = self.run_cli("whereis", "--global", "sg.a")
+        self.assertEqual(rc, 1, "the name outlived its server: %s" % err)
+        rc, out, _ = self.run_cli("list")
+        self.assertEqual((rc, out), (0, ""))
+        # Plain text: the first line is the entry, then one line per message.
+        w, line = self.start("serve-global", "sg.b", "v")
+        self.assertEqual(line.split()[:2], ["sg.b", "pid"])
+        self.assertEqual(line.split()[-2:], ["host", node])
+        self.assertEqual(self.run_cli("call", "--global", "sg.b", "x")[:2], (0, "\n"))
+        self.assertEqual(w.stdout.readline().split()[:2], ["call", "sg.b"])
+        w.send_signal(signal.SIGINT)
+        self.assertEqual(w.wait(timeout=10), 0)
+
+    def test_hosts_and_owner_json_without_a_bridge(self):
+        node = os.uname().nodename[:63]
+        self.start("register", "someone", "v")  # the segment exists
+        rc, out, err = self.run_cli("--json", "hosts")
+        self.assertEqual(rc, 0, err)
+        hosts = self.json_lines(out)
+        self.assertEqual(len(hosts), 1)
+        h = hosts[0]
+        for key in ("host", "state", "address", "incarnation"):
+            self.assertIn(key, h)
+        self.assertEqual((h["host"], h["state"], h["address"], h["self"]), (node, "up", "", True))
+        self.assertIn(h["state"], ("up", "suspect", "down", "ignored"))
+        rc, out, err = self.run_cli("--json", "owner", "any.name")
+        self.assertEqual(rc, 0, err)
+        got = json.loads(out)
+        self.assertEqual((got["name"], got["host"]), ("any.name", node))
+        rc, out, err = self.run_cli("hosts")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(out.split()[:2], [node, "up"])
+
+    def test_global_names_across_two_hosts(self):
+        bridge = os.environ.get("DISTREG_BRIDGE")
+        if not bridge:
+            self.skipTest("no bridge built (meson option bridge=false)")
+        seg_a, seg_b = self.seg, new_segment()
+        self.segs.append(seg_b)
+        base = "/tmp/distreg.%s" % seg_a
+        bus = {h: "ipc://%s.%s.bus" % (base, h) for h in "ab"}
+        rpc = {h: "ipc://%s.%s.rpc" % (base, h) for h in "ab"}
+        self.files += [u[len("ipc://"):] for u in list(bus.values()) + list(rpc.values())]
+        for h, seg, peer in (("a", seg_a, "b"), ("b", seg_b, "a")):
+            p = subprocess.Popen([bridge, "--segment", seg, "--host", "host" + h.upper(),
+                                  "--bus", bus[h], "--rpc", rpc[h], "--peer", bus[peer],
+                                  "--heartbeat-ms", "50", "--down-after-ms", "2000",
+                                  "--log-level", "warn"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self.bg.append(p)
+        deadline = time.monotonic() + 10
+        while True:
+            rc, out, _ = self.run_cli("--json", "hosts")
+            views = self.json_lines(out) if rc == 0 else []
+            if sorted((h["host"], h["state"]) for h in views) == [("hostA", "up"),
+                                                                  ("hostB", "up")]:
+                rc, out, _ = self.run_cli("--json", "hosts", seg=seg_b)
+                if rc == 0 and len([h for h in self.json_lines(out) if h["state"] == "up"]) == 2:
+                    break
+            self.assertLess(time.monotonic(), deadline, "the bridges never saw each other")
+            time.sleep(0.05)
+        for h in views:
+            self.assertEqual(h["address"], rpc[h["host"][-1].lower()])
+            self.assertEqual(h["self"], h["host"] == "hostA")
+            self.assertGreater(int(h["incarnation"]), 0)
+        # A name owned by hostB, as both hosts compute it.
+        name = next(n for n in ("x.%d" % i for i in range(100))
+                    if self.run_cli("owner", n)[1] == "hostB\n")
+        rc, out, _ = self.run_cli("--json", "owner", name, seg=seg_b)
+        self.assertEqual((rc, json.loads(out)["host"]), (0, "hostB"))
+        # Not servable on hostA: exit 4, and the error names the owner.
+        rc, _, err = self.run_cli("serve-global", name, "v")
+        self.assertEqual(rc, 4, err)
+        self.assertIn("hostB", err)
+        rc, _, err = self.run_cli("echo-worker", "--global", name)
+        self.assertEqual(rc, 4, err)
+        self.assertIn("hostB", err)
+        # Served on hostB, reached from hostA.
+        w, line = self.start("--json", "serve-global", name, "on-b", seg=seg_b)
+        self.assertEqual(json.loads(line)["host"], "hostB")
+        rc, out, err = self.run_cli("--json", "whereis", "--global", name)
+        self.assertEqual(rc, 0, err)
+        got = json.loads(out)
+        self.assertEqual((got["host"], got["value"], got["pid"]), ("hostB", "on-b", w.pid))
+        rc, out, err = self.run_cli("call", "--global", name, "from a")
+        self.assertEqual((rc, out), (0, "\n"), err)
+        self.assertEqual(self.run_cli("cast", "--global", name, "cast a")[0], 0)
+        self.assertEqual(self.run_cli("send", "--global", name, "send a")[0], 0)
+        seen = [json.loads(w.stdout.readline()) for _ in range(3)]
+        self.assertEqual([(m["kind"], m["data"]) for m in seen],
+                         [("call", "from a"), ("cast", "cast a"), ("info", "send a")])
+        w.send_signal(signal.SIGTERM)
+        self.assertEqual(w.wait(timeout=10), 0)
+        rc, _, err = self.run_cli("whereis", "--global", name)
+        self.assertEqual(rc, 1, err)
+        for p in self.bg[:2]:
+            p.send_signal(signal.SIGTERM)
+            self.assertEqual(p.wait(timeout=10), 0)
 
 
 if __name__ == "__main__":
