@@ -380,7 +380,8 @@ DR_EXPORT int dr_hosts(dr_registry *r, struct dr_host *hosts, size_t max, size_t
 		s->n = 1;
 		s->epoch = 0;
 	}
-	memcpy(hosts, s->hosts, (max < s->n ? max : s->n) * sizeof(*hosts));
+	if (max)
+		memcpy(hosts, s->hosts, (max < s->n ? max : s->n) * sizeof(*hosts));
 	*n = s->n;
 	if (epoch)
 		*epoch = s->epoch;
