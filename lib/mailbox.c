@@ -435,9 +435,9 @@ static int lane_claim(struct dr_registry *r, uint32_t ref, uint32_t *out)
 			 * tail it saw succeeds only while nothing was
 			 * published since, in any claim (see
 			 * DRI_LANE_EVICTED). Back to 0 long before the bit. */
-			uint64_t t0 = ld_acq64(&l->tail) & ~DRI_LANE_EVICTED;
+			uint64_t t0 = ld_acq64(&l->tail) & ~DRI_LANE_EVICTED & ~7ull;
 			if (t0 >= DRI_LANE_EVICTED >> 1)
-				t0 = 0;
+				t0 = 0; /* a scribbled tail */
 			st_rel64(&l->head, t0);
 			st_rel64(&l->tail, t0);
 			if (!mbox_current(r, ref)) {
