@@ -7,10 +7,10 @@
  * owner). The writer copies a record past the tail and publishes it with a
  * CAS of the tail from where it wrote (it fails only if the lane was
  * evicted meanwhile, see DRI_LANE_EVICTED); the reader consumes up to the
- * tail and gives the room back with a release store of the head. Neither ever waits for
- * the other, so a writer killed in the middle of a record leaves only bytes
- * past the published tail, which nobody reads, and a paused writer holds
- * back only its own lane.
+ * tail and gives the room back with a release store of the head. Neither
+ * ever waits for the other, so a writer killed in the middle of a record
+ * leaves only bytes past the published tail, which nobody reads, and a
+ * paused writer holds back only its own lane.
  *
  * Who may do what with a lane (the lane's owner word is the sender's id):
  *  - claim it: any sender, by CAS of the owner word from 0; it then sets the
@@ -232,7 +232,7 @@ unsigned dri_reap_mailboxes(struct dr_registry *r)
 			if (ld_acq32(&m->lane[slot]) == v) {
 				if (dri_mbox_alive(r, target) &&
 				    CMM_LOAD_SHARED(l->head) !=
-					    (ld_acq64(&l->tail) & ~DRI_LANE_EVICTED))
+					(ld_acq64(&l->tail) & ~DRI_LANE_EVICTED))
 					continue; /* its reader drains it, then frees it */
 				DRI_CRASHPOINT(reap_lane);
 				if (uatomic_cmpxchg(&m->lane[slot], v, 0) != v)
@@ -338,7 +338,6 @@ static bool lane_release(struct dr_registry *r, uint32_t i)
 		return true; /* a reaper freed it: we were buried */
 	if (midx < r->max_mailboxes && slot < DRI_MBOX_LANES) {
 		uint32_t *p = &r->mboxes[midx].lane[slot];
-
 		uint64_t tail = ld_acq64(&l->tail);
 
 		if (ld_acq32(p) == v && (tail & DRI_LANE_EVICTED) &&
