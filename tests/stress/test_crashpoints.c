@@ -24,8 +24,9 @@
  *     it, let a process cast to it and die and dr_reap() its lane, let
  *     33 handles of its own cast to it twice (more senders than a lane
  *     table has slots: drained lanes evicted), close it, 4 times;
- *     8 be the bridge: open a mailbox, claim the role, publish a view, cast to a global name another host owns (forwarded
- *     to its own mailbox), receive and decode that, release, 4 times;
+ *     8 be the bridge: open a mailbox, claim the role, publish a view,
+ *     cast to a global name another host owns (forwarded to its own
+ *     mailbox), receive and decode that, release, 4 times;
  *     9 dr_close(). D also leaves 4 mailboxes with a message each.
  *  V  the verifier, a fresh process once C is dead: dr_open(), dr_reap(),
  *     dr_check() == 0, dr_stats() accounts for every entry and shows nothing
