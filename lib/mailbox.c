@@ -310,42 +310,54 @@ static void ring_read(const uint8_t *ring, uint32_t size, uint64_t pos, void *ds
 	}
 }
 
-/* Whether lane i is still ours, targets ref, is attached to it and not
- * evicted. */
+/* Whether lane i is still ours, targets ref and is attached to it. An
+ * evicted lane still attached (its evictor paused or dead before it took
+ * the slot) passes: its send finds the mark and detaches it
+ * (lane_detach_evicted), which keeps a load off every send. */
 static bool lane_usable(struct dr_registry *r, uint32_t i, uint32_t ref)
 {
 	struct dri_lane *l = dri_lane_at(r, i);
 	uint32_t slot = CMM_LOAD_SHARED(l->slot);
 
 	return ld_acq64(&l->owner) == r->owner && CMM_LOAD_SHARED(l->target) == ref &&
-	       slot < DRI_MBOX_LANES && !(ld_acq64(&l->tail) & DRI_LANE_EVICTED) &&
+	       slot < DRI_MBOX_LANES &&
 	       ld_acq32(&r->mboxes[DRI_MBOX_IDX(ref)].lane[slot]) == lane_value(r, i) &&
 	       mbox_current(r, ref);
 }
 
-/* Give back our lane i if no mailbox has it attached (no reader is in it
- * then); else it stays ours until detached. An evicted lane we detach
- * ourselves (its evictor may be paused, or dead, before it took the
- * slot): its reader holds no record of it and will read none. Returns
- * true if freed. */
-static bool lane_release(struct dr_registry *r, uint32_t i)
+/* Detach our lane i if it was evicted and is still attached (its evictor
+ * paused, or died, before it took the slot): its reader holds no record
+ * of it and will read none. */
+static void lane_detach_evicted(struct dr_registry *r, uint32_t i)
 {
 	struct dri_lane *l = dri_lane_at(r, i);
 	uint32_t target = CMM_LOAD_SHARED(l->target), slot = CMM_LOAD_SHARED(l->slot);
 	uint32_t midx = DRI_MBOX_IDX(target), v = lane_value(r, i);
+	uint64_t tail = ld_acq64(&l->tail);
+
+	if (ld_acq64(&l->owner) != r->owner || midx >= r->max_mailboxes ||
+	    slot >= DRI_MBOX_LANES || !(tail & DRI_LANE_EVICTED) ||
+	    ld_acq64(&l->head) != (tail & ~DRI_LANE_EVICTED))
+		return;
+	if (ld_acq32(&r->mboxes[midx].lane[slot]) == v)
+		uatomic_cmpxchg(&r->mboxes[midx].lane[slot], v, 0);
+}
+
+/* Give back our lane i if no mailbox has it attached (no reader is in it
+ * then; an evicted one we detach first); else it stays ours until
+ * detached. Returns true if freed. */
+static bool lane_release(struct dr_registry *r, uint32_t i)
+{
+	struct dri_lane *l = dri_lane_at(r, i);
+	uint32_t target = CMM_LOAD_SHARED(l->target), slot = CMM_LOAD_SHARED(l->slot);
+	uint32_t midx = DRI_MBOX_IDX(target);
 
 	if (ld_acq64(&l->owner) != r->owner)
 		return true; /* a reaper freed it: we were buried */
-	if (midx < r->max_mailboxes && slot < DRI_MBOX_LANES) {
-		uint32_t *p = &r->mboxes[midx].lane[slot];
-		uint64_t tail = ld_acq64(&l->tail);
-
-		if (ld_acq32(p) == v && (tail & DRI_LANE_EVICTED) &&
-		    ld_acq64(&l->head) == (tail & ~DRI_LANE_EVICTED))
-			uatomic_cmpxchg(p, v, 0);
-		if (ld_acq32(p) == v)
-			return false;
-	}
+	lane_detach_evicted(r, i);
+	if (midx < r->max_mailboxes && slot < DRI_MBOX_LANES &&
+	    ld_acq32(&r->mboxes[midx].lane[slot]) == lane_value(r, i))
+		return false;
 	st_rel64(&l->owner, 0);
 	return true;
 }
@@ -682,8 +694,9 @@ out:
 evicted:
 	/* Another sender took our drained lane's slot: nothing of this
 	 * record was published. Another lane then (lane_for no longer finds
-	 * this one usable; its sweep detaches and frees it), and the record
+	 * this one usable once detached; its sweep frees it), and the record
 	 * again. Bounded, should two senders keep evicting each other. */
+	lane_detach_evicted(r, map->lane);
 	pthread_mutex_unlock(&map->mu);
 	__atomic_sub_fetch(&map->users, 1, __ATOMIC_ACQ_REL);
 	if (++evicted > 64)
