@@ -63,7 +63,9 @@
 	X(bridge_releasing)  /* the bridge's address unregistered, role held */  \
 	X(view_writing)      /* a view copy half written, its sequence odd */    \
 	X(view_written)      /* a view copy whole, the index not yet flipped */  \
-	X(fwd_resolved)      /* the bridge's mailbox found, forward not written */
+	X(fwd_resolved)      /* the bridge's mailbox found, forward not written */ \
+	X(lane_evicting)     /* a drained lane's tail marked evicted, its slot not yet taken */ \
+	X(lane_evicted)      /* an evicted lane's slot taken by the evictor's lane */
 
 #ifdef DR_CRASHPOINTS
 void dri_crashpoint(const char *name);

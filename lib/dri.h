@@ -39,8 +39,10 @@
 /* Bump whenever a shared struct or the meaning of a field changes.
  * 5: lane table values with a generation, mailbox reaping claims.
  * 6: the cluster area (bridge role, view), global names (the top bit of
- * an entry's name length), a record's flags, a process slot's start time. */
-#define DRI_LAYOUT_VERSION 6u
+ * an entry's name length), a record's flags, a process slot's start time.
+ * 7: a lane's tail carries DRI_LANE_EVICTED, published by CAS (a sender of
+ * layout 6 would store over the bit and publish into an evicted lane). */
+#define DRI_LAYOUT_VERSION 7u
 #define DRI_HEADER_SIZE 4096u
 #define DRI_MAX_CAPACITY (1u << 26)
 #define DRI_MAX_PROCS 65535u
@@ -345,11 +347,15 @@ struct dri_mbox {
 	uint64_t late;
 	uint8_t pad[DRI_CACHELINE - 32];
 	/* atomic; DRI_LV(lane index, lane generation) of each attached lane,
-	 * 0 free. Set by the lane's sender (CAS from 0); cleared by the
+	 * 0 free. Set by the lane's sender (CAS from 0), or by a sender that
+	 * evicts a drained lane (CAS from that lane's value, after it set
+	 * DRI_LANE_EVICTED in the lane's tail: see there). Cleared by the
 	 * owner, or a reaper, when the lane is drained and its sender dead,
-	 * or it targets an earlier opening (CAS). The generation makes a CAS
+	 * or evicted, or it targets an earlier opening (CAS); by the lane's
+	 * own sender once its lane is evicted. The generation makes a CAS
 	 * made on an old view fail once the lane was freed and claimed again
-	 * (for 2^16 claims of that lane). */
+	 * (for 2^16 claims of that lane). A sender gets -EUSERS only when
+	 * every slot holds a lane with unread records. */
 	uint32_t lane[DRI_MBOX_LANES];
 } DRI_ALIGNED;
 
@@ -376,9 +382,47 @@ struct dri_lane {
 	 * the lane is attached (see DRI_LV). */
 	uint32_t gen;
 	uint8_t pad0[DRI_CACHELINE - 20];
-	uint64_t tail DRI_ALIGNED; /* atomic; bytes published, written by the sender only */
+	/* atomic; bytes published, and DRI_LANE_EVICTED. The sender publishes
+	 * by CAS from the tail it wrote at; an evictor sets the bit by CAS
+	 * from a tail it saw equal to head (see DRI_LANE_EVICTED). */
+	uint64_t tail DRI_ALIGNED;
 	uint64_t head DRI_ALIGNED; /* atomic; bytes consumed, written by the receiver only */
 } DRI_ALIGNED;
+
+/*
+ * Eviction: a lane of a live sender gives its slot up to another sender.
+ * The lane table has DRI_MBOX_LANES slots, and a lane stays attached while
+ * its sender lives; so a sender that finds no free slot evicts a drained
+ * lane (head == tail):
+ *  1. it CASes the victim's tail from T (seen == head) to T | EVICTED:
+ *     this succeeds only if nothing was published since, and from then on
+ *     the sender's publish (a CAS from an unmarked tail) fails, so no
+ *     record is ever published into the lane again (crash point
+ *     lane_evicting);
+ *  2. it CASes the slot from the victim's value to its own lane's (crash
+ *     point lane_evicted), then checks the opening as after any attach.
+ * A lane whose tail already has the bit (an evictor died or paused
+ * between 1 and 2) is taken by step 2 alone. The sender of the victim
+ * learns it at its next send (lane_usable, or its publish CAS failing):
+ * its record was not published, so it detaches the lane if still attached,
+ * frees it, claims another lane and writes the record again. Invariants:
+ *  - a lane with the bit has head == tail & ~EVICTED for good: the receiver
+ *    holds no record of it (it holds one only while head is before its
+ *    end) and will never read one; so anyone may detach it, and its sender
+ *    frees it once detached (a reaper, if the sender is dead);
+ *  - every record is published at most once (one CAS) and, once
+ *    published, is in an attached lane whose tail has no bit: no evictor
+ *    detaches it before the receiver has consumed it;
+ *  - a sender's records to one opening stay in order: the lane it leaves
+ *    was drained, and the record refused was its next one;
+ *  - a lane's tail never goes back, not even across claims (a claim
+ *    starts the lane empty where the last one left it), so the tail CAS
+ *    made on a stale view fails if anything was published since; one
+ *    that hits a reclaimed lane with nothing published yet marks a
+ *    drained lane (its sender handles that as an eviction), and the
+ *    slot CAS fails by the lane's generation (DRI_LV).
+ */
+#define DRI_LANE_EVICTED (1ull << 63)
 
 /*
  * A record in a lane's ring, 8-byte aligned; the name and the data follow,

@@ -5,19 +5,23 @@
  * A lane is a byte ring with one writer (the sending process, under a
  * mutex of its own that its threads share) and one reader (the mailbox's
  * owner). The writer copies a record past the tail and publishes it with a
- * release store of the tail; the reader consumes up to the tail and gives
- * the room back with a release store of the head. Neither ever waits for
- * the other, so a writer killed in the middle of a record leaves only bytes
- * past the published tail, which nobody reads, and a paused writer holds
- * back only its own lane.
+ * CAS of the tail from where it wrote (it fails only if the lane was
+ * evicted meanwhile, see DRI_LANE_EVICTED); the reader consumes up to the
+ * tail and gives the room back with a release store of the head. Neither
+ * ever waits for the other, so a writer killed in the middle of a record
+ * leaves only bytes past the published tail, which nobody reads, and a
+ * paused writer holds back only its own lane.
  *
  * Who may do what with a lane (the lane's owner word is the sender's id):
  *  - claim it: any sender, by CAS of the owner word from 0; it then sets the
  *    target and the slot, and attaches it by CAS of a free slot of the
  *    target mailbox's lane table;
  *  - detach it: the mailbox's owner, when the lane targets an earlier
- *    opening of the mailbox, or is drained and its sender dead; the
- *    mailbox's owner at close; a reaper, when the mailbox's owner is dead;
+ *    opening of the mailbox, or is drained and its sender dead, or was
+ *    evicted; the mailbox's owner at close; a reaper, when the mailbox's
+ *    owner is dead; its sender, once evicted;
+ *  - evict it (mark its tail, then replace it in its slot): another sender
+ *    that finds no free slot, when the lane is drained (lane_evict);
  *  - free it (owner word back to 0): its sender once it is detached (no
  *    reader can be in it then), or whoever detached it from a live
  *    mailbox because its sender was dead, or a reaper when the sender is
@@ -227,7 +231,8 @@ unsigned dri_reap_mailboxes(struct dr_registry *r)
 
 			if (ld_acq32(&m->lane[slot]) == v) {
 				if (dri_mbox_alive(r, target) &&
-				    CMM_LOAD_SHARED(l->head) != ld_acq64(&l->tail))
+				    CMM_LOAD_SHARED(l->head) !=
+					(ld_acq64(&l->tail) & ~DRI_LANE_EVICTED))
 					continue; /* its reader drains it, then frees it */
 				DRI_CRASHPOINT(reap_lane);
 				if (uatomic_cmpxchg(&m->lane[slot], v, 0) != v)
@@ -305,7 +310,10 @@ static void ring_read(const uint8_t *ring, uint32_t size, uint64_t pos, void *ds
 	}
 }
 
-/* Whether lane i is still ours, targets ref and is attached to it. */
+/* Whether lane i is still ours, targets ref and is attached to it. An
+ * evicted lane still attached (its evictor paused or dead before it took
+ * the slot) passes: its send finds the mark and detaches it
+ * (lane_detach_evicted), which keeps a load off every send. */
 static bool lane_usable(struct dr_registry *r, uint32_t i, uint32_t ref)
 {
 	struct dri_lane *l = dri_lane_at(r, i);
@@ -317,8 +325,27 @@ static bool lane_usable(struct dr_registry *r, uint32_t i, uint32_t ref)
 	       mbox_current(r, ref);
 }
 
+/* Detach our lane i if it was evicted and is still attached (its evictor
+ * paused, or died, before it took the slot): its reader holds no record
+ * of it and will read none. */
+static void lane_detach_evicted(struct dr_registry *r, uint32_t i)
+{
+	struct dri_lane *l = dri_lane_at(r, i);
+	uint32_t target = CMM_LOAD_SHARED(l->target), slot = CMM_LOAD_SHARED(l->slot);
+	uint32_t midx = DRI_MBOX_IDX(target), v = lane_value(r, i);
+	uint64_t tail = ld_acq64(&l->tail);
+
+	if (ld_acq64(&l->owner) != r->owner || midx >= r->max_mailboxes ||
+	    slot >= DRI_MBOX_LANES || !(tail & DRI_LANE_EVICTED) ||
+	    ld_acq64(&l->head) != (tail & ~DRI_LANE_EVICTED))
+		return;
+	if (ld_acq32(&r->mboxes[midx].lane[slot]) == v)
+		uatomic_cmpxchg(&r->mboxes[midx].lane[slot], v, 0);
+}
+
 /* Give back our lane i if no mailbox has it attached (no reader is in it
- * then); else it stays ours until detached. Returns true if freed. */
+ * then; an evicted one we detach first); else it stays ours until
+ * detached. Returns true if freed. */
 static bool lane_release(struct dr_registry *r, uint32_t i)
 {
 	struct dri_lane *l = dri_lane_at(r, i);
@@ -327,11 +354,67 @@ static bool lane_release(struct dr_registry *r, uint32_t i)
 
 	if (ld_acq64(&l->owner) != r->owner)
 		return true; /* a reaper freed it: we were buried */
+	lane_detach_evicted(r, i);
 	if (midx < r->max_mailboxes && slot < DRI_MBOX_LANES &&
 	    ld_acq32(&r->mboxes[midx].lane[slot]) == lane_value(r, i))
 		return false;
 	st_rel64(&l->owner, 0);
 	return true;
+}
+
+/*
+ * Evict a drained lane from m's table to attach ours (value mine) in its
+ * slot; *slot_out the slot. The lane in slot s qualifies if its tail has
+ * the evicted mark already (an evictor stopped before taking the slot) or
+ * equals its head: then we mark it (CAS from that tail, so it fails if a
+ * record was published since) and take the slot by CAS from its value.
+ * One look at each slot, from a rotating start. Returns 0 or -EUSERS.
+ */
+static int lane_evict(struct dr_registry *r, struct dri_mbox *m, struct dri_lane *ours,
+		      uint32_t mine, uint32_t *slot_out)
+{
+	static uint32_t rot; /* spreads victims; racy use is fine */
+	uint32_t start = __atomic_fetch_add(&rot, 7, __ATOMIC_RELAXED) + (uint32_t)r->owner;
+
+	for (uint32_t k = 0; k < DRI_MBOX_LANES; k++) {
+		uint32_t s = (start + k) % DRI_MBOX_LANES, v = table_lane(r, m, s);
+		struct dri_lane *l;
+		uint64_t tail, head;
+
+		if (!v) {
+			/* Freed meanwhile: take it like any free slot. */
+			if (CMM_LOAD_SHARED(m->lane[s]) != 0)
+				continue;
+			CMM_STORE_SHARED(ours->slot, s);
+			if (uatomic_cmpxchg(&m->lane[s], 0, mine) == 0) {
+				*slot_out = s;
+				return 0;
+			}
+			continue;
+		}
+		l = dri_lane_at(r, DRI_LV_LANE(v));
+		tail = ld_acq64(&l->tail);
+		head = ld_acq64(&l->head);
+		if (!(tail & DRI_LANE_EVICTED)) {
+			/* tail read before head: head == tail then means
+			 * nothing was unread at the head's read, and the CAS
+			 * below fails if anything was published since. */
+			if (head != tail || ld_acq32(&m->lane[s]) != v)
+				continue;
+			if (uatomic_cmpxchg(&l->tail, tail, tail | DRI_LANE_EVICTED) != tail)
+				continue; /* published meanwhile */
+			DRI_CRASHPOINT(lane_evicting);
+		}
+		/* Our slot before the attachment, as for a free slot: whoever
+		 * sees it attached reads l->slot. */
+		CMM_STORE_SHARED(ours->slot, s);
+		if (uatomic_cmpxchg(&m->lane[s], v, mine) != v)
+			continue; /* taken, or detached: its marked lane stays drained */
+		DRI_CRASHPOINT(lane_evicted);
+		*slot_out = s;
+		return 0;
+	}
+	return -EUSERS;
 }
 
 /* Claim a free lane and attach it to the opening ref. */
@@ -358,19 +441,38 @@ static int lane_claim(struct dr_registry *r, uint32_t ref, uint32_t *out)
 			uint32_t v = DRI_LV(i, uatomic_add_return(&l->gen, 1));
 			DRI_CRASHPOINT(lane_claimed);
 			l->target = ref;
-			st_rel64(&l->head, 0);
-			st_rel64(&l->tail, 0);
+			/* Empty, from where the last claim left off: a lane's
+			 * tail never goes back, so an evictor's CAS from a
+			 * tail it saw succeeds only while nothing was
+			 * published since, in any claim (see
+			 * DRI_LANE_EVICTED). Back to 0 long before the bit. */
+			uint64_t t0 = ld_acq64(&l->tail) & ~DRI_LANE_EVICTED & ~7ull;
+			if (t0 >= DRI_LANE_EVICTED >> 1)
+				t0 = 0; /* a scribbled tail */
+			st_rel64(&l->head, t0);
+			st_rel64(&l->tail, t0);
 			if (!mbox_current(r, ref)) {
 				st_rel64(&l->owner, 0);
 				return -ENOENT;
 			}
 			DRI_CRASHPOINT(lane_checked);
-			for (uint32_t s = 0; s < DRI_MBOX_LANES; s++) {
-				if (CMM_LOAD_SHARED(m->lane[s]) != 0)
-					continue;
-				CMM_STORE_SHARED(l->slot, s);
-				if (uatomic_cmpxchg(&m->lane[s], 0, v) != 0)
-					continue;
+			for (uint32_t s = 0, evict = 0; s <= DRI_MBOX_LANES; s++) {
+				if (s == DRI_MBOX_LANES) {
+					/* No free slot: take a drained lane's
+					 * (a few looks, slots change meanwhile). */
+					if (evict++ == 3)
+						break;
+					if (lane_evict(r, m, l, v, &s) != 0) {
+						s = (uint32_t)-1; /* look for free ones again */
+						continue;
+					}
+				} else {
+					if (CMM_LOAD_SHARED(m->lane[s]) != 0)
+						continue;
+					CMM_STORE_SHARED(l->slot, s);
+					if (uatomic_cmpxchg(&m->lane[s], 0, v) != 0)
+						continue;
+				}
 				DRI_CRASHPOINT(lane_attached);
 				/* The opening may have ended (its reaper
 				 * past slot s already) between our look and
@@ -386,7 +488,7 @@ static int lane_claim(struct dr_registry *r, uint32_t ref, uint32_t *out)
 				return 0;
 			}
 			st_rel64(&l->owner, 0);
-			return -EUSERS; /* as many senders as its table has slots */
+			return -EUSERS; /* every slot holds a lane with unread records */
 		}
 		if (pass == 0 && dri_reap_mailboxes(r) == 0)
 			break;
@@ -509,7 +611,7 @@ int dri_lane_send(struct dr_registry *r, uint32_t ref, struct dri_rec *hdr, cons
 	struct dri_lanemap *map;
 	struct dri_lane *l;
 	uint8_t *ring;
-	unsigned spins = 0;
+	unsigned spins = 0, evicted = 0;
 	int err;
 
 	if (need > r->lane_bytes - 8)
@@ -518,6 +620,7 @@ int dri_lane_send(struct dr_registry *r, uint32_t ref, struct dri_rec *hdr, cons
 	 * message must never sit in a lane with nobody told. */
 	if (wake_sock(r) < 0)
 		return -errno;
+again:
 	err = lane_for(r, ref, &map);
 	if (err)
 		return err;
@@ -526,6 +629,8 @@ int dri_lane_send(struct dr_registry *r, uint32_t ref, struct dri_rec *hdr, cons
 	pthread_mutex_lock(&map->mu);
 	for (;;) {
 		tail = CMM_LOAD_SHARED(l->tail);
+		if (tail & DRI_LANE_EVICTED)
+			goto evicted;
 		head = ld_acq64(&l->head);
 		if (head > tail || tail - head > r->lane_bytes) {
 			err = -EBADMSG; /* someone else wrote our lane */
@@ -570,13 +675,35 @@ int dri_lane_send(struct dr_registry *r, uint32_t ref, struct dri_rec *hdr, cons
 		ring_write(ring, r->lane_bytes, tail + sizeof(*hdr) + hdr->name_len + pre_len,
 			   data, hdr->data_len - pre_len);
 	DRI_CRASHPOINT(send_written);
-	st_rel64(&l->tail, tail + need);
+	/* Publish: from the tail we wrote at, which only an evictor changes
+	 * (it marks a drained lane): then our record is not published. */
+	head = tail;
+	if (!__atomic_compare_exchange_n(&l->tail, &head, tail + need, false, __ATOMIC_RELEASE,
+					 __ATOMIC_ACQUIRE)) {
+		if (head & DRI_LANE_EVICTED)
+			goto evicted;
+		err = -EBADMSG; /* someone else wrote our lane */
+		goto out;
+	}
 	wake(r, &r->mboxes[DRI_MBOX_IDX(ref)], ref);
 	err = 0;
 out:
 	pthread_mutex_unlock(&map->mu);
 	__atomic_sub_fetch(&map->users, 1, __ATOMIC_ACQ_REL);
 	return err;
+evicted:
+	/* Another sender took our drained lane's slot: nothing of this
+	 * record was published. Another lane then (lane_for no longer finds
+	 * this one usable once detached; its sweep frees it), and the record
+	 * again. Bounded, should two senders keep evicting each other. */
+	lane_detach_evicted(r, map->lane);
+	pthread_mutex_unlock(&map->mu);
+	__atomic_sub_fetch(&map->users, 1, __ATOMIC_ACQ_REL);
+	if (++evicted > 64)
+		return -EUSERS;
+	if (evicted > 1)
+		sched_yield();
+	goto again;
 }
 
 /* At dr_close: give back the lanes nobody has attached; the others are
@@ -848,6 +975,16 @@ int dri_take(dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call)
 	again:
 		head = CMM_LOAD_SHARED(l->head);
 		tail = ld_acq64(&l->tail);
+		if (tail & DRI_LANE_EVICTED) {
+			/* Nothing more will be published in it (it was
+			 * drained when marked): let it go; its sender frees
+			 * it (a reaper, if it is dead). */
+			tail &= ~DRI_LANE_EVICTED;
+			if (head == tail) {
+				detach(mb, s, v, 0);
+				continue;
+			}
+		}
 		if (head == tail) {
 			uint64_t o = ld_acq64(&l->owner);
 

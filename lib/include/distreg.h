@@ -352,6 +352,11 @@ int dr_check(dr_registry *r, char *msg, size_t msg_len);
  * workers), or one each. Messages travel through shared memory only: the
  * segment holds, besides the table, a pool of lanes, each a ring from one
  * sending process to one mailbox, claimed on the first send and kept.
+ * A mailbox takes lanes from up to 32 senders at a time; a further sender
+ * takes the place of one whose lane the receiver has drained (that sender
+ * moves to another lane at its next send, in order). Only when all 32
+ * hold unread messages does a send to that mailbox fail with -EUSERS
+ * ("no lane free"), until the receiver catches up.
  *
  * Delivery:
  *  - A message is delivered whole or not at all: a sender killed in the
@@ -456,7 +461,8 @@ int dr_recv(dr_mailbox *mb, struct dr_msg *msg, int timeout_ms);
  * or fail it with a negative errno of your choice as status
  * (dr_reply_error). Errors: -EINVAL msg is not a CALL; -EMSGSIZE; -ENOENT
  * the caller is gone (died, timed out and closed its mailbox); -EAGAIN the
- * lane to the caller is full; -EUSERS no lane free.
+ * lane to the caller is full; -EUSERS no lane free (none in the pool, or
+ * all 32 of the caller's mailbox hold unread messages).
  */
 int dr_reply(dr_mailbox *mb, const struct dr_msg *msg, const void *data, size_t len);
 int dr_reply_error(dr_mailbox *mb, const struct dr_msg *msg, int status);

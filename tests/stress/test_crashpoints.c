@@ -21,10 +21,12 @@
  *     names on each and dr_close() it;  6 create 4 new segments, a name in
  *     each;  7 open a mailbox, serve a name through it, cast to it and
  *     receive, receive from it empty, call itself asynchronously through
- *     it, let a process cast to it and die and dr_reap() its lane, close
- *     it, 4 times;  8 be the bridge: open a mailbox, claim the role,
- *     publish a view, cast to a global name another host owns (forwarded
- *     to its own mailbox), receive and decode that, release, 4 times;
+ *     it, let a process cast to it and die and dr_reap() its lane, let
+ *     33 handles of its own cast to it twice (more senders than a lane
+ *     table has slots: drained lanes evicted), close it, 4 times;
+ *     8 be the bridge: open a mailbox, claim the role, publish a view,
+ *     cast to a global name another host owns (forwarded to its own
+ *     mailbox), receive and decode that, release, 4 times;
  *     9 dr_close(). D also leaves 4 mailboxes with a message each.
  *  V  the verifier, a fresh process once C is dead: dr_open(), dr_reap(),
  *     dr_check() == 0, dr_stats() accounts for every entry and shows nothing
@@ -48,6 +50,7 @@ TestSuite(crashpoints, .timeout = STRESS_TIMEOUT, .fini = stress_fini);
 #define NB 8        /* B's names */
 #define ND 8        /* D's names */
 #define NKEEP 4     /* C's names kept across phases 2 to 7 */
+#define NEVICT 33   /* phase 7's handles sending to one mailbox */
 #define REPEAT 4    /* passes of each phase: crash skips 0, 1 and 3 */
 
 struct crash {
@@ -126,8 +129,17 @@ static void parent_await(struct kid *k, char want, const char *who, const struct
 
 static dr_registry *open_or_fail(struct crash *s, const char *segment)
 {
-	dr_registry *r;
-	int rc = stress_open_opts(segment, CAPACITY, 0, &r);
+	/* Lanes for phase 7's NEVICT handles and everyone else's. */
+	struct dr_options o = {
+		.segment = segment,
+		.capacity = CAPACITY,
+		.max_procs = STRESS_MAX_PROCS,
+		.max_threads = STRESS_MAX_THREADS,
+		.max_lanes = 64,
+		.lane_bytes = 16384,
+	};
+	dr_registry *r = NULL;
+	int rc = dr_open(&o, &r);
 
 	if (rc)
 		CHILD_FAIL(&s->rep, "dr_open(%s): %s", segment, dr_strerror(rc));
@@ -490,6 +502,35 @@ static int crasher(void *arg)
 			rc = dr_reap(r, NULL);
 			if (rc)
 				CHILD_FAIL(&s->rep, "phase 7: dr_reap: %s", dr_strerror(rc));
+		}
+		/* More senders than the lane table has slots (32), each
+		 * drained before the next sends: each round evicts
+		 * (lane_evicting, lane_evicted), and every message still
+		 * arrives once, in order. */
+		STEP(7, 10 * k + 9);
+		{
+			dr_registry *hs[NEVICT];
+
+			for (int j = 0; j < NEVICT; j++)
+				hs[j] = open_or_fail(s, s->seg);
+			for (int round = 0; round < 2; round++) {
+				for (int j = 0; j < NEVICT; j++) {
+					int tag = round * NEVICT + j;
+
+					rc = dr_cast(hs[j], name, &tag, sizeof(tag), 1000);
+					if (rc)
+						CHILD_FAIL(&s->rep, "phase 7: handle %d's cast %d: %s", j,
+							   round, dr_strerror(rc));
+					rc = dr_recv(mb, &m, 1000);
+					if (rc || m.kind != DR_MSG_CAST || m.len != sizeof(tag) ||
+					    memcmp(m.data, &tag, sizeof(tag)) != 0)
+						CHILD_FAIL(&s->rep, "phase 7: handle %d's message %d: %s",
+							   j, round, dr_strerror(rc));
+				}
+			}
+			(void)dr_recv(mb, &m, 0); /* the last one's room given back */
+			for (int j = 0; j < NEVICT; j++)
+				dr_close(hs[j]);
 		}
 		STEP(7, 10 * k + 10);
 		dr_mailbox_close(mb);

@@ -724,3 +724,392 @@ Test(breakcl, a_call_waiting_for_room_at_a_bridge_that_dies_is_eownerdead)
 		     "a call waiting for room at a bridge that died: %d (%s), want -ENOTCONN", a.rc,
 		     dr_strerror(a.rc));
 }
+
+/* ---------------------------------------------------------------------- */
+/* Lane eviction: a mailbox's lane table has DRI_MBOX_LANES (32) slots; a
+ * further live sender takes the slot of a drained lane, whose sender moves
+ * to another lane at its next send. No message is lost, none delivered
+ * twice, each sender's arrive in order. */
+
+#define EV_MAX 64
+#define EV_SLOTS 32
+
+/* A sender's message: who, and its number (1, 2, ...). */
+struct ev_msg {
+	int who;
+	int seq;
+};
+
+struct ev {
+	char seg[DR_SEGMENT_MAX + 1];
+	int go[EV_MAX];        /* atomic; the round sender i may send */
+	int sent[EV_MAX];      /* atomic; the last round sender i sent */
+	int rc[EV_MAX];        /* sender i's first failure */
+	int eusers[EV_MAX];    /* -EUSERS answers it retried */
+	int per_round;         /* messages per round */
+	int quit;              /* atomic */
+	char point[32];        /* armed in sender `armed` (stop mode), skipping `skip` */
+	int armed;
+	int skip;
+};
+
+static int ev_open(const char *seg, dr_registry **r)
+{
+	struct dr_options o = {
+		.segment = seg,
+		.capacity = 256,
+		.max_procs = 96,
+		.max_threads = UNIT_MAX_THREADS,
+		.max_mailboxes = 8,
+		.max_lanes = 192,
+		.lane_bytes = 4096,
+	};
+
+	*r = NULL;
+	return dr_open(&o, r);
+}
+
+static int ev_load(int *p)
+{
+	return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+
+static void ev_store(int *p, int v)
+{
+	__atomic_store_n(p, v, __ATOMIC_RELEASE);
+}
+
+/* Sender i: in each round it is let into, casts per_round messages to
+ * "evt" (retrying -EUSERS: all 32 lanes then hold unread messages). */
+static int ev_sender(struct ev *s, int i)
+{
+	dr_registry *r;
+	int seq = 0;
+
+	if (ev_open(s->seg, &r))
+		return 10;
+	if (s->point[0] && s->armed == i)
+		crash_arm(s->point, "stop", s->skip);
+	for (int round = 1;; round++) {
+		while (ev_load(&s->go[i]) < round) {
+			if (ev_load(&s->quit)) {
+				dr_close(r);
+				return 0;
+			}
+			usleep(2000); /* 64 of us: light on the CPUs of other tests */
+		}
+		for (int k = 0; k < s->per_round; k++) {
+			struct ev_msg m = { i, ++seq };
+			int rc;
+
+			while ((rc = dr_cast(r, "evt", &m, sizeof(m), 2000)) == -EUSERS) {
+				s->eusers[i]++;
+				usleep(1000);
+			}
+			if (rc && !s->rc[i])
+				s->rc[i] = rc;
+		}
+		ev_store(&s->sent[i], round);
+	}
+}
+
+struct ev_arg {
+	struct ev *s;
+	int i;
+};
+
+static int ev_child(void *arg)
+{
+	struct ev_arg *a = arg; /* the parent's, copied by fork */
+
+	return ev_sender(a->s, a->i);
+}
+
+static pid_t ev_spawn(struct ev *s, int i)
+{
+	struct ev_arg a = { s, i };
+
+	return spawn(ev_child, &a);
+}
+
+static struct ev *ev_new(const char *seg, int per_round)
+{
+	struct ev *s = mmap(NULL, sizeof(*s), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+			    -1, 0);
+
+	cr_assert_neq(s, MAP_FAILED);
+	memset(s, 0, sizeof(*s));
+	snprintf(s->seg, sizeof(s->seg), "%s", seg);
+	s->per_round = per_round;
+	s->armed = -1;
+	return s;
+}
+
+/* What the receiver has seen: each sender's last number. */
+struct ev_seen {
+	int last[EV_MAX];
+	int got;
+};
+
+/* Receive one message into *seen, checking it is the sender's next. */
+static int ev_take(dr_mailbox *mb, struct ev_seen *seen, int timeout_ms)
+{
+	struct dr_msg m;
+	struct ev_msg e;
+	int rc = dr_recv(mb, &m, timeout_ms);
+
+	if (rc)
+		return rc;
+	cr_assert_eq(m.kind, DR_MSG_CAST);
+	cr_assert_eq(m.len, sizeof(e));
+	memcpy(&e, m.data, sizeof(e));
+	cr_assert(e.who >= 0 && e.who < EV_MAX, "a message from sender %d", e.who);
+	cr_assert_eq(e.seq, seen->last[e.who] + 1,
+		     "sender %d: message %d after %d (lost, repeated or out of order)", e.who, e.seq,
+		     seen->last[e.who]);
+	seen->last[e.who] = e.seq;
+	seen->got++;
+	return 0;
+}
+
+/* Receive until `want` messages were seen in all; then nothing more. */
+static void ev_drain(dr_mailbox *mb, struct ev_seen *seen, int want)
+{
+	while (seen->got < want) {
+		int rc = ev_take(mb, seen, WAIT_MS);
+
+		cr_assert_eq(rc, 0, "%d of %d messages, then %s", seen->got, want,
+			     dr_strerror(rc));
+	}
+	cr_assert_eq(dr_recv(mb, &(struct dr_msg){ 0 }, 0), -EAGAIN, "a message too many");
+}
+
+/* Let sender i send its round `round` and wait until it has. */
+static void ev_round_one(struct ev *s, int i, int round)
+{
+	ev_store(&s->go[i], round);
+	for (int ms = 0; ev_load(&s->sent[i]) < round; ms++) {
+		cr_assert_lt(ms, WAIT_MS * 5, "sender %d never sent round %d", i, round);
+		usleep(200);
+	}
+}
+
+static void ev_end(struct ev *s, pid_t *kids, int n)
+{
+	ev_store(&s->quit, 1);
+	for (int i = 0; i < n; i++)
+		if (kids[i] > 0)
+			cr_assert_eq(wait_child(kids[i]), 0, "sender %d", i);
+	for (int i = 0; i < n; i++)
+		cr_assert_eq(s->rc[i], 0, "sender %d: %s", i, dr_strerror(s->rc[i]));
+}
+
+/* Nothing held after everyone closed and the reapers ran. */
+static void ev_clean(dr_registry *r)
+{
+	struct dr_stats st;
+	char msg[256];
+
+	cr_assert_eq(dr_reap(r, NULL), 0);
+	cr_assert_eq(dr_stats(r, &st), 0);
+	cr_assert_eq(st.lanes, 0, "%u lanes still held", st.lanes);
+	cr_assert_eq(dr_check(r, msg, sizeof(msg)), 0, "dr_check: %s", msg);
+}
+
+/*
+ * (a) 33 live senders, one at a time, each one message: the 33rd evicts a
+ * drained lane. Then each sends again (the evicted one on a new lane,
+ * evicting another in turn): every message arrives once, in order.
+ */
+Test(breakcl, an_evicted_sender_s_next_message_arrives_once_in_order)
+{
+	const char *seg = seg_new("ev1");
+	struct ev *s = ev_new(seg, 1);
+	struct ev_seen seen = { 0 };
+	pid_t kids[EV_SLOTS + 1];
+	dr_registry *r;
+	dr_mailbox *mb;
+	int n = EV_SLOTS + 1;
+
+	cr_assert_eq(ev_open(seg, &r), 0);
+	mb = mailbox(r);
+	cr_assert_eq(dr_serve(mb, "evt", NULL, 0), 0);
+	for (int i = 0; i < n; i++)
+		kids[i] = ev_spawn(s, i);
+	for (int round = 1; round <= 3; round++) {
+		for (int i = 0; i < n; i++) {
+			ev_round_one(s, i, round);
+			ev_drain(mb, &seen, (round - 1) * n + i + 1);
+		}
+	}
+	ev_end(s, kids, n);
+	for (int i = 0; i < n; i++) {
+		cr_assert_eq(seen.last[i], 3, "sender %d: %d messages", i, seen.last[i]);
+		cr_assert_eq(s->eusers[i], 0, "sender %d got -EUSERS with drained lanes", i);
+	}
+	dr_mailbox_close(mb);
+	ev_clean(r);
+	dr_close(r);
+	dr_unlink(seg);
+	munmap(s, sizeof(*s));
+}
+
+/* The 32 first senders each send round 1, one at a time, all taken. */
+static void ev_fill(struct ev *s, dr_mailbox *mb, struct ev_seen *seen)
+{
+	for (int i = 0; i < EV_SLOTS; i++) {
+		ev_round_one(s, i, 1);
+		ev_drain(mb, seen, i + 1);
+	}
+}
+
+/*
+ * (b) A sender paused between writing its record and publishing it (its
+ * lane drained: the receiver took all before) while the 33rd evicts its
+ * lane, the only drained one (the 31 others hold a message each). The
+ * paused sender, let go, publishes nothing into the evicted lane and sends
+ * the record again on another: it arrives once.
+ */
+Test(breakcl, a_sender_paused_before_publishing_into_an_evicted_lane_loses_nothing)
+{
+	const char *seg = seg_new("ev2");
+	struct ev *s = ev_new(seg, 1);
+	struct ev_seen seen = { 0 };
+	pid_t kids[EV_SLOTS + 1];
+	dr_registry *r;
+	dr_mailbox *mb;
+	int p = 7, x = EV_SLOTS;
+
+	cr_assert_eq(ev_open(seg, &r), 0);
+	mb = mailbox(r);
+	cr_assert_eq(dr_serve(mb, "evt", NULL, 0), 0);
+	snprintf(s->point, sizeof(s->point), "send_written");
+	s->armed = p;
+	s->skip = 1; /* its first send goes through, the second pauses */
+	for (int i = 0; i < EV_SLOTS + 1; i++)
+		kids[i] = ev_spawn(s, i);
+	ev_fill(s, mb, &seen);
+	ev_store(&s->go[p], 2);
+	cr_assert_eq(wait_stopped(kids[p], WAIT_MS), 0, "the sender never paused");
+	for (int i = 0; i < EV_SLOTS; i++)
+		if (i != p)
+			ev_round_one(s, i, 2);
+	/* All 32 slots taken, only p's lane drained: the 33rd evicts it. */
+	ev_round_one(s, x, 1);
+	cr_assert_eq(s->rc[x], 0, "the 33rd: %s", dr_strerror(s->rc[x]));
+	cr_assert_eq(s->eusers[x], 0, "the 33rd got -EUSERS with p's lane drained");
+	ev_drain(mb, &seen, EV_SLOTS + EV_SLOTS - 1 + 1);
+	cr_assert_eq(seen.last[p], 1);
+	cr_assert_eq(kill(kids[p], SIGCONT), 0);
+	for (int ms = 0; ev_load(&s->sent[p]) < 2; ms++) {
+		cr_assert_lt(ms, WAIT_MS * 5, "the paused sender never finished");
+		usleep(200);
+	}
+	ev_drain(mb, &seen, 2 * EV_SLOTS + 1);
+	cr_assert_eq(seen.last[p], 2);
+	cr_assert_eq(dr_recv(mb, &(struct dr_msg){ 0 }, 200), -ETIMEDOUT, "delivered twice");
+	ev_end(s, kids, EV_SLOTS + 1);
+	dr_mailbox_close(mb);
+	ev_clean(r);
+	dr_close(r);
+	dr_unlink(seg);
+	munmap(s, sizeof(*s));
+}
+
+/*
+ * (c) The 33rd sender paused in its eviction (after marking the victim's
+ * tail, or after taking its slot), then killed. Every sender can send again
+ * (the victim's on a new lane), all arrive once and in order, and the
+ * reapers free what the dead evictor held.
+ */
+static void evictor_killed_at(const char *point, const char *tag)
+{
+	const char *seg = seg_new(tag);
+	struct ev *s = ev_new(seg, 1);
+	struct ev_seen seen = { 0 };
+	pid_t kids[EV_SLOTS + 1];
+	dr_registry *r;
+	dr_mailbox *mb;
+	int x = EV_SLOTS;
+
+	cr_assert_eq(ev_open(seg, &r), 0);
+	mb = mailbox(r);
+	cr_assert_eq(dr_serve(mb, "evt", NULL, 0), 0);
+	snprintf(s->point, sizeof(s->point), "%s", point);
+	s->armed = x;
+	for (int i = 0; i < EV_SLOTS + 1; i++)
+		kids[i] = ev_spawn(s, i);
+	ev_fill(s, mb, &seen);
+	ev_store(&s->go[x], 1);
+	cr_assert_eq(wait_stopped(kids[x], WAIT_MS), 0, "the evictor never paused at %s", point);
+	cr_assert_eq(kill(kids[x], SIGKILL), 0);
+	cr_assert_eq(wait_child(kids[x]), 128 + SIGKILL);
+	kids[x] = -1;
+	/* Everyone sends again, twice; the dead evictor's lane is reaped. */
+	for (int round = 2; round <= 3; round++) {
+		for (int i = 0; i < EV_SLOTS; i++) {
+			ev_round_one(s, i, round);
+			ev_drain(mb, &seen, (round - 1) * EV_SLOTS + i + 1);
+		}
+		cr_assert_eq(dr_reap(r, NULL), 0);
+	}
+	for (int i = 0; i < EV_SLOTS; i++)
+		cr_assert_eq(s->eusers[i], 0, "sender %d got -EUSERS", i);
+	ev_end(s, kids, EV_SLOTS + 1);
+	dr_mailbox_close(mb);
+	ev_clean(r);
+	dr_close(r);
+	dr_unlink(seg);
+	munmap(s, sizeof(*s));
+}
+
+Test(breakcl, an_evictor_killed_after_marking_the_victim_leaves_nothing_stuck)
+{
+	evictor_killed_at("lane_evicting", "ev3");
+}
+
+Test(breakcl, an_evictor_killed_after_taking_the_slot_leaves_nothing_stuck)
+{
+	evictor_killed_at("lane_evicted", "ev4");
+}
+
+/*
+ * (d) 64 live senders to one mailbox, all at once, in rounds of 3
+ * messages: each arrives once, each sender's in order. -EUSERS (all 32
+ * lanes holding unread messages) is retried.
+ */
+Test(breakcl, sixty_four_live_senders_in_rounds_lose_and_repeat_nothing)
+{
+	const char *seg = seg_new("ev5");
+	struct ev *s = ev_new(seg, 3);
+	struct ev_seen seen = { 0 };
+	pid_t kids[EV_MAX];
+	dr_registry *r;
+	dr_mailbox *mb;
+	int rounds = 8, eusers = 0;
+
+	cr_assert_eq(ev_open(seg, &r), 0);
+	mb = mailbox(r);
+	cr_assert_eq(dr_serve(mb, "evt", NULL, 0), 0);
+	for (int i = 0; i < EV_MAX; i++)
+		kids[i] = ev_spawn(s, i);
+	for (int round = 1; round <= rounds; round++) {
+		for (int i = 0; i < EV_MAX; i++)
+			ev_store(&s->go[i], round);
+		ev_drain(mb, &seen, round * EV_MAX * s->per_round);
+		for (int i = 0; i < EV_MAX; i++)
+			while (ev_load(&s->sent[i]) < round)
+				usleep(100);
+	}
+	ev_end(s, kids, EV_MAX);
+	for (int i = 0; i < EV_MAX; i++) {
+		cr_assert_eq(seen.last[i], rounds * s->per_round, "sender %d", i);
+		eusers += s->eusers[i];
+	}
+	cr_log_info("64 senders: %d -EUSERS retried", eusers);
+	dr_mailbox_close(mb);
+	ev_clean(r);
+	dr_close(r);
+	dr_unlink(seg);
+	munmap(s, sizeof(*s));
+}
