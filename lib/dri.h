@@ -354,7 +354,10 @@ struct dri_mbox {
 	 * or evicted, or it targets an earlier opening (CAS); by the lane's
 	 * own sender once its lane is evicted. The generation makes a CAS
 	 * made on an old view fail once the lane was freed and claimed again
-	 * (for 2^16 claims of that lane). A sender gets -EUSERS only when
+	 * (for 2^16 claims of that lane; an evictor, which may pause between
+	 * its look and its CAS while a receiver, a reaper and senders go on,
+	 * also checks the lane's whole 32-bit generation and its mark just
+	 * before the CAS: test_breakev). A sender gets -EUSERS only when
 	 * every slot holds a lane with unread records. */
 	uint32_t lane[DRI_MBOX_LANES];
 } DRI_ALIGNED;

@@ -380,6 +380,7 @@ static int lane_evict(struct dr_registry *r, struct dri_mbox *m, struct dri_lane
 		uint32_t s = (start + k) % DRI_MBOX_LANES, v = table_lane(r, m, s);
 		struct dri_lane *l;
 		uint64_t tail, head;
+		uint32_t gen;
 
 		if (!v) {
 			/* Freed meanwhile: take it like any free slot. */
@@ -393,6 +394,12 @@ static int lane_evict(struct dr_registry *r, struct dri_mbox *m, struct dri_lane
 			continue;
 		}
 		l = dri_lane_at(r, DRI_LV_LANE(v));
+		/* The claim the slot's value names, by its whole generation:
+		 * the value keeps only 16 bits of it, which a lane freed
+		 * and claimed again 2^16 times while we pause would match. */
+		gen = ld_acq32(&l->gen);
+		if (DRI_LV(DRI_LV_LANE(v), gen) != v)
+			continue;
 		tail = ld_acq64(&l->tail);
 		head = ld_acq64(&l->head);
 		if (!(tail & DRI_LANE_EVICTED)) {
@@ -405,6 +412,11 @@ static int lane_evict(struct dr_registry *r, struct dri_mbox *m, struct dri_lane
 				continue; /* published meanwhile */
 			DRI_CRASHPOINT(lane_evicting);
 		}
+		/* Still that claim, still marked (nothing can be published
+		 * into it): then v still names a drained lane, unless the
+		 * lane went through 2^32 claims between here and the CAS. */
+		if (ld_acq32(&l->gen) != gen || !(ld_acq64(&l->tail) & DRI_LANE_EVICTED))
+			continue;
 		/* Our slot before the attachment, as for a free slot: whoever
 		 * sees it attached reads l->slot. */
 		CMM_STORE_SHARED(ours->slot, s);
