@@ -27,13 +27,8 @@
 /* How often the reaper lists the attached processes: a process that dies
  * before it was seen is found dead at the next listing. */
 #define REAP_SCAN_NS (25ull * 1000 * 1000)
-/* After any work, the loop polls without sleeping this long: the next
- * message of a conversation (a worker's answer, a caller's next call)
- * usually comes sooner than a wake-up takes on these machines (30-80 us). */
-#define SPIN_NS (100ull * 1000)
-/* Batches in flight to one peer before the next waits: meanwhile calls
- * gather into bigger batches. */
-#define BATCHES_IN_FLIGHT 16
+/* Batches in flight to one peer before the next waits. */
+#define BATCHES_IN_FLIGHT 64
 /* A batch takes at most this many items and bytes of payload. */
 #define BATCH_ITEMS 256
 #define BATCH_BYTES (64u * 1024)
@@ -170,7 +165,6 @@ struct bridge {
 	bool stopping;
 	uint64_t stop_deadline_ns;
 	uint64_t stop_min_ns;        /* not before: the LEAVE is on its way */
-	uint64_t spin_until_ns;      /* poll without sleeping until then */
 	struct log_once once;          /* lines logged once per change of state */
 	/* counters, for the log and the tests */
 	struct {

@@ -114,7 +114,7 @@ static int timeout_ms(struct bridge *b, uint64_t now)
 		next = b->stop_deadline_ns;
 	if (b->stopping && now < b->stop_min_ns && b->stop_min_ns < next)
 		next = b->stop_min_ns;
-	if (next <= now || now < b->spin_until_ns)
+	if (next <= now)
 		return 0;
 	t = (next - now + 999999) / 1000000;
 	return t > 1000 ? 1000 : (int)t;
@@ -154,7 +154,6 @@ static int run(struct bridge *b)
 	for (;;) {
 		uint64_t now = now_ns();
 		size_t nfds = 0, npeerfd, i;
-		bool busy;
 		int n;
 
 		if (b->stopping && now >= b->stop_min_ns &&
@@ -193,10 +192,8 @@ static int run(struct bridge *b)
 				reaper_event(b, fds[i].fd);
 		/* The mailbox always: its descriptor is armed only once a
 		 * receive has found it empty. */
-		busy = rpc_mailbox(b) > 0 || n > 0;
+		rpc_mailbox(b);
 		now = now_ns();
-		if (busy)
-			b->spin_until_ns = now + SPIN_NS;
 		membership_tick(b, now);
 		rpc_tick(b, now);
 		if (now >= b->next_scan_ns) {
