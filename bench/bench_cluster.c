@@ -16,7 +16,8 @@
  *
  *   bench_cluster [--seconds S] [--short] [--bridge PATH]
  *
- * The bridge is $DISTREG_BRIDGE, or --bridge, or build/bridge/distreg-bridge.
+ * The bridge is --bridge, or $DISTREG_BRIDGE, or the one built next to this
+ * program (../bridge/distreg-bridge from its directory).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -546,8 +547,27 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (!bridge_bin)
-		bridge_bin = "build/bridge/distreg-bridge";
+	if (!bridge_bin) {
+		/* The build tree's: bench/ and bridge/ are siblings. */
+		static char path[4096];
+		ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 32);
+		char *slash;
+
+		if (n > 0) {
+			path[n] = 0;
+			slash = strrchr(path, '/');
+			if (slash) {
+				*slash = 0;
+				slash = strrchr(path, '/');
+			}
+			if (slash) {
+				strcpy(slash, "/bridge/distreg-bridge");
+				bridge_bin = path;
+			}
+		}
+		if (!bridge_bin)
+			bridge_bin = "distreg-bridge";
+	}
 	if (access(bridge_bin, X_OK) != 0)
 		die(bridge_bin, "not an executable (set DISTREG_BRIDGE or --bridge)");
 	if (!lat)
