@@ -43,22 +43,6 @@ static void expect_byte(struct link *l, char want, pid_t pid, const char *what)
 		  rc, c, want, rc == 1 ? -1 : wait_child(pid));
 }
 
-static int open_geo(const char *seg, uint32_t max_mailboxes, uint32_t max_lanes,
-		    uint32_t lane_bytes, dr_registry **r)
-{
-	struct dr_options o = {
-		.segment = seg,
-		.capacity = 64,
-		.max_procs = UNIT_MAX_PROCS,
-		.max_threads = UNIT_MAX_THREADS,
-		.max_mailboxes = max_mailboxes,
-		.max_lanes = max_lanes,
-		.lane_bytes = lane_bytes,
-	};
-	*r = NULL;
-	return dr_open(&o, r);
-}
-
 static struct kid *kid_new(const char *seg, uint32_t mboxes, uint32_t lanes, uint32_t lane_bytes)
 {
 	struct kid *k = mmap(NULL, sizeof(*k), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,

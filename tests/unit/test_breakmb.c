@@ -56,22 +56,6 @@ static int await(struct link *l, char want)
 	return read_byte_within(l->down[0], &c, WAIT_MS) == 1 && c == want ? 0 : -1;
 }
 
-static int open_geo(const char *seg, uint32_t max_mailboxes, uint32_t max_lanes,
-		    uint32_t lane_bytes, dr_registry **r)
-{
-	struct dr_options o = {
-		.segment = seg,
-		.capacity = 64,
-		.max_procs = UNIT_MAX_PROCS,
-		.max_threads = UNIT_MAX_THREADS,
-		.max_mailboxes = max_mailboxes,
-		.max_lanes = max_lanes,
-		.lane_bytes = lane_bytes,
-	};
-	*r = NULL;
-	return dr_open(&o, r);
-}
-
 struct kid {
 	const char *seg;
 	struct link l;

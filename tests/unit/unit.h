@@ -77,6 +77,24 @@ static inline int seg_open_opts(const char *segment, uint32_t capacity,
 	return dr_open(&o, out);
 }
 
+/* Open (creating if needed) a segment of 64 names with this mailbox
+ * geometry. */
+static inline int open_geo(const char *seg, uint32_t max_mailboxes, uint32_t max_lanes,
+			   uint32_t lane_bytes, dr_registry **r)
+{
+	struct dr_options o = {
+		.segment = seg,
+		.capacity = 64,
+		.max_procs = UNIT_MAX_PROCS,
+		.max_threads = UNIT_MAX_THREADS,
+		.max_mailboxes = max_mailboxes,
+		.max_lanes = max_lanes,
+		.lane_bytes = lane_bytes,
+	};
+	*r = NULL;
+	return dr_open(&o, r);
+}
+
 /* Open (creating if needed) with the small geometry; asserts success. */
 static inline dr_registry *seg_open(const char *segment, uint32_t capacity)
 {
