@@ -379,11 +379,10 @@ static inline void cl_fini(struct cl *c)
 		unlink(c->key_file);
 }
 
-/* Host i's bridge log, for a failure message (a static buffer). */
-static inline const char *cl_log_tail(struct cl *c, int i)
+/* The last len - 1 bytes of the file at path, NUL-terminated, in buf. */
+static inline const char *cl_file_tail(const char *path, char *buf, size_t len)
 {
-	static char buf[4096];
-	int fd = open(c->h[i].log, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	off_t size;
 	ssize_t n;
 
@@ -391,11 +390,19 @@ static inline const char *cl_log_tail(struct cl *c, int i)
 	if (fd < 0)
 		return buf;
 	size = lseek(fd, 0, SEEK_END);
-	lseek(fd, size > (off_t)sizeof(buf) - 1 ? size - (off_t)sizeof(buf) + 1 : 0, SEEK_SET);
-	n = read(fd, buf, sizeof(buf) - 1);
+	lseek(fd, size > (off_t)len - 1 ? size - (off_t)len + 1 : 0, SEEK_SET);
+	n = read(fd, buf, len - 1);
 	buf[n > 0 ? n : 0] = 0;
 	close(fd);
 	return buf;
+}
+
+/* Host i's bridge log, for a failure message (a static buffer). */
+static inline const char *cl_log_tail(struct cl *c, int i)
+{
+	static char buf[4096];
+
+	return cl_file_tail(c->h[i].log, buf, sizeof(buf));
 }
 
 /* Whether host i's log holds s. */

@@ -81,19 +81,8 @@ static int ip(const char *arg, ...)
 static const char *ip_said(void)
 {
 	static char buf[1024];
-	int fd = open(ip_log, O_RDONLY | O_CLOEXEC);
-	off_t size;
-	ssize_t n;
 
-	buf[0] = 0;
-	if (fd < 0)
-		return buf;
-	size = lseek(fd, 0, SEEK_END);
-	lseek(fd, size > (off_t)sizeof(buf) - 1 ? size - (off_t)sizeof(buf) + 1 : 0, SEEK_SET);
-	n = read(fd, buf, sizeof(buf) - 1);
-	buf[n > 0 ? n : 0] = 0;
-	close(fd);
-	return buf;
+	return cl_file_tail(ip_log, buf, sizeof(buf));
 }
 
 /* Whether this process may make network namespaces at all: unshare(2) in
