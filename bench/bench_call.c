@@ -40,6 +40,7 @@
 #include <distreg.h>
 
 #include "proc.h"
+#include "nnecho.h"
 
 #define MAXLAT (1u << 22)
 #define MSG 16
@@ -215,18 +216,8 @@ static char nn_url[128];
 
 static void nn_server(void *arg)
 {
-	int s = nn_socket(AF_SP, NN_REP);
-	char buf[MSG];
-
 	(void)arg;
-	if (s < 0 || nn_bind(s, nn_url) < 0)
-		die("nn_bind", nn_strerror(nn_errno()));
-	for (;;) {
-		int n = nn_recv(s, buf, sizeof(buf), 0);
-
-		if (n < 0 || nn_send(s, buf, (size_t)n, 0) < 0)
-			die("nanomsg server", nn_strerror(nn_errno()));
-	}
+	nn_echo_server(nn_url);
 }
 
 static void bench_nn(uint64_t *lat, pid_t srv)

@@ -42,6 +42,7 @@
 #include <distreg.h>
 
 #include "proc.h"
+#include "nnecho.h"
 
 extern char **environ;
 
@@ -317,18 +318,8 @@ static char nn_url[64];
 
 static void nn_cooked_server(void *arg)
 {
-	int s = nn_socket(AF_SP, NN_REP);
-	char buf[MSG];
-
 	(void)arg;
-	if (s < 0 || nn_bind(s, nn_url) < 0)
-		die("nn_bind", nn_strerror(nn_errno()));
-	for (;;) {
-		int n = nn_recv(s, buf, sizeof(buf), 0);
-
-		if (n < 0 || nn_send(s, buf, (size_t)n, 0) < 0)
-			die("nanomsg server", nn_strerror(nn_errno()));
-	}
+	nn_echo_server(nn_url);
 }
 
 static struct result *bench_nn_cooked(uint64_t *lat)
