@@ -79,7 +79,9 @@ static void usage(FILE *f)
 	if (f == stdout)
 		fputs("\n"
 		      "With no action, list every name of the segment (name, pid, alive or\n"
-		      "dead, local or global, regid, value) and a summary line.\n"
+		      "dead, local or global, regid, value) and a summary line. Inspection\n"
+		      "opens the segment read-only and changes nothing; only --reap writes.\n"
+		      "A corrupt segment is reported on stderr, with exit status 2.\n"
 		      "\n"
 		      "  --segment NAME  segment to inspect (default: $DISTREG_SEGMENT, else\n"
 		      "                  \"default\"); it is never created\n"
@@ -87,6 +89,7 @@ static void usage(FILE *f)
 		      "                  bridge and the view of the cluster\n"
 		      "  --check         verify the segment's invariants; exit 2 if violated\n"
 		      "  --reap          remove the names of dead processes, print the count\n"
+		      "                  (opens the segment read-write)\n"
 		      "  --json          print names, counters and check result as one JSON\n"
 		      "                  object\n"
 		      "  --help          print this help\n"

@@ -1068,3 +1068,47 @@ Test(shmdump, version_names_library_and_segment_layout)
 	cr_assert(strstr(res.out, want), "want %s in:\n%s", want, res.out);
 	run_free(&res);
 }
+
+/* Read-only inspection holds back no reuse: entries are unregistered and
+ * reused under it. Every read is bounded, so it never crashes; the
+ * listing is a best-effort snapshot. */
+Test(shmdump, readonly_listing_of_a_busy_segment_never_crashes)
+{
+	const char *seg = seg_new("busy");
+	dr_registry *r = seg_open(seg, 64);
+	pid_t churn;
+	struct run res;
+
+	dr_close(r);
+	churn = fork();
+	cr_assert_neq(churn, -1);
+	if (churn == 0) {
+		struct dr_options o = { .segment = seg };
+		char name[64], val[DR_VALUE_MAX];
+		dr_registry *c;
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (dr_open(&o, &c) != 0)
+			_exit(1);
+		for (unsigned i = 0;; i++) {
+			snprintf(name, sizeof(name), "churn.%u.%s", i % 40,
+				 i % 3 ? "a-longer-name-that-goes-to-the-extension-area" : "x");
+			memset(val, 'a' + (int)(i % 26), sizeof(val));
+			(void)dr_register(c, name, val, i % sizeof(val));
+			if (i % 2)
+				(void)dr_unregister(c, name);
+		}
+	}
+	for (int i = 0; i < 40; i++) {
+		res = i % 4 == 3 ? SHMDUMP("--json", "--segment", seg)
+				 : SHMDUMP("--segment", seg);
+		cr_assert_lt(res.status, 128, "shmdump died of signal %d", res.status - 128);
+		cr_assert(res.status == 0 || res.status == 2, "status %d: %s", res.status, res.err);
+		cr_assert(strstr(res.out, i % 4 == 3 ? "\"summary\": {" : ", capacity 64\n"),
+			  "%s", res.out);
+		run_free(&res);
+	}
+	kill(churn, SIGKILL);
+	waitpid(churn, NULL, 0);
+	cr_assert_eq(dr_unlink(seg), 0);
+}
