@@ -356,7 +356,7 @@ DR_EXPORT int dr_hosts(dr_registry *r, struct dr_host *hosts, size_t max, size_t
 		return -EINVAL;
 	if (r->pid != dri_self_pid)
 		return -ECHILD;
-	if (dri_self_buried(r))
+	if (!r->rdonly && dri_self_buried(r))
 		return -ENOLCK;
 	s = malloc(sizeof(*s));
 	if (!s)

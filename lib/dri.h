@@ -595,6 +595,10 @@ struct dr_registry {
 	uint64_t seed;
 	uint64_t gseed;                   /* global names' seed: seed ^ DRI_GLOBAL_SALT */
 	bool fence;                       /* readers must fence (DRI_RCU_FENCE) */
+	/* Opened with DR_OPEN_RDONLY: mapped PROT_READ, no process slot, no
+	 * reader slot; every call that would write fails (-EROFS), and the
+	 * inspection calls read without a read-side section (inspect.c). */
+	bool rdonly;
 	uint32_t slot;                    /* our process slot */
 	uint64_t owner;                   /* our owner id */
 	uint64_t slot_word;               /* our slot's word while we hold it */
@@ -712,7 +716,8 @@ pid_t dri_stalled_reader(struct dr_registry *r, uint64_t newest_retired,
  */
 static inline bool dri_self_buried(const struct dr_registry *r)
 {
-	return __builtin_expect(ld_acq64(&r->procs[r->slot].word) != r->slot_word, 0);
+	/* A read-only handle holds no slot and may write nothing shared. */
+	return __builtin_expect(r->rdonly || ld_acq64(&r->procs[r->slot].word) != r->slot_word, 0);
 }
 
 /* Per-thread state cache: the handle last used by this thread. */
@@ -729,7 +734,7 @@ static inline int dri_thread_get(struct dr_registry *r, struct dri_thread **out)
 	if (__builtin_expect(r->pid != dri_self_pid, 0))
 		return -ECHILD;
 	if (dri_self_buried(r))
-		return -ENOLCK;
+		return r->rdonly ? -EROFS : -ENOLCK;
 	if (__builtin_expect(dri_tcache.r == r && dri_tcache.id == r->id, 1)) {
 		*out = dri_tcache.t;
 		return 0;

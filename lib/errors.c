@@ -61,6 +61,8 @@ DR_EXPORT const char *dr_strerror(int err)
 		return "the global name is owned by another host (dr_owner() names it)";
 	case -ERANGE:
 		return "the result does not fit in the buffer or array given";
+	case -EROFS:
+		return "the handle was opened read-only (DR_OPEN_RDONLY): it can only inspect";
 	case -ENOLCK:
 		return "this process's liveness lock on the segment was lost (a descriptor closed behind the library's back); other processes may have taken its names: reopen";
 	}

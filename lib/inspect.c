@@ -60,12 +60,20 @@ typedef int (*walk_fn)(struct dr_registry *r, uint32_t bucket, uint32_t idx,
 
 static int walk(struct dr_registry *r, walk_fn visit, void *arg)
 {
-	struct dri_thread *t;
-	int err = dri_thread_get(r, &t), rc = 0;
+	struct dri_thread *t = NULL;
+	int err, rc = 0;
 
-	if (err)
-		return err;
-	dri_read_enter(r, t);
+	/* A read-only handle has no reader slot, so no read-side section:
+	 * an entry may be reclaimed and reused while it is read. Every read
+	 * is bounded (an index by the capacity, a chain by the capacity, a
+	 * length by its field's size), so the worst a reuse does is show a
+	 * torn or moved name: the walk is a best-effort snapshot. */
+	if (!r->rdonly) {
+		err = dri_thread_get(r, &t);
+		if (err)
+			return err;
+		dri_read_enter(r, t);
+	}
 	for (uint32_t b = 0; b <= r->mask && rc == 0; b++) {
 		uint32_t curr = ld_acq32(&r->buckets[b]), depth = 0;
 
@@ -79,7 +87,8 @@ static int walk(struct dr_registry *r, walk_fn visit, void *arg)
 			curr = nx & ~DRI_MARK;
 		}
 	}
-	dri_read_exit(r, t);
+	if (t)
+		dri_read_exit(r, t);
 	return rc;
 }
 

@@ -82,6 +82,12 @@ DR_EXPORT int dr_open(const struct dr_options *opts, dr_registry **out)
 	err = dri_segment_open(r, o.segment, &o);
 	if (err)
 		goto fail;
+	if (r->rdonly) {
+		/* No slot, no reader, no reaping: nothing is written. */
+		r->id = uatomic_add_return(&handle_ids, 1);
+		*out = r;
+		return 0;
+	}
 	err = dri_membarrier_setup(r);
 	if (err)
 		goto fail;
@@ -133,6 +139,8 @@ DR_EXPORT void dr_close(dr_registry *r)
 
 	if (!r)
 		return;
+	if (r->rdonly)
+		goto unmap;
 	/* A handle inherited by fork, or buried by other processes (its
 	 * lock was lost, proc.c), writes nothing: its memory is freed. */
 	shared = r->pid == dri_self_pid && !dri_self_buried(r);
@@ -147,6 +155,7 @@ DR_EXPORT void dr_close(dr_registry *r)
 	dri_lanes_release_all(r, shared);
 	if (shared)
 		dri_proc_detach(r);
+unmap:
 	dri_registry_untrack(r);
 	dri_segment_close(r);
 	pthread_mutex_destroy(&r->lock);

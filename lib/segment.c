@@ -99,6 +99,17 @@ uint64_t dri_format_word(void)
 	return XXH64(desc, sizeof(desc), 0) | 1; /* never 0 */
 }
 
+#ifndef DISTREG_VERSION
+#define DISTREG_VERSION "unknown"
+#endif
+
+DR_EXPORT const char *dr_version(uint32_t *layout)
+{
+	if (layout)
+		*layout = DRI_LAYOUT_VERSION;
+	return DISTREG_VERSION;
+}
+
 static bool segment_name_ok(const char *s)
 {
 	size_t n = strlen(s);
@@ -245,7 +256,8 @@ static int options_check(const struct dr_options *o)
 {
 	if (o->capacity > DRI_MAX_CAPACITY || o->max_procs > DRI_MAX_PROCS ||
 	    o->max_threads > DRI_MAX_THREADS || (o->mode & ~0777u) ||
-	    (o->flags & ~(uint32_t)(DR_OPEN_NOCREATE | DR_OPEN_NOREAP | DR_OPEN_NOHUGEPAGES)) ||
+	    (o->flags & ~(uint32_t)(DR_OPEN_NOCREATE | DR_OPEN_NOREAP | DR_OPEN_NOHUGEPAGES |
+				   DR_OPEN_RDONLY)) ||
 	    o->max_mailboxes > DRI_MAX_MAILBOXES || o->max_lanes > DRI_MAX_LANES ||
 	    (o->lane_bytes && !lane_bytes_ok(o->lane_bytes)))
 		return -EINVAL;
@@ -295,9 +307,9 @@ static void want_huge_pages(void *base, uint64_t size)
  * for a tmpfs file mounted without huge=, so reserve a larger hole and map
  * inside it.
  */
-static void *map_segment(int fd, uint64_t size, int populate)
+static void *map_segment(int fd, uint64_t size, int populate, bool rdonly)
 {
-	const int prot = PROT_READ | PROT_WRITE;
+	const int prot = rdonly ? PROT_READ : PROT_READ | PROT_WRITE;
 	uint8_t *hole, *at;
 	void *p;
 
@@ -372,7 +384,7 @@ static int create(struct dr_registry *r, const char *path, const struct dr_optio
 	err = -posix_fallocate(fd, 0, (off_t)h.size);
 	if (err)
 		goto fail;
-	base = map_segment(fd, h.size, 0);
+	base = map_segment(fd, h.size, 0, false);
 	if (base == MAP_FAILED) {
 		err = -errno;
 		goto fail;
@@ -398,7 +410,7 @@ fail:
 }
 
 /* Open and validate an existing segment file. */
-static int attach_existing(struct dr_registry *r, int fd)
+static int attach_existing(struct dr_registry *r, int fd, bool rdonly)
 {
 	struct dri_header h, m;
 	struct stat st;
@@ -414,7 +426,7 @@ static int attach_existing(struct dr_registry *r, int fd)
 	err = header_check(&h, (uint64_t)st.st_size);
 	if (err)
 		return err;
-	base = map_segment(fd, h.size, MAP_POPULATE);
+	base = map_segment(fd, h.size, MAP_POPULATE, rdonly);
 	if (base == MAP_FAILED)
 		return -errno;
 	/* Check the mapped header too, as a private copy that cannot change
@@ -485,12 +497,29 @@ int dri_segment_open(struct dr_registry *r, const char *segment,
 		return err;
 	snprintf(r->segment, sizeof(r->segment), "%s", segment);
 
+	/* Read-only: the file opened O_RDONLY and mapped PROT_READ, never
+	 * created, and no descriptor of its own for liveness locks (it takes
+	 * none; it only tests other processes' locks, which works on any). */
+	if (o->flags & DR_OPEN_RDONLY) {
+		int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+		if (fd < 0)
+			return -errno;
+		err = attach_existing(r, fd, true);
+		if (err) {
+			close(fd);
+			return err;
+		}
+		r->rdonly = true;
+		return 0;
+	}
+
 	/* Bounded: each round either opens, or creates, or loses a creation
 	 * race to a segment that then exists (unless removed again at once). */
 	for (tries = 0; tries < 64; tries++) {
 		int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
 		if (fd >= 0) {
-			err = attach_existing(r, fd);
+			err = attach_existing(r, fd, false);
 			if (err) {
 				close(fd);
 				return err;

@@ -3,10 +3,17 @@
  * counters, verify its invariants, reap the names of dead processes.
  *
  * It uses the public API only (distreg.h), never the segment layout, so it
- * works on any segment the library it is linked with can open. It opens with
- * DR_OPEN_NOCREATE, as inspecting a segment that does not exist must not
- * create one, and DR_OPEN_NOREAP, so that it shows the dead processes'
- * names it finds and removes them only when asked (--reap).
+ * works on any segment the library it is linked with can open. Inspection
+ * (listing, --stats, --check, --json) opens with DR_OPEN_RDONLY, as
+ * LMDB's mdb_stat does: the file read-only, mapped read-only, no process
+ * or reader slot taken, nothing reaped or repaired, so read permission
+ * suffices and looking never changes what is looked at. Only --reap opens
+ * read-write (DR_OPEN_NOCREATE, as inspecting a segment that does not exist
+ * must not create one, and DR_OPEN_NOREAP, as it counts what it reaps).
+ *
+ * The listing and --reap run dr_check() too: a corrupt segment must not
+ * look healthy. They say so on stderr and exit 2, as --check does; --reap
+ * then reaps nothing.
  *
  * Every piece of information is gathered first and printed afterwards, for
  * two reasons: a failing step then prints an error instead of half a JSON
@@ -23,10 +30,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
+#include <time.h>
 
 #include <distreg.h>
 
 #include "toolutil.h"
+
+/* The version of shmdump's JSON object ("format"): within one, keys are
+ * only added, never renamed or removed (shmdump(1)). */
+#define JSON_FORMAT 1
 
 #ifndef DISTREG_VERSION
 #define DISTREG_VERSION "unknown"
@@ -46,6 +58,7 @@ struct report {
 	struct name_list names;
 	struct dr_stats stats;
 	unsigned reaped;
+	bool checked;
 	int check_rc; /* 0 or -EBADMSG */
 	char check_msg[512];
 	/* The view, with --stats: hosts_rc is dr_hosts()'s (0, or -ENOTCONN
@@ -66,7 +79,9 @@ static void usage(FILE *f)
 	if (f == stdout)
 		fputs("\n"
 		      "With no action, list every name of the segment (name, pid, alive or\n"
-		      "dead, local or global, regid, value) and a summary line.\n"
+		      "dead, local or global, regid, value) and a summary line. Inspection\n"
+		      "opens the segment read-only and changes nothing; only --reap writes.\n"
+		      "A corrupt segment is reported on stderr, with exit status 2.\n"
 		      "\n"
 		      "  --segment NAME  segment to inspect (default: $DISTREG_SEGMENT, else\n"
 		      "                  \"default\"); it is never created\n"
@@ -74,6 +89,7 @@ static void usage(FILE *f)
 		      "                  bridge and the view of the cluster\n"
 		      "  --check         verify the segment's invariants; exit 2 if violated\n"
 		      "  --reap          remove the names of dead processes, print the count\n"
+		      "                  (opens the segment read-write)\n"
 		      "  --json          print names, counters and check result as one JSON\n"
 		      "                  object\n"
 		      "  --help          print this help\n"
@@ -86,11 +102,43 @@ static void usage(FILE *f)
 /* ---------------------------------------------------------------------- */
 /* Gathering */
 
+/* dr_check(), into rep. A read-only handle reads without a read-side
+ * section, and writers may be running: a violation is believed only when
+ * seen three times, 20 ms apart (real corruption stays, a transient
+ * state passes). */
+static int check(dr_registry *r, struct report *rep)
+{
+	int err = 0;
+
+	for (int i = 0; i < 3; i++) {
+		if (i) {
+			struct timespec ts = { 0, 20 * 1000 * 1000 };
+
+			nanosleep(&ts, NULL);
+		}
+		err = dr_check(r, rep->check_msg, sizeof(rep->check_msg));
+		if (err != -EBADMSG)
+			break;
+	}
+	if (err && err != -EBADMSG)
+		return err;
+	rep->check_rc = err;
+	rep->checked = true;
+	return 0;
+}
+
 static int gather(dr_registry *r, const struct options *o, bool list, struct report *rep)
 {
 	int err;
 
-	if (o->reap) {
+	/* Never reap or list a corrupt segment as if it were healthy: check
+	 * first, and reap only a sound one. */
+	if (list || o->reap || o->check || o->json) {
+		err = check(r, rep);
+		if (err)
+			return err;
+	}
+	if (o->reap && rep->check_rc == 0) {
 		err = dr_reap(r, &rep->reaped);
 		if (err)
 			return err;
@@ -112,12 +160,6 @@ static int gather(dr_registry *r, const struct options *o, bool list, struct rep
 			return err;
 		rep->hosts_rc = err;
 	}
-	if (o->check || o->json) {
-		err = dr_check(r, rep->check_msg, sizeof(rep->check_msg));
-		if (err && err != -EBADMSG)
-			return err;
-		rep->check_rc = err;
-	}
 	return 0;
 }
 
@@ -128,7 +170,7 @@ static int name_width(const struct name_rec *rec)
 {
 	size_t n = rec->name_len;
 
-	return (int)(name_is_text(rec->name, n) ? n : 2 + 2 * n);
+	return (int)(name_is_text(rec->name, n) ? text_width(rec->name, n, true) : 2 + 2 * n);
 }
 
 static void print_listing(const struct report *rep)
@@ -281,7 +323,7 @@ static void print_json(const struct report *rep, const struct options *o)
 	const struct name_list *l = &rep->names;
 	const struct dr_stats *s = &rep->stats;
 
-	fputs("{\n  \"segment\": ", stdout);
+	printf("{\n  \"format\": %d,\n  \"segment\": ", JSON_FORMAT);
 	json_str(stdout, rep->segment, strlen(rep->segment));
 	if (o->reap)
 		printf(",\n  \"reaped\": %u", rep->reaped);
@@ -371,9 +413,16 @@ static int parse_args(int argc, char **argv, struct options *o)
 		case OPT_HELP:
 			usage(stdout);
 			exit(0);
-		case OPT_VERSION:
+		case OPT_VERSION: {
+			uint32_t layout;
+			const char *lib = dr_version(&layout);
+
 			printf("shmdump (libdistreg) %s\n", DISTREG_VERSION);
+			printf("library: libdistreg %s\n", lib);
+			printf("segment layout: %" PRIu32 "\n", layout);
+			printf("json format: %d\n", JSON_FORMAT);
 			exit(0);
+		}
 		default: /* getopt_long has said what was wrong */
 			usage(stderr);
 			return EX_USAGE;
@@ -391,7 +440,7 @@ int main(int argc, char **argv)
 {
 	struct options o = { 0 };
 	struct report rep = { 0 };
-	struct dr_options dopts = { .flags = DR_OPEN_NOCREATE | DR_OPEN_NOREAP };
+	struct dr_options dopts = { .flags = DR_OPEN_RDONLY };
 	dr_registry *r;
 	bool list;
 	int err;
@@ -409,6 +458,8 @@ int main(int argc, char **argv)
 	}
 
 	dopts.segment = o.segment;
+	if (o.reap)
+		dopts.flags = DR_OPEN_NOCREATE | DR_OPEN_NOREAP;
 	err = dr_open(&dopts, &r);
 	if (err == -ENOENT) {
 		fprintf(stderr, "shmdump: segment '%s' does not exist\n", rep.segment);
@@ -430,10 +481,21 @@ int main(int argc, char **argv)
 		return EXIT_ERROR;
 	}
 
+	/* A corrupt segment, found by a listing or --reap: said on stderr
+	 * (--check says it on stdout, as its answer). */
+	if (rep.checked && rep.check_rc && (list || o.reap)) {
+		fprintf(stderr, "shmdump: %s: segment is corrupt: %s\n", rep.segment, rep.check_msg);
+		if (o.reap)
+			fprintf(stderr, "shmdump: %s: nothing reaped\n", rep.segment);
+		if (list && !o.json)
+			fprintf(stderr, "shmdump: %s: the listing below may be incomplete or wrong\n",
+				rep.segment);
+	}
+
 	if (o.json) {
 		print_json(&rep, &o);
 	} else {
-		if (o.reap)
+		if (o.reap && rep.check_rc == 0)
 			printf("reaped %u %s\n", rep.reaped, rep.reaped == 1 ? "name" : "names");
 		if (list)
 			print_listing(&rep);
@@ -453,5 +515,5 @@ int main(int argc, char **argv)
 		fprintf(stderr, "shmdump: write error on standard output\n");
 		return EXIT_ERROR;
 	}
-	return o.check && rep.check_rc ? EXIT_CORRUPT : 0;
+	return rep.checked && rep.check_rc ? EXIT_CORRUPT : 0;
 }

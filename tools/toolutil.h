@@ -43,16 +43,24 @@ void names_free(struct name_list *l);
 const char *host_state_name(int state);
 
 void put_hex(FILE *f, const unsigned char *p, size_t n);
-/* Graphic ASCII that cannot be mistaken for hex: printed as is in a
- * listing (names: no spaces, so columns stay split on white space). */
+/* Whether n bytes at p are valid UTF-8 (no overlong form, surrogate, or
+ * code point above U+10FFFF). */
+bool utf8_valid(const unsigned char *p, size_t n);
+/* Valid UTF-8 that cannot be mistaken for hex: printed as is in a listing,
+ * but for control characters, DEL and the backslash, which are escaped
+ * (\xNN, \\), and in names the space (columns stay split on white
+ * space). */
 bool name_is_text(const unsigned char *p, size_t n);
+/* Columns a name (name) or value printed as text takes. */
+size_t text_width(const unsigned char *p, size_t n, bool name);
 bool value_is_text(const unsigned char *p, size_t n);
 /* p as text if name_is_text/value_is_text says so, else 0x and hex; an
  * empty value as "-". */
 void put_name(FILE *f, const unsigned char *p, size_t n);
 void put_value(FILE *f, const unsigned char *p, size_t n);
 
-/* A JSON string of bytes that are text (json_is_text). */
+/* A JSON string of bytes that are text (json_is_text): valid UTF-8, with
+ * quotes, backslashes and control characters escaped. */
 void json_str(FILE *f, const void *data, size_t n);
 bool json_is_text(const unsigned char *p, size_t n);
 /* "key": "text", "key_encoding": "text" -- or the bytes in hex. */

@@ -88,6 +88,18 @@ typedef struct dr_registry dr_registry;
  * kernel has huge pages to give): lookups in a large table then miss the
  * TLB far less. Ignored when the segment exists. */
 #define DR_OPEN_NOHUGEPAGES (1u << 2)
+/* Open for inspection only (as LMDB's mdb_stat reads an environment):
+ * the file is opened O_RDONLY and mapped PROT_READ, so read permission
+ * suffices; the segment is never created (implies DR_OPEN_NOCREATE) and
+ * nothing in it is written: no process slot, no reader slot, no reaping
+ * (implies DR_OPEN_NOREAP). The handle serves dr_foreach(), dr_stats(),
+ * dr_check(), dr_hosts() and dr_segment_name(); every other call fails
+ * with -EROFS. Without a reader slot, entries may be unregistered and
+ * reused while they are read: every read is bounded, so a walk never
+ * crashes, but a listing of a busy segment is a best-effort snapshot
+ * (a name may be missed, shown twice, or shown torn), and dr_check() may
+ * report a transient state. */
+#define DR_OPEN_RDONLY (1u << 3)
 
 /*
  * Options for dr_open(). A zeroed struct (or a NULL pointer) means all
@@ -671,6 +683,15 @@ int dr_send_global(dr_registry *r, const char *name, const void *msg, size_t len
 		   int timeout_ms);
 int dr_send_global_bin(dr_registry *r, const void *name, size_t name_len, const void *msg,
 		       size_t len, int timeout_ms);
+
+/*
+ * The library's version ("MAJOR.MINOR.PATCH", the package version it was
+ * built as). If layout is not NULL, *layout receives the segment layout
+ * version this build reads and writes: segments of another layout version
+ * are refused (-EPROTO at dr_open). Never NULL. Thread-safe. New in
+ * DISTREG_3.
+ */
+const char *dr_version(uint32_t *layout);
 
 /* The segment name this handle has open. Never NULL for a valid handle. */
 const char *dr_segment_name(const dr_registry *r);

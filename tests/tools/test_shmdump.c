@@ -24,6 +24,7 @@
 #include <distreg.h>
 #include <distreg_admin.h>
 
+#include "segmap.h"
 #include "testutil.h"
 
 extern char **environ;
@@ -103,9 +104,19 @@ static char *slurp(FILE *f)
  * terminated, without argv[0]) and envp (NULL: ours). Output goes to
  * temporary files, not pipes, so a large output cannot block the child.
  */
+static struct run run_exe(const char *exe, const char *const *args, char *const *envp);
+
 static struct run run_tool(const char *var, const char *const *args, char *const *envp)
 {
 	const char *exe = getenv(var);
+
+	cr_assert_not_null(exe, "$%s is not set: run this test through meson test", var);
+	return run_exe(exe, args, envp);
+}
+
+/* Run exe (a path) with args, as run_tool. */
+static struct run run_exe(const char *exe, const char *const *args, char *const *envp)
+{
 	char *argv[16];
 	posix_spawn_file_actions_t fa;
 	FILE *out = tmpfile(), *err = tmpfile();
@@ -113,7 +124,6 @@ static struct run run_tool(const char *var, const char *const *args, char *const
 	pid_t pid;
 	int n = 0, st, rc;
 
-	cr_assert_not_null(exe, "$%s is not set: run this test through meson test", var);
 	cr_assert(out && err);
 	argv[n++] = (char *)exe;
 	while (*args && n < 15)
@@ -374,9 +384,10 @@ Test(shmdump, listing_shows_names_pids_and_values)
 	line_starting(res.out, "gamma ", line, sizeof(line));
 	cr_assert(strstr(line, " hello world"), "%s", line);
 
-	/* Binary name and value: hex with a 0x prefix. */
+	/* A name that is not UTF-8 (0xff): hex with a 0x prefix. A value of
+	 * control characters is valid UTF-8: text, each one escaped. */
 	line_starting(res.out, "0x01ff62 ", line, sizeof(line));
-	cr_assert(strstr(line, " 0x000102"), "binary value not in hex: %s", line);
+	cr_assert(strstr(line, " \\x00\\x01\\x02"), "controls not escaped: %s", line);
 
 	cr_assert(strstr(res.out, "\n4 names (4 live, 0 dead), capacity 64\n"),
 		  "summary missing:\n%s", res.out);
@@ -430,8 +441,8 @@ Test(shmdump, stats_match_dr_stats)
 	cr_assert_eq(stat_value(res.out, "longest_chain"), s.longest_chain);
 	cr_assert_eq(stat_value(res.out, "max_procs"), s.max_procs);
 	cr_assert_eq(stat_value(res.out, "max_procs"), T_MAX_PROCS);
-	/* shmdump was attached too while it counted. */
-	cr_assert_eq(stat_value(res.out, "procs"), s.procs + 1);
+	/* shmdump reads without attaching: no process slot of its own. */
+	cr_assert_eq(stat_value(res.out, "procs"), s.procs);
 	cr_assert_eq(stat_value(res.out, "max_threads"), s.max_threads);
 	cr_assert_geq(stat_value(res.out, "readers"), 1);
 	stat_value(res.out, "readers_active");
@@ -493,7 +504,8 @@ Test(shmdump, json_parses_and_escapes)
 	cr_assert(strstr(res.out, "\"summary\": {\"names\": 5, \"live\": 5, \"dead\": 0"));
 	cr_assert(strstr(res.out, "\"name\": \"q\\\"uo\\\\te\", \"name_encoding\": \"text\""),
 		  "quote or backslash badly escaped:\n%s", res.out);
-	cr_assert(strstr(res.out, "\"value\": \"610a62\", \"value_encoding\": \"hex\""),
+	/* Valid UTF-8 with a control character: text, the newline escaped. */
+	cr_assert(strstr(res.out, "\"value\": \"a\\u000ab\", \"value_encoding\": \"text\""),
 		  "%s", res.out);
 	cr_assert(strstr(res.out, "\"name\": \"01ff62\", \"name_encoding\": \"hex\""), "%s",
 		  res.out);
@@ -802,4 +814,301 @@ Test(demo, help)
 	cr_assert_eq(res.status, 0);
 	cr_assert(strstr(res.out, "usage: distreg-demo"));
 	run_free(&res);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Read-only inspection */
+
+/* The whole segment file, read into memory; *len its size. */
+static unsigned char *file_bytes(const char *seg, size_t *len)
+{
+	char path[DR_SEGMENT_MAX + 32];
+	struct stat st;
+	unsigned char *buf;
+	int fd;
+
+	seg_path(path, sizeof(path), seg);
+	fd = open(path, O_RDONLY);
+	cr_assert_geq(fd, 0, "open %s: %s", path, strerror(errno));
+	cr_assert_eq(fstat(fd, &st), 0);
+	buf = malloc((size_t)st.st_size);
+	cr_assert_not_null(buf);
+	cr_assert_eq(pread(fd, buf, (size_t)st.st_size, 0), (ssize_t)st.st_size);
+	close(fd);
+	*len = (size_t)st.st_size;
+	return buf;
+}
+
+Test(shmdump, inspection_reads_only_and_changes_nothing)
+{
+	const char *seg = seg_new("ro");
+	dr_registry *r = seg_open(seg, 64);
+	struct holder h;
+	unsigned char *before, *after;
+	size_t nb, na;
+	struct run c1, c2, l, st;
+
+	/* A dead owner's names: what a read-write open would reap, and what
+	 * an attach would change (a process slot, a reader slot). Nobody
+	 * alive holds the segment open while shmdump looks. */
+	dr_close(r);
+	h = holder_start(seg, "dead", 3, false);
+	holder_kill(&h);
+	before = file_bytes(seg, &nb);
+
+	c1 = SHMDUMP("--check", "--segment", seg);
+	l = SHMDUMP("--segment", seg);
+	st = SHMDUMP("--stats", "--segment", seg);
+	c2 = SHMDUMP("--check", "--segment", seg);
+	cr_assert_eq(c1.status, 0, "stdout: %s stderr: %s", c1.out, c1.err);
+	cr_assert_eq(c2.status, c1.status);
+	cr_assert_str_eq(c1.out, c2.out, "two checks differ:\n%s\n%s", c1.out, c2.out);
+	cr_assert_str_eq(c1.err, c2.err);
+	cr_assert_eq(l.status, 0, "stderr: %s", l.err);
+	cr_assert(strstr(l.out, "\n3 names (0 live, 3 dead), capacity 64\n"), "%s", l.out);
+	cr_assert_eq(st.status, 0, "stderr: %s", st.err);
+	cr_assert_eq(stat_value(st.out, "procs"), 0, "shmdump took a slot:\n%s", st.out);
+
+	after = file_bytes(seg, &na);
+	cr_assert_eq(na, nb);
+	cr_assert(memcmp(before, after, nb) == 0, "shmdump changed the segment's bytes");
+
+	/* --reap is the explicit read-write mode: it does change them. */
+	run_free(&c1);
+	c1 = SHMDUMP("--reap", "--segment", seg);
+	cr_assert_eq(c1.status, 0, "stderr: %s", c1.err);
+	cr_assert_str_eq(c1.out, "reaped 3 names\n");
+	free(after);
+	after = file_bytes(seg, &na);
+	cr_assert(memcmp(before, after, nb) != 0);
+	free(before);
+	free(after);
+	run_free(&c1);
+	run_free(&c2);
+	run_free(&l);
+	run_free(&st);
+	cr_assert_eq(dr_unlink(seg), 0);
+}
+
+Test(shmdump, inspection_needs_only_read_permission)
+{
+	const char *seg = seg_new("perm");
+	dr_registry *r = populate(seg);
+	char path[DR_SEGMENT_MAX + 32];
+	const char *exe = getenv("SHMDUMP");
+	struct run res;
+
+	cr_assert_not_null(exe);
+	seg_path(path, sizeof(path), seg);
+	cr_assert_eq(chmod(path, 0444), 0);
+	if (geteuid() != 0) {
+		/* The owner, without write permission: O_RDWR would fail. */
+		res = SHMDUMP("--check", "--segment", seg);
+	} else if (access("/usr/bin/setpriv", X_OK) == 0) {
+		/* Root may write anything: run it as nobody instead, for whom
+		 * the file (owned by root, mode 0444) is readable only. */
+		res = run_exe("/usr/bin/setpriv",
+			      (const char *const[]){ "--reuid=65534", "--regid=65534",
+						     "--clear-groups", exe, "--check",
+						     "--segment", seg, NULL },
+			      NULL);
+		if (res.status == 127 || res.status == 126 ||
+		    (strstr(res.err, "Permission denied") && !strstr(res.err, "shmdump:"))) {
+			fprintf(stderr, "inspection_needs_only_read_permission: nobody cannot "
+					"run %s (%s); the read-only open is not tested\n",
+				exe, res.err);
+			run_free(&res);
+			goto out;
+		}
+	} else {
+		fprintf(stderr, "inspection_needs_only_read_permission: root and no setpriv: "
+				"the read-only open is not tested\n");
+		goto out;
+	}
+	cr_assert_eq(res.status, 0, "status %d stdout: %s stderr: %s", res.status, res.out,
+		     res.err);
+	cr_assert_str_eq(res.out, "ok\n");
+	run_free(&res);
+out:
+	dr_close(r);
+	cr_assert_eq(dr_unlink(seg), 0);
+}
+
+/* ---------------------------------------------------------------------- */
+/* A corrupt body must not look healthy */
+
+/* A segment of capacity 64 whose names a live child holds; the test's own
+ * handle closed (its dr_close would walk damaged chains). */
+static struct holder corrupt_base(const char *seg)
+{
+	dr_registry *r = seg_open(seg, 64);
+
+	dr_close(r);
+	return holder_start(seg, "n", 20, false);
+}
+
+static void expect_corrupt(const char *seg, const char *action)
+{
+	struct run res = action ? SHMDUMP(action, "--segment", seg) : SHMDUMP("--segment", seg);
+
+	cr_assert_eq(res.status, 2, "%s: status %d, stdout: %s stderr: %s",
+		     action ? action : "listing", res.status, res.out, res.err);
+	cr_assert(strstr(res.err, "segment is corrupt: "), "%s: stderr: %s",
+		  action ? action : "listing", res.err);
+	if (action && strcmp(action, "--reap") == 0)
+		cr_assert(strstr(res.err, "nothing reaped"), "%s", res.err);
+	run_free(&res);
+}
+
+Test(shmdump, listing_and_reap_report_random_bucket_words)
+{
+	const char *seg = seg_new("rndbkt");
+	struct holder h = corrupt_base(seg);
+	size_t len;
+	uint8_t *base = segmap_open(seg, &len);
+	struct dri_header *hd = (struct dri_header *)base;
+	uint32_t *buckets;
+	unsigned seed = 12345;
+
+	cr_assert_not_null(base);
+	buckets = (uint32_t *)(base + hd->off_buckets);
+	for (uint32_t b = 0; b < hd->nbuckets; b++)
+		buckets[b] = (uint32_t)rand_r(&seed) ^ ((uint32_t)rand_r(&seed) << 16);
+	munmap(base, len);
+
+	expect_corrupt(seg, NULL);
+	expect_corrupt(seg, "--json");
+	expect_corrupt(seg, "--reap");
+	holder_kill(&h);
+	cr_assert_eq(dr_unlink(seg), 0);
+}
+
+Test(shmdump, listing_and_reap_report_a_cycle)
+{
+	const char *seg = seg_new("cycle");
+	struct holder h = corrupt_base(seg);
+	size_t len;
+	uint8_t *base = segmap_open(seg, &len);
+	struct dri_header *hd = (struct dri_header *)base;
+	struct dri_entry *e;
+	uint32_t *buckets;
+	bool done = false;
+
+	cr_assert_not_null(base);
+	buckets = (uint32_t *)(base + hd->off_buckets);
+	e = (struct dri_entry *)(base + hd->off_entries);
+	/* A bucket's first entry links back to itself. */
+	for (uint32_t b = 0; b < hd->nbuckets && !done; b++) {
+		if (buckets[b] & DRI_LINK_IDX_MASK) {
+			e[DRI_LINK_IDX(buckets[b])].next = buckets[b];
+			done = true;
+		}
+	}
+	cr_assert(done);
+	munmap(base, len);
+
+	expect_corrupt(seg, NULL);
+	expect_corrupt(seg, "--reap");
+	holder_kill(&h);
+	cr_assert_eq(dr_unlink(seg), 0);
+}
+
+/* ---------------------------------------------------------------------- */
+/* UTF-8, the JSON format version, versions */
+
+Test(shmdump, utf8_names_and_values_are_text)
+{
+	const char *seg = seg_new("utf8");
+	dr_registry *r = seg_open(seg, 64);
+	char line[512];
+	struct run res;
+
+	cr_assert_eq(dr_register(r, "café", "crème brûlée", strlen("crème brûlée")), 0);
+	cr_assert_eq(dr_register(r, "tab\there", "a\\b", 3), 0);
+	res = SHMDUMP("--json", "--segment", seg);
+	cr_assert_eq(res.status, 0, "stderr: %s", res.err);
+	cr_assert(json_valid(res.out), "not valid JSON:\n%s", res.out);
+	cr_assert(strncmp(res.out, "{\n  \"format\": 1,\n", 17) == 0, "%s", res.out);
+	cr_assert(strstr(res.out, "\"name\": \"café\", \"name_encoding\": \"text\""), "%s",
+		  res.out);
+	cr_assert(strstr(res.out, "\"value\": \"crème brûlée\", \"value_encoding\": \"text\""),
+		  "%s", res.out);
+	cr_assert(strstr(res.out, "\"name\": \"tab\\u0009here\", \"name_encoding\": \"text\""),
+		  "%s", res.out);
+	run_free(&res);
+
+	res = SHMDUMP("--segment", seg);
+	cr_assert_eq(res.status, 0, "stderr: %s", res.err);
+	line_starting(res.out, "café ", line, sizeof(line));
+	cr_assert(strstr(line, " crème brûlée"), "%s", line);
+	/* Control characters and the backslash escaped. */
+	line_starting(res.out, "tab\\x09here ", line, sizeof(line));
+	cr_assert(strstr(line, " a\\\\b"), "%s", line);
+	run_free(&res);
+	dr_close(r);
+	cr_assert_eq(dr_unlink(seg), 0);
+}
+
+Test(shmdump, version_names_library_and_segment_layout)
+{
+	uint32_t layout = 0;
+	const char *v = dr_version(&layout);
+	char want[128];
+	struct run res;
+
+	cr_assert_not_null(v);
+	cr_assert(strchr(v, '.'), "library version %s", v);
+	cr_assert_gt(layout, 0);
+	cr_assert_eq(dr_version(NULL), v);
+	res = SHMDUMP("--version");
+	cr_assert_eq(res.status, 0);
+	snprintf(want, sizeof(want), "\nlibrary: libdistreg %s\n", v);
+	cr_assert(strstr(res.out, want), "want %s in:\n%s", want, res.out);
+	snprintf(want, sizeof(want), "\nsegment layout: %u\n", layout);
+	cr_assert(strstr(res.out, want), "want %s in:\n%s", want, res.out);
+	run_free(&res);
+}
+
+/* Read-only inspection holds back no reuse: entries are unregistered and
+ * reused under it. Every read is bounded, so it never crashes; the
+ * listing is a best-effort snapshot. */
+Test(shmdump, readonly_listing_of_a_busy_segment_never_crashes)
+{
+	const char *seg = seg_new("busy");
+	dr_registry *r = seg_open(seg, 64);
+	pid_t churn;
+	struct run res;
+
+	dr_close(r);
+	churn = fork();
+	cr_assert_neq(churn, -1);
+	if (churn == 0) {
+		struct dr_options o = { .segment = seg };
+		char name[64], val[DR_VALUE_MAX];
+		dr_registry *c;
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (dr_open(&o, &c) != 0)
+			_exit(1);
+		for (unsigned i = 0;; i++) {
+			snprintf(name, sizeof(name), "churn.%u.%s", i % 40,
+				 i % 3 ? "a-longer-name-that-goes-to-the-extension-area" : "x");
+			memset(val, 'a' + (int)(i % 26), sizeof(val));
+			(void)dr_register(c, name, val, i % sizeof(val));
+			if (i % 2)
+				(void)dr_unregister(c, name);
+		}
+	}
+	for (int i = 0; i < 40; i++) {
+		res = i % 4 == 3 ? SHMDUMP("--json", "--segment", seg)
+				 : SHMDUMP("--segment", seg);
+		cr_assert_lt(res.status, 128, "shmdump died of signal %d", res.status - 128);
+		cr_assert(res.status == 0 || res.status == 2, "status %d: %s", res.status, res.err);
+		cr_assert(strstr(res.out, i % 4 == 3 ? "\"summary\": {" : ", capacity 64\n"),
+			  "%s", res.out);
+		run_free(&res);
+	}
+	kill(churn, SIGKILL);
+	waitpid(churn, NULL, 0);
+	cr_assert_eq(dr_unlink(seg), 0);
 }

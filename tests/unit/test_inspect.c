@@ -249,3 +249,55 @@ Test(inspect, segment_name_is_the_opened_segment)
 	dr_close(r);
 	cr_assert_eq(dr_unlink(seg), 0);
 }
+
+/* DR_OPEN_RDONLY: inspection without a slot, and nothing else. */
+Test(inspect, rdonly_handle_inspects_and_refuses_writes)
+{
+	const char *seg = seg_new("rdonly");
+	dr_registry *r = seg_open(seg, 64), *ro = NULL;
+	struct dr_options o = { .segment = seg, .flags = DR_OPEN_RDONLY };
+	static struct seen s;
+	struct dr_stats before, st;
+	dr_mailbox *mb = NULL;
+	char msg[256];
+	unsigned n;
+
+	cr_assert_eq(dr_register(r, "one", "1", 1), 0);
+	cr_assert_eq(dr_stats(r, &before), 0);
+	cr_assert_eq(dr_open(&o, &ro), 0);
+	cr_assert_str_eq(dr_segment_name(ro), seg);
+	cr_assert_eq(dr_foreach(ro, collect, &s), 0);
+	cr_assert_eq(s.n, 1);
+	find_once(&s, "one", 3);
+	cr_assert_eq(dr_stats(ro, &st), 0);
+	cr_assert_eq(st.procs, before.procs, "the read-only handle took a process slot");
+	cr_assert_eq(st.readers, before.readers, "the read-only handle took a reader slot");
+	cr_assert_eq(st.live, 1);
+	cr_assert_eq(dr_check(ro, msg, sizeof(msg)), 0, "%s", msg);
+	cr_assert_eq(dr_register(ro, "two", "2", 1), -EROFS);
+	cr_assert_eq(dr_unregister(ro, "one"), -EROFS);
+	cr_assert_eq(dr_whereis(ro, "one", NULL), -EROFS);
+	cr_assert_eq(dr_reap(ro, &n), -EROFS);
+	cr_assert_eq(dr_mailbox_open(ro, &mb), -EROFS);
+	cr_assert_null(mb);
+	dr_close(ro);
+	cr_assert_eq(dr_whereis(r, "one", NULL), 0);
+	dr_close(r);
+
+	/* Never created. */
+	cr_assert_eq(dr_unlink(seg), 0);
+	cr_assert_eq(dr_open(&o, &ro), -ENOENT);
+	cr_assert_null(ro);
+	cr_assert_neq(access(seg_path(seg), F_OK), 0);
+}
+
+Test(inspect, version_gives_library_and_layout)
+{
+	uint32_t layout = 0;
+	const char *v = dr_version(&layout);
+
+	cr_assert_not_null(v);
+	cr_assert_str_eq(v, DISTREG_TEST_VERSION);
+	cr_assert_gt(layout, 0);
+	cr_assert_str_eq(dr_version(NULL), v);
+}
