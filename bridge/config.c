@@ -150,7 +150,7 @@ static const char *url_problem(const char *url)
 	if (n == 0)
 		return "empty";
 	if (n > DR_ADDR_MAX)
-		return "longer than 127 bytes (DR_ADDR_MAX)";
+		return "longer than 127 bytes";
 	if (!printable(url))
 		return "contains a space or a control character";
 	if (strncmp(url, "ipc://", 6) == 0) {

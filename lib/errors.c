@@ -10,6 +10,10 @@
 
 #include "dri.h"
 
+/* The limits as numbers in the messages, never as macro names. */
+#define DRI_STR_(x) #x
+#define DRI_STR(x) DRI_STR_(x)
+
 DR_EXPORT const char *dr_strerror(int err)
 {
 	switch (err) {
@@ -22,13 +26,17 @@ DR_EXPORT const char *dr_strerror(int err)
 	case -EPERM:
 		return "name is owned by another live process";
 	case -ENOSPC:
-		return "registry is full: capacity live names exist (or no space left in /dev/shm)";
+		return "the table is full: all of its entries (the segment's capacity, shmdump --stats shows it) hold live names";
+	case -EDQUOT:
+		return "no space left in /dev/shm (the tmpfs is full or over quota): the segment could not be allocated";
+	case -ELOOP:
+		return "the segment path is a symbolic link: segments must be regular files in /dev/shm";
 	case -EBUSY:
 		return "no free entry: reuse is held back by a reader stalled in a read-side section (see shmdump --stats)";
 	case -ENAMETOOLONG:
-		return "name longer than DR_NAME_MAX bytes";
+		return "name longer than " DRI_STR(DR_NAME_MAX) " bytes";
 	case -EMSGSIZE:
-		return "value longer than DR_VALUE_MAX bytes";
+		return "value longer than " DRI_STR(DR_VALUE_MAX) " bytes";
 	case -EINVAL:
 		return "invalid argument";
 	case -EPROTO:

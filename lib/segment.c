@@ -110,14 +110,37 @@ DR_EXPORT const char *dr_version(uint32_t *layout)
 	return DISTREG_VERSION;
 }
 
-static bool segment_name_ok(const char *s)
+#define SEG_STR_(x) #x
+#define SEG_STR(x) SEG_STR_(x)
+
+/* NULL if s is a valid segment name, else the rule it breaks. */
+static const char *segment_name_rule(const char *s)
 {
 	size_t n = strlen(s);
-	if (n == 0 || n > DR_SEGMENT_MAX)
-		return false;
-	if (strchr(s, '/') || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
-		return false;
-	return true;
+	if (n == 0)
+		return "empty segment name: segment names are 1 to " SEG_STR(DR_SEGMENT_MAX) " bytes";
+	if (n > DR_SEGMENT_MAX)
+		return "segment name too long: segment names are 1 to " SEG_STR(DR_SEGMENT_MAX) " bytes";
+	if (strchr(s, '/'))
+		return "no '/' in a segment name (it names the file /dev/shm/distreg.<name>)";
+	if (strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+		return "'.' and '..' are not segment names";
+	return NULL;
+}
+
+static bool segment_name_ok(const char *s)
+{
+	return segment_name_rule(s) == NULL;
+}
+
+DR_EXPORT const char *dr_segment_name_error(const char *segment)
+{
+	if (!segment) {
+		segment = getenv("DISTREG_SEGMENT");
+		if (!segment || !*segment)
+			segment = "default";
+	}
+	return segment_name_rule(segment);
 }
 
 int dri_segment_path(const char *segment, char *path, size_t len,
@@ -406,7 +429,9 @@ static int create(struct dr_registry *r, const char *path, const struct dr_optio
 
 fail:
 	close(fd);
-	return err;
+	/* Only the file system can run out here (fallocate, or no inode for
+	 * the unnamed file): a code of its own, never the table's -ENOSPC. */
+	return err == -ENOSPC ? -EDQUOT : err;
 }
 
 /* Open and validate an existing segment file. */

@@ -99,7 +99,13 @@ static int open_segment(dr_registry **r, bool create)
 		.flags = create ? 0 : DR_OPEN_NOCREATE | DR_OPEN_NOREAP,
 	};
 	int err = dr_open(&o, r);
+	const char *rule = err == -EINVAL ? dr_segment_name_error(segment) : NULL;
 
+	if (rule) { /* say which rule the name breaks, not "invalid argument" */
+		fprintf(stderr, "distreg: open segment %s: %s\n",
+			segment ? segment : getenv("DISTREG_SEGMENT"), rule);
+		return ST_ERROR;
+	}
 	if (err)
 		return fail("open segment", segment ? segment : getenv("DISTREG_SEGMENT"), err);
 	return ST_OK;

@@ -466,7 +466,9 @@ int main(int argc, char **argv)
 		return EXIT_ERROR;
 	}
 	if (err) {
-		fprintf(stderr, "shmdump: %s: %s\n", rep.segment, dr_strerror(err));
+		const char *rule = err == -EINVAL ? dr_segment_name_error(o.segment) : NULL;
+
+		fprintf(stderr, "shmdump: %s: %s\n", rep.segment, rule ? rule : dr_strerror(err));
 		return EXIT_ERROR;
 	}
 	rep.segment = dr_segment_name(r);

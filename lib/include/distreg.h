@@ -160,20 +160,24 @@ struct dr_entry {
  * unnamed file and linked into place in one step, so concurrent openers
  * either see a complete segment or none, and a creator killed half-way leaves
  * nothing behind. Its memory is allocated up front, so a
- * full /dev/shm fails here (-ENOSPC) rather than with SIGBUS later.
+ * full /dev/shm fails here (-EDQUOT) rather than with SIGBUS later.
  * Opening also reaps the names of processes that died without dr_close(),
  * unless DR_OPEN_NOREAP. *out is NULL on failure.
  *
  * Errors: -EINVAL out NULL, bad options, unknown flags or a bad segment
  * name (empty, longer than DR_SEGMENT_MAX, containing '/', "." or "..";
- * an empty DISTREG_SEGMENT counts as unset); -ENOENT no such segment with
+ * an empty DISTREG_SEGMENT counts as unset; dr_segment_name_error() says
+ * which rule); -ELOOP the segment path is a symbolic link (a segment must
+ * be a regular file; none is followed); -ENOENT no such segment with
  * DR_OPEN_NOCREATE; -EACCES permission denied; -EPROTO the segment has
  * another format (another layout version or build); -EBADMSG the segment is
  * truncated or its header is corrupt; -EUSERS all process slots, or all
  * reader slots, are held by live processes; -ENOSYS the segment was created
  * to use membarrier(2) and this kernel does not offer it; -EAGAIN the
- * segment kept being created and removed under us; -ENOSPC, -ENOMEM,
- * -EMFILE, ... from the system. Thread-safe.
+ * segment kept being created and removed under us; -EDQUOT no space left
+ * in /dev/shm for a new segment (the tmpfs is full or over quota; never
+ * -ENOSPC, which is a full table); -ENOMEM, -EMFILE, ... from the system.
+ * Thread-safe.
  */
 int dr_open(const struct dr_options *opts, dr_registry **out);
 
@@ -182,6 +186,15 @@ int dr_open(const struct dr_options *opts, dr_registry **out);
  * the handle. Accepts NULL. Other threads must have stopped using the handle.
  */
 void dr_close(dr_registry *r);
+
+/*
+ * Why segment (NULL: the default, as in dr_options) is not a valid segment
+ * name: NULL if it is valid, else a static message naming the rule it
+ * breaks ("segment names are 1 to 200 bytes", "no '/' in a segment name",
+ * "'.' and '..' are not segment names"). For a caller that got -EINVAL from
+ * dr_open() or dr_unlink(). Thread-safe.
+ */
+const char *dr_segment_name_error(const char *segment);
 
 /*
  * Remove the segment's name from /dev/shm. Processes that have it open keep
@@ -201,7 +214,8 @@ int dr_unlink(const char *segment);
  * consistent and its allocation reclaimable.
  *
  * Errors: -EEXIST another live process (or another handle) holds the name;
- * -ENOSPC capacity live names exist; -EBUSY no entry is free because
+ * -ENOSPC the table is full: all capacity entries hold live names (never
+ * a full /dev/shm: that is dr_open()'s -EDQUOT); -EBUSY no entry is free because
  * unregistered entries wait on a reader that is alive but stalled inside a
  * read-side section for more than about 50 ms (stopped, or sleeping inside
  * the section; a reader that is merely preempted, its thread runnable, is

@@ -46,12 +46,12 @@ class Cli(unittest.TestCase):
                 pass
 
     def run_cli(self, *args, timeout=20, seg=None):
-        p = subprocess.run([DISTREG, "--segment", seg or self.seg] + list(args),
+        p = subprocess.run([DISTREG, "--segment", self.seg if seg is None else seg] + list(args),
                            capture_output=True, text=True, timeout=timeout)
         return p.returncode, p.stdout, p.stderr
 
     def start(self, *args, seg=None):
-        p = subprocess.Popen([DISTREG, "--segment", seg or self.seg] + list(args),
+        p = subprocess.Popen([DISTREG, "--segment", self.seg if seg is None else seg] + list(args),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.bg.append(p)
         # Its first line says it is ready (registered, or serving).
@@ -77,6 +77,24 @@ class Cli(unittest.TestCase):
         for cmd in ("echo-worker", "serve-global", "owner", "hosts"):
             self.assertIn(cmd, out)
         self.assertIn("exit status: 0 ok, 1 not found, 2 usage, 3 timeout, 4 other errors", out)
+
+    def test_bad_segment_name_names_the_rule(self):
+        for seg, rule in (("a/b", "no '/' in a segment name"),
+                          ("", "segment names are 1 to 200 bytes"),
+                          ("..", "'.' and '..' are not segment names"),
+                          ("x" * 201, "segment names are 1 to 200 bytes")):
+            rc, _, err = self.run_cli("list", seg=seg)
+            self.assertEqual(rc, 4, "%r: %s" % (seg, err))
+            self.assertIn(rule, err, repr(seg))
+            self.assertNotIn("nvalid argument", err, repr(seg))
+
+    def test_symlink_segment_says_regular_files(self):
+        path = "/dev/shm/distreg." + self.seg
+        os.symlink("/dev/null", path)
+        self.files.append(path)
+        rc, _, err = self.run_cli("list")
+        self.assertEqual(rc, 4, err)
+        self.assertIn("segments must be regular files", err)
 
     def test_absent_names_and_segments_exit_1(self):
         rc, _, err = self.run_cli("whereis", "nobody")

@@ -1112,3 +1112,45 @@ Test(shmdump, readonly_listing_of_a_busy_segment_never_crashes)
 	waitpid(churn, NULL, 0);
 	cr_assert_eq(dr_unlink(seg), 0);
 }
+
+/* A bad segment name: the message names the rule it breaks. */
+Test(shmdump, bad_segment_name_names_the_rule)
+{
+	char longname[DR_SEGMENT_MAX + 2];
+	static const struct {
+		const char *name, *rule;
+	} bad[] = {
+		{ "a/b", "no '/' in a segment name" },
+		{ "", "segment names are 1 to 200 bytes" },
+		{ "..", "'.' and '..' are not segment names" },
+		{ NULL, "segment names are 1 to 200 bytes" },
+	};
+
+	memset(longname, 'x', DR_SEGMENT_MAX + 1);
+	longname[DR_SEGMENT_MAX + 1] = 0;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *name = bad[i].name ? bad[i].name : longname;
+		struct run res = SHMDUMP("--segment", name);
+
+		cr_assert_eq(res.status, 1, "%s", name);
+		cr_assert(strstr(res.err, bad[i].rule), "'%s': %s", name, res.err);
+		cr_assert_null(strstr(res.err, "nvalid argument"), "'%s': %s", name, res.err);
+		run_free(&res);
+	}
+}
+
+/* A symbolic link at the segment's path: segments must be regular files. */
+Test(shmdump, symlink_segment_says_regular_files)
+{
+	const char *seg = seg_new("symlink");
+	char path[DR_SEGMENT_MAX + 32];
+	struct run res;
+
+	seg_path(path, sizeof(path), seg);
+	cr_assert_eq(symlink("/dev/null", path), 0);
+	res = SHMDUMP("--segment", seg);
+	cr_assert_eq(res.status, 1);
+	cr_assert(strstr(res.err, "segments must be regular files"), "%s", res.err);
+	run_free(&res);
+	unlink(path);
+}

@@ -10,7 +10,7 @@ static const int documented[] = {
 	-EEXIST, -ENOENT, -EPERM, -ENOSPC, -EBUSY, -ENAMETOOLONG, -EMSGSIZE,
 	-EINVAL, -EPROTO, -EBADMSG, -EUSERS, -ECHILD, -EACCES, -ENOMEM, -EMFILE,
 	-EDESTADDRREQ, -EOWNERDEAD, -EAGAIN, -ETIMEDOUT, -ENOLCK,
-	-ENOTCONN, -EHOSTUNREACH, -EREMOTE, -ERANGE, -EROFS,
+	-ENOTCONN, -EHOSTUNREACH, -EREMOTE, -ERANGE, -EROFS, -EDQUOT, -ELOOP,
 };
 #define NDOC (sizeof(documented) / sizeof(documented[0]))
 
@@ -65,4 +65,26 @@ Test(errors, any_negative_errno_gets_a_message)
 		cr_assert_not_null(m, "code %d", -e);
 		cr_assert_gt(strlen(m), 0, "code %d", -e);
 	}
+}
+
+/* A full table and a full /dev/shm read differently, and each says which. */
+Test(errors, full_table_and_full_dev_shm_differ)
+{
+	cr_assert(strstr(dr_strerror(-ENOSPC), "table is full"), "%s", dr_strerror(-ENOSPC));
+	cr_assert_null(strstr(dr_strerror(-ENOSPC), "/dev/shm"), "%s", dr_strerror(-ENOSPC));
+	cr_assert(strstr(dr_strerror(-EDQUOT), "no space left in /dev/shm"), "%s",
+		  dr_strerror(-EDQUOT));
+}
+
+/* Limits read as numbers, never as the macros' names. */
+Test(errors, limits_are_numbers)
+{
+	char want[64];
+
+	snprintf(want, sizeof(want), "longer than %d bytes", DR_NAME_MAX);
+	cr_assert(strstr(dr_strerror(-ENAMETOOLONG), want), "%s", dr_strerror(-ENAMETOOLONG));
+	snprintf(want, sizeof(want), "longer than %d bytes", DR_VALUE_MAX);
+	cr_assert(strstr(dr_strerror(-EMSGSIZE), want), "%s", dr_strerror(-EMSGSIZE));
+	for (int e = 1; e < 134; e++)
+		cr_assert_null(strstr(dr_strerror(-e), "DR_"), "code %d: %s", -e, dr_strerror(-e));
 }

@@ -600,3 +600,90 @@ Test(segment, noreap_open_leaves_dead_names_and_plain_open_reaps_them)
 	dr_close(keep);
 	cr_assert_eq(dr_unlink(seg), 0);
 }
+
+/* dr_segment_name_error() names the rule a bad segment name breaks, with
+ * the limit as a number. */
+Test(segment, segment_name_error_names_the_rule)
+{
+	char longname[DR_SEGMENT_MAX + 2];
+	const char *m;
+
+	cr_assert_null(dr_segment_name_error("ok.name-1"));
+	memset(longname, 'x', DR_SEGMENT_MAX);
+	longname[DR_SEGMENT_MAX] = 0;
+	cr_assert_null(dr_segment_name_error(longname));
+
+	m = dr_segment_name_error("");
+	cr_assert_not_null(m);
+	cr_assert(strstr(m, "1 to 200 bytes"), "%s", m);
+	longname[DR_SEGMENT_MAX] = 'x';
+	longname[DR_SEGMENT_MAX + 1] = 0;
+	m = dr_segment_name_error(longname);
+	cr_assert_not_null(m);
+	cr_assert(strstr(m, "1 to 200 bytes"), "%s", m);
+	m = dr_segment_name_error("a/b");
+	cr_assert_not_null(m);
+	cr_assert(strstr(m, "no '/' in a segment name"), "%s", m);
+	m = dr_segment_name_error("..");
+	cr_assert_not_null(m);
+	cr_assert(strstr(m, "'.' and '..' are not segment names"), "%s", m);
+	cr_assert_str_eq(dr_segment_name_error("."), m);
+	/* NULL resolves as dr_open() resolves it. */
+	cr_assert_eq(setenv("DISTREG_SEGMENT", "x/y", 1), 0);
+	m = dr_segment_name_error(NULL);
+	cr_assert_not_null(m);
+	cr_assert(strstr(m, "'/'"), "%s", m);
+	cr_assert_eq(unsetenv("DISTREG_SEGMENT"), 0);
+	cr_assert_null(dr_segment_name_error(NULL));
+}
+
+/* A symbolic link at the segment's path is not followed, and the error
+ * says that segments must be regular files. */
+Test(segment, symlink_at_segment_path_says_regular_file)
+{
+	const char *seg = seg_new("link");
+	const char *target = seg_new("target");
+	char path[DR_SEGMENT_MAX + 64], tpath[DR_SEGMENT_MAX + 64];
+	dr_registry *r = NULL;
+
+	snprintf(path, sizeof(path), "%s", dr_test_seg_path(seg));
+	snprintf(tpath, sizeof(tpath), "%s", dr_test_seg_path(target));
+	cr_assert_eq(symlink(tpath, path), 0, "symlink: %s", strerror(errno));
+	cr_assert_eq(seg_open_opts(seg, 64, &r), -ELOOP);
+	cr_assert_null(r);
+	cr_assert(strstr(dr_strerror(-ELOOP), "must be regular files"), "%s",
+		  dr_strerror(-ELOOP));
+	cr_assert_not(file_exists(target), "the link was followed");
+	cr_assert_eq(unlink(path), 0);
+}
+
+/* A /dev/shm too small for the segment fails with -EDQUOT (never the
+ * table's -ENOSPC), and the message says /dev/shm. */
+#include <sys/statvfs.h>
+Test(segment, full_dev_shm_is_edquot_not_enospc)
+{
+	const char *seg = seg_new("big");
+	struct statvfs sv;
+	dr_registry *r = NULL;
+	uint64_t total, lanes;
+
+	cr_assert_eq(statvfs("/dev/shm", &sv), 0);
+	total = (uint64_t)sv.f_blocks * sv.f_frsize;
+	if (total == 0)
+		cr_skip_test("/dev/shm has no size limit");
+	/* Lanes of 1 GiB: more than the whole file system, so fallocate
+	 * fails at once, before it allocates anything. */
+	lanes = total / (1u << 30) + 2;
+	if (lanes > 65535)
+		cr_skip_test("/dev/shm is too large to overflow");
+	struct dr_options o = { .segment = seg, .capacity = 64, .max_procs = UNIT_MAX_PROCS,
+				.max_threads = UNIT_MAX_THREADS, .max_mailboxes = 1,
+				.max_lanes = (uint32_t)lanes, .lane_bytes = 1u << 30 };
+	int err = dr_open(&o, &r);
+	cr_assert_eq(err, -EDQUOT, "dr_open: %d %s", err, dr_strerror(err));
+	cr_assert_null(r);
+	cr_assert_not(file_exists(seg));
+	cr_assert(strstr(dr_strerror(err), "/dev/shm"), "%s", dr_strerror(err));
+	cr_assert_null(strstr(dr_strerror(-ENOSPC), "/dev/shm"), "%s", dr_strerror(-ENOSPC));
+	cr_assert_str_neq(dr_strerror(-ENOSPC), dr_strerror(-EDQUOT));
+}
