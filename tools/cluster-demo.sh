@@ -41,8 +41,11 @@ cleanup() {
 	done
 	wait 2>/dev/null || true
 	if [ "$keep" = 0 ]; then
-		for h in "${hosts[@]}"; do rm -f "/dev/shm/distreg.${seg[$h]}"; done
+		for h in "${hosts[@]}"; do
+			[ -n "${seg[$h]:-}" ] && "$cli" unlink "${seg[$h]}" 2>/dev/null || true
+		done
 		rm -rf "$work"
+		echo "removed: segments ${seg[*]} (--keep keeps them)"
 	else
 		echo "kept: segments ${seg[*]}, logs in $work"
 	fi
