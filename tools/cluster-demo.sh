@@ -41,11 +41,13 @@ cleanup() {
 	done
 	wait 2>/dev/null || true
 	if [ "$keep" = 0 ]; then
+		local removed=()
 		for h in "${hosts[@]}"; do
-			[ -n "${seg[$h]:-}" ] && "$cli" unlink "${seg[$h]}" 2>/dev/null || true
+			[ -n "${seg[$h]:-}" ] && "$cli" unlink "${seg[$h]}" 2>/dev/null &&
+				removed+=("${seg[$h]}") || true
 		done
 		rm -rf "$work"
-		echo "removed: segments ${seg[*]} (--keep keeps them)"
+		echo "removed: segments ${removed[*]:-none} (--keep keeps them)"
 	else
 		echo "kept: segments ${seg[*]}, logs in $work"
 	fi
