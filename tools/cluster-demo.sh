@@ -41,8 +41,13 @@ cleanup() {
 	done
 	wait 2>/dev/null || true
 	if [ "$keep" = 0 ]; then
-		for h in "${hosts[@]}"; do rm -f "/dev/shm/distreg.${seg[$h]}"; done
+		local removed=()
+		for h in "${hosts[@]}"; do
+			[ -n "${seg[$h]:-}" ] && "$cli" unlink "${seg[$h]}" 2>/dev/null &&
+				removed+=("${seg[$h]}") || true
+		done
 		rm -rf "$work"
+		echo "removed: segments ${removed[*]:-none} (--keep keeps them)"
 	else
 		echo "kept: segments ${seg[*]}, logs in $work"
 	fi

@@ -6,8 +6,10 @@
  * still visible until they are reaped, reaps them, measures lookups and
  * registrations per second, stops the other workers and ends with
  * `shmdump --stats`. It exits 0 only if every step behaved as expected.
+ * Then it removes the segment, unless --keep, or unless the segment existed
+ * before the demo (someone else's registry), and says which it did.
  *
- *   distreg-demo [--segment NAME]
+ *   distreg-demo [--segment NAME] [--keep]
  */
 #include <errno.h>
 #include <limits.h>
@@ -18,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -172,10 +175,12 @@ static void run_shmdump(const char *segment)
 }
 
 static const char usage[] =
-	"usage: distreg-demo [--segment NAME]\n"
+	"usage: distreg-demo [--segment NAME] [--keep]\n"
 	"Runs four worker processes on the segment (default: $DISTREG_SEGMENT,\n"
 	"else \"default\"), kills one, reaps its names, measures throughput and\n"
-	"ends with shmdump --stats. Exits 0 if every step behaved as expected.\n";
+	"ends with shmdump --stats. Exits 0 if every step behaved as expected.\n"
+	"At the end the segment is removed, unless --keep or unless it existed\n"
+	"before the demo started; the last line says which.\n";
 
 int main(int argc, char **argv)
 {
@@ -187,11 +192,16 @@ int main(int argc, char **argv)
 	unsigned found = 0, reaped = 0;
 	unsigned long ops;
 	double t0, dt;
-	int err;
+	int err, keep = 0, existed;
+	const char *seg;
+	char path[sizeof("/dev/shm/distreg.") + DR_SEGMENT_MAX];
+	struct stat st;
 
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--segment") == 0 && i + 1 < argc) {
 			o.segment = argv[++i];
+		} else if (strcmp(argv[i], "--keep") == 0) {
+			keep = 1;
 		} else {
 			int help = strcmp(argv[i], "--help") == 0;
 
@@ -203,6 +213,14 @@ int main(int argc, char **argv)
 	for (int k = 0; k < NWORKERS; k++)
 		for (int i = 0; i < NNAMES; i++)
 			snprintf(names[k][i], sizeof(names[k][i]), "worker%d.%d", k, i);
+
+	/* A segment that exists already is someone's: it is not removed at the
+	 * end. (The library's rule for the name: dr_options.segment.) */
+	seg = o.segment;
+	if (!seg && (!(seg = getenv("DISTREG_SEGMENT")) || !*seg))
+		seg = "default";
+	snprintf(path, sizeof(path), "/dev/shm/distreg.%s", seg);
+	existed = lstat(path, &st) == 0;
 
 	/* 1. Fork first: a handle opened before fork() is useless in the child. */
 	start_workers(o.segment);
@@ -314,5 +332,18 @@ int main(int argc, char **argv)
 
 	/* 7. The segment as shmdump sees it. */
 	run_shmdump(segment);
+
+	/* 8. Remove the segment (the workers and this process have closed it). */
+	if (keep) {
+		printf("\n== segment '%s' kept (--keep); `distreg unlink %s` removes it\n",
+		       segment, segment);
+	} else if (existed) {
+		printf("\n== segment '%s' kept: it existed before the demo; "
+		       "`distreg unlink %s` removes it\n", segment, segment);
+	} else {
+		if ((err = dr_unlink(segment)) != 0)
+			fail("dr_unlink(%s): %s", segment, dr_strerror(err));
+		printf("\n== segment '%s' removed (--keep keeps it)\n", segment);
+	}
 	return 0;
 }

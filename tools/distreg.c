@@ -2,7 +2,8 @@
  * distreg - the registry and its mailboxes from the command line, for
  * people and shell scripts: look names up, register and unregister them,
  * call, cast and send to them, and serve names with an echo worker; the
- * same for global names (--global, serve-global), and the cluster's view.
+ * same for global names (--global, serve-global), and the cluster's view;
+ * and the segments themselves: list them (segments), remove one (unlink).
  *
  *   distreg [--segment NAME] [--json] COMMAND [ARGS]
  *
@@ -10,7 +11,9 @@
  * With --json every result is one JSON object on a line of its own. It uses
  * the public API only (distreg.h), as any application would.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <poll.h>
@@ -20,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <distreg.h>
@@ -60,6 +64,11 @@ static const char usage_text[] =
 	"  hosts                         the cluster's view: each host's id, state (up,\n"
 	"                                suspect, down, ignored), rpc address,\n"
 	"                                incarnation; and the epoch\n"
+	"  segments                      every segment in /dev/shm: name, size in\n"
+	"                                bytes, processes attached (\"?\" if unknown)\n"
+	"  unlink SEG                    remove the segment SEG from /dev/shm (exit 1\n"
+	"                                if there is none); processes attached keep\n"
+	"                                using it, the next to open SEG makes a new one\n"
 	"\n"
 	"options:\n"
 	"  --segment NAME  the segment (default: $DISTREG_SEGMENT, else \"default\")\n"
@@ -578,6 +587,165 @@ static int cmd_serve_global(const char *name, const char *value)
 	return rc;
 }
 
+/* Where the library keeps the segments: /dev/shm/distreg.<segment>. */
+#define SHM_DIR "/dev/shm"
+#define SEG_PREFIX "distreg."
+
+/*
+ * The processes attached to the segment file: each holds an OFD write lock
+ * on one byte of it while attached (and the kernel drops it when the process
+ * dies). They are counted through a read-only descriptor with F_OFD_GETLK,
+ * which takes no lock and writes nothing. -1 if unknown (no read permission).
+ */
+static int attached_count(int dirfd, const char *file)
+{
+	int fd = openat(dirfd, file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	off_t start = 0;
+	int n = 0;
+
+	if (fd < 0)
+		return -1;
+	/* Bounded: the library has at most a few thousand process slots. */
+	while (n < 1 << 20) {
+		struct flock fl = {
+			.l_type = F_WRLCK,
+			.l_whence = SEEK_SET,
+			.l_start = start,
+			.l_len = 0,
+		};
+
+		if (fcntl(fd, F_OFD_GETLK, &fl) < 0) {
+			n = -1;
+			break;
+		}
+		if (fl.l_type == F_UNLCK)
+			break;
+		n++;
+		if (fl.l_len == 0)
+			break; /* to the end of the file: nothing after it */
+		start = fl.l_start + fl.l_len;
+	}
+	close(fd);
+	return n;
+}
+
+struct seg_rec {
+	char *name;
+	long long size;
+	int attached;
+};
+
+static int seg_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct seg_rec *)a)->name, ((const struct seg_rec *)b)->name);
+}
+
+/* Every distreg.* regular file in /dev/shm, sorted by name. Nothing is
+ * opened read-write, nothing attached, nothing created. */
+static int cmd_segments(void)
+{
+	struct seg_rec *v = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *d;
+	DIR *dir = opendir(SHM_DIR);
+	int rc = ST_OK;
+
+	if (!dir)
+		return fail("segments: " SHM_DIR, NULL, -errno);
+	while ((d = readdir(dir)) != NULL) {
+		const char *seg = d->d_name + strlen(SEG_PREFIX);
+		struct stat st;
+
+		if (strncmp(d->d_name, SEG_PREFIX, strlen(SEG_PREFIX)) != 0 || !*seg ||
+		    strcmp(seg, ".") == 0 || strcmp(seg, "..") == 0 ||
+		    strlen(seg) > DR_SEGMENT_MAX)
+			continue;
+		if (fstatat(dirfd(dir), d->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(st.st_mode))
+			continue; /* removed meanwhile, or not a segment */
+		if (n == cap) {
+			struct seg_rec *nv = realloc(v, (cap = cap ? 2 * cap : 16) * sizeof(*v));
+
+			if (!nv) {
+				rc = fail("segments", NULL, -ENOMEM);
+				break;
+			}
+			v = nv;
+		}
+		v[n].name = strdup(seg);
+		if (!v[n].name) {
+			rc = fail("segments", NULL, -ENOMEM);
+			break;
+		}
+		v[n].size = (long long)st.st_size;
+		v[n].attached = attached_count(dirfd(dir), d->d_name);
+		n++;
+	}
+	closedir(dir);
+	if (rc == ST_OK)
+		qsort(v, n, sizeof(*v), seg_cmp);
+	for (size_t i = 0; rc == ST_OK && i < n; i++) {
+		const unsigned char *name = (const unsigned char *)v[i].name;
+
+		if (json) {
+			fputs("{", stdout);
+			json_bytes(stdout, "segment", name, strlen(v[i].name));
+			printf(", \"size\": %lld, \"attached\": ", v[i].size);
+			if (v[i].attached < 0)
+				puts("null}");
+			else
+				printf("%d}\n", v[i].attached);
+		} else {
+			put_name(stdout, name, strlen(v[i].name));
+			printf(" size %lld attached ", v[i].size);
+			if (v[i].attached < 0)
+				puts("?");
+			else
+				printf("%d\n", v[i].attached);
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		free(v[i].name);
+	free(v);
+	return rc;
+}
+
+/* Remove a segment's name (dr_unlink). Whoever is attached keeps the
+ * segment until they close it; stderr says how many there were. */
+static int cmd_unlink(const char *seg)
+{
+	char file[sizeof(SEG_PREFIX) + DR_SEGMENT_MAX];
+	int attached = -1, dirfd, rc;
+
+	snprintf(file, sizeof(file), SEG_PREFIX "%s", seg);
+	dirfd = open(SHM_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd >= 0) {
+		attached = attached_count(dirfd, file);
+		close(dirfd);
+	}
+	rc = dr_unlink(seg);
+	if (rc == -EINVAL)
+		return usage_error("bad segment name \"%s\" (1 to 200 bytes, no '/', not . or ..)",
+				   seg);
+	if (rc == -ENOENT) {
+		fprintf(stderr, "distreg: unlink %s: no such segment (" SHM_DIR "/" SEG_PREFIX
+			"%s)\n", seg, seg);
+		return ST_NOTFOUND;
+	}
+	if (rc)
+		return fail("unlink", seg, rc);
+	if (attached > 0)
+		fprintf(stderr, "distreg: unlink %s: %d process%s still attached keep%s using "
+			"it until %s close it\n", seg, attached, attached == 1 ? "" : "es",
+			attached == 1 ? "s" : "", attached == 1 ? "it" : "they");
+	if (json) {
+		fputs("{", stdout);
+		json_bytes(stdout, "segment", (const unsigned char *)seg, strlen(seg));
+		puts(", \"unlinked\": true}");
+	}
+	return ST_OK;
+}
+
 static int parse_timeout(const char *s, int *out)
 {
 	char *end;
@@ -655,6 +823,16 @@ int main(int argc, char **argv)
 		if (argc != 0)
 			return usage_error("%s", "hosts takes no arguments");
 		return cmd_hosts();
+	}
+	if (strcmp(cmd, "segments") == 0) {
+		if (argc != 0)
+			return usage_error("%s", "segments takes no arguments");
+		return cmd_segments();
+	}
+	if (strcmp(cmd, "unlink") == 0) {
+		if (argc != 1)
+			return usage_error("%s", "unlink takes one segment name");
+		return cmd_unlink(argv[0]);
 	}
 	if (strcmp(cmd, "register") == 0) {
 		if (argc != 2)

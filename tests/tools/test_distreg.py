@@ -74,7 +74,7 @@ class Cli(unittest.TestCase):
             self.assertIn("usage:", err)
         rc, out, _ = self.run_cli("--help")
         self.assertEqual(rc, 0)
-        for cmd in ("echo-worker", "serve-global", "owner", "hosts"):
+        for cmd in ("echo-worker", "serve-global", "owner", "hosts", "segments", "unlink SEG"):
             self.assertIn(cmd, out)
         self.assertIn("exit status: 0 ok, 1 not found, 2 usage, 3 timeout, 4 other errors", out)
 
@@ -363,6 +363,77 @@ class Cli(unittest.TestCase):
         for p in self.bg[:2]:
             p.send_signal(signal.SIGTERM)
             self.assertEqual(p.wait(timeout=10), 0)
+
+    def segments(self, *opts):
+        """distreg segments: {segment: (size, attached)} of this test's own."""
+        rc, out, err = self.run_cli(*opts, "segments")
+        self.assertEqual(rc, 0, err)
+        mine = {}
+        if "--json" in opts:
+            for o in self.json_lines(out):
+                self.assertEqual(set(o), {"segment", "segment_encoding", "size", "attached"})
+                if o["segment"] in self.segs:
+                    mine[o["segment"]] = (o["size"], o["attached"])
+        else:
+            for line in out.splitlines():
+                f = line.split()
+                self.assertEqual((len(f), f[1], f[3]), (5, "size", "attached"), line)
+                if f[0] in self.segs:
+                    mine[f[0]] = (int(f[2]), int(f[4]))
+        return mine
+
+    def test_segments_lists_name_size_and_processes_attached(self):
+        other = self.seg + ".other"
+        self.segs.append(other)
+        self.assertEqual(self.segments(), {})
+        a, _ = self.start("register", "a", "v")
+        b, _ = self.start("register", "b", "v")
+        self.start("register", "c", "v", seg=other)
+        size = os.stat("/dev/shm/distreg." + self.seg).st_size
+        osize = os.stat("/dev/shm/distreg." + other).st_size
+        want = {self.seg: (size, 2), other: (osize, 1)}
+        self.assertEqual(self.segments(), want)
+        self.assertEqual(self.segments("--json"), want)
+        # Listing attached nothing and created nothing; a process gone is
+        # no longer counted, even killed (its lock dies with it).
+        a.send_signal(signal.SIGTERM)
+        self.assertEqual(a.wait(timeout=10), 0)
+        b.kill()
+        b.wait()
+        self.assertEqual(self.segments(), {self.seg: (size, 0), other: (osize, 1)})
+        rc, _, err = self.run_cli("segments", "extra")
+        self.assertEqual(rc, 2, err)
+        self.assertIn("usage:", err)
+
+    def test_unlink_removes_a_segment_exit_1_if_absent_2_if_a_bad_name(self):
+        path = "/dev/shm/distreg." + self.seg
+        p, _ = self.start("register", "a", "v")
+        # Processes attached keep it; stderr says so.
+        rc, out, err = self.run_cli("--json", "unlink", self.seg)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(json.loads(out), {"segment": self.seg, "segment_encoding": "text",
+                                           "unlinked": True})
+        self.assertIn("1 process still attached", err)
+        self.assertFalse(os.path.exists(path))
+        self.assertNotIn(self.seg, self.segments())
+        self.assertEqual(self.run_cli("whereis", "a")[0], 1)  # no such segment
+        p.send_signal(signal.SIGTERM)
+        self.assertEqual(p.wait(timeout=10), 0)
+        rc, out, err = self.run_cli("unlink", self.seg)
+        self.assertEqual((rc, out), (1, ""))
+        self.assertIn("no such segment", err)
+        # One made again, nobody attached: removed without a word.
+        q, _ = self.start("register", "a", "v")
+        q.send_signal(signal.SIGTERM)
+        self.assertEqual(q.wait(timeout=10), 0)
+        self.assertTrue(os.path.exists(path))
+        self.assertEqual(self.run_cli("unlink", self.seg), (0, "", ""))
+        self.assertFalse(os.path.exists(path))
+        for args in (["unlink"], ["unlink", ""], ["unlink", "a/b"], ["unlink", ".."],
+                     ["unlink", "x" * 201], ["unlink", "a", "b"]):
+            rc, _, err = self.run_cli(*args)
+            self.assertEqual(rc, 2, "%s: %d %s" % (args, rc, err))
+            self.assertIn("usage:", err)
 
 
 if __name__ == "__main__":

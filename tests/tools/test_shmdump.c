@@ -793,6 +793,7 @@ Test(demo, runs_every_step_on_its_own_segment)
 		"== shmdump --stats",
 		"capacity: 65536\nlive: 0\n",
 	};
+	char last[512], path[256];
 	size_t n;
 
 	cr_assert_eq(res.status, 0, "status %d\nstdout:\n%s\nstderr:\n%s", res.status, res.out,
@@ -800,10 +801,43 @@ Test(demo, runs_every_step_on_its_own_segment)
 	for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++)
 		cr_assert(strstr(res.out, sections[i]), "\"%s\" missing from:\n%s",
 			  sections[i], res.out);
-	/* It ends with shmdump's output. */
+	/* shmdump's output, then the segment removed, as the last line says. */
+	snprintf(last, sizeof(last), "load: 0.00%%\n\n== segment '%s' removed (--keep keeps it)\n",
+		 seg);
 	n = strlen(res.out);
-	cr_assert(n > 12 && strcmp(res.out + n - 12, "load: 0.00%\n") == 0, "%s", res.out);
+	cr_assert(n > strlen(last) && strcmp(res.out + n - strlen(last), last) == 0, "%s",
+		  res.out);
 	run_free(&res);
+	seg_path(path, sizeof(path), seg);
+	cr_assert(access(path, F_OK) != 0 && errno == ENOENT, "%s is still there", path);
+	cr_assert_eq(dr_unlink(seg), -ENOENT);
+}
+
+/* With --keep, or on a segment that was there before, the demo leaves the
+ * segment in place and says so. */
+Test(demo, keeps_the_segment_if_asked_or_if_it_was_there)
+{
+	const char *seg = seg_new("demokeep");
+	char path[256], want[512];
+	struct run res = run_tool("DISTREG_DEMO",
+				  (const char *const[]){ "--segment", seg, "--keep", NULL }, NULL);
+
+	cr_assert_eq(res.status, 0, "status %d\nstderr:\n%s", res.status, res.err);
+	snprintf(want, sizeof(want), "\n== segment '%s' kept (--keep); `distreg unlink %s` "
+		 "removes it\n", seg, seg);
+	cr_assert(strstr(res.out, want), "%s", res.out);
+	run_free(&res);
+	seg_path(path, sizeof(path), seg);
+	cr_assert_eq(access(path, F_OK), 0, "%s is gone", path);
+
+	/* It exists now: a second run keeps it without being asked. */
+	res = run_tool("DISTREG_DEMO", (const char *const[]){ "--segment", seg, NULL }, NULL);
+	cr_assert_eq(res.status, 0, "status %d\nstderr:\n%s", res.status, res.err);
+	snprintf(want, sizeof(want), "\n== segment '%s' kept: it existed before the demo; "
+		 "`distreg unlink %s` removes it\n", seg, seg);
+	cr_assert(strstr(res.out, want), "%s", res.out);
+	run_free(&res);
+	cr_assert_eq(access(path, F_OK), 0, "%s is gone", path);
 	cr_assert_eq(dr_unlink(seg), 0);
 }
 
@@ -812,7 +846,7 @@ Test(demo, help)
 	struct run res = run_tool("DISTREG_DEMO", (const char *const[]){ "--help", NULL }, NULL);
 
 	cr_assert_eq(res.status, 0);
-	cr_assert(strstr(res.out, "usage: distreg-demo"));
+	cr_assert(strstr(res.out, "usage: distreg-demo [--segment NAME] [--keep]"));
 	run_free(&res);
 }
 
