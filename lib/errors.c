@@ -70,7 +70,7 @@ DR_EXPORT const char *dr_strerror(int err)
 	case -ERANGE:
 		return "the result does not fit in the buffer or array given";
 	case -EROFS:
-		return "the handle was opened read-only (DR_OPEN_RDONLY): it can only inspect";
+		return "the handle was opened read-only: it can only inspect (list, count, check)";
 	case -ENOLCK:
 		return "this process's liveness lock on the segment was lost (a descriptor closed behind the library's back); other processes may have taken its names: reopen";
 	}
