@@ -7,6 +7,7 @@ installed path); run through meson test.
 """
 import json
 import os
+import re
 import unittest
 
 
@@ -32,6 +33,25 @@ class Install(unittest.TestCase):
                 with open(src) as f:
                     th = f.readline().split()
                 self.assertEqual(th[:3], [".TH", name.upper(), sec[3:]], src)
+
+    def test_every_public_function_has_a_section_3_page(self):
+        with open(os.environ["MESON_INSTALLED"]) as f:
+            installed = json.load(f)
+        pages = {os.path.basename(d): s for s, d in installed.items()
+                 if os.path.basename(os.path.dirname(d)) == "man3"}
+        self.assertIn("distreg.3", pages, "distreg(3) is not installed")
+        with open(pages["distreg.3"]) as f:
+            text = f.read()
+        header = os.environ["DISTREG_HEADER"]
+        with open(header) as f:
+            declared = set(re.findall(r"^[a-z][^(;]*?\b(dr_[a-z_]+)\(", f.read(), re.M))
+        self.assertGreater(len(declared), 40)
+        for fn in sorted(declared):
+            self.assertIn(fn + ".3", pages, "man %s: no page installed" % fn)
+            self.assertRegex(text, r"\b%s\b" % fn, "distreg(3) does not mention %s" % fn)
+            if fn + ".3" != "distreg.3":
+                with open(pages[fn + ".3"]) as f:
+                    self.assertEqual(f.read().strip(), ".so man3/distreg.3")
 
 
 if __name__ == "__main__":
