@@ -202,17 +202,16 @@ static bool target_alive(struct dr_registry *r, uint32_t target, int gone)
 	return dri_mbox_alive(r, target);
 }
 
-/* The same, for many calls at once: the bridge is asked about once (its
- * liveness costs a system call). cache: -1 not asked yet, else the answer
- * for mailbox *cached. */
+/* The same, for many calls at once: each target is asked about once in a
+ * row of calls to it (its liveness costs system calls). cache: -1 not
+ * asked yet, else the answer for mailbox *cached with *cached_gone. */
 static bool target_alive_cached(struct dr_registry *r, uint32_t target, int gone, int *cache,
-				uint32_t *cached)
+				uint32_t *cached, int *cached_gone)
 {
-	if (gone != -ENOTCONN)
-		return dri_mbox_alive(r, target);
-	if (*cache < 0 || *cached != target) {
-		*cache = dri_bridge_serves(r, target);
+	if (*cache < 0 || *cached != target || *cached_gone != gone) {
+		*cache = target_alive(r, target, gone);
 		*cached = target;
+		*cached_gone = gone;
 	}
 	return *cache;
 }
@@ -270,8 +269,8 @@ bool dri_pending_take(dr_mailbox *mb, uint64_t call_id)
 int dri_pending_look(dr_mailbox *mb, struct dr_msg *msg, void *arg)
 {
 	uint64_t now = dri_mono_ns();
-	uint32_t bridge_mb = 0;
-	int found = 0, bridge = -1;
+	uint32_t alive_mb = 0;
+	int found = 0, alive = -1, alive_gone = 0;
 
 	(void)arg;
 	pthread_mutex_lock(&mb->call_lock);
@@ -279,8 +278,8 @@ int dri_pending_look(dr_mailbox *mb, struct dr_msg *msg, void *arg)
 		struct dri_pending *p = &mb->pend[i];
 		int status = p->target == 0 ? 0 :
 			     now >= p->deadline ? -ETIMEDOUT :
-			     !target_alive_cached(mb->r, p->target, p->gone, &bridge,
-						  &bridge_mb) ? p->gone : 0;
+			     !target_alive_cached(mb->r, p->target, p->gone, &alive,
+						  &alive_mb, &alive_gone) ? p->gone : 0;
 
 		if (!status)
 			continue;

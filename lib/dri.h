@@ -830,6 +830,9 @@ struct dr_mailbox {
 	bool for_replies;         /* a thread's mailbox for dr_call answers */
 	uint32_t cursor;          /* the lane slot to look at first */
 	uint32_t burst;           /* messages taken from it in a row */
+	/* per lane slot: when to ask again whether the sender of a drained
+	 * lane is dead (two system calls; a reaper frees it too) */
+	uint64_t gone_check[DRI_MBOX_LANES];
 	int32_t cur_lane;         /* the lane of the message returned last, or -1 */
 	uint64_t cur_end;         /* and where it ends */
 	uint8_t *bounce;          /* a record that wraps, copied whole */

@@ -966,6 +966,7 @@ int dri_take(dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call)
 {
 	struct dr_registry *r = mb->r;
 	struct dri_mbox *m = &r->mboxes[mb->idx];
+	uint64_t now = 0;
 
 	mb->deferred = false;
 	for (uint32_t k = 0; k < DRI_MBOX_LANES; k++) {
@@ -1000,9 +1001,21 @@ int dri_take(dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call)
 		if (head == tail) {
 			uint64_t o = ld_acq64(&l->owner);
 
-			/* Drained, and nobody will write it again. */
-			if (o == 0 || (o != r->owner && dri_owner_gone(r, o)))
+			/* Drained, and nobody will write it again. Whether its
+			 * sender died costs system calls: asked once per
+			 * LIVENESS_NS per slot, not at every look at an empty
+			 * lane (a reaper detaches it meanwhile too). */
+			if (o == 0) {
 				detach(mb, s, v, o);
+			} else if (o != r->owner) {
+				if (!now)
+					now = dri_mono_ns();
+				if (now >= mb->gone_check[s]) {
+					mb->gone_check[s] = now + LIVENESS_NS;
+					if (dri_owner_gone(r, o))
+						detach(mb, s, v, o);
+				}
+			}
 			continue;
 		}
 		ring_read(ring, r->lane_bytes, head, &rec, sizeof(rec));
