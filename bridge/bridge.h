@@ -41,8 +41,9 @@
 /* How long a stopping bridge waits for the calls in flight. */
 #define DRAIN_NS (2000ull * 1000 * 1000)
 /* How long a stopping bridge runs at least after its LEAVE: nanomsg sends
- * from its own thread and drops what is queued at nn_close (NN_LINGER is
- * not implemented in nanomsg 1.x). */
+ * from its own worker thread, so a frame queued just before the bridge
+ * closes its sockets and exits may not have left yet; we keep the loop
+ * running rather than rely on nn_close's NN_LINGER. */
 #define LEAVE_FLUSH_NS (100ull * 1000 * 1000)
 
 /* Phi-accrual failure detector of one peer. */
