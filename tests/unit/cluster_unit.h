@@ -9,7 +9,6 @@
 
 #include <distreg_admin.h>
 
-#define WAIT_MS 10000
 
 /* Room for a bridge, workers, callers and their lanes. */
 static inline int open_g(const char *seg, dr_registry **r)

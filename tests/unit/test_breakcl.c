@@ -51,8 +51,7 @@ struct shared {
 	char mode[32];
 	int op;
 	int rc;
-	int up[2];
-	int down[2];
+	struct link l;        /* its pipes */
 };
 
 static struct shared *shared_new(const char *seg)
@@ -63,34 +62,21 @@ static struct shared *shared_new(const char *seg)
 	cr_assert_neq(s, MAP_FAILED);
 	memset(s, 0, sizeof(*s));
 	snprintf(s->seg, sizeof(s->seg), "%s", seg);
-	cr_assert_eq(pipe(s->up), 0);
-	cr_assert_eq(pipe(s->down), 0);
+	link_init(&s->l);
 	return s;
 }
 
 static void shared_free(struct shared *s)
 {
-	close(s->up[0]);
-	close(s->up[1]);
-	close(s->down[0]);
-	close(s->down[1]);
+	link_close(&s->l);
 	munmap(s, sizeof(*s));
-}
-
-__attribute__((unused)) static void expect_byte(struct shared *s, char want, pid_t pid, const char *what)
-{
-	char c = 0;
-	int rc = read_byte_within(s->up[0], &c, WAIT_MS);
-
-	cr_assert(rc == 1 && c == want, "%s: child sent %d '%c', want '%c' (child status %d)", what,
-		  rc, c, want, rc == 1 ? -1 : wait_child(pid));
 }
 
 __attribute__((unused)) static int await(struct shared *s, char want)
 {
 	char c;
 
-	return read_byte_within(s->down[0], &c, WAIT_MS) == 1 && c == want ? 0 : -1;
+	return read_byte_within(s->l.down[0], &c, WAIT_MS) == 1 && c == want ? 0 : -1;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -228,14 +214,14 @@ static int two_thread_bridge_child(void *arg)
 	crash_arm("view_writing", "sleep:1500", 0);
 	if (pthread_create(&t, NULL, publish_thread, &a))
 		return 12;
-	write_byte(s->up[1], 'p');
+	write_byte(s->l.up[1], 'p');
 	if (await(s, 'r'))
 		return 13;
 	dr_admin_bridge_release(a.mb);
-	write_byte(s->up[1], 'R');
+	write_byte(s->l.up[1], 'R');
 	pthread_join(t, NULL);
 	s->rc = a.rc;
-	write_byte(s->up[1], 'd');
+	write_byte(s->l.up[1], 'd');
 	if (await(s, 'q'))
 		return 14;
 	dr_close(r);
@@ -290,12 +276,12 @@ Test(breakcl, a_publication_resumed_after_its_role_was_released_tears_the_next_b
 	int rc, st;
 
 	kid = spawn(two_thread_bridge_child, s);
-	expect_byte(s, 'p', kid, "bridge A up");
+	expect_byte(&s->l, 'p', kid, "bridge A up");
 	for (int i = 0; i < WAIT_MS && !other_copy_odd(seg); i++)
 		usleep(1000);
 	cr_assert(other_copy_odd(seg), "bridge A's publication never paused mid-write");
-	write_byte(s->down[1], 'r');
-	expect_byte(s, 'R', kid, "bridge A released the role");
+	write_byte(s->l.down[1], 'r');
+	expect_byte(&s->l, 'R', kid, "bridge A released the role");
 
 	/* Bridge B (this process) takes the role and publishes its view. */
 	b = mailbox(r);
@@ -311,8 +297,8 @@ Test(breakcl, a_publication_resumed_after_its_role_was_released_tears_the_next_b
 	cr_assert(epoch == 3 && n == 4 && strcmp(got[3].id, "delta") == 0);
 
 	/* A's paused thread carries on. */
-	expect_byte(s, 'd', kid, "bridge A's publication returned");
-	write_byte(s->down[1], 'q');
+	expect_byte(&s->l, 'd', kid, "bridge A's publication returned");
+	write_byte(s->l.down[1], 'q');
 	st = wait_child(kid);
 	rc = dr_hosts(r, got, 8, &n, &epoch);
 	cr_assert_eq(rc, 0);
@@ -352,7 +338,7 @@ static int async_caller_child(void *arg)
 	rc = dr_call_async_global(mb, s->name, "q", 1, 3000, &id);
 	if (rc)
 		return 11;
-	write_byte(s->up[1], 's');
+	write_byte(s->l.up[1], 's');
 	rc = dr_recv(mb, &m, 5000);
 	if (rc)
 		return 12;
@@ -390,7 +376,7 @@ Test(breakcl, a_call_queued_at_a_bridge_that_releases_the_role_ends_with_enoent)
 	name_owned_by(r, "f", "beta", s->name, sizeof(s->name));
 	s->rc = 1;
 	kid = spawn(async_caller_child, s);
-	expect_byte(s, 's', kid, "call sent");
+	expect_byte(&s->l, 's', kid, "call sent");
 
 	dr_admin_bridge_release(b);
 	/* The former bridge drains its mailbox, as a bridge that stops
@@ -428,7 +414,7 @@ static int one_cast_child(void *arg)
 	rc = dr_cast_global(r, s->name, "q", 1, 0);
 	if (rc)
 		s->rc = rc;
-	write_byte(s->up[1], rc ? 'E' : 'c');
+	write_byte(s->l.up[1], rc ? 'E' : 'c');
 	if (await(s, 'q'))
 		return 11;
 	dr_close(r);
@@ -472,7 +458,7 @@ Test(breakcl, the_33rd_process_to_use_a_remote_global_name_gets_eusers_for_ever)
 	name_owned_by(r, "f", "beta", s->name, sizeof(s->name));
 	for (int i = 0; i < FANIN; i++) {
 		kids[nkids++] = spawn(one_cast_child, s);
-		cr_assert_eq(read_byte_within(s->up[0], &c, WAIT_MS), 1);
+		cr_assert_eq(read_byte_within(s->l.up[0], &c, WAIT_MS), 1);
 		if (c == 'c')
 			got++;
 		/* The bridge keeps up: its mailbox is empty after each. */
@@ -483,7 +469,7 @@ Test(breakcl, the_33rd_process_to_use_a_remote_global_name_gets_eusers_for_ever)
 	}
 	refused = s->rc;
 	for (int i = 0; i < nkids; i++)
-		write_byte(s->down[1], 'q');
+		write_byte(s->l.down[1], 'q');
 	for (int i = 0; i < nkids; i++)
 		wait_child(kids[i]);
 	shared_free(s);
@@ -662,7 +648,7 @@ static int idle_bridge_child(void *arg)
 	if (open_g(s->seg, &r) || dr_mailbox_open(r, &mb) || dr_admin_bridge_claim(mb, NULL) ||
 	    dr_admin_view_publish(mb, h, three(h), 1))
 		return 10;
-	write_byte(s->up[1], 'b');
+	write_byte(s->l.up[1], 'b');
 	for (;;)
 		pause();
 }
@@ -702,7 +688,7 @@ Test(breakcl, a_call_waiting_for_room_at_a_bridge_that_dies_is_eownerdead)
 	int rc, sent = 0;
 
 	kid = spawn(idle_bridge_child, s);
-	expect_byte(s, 'b', kid, "bridge up");
+	expect_byte(&s->l, 'b', kid, "bridge up");
 	name_owned_by(r, "f", "beta", s->name, sizeof(s->name));
 	a.name = s->name;
 	while ((rc = dr_cast_global(r, s->name, big, sizeof(big), 0)) == 0)

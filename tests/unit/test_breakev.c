@@ -19,12 +19,6 @@
 
 TestSuite(breakev, .timeout = 60.0, .fini = unit_fini);
 
-#define WAIT_MS 10000
-
-struct link {
-	int up[2];   /* child -> parent */
-	int down[2]; /* parent -> child */
-};
 
 struct kid {
 	const char *seg;
@@ -33,15 +27,6 @@ struct kid {
 	int32_t lane; /* the lane the child sent on (filler_child) */
 	char text[16];
 };
-
-static void expect_byte(struct link *l, char want, pid_t pid, const char *what)
-{
-	char c = 0;
-	int rc = read_byte_within(l->up[0], &c, WAIT_MS);
-
-	cr_assert(rc == 1 && c == want, "%s: child sent %d '%c', want '%c' (child status %d)", what,
-		  rc, c, want, rc == 1 ? -1 : wait_child(pid));
-}
 
 static struct kid *kid_new(const char *seg, uint32_t mboxes, uint32_t lanes, uint32_t lane_bytes)
 {

@@ -18,35 +18,6 @@
 
 TestSuite(breakmb, .timeout = UNIT_TIMEOUT, .fini = unit_fini);
 
-#define WAIT_MS 10000
-
-struct link {
-	int up[2];   /* child -> parent */
-	int down[2]; /* parent -> child */
-};
-
-static void link_init(struct link *l)
-{
-	cr_assert_eq(pipe(l->up), 0);
-	cr_assert_eq(pipe(l->down), 0);
-}
-
-static void link_close(struct link *l)
-{
-	close(l->up[0]);
-	close(l->up[1]);
-	close(l->down[0]);
-	close(l->down[1]);
-}
-
-static void expect_byte(struct link *l, char want, pid_t pid, const char *what)
-{
-	char c = 0;
-	int rc = read_byte_within(l->up[0], &c, WAIT_MS);
-
-	cr_assert(rc == 1 && c == want, "%s: child sent %d '%c', want '%c' (child status %d)", what,
-		  rc, c, want, rc == 1 ? -1 : wait_child(pid));
-}
 
 /* In a child: wait for the parent's byte. */
 static int await(struct link *l, char want)

@@ -30,7 +30,6 @@ TestSuite(races, .timeout = UNIT_TIMEOUT, .fini = unit_fini);
 
 /* How long a child may take to reach its point or answer: generous, since
  * only a broken test waits that long. */
-#define WAIT_MS 10000
 
 static int open_small(const char *seg, uint32_t capacity, uint32_t max_threads, dr_registry **r)
 {
@@ -41,36 +40,6 @@ static int open_small(const char *seg, uint32_t capacity, uint32_t max_threads, 
 		.max_threads = max_threads ? max_threads : UNIT_MAX_THREADS,
 	};
 	return dr_open(&o, r);
-}
-
-/* A child's pipes to and from the test process. */
-struct link {
-	int up[2];   /* child -> parent */
-	int down[2]; /* parent -> child */
-};
-
-static void link_init(struct link *l)
-{
-	cr_assert_eq(pipe(l->up), 0);
-	cr_assert_eq(pipe(l->down), 0);
-}
-
-static void link_close(struct link *l)
-{
-	close(l->up[0]);
-	close(l->up[1]);
-	close(l->down[0]);
-	close(l->down[1]);
-}
-
-/* The parent's side: the next byte from the child, which must be want. */
-static void expect_byte(struct link *l, char want, pid_t pid, const char *what)
-{
-	char c = 0;
-	int rc = read_byte_within(l->up[0], &c, WAIT_MS);
-
-	cr_assert(rc == 1 && c == want, "%s: child sent %d '%c', want '%c' (child status %d)", what,
-		  rc, c, want, rc == 1 ? -1 : wait_child(pid));
 }
 
 /* ---------------------------------------------------------------------- */

@@ -167,6 +167,39 @@ static inline int read_byte_within(int fd, char *c, int ms)
 	return read_byte(fd, c);
 }
 
+/* How long a test waits for a child's next step. */
+#define WAIT_MS 10000
+
+/* A child's pipes to and from the test process. */
+struct link {
+	int up[2];   /* child -> parent */
+	int down[2]; /* parent -> child */
+};
+
+static inline void link_init(struct link *l)
+{
+	cr_assert_eq(pipe(l->up), 0);
+	cr_assert_eq(pipe(l->down), 0);
+}
+
+static inline void link_close(struct link *l)
+{
+	close(l->up[0]);
+	close(l->up[1]);
+	close(l->down[0]);
+	close(l->down[1]);
+}
+
+/* The parent's side: the next byte from the child, which must be want. */
+static inline void expect_byte(struct link *l, char want, pid_t pid, const char *what)
+{
+	char c = 0;
+	int rc = read_byte_within(l->up[0], &c, WAIT_MS);
+
+	cr_assert(rc == 1 && c == want, "%s: child sent %d '%c', want '%c' (child status %d)", what,
+		  rc, c, want, rc == 1 ? -1 : wait_child(pid));
+}
+
 /*
  * Wait up to ms milliseconds for child pid to stop (a crash point in stop
  * mode raises SIGSTOP). 0 once stopped; if it ended instead, its status as
