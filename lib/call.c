@@ -228,13 +228,15 @@ static int pending_add(dr_mailbox *mb, uint64_t call_id, uint32_t target, int go
 		mb->pend = p;
 		mb->cappend = cap;
 	}
-	mb->pend[mb->npend++] = (struct dri_pending){ call_id, target, gone, deadline };
+	mb->pend[mb->npend] = (struct dri_pending){ call_id, target, gone, deadline };
+	__atomic_store_n(&mb->npend, mb->npend + 1, __ATOMIC_RELAXED);
 	return 0;
 }
 
 static void pending_remove(dr_mailbox *mb, size_t i)
 {
-	mb->pend[i] = mb->pend[--mb->npend];
+	mb->pend[i] = mb->pend[mb->npend - 1];
+	__atomic_store_n(&mb->npend, mb->npend - 1, __ATOMIC_RELAXED);
 }
 
 static struct dri_pending *pending_find(dr_mailbox *mb, uint64_t call_id, size_t *at)

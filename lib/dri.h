@@ -843,6 +843,8 @@ struct dr_mailbox {
 	uint64_t call_end;        /* end of the block next_call is in */
 	struct dri_served *served;
 	struct dri_pending *pend; /* asynchronous calls in flight */
+	/* calls in flight: changed under call_lock (stored atomically, as a
+	 * receiver asleep in dr_recv reads npend without it) */
 	size_t npend, cappend;
 	struct dr_mailbox *next;  /* in r->mailboxes, under r->lock */
 };
