@@ -160,17 +160,17 @@ static void bridge_goes_after_resolve(int op, const char *tag)
  * served on its owner") for a name nobody asked the owner about, where
  * distreg.h promises -ENOTCONN when no bridge runs.
  */
-Test(breakcl, a_call_through_a_bridge_that_stops_before_the_send_is_enoent)
+Test(breakcl, a_call_through_a_bridge_that_stops_before_the_send_is_enotconn)
 {
 	bridge_goes_after_resolve(OP_CALL, "bc1a");
 }
 
-Test(breakcl, a_lookup_through_a_bridge_that_stops_before_the_send_is_enoent)
+Test(breakcl, a_lookup_through_a_bridge_that_stops_before_the_send_is_enotconn)
 {
 	bridge_goes_after_resolve(OP_WHEREIS, "bc1b");
 }
 
-Test(breakcl, a_cast_through_a_bridge_that_stops_before_the_send_is_enoent)
+Test(breakcl, a_cast_through_a_bridge_that_stops_before_the_send_is_enotconn)
 {
 	bridge_goes_after_resolve(OP_CAST, "bc1c");
 }
@@ -262,7 +262,7 @@ static bool other_copy_odd(const char *seg)
  * publish returns 0 though A no longer holds the role (-EPERM promised).
  * Fixed: the release takes view_lock, so it waits for the publication.
  */
-Test(breakcl, a_publication_resumed_after_its_role_was_released_tears_the_next_bridges_view)
+Test(breakcl, a_publication_paused_while_the_role_is_released_never_tears_the_next_bridges_view)
 {
 	const char *seg = seg_new("bc2");
 	dr_registry *r = open_or_die(seg);
@@ -363,7 +363,7 @@ static int async_caller_child(void *arg)
  * its whole timeout: -ETIMEDOUT.) A release and a new claim through the
  * same mailbox does the same to every forward still queued.
  */
-Test(breakcl, a_call_queued_at_a_bridge_that_releases_the_role_ends_with_enoent)
+Test(breakcl, a_call_queued_at_a_bridge_that_releases_the_role_ends_with_enotconn)
 {
 	const char *seg = seg_new("bc3");
 	dr_registry *r = open_or_die(seg);
@@ -432,7 +432,7 @@ static int one_cast_child(void *arg)
  * -EUSERS ("no lane free") for as long as those 32 live, though max_lanes
  * has lanes to spare and the bridge's mailbox is empty.
  */
-Test(breakcl, the_33rd_process_to_use_a_remote_global_name_gets_eusers_for_ever)
+Test(breakcl, a_33rd_live_process_sending_to_a_remote_global_name_gets_a_lane)
 {
 	const char *seg = seg_new("bc4");
 	struct dr_options o = {
@@ -522,7 +522,7 @@ static void *receiver_thread(void *p)
  * only after that receive ends, and never while a receive waits for ever
  * (dr_recv with -1, an event loop's usual call).
  */
-Test(breakcl, an_async_call_made_while_another_thread_receives_never_times_out_there)
+Test(breakcl, an_async_call_made_while_another_thread_receives_times_out_there)
 {
 	const char *seg = seg_new("bc5");
 	dr_registry *r = open_or_die(seg);
@@ -616,7 +616,7 @@ static int serve_handover_child(void *arg)
  * mb2 serves now. The serving thread is paused by reg_linked (sleep mode)
  * between the link and the look-up.
  */
-Test(breakcl, closing_a_mailbox_whose_serve_lost_the_race_unregisters_the_new_servers_name)
+Test(breakcl, closing_a_mailbox_whose_serve_lost_the_race_keeps_the_new_servers_name)
 {
 	const char *seg = seg_new("bc6");
 	dr_registry *r = open_or_die(seg);
@@ -676,7 +676,7 @@ static void *global_call_thread(void *p)
  * -EOWNERDEAD ("the worker died before answering"), which dri_send()
  * passes on as is for the bridge's address, where -ENOTCONN is promised.
  */
-Test(breakcl, a_call_waiting_for_room_at_a_bridge_that_dies_is_eownerdead)
+Test(breakcl, a_call_waiting_for_room_at_a_bridge_that_dies_is_enotconn)
 {
 	const char *seg = seg_new("bc1d");
 	dr_registry *r = open_or_die(seg);

@@ -134,7 +134,7 @@ static int marked_slot(dr_registry *r, struct dri_mbox *m)
  * with its unread record. "lost", reported sent to a live mailbox, is
  * never received.
  */
-Test(breakev, generation_wrap_lets_a_paused_evictor_detach_a_lane_with_an_unread_record)
+Test(breakev, a_paused_evictor_never_detaches_a_lane_with_an_unread_record_after_a_generation_wrap)
 {
 	const char *seg = seg_new("bev1");
 	const uint32_t lanes = NFILL + 1;
