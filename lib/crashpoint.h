@@ -53,6 +53,7 @@
 	X(send_written)      /* a record written into a lane, not published */   \
 	X(recv_taken)        /* a record taken, its room not given back */       \
 	X(lane_detached)     /* a lane detached by its reader, not freed */      \
+	X(lane_drained)      /* a receiver found a live sender's lane drained, not yet asked whether it died */ \
 	X(reap_mbox)         /* a dead process's mailbox marked for reaping, table not cleared */ \
 	X(wait_empty)        /* a waiting receiver found nothing, hook not yet run */ \
 	X(lane_checked)      /* a claimed lane's target found current, not yet attached */ \

@@ -1012,7 +1012,12 @@ int dri_take(dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call)
 					now = dri_mono_ns();
 				if (now >= mb->gone_check[s]) {
 					mb->gone_check[s] = now + LIVENESS_NS;
-					if (dri_owner_gone(r, o))
+					DRI_CRASHPOINT(lane_drained);
+					/* Dead, it publishes nothing more; but what
+					 * it published after our look at the tail,
+					 * before it died, is still to be read. */
+					if (dri_owner_gone(r, o) &&
+					    (ld_acq64(&l->tail) & ~DRI_LANE_EVICTED) == head)
 						detach(mb, s, v, o);
 				}
 			}

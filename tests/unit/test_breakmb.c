@@ -1207,3 +1207,81 @@ Test(breakmb, a_child_paused_before_its_atfork_handler_keeps_a_dead_parents_name
 	dr_close(r);
 	dr_unlink(seg);
 }
+
+/* ---------------------------------------------------------------------- */
+/* A drained lane whose sender publishes, then dies, while its receiver
+ * looks (found by tests/model/e1_evict.pml on branch evmodel). */
+
+/* Sends "one" to "a", says 's'; on 'x' sends "two" and exits. */
+static int send_then_exit_child(void *arg)
+{
+	struct kid *k = arg;
+	dr_registry *r;
+
+	if (kid_open(k, &r) || dr_send(r, "a", "one", 3, 0))
+		return 10;
+	write_byte(k->l.up[1], 's');
+	if (await(&k->l, 'x'))
+		return 11;
+	return dr_send(r, "a", "two", 3, 0) ? 12 : 0;
+}
+
+/* The receiver of "a": takes "one" on 'g', then receives again with
+ * lane_drained armed (it stops there, having seen the sender's lane
+ * drained and the sender alive); released, it says 'Y' if "two" comes
+ * within WAIT_MS, else 'N'. */
+static int drained_receiver_child(void *arg)
+{
+	struct kid *k = arg;
+	struct dr_msg m;
+	dr_registry *r;
+	dr_mailbox *mb;
+	int rc;
+
+	if (kid_open(k, &r) || dr_mailbox_open(r, &mb) || dr_serve(mb, "a", NULL, 0))
+		return 10;
+	write_byte(k->l.up[1], 'r');
+	if (await(&k->l, 'g'))
+		return 11;
+	rc = dr_recv(mb, &m, WAIT_MS);
+	if (rc || m.len != 3 || memcmp(m.data, "one", 3))
+		return 12;
+	write_byte(k->l.up[1], '1');
+	crash_arm("lane_drained", "stop", 0);
+	rc = dr_recv(mb, &m, WAIT_MS);
+	unsetenv("DISTREG_CRASH_AT");
+	write_byte(k->l.up[1], rc == 0 && m.len == 3 && memcmp(m.data, "two", 3) == 0 ? 'Y' : 'N');
+	return 0;
+}
+
+/*
+ * The receiver reads a lane's head and tail (equal: drained) and its
+ * sender's owner id, and is paused before it asks whether that sender
+ * died. The sender publishes "two" (dr_send returns 0) and exits. The
+ * receiver, released, finds the sender dead and the lane drained as it saw
+ * it earlier: detached and freed with "two" in it, a message reported sent
+ * to a live receiver and never delivered.
+ */
+Test(breakmb, a_message_published_before_its_sender_exits_reaches_a_receiver_paused_at_its_lane)
+{
+	const char *seg = seg_new("bk14");
+	struct kid *rk = kid_new(seg, 4, 8, 4096), *sk = kid_new(seg, 4, 8, 4096);
+	pid_t rp, sp;
+
+	rp = spawn(drained_receiver_child, rk);
+	expect_byte(&rk->l, 'r', rp, "receiver ready");
+	sp = spawn(send_then_exit_child, sk);
+	expect_byte(&sk->l, 's', sp, "sender sent one");
+	write_byte(rk->l.down[1], 'g');
+	expect_byte(&rk->l, '1', rp, "receiver took one");
+	cr_assert_eq(wait_stopped(rp, WAIT_MS), 0, "receiver never reached lane_drained");
+	write_byte(sk->l.down[1], 'x');
+	cr_assert_eq(wait_child(sp), 0, "the sender could not send two");
+	kill(rp, SIGCONT);
+	expect_byte(&rk->l, 'Y', rp,
+		    "\"two\", sent before its sender exited, never reached the receiver");
+	cr_assert_eq(wait_child(rp), 0);
+	kid_free(rk);
+	kid_free(sk);
+	dr_unlink(seg);
+}
