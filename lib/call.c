@@ -184,12 +184,17 @@ DR_EXPORT int dr_reply_error(dr_mailbox *mb, const struct dr_msg *msg, int statu
  * call of this one. Never 0. Under call_lock, or on a thread's own mailbox. */
 static uint64_t next_call_id(dr_mailbox *mb)
 {
-	if (mb->next_call == mb->call_end) {
-		mb->next_call = uatomic_add_return(&mb->r->hdr->next_regid, DRI_REGID_BLOCK) -
-				DRI_REGID_BLOCK;
-		mb->call_end = mb->next_call + DRI_REGID_BLOCK;
-	}
-	return mb->next_call++;
+	uint64_t id;
+
+	do { /* never 0: it marks a free slot of the calls in flight */
+		if (mb->next_call == mb->call_end) {
+			mb->next_call = uatomic_add_return(&mb->r->hdr->next_regid,
+							   DRI_REGID_BLOCK) - DRI_REGID_BLOCK;
+			mb->call_end = mb->next_call + DRI_REGID_BLOCK;
+		}
+		id = mb->next_call++;
+	} while (id == 0);
+	return id;
 }
 
 /* Whether a call to mailbox target may still be answered: its mailbox
@@ -219,50 +224,23 @@ static bool target_alive_cached(struct dr_registry *r, uint32_t target, int gone
 static int pending_add(dr_mailbox *mb, uint64_t call_id, uint32_t target, int gone,
 		       uint64_t deadline)
 {
-	if (mb->npend == mb->cappend) {
-		size_t cap = mb->cappend ? mb->cappend * 2 : 64;
-		struct dri_pending *p = realloc(mb->pend, cap * sizeof(*p));
+	struct dri_pending p = { call_id, target, gone, deadline };
 
-		if (!p)
-			return -ENOMEM;
-		mb->pend = p;
-		mb->cappend = cap;
-	}
-	mb->pend[mb->npend] = (struct dri_pending){ call_id, target, gone, deadline };
-	__atomic_store_n(&mb->npend, mb->npend + 1, __ATOMIC_RELAXED);
-	return 0;
-}
-
-static void pending_remove(dr_mailbox *mb, size_t i)
-{
-	mb->pend[i] = mb->pend[mb->npend - 1];
-	__atomic_store_n(&mb->npend, mb->npend - 1, __ATOMIC_RELAXED);
-}
-
-static struct dri_pending *pending_find(dr_mailbox *mb, uint64_t call_id, size_t *at)
-{
-	for (size_t i = 0; i < mb->npend; i++) {
-		if (mb->pend[i].call_id == call_id) {
-			*at = i;
-			return &mb->pend[i];
-		}
-	}
-	return NULL;
+	return dri_pend_add(&mb->pend, &p);
 }
 
 /* A reply to call_id came: true if the call is ours and was in flight
  * (it is not any more), false if it is late or foreign. */
 bool dri_pending_take(dr_mailbox *mb, uint64_t call_id)
 {
-	size_t i;
-	bool ours;
+	struct dri_pending *p;
 
 	pthread_mutex_lock(&mb->call_lock);
-	ours = pending_find(mb, call_id, &i) != NULL;
-	if (ours)
-		pending_remove(mb, i);
+	p = dri_pend_find(&mb->pend, call_id);
+	if (p)
+		dri_pend_remove(&mb->pend, p);
 	pthread_mutex_unlock(&mb->call_lock);
-	return ours;
+	return p != NULL;
 }
 
 /* Hook of dr_recv's wait, every 20 ms: a call past its deadline, or whose
@@ -276,8 +254,10 @@ int dri_pending_look(dr_mailbox *mb, struct dr_msg *msg, void *arg)
 
 	(void)arg;
 	pthread_mutex_lock(&mb->call_lock);
-	for (size_t i = 0; i < mb->npend; i++) {
-		struct dri_pending *p = &mb->pend[i];
+	for (size_t i = 0; i < mb->pend.cap && mb->pend.n; i++) {
+		struct dri_pending *p = &mb->pend.slot[i];
+		if (!p->call_id)
+			continue;
 		int status = p->target == 0 ? 0 :
 			     now >= p->deadline ? -ETIMEDOUT :
 			     !target_alive_cached(mb->r, p->target, p->gone, &alive,
@@ -289,7 +269,7 @@ int dri_pending_look(dr_mailbox *mb, struct dr_msg *msg, void *arg)
 		msg->kind = DR_MSG_REPLY;
 		msg->status = status;
 		msg->call_id = p->call_id;
-		pending_remove(mb, i);
+		dri_pend_remove(&mb->pend, p);
 		found = 1;
 		break;
 	}
@@ -309,7 +289,6 @@ int dri_call_async(dr_mailbox *mb, const struct dri_target *to, const void *req,
 	struct dri_pending *p;
 	uint32_t target;
 	bool first;
-	size_t at;
 	int err;
 
 	if (!mb || timeout_ms < -1)
@@ -324,7 +303,7 @@ int dri_call_async(dr_mailbox *mb, const struct dri_target *to, const void *req,
 	pthread_mutex_lock(&mb->call_lock);
 	id = next_call_id(mb);
 	err = pending_add(mb, id, 0, gone, deadline);
-	first = mb->npend == 1;
+	first = mb->pend.n == 1;
 	pthread_mutex_unlock(&mb->call_lock);
 	if (err)
 		return err;
@@ -334,9 +313,9 @@ int dri_call_async(dr_mailbox *mb, const struct dri_target *to, const void *req,
 		       timeout_ms == 0 ? 0 : deadline, &target);
 	DRI_CRASHPOINT(async_sent);
 	pthread_mutex_lock(&mb->call_lock);
-	p = pending_find(mb, id, &at);
+	p = dri_pend_find(&mb->pend, id);
 	if (p && err)
-		pending_remove(mb, at);
+		dri_pend_remove(&mb->pend, p);
 	else if (p)
 		p->target = target;
 	pthread_mutex_unlock(&mb->call_lock);

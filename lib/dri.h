@@ -701,6 +701,7 @@ enum dri_old_readers {
 };
 enum dri_old_readers dri_old_readers(struct dr_registry *r, uint64_t since);
 uint64_t dri_mono_ns(void);
+uint64_t dri_coarse_ns(void);
 int dri_reclaim_all(struct dr_registry *r, struct dri_thread *t, uint32_t *left);
 unsigned dri_reap_readers(struct dr_registry *r);
 void dri_reap_readers_of(struct dr_registry *r, uint64_t o);
@@ -823,6 +824,23 @@ struct dri_pending {
 	uint64_t deadline;        /* monotonic ns, UINT64_MAX: none */
 };
 
+/*
+ * The calls in flight of one mailbox (pending.c): an open-addressed table by
+ * call id, linear probing, at most half full; call id 0 marks a free slot
+ * and is never issued. A reply finds its call in a probe or two with
+ * hundreds in flight. The caller serialises (call_lock); n is stored
+ * atomically for a reader that only looks whether it is 0.
+ */
+struct dri_pendtab {
+	struct dri_pending *slot;
+	size_t n, cap;
+};
+
+int dri_pend_add(struct dri_pendtab *t, const struct dri_pending *p);
+struct dri_pending *dri_pend_find(struct dri_pendtab *t, uint64_t call_id);
+void dri_pend_remove(struct dri_pendtab *t, struct dri_pending *p);
+void dri_pend_free(struct dri_pendtab *t);
+
 struct dr_mailbox {
 	struct dr_registry *r;
 	uint32_t idx, ref;        /* our slot and opening */
@@ -833,6 +851,13 @@ struct dr_mailbox {
 	/* per lane slot: when to ask again whether the sender of a drained
 	 * lane is dead (two system calls; a reaper frees it too) */
 	uint64_t gone_check[DRI_MBOX_LANES];
+	/* per lane slot: its tail as we last read it, and the slot's value
+	 * then. Records up to it stay published and unread while head is
+	 * below it (nobody but us detaches a lane with unread records:
+	 * eviction needs head == tail), so the tail, the sender's line, is
+	 * read again only once we reach it. */
+	uint64_t tail_seen[DRI_MBOX_LANES];
+	uint32_t tail_v[DRI_MBOX_LANES];
 	int32_t cur_lane;         /* the lane of the message returned last, or -1 */
 	uint64_t cur_end;         /* and where it ends */
 	uint8_t *bounce;          /* a record that wraps, copied whole */
@@ -842,10 +867,7 @@ struct dr_mailbox {
 	uint64_t next_call;       /* call ids: blocks of the segment's id counter */
 	uint64_t call_end;        /* end of the block next_call is in */
 	struct dri_served *served;
-	struct dri_pending *pend; /* asynchronous calls in flight */
-	/* calls in flight: changed under call_lock (stored atomically, as a
-	 * receiver asleep in dr_recv reads npend without it) */
-	size_t npend, cappend;
+	struct dri_pendtab pend;  /* asynchronous calls in flight, under call_lock */
 	struct dr_mailbox *next;  /* in r->mailboxes, under r->lock */
 };
 

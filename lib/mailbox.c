@@ -283,6 +283,11 @@ struct dri_lanemap {
 	uint32_t lane;
 	int users;                /* atomic; threads sending on it; raised under send_lock */
 	pthread_mutex_t mu;
+	/* under mu: the lane's head as we last read it. The receiver only
+	 * moves it forward, so room computed from it is never more than
+	 * there is; read again only when it shows too little (the line
+	 * stays in the receiver's cache meanwhile). */
+	uint64_t head_seen;
 	struct dri_lanemap *next;
 };
 
@@ -643,7 +648,11 @@ again:
 		tail = CMM_LOAD_SHARED(l->tail);
 		if (tail & DRI_LANE_EVICTED)
 			goto evicted;
-		head = ld_acq64(&l->head);
+		head = map->head_seen;
+		if (head <= tail && tail - head <= r->lane_bytes &&
+		    r->lane_bytes - (tail - head) >= need)
+			break;
+		head = map->head_seen = ld_acq64(&l->head);
 		if (head > tail || tail - head > r->lane_bytes) {
 			err = -EBADMSG; /* someone else wrote our lane */
 			goto out;
@@ -987,7 +996,10 @@ int dri_take(dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call)
 		ring = dri_lane_ring(r, DRI_LV_LANE(v));
 	again:
 		head = CMM_LOAD_SHARED(l->head);
-		tail = ld_acq64(&l->tail);
+		if (mb->tail_v[s] == v && head < mb->tail_seen[s])
+			tail = mb->tail_seen[s];
+		else
+			tail = ld_acq64(&l->tail);
 		if (tail & DRI_LANE_EVICTED) {
 			/* Nothing more will be published in it (it was
 			 * drained when marked): let it go; its sender frees
@@ -1009,7 +1021,7 @@ int dri_take(dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call)
 				detach(mb, s, v, o);
 			} else if (o != r->owner) {
 				if (!now)
-					now = dri_mono_ns();
+					now = dri_coarse_ns();
 				if (now >= mb->gone_check[s]) {
 					mb->gone_check[s] = now + LIVENESS_NS;
 					DRI_CRASHPOINT(lane_drained);
@@ -1023,6 +1035,8 @@ int dri_take(dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call)
 			}
 			continue;
 		}
+		mb->tail_v[s] = v;
+		mb->tail_seen[s] = tail;
 		ring_read(ring, r->lane_bytes, head, &rec, sizeof(rec));
 		/* Still attached as we saw it: then the lane was not freed
 		 * since (only a detached one is), and what we read is of our
@@ -1180,7 +1194,7 @@ int dri_wait_take(dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call, uint
 		 * while there are some (an async call made meanwhile by
 		 * another thread wakes us: dri_mailbox_poke). */
 		if (hook && next_hook < until &&
-		    (hook != dri_pending_look || __atomic_load_n(&mb->npend, __ATOMIC_RELAXED)))
+		    (hook != dri_pending_look || __atomic_load_n(&mb->pend.n, __ATOMIC_RELAXED)))
 			until = next_hook;
 		if (mb->deferred && now + LIVENESS_NS < until)
 			until = now + LIVENESS_NS; /* a stale call's answer waits for room */
@@ -1189,7 +1203,9 @@ int dri_wait_take(dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call, uint
 		(void)poll(&p, 1, ms);
 		spin_end = dri_mono_ns() + SPIN_NS / 4;
 	}
-	st_rel32(&m->waiting, 0);
+	/* Only if set: senders read this line at every message. */
+	if (CMM_LOAD_SHARED(m->waiting))
+		st_rel32(&m->waiting, 0);
 	return rc < 0 ? rc : 0;
 }
 
@@ -1202,6 +1218,10 @@ DR_EXPORT int dr_recv(dr_mailbox *mb, struct dr_msg *msg, int timeout_ms)
 	if (!msg || timeout_ms < -1)
 		return -EINVAL;
 	dri_finish(mb);
+	/* A message waiting: no clock to read, nothing to arm. */
+	err = dri_take(mb, msg, 0);
+	if (err)
+		return err < 0 ? err : 0;
 	return dri_wait_take(mb, msg, 0, timeout_ms == 0 ? 0 : dri_deadline(timeout_ms),
 			     dri_pending_look, NULL);
 }
@@ -1264,7 +1284,7 @@ void dri_mailbox_free(dr_mailbox *mb, bool shared)
 	close(mb->sock);
 	pthread_mutex_destroy(&mb->call_lock);
 	free(mb->bounce);
-	free(mb->pend);
+	dri_pend_free(&mb->pend);
 	free(mb);
 }
 

@@ -425,6 +425,73 @@ Test(mailbox, many_asynchronous_calls_in_flight_complete_once_each)
 	dr_close(r);
 }
 
+/* The calls in flight are a hash table: replies in any order, and calls
+ * that time out among them, must each find their own call, once. */
+Test(mailbox, calls_answered_out_of_order_or_timed_out_complete_once_each)
+{
+	enum { N = 600 };
+	const char *seg = seg_new("mb");
+	dr_registry *r = open_mb(seg, 65536, 0);
+	static struct dr_msg calls[N];
+	static uint64_t ids[N];
+	static bool done[N];
+	dr_mailbox *w, *c;
+	struct dr_msg m;
+	int i, k, replies = 0, timeouts = 0;
+
+	cr_assert_eq(dr_mailbox_open(r, &w), 0);
+	cr_assert_eq(dr_mailbox_open(r, &c), 0);
+	cr_assert_eq(dr_serve(w, "w", NULL, 0), 0);
+	/* Every 7th call times out after 50 ms; the others wait long. */
+	for (i = 0; i < N; i++)
+		cr_assert_eq(dr_call_async(c, "w", &i, sizeof(i), i % 7 ? 10000 : 50, &ids[i]),
+			     0, "call %d", i);
+	/* The worker takes them all, in order, keeping copies of their
+	 * headers (their payloads are their indexes). */
+	for (i = 0; i < N; i++) {
+		cr_assert_eq(dr_recv(w, &m, 1000), 0);
+		cr_assert_eq(m.kind, DR_MSG_CALL);
+		memcpy(&k, m.data, sizeof(k));
+		cr_assert_eq(k, i);
+		calls[i] = m;
+		calls[i].data = NULL;
+		calls[i].len = 0;
+	}
+	/* The timed-out ones complete first, with -ETIMEDOUT. */
+	while (timeouts < (N + 6) / 7) {
+		cr_assert_eq(dr_recv(c, &m, 2000), 0);
+		cr_assert_eq(m.status, -ETIMEDOUT, "call %llu: %d", (unsigned long long)m.call_id,
+			     m.status);
+		for (i = 0; i < N && ids[i] != m.call_id; i++)
+			;
+		cr_assert(i < N && i % 7 == 0 && !done[i], "timeout for call %d", i);
+		done[i] = true;
+		timeouts++;
+	}
+	/* Then the worker answers every call, in a scrambled order (a
+	 * stride prime to N): the late answers to timed-out calls are
+	 * dropped, the others each reach their call. */
+	for (k = 0; k < N; k++) {
+		i = (int)((k * 233L + 17) % N);
+		cr_assert_eq(dr_reply(w, &calls[i], &i, sizeof(i)), 0);
+	}
+	while (replies < N - timeouts) {
+		cr_assert_eq(dr_recv(c, &m, 2000), 0);
+		cr_assert_eq(m.kind, DR_MSG_REPLY);
+		cr_assert_eq(m.status, 0);
+		memcpy(&i, m.data, sizeof(i));
+		cr_assert(i >= 0 && i < N && ids[i] == m.call_id && i % 7 != 0,
+			  "reply %llu as call %d", (unsigned long long)m.call_id, i);
+		cr_assert_not(done[i], "call %d completed twice", i);
+		done[i] = true;
+		replies++;
+	}
+	cr_assert_eq(dr_recv(c, &m, 100), -ETIMEDOUT, "a late answer was delivered");
+	dr_mailbox_close(c);
+	dr_mailbox_close(w);
+	dr_close(r);
+}
+
 /* ---------------------------------------------------------------------- */
 /* Resources of the dead */
 
