@@ -619,6 +619,39 @@ struct dr_registry {
 };
 
 /* ---------------------------------------------------------------------- */
+/* Little-endian integers of the formats messages carry. */
+
+static inline void dri_put32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline void dri_put64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline uint32_t dri_get32(const uint8_t *p)
+{
+	uint32_t v = 0;
+
+	for (int i = 3; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static inline uint64_t dri_get64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* ---------------------------------------------------------------------- */
 /* Small atomics on shared memory. */
 
 static inline uint64_t ld_acq64(const uint64_t *p)
@@ -890,7 +923,7 @@ void dri_finish(struct dr_mailbox *mb);
 bool dri_pending_take(struct dr_mailbox *mb, uint64_t call_id);
 void dri_mailbox_poke(struct dr_mailbox *mb);
 int dri_pending_look(struct dr_mailbox *mb, struct dr_msg *msg, void *arg);
-int dri_serve(struct dr_mailbox *mb, const void *name, size_t name_len, bool global,
+int dri_serve(struct dr_mailbox *mb, const void *name, size_t name_len, unsigned flags,
 	      const void *value, size_t value_len);
 int dri_mb_begin(struct dr_mailbox *mb);
 
@@ -936,6 +969,13 @@ struct dri_where {
 	char host[DR_HOST_MAX + 1];
 };
 int dri_owner_of(struct dr_registry *r, const void *name, size_t len, struct dri_where *w);
+/* global.c: the forwarding header to the bridge (DRI_FWD_MAX bytes at most)
+ * in buf, and the bridge's address as the target that carries it. */
+#define DRI_FWD_MAX (16 + DR_HOST_MAX + 1 + DR_NAME_MAX)
+struct dri_target dri_to_bridge(uint8_t *buf, int op, const struct dri_where *w,
+				const void *name, size_t len, int timeout_ms);
+/* A lookup's answer, as dr_admin_entry_encode() writes it; -EBADMSG else. */
+int dri_entry_decode(const uint8_t *p, size_t len, struct dr_entry *out);
 /* A whole copy of the view, as a reader took it. */
 struct dri_view_snap {
 	uint64_t epoch;           /* 0: none published */

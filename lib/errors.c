@@ -71,6 +71,10 @@ DR_EXPORT const char *dr_strerror(int err)
 		return "the result does not fit in the buffer or array given";
 	case -EROFS:
 		return "the handle was opened read-only: it can only inspect (list, count, check)";
+	case -ESRCH:
+		return "no factory of that kind runs on the owner host of the name (dr_start)";
+	case -ECANCELED:
+		return "the factory refused to start the worker (its reason is in the result)";
 	case -ENOLCK:
 		return "this process's liveness lock on the segment was lost (a descriptor closed behind the library's back); other processes may have taken its names: reopen";
 	}

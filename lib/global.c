@@ -43,41 +43,17 @@
 
 #define FWD_VERSION 1
 #define FWD_FIXED 16
-#define FWD_MAX (FWD_FIXED + DR_HOST_MAX + 1 + DR_NAME_MAX)
+#define FWD_MAX DRI_FWD_MAX
+_Static_assert(DRI_FWD_MAX == FWD_FIXED + DR_HOST_MAX + 1 + DR_NAME_MAX, "forwarding header");
 #define ENTRY_VERSION 1
 #define ENTRY_FIXED 24
 
 _Static_assert(ENTRY_FIXED + DR_VALUE_MAX == DR_ENTRY_WIRE_MAX, "entry wire format");
 
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	uint32_t v = 0;
-
-	for (int i = 3; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
+#define put32 dri_put32
+#define put64 dri_put64
+#define get32 dri_get32
+#define get64 dri_get64
 
 static int name_check(const void *name, size_t len)
 {
@@ -115,8 +91,8 @@ static size_t fwd_encode(uint8_t *buf, int op, const struct dri_where *w, const 
 }
 
 /* The bridge's address as a target, with the header in buf. */
-static struct dri_target to_bridge(uint8_t *buf, int op, const struct dri_where *w,
-				   const void *name, size_t len, int timeout_ms)
+struct dri_target dri_to_bridge(uint8_t *buf, int op, const struct dri_where *w,
+				const void *name, size_t len, int timeout_ms)
 {
 	struct dri_target to = { .name = "", .len = 0, .global = true, .bridge = w->bridge,
 				 .pre = buf };
@@ -145,7 +121,8 @@ DR_EXPORT int dr_admin_fwd_decode(const struct dr_msg *msg, struct dr_fwd *out)
 	if (p[0] != FWD_VERSION || hl < 1 || hl > DR_HOST_MAX || nl < 1 || nl > DR_NAME_MAX ||
 	    timeout < -1)
 		return -EBADMSG;
-	if (msg->kind == DR_MSG_CALL ? op != DR_FWD_CALL && op != DR_FWD_WHEREIS :
+	if (msg->kind == DR_MSG_CALL ? op != DR_FWD_CALL && op != DR_FWD_WHEREIS &&
+					       op != DR_FWD_START :
 	    msg->kind == DR_MSG_CAST ? op != DR_FWD_CAST && op != DR_FWD_INFO : true)
 		return -EBADMSG;
 	at = FWD_FIXED + hl + 1 + nl;
@@ -191,7 +168,7 @@ DR_EXPORT int dr_admin_entry_encode(dr_registry *r, const void *name, size_t nam
 
 /* The answer of an owner's bridge to a lookup: -EBADMSG unless exactly
  * what dr_admin_entry_encode() writes. */
-static int entry_decode(const uint8_t *p, size_t len, struct dr_entry *out)
+int dri_entry_decode(const uint8_t *p, size_t len, struct dr_entry *out)
 {
 	uint32_t vl;
 
@@ -233,12 +210,12 @@ DR_EXPORT int dr_whereis_global_bin(dr_registry *r, const void *name, size_t nam
 	if (w.self) {
 		err = dri_whereis(r, name, name_len, DRI_REG_GLOBAL, &e);
 	} else {
-		to = to_bridge(hdr, DR_FWD_WHEREIS, &w, name, name_len, timeout_ms);
+		to = dri_to_bridge(hdr, DR_FWD_WHEREIS, &w, name, name_len, timeout_ms);
 		err = dri_call_wait(r, &to, NULL, 0, ans, &ans_len, timeout_ms, -ENOTCONN);
 		if (err == -EMSGSIZE)
 			err = -EBADMSG; /* longer than any entry */
 		if (!err)
-			err = entry_decode(ans, ans_len, &e);
+			err = dri_entry_decode(ans, ans_len, &e);
 	}
 	if (err)
 		return err;
@@ -273,7 +250,7 @@ DR_EXPORT int dr_serve_global_bin(dr_mailbox *mb, const void *name, size_t name_
 		return err;
 	if (!w.self)
 		return -EREMOTE;
-	return dri_serve(mb, name, name_len, true, value, value_len);
+	return dri_serve(mb, name, name_len, DRI_REG_GLOBAL, value, value_len);
 }
 
 DR_EXPORT int dr_serve_global(dr_mailbox *mb, const char *name, const void *value,
@@ -305,7 +282,7 @@ static int global_target(dr_registry *r, const void *name, size_t name_len, int 
 		*to = global(name, name_len);
 		*gone = -EOWNERDEAD;
 	} else {
-		*to = to_bridge(hdr, op, &w, name, name_len, timeout_ms);
+		*to = dri_to_bridge(hdr, op, &w, name, name_len, timeout_ms);
 		*gone = -ENOTCONN;
 	}
 	return 0;

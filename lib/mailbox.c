@@ -854,10 +854,10 @@ static uint64_t registration_of(dr_mailbox *mb, const void *name, size_t len, bo
 }
 
 /* dr_serve() in either namespace. */
-int dri_serve(dr_mailbox *mb, const void *name, size_t name_len, bool global,
+int dri_serve(dr_mailbox *mb, const void *name, size_t name_len, unsigned flags,
 	      const void *value, size_t value_len)
 {
-	unsigned flags = global ? DRI_REG_GLOBAL : 0;
+	bool global = flags & DRI_REG_GLOBAL;
 	struct dri_served *sv;
 	uint64_t regid;
 	int err = dri_mb_begin(mb);
@@ -906,7 +906,7 @@ int dri_serve(dr_mailbox *mb, const void *name, size_t name_len, bool global,
 DR_EXPORT int dr_serve_bin(dr_mailbox *mb, const void *name, size_t name_len, const void *value,
 			   size_t value_len)
 {
-	return dri_serve(mb, name, name_len, false, value, value_len);
+	return dri_serve(mb, name, name_len, 0, value, value_len);
 }
 
 DR_EXPORT int dr_serve(dr_mailbox *mb, const char *name, const void *value, size_t value_len)

@@ -699,6 +699,98 @@ int dr_send_global_bin(dr_registry *r, const void *name, size_t name_len, const 
 		       size_t len, int timeout_ms);
 
 /*
+ * Global workers: get-or-create on the owner (distreg's start/2).
+ *
+ * A factory is a process that starts workers of one kind on its host: it
+ * declares it with dr_factory_serve(), and start requests then arrive in
+ * its mailbox as DR_MSG_CALLs that dr_start_request() recognises. For each
+ * it serves the name (dr_serve_global() in a mailbox of its own or of a
+ * process it spawned: never a bare fork(), nanomsg is not fork-safe) and
+ * answers with dr_start_answer(): 0 once served, -EEXIST when the name was
+ * served already (dr_serve_global() said so), or any other negative status
+ * with a reason to refuse.
+ *
+ * dr_start() asks the name's owner host: if the name is served there, it
+ * answers where (created 0); otherwise it asks a factory of kind on the
+ * owner and answers where the new worker is (created 1).
+ *
+ * Concurrent starts of one name: the owner's table registers a global name
+ * once, so starts made while the hosts agree on the view give exactly one
+ * instance (the others get created 0 and the same regid). Starts made while
+ * views disagree may each create one on the host they took for the owner;
+ * those duplicates are not resolved yet (see the README's status of global
+ * workers).
+ */
+
+/* Longest kind of worker a factory starts, in bytes. */
+#define DR_KIND_MAX 63
+/* Longest reason a factory gives for refusing a start, in bytes. */
+#define DR_REASON_MAX 255
+
+struct dr_started {
+	char host[DR_HOST_MAX + 1];    /* the owner host, NUL-terminated */
+	struct dr_entry entry;         /* the worker's entry there (pid of that host) */
+	int created;                   /* 1: started by this call; 0: it was served already */
+	char reason[DR_REASON_MAX + 1]; /* -ECANCELED: the factory's reason, NUL-terminated */
+};
+
+/*
+ * Start the global worker name of kind on its owner, unless it is served
+ * there already; where it is goes into *out (may be NULL). arg (arg_len
+ * bytes, may be NULL if 0) is handed to the factory. timeout_ms bounds the
+ * whole trip (-1: for ever). kind: 1 to DR_KIND_MAX bytes, no NUL.
+ * Errors: -ESRCH no factory of kind runs on the owner; -ECANCELED the
+ * factory refused (out->reason says why); -ETIMEDOUT; -EHOSTUNREACH,
+ * -ENOTCONN, -EBADMSG as for dr_call_global(); -ENOENT the factory said it
+ * started the worker but it was gone by the time it was looked up;
+ * -EMSGSIZE name, kind and arg do not fit one message; -EINVAL, -ENAMETOOLONG.
+ */
+int dr_start(dr_registry *r, const char *name, const char *kind, const void *arg,
+	     size_t arg_len, struct dr_started *out, int timeout_ms);
+int dr_start_bin(dr_registry *r, const void *name, size_t name_len, const char *kind,
+		 const void *arg, size_t arg_len, struct dr_started *out, int timeout_ms);
+
+/*
+ * Declare that mb's process starts workers of kind on this host (until
+ * mb is closed, or the process dies). One factory per kind per host: a
+ * second gets -EEXIST. Errors: those of dr_serve(); -EINVAL kind empty,
+ * longer than DR_KIND_MAX, or with a NUL.
+ */
+int dr_factory_serve(dr_mailbox *mb, const char *kind);
+
+/* A start request as a factory receives it. */
+struct dr_start_req {
+	const unsigned char *name;     /* the global name to serve */
+	size_t name_len;
+	const char *kind;              /* not NUL-terminated */
+	size_t kind_len;
+	const void *arg;               /* dr_start()'s arg */
+	size_t arg_len;
+};
+
+/*
+ * Whether msg (from dr_recv() on mb) is a start request: 0 and *out
+ * filled (pointers into msg's data, valid as long as it is): start the
+ * worker; -EEXIST it is one, *out filled, but the name is served already
+ * (an earlier request for it got there first): answer it with
+ * dr_start_answer(-EEXIST) and start nothing; -EINVAL it is not one
+ * (another message: handle it as usual); -EBADMSG it claims to be one but
+ * is malformed (answer it with dr_reply_error(-EBADMSG)); -ECHILD, -ENOLCK.
+ * A factory that takes requests from one mailbox in several threads must
+ * serve each name from one of them, or two starts may both say created.
+ */
+int dr_start_request(dr_mailbox *mb, const struct dr_msg *msg, struct dr_start_req *out);
+
+/*
+ * Answer the start request msg: status 0 the name is served now, -EEXIST
+ * it was served already; another negative status refuses, with reason (a
+ * NUL-terminated string, may be NULL; cut at DR_REASON_MAX bytes), which
+ * dr_start() returns as -ECANCELED. Errors: those of dr_reply(); -EINVAL
+ * msg is not a start request, or status is positive.
+ */
+int dr_start_answer(dr_mailbox *mb, const struct dr_msg *msg, int status, const char *reason);
+
+/*
  * The library's version ("MAJOR.MINOR.PATCH", the package version it was
  * built as). If layout is not NULL, *layout receives the segment layout
  * version this build reads and writes: segments of another layout version

@@ -59,6 +59,7 @@ int dr_admin_view_publish(dr_mailbox *mb, const struct dr_host *hosts, size_t n,
 #define DR_FWD_CAST 2     /* a cast: no answer */
 #define DR_FWD_INFO 3     /* a send (inform): no answer */
 #define DR_FWD_WHEREIS 4  /* a lookup: answer with dr_admin_entry_encode()'s bytes */
+#define DR_FWD_START 5    /* a start: answer with dr_admin_start_begin()'s or _end()'s bytes */
 
 struct dr_fwd {
 	int op;                      /* DR_FWD_* */
@@ -105,6 +106,24 @@ int dr_admin_deliver(dr_mailbox *mb, int op, const void *name, size_t name_len,
 #define DR_ENTRY_WIRE_MAX (24 + DR_VALUE_MAX)
 int dr_admin_entry_encode(dr_registry *r, const void *name, size_t name_len, void *buf,
 			  size_t *len);
+
+/*
+ * A start (DR_FWD_START) from another host, on the owner: the payload is
+ * the kind and the arg, as the sender's dr_start() wrote them. If it can be
+ * answered at once (the name is served here, no factory of that kind, a
+ * malformed payload) the answer goes into buf (DR_START_WIRE_MAX bytes),
+ * *len its length, and 1 is returned. Otherwise the start request went to
+ * the factory as a call from mb: 0 is returned with its *call_id, and the
+ * factory's DR_MSG_REPLY, when it arrives in mb, is turned into the answer
+ * by dr_admin_start_end(). Either way the bridge sends the answer back with
+ * status 0; the sender's dr_start() decodes it strictly.
+ * Errors: -EINVAL; -ENOMEM; those of dr_call_async().
+ */
+#define DR_START_WIRE_MAX (8 + 24 + DR_VALUE_MAX + DR_REASON_MAX)
+int dr_admin_start_begin(dr_mailbox *mb, const void *name, size_t name_len, const void *data,
+			 size_t len, int timeout_ms, uint64_t *call_id, void *buf, size_t *len_out);
+int dr_admin_start_end(dr_registry *r, const void *name, size_t name_len,
+		       const struct dr_msg *reply, void *buf, size_t *len_out);
 
 /* The processes attached to the segment, for a reaper. */
 struct dr_proc_info {

@@ -1,0 +1,437 @@
+/*
+ * start.c - global workers: dr_start() (get-or-create on the owner) and
+ * the factories that create them.
+ *
+ * A factory of kind K serves the local name "\0F" K (local names that begin
+ * with a 0 byte are the library's: registry.c refuses them to everyone
+ * else). A start on the owner host looks the global name up; if nobody
+ * serves it, it calls the factory with a start request, and once the
+ * factory answers it looks the name up again. Exactly one instance per
+ * name on the owner comes from the table itself: the factory's
+ * dr_serve_global() registers the name once, and a second factory answer
+ * for the same name says -EEXIST.
+ *
+ * From another host the start goes through the bridges as a forwarding
+ * message of op DR_FWD_START, and the owner's bridge runs the same steps
+ * without blocking (dr_admin_start_begin, dr_admin_start_end).
+ *
+ * Formats, integers little-endian:
+ *
+ * The start request, a CALL to the factory's name:
+ *     0   u8    version (START_VERSION)
+ *     1   u8    name_len, 1 to DR_NAME_MAX
+ *     2   u16   0
+ *     4   u32   arg_len
+ *     8   name_len bytes of name, then arg_len bytes of arg
+ *
+ * The factory's answer (dr_start_answer), a REPLY:
+ *     0   u8    version
+ *     1   u8    0
+ *     2   u16   reason_len, 0 to DR_REASON_MAX
+ *     4   i32   status: 0 served, -EEXIST served already, else refused
+ *     8   reason_len bytes of reason
+ *
+ * A start forwarded to the owner's bridge: the forwarding header (global.c)
+ * names the worker; its payload is
+ *     0   u8    version
+ *     1   u8    kind_len, 1 to DR_KIND_MAX
+ *     2   u16   0
+ *     4   u32   arg_len
+ *     8   kind_len bytes of kind, then arg_len bytes of arg
+ *
+ * The owner's answer to it (DR_START_WIRE_MAX bytes at most):
+ *     0   u8    version
+ *     1   u8    created, 0 or 1
+ *     2   u16   reason_len (0 unless status is -ECANCELED)
+ *     4   i32   status: dr_start()'s result on the owner
+ *     8   status 0: the entry, as dr_admin_entry_encode() writes it;
+ *         else reason_len bytes of reason
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <distreg_admin.h>
+
+#include "dri.h"
+
+#define START_VERSION 1
+#define START_FIXED 8
+#define FACTORY_PREFIX "\0F"
+#define FACTORY_PREFIX_LEN 2
+#define FACTORY_NAME_MAX (FACTORY_PREFIX_LEN + DR_KIND_MAX)
+
+_Static_assert(DR_START_WIRE_MAX == START_FIXED + DR_ENTRY_WIRE_MAX + DR_REASON_MAX,
+	       "start answer format");
+
+static int kind_check(const char *kind, size_t len)
+{
+	if (!kind || len == 0 || len > DR_KIND_MAX || memchr(kind, 0, len))
+		return -EINVAL;
+	return 0;
+}
+
+/* The factory name of kind into buf (FACTORY_NAME_MAX bytes); its length. */
+static size_t factory_name(uint8_t *buf, const char *kind, size_t kind_len)
+{
+	memcpy(buf, FACTORY_PREFIX, FACTORY_PREFIX_LEN);
+	memcpy(buf + FACTORY_PREFIX_LEN, kind, kind_len);
+	return FACTORY_PREFIX_LEN + kind_len;
+}
+
+static void fixed(uint8_t *p, uint8_t b1, size_t n16, int32_t status_or_len)
+{
+	p[0] = START_VERSION;
+	p[1] = b1;
+	p[2] = (uint8_t)n16;
+	p[3] = (uint8_t)(n16 >> 8);
+	dri_put32(p + 4, (uint32_t)status_or_len);
+}
+
+static unsigned get16(const uint8_t *p)
+{
+	return (unsigned)p[2] | (unsigned)p[3] << 8;
+}
+
+/* ---------------------------------------------------------------------- */
+/* The factory's side */
+
+DR_EXPORT int dr_factory_serve(dr_mailbox *mb, const char *kind)
+{
+	uint8_t name[FACTORY_NAME_MAX];
+	size_t kl = kind ? strnlen(kind, DR_KIND_MAX + 1) : 0;
+	int err = kind_check(kind, kl);
+
+	if (err)
+		return err;
+	return dri_serve(mb, name, factory_name(name, kind, kl), DRI_REG_RESERVED, NULL, 0);
+}
+
+/* A start request's fields, without looking at the table. */
+static int request_decode(const struct dr_msg *msg, struct dr_start_req *out)
+{
+	const uint8_t *p;
+	size_t nl, al;
+
+	if (!msg || !out)
+		return -EINVAL;
+	if (msg->kind != DR_MSG_CALL || msg->global || msg->name_len <= FACTORY_PREFIX_LEN ||
+	    msg->name_len > FACTORY_NAME_MAX ||
+	    memcmp(msg->name, FACTORY_PREFIX, FACTORY_PREFIX_LEN) != 0)
+		return -EINVAL;
+	p = msg->data;
+	if (msg->len < START_FIXED || !p || p[0] != START_VERSION || get16(p) != 0)
+		return -EBADMSG;
+	nl = p[1];
+	al = dri_get32(p + 4);
+	if (nl == 0 || nl > DR_NAME_MAX || al != msg->len - START_FIXED - nl ||
+	    msg->len < START_FIXED + nl)
+		return -EBADMSG;
+	*out = (struct dr_start_req){
+		.name = p + START_FIXED, .name_len = nl,
+		.kind = (const char *)msg->name + FACTORY_PREFIX_LEN,
+		.kind_len = msg->name_len - FACTORY_PREFIX_LEN,
+		.arg = al ? p + START_FIXED + nl : NULL, .arg_len = al,
+	};
+	return 0;
+}
+
+DR_EXPORT int dr_start_request(dr_mailbox *mb, const struct dr_msg *msg,
+			       struct dr_start_req *out)
+{
+	int err = dri_mb_begin(mb);
+
+	if (!err)
+		err = request_decode(msg, out);
+	if (err)
+		return err;
+	/* Served meanwhile (an earlier request for it, or a start that timed
+	 * out and was made again): serving it again from the same mailbox
+	 * would be a value update, and two answers would say "created". */
+	if (dri_whereis(mb->r, out->name, out->name_len, DRI_REG_GLOBAL, NULL) == 0)
+		return -EEXIST;
+	return 0;
+}
+
+DR_EXPORT int dr_start_answer(dr_mailbox *mb, const struct dr_msg *msg, int status,
+			      const char *reason)
+{
+	uint8_t buf[START_FIXED + DR_REASON_MAX];
+	struct dr_start_req req;
+	size_t rl = 0;
+
+	if (status > 0 || request_decode(msg, &req) != 0)
+		return -EINVAL;
+	if (status != 0 && status != -EEXIST && reason)
+		rl = strnlen(reason, DR_REASON_MAX);
+	fixed(buf, 0, rl, status);
+	memcpy(buf + START_FIXED, reason, rl);
+	return dr_reply(mb, msg, buf, START_FIXED + rl);
+}
+
+/* ---------------------------------------------------------------------- */
+/* On the owner */
+
+/* The start request for name with arg into buf; its length, or -EMSGSIZE
+ * if it cannot go in one message from r. */
+static int request_encode(dr_registry *r, uint8_t *buf, size_t cap, const void *name,
+			  size_t name_len, const void *arg, size_t arg_len)
+{
+	size_t n = START_FIXED + name_len + arg_len;
+
+	if (n > cap || n > dr_message_max(r))
+		return -EMSGSIZE;
+	fixed(buf, (uint8_t)name_len, 0, (int32_t)arg_len);
+	memcpy(buf + START_FIXED, name, name_len);
+	if (arg_len)
+		memcpy(buf + START_FIXED + name_len, arg, arg_len);
+	return (int)n;
+}
+
+/* Where name is served in this segment, as a start's result: 0 and *st
+ * filled, or the lookup's error. */
+static int served_here(dr_registry *r, const void *name, size_t name_len, int created,
+		       struct dr_started *st)
+{
+	int err = dri_whereis(r, name, name_len, DRI_REG_GLOBAL, &st->entry);
+
+	if (!err)
+		st->created = created;
+	return err;
+}
+
+/* The result of a start once the factory answered (status of its call,
+ * and its answer). */
+static int start_finish(dr_registry *r, const void *name, size_t name_len, int status,
+			const uint8_t *ans, size_t len, struct dr_started *st)
+{
+	int32_t said;
+	size_t rl;
+
+	if (status == -ENOENT)
+		return -ESRCH; /* the factory's name went before it answered */
+	if (status)
+		return status;
+	if (len < START_FIXED || ans[0] != START_VERSION || ans[1] != 0)
+		return -EBADMSG;
+	rl = get16(ans);
+	said = (int32_t)dri_get32(ans + 4);
+	if (rl > DR_REASON_MAX || len != START_FIXED + rl || said > 0)
+		return -EBADMSG;
+	if (said == 0 || said == -EEXIST) {
+		int err = served_here(r, name, name_len, said == 0, st);
+
+		return err == -ENOENT ? -ENOENT : err;
+	}
+	memcpy(st->reason, ans + START_FIXED, rl);
+	st->reason[rl] = 0;
+	return -ECANCELED;
+}
+
+/* Start name on this host, waiting for the factory. */
+static int start_here(dr_registry *r, const void *name, size_t name_len, const char *kind,
+		      size_t kind_len, const void *arg, size_t arg_len, struct dr_started *st,
+		      int timeout_ms)
+{
+	uint8_t fname[FACTORY_NAME_MAX], ans[START_FIXED + DR_REASON_MAX], *req;
+	size_t cap = START_FIXED + DR_NAME_MAX + arg_len, ans_len = sizeof(ans);
+	struct dri_target to = { .name = fname };
+	int n, err;
+
+	err = served_here(r, name, name_len, 0, st);
+	if (err != -ENOENT)
+		return err;
+	to.len = factory_name(fname, kind, kind_len);
+	req = malloc(cap);
+	if (!req)
+		return -ENOMEM;
+	n = request_encode(r, req, cap, name, name_len, arg, arg_len);
+	err = n < 0 ? n : dri_call_wait(r, &to, req, (size_t)n, ans, &ans_len, timeout_ms,
+					 -EOWNERDEAD);
+	free(req);
+	if (n < 0)
+		return n;
+	if (err == -EMSGSIZE)
+		err = -EBADMSG; /* longer than any answer */
+	return start_finish(r, name, name_len, err, ans, ans_len, st);
+}
+
+/* The owner's answer to a forwarded start into buf; its length. */
+static size_t started_encode(dr_registry *r, const void *name, size_t name_len, int rc,
+			     const struct dr_started *st, uint8_t *buf)
+{
+	size_t n = START_FIXED, rl = 0;
+
+	if (rc == 0) {
+		size_t el = DR_ENTRY_WIRE_MAX;
+
+		/* The entry we just read, in the lookup's format. */
+		if (dr_admin_entry_encode(r, name, name_len, buf + START_FIXED, &el) == 0) {
+			n += el;
+		} else {
+			rc = -ENOENT; /* gone between the two looks */
+		}
+	} else if (rc == -ECANCELED) {
+		rl = strlen(st->reason);
+		memcpy(buf + START_FIXED, st->reason, rl);
+		n += rl;
+	}
+	fixed(buf, (uint8_t)(rc == 0 && st->created), rl, rc);
+	return n;
+}
+
+/* The owner's answer, on the host that asked. */
+static int started_decode(const uint8_t *p, size_t len, struct dr_started *st)
+{
+	int32_t rc;
+	size_t rl;
+
+	if (len < START_FIXED || p[0] != START_VERSION || p[1] > 1)
+		return -EBADMSG;
+	rl = get16(p);
+	rc = (int32_t)dri_get32(p + 4);
+	if (rc > 0 || rl > DR_REASON_MAX || (rl && rc != -ECANCELED) || (p[1] && rc != 0))
+		return -EBADMSG;
+	if (rc == 0) {
+		st->created = p[1];
+		return dri_entry_decode(p + START_FIXED, len - START_FIXED, &st->entry);
+	}
+	if (len != START_FIXED + rl)
+		return -EBADMSG;
+	memcpy(st->reason, p + START_FIXED, rl);
+	st->reason[rl] = 0;
+	return rc;
+}
+
+/* A forwarded start's payload: the kind and the arg. */
+static int fwd_start_decode(const uint8_t *p, size_t len, const char **kind, size_t *kind_len,
+			    const void **arg, size_t *arg_len)
+{
+	size_t kl, al;
+
+	if (len < START_FIXED || p[0] != START_VERSION || get16(p) != 0)
+		return -EBADMSG;
+	kl = p[1];
+	al = dri_get32(p + 4);
+	if (len < START_FIXED + kl || al != len - START_FIXED - kl ||
+	    kind_check((const char *)p + START_FIXED, kl) != 0)
+		return -EBADMSG;
+	*kind = (const char *)p + START_FIXED;
+	*kind_len = kl;
+	*arg = al ? p + START_FIXED + kl : NULL;
+	*arg_len = al;
+	return 0;
+}
+
+DR_EXPORT int dr_admin_start_begin(dr_mailbox *mb, const void *name, size_t name_len,
+				   const void *data, size_t len, int timeout_ms,
+				   uint64_t *call_id, void *buf, size_t *len_out)
+{
+	struct dr_started st = { 0 };
+	uint8_t fname[FACTORY_NAME_MAX], *req;
+	struct dri_target to = { .name = fname };
+	const char *kind;
+	const void *arg;
+	size_t kl, al, cap;
+	int rc, n;
+
+	rc = dri_mb_begin(mb);
+	if (rc)
+		return rc;
+	if (!name || name_len == 0 || name_len > DR_NAME_MAX || !call_id || !buf || !len_out ||
+	    (len && !data))
+		return -EINVAL;
+	rc = fwd_start_decode(data, len, &kind, &kl, &arg, &al);
+	if (rc == 0) {
+		rc = served_here(mb->r, name, name_len, 0, &st);
+		if (rc == -ENOENT) {
+			to.len = factory_name(fname, kind, kl);
+			cap = START_FIXED + name_len + al;
+			req = malloc(cap);
+			if (!req)
+				return -ENOMEM;
+			n = request_encode(mb->r, req, cap, name, name_len, arg, al);
+			rc = n < 0 ? n : dri_call_async(mb, &to, req, (size_t)n, timeout_ms,
+							-EOWNERDEAD, call_id);
+			free(req);
+			if (rc == 0)
+				return 0; /* the factory answers */
+			if (rc == -ENOENT)
+				rc = -ESRCH;
+		}
+	}
+	*len_out = started_encode(mb->r, name, name_len, rc, &st, buf);
+	return 1;
+}
+
+DR_EXPORT int dr_admin_start_end(dr_registry *r, const void *name, size_t name_len,
+				 const struct dr_msg *reply, void *buf, size_t *len_out)
+{
+	struct dr_started st = { 0 };
+	int rc;
+
+	if (!r || !name || name_len == 0 || name_len > DR_NAME_MAX || !reply || !buf || !len_out)
+		return -EINVAL;
+	rc = start_finish(r, name, name_len, reply->status, reply->data, reply->len, &st);
+	*len_out = started_encode(r, name, name_len, rc, &st, buf);
+	return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* dr_start */
+
+DR_EXPORT int dr_start_bin(dr_registry *r, const void *name, size_t name_len, const char *kind,
+			   const void *arg, size_t arg_len, struct dr_started *out,
+			   int timeout_ms)
+{
+	struct dr_started st = { 0 };
+	size_t kl = kind ? strnlen(kind, DR_KIND_MAX + 1) : 0;
+	struct dri_where w;
+	int err;
+
+	if (!r || timeout_ms < -1 || (arg_len && !arg))
+		return -EINVAL;
+	if (!name || name_len == 0)
+		return -EINVAL;
+	if (name_len > DR_NAME_MAX)
+		return -ENAMETOOLONG;
+	err = kind_check(kind, kl);
+	if (!err)
+		err = dri_owner_of(r, name, name_len, &w);
+	if (err)
+		return err;
+	memcpy(st.host, w.host, sizeof(st.host));
+	if (w.self) {
+		err = start_here(r, name, name_len, kind, kl, arg, arg_len, &st, timeout_ms);
+	} else {
+		uint8_t hdr[DRI_FWD_MAX], ans[DR_START_WIRE_MAX], *payload;
+		size_t plen = START_FIXED + kl + arg_len, ans_len = sizeof(ans);
+		struct dri_target to = dri_to_bridge(hdr, DR_FWD_START, &w, name, name_len,
+						     timeout_ms);
+
+		if (plen + to.pre_len > dr_message_max(r))
+			return -EMSGSIZE;
+		payload = malloc(plen);
+		if (!payload)
+			return -ENOMEM;
+		fixed(payload, (uint8_t)kl, 0, (int32_t)arg_len);
+		memcpy(payload + START_FIXED, kind, kl);
+		if (arg_len)
+			memcpy(payload + START_FIXED + kl, arg, arg_len);
+		err = dri_call_wait(r, &to, payload, plen, ans, &ans_len, timeout_ms, -ENOTCONN);
+		free(payload);
+		if (err == -EMSGSIZE)
+			err = -EBADMSG; /* longer than any answer */
+		if (!err)
+			err = started_decode(ans, ans_len, &st);
+	}
+	if (out && (err == 0 || err == -ECANCELED))
+		*out = st;
+	return err;
+}
+
+DR_EXPORT int dr_start(dr_registry *r, const char *name, const char *kind, const void *arg,
+		       size_t arg_len, struct dr_started *out, int timeout_ms)
+{
+	return dr_start_bin(r, name, dri_cname_len(name), kind, arg, arg_len, out, timeout_ms);
+}

@@ -1,0 +1,280 @@
+/*
+ * test_start.c - lib/start.c on one host (no bridge: a cluster of one):
+ * dr_start() through a factory process, get-or-create under concurrent
+ * starts, the errors (no factory, refused, factory dead, bad input), and
+ * the reserved factory names.
+ */
+#include <signal.h>
+#include <sys/mman.h>
+
+#include "unit.h"
+
+TestSuite(start, .timeout = UNIT_TIMEOUT, .fini = unit_fini);
+
+struct factory {
+	const char *seg;
+	const char *kind;
+	struct link l;
+};
+
+/*
+ * A factory of f->kind that serves every worker it starts in its own
+ * mailbox and echoes their calls. The start's arg steers it: "no" refuses,
+ * "slow" waits 300 ms first, "die" SIGKILLs the factory. "quit" (a call to
+ * any of its workers) stops it.
+ */
+static int factory_main(void *arg)
+{
+	struct factory *f = arg;
+	struct dr_options o = { .segment = f->seg };
+	struct dr_start_req req;
+	dr_registry *r;
+	dr_mailbox *mb;
+	struct dr_msg m;
+	int rc;
+
+	if (dr_open(&o, &r) || dr_mailbox_open(r, &mb) || dr_factory_serve(mb, f->kind))
+		return 10;
+	write_byte(f->l.up[1], 'r');
+	for (;;) {
+		if (dr_recv(mb, &m, WAIT_MS))
+			return 11;
+		rc = dr_start_request(mb, &m, &req);
+		if (rc == -EBADMSG) {
+			dr_reply_error(mb, &m, -EBADMSG);
+			continue;
+		}
+		if (rc == -EEXIST) {
+			dr_start_answer(mb, &m, -EEXIST, NULL);
+			continue;
+		}
+		if (rc == 0) {
+			if (req.arg_len == 2 && memcmp(req.arg, "no", 2) == 0) {
+				dr_start_answer(mb, &m, -EPERM, "not today");
+				continue;
+			}
+			if (req.arg_len == 4 && memcmp(req.arg, "slow", 4) == 0)
+				usleep(300 * 1000);
+			if (req.arg_len == 3 && memcmp(req.arg, "die", 3) == 0)
+				raise(SIGKILL);
+			rc = dr_serve_global_bin(mb, req.name, req.name_len, "w", 1);
+			if (dr_start_answer(mb, &m, rc, "cannot serve"))
+				return 12;
+			continue;
+		}
+		if (m.kind != DR_MSG_CALL)
+			continue;
+		if (m.len == 4 && memcmp(m.data, "quit", 4) == 0) {
+			dr_reply(mb, &m, "bye", 3);
+			break;
+		}
+		if (dr_reply(mb, &m, m.data, m.len))
+			return 13;
+	}
+	dr_mailbox_close(mb);
+	dr_close(r);
+	return 0;
+}
+
+static pid_t factory_go(struct factory *f, const char *seg, const char *kind)
+{
+	pid_t pid;
+
+	f->seg = seg;
+	f->kind = kind;
+	link_init(&f->l);
+	pid = spawn(factory_main, f);
+	expect_byte(&f->l, 'r', pid, "factory ready");
+	return pid;
+}
+
+static void factory_quit(dr_registry *r, const char *worker, pid_t pid)
+{
+	char buf[8];
+	size_t len = sizeof(buf);
+
+	cr_assert_eq(dr_call_global(r, worker, "quit", 4, buf, &len, WAIT_MS), 0);
+	cr_assert_eq(wait_child(pid), 0);
+}
+
+Test(start, creates_once_then_answers_where_it_is)
+{
+	const char *seg = seg_new("st");
+	dr_registry *r = seg_open(seg, 64);
+	struct factory f;
+	pid_t pid = factory_go(&f, seg, "echo");
+	struct dr_started a, b;
+	char buf[16];
+	size_t len = sizeof(buf);
+
+	cr_assert_eq(dr_start(r, "w1", "echo", NULL, 0, &a, WAIT_MS), 0);
+	cr_assert_eq(a.created, 1);
+	cr_assert_eq(a.entry.pid, pid);
+	cr_assert_str_not_empty(a.host);
+	cr_assert_eq(a.entry.value_len, 1);
+	cr_assert_eq(dr_call_global(r, "w1", "hi", 2, buf, &len, WAIT_MS), 0);
+	cr_assert_eq(len, 2);
+	/* Again: served already, the same registration, nothing created. */
+	cr_assert_eq(dr_start(r, "w1", "echo", NULL, 0, &b, WAIT_MS), 0);
+	cr_assert_eq(b.created, 0);
+	cr_assert_eq(b.entry.regid, a.entry.regid);
+	cr_assert_str_eq(b.host, a.host);
+	/* A local name of the same bytes is another name. */
+	cr_assert_eq(dr_whereis(r, "w1", NULL), -ENOENT);
+	factory_quit(r, "w1", pid);
+	/* The worker went with its factory: a new start needs a factory. */
+	cr_assert_eq(dr_start(r, "w1", "echo", NULL, 0, NULL, WAIT_MS), -ESRCH);
+	dr_close(r);
+}
+
+Test(start, no_factory_refusal_and_a_factory_that_dies)
+{
+	const char *seg = seg_new("st");
+	dr_registry *r = seg_open(seg, 64);
+	struct factory f;
+	struct dr_started st;
+	pid_t pid;
+
+	cr_assert_eq(dr_start(r, "w", "echo", NULL, 0, NULL, WAIT_MS), -ESRCH);
+	pid = factory_go(&f, seg, "echo");
+	cr_assert_eq(dr_start(r, "w", "other", NULL, 0, NULL, WAIT_MS), -ESRCH);
+	memset(&st, 0, sizeof(st));
+	cr_assert_eq(dr_start(r, "w", "echo", "no", 2, &st, WAIT_MS), -ECANCELED);
+	cr_assert_str_eq(st.reason, "not today");
+	cr_assert_eq(dr_whereis_global(r, "w", NULL, NULL, 0, 0), -ENOENT);
+	/* A factory killed while it starts: the caller learns it well
+	 * before its timeout. */
+	cr_assert_eq(dr_start(r, "w", "echo", "die", 3, NULL, 60000), -EOWNERDEAD);
+	cr_assert_eq(wait_child(pid), 128 + SIGKILL);
+	dr_close(r);
+}
+
+Test(start, a_start_that_outlives_its_timeout_times_out)
+{
+	const char *seg = seg_new("st");
+	dr_registry *r = seg_open(seg, 64);
+	struct factory f;
+	pid_t pid = factory_go(&f, seg, "echo");
+	struct dr_started st;
+
+	cr_assert_eq(dr_start(r, "late", "echo", "slow", 4, NULL, 50), -ETIMEDOUT);
+	/* The factory started it all the same: the next start finds it. */
+	cr_assert_eq(dr_start(r, "late", "echo", NULL, 0, &st, WAIT_MS), 0);
+	cr_assert_eq(st.created, 0);
+	factory_quit(r, "late", pid);
+	dr_close(r);
+}
+
+/* Concurrent starters of the same names. */
+enum { STARTERS = 4, NAMES = 40 };
+
+struct race {
+	const char *seg;
+	int created[STARTERS][NAMES];
+	uint64_t regid[STARTERS][NAMES];
+	int who;
+};
+
+static int starter_main(void *arg)
+{
+	struct race *rc = arg;
+	int me = __atomic_fetch_add(&rc->who, 1, __ATOMIC_SEQ_CST);
+	struct dr_options o = { .segment = rc->seg };
+	dr_registry *r;
+
+	if (dr_open(&o, &r))
+		return 10;
+	for (int k = 0; k < NAMES; k++) {
+		int i = me % 2 ? NAMES - 1 - k : k;
+		struct dr_started st;
+		char name[16];
+
+		snprintf(name, sizeof(name), "n%d", i);
+		if (dr_start(r, name, "echo", NULL, 0, &st, WAIT_MS))
+			return 11;
+		rc->created[me][i] = st.created;
+		rc->regid[me][i] = st.entry.regid;
+	}
+	dr_close(r);
+	return 0;
+}
+
+Test(start, concurrent_starts_of_one_name_give_one_instance)
+{
+	const char *seg = seg_new("st");
+	dr_registry *r = seg_open(seg, 256);
+	struct race *rc = mmap(NULL, sizeof(*rc), PROT_READ | PROT_WRITE,
+			       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	struct factory f1;
+	pid_t fp = factory_go(&f1, seg, "echo"), kids[STARTERS];
+
+	cr_assert_neq(rc, MAP_FAILED);
+	rc->seg = seg;
+	for (int s = 0; s < STARTERS; s++)
+		kids[s] = spawn(starter_main, rc);
+	for (int s = 0; s < STARTERS; s++)
+		cr_assert_eq(wait_child(kids[s]), 0, "starter %d", s);
+	for (int i = 0; i < NAMES; i++) {
+		int created = 0;
+
+		for (int s = 0; s < STARTERS; s++) {
+			created += rc->created[s][i];
+			cr_assert_eq(rc->regid[s][i], rc->regid[0][i], "n%d: two instances", i);
+		}
+		cr_assert_eq(created, 1, "n%d created %d times", i, created);
+	}
+	factory_quit(r, "n0", fp);
+	dr_close(r);
+}
+
+Test(start, bad_input_changes_nothing)
+{
+	const char *seg = seg_new("st");
+	dr_registry *r = seg_open(seg, 64);
+	char kind64[DR_KIND_MAX + 2], name[DR_NAME_MAX + 2], buf[16];
+	size_t len = sizeof(buf);
+	struct factory f;
+	dr_mailbox *mb, *mb2;
+	struct dr_start_req req;
+	struct dr_msg m;
+	pid_t pid;
+
+	memset(kind64, 'k', sizeof(kind64) - 1);
+	kind64[sizeof(kind64) - 1] = 0;
+	memset(name, 'n', sizeof(name) - 1);
+	name[sizeof(name) - 1] = 0;
+	cr_assert_eq(dr_mailbox_open(r, &mb), 0);
+	cr_assert_eq(dr_mailbox_open(r, &mb2), 0);
+	/* Kinds and names. */
+	cr_assert_eq(dr_factory_serve(mb, ""), -EINVAL);
+	cr_assert_eq(dr_factory_serve(mb, NULL), -EINVAL);
+	cr_assert_eq(dr_factory_serve(mb, kind64), -EINVAL);
+	cr_assert_eq(dr_start(r, "w", "", NULL, 0, NULL, 0), -EINVAL);
+	cr_assert_eq(dr_start(r, "w", kind64, NULL, 0, NULL, 0), -EINVAL);
+	cr_assert_eq(dr_start(r, name, "k", NULL, 0, NULL, 0), -ENAMETOOLONG);
+	cr_assert_eq(dr_start(r, "", "k", NULL, 0, NULL, 0), -EINVAL);
+	cr_assert_eq(dr_start(r, "w", "k", NULL, 1, NULL, 0), -EINVAL);
+	cr_assert_eq(dr_start(r, "w", "k", NULL, 0, NULL, -2), -EINVAL);
+	/* One factory per kind; its name is the library's own. */
+	cr_assert_eq(dr_factory_serve(mb, "k"), 0);
+	cr_assert_eq(dr_factory_serve(mb2, "k"), -EEXIST);
+	cr_assert_eq(dr_register_bin(r, "\0Fk", 3, NULL, 0), -EINVAL);
+	cr_assert_eq(dr_register_bin(r, "\0x", 2, NULL, 0), -EINVAL);
+	cr_assert_eq(dr_serve_bin(mb2, "\0Fj", 3, NULL, 0), -EINVAL);
+	/* A plain message is not a start request, and cannot be answered
+	 * as one. */
+	cr_assert_eq(dr_cast(r, "x", "a", 1, 0), -ENOENT);
+	cr_assert_eq(dr_serve(mb2, "x", NULL, 0), 0);
+	cr_assert_eq(dr_cast(r, "x", "a", 1, 0), 0);
+	cr_assert_eq(dr_recv(mb2, &m, WAIT_MS), 0);
+	cr_assert_eq(dr_start_request(mb2, &m, &req), -EINVAL);
+	cr_assert_eq(dr_start_answer(mb2, &m, 0, NULL), -EINVAL);
+	dr_mailbox_close(mb2);
+	dr_mailbox_close(mb);
+	/* A malformed request to a factory: it can tell, and says so. */
+	pid = factory_go(&f, seg, "echo");
+	cr_assert_eq(dr_call_bin(r, "\0Fecho", 6, "garbage", 7, buf, &len, WAIT_MS), -EBADMSG);
+	cr_assert_eq(dr_start(r, "w", "echo", NULL, 0, NULL, WAIT_MS), 0);
+	factory_quit(r, "w", pid);
+	dr_close(r);
+}
