@@ -90,6 +90,8 @@ struct ritem {
 	int32_t status;
 	uint32_t len;
 	unsigned char *data;           /* the answer (malloc'd) */
+	unsigned char *name;           /* DR_FWD_START: the name (malloc'd), for the answer */
+	uint8_t name_len;
 };
 
 /* A batch another bridge sent us. */

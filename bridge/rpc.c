@@ -40,7 +40,7 @@ static bool live(int state)
 
 static bool wants_answer(uint8_t op)
 {
-	return op == DR_FWD_CALL || op == DR_FWD_WHEREIS;
+	return op == DR_FWD_CALL || op == DR_FWD_WHEREIS || op == DR_FWD_START;
 }
 
 /* A worker's answer to an inbound call, or to a local relay (an item for
@@ -419,6 +419,7 @@ static void ibatch_free(struct bridge *b, struct ibatch *ib)
 		if (!ri->done && ri->call_id)
 			idmap_take(&b->calls, ri->call_id);
 		free(ri->data);
+		free(ri->name);
 	}
 	free(ib->items);
 	free(ib->ctl);
@@ -531,6 +532,30 @@ static void deliver(struct bridge *b, struct ibatch *ib, struct ritem *ri,
 		rc = dr_admin_entry_encode(b->r, it->name, it->name_len, buf, &blen);
 		ritem_done(b, ib, ri, rc, buf, rc ? 0 : blen);
 		return;
+	case DR_FWD_START: {
+		unsigned char ans[DR_START_WIRE_MAX];
+		size_t alen = sizeof(ans);
+
+		/* The factory's answer needs the name to look it up. */
+		ri->name = malloc(it->name_len);
+		if (!ri->name) {
+			ritem_done(b, ib, ri, -ENOMEM, NULL, 0);
+			return;
+		}
+		memcpy(ri->name, it->name, it->name_len);
+		ri->name_len = it->name_len;
+		rc = dr_admin_start_begin(b->mb, it->name, it->name_len, it->data, it->len,
+					  it->timeout_ms, &cid, ans, &alen);
+		if (rc == 0 && idmap_put(&b->calls, cid, ri) == 0) {
+			ri->call_id = cid;
+			return;
+		}
+		if (rc == 1)
+			ritem_done(b, ib, ri, 0, ans, alen);
+		else
+			ritem_done(b, ib, ri, rc ? rc : -ENOMEM, NULL, 0);
+		return;
+	}
 	default: /* CAST, INFO: best effort, no answer */
 		dr_admin_deliver(b->mb, it->op, it->name, it->name_len, it->data, it->len, 0, NULL);
 		ritem_done(b, ib, ri, 0, NULL, 0);
@@ -714,7 +739,7 @@ static void local_relay(struct bridge *b, const struct dr_fwd *f, const struct d
 		rc = rc ? dr_reply_error(b->mb, m, rc) : dr_reply(b->mb, m, buf, blen);
 		return;
 	}
-	if (f->op != DR_FWD_CALL) {
+	if (f->op != DR_FWD_CALL && f->op != DR_FWD_START) {
 		dr_admin_deliver(b->mb, f->op, f->name, f->name_len, f->data, f->len, 0, NULL);
 		return;
 	}
@@ -723,8 +748,21 @@ static void local_relay(struct bridge *b, const struct dr_fwd *f, const struct d
 		dr_reply_error(b->mb, m, -ENOMEM);
 		return;
 	}
-	rc = dr_admin_deliver(b->mb, DR_FWD_CALL, f->name, f->name_len, f->data, f->len,
-			      f->timeout_ms, &cid);
+	if (f->op == DR_FWD_START) {
+		unsigned char ans[DR_START_WIRE_MAX];
+		size_t alen = sizeof(ans);
+
+		rc = dr_admin_start_begin(b->mb, f->name, f->name_len, f->data, f->len,
+					  f->timeout_ms, &cid, ans, &alen);
+		if (rc == 1) {
+			answer(b, it, 0, ans, alen);
+			free(it);
+			return;
+		}
+	} else {
+		rc = dr_admin_deliver(b->mb, DR_FWD_CALL, f->name, f->name_len, f->data, f->len,
+				      f->timeout_ms, &cid);
+	}
 	if (rc == 0)
 		rc = idmap_put(&b->calls, cid, (void *)((uintptr_t)it | TAG_ITEM));
 	if (rc < 0) {
@@ -775,13 +813,20 @@ static void on_forward(struct bridge *b, const struct dr_msg *m, uint64_t now)
 static void on_worker_reply(struct bridge *b, const struct dr_msg *m)
 {
 	void *v = idmap_take(&b->calls, m->call_id);
+	unsigned char ans[DR_START_WIRE_MAX];
+	size_t alen = sizeof(ans);
 
 	if (!v)
 		return; /* a batch we forgot (its origin restarted) */
 	if ((uintptr_t)v & TAG_ITEM) {
 		struct item *it = (void *)((uintptr_t)v & ~(uintptr_t)TAG_ITEM);
 
-		answer(b, it, m->status, m->data, m->len);
+		if (it->op == DR_FWD_START) {
+			dr_admin_start_end(b->r, it->name, it->name_len, m, ans, &alen);
+			answer(b, it, 0, ans, alen);
+		} else {
+			answer(b, it, m->status, m->data, m->len);
+		}
 		free(it);
 		return;
 	}
@@ -789,7 +834,12 @@ static void on_worker_reply(struct bridge *b, const struct dr_msg *m)
 		struct ritem *ri = v;
 
 		ri->call_id = 0;
-		ritem_done(b, ri->ib, ri, m->status, m->data, m->len);
+		if (ri->op == DR_FWD_START) {
+			dr_admin_start_end(b->r, ri->name, ri->name_len, m, ans, &alen);
+			ritem_done(b, ri->ib, ri, 0, ans, alen);
+		} else {
+			ritem_done(b, ri->ib, ri, m->status, m->data, m->len);
+		}
 	}
 }
 

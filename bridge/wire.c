@@ -493,7 +493,7 @@ int wire_batch_item(struct wire_rd *rd, struct wire_item *it)
 	it->name = get_str8(rd, 1, DR_NAME_MAX, &it->name_len);
 	it->len = get_u32(rd);
 	it->data = take(rd, it->len);
-	if (!rd->err && (it->op < DR_FWD_CALL || it->op > DR_FWD_WHEREIS || it->timeout_ms < -1))
+	if (!rd->err && (it->op < DR_FWD_CALL || it->op > DR_FWD_START || it->timeout_ms < -1))
 		fail(rd);
 	if (rd->err) {
 		it->name_len = 0;

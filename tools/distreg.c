@@ -60,6 +60,15 @@ static const char usage_text[] =
 	"                                hold it until SIGINT or SIGTERM, printing every\n"
 	"                                message, answering calls empty; exit 4 naming\n"
 	"                                the owner if that is another host\n"
+	"  start NAME KIND [ARG] [--timeout MS]  start the global worker NAME through\n"
+	"                                a factory of KIND on its owner host, unless it\n"
+	"                                runs already; print where it is (exit 1: no\n"
+	"                                factory of KIND there; 4: refused, with why)\n"
+	"  echo-factory [--kind KIND] [--count N]  a factory of KIND (default echo):\n"
+	"                                every start serves the name from this process,\n"
+	"                                answering every call with its message, until\n"
+	"                                SIGINT or SIGTERM; with --count, at most N\n"
+	"                                workers (later starts are refused)\n"
 	"  owner NAME                    the host that owns the global name NAME\n"
 	"  hosts                         the cluster's view: each host's id, state (up,\n"
 	"                                suspect, down, ignored), rpc address,\n"
@@ -405,6 +414,8 @@ struct holder {
 	int sfd;
 	dr_registry *r;
 	dr_mailbox *mb;         /* NULL for register */
+	const char *kind;       /* echo-factory: the kind it starts, else NULL */
+	long workers, max_workers; /* echo-factory: started, and the limit (0: none) */
 };
 
 /* SIGINT and SIGTERM are blocked, then read through signalfd, so they fit
@@ -467,8 +478,51 @@ static int holder_serve(struct holder *h, const char *what, const char *name, co
 }
 
 /*
+ * echo-factory: if m is a start request, answer it (serving the name from
+ * our mailbox, so the echo answers its calls) and return true.
+ */
+static bool factory_take(struct holder *h, const struct dr_msg *m)
+{
+	struct dr_start_req sr;
+	char why[64];
+	int rc = h->kind ? dr_start_request(h->mb, m, &sr) : -EINVAL;
+
+	if (rc == -EINVAL)
+		return false;
+	if (rc == -EBADMSG) {
+		fprintf(stderr, "distreg: echo-factory: a malformed start request\n");
+		dr_reply_error(h->mb, m, -EBADMSG);
+		return true;
+	}
+	if (rc == -EEXIST) {
+		rc = dr_start_answer(h->mb, m, -EEXIST, NULL);
+	} else if (h->max_workers && h->workers >= h->max_workers) {
+		snprintf(why, sizeof(why), "echo-factory is full: %ld workers", h->workers);
+		rc = dr_start_answer(h->mb, m, -EUSERS, why);
+	} else {
+		rc = dr_serve_global_bin(h->mb, sr.name, sr.name_len, NULL, 0);
+		if (rc == 0)
+			h->workers++;
+		if (json) {
+			fputs("{\"started\": ", stdout);
+			json_str(stdout, (const char *)sr.name, sr.name_len);
+			printf(", \"status\": %d, \"workers\": %ld}\n", rc, h->workers);
+		} else {
+			printf("start %.*s: %s (%ld workers)\n", (int)sr.name_len,
+			       (const char *)sr.name, rc ? dr_strerror(rc) : "serving", h->workers);
+		}
+		fflush(stdout);
+		rc = dr_start_answer(h->mb, m, rc, "cannot serve it here");
+	}
+	if (rc)
+		fprintf(stderr, "distreg: echo-factory: answer: %s\n", dr_strerror(rc));
+	return true;
+}
+
+/*
  * Wait for SIGINT or SIGTERM. With a mailbox, print every message received
- * meanwhile and answer every call: with its own message (echo), or empty.
+ * meanwhile and answer every call: with its own message (echo), or empty;
+ * an echo-factory also answers start requests.
  */
 static int holder_run(struct holder *h, bool echo)
 {
@@ -483,6 +537,8 @@ static int holder_run(struct holder *h, bool echo)
 		int rc = -EAGAIN;
 
 		while (h->mb && (rc = dr_recv(h->mb, &m, 0)) == 0) {
+			if (factory_take(h, &m))
+				continue;
 			log_msg(&m);
 			if (m.kind == DR_MSG_CALL) {
 				int err = echo ? dr_reply(h->mb, &m, m.data, m.len) :
@@ -585,6 +641,77 @@ static int cmd_serve_global(const char *name, const char *value)
 	rc = holder_run(&h, false);
 	holder_close(&h);
 	return rc;
+}
+
+static int cmd_echo_factory(const char *kind, long count)
+{
+	struct holder h;
+	int rc = holder_open(&h, true);
+
+	if (rc)
+		return rc;
+	h.kind = kind;
+	h.max_workers = count;
+	rc = dr_factory_serve(h.mb, kind);
+	if (rc) {
+		holder_close(&h);
+		return fail("echo-factory", kind, rc);
+	}
+	if (json) {
+		fputs("{\"factory\": ", stdout);
+		json_str(stdout, kind, strlen(kind));
+		printf(", \"count\": %ld, \"pid\": %d}\n", count, (int)getpid());
+	} else {
+		printf("echo-factory of kind %s, pid %d\n", kind, (int)getpid());
+	}
+	fflush(stdout);
+	rc = holder_run(&h, true);
+	holder_close(&h);
+	return rc;
+}
+
+static int cmd_start(const char *name, const char *kind, const char *arg, int timeout_ms)
+{
+	struct dr_started st;
+	dr_registry *r;
+	int rc = open_segment(&r, false);
+
+	if (rc)
+		return rc;
+	rc = dr_start(r, name, kind, arg, arg ? strlen(arg) : 0, &st, timeout_ms);
+	if (rc == -ESRCH) {
+		char owner[DR_HOST_MAX + 1] = "?";
+
+		dr_owner(r, name, owner, sizeof(owner));
+		fprintf(stderr, "distreg: start %s: no factory of kind %s runs on its owner, "
+			"host %s\n", name, kind, owner);
+		dr_close(r);
+		return ST_NOTFOUND;
+	}
+	if (rc == -ECANCELED) {
+		fprintf(stderr, "distreg: start %s: the factory refused: %s\n", name,
+			st.reason[0] ? st.reason : "(no reason given)");
+		dr_close(r);
+		return ST_ERROR;
+	}
+	if (rc) {
+		dr_close(r);
+		return fail("start", name, rc);
+	}
+	if (json) {
+		fputs("{\"name\": ", stdout);
+		json_str(stdout, name, strlen(name));
+		fputs(", \"host\": ", stdout);
+		json_str(stdout, st.host, strlen(st.host));
+		printf(", \"pid\": %d, \"regid\": %llu, \"created\": %s}\n", (int)st.entry.pid,
+		       (unsigned long long)st.entry.regid, st.created ? "true" : "false");
+	} else {
+		printf("%s %s on host %s: pid %d, regid %llu\n", name,
+		       st.created ? "started" : "already runs", st.host, (int)st.entry.pid,
+		       (unsigned long long)st.entry.regid);
+	}
+	dr_close(r);
+	return ST_OK;
 }
 
 /* Where the library keeps the segments: /dev/shm/distreg.<segment>. */
@@ -868,6 +995,41 @@ int main(int argc, char **argv)
 		if (argc != 2)
 			return usage_error("%s", "serve-global takes NAME and VALUE");
 		return cmd_serve_global(argv[0], argv[1]);
+	}
+	if (strcmp(cmd, "start") == 0) {
+		int timeout = DEFAULT_TIMEOUT_MS;
+
+		if (argc >= 4 && strcmp(argv[argc - 2], "--timeout") == 0) {
+			if (parse_timeout(argv[argc - 1], &timeout))
+				return usage_error("bad --timeout %s (milliseconds, -1 for ever)",
+						   argv[argc - 1]);
+			argc -= 2;
+		}
+		if (argc != 2 && argc != 3)
+			return usage_error("%s", "start takes NAME KIND [ARG] [--timeout MS]");
+		return cmd_start(argv[0], argv[1], argc == 3 ? argv[2] : NULL, timeout);
+	}
+	if (strcmp(cmd, "echo-factory") == 0) {
+		const char *kind = "echo";
+		long count = 0;
+
+		for (int i = 0; i < argc; i += 2) {
+			char *end;
+
+			if (i + 1 >= argc)
+				return usage_error("%s needs a value", argv[i]);
+			if (strcmp(argv[i], "--kind") == 0) {
+				kind = argv[i + 1];
+			} else if (strcmp(argv[i], "--count") == 0) {
+				count = strtol(argv[i + 1], &end, 10);
+				if (end == argv[i + 1] || *end || count < 1 || count > 100000000)
+					return usage_error("bad --count %s (1 or more)", argv[i + 1]);
+			} else {
+				return usage_error("echo-factory takes [--kind KIND] [--count N], "
+						   "not %s", argv[i]);
+			}
+		}
+		return cmd_echo_factory(kind, count);
 	}
 	if (strcmp(cmd, "echo-worker") == 0) {
 		if (argc < 1)

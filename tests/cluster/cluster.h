@@ -475,7 +475,32 @@ struct worker {
 	struct counters *cnt;
 	int idx;             /* the host's index, for cnt */
 	const char *netns;   /* the host's network namespace, or NULL */
+	const char *kind;    /* also a factory of this kind (NULL: not one) */
 };
+
+/* A factory's part of worker_main: m was a start request (or a malformed
+ * one), and is answered. Start arg "no" is refused "refused by <host>";
+ * any other serves the name here. */
+static inline bool worker_start_request(struct worker *w, dr_mailbox *mb, const struct dr_msg *m)
+{
+	struct dr_start_req sr;
+	char why[64];
+	int rc = w->kind ? dr_start_request(mb, m, &sr) : -EINVAL;
+
+	if (rc == -EINVAL)
+		return false;
+	if (rc == -EBADMSG) {
+		dr_reply_error(mb, m, -EBADMSG);
+	} else if (rc == -EEXIST) {
+		dr_start_answer(mb, m, -EEXIST, NULL);
+	} else if (sr.arg_len == 2 && memcmp(sr.arg, "no", 2) == 0) {
+		snprintf(why, sizeof(why), "refused by %s", w->host);
+		dr_start_answer(mb, m, -EPERM, why);
+	} else {
+		dr_start_answer(mb, m, dr_serve_global_bin(mb, sr.name, sr.name_len, NULL, 0), NULL);
+	}
+	return true;
+}
 
 /*
  * Serves its names; a CALL with data "sleep:<ms>" answers after that long,
@@ -499,6 +524,8 @@ static inline int worker_main(void *arg)
 		rc = dr_mailbox_open(r, &mb);
 	for (int i = 0; !rc && i < w->n; i++)
 		rc = dr_serve_global(mb, w->names[i], NULL, 0);
+	if (!rc && w->kind)
+		rc = dr_factory_serve(mb, w->kind);
 	if (rc) {
 		char e[2] = { 'e', (char)-rc };
 
@@ -516,7 +543,7 @@ static inline int worker_main(void *arg)
 			__atomic_add_fetch(&w->cnt->casts[w->idx], 1, __ATOMIC_RELAXED);
 			continue;
 		}
-		if (m.kind != DR_MSG_CALL)
+		if (m.kind != DR_MSG_CALL || worker_start_request(w, mb, &m))
 			continue;
 		if (m.len == 3 && memcmp(m.data, "die", 3) == 0)
 			kill(getpid(), SIGKILL);
@@ -530,8 +557,10 @@ static inline int worker_main(void *arg)
 	}
 }
 
-/* Start a worker on host i serving names; returns its pid once it serves. */
-static inline pid_t worker_start(struct cl *c, int i, const char **names, int n, struct counters *cnt)
+/* Start a worker on host i serving names, and a factory of kind (may be
+ * NULL) in it; returns its pid once it serves. */
+static inline pid_t worker_spawn(struct cl *c, int i, const char **names, int n,
+				 struct counters *cnt, const char *kind)
 {
 	static struct worker ws[16];
 	static int nws;
@@ -548,6 +577,7 @@ static inline pid_t worker_start(struct cl *c, int i, const char **names, int n,
 	w->cnt = cnt;
 	w->idx = i;
 	w->netns = c->h[i].netns;
+	w->kind = kind;
 	cr_assert_eq(pipe(w->ready), 0);
 	pid = dr_test_spawn(worker_main, w);
 	cr_assert_gt(pid, 0);
@@ -556,6 +586,12 @@ static inline pid_t worker_start(struct cl *c, int i, const char **names, int n,
 	close(w->ready[0]);
 	cr_assert_eq(b[0], 'r', "worker on %s: %s", c->h[i].id, dr_strerror(-(int)(unsigned char)b[1]));
 	return pid;
+}
+
+/* Start a worker on host i serving names; returns its pid once it serves. */
+static inline pid_t worker_start(struct cl *c, int i, const char **names, int n, struct counters *cnt)
+{
+	return worker_spawn(c, i, names, n, cnt, NULL);
 }
 
 static inline void reap_child(pid_t pid)

@@ -265,6 +265,105 @@ Test(cluster, calls_casts_and_lookups_reach_the_owner_from_every_host)
 	cl_fini(&c);
 }
 
+/* ---------------------------------------------------------------------- */
+/* Starts */
+
+struct starter {
+	const char *seg;
+	int created[NNAMES];
+	uint64_t regid[NNAMES];
+	char host[NNAMES][DR_HOST_MAX + 1];
+};
+
+/* All of names, started from one host (a child of its own). */
+static int starter_main(void *arg)
+{
+	struct starter *st = arg;
+	struct dr_options o = { .segment = st->seg };
+	dr_registry *r;
+
+	if (dr_open(&o, &r))
+		return 10;
+	for (int k = 0; k < NNAMES; k++) {
+		struct dr_started s;
+
+		if (dr_start(r, names[k], "echo", NULL, 0, &s, 5000))
+			return 11;
+		st->created[k] = s.created;
+		st->regid[k] = s.entry.regid;
+		memcpy(st->host[k], s.host, sizeof(s.host));
+	}
+	dr_close(r);
+	return 0;
+}
+
+Test(cluster, starts_create_each_worker_once_on_its_owner)
+{
+	struct cl c;
+	struct counters *cnt = counters_new();
+	struct starter *st = mmap(NULL, CL_MAX * sizeof(*st), PROT_READ | PROT_WRITE,
+				  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	pid_t fpids[CL_MAX], kids[CL_MAX];
+	struct dr_started s;
+
+	cr_assert_neq(st, MAP_FAILED);
+	cl_init(&c, 3, "st", false);
+	cl_start_all(&c);
+	cl_wait_converged(&c, "start");
+	for (int i = 0; i < c.n; i++)
+		fpids[i] = worker_spawn(&c, i, NULL, 0, cnt, "echo");
+	/* Every host starts every name at once. */
+	make_names("start");
+	for (int i = 0; i < c.n; i++) {
+		st[i].seg = c.h[i].seg;
+		kids[i] = dr_test_spawn(starter_main, &st[i]);
+		cr_assert_gt(kids[i], 0);
+	}
+	for (int i = 0; i < c.n; i++) {
+		int ws = -1;
+
+		cr_assert_eq(waitpid(kids[i], &ws, 0), kids[i]);
+		cr_assert(WIFEXITED(ws) && WEXITSTATUS(ws) == 0, "starter on %s: status %#x\n%s",
+			  c.h[i].id, ws, cl_log_tail(&c, i));
+	}
+	for (int k = 0; k < NNAMES; k++) {
+		int owner = cl_owner(&c, 0, names[k]), created = 0;
+		struct dr_entry e;
+		char reply[256], want[256];
+		size_t len = sizeof(reply) - 1;
+
+		for (int i = 0; i < c.n; i++) {
+			created += st[i].created[k];
+			cr_assert_eq(st[i].regid[k], st[0].regid[k], "%s: two instances", names[k]);
+			cr_assert_str_eq(st[i].host[k], c.h[owner].id);
+		}
+		cr_assert_eq(created, 1, "%s created %d times", names[k], created);
+		/* It runs in the owner's factory, and answers from there. */
+		cr_assert_eq(dr_whereis_global(cl_reg(&c, 0), names[k], &e, NULL, 0, 5000), 0);
+		cr_assert_eq(e.pid, fpids[owner]);
+		cr_assert_eq(dr_call_global(cl_reg(&c, (owner + 1) % c.n), names[k], "ping", 4, reply,
+					    &len, 5000), 0);
+		reply[len] = 0;
+		snprintf(want, sizeof(want), "%s|%s|ping", c.h[owner].id, names[k]);
+		cr_assert_str_eq(reply, want);
+	}
+	/* A refusal and a kind nobody starts, through the bridges. */
+	for (int i = 0; i < c.n; i++) {
+		const char *far = name_owned_by(&c, (i + 1) % c.n, "refuse");
+		char why[64];
+
+		memset(&s, 0, sizeof(s));
+		cr_assert_eq(dr_start(cl_reg(&c, i), far, "echo", "no", 2, &s, 5000), -ECANCELED);
+		snprintf(why, sizeof(why), "refused by %s", c.h[(i + 1) % c.n].id);
+		cr_assert_str_eq(s.reason, why);
+		cr_assert_eq(dr_start(cl_reg(&c, i), far, "nope", NULL, 0, NULL, 5000), -ESRCH);
+	}
+	for (int i = 0; i < c.n; i++)
+		reap_child(fpids[i]);
+	munmap(st, CL_MAX * sizeof(*st));
+	cl_fini(&c);
+}
+
 Test(cluster, a_call_times_out_and_the_next_one_works)
 {
 	struct cl c;

@@ -68,13 +68,16 @@ class Cli(unittest.TestCase):
                      ["unregister", "--force"], ["echo-worker"], ["list", "extra"],
                      ["serve-global"], ["serve-global", "g"], ["serve-global", "g", "v", "x"],
                      ["serve-global", "--global", "g", "v"], ["hosts", "x"], ["owner"],
-                     ["owner", "a", "b"]):
+                     ["owner", "a", "b"], ["start"], ["start", "a"], ["start", "a", "k", "x", "y"],
+                     ["start", "a", "k", "--timeout", "soon"], ["echo-factory", "--count", "0"],
+                     ["echo-factory", "--count"], ["echo-factory", "--bogus", "x"]):
             rc, out, err = self.run_cli(*args)
             self.assertEqual(rc, 2, "%s: %d %s" % (args, rc, err))
             self.assertIn("usage:", err)
         rc, out, _ = self.run_cli("--help")
         self.assertEqual(rc, 0)
-        for cmd in ("echo-worker", "serve-global", "owner", "hosts", "segments", "unlink SEG"):
+        for cmd in ("echo-worker", "serve-global", "owner", "hosts", "segments", "unlink SEG",
+                    "start NAME KIND", "echo-factory"):
             self.assertIn(cmd, out)
         self.assertIn("exit status: 0 ok, 1 not found, 2 usage, 3 timeout, 4 other errors", out)
 
@@ -182,6 +185,40 @@ class Cli(unittest.TestCase):
         rc, _, err = self.run_cli("unregister", "orphan")
         self.assertEqual(rc, 0, "a dead owner's name: %s" % err)
         self.assertEqual(self.run_cli("whereis", "orphan")[0], 1)
+
+    def test_start_through_an_echo_factory(self):
+        f, line = self.start("--json", "echo-factory", "--count", "2")
+        first = json.loads(line)
+        self.assertEqual((first["factory"], first["count"], first["pid"]), ("echo", 2, f.pid))
+        rc, out, err = self.run_cli("--json", "start", "s.a", "echo")
+        self.assertEqual(rc, 0, err)
+        a = json.loads(out)
+        self.assertEqual((a["name"], a["pid"], a["created"]), ("s.a", f.pid, True))
+        self.assertEqual(a["host"], os.uname().nodename[:63])
+        self.assertEqual(json.loads(f.stdout.readline())["started"], "s.a")
+        # Again: it runs already, the same registration.
+        rc, out, err = self.run_cli("--json", "start", "s.a", "echo")
+        self.assertEqual(rc, 0, err)
+        again = json.loads(out)
+        self.assertEqual((again["created"], again["regid"]), (False, a["regid"]))
+        rc, out, err = self.run_cli("call", "--global", "s.a", "hello")
+        self.assertEqual((rc, out), (0, "hello\n"), err)
+        rc, out, err = self.run_cli("start", "s.b", "echo")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("s.b started on host", out)
+        # --count 2: the third is refused, and says why.
+        rc, _, err = self.run_cli("start", "s.c", "echo")
+        self.assertEqual(rc, 4, err)
+        self.assertIn("the factory refused: echo-factory is full: 2 workers", err)
+        rc, _, err = self.run_cli("start", "s.c", "nokind")
+        self.assertEqual(rc, 1, err)
+        self.assertIn("no factory of kind nokind runs on its owner", err)
+        # Its workers go with it.
+        f.send_signal(signal.SIGTERM)
+        self.assertEqual(f.wait(timeout=10), 0)
+        self.assertEqual(self.run_cli("whereis", "--global", "s.a")[0], 1)
+        rc, _, err = self.run_cli("start", "s.a", "echo")
+        self.assertEqual(rc, 1, err)
 
     def test_global_names_beside_local_ones(self):
         node = os.uname().nodename[:63]

@@ -754,7 +754,8 @@ Test(wire, batch_item_fields_are_checked)
 	cr_assert_eq(batch_of_one(DR_FWD_CALL, -1, 1, 0, 0), 0);
 	cr_assert_eq(batch_of_one(DR_FWD_WHEREIS, 0, DR_NAME_MAX, 3, 3), 0);
 	cr_assert_eq(batch_of_one(0, -1, 1, 0, 0), -EBADMSG, "op 0");
-	cr_assert_eq(batch_of_one(DR_FWD_WHEREIS + 1, -1, 1, 0, 0), -EBADMSG, "op 5");
+	cr_assert_eq(batch_of_one(DR_FWD_START, -1, 1, 0, 0), 0, "op 5");
+	cr_assert_eq(batch_of_one(DR_FWD_START + 1, -1, 1, 0, 0), -EBADMSG, "op 6");
 	cr_assert_eq(batch_of_one(DR_FWD_CALL, -2, 1, 0, 0), -EBADMSG, "timeout -2");
 	cr_assert_eq(batch_of_one(DR_FWD_CALL, INT32_MIN, 1, 0, 0), -EBADMSG);
 	cr_assert_eq(batch_of_one(DR_FWD_CALL, INT32_MAX, 1, 0, 0), 0);
