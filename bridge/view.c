@@ -13,8 +13,11 @@
 
 int view_publish(struct bridge *b)
 {
-	static struct dr_host hosts[DR_HOSTS_MAX]; /* one thread */
-	size_t n = 0;
+	/* One thread; the view published last, to tell which names moved. */
+	static struct dr_host hosts[DR_HOSTS_MAX], before[DR_HOSTS_MAX];
+	static size_t nbefore;
+	static bool published;
+	size_t n = 0, told = 0;
 	int rc;
 
 	hosts[n++] = (struct dr_host){ .incarnation = b->incarnation, .state = DR_HOST_UP,
@@ -52,5 +55,16 @@ int view_publish(struct bridge *b)
 	b->view_epoch++;
 	b->view_dirty = false;
 	log_debug("view %llu published: %zu hosts", (unsigned long long)b->view_epoch, n);
+	/* Workers whose name this view gives to another host: shouldrestart
+	 * (at our first view, every misplaced one: we may have been away). */
+	rc = dr_admin_tell_moved(b->mb, published ? before : NULL, published ? nbefore : 0, &told);
+	if (rc < 0)
+		log_warn("cannot tell moved workers: %s", dr_strerror(rc));
+	else if (told)
+		log_info("view %llu: %zu worker%s told to restart on their new owner",
+			 (unsigned long long)b->view_epoch, told, told == 1 ? "" : "s");
+	memcpy(before, hosts, n * sizeof(hosts[0]));
+	nbefore = n;
+	published = true;
 	return 0;
 }

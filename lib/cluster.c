@@ -239,6 +239,28 @@ static int pick_fn(const struct dri_view *v, void *arg)
 	return 1;
 }
 
+/* The owner of name among hosts (as dr_hosts() gives them), by the same
+ * rendezvous as pick_fn; its index, or -1 if none is up or suspect. */
+int dri_owner_among(const struct dr_host *hosts, size_t n, const void *name, size_t len)
+{
+	uint64_t h = XXH3_64bits_withSeed(name, len, DRI_OWNER_SEED), best_score = 0;
+	int best = -1;
+
+	for (size_t i = 0; i < n; i++) {
+		uint64_t score;
+
+		if (hosts[i].state != DR_HOST_UP && hosts[i].state != DR_HOST_SUSPECT)
+			continue;
+		score = fmix64(h ^ dri_host_seed(hosts[i].id, strnlen(hosts[i].id, DR_HOST_MAX)));
+		if (best < 0 || score > best_score ||
+		    (score == best_score && strcmp(hosts[i].id, hosts[best].id) < 0)) {
+			best = (int)i;
+			best_score = score;
+		}
+	}
+	return best;
+}
+
 /*
  * Where a global name lives: on this host while no bridge ever ran, or
  * while the live bridge has published no view; else its owner in the

@@ -923,6 +923,7 @@ void dri_finish(struct dr_mailbox *mb);
 bool dri_pending_take(struct dr_mailbox *mb, uint64_t call_id);
 void dri_mailbox_poke(struct dr_mailbox *mb);
 int dri_pending_look(struct dr_mailbox *mb, struct dr_msg *msg, void *arg);
+int dri_unserve(struct dr_mailbox *mb, const void *name, size_t name_len, bool global);
 int dri_serve(struct dr_mailbox *mb, const void *name, size_t name_len, unsigned flags,
 	      const void *value, size_t value_len);
 int dri_mb_begin(struct dr_mailbox *mb);
@@ -969,6 +970,7 @@ struct dri_where {
 	char host[DR_HOST_MAX + 1];
 };
 int dri_owner_of(struct dr_registry *r, const void *name, size_t len, struct dri_where *w);
+int dri_owner_among(const struct dr_host *hosts, size_t n, const void *name, size_t len);
 /* global.c: the forwarding header to the bridge (DRI_FWD_MAX bytes at most)
  * in buf, and the bridge's address as the target that carries it. */
 #define DRI_FWD_MAX (16 + DR_HOST_MAX + 1 + DR_NAME_MAX)

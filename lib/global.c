@@ -259,6 +259,16 @@ DR_EXPORT int dr_serve_global(dr_mailbox *mb, const char *name, const void *valu
 	return dr_serve_global_bin(mb, name, dri_cname_len(name), value, value_len);
 }
 
+DR_EXPORT int dr_unserve_global_bin(dr_mailbox *mb, const void *name, size_t name_len)
+{
+	return dri_unserve(mb, name, name_len, true);
+}
+
+DR_EXPORT int dr_unserve_global(dr_mailbox *mb, const char *name)
+{
+	return dr_unserve_global_bin(mb, name, dri_cname_len(name));
+}
+
 /* ---------------------------------------------------------------------- */
 /* Calls, casts and sends */
 

@@ -903,6 +903,43 @@ int dri_serve(dr_mailbox *mb, const void *name, size_t name_len, unsigned flags,
 	return 0;
 }
 
+/* dr_unserve() in either namespace: end the registration mb made. */
+int dri_unserve(dr_mailbox *mb, const void *name, size_t name_len, bool global)
+{
+	struct dri_served *sv, **pp;
+	int err = dri_mb_begin(mb);
+
+	if (err)
+		return err;
+	if (!name || name_len == 0)
+		return -EINVAL;
+	if (name_len > DR_NAME_MAX)
+		return -ENAMETOOLONG;
+	for (pp = &mb->served; (sv = *pp); pp = &sv->next) {
+		if (sv->len == name_len && sv->global == global &&
+		    memcmp(sv->name, name, name_len) == 0)
+			break;
+	}
+	if (!sv)
+		return -ENOENT;
+	*pp = sv->next;
+	/* Only our registration: if it ended already (forced out), whoever
+	 * holds the name now keeps it. */
+	err = dri_unregister(mb->r, name, name_len, global ? DRI_REG_GLOBAL : 0, sv->regid, false);
+	free(sv);
+	return err;
+}
+
+DR_EXPORT int dr_unserve_bin(dr_mailbox *mb, const void *name, size_t name_len)
+{
+	return dri_unserve(mb, name, name_len, false);
+}
+
+DR_EXPORT int dr_unserve(dr_mailbox *mb, const char *name)
+{
+	return dr_unserve_bin(mb, name, dri_cname_len(name));
+}
+
 DR_EXPORT int dr_serve_bin(dr_mailbox *mb, const void *name, size_t name_len, const void *value,
 			   size_t value_len)
 {
@@ -1074,8 +1111,7 @@ int dri_take(dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call)
 		msg->data = p + sizeof(rec) + rec.name_len;
 		msg->len = rec.data_len;
 		msg->reply_to = rec.reply_to;
-		msg->global = rec.kind != DR_MSG_REPLY && rec.kind != DR_MSG_SYSTEM &&
-			      (rec.flags & DRI_REC_GLOBAL);
+		msg->global = rec.kind != DR_MSG_REPLY && (rec.flags & DRI_REC_GLOBAL);
 		if (rec.kind == DR_MSG_REPLY) {
 			if (filter_call ? rec.call_id != filter_call :
 					  !dri_pending_take(mb, rec.call_id)) {
@@ -1087,7 +1123,7 @@ int dri_take(dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call)
 			/* A thread's reply mailbox gets nothing else. */
 			dri_finish(mb);
 			goto again;
-		} else if (rec.kind != DR_MSG_SYSTEM &&
+		} else if ((rec.kind != DR_MSG_SYSTEM || rec.name_len) &&
 			   (rc = still_ours(mb, msg->name, msg->name_len, msg->global,
 					    msg->regid)) != 1) {
 			if (rc < 0) {

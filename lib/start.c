@@ -435,3 +435,103 @@ DR_EXPORT int dr_start(dr_registry *r, const char *name, const char *kind, const
 {
 	return dr_start_bin(r, name, dri_cname_len(name), kind, arg, arg_len, out, timeout_ms);
 }
+
+/* ---------------------------------------------------------------------- */
+/* Moves: shouldrestart */
+
+struct names {
+	size_t n, cap;
+	struct { uint8_t len; unsigned char name[DR_NAME_MAX]; } *v;
+	int err;
+};
+
+static int collect_global(const struct dr_name_info *in, void *arg)
+{
+	struct names *ns = arg;
+
+	if (!in->global || in->name_len == 0 || in->name_len > DR_NAME_MAX)
+		return 0;
+	if (ns->n == ns->cap) {
+		size_t cap = ns->cap ? ns->cap * 2 : 256;
+		void *v = realloc(ns->v, cap * sizeof(*ns->v));
+
+		if (!v) {
+			ns->err = -ENOMEM;
+			return 1;
+		}
+		ns->v = v;
+		ns->cap = cap;
+	}
+	ns->v[ns->n].len = (uint8_t)in->name_len;
+	memcpy(ns->v[ns->n].name, in->name, in->name_len);
+	ns->n++;
+	return 0;
+}
+
+DR_EXPORT int dr_admin_tell_moved(dr_mailbox *mb, const struct dr_host *before, size_t nbefore,
+				  size_t *told)
+{
+	struct dr_host *now;
+	struct names ns = { 0 };
+	size_t n = 0, count = 0;
+	int err = dri_mb_begin(mb);
+
+	if (!err && before == NULL && nbefore)
+		err = -EINVAL;
+	if (err)
+		return err;
+	now = malloc(DR_HOSTS_MAX * sizeof(*now));
+	if (!now)
+		return -ENOMEM;
+	err = dr_hosts(mb->r, now, DR_HOSTS_MAX, &n, NULL);
+	if (!err)
+		err = dr_foreach(mb->r, collect_global, &ns);
+	if (!err)
+		err = ns.err;
+	for (size_t k = 0; !err && k < ns.n; k++) {
+		const unsigned char *name = ns.v[k].name;
+		size_t len = ns.v[k].len, idl;
+		int o = dri_owner_among(now, n, name, len), b;
+		uint8_t ev[1 + DR_HOST_MAX];
+		struct dri_target to = { .name = name, .len = len, .global = true };
+
+		if (o < 0 || now[o].self)
+			continue; /* placed, or nobody owns anything */
+		if (before) {
+			b = dri_owner_among(before, nbefore, name, len);
+			if (b >= 0 && strcmp(before[b].id, now[o].id) == 0)
+				continue; /* told at the change that moved it */
+		}
+		idl = strnlen(now[o].id, DR_HOST_MAX);
+		ev[0] = DR_EVENT_SHOULDRESTART;
+		memcpy(ev + 1, now[o].id, idl);
+		if (dri_send(mb->r, DR_MSG_SYSTEM, &to, ev, 1 + idl, 0, 0, 0, NULL) == 0)
+			count++;
+	}
+	free(ns.v);
+	free(now);
+	if (told)
+		*told = count;
+	return err;
+}
+
+DR_EXPORT int dr_restart_moved(dr_mailbox *mb, const struct dr_msg *ev, const char *kind,
+			       const void *arg, size_t arg_len, struct dr_started *out,
+			       int timeout_ms)
+{
+	int err = dri_mb_begin(mb);
+
+	if (err)
+		return err;
+	if (!ev || ev->kind != DR_MSG_SYSTEM || !ev->global || ev->len < 1 || !ev->data ||
+	    ((const uint8_t *)ev->data)[0] != DR_EVENT_SHOULDRESTART || ev->name_len == 0)
+		return -EINVAL;
+	/* A new instance on the owner (its table does not know ours), then
+	 * ours ends: the one on the owner wins, also one started there
+	 * meanwhile by someone else. */
+	err = dr_start_bin(mb->r, ev->name, ev->name_len, kind, arg, arg_len, out, timeout_ms);
+	if (err)
+		return err;
+	err = dri_unserve(mb, ev->name, ev->name_len, true);
+	return err == -ENOENT ? 0 : err; /* no longer ours anyway */
+}

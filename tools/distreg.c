@@ -68,7 +68,9 @@ static const char usage_text[] =
 	"                                every start serves the name from this process,\n"
 	"                                answering every call with its message, until\n"
 	"                                SIGINT or SIGTERM; with --count, at most N\n"
-	"                                workers (later starts are refused)\n"
+	"                                workers (later starts are refused); a worker\n"
+	"                                whose owner changed is started on the new one\n"
+	"                                (shouldrestart) and stops here\n"
 	"  owner NAME                    the host that owns the global name NAME\n"
 	"  hosts                         the cluster's view: each host's id, state (up,\n"
 	"                                suspect, down, ignored), rpc address,\n"
@@ -487,6 +489,29 @@ static bool factory_take(struct holder *h, const struct dr_msg *m)
 	char why[64];
 	int rc = h->kind ? dr_start_request(h->mb, m, &sr) : -EINVAL;
 
+	if (rc == -EINVAL && h->kind && m->kind == DR_MSG_SYSTEM) {
+		struct dr_started st;
+
+		/* shouldrestart: start it on its new owner, stop serving here */
+		rc = dr_restart_moved(h->mb, m, h->kind, NULL, 0, &st, DEFAULT_TIMEOUT_MS);
+		if (rc == 0)
+			h->workers--;
+		if (json) {
+			fputs("{\"moved\": ", stdout);
+			json_str(stdout, (const char *)m->name, m->name_len);
+			fputs(", \"host\": ", stdout);
+			json_str(stdout, rc ? "" : st.host, rc ? 0 : strlen(st.host));
+			printf(", \"status\": %d, \"workers\": %ld}\n", rc, h->workers);
+		} else if (rc == 0) {
+			printf("moved %.*s to host %s (%ld workers)\n", (int)m->name_len,
+			       (const char *)m->name, st.host, h->workers);
+		} else {
+			printf("cannot move %.*s to its new owner: %s (still serving it)\n",
+			       (int)m->name_len, (const char *)m->name, dr_strerror(rc));
+		}
+		fflush(stdout);
+		return true;
+	}
 	if (rc == -EINVAL)
 		return false;
 	if (rc == -EBADMSG) {

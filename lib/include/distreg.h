@@ -422,17 +422,34 @@ typedef struct dr_mailbox dr_mailbox;
 struct dr_msg {
 	int kind;                    /* DR_MSG_* */
 	int status;                  /* REPLY: 0, or the call's error (negative) */
-	const unsigned char *name;   /* CALL, CAST, INFO: the name it was sent to */
-	size_t name_len;             /* 0 for REPLY and SYSTEM */
+	const unsigned char *name;   /* CALL, CAST, INFO: the name it was sent to;
+	                              * SYSTEM: the name the event is about */
+	size_t name_len;             /* 0 for REPLY */
 	uint64_t regid;              /* the registration it was sent to */
 	pid_t sender;                /* the sending process */
 	uint64_t call_id;            /* CALL: its id; REPLY: the id dr_call_async gave */
 	const void *data;            /* the payload */
 	size_t len;
 	uint32_t reply_to;           /* private: where dr_reply() sends the answer */
-	int global;                  /* CALL, CAST, INFO: 1 if name is a global name
-	                              * (0 for a local one, and for REPLY and SYSTEM) */
+	int global;                  /* CALL, CAST, INFO, SYSTEM: 1 if name is a global
+	                              * name (0 for a local one, and for REPLY) */
 };
+
+/*
+ * System events (DR_MSG_SYSTEM): data[0] is the event, and the message's
+ * name, regid and global say which registration of the mailbox it is
+ * about (a registration that ended meanwhile gets none).
+ *
+ * DR_EVENT_SHOULDRESTART (distreg's shouldrestart): the view changed and
+ * the global name's owner is now another host, whose id is data + 1 (len
+ * - 1 bytes, no NUL). The worker keeps serving the name here; it should be
+ * started on the new owner (dr_start(), which creates a new instance there
+ * even while this one runs) and then stop serving it here
+ * (dr_unserve_global()). Calls reach the new owner's instance once it is
+ * served there; until then, a call sent to the new owner gets -ENOENT.
+ * The bridge sends it once per view change that moves the name.
+ */
+#define DR_EVENT_SHOULDRESTART 1
 
 /*
  * Open a mailbox for this process and return it in *out. Its descriptor
@@ -467,6 +484,19 @@ int dr_mailbox_fd(const dr_mailbox *mb);
 int dr_serve(dr_mailbox *mb, const char *name, const void *value, size_t value_len);
 int dr_serve_bin(dr_mailbox *mb, const void *name, size_t name_len, const void *value,
 		 size_t value_len);
+
+/*
+ * Stop serving a name that mb serves (dr_serve), or a global one
+ * (dr_unserve_global, for dr_serve_global): the registration mb made ends;
+ * messages already sent to it are not delivered (their calls get
+ * -ENOENT). If it was ended meanwhile (dr_unregister_force) and someone else
+ * holds the name now, theirs stays. Errors: -ENOENT mb does not serve it;
+ * -EINVAL, -ENAMETOOLONG; -ECHILD, -ENOLCK.
+ */
+int dr_unserve(dr_mailbox *mb, const char *name);
+int dr_unserve_bin(dr_mailbox *mb, const void *name, size_t name_len);
+int dr_unserve_global(dr_mailbox *mb, const char *name);
+int dr_unserve_global_bin(dr_mailbox *mb, const void *name, size_t name_len);
 
 /*
  * Take the next message from mb into *msg, waiting up to timeout_ms
@@ -789,6 +819,19 @@ int dr_start_request(dr_mailbox *mb, const struct dr_msg *msg, struct dr_start_r
  * msg is not a start request, or status is positive.
  */
 int dr_start_answer(dr_mailbox *mb, const struct dr_msg *msg, int status, const char *reason);
+
+/*
+ * What a worker does with DR_EVENT_SHOULDRESTART ev about a global name mb
+ * serves: dr_start() it (kind, arg) on its new owner, which creates a new
+ * instance there even while this one runs, then stop serving it here
+ * (dr_unserve_global). If the owner already runs one, that one wins and
+ * this one stops all the same. *out (may be NULL) says where it runs now.
+ * If the start fails the name stays served here, and its error is
+ * returned. Errors: -EINVAL ev is not a shouldrestart event; those of
+ * dr_start() and dr_unserve_global().
+ */
+int dr_restart_moved(dr_mailbox *mb, const struct dr_msg *ev, const char *kind, const void *arg,
+		     size_t arg_len, struct dr_started *out, int timeout_ms);
 
 /*
  * The library's version ("MAJOR.MINOR.PATCH", the package version it was

@@ -464,6 +464,8 @@ static inline void cl_make_key(struct cl *c)
 
 struct counters {
 	int casts[CL_MAX];   /* casts and sends received, per host */
+	int moved[CL_MAX];   /* workers a factory restarted on their new owner, per host */
+	int move_failed[CL_MAX];
 };
 
 struct worker {
@@ -539,6 +541,13 @@ static inline int worker_main(void *arg)
 		rc = dr_recv(mb, &m, -1);
 		if (rc)
 			return 3;
+		if (m.kind == DR_MSG_SYSTEM && w->kind) {
+			/* shouldrestart: to the new owner's factory */
+			rc = dr_restart_moved(mb, &m, w->kind, NULL, 0, NULL, 5000);
+			__atomic_add_fetch(rc ? &w->cnt->move_failed[w->idx] : &w->cnt->moved[w->idx],
+					   1, __ATOMIC_RELAXED);
+			continue;
+		}
 		if (m.kind == DR_MSG_CAST || m.kind == DR_MSG_INFO) {
 			__atomic_add_fetch(&w->cnt->casts[w->idx], 1, __ATOMIC_RELAXED);
 			continue;

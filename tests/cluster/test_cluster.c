@@ -364,6 +364,97 @@ Test(cluster, starts_create_each_worker_once_on_its_owner)
 	cl_fini(&c);
 }
 
+struct find {
+	const char *name;
+	bool found;
+};
+
+static int find_global(const struct dr_name_info *in, void *arg)
+{
+	struct find *f = arg;
+
+	if (in->global && in->name_len == strlen(f->name) &&
+	    memcmp(in->name, f->name, in->name_len) == 0)
+		f->found = true;
+	return 0;
+}
+
+/* Whether host i's segment has the global name registered. */
+static bool served_on(struct cl *c, int i, const char *name)
+{
+	struct find f = { name, false };
+
+	cr_assert_eq(dr_foreach(cl_reg(c, i), find_global, &f), 0);
+	return f.found;
+}
+
+Test(cluster, a_join_moves_each_worker_whose_owner_changed_to_it)
+{
+	enum { N = 2 * NNAMES };
+	static char nb[N][16];
+	struct cl c;
+	struct counters *cnt = counters_new();
+	pid_t fpids[CL_MAX];
+	int before[N], moving = 0, moved = 0, failed = 0;
+	double t0, deadline;
+
+	cl_init(&c, 3, "mv", false);
+	cl_start(&c, 0);
+	cl_start(&c, 1);
+	cl_wait_converged(&c, "two hosts");
+	for (int i = 0; i < c.n; i++)
+		fpids[i] = worker_spawn(&c, i, NULL, 0, cnt, "echo");
+	for (int k = 0; k < N; k++) {
+		struct dr_started st;
+
+		snprintf(nb[k], sizeof(nb[k]), "mv.%d", k);
+		cr_assert_eq(dr_start(cl_reg(&c, 0), nb[k], "echo", NULL, 0, &st, 5000), 0);
+		before[k] = cl_owner(&c, 0, nb[k]);
+		cr_assert(before[k] == 0 || before[k] == 1);
+	}
+	/* A third host joins: the names it wins move to it, only those. */
+	cl_start(&c, 2);
+	cl_wait_converged(&c, "three hosts");
+	t0 = cl_now();
+	for (int k = 0; k < N; k++)
+		moving += cl_owner(&c, 0, nb[k]) != before[k];
+	cr_assert_gt(moving, 0, "no name changed owner");
+	deadline = cl_now() + 10;
+	for (int k = 0; k < N; k++) {
+		int owner = cl_owner(&c, 0, nb[k]), prev = before[k];
+
+		cr_assert(owner == prev || owner == 2, "%s moved between old hosts", nb[k]);
+		while (!served_on(&c, owner, nb[k]) || (owner != prev && served_on(&c, prev, nb[k]))) {
+			cr_assert_lt(cl_now(), deadline, "%s not placed on %s after 10 s\n%s", nb[k],
+				     c.h[owner].id, cl_log_tail(&c, prev));
+			cl_sleep_ms(10);
+		}
+	}
+	cr_log_info("%d of %d names moved to the new host, all placed %.0f ms after the views "
+		    "converged", moving, N, (cl_now() - t0) * 1000);
+	for (int i = 0; i < c.n; i++) {
+		moved += __atomic_load_n(&cnt->moved[i], __ATOMIC_RELAXED);
+		failed += __atomic_load_n(&cnt->move_failed[i], __ATOMIC_RELAXED);
+	}
+	cr_assert_eq(failed, 0, "restarts that failed");
+	cr_assert_eq(moved, moving, "shouldrestart events acted on");
+	/* Each answers from its owner, from every host. */
+	for (int k = 0; k < N; k++) {
+		int owner = cl_owner(&c, 0, nb[k]);
+		char reply[256], want[1024];
+		size_t len = sizeof(reply) - 1;
+
+		cr_assert_eq(dr_call_global(cl_reg(&c, k % c.n), nb[k], "ping", 4, reply, &len, 5000),
+			     0, "%s", nb[k]);
+		reply[len] = 0;
+		snprintf(want, sizeof(want), "%s|%s|ping", c.h[owner].id, nb[k]);
+		cr_assert_str_eq(reply, want);
+	}
+	for (int i = 0; i < c.n; i++)
+		reap_child(fpids[i]);
+	cl_fini(&c);
+}
+
 Test(cluster, a_call_times_out_and_the_next_one_works)
 {
 	struct cl c;
