@@ -157,6 +157,7 @@ struct bridge {
 	size_t npeers;
 	uint64_t view_epoch;
 	bool view_dirty;
+	uint64_t tell_retry_ns;        /* when to tell moved workers again (view.c), 0 never */
 	uint64_t next_heartbeat_ns, next_scan_ns;
 	size_t msg_max;                /* dr_message_max() */
 	unsigned char *frame;          /* a WIRE_FRAME_MAX buffer to build frames */
@@ -189,6 +190,7 @@ struct peer *peer_by_host(struct bridge *b, const char *host);
 
 /* view.c */
 int view_publish(struct bridge *b);
+void view_tick(struct bridge *b, uint64_t now);
 
 /* rpc.c */
 int rpc_start(struct bridge *b);

@@ -203,6 +203,7 @@ static int run(struct bridge *b)
 		rpc_flush(b);
 		if (b->view_dirty)
 			view_publish(b);
+		view_tick(b, now);
 	}
 	free(fds);
 	free(who);

@@ -11,13 +11,31 @@
 #include "bridge.h"
 #include "log.h"
 
+/* How soon to tell again the workers whose lane had no room. */
+#define TELL_RETRY_NS (200ull * 1000 * 1000)
+
+static void tell_moved(struct bridge *b, const struct dr_host *before, size_t nbefore,
+		       uint64_t now)
+{
+	size_t told = 0, unsent = 0;
+	int rc = dr_admin_tell_moved(b->mb, before, nbefore, &told, &unsent);
+
+	if (rc < 0)
+		log_warn("cannot tell moved workers: %s", dr_strerror(rc));
+	else if (told)
+		log_info("view %llu: %zu worker%s told to restart on their new owner%s",
+			 (unsigned long long)b->view_epoch, told, told == 1 ? "" : "s",
+			 unsent ? " (more once their mailboxes have room)" : "");
+	b->tell_retry_ns = rc < 0 || unsent ? now + TELL_RETRY_NS : 0;
+}
+
 int view_publish(struct bridge *b)
 {
 	/* One thread; the view published last, to tell which names moved. */
 	static struct dr_host hosts[DR_HOSTS_MAX], before[DR_HOSTS_MAX];
 	static size_t nbefore;
 	static bool published;
-	size_t n = 0, told = 0;
+	size_t n = 0;
 	int rc;
 
 	hosts[n++] = (struct dr_host){ .incarnation = b->incarnation, .state = DR_HOST_UP,
@@ -57,14 +75,17 @@ int view_publish(struct bridge *b)
 	log_debug("view %llu published: %zu hosts", (unsigned long long)b->view_epoch, n);
 	/* Workers whose name this view gives to another host: shouldrestart
 	 * (at our first view, every misplaced one: we may have been away). */
-	rc = dr_admin_tell_moved(b->mb, published ? before : NULL, published ? nbefore : 0, &told);
-	if (rc < 0)
-		log_warn("cannot tell moved workers: %s", dr_strerror(rc));
-	else if (told)
-		log_info("view %llu: %zu worker%s told to restart on their new owner",
-			 (unsigned long long)b->view_epoch, told, told == 1 ? "" : "s");
+	tell_moved(b, published ? before : NULL, published ? nbefore : 0, now_ns());
 	memcpy(before, hosts, n * sizeof(hosts[0]));
 	nbefore = n;
 	published = true;
 	return 0;
+}
+
+void view_tick(struct bridge *b, uint64_t now)
+{
+	/* Some could not be told (their lane was full): every misplaced one
+	 * again, those told already drop it once they stopped serving. */
+	if (b->tell_retry_ns && now >= b->tell_retry_ns)
+		tell_moved(b, NULL, 0, now);
 }

@@ -952,7 +952,11 @@ size_t dri_cname_len(const char *name);
 /* registry.c */
 /* dri_register() flags */
 #define DRI_REG_GLOBAL 1u   /* a global name */
-#define DRI_REG_RESERVED 2u /* the bridge's address may be named (global, length 0) */
+#define DRI_REG_RESERVED 2u /* the bridge's address may be named (global, length 0), and
+                             * local names with DRI_RESERVED_PREFIX */
+/* Local names the library keeps for itself (a 0 byte first: no C string). */
+#define DRI_RESERVED_PREFIX "\0distreg."
+#define DRI_RESERVED_PREFIX_LEN 9
 int dri_register(struct dr_registry *r, const void *name, size_t name_len, const void *value,
 		 size_t value_len, uint32_t mbox, unsigned flags);
 int dri_unregister(struct dr_registry *r, const void *name, size_t name_len, unsigned flags,

@@ -177,9 +177,10 @@ int dri_register(dr_registry *r, const void *name, size_t name_len, const void *
 	err = name_op_begin(r, name, name_len, flags, &t);
 	if (err)
 		return err;
-	/* Local names that begin with a 0 byte are the library's (factories:
-	 * start.c); no C string names one. */
-	if (!(flags & (DRI_REG_GLOBAL | DRI_REG_RESERVED)) && ((const uint8_t *)name)[0] == 0)
+	/* Local names that begin with DRI_RESERVED_PREFIX are the library's
+	 * (factories: start.c); no C string names one. */
+	if (!(flags & (DRI_REG_GLOBAL | DRI_REG_RESERVED)) && name_len >= DRI_RESERVED_PREFIX_LEN &&
+	    memcmp(name, DRI_RESERVED_PREFIX, DRI_RESERVED_PREFIX_LEN) == 0)
 		return -EINVAL;
 	if (value_len > DR_VALUE_MAX)
 		return -EMSGSIZE;

@@ -2,9 +2,9 @@
  * start.c - global workers: dr_start() (get-or-create on the owner) and
  * the factories that create them.
  *
- * A factory of kind K serves the local name "\0F" K (local names that begin
- * with a 0 byte are the library's: registry.c refuses them to everyone
- * else). A start on the owner host looks the global name up; if nobody
+ * A factory of kind K serves the local name "\0distreg.factory." K (local
+ * names that begin with "\0distreg." are the library's: registry.c refuses
+ * them to everyone else). A start on the owner host looks the global name up; if nobody
  * serves it, it calls the factory with a start request, and once the
  * factory answers it looks the name up again. Exactly one instance per
  * name on the owner comes from the table itself: the factory's
@@ -57,8 +57,8 @@
 
 #define START_VERSION 1
 #define START_FIXED 8
-#define FACTORY_PREFIX "\0F"
-#define FACTORY_PREFIX_LEN 2
+#define FACTORY_PREFIX DRI_RESERVED_PREFIX "factory."
+#define FACTORY_PREFIX_LEN (DRI_RESERVED_PREFIX_LEN + 8)
 #define FACTORY_NAME_MAX (FACTORY_PREFIX_LEN + DR_KIND_MAX)
 
 _Static_assert(DR_START_WIRE_MAX == START_FIXED + DR_ENTRY_WIRE_MAX + DR_REASON_MAX,
@@ -469,11 +469,11 @@ static int collect_global(const struct dr_name_info *in, void *arg)
 }
 
 DR_EXPORT int dr_admin_tell_moved(dr_mailbox *mb, const struct dr_host *before, size_t nbefore,
-				  size_t *told)
+				  size_t *told, size_t *unsent)
 {
 	struct dr_host *now;
 	struct names ns = { 0 };
-	size_t n = 0, count = 0;
+	size_t n = 0, count = 0, full = 0;
 	int err = dri_mb_begin(mb);
 
 	if (!err && before == NULL && nbefore)
@@ -505,13 +505,19 @@ DR_EXPORT int dr_admin_tell_moved(dr_mailbox *mb, const struct dr_host *before, 
 		idl = strnlen(now[o].id, DR_HOST_MAX);
 		ev[0] = DR_EVENT_SHOULDRESTART;
 		memcpy(ev + 1, now[o].id, idl);
-		if (dri_send(mb->r, DR_MSG_SYSTEM, &to, ev, 1 + idl, 0, 0, 0, NULL) == 0)
+		int rc = dri_send(mb->r, DR_MSG_SYSTEM, &to, ev, 1 + idl, 0, 0, 0, NULL);
+
+		if (rc == 0)
 			count++;
+		else if (rc == -EAGAIN || rc == -EUSERS)
+			full++; /* no room now: the caller tries again */
 	}
 	free(ns.v);
 	free(now);
 	if (told)
 		*told = count;
+	if (unsent)
+		*unsent = full;
 	return err;
 }
 

@@ -226,7 +226,9 @@ int dr_unlink(const char *segment);
  * and others may have taken its names (see the top of this file);
  * -ENAMETOOLONG name longer than DR_NAME_MAX; -EMSGSIZE value longer than
  * DR_VALUE_MAX; -EINVAL NULL or empty name, NULL value with a nonzero
- * length; -EUSERS no reader slot left; -EBADMSG the name's bucket chain in
+ * length, or a binary name that begins with the 9 bytes "\0distreg." (the
+ * library's own names: factories, dr_factory_serve; dr_serve() refuses them
+ * too); -EUSERS no reader slot left; -EBADMSG the name's bucket chain in
  * the segment is corrupt (an index out of range or a cycle: dr_check()
  * says where); -ECHILD handle inherited by fork. Thread-safe.
  */

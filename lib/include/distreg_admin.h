@@ -130,12 +130,14 @@ int dr_admin_start_end(dr_registry *r, const void *name, size_t name_len,
  * global name served in this segment whose owner in the view now published
  * is another host, and was not that host under before (nbefore hosts, as
  * dr_hosts() gives them; NULL: tell every misplaced one, as at the bridge's
- * start). *told (may be NULL) gets how many were told. A lane with no room
- * for the event is skipped (the worker is told at the next view change).
- * Errors: -EINVAL; -ENOMEM; those of dr_hosts() and dr_foreach().
+ * start). *told (may be NULL) gets how many were told, *unsent (may be
+ * NULL) how many could not be, their mailbox's lane being full: the caller
+ * tells every misplaced one again a little later (before NULL; a worker
+ * told twice finds the second event dropped once it stopped serving the
+ * name). Errors: -EINVAL; -ENOMEM; those of dr_hosts() and dr_foreach().
  */
 int dr_admin_tell_moved(dr_mailbox *mb, const struct dr_host *before, size_t nbefore,
-			size_t *told);
+			size_t *told, size_t *unsent);
 
 /* The processes attached to the segment, for a reaper. */
 struct dr_proc_info {

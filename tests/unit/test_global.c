@@ -1025,7 +1025,8 @@ Test(global, forwarding_headers_are_decoded_strictly)
 	} while (0)
 	BAD(DR_MSG_CALL, bad[0] = 2, "version 2");
 	BAD(DR_MSG_CALL, bad[1] = 0, "op 0");
-	BAD(DR_MSG_CALL, bad[1] = 5, "op 5");
+	BAD(DR_MSG_CALL, bad[1] = DR_FWD_START + 1, "op 6");
+	BAD(DR_MSG_CAST, bad[1] = DR_FWD_START, "a start sent as a CAST");
 	BAD(DR_MSG_CALL, bad[1] = DR_FWD_CAST, "a cast sent as a CALL");
 	BAD(DR_MSG_CAST, (void)0, "a call sent as a CAST");
 	BAD(DR_MSG_CAST, bad[1] = DR_FWD_WHEREIS, "a lookup sent as a CAST");

@@ -395,6 +395,11 @@ Test(registry, binary_names_with_nul_bytes_are_distinct_from_prefixes)
 	cr_assert_eq(dr_whereis_bin(r, "\0", 1, &e), 0);
 	cr_assert_eq(e.value[0], '0');
 
+	/* Names the library keeps for itself (factories) are refused. */
+	cr_assert_eq(dr_register_bin(r, "\0distreg.", 9, "0", 1), -EINVAL);
+	cr_assert_eq(dr_register_bin(r, "\0distreg.factory.x", 18, "0", 1), -EINVAL);
+	cr_assert_eq(dr_register_bin(r, "\0distreg", 8, "0", 1), 0);
+
 	cr_assert_eq(dr_unregister_bin(r, "ab\0", 3), 0);
 	cr_assert_eq(dr_whereis_bin(r, "ab\0", 3, NULL), -ENOENT);
 	cr_assert_eq(dr_whereis_bin(r, "ab\0c", 4, NULL), 0);

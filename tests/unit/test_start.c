@@ -258,9 +258,8 @@ Test(start, bad_input_changes_nothing)
 	/* One factory per kind; its name is the library's own. */
 	cr_assert_eq(dr_factory_serve(mb, "k"), 0);
 	cr_assert_eq(dr_factory_serve(mb2, "k"), -EEXIST);
-	cr_assert_eq(dr_register_bin(r, "\0Fk", 3, NULL, 0), -EINVAL);
-	cr_assert_eq(dr_register_bin(r, "\0x", 2, NULL, 0), -EINVAL);
-	cr_assert_eq(dr_serve_bin(mb2, "\0Fj", 3, NULL, 0), -EINVAL);
+	cr_assert_eq(dr_register_bin(r, "\0distreg.factory.k", 18, NULL, 0), -EINVAL);
+	cr_assert_eq(dr_serve_bin(mb2, "\0distreg.factory.j", 18, NULL, 0), -EINVAL);
 	/* A plain message is not a start request, and cannot be answered
 	 * as one. */
 	cr_assert_eq(dr_cast(r, "x", "a", 1, 0), -ENOENT);
@@ -273,7 +272,7 @@ Test(start, bad_input_changes_nothing)
 	dr_mailbox_close(mb);
 	/* A malformed request to a factory: it can tell, and says so. */
 	pid = factory_go(&f, seg, "echo");
-	cr_assert_eq(dr_call_bin(r, "\0Fecho", 6, "garbage", 7, buf, &len, WAIT_MS), -EBADMSG);
+	cr_assert_eq(dr_call_bin(r, "\0distreg.factory.echo", 21, "garbage", 7, buf, &len, WAIT_MS), -EBADMSG);
 	cr_assert_eq(dr_start(r, "w", "echo", NULL, 0, NULL, WAIT_MS), 0);
 	factory_quit(r, "w", pid);
 	dr_close(r);
