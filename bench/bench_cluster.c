@@ -13,6 +13,13 @@
  *   remote async D    dr_call_async_global with D calls in flight;
  *   reaper            a process killed with SIGKILL on a host with a bridge:
  *                     the time until dr_whereis() stops finding its name.
+ *   global workers    a third host joins; a factory of kind "echo" on each:
+ *                     dr_start of N workers from one host, then from all
+ *                     three at once (starts/s); then a fourth host joins and
+ *                     the workers it now owns move to it (shouldrestart):
+ *                     the fraction moved beside the optimum (1/4), and the
+ *                     time from the join being seen to the last worker
+ *                     placed (served on its owner and nowhere else).
  *
  *   bench_cluster [--seconds S] [--short] [--bridge PATH]
  *
@@ -487,6 +494,233 @@ static void bench_reaper(uint64_t *lat, size_t rounds)
 	snprintf(results[nresults++].name, sizeof(results[0].name), "reaper max");
 }
 
+/* ---------------------------------------------------------------------- */
+/* Global workers */
+
+static struct host C, D;
+
+/* A factory of kind "echo": serves every worker it is asked to start from
+ * its own mailbox, echoes their calls, and moves those whose owner changed
+ * (shouldrestart) to their new owner. */
+static void factory(void *arg)
+{
+	const struct host *h = arg;
+	struct dr_options o = { .segment = h->seg };
+	struct dr_start_req sr;
+	dr_registry *r;
+	dr_mailbox *mb;
+	struct dr_msg m;
+	int rc = dr_open(&o, &r);
+
+	if (!rc)
+		rc = dr_mailbox_open(r, &mb);
+	if (!rc)
+		rc = dr_factory_serve(mb, "echo");
+	if (rc)
+		die("factory", dr_strerror(rc));
+	for (;;) {
+		if (dr_recv(mb, &m, -1))
+			continue;
+		rc = dr_start_request(mb, &m, &sr);
+		if (rc == 0)
+			dr_start_answer(mb, &m, dr_serve_global_bin(mb, sr.name, sr.name_len, NULL, 0),
+					NULL);
+		else if (rc == -EEXIST)
+			dr_start_answer(mb, &m, -EEXIST, NULL);
+		else if (rc == -EBADMSG)
+			dr_reply_error(mb, &m, -EBADMSG);
+		else if (m.kind == DR_MSG_SYSTEM)
+			dr_restart_moved(mb, &m, "echo", NULL, 0, NULL, 10000);
+		else if (m.kind == DR_MSG_CALL)
+			dr_reply(mb, &m, m.data, m.len);
+	}
+}
+
+static void gw_name(char *buf, size_t len, size_t k)
+{
+	snprintf(buf, len, "gw.%zu", k);
+}
+
+struct starter {
+	const struct host *h;
+	size_t from, to;
+};
+
+static void starter(void *arg)
+{
+	const struct starter *st = arg;
+	struct dr_options o = { .segment = st->h->seg };
+	dr_registry *r;
+	int rc = dr_open(&o, &r);
+
+	for (size_t k = st->from; !rc && k < st->to; k++) {
+		char name[32];
+
+		gw_name(name, sizeof(name), k);
+		rc = dr_start(r, name, "echo", NULL, 0, NULL, 10000);
+		if (rc)
+			die(name, dr_strerror(rc));
+	}
+	if (rc)
+		die("starter", dr_strerror(rc));
+	dr_close(r);
+}
+
+/* Starts of [from, to) from the given hosts at once, split between them;
+ * starts per second. */
+static double starts(struct host **hs, int nh, size_t from, size_t to)
+{
+	struct starter st[4];
+	pid_t pids[4];
+	uint64_t t0 = now_ns();
+	int status;
+
+	for (int i = 0; i < nh; i++) {
+		st[i] = (struct starter){ hs[i], from + (to - from) * (size_t)i / (size_t)nh,
+					  from + (to - from) * (size_t)(i + 1) / (size_t)nh };
+		pids[i] = fork_child(starter, &st[i]);
+	}
+	for (int i = 0; i < nh; i++)
+		if (waitpid(pids[i], &status, 0) < 0 || !WIFEXITED(status) ||
+		    WEXITSTATUS(status) != 0)
+			die("starts", "a starter failed (see above)");
+	return (double)(to - from) / ((double)(now_ns() - t0) / 1e9);
+}
+
+/* Which of the n workers each host's segment serves: served[i][k]. */
+struct census {
+	size_t n;
+	unsigned char *served;
+	int host;
+};
+
+static int census_fn(const struct dr_name_info *in, void *arg)
+{
+	struct census *c = arg;
+	char buf[32];
+	unsigned long k;
+
+	if (!in->global || in->name_len < 4 || in->name_len >= sizeof(buf) ||
+	    memcmp(in->name, "gw.", 3) != 0)
+		return 0;
+	memcpy(buf, in->name + 3, in->name_len - 3);
+	buf[in->name_len - 3] = 0;
+	k = strtoul(buf, NULL, 10);
+	if (k < c->n)
+		c->served[(size_t)c->host * c->n + k] = 1;
+	return 0;
+}
+
+/* How many of the n workers are not placed: not served on their owner
+ * (owner[k], an index into hs), or served elsewhere too. */
+static size_t misplaced(struct host **hs, int nh, const int *owner, size_t n,
+			unsigned char *served)
+{
+	struct census c = { n, served, 0 };
+	size_t bad = 0;
+
+	memset(served, 0, (size_t)nh * n);
+	for (c.host = 0; c.host < nh; c.host++)
+		dr_foreach(hs[c.host]->r, census_fn, &c);
+	for (size_t k = 0; k < n; k++) {
+		int copies = 0;
+
+		for (int i = 0; i < nh; i++)
+			copies += served[(size_t)i * n + k];
+		bad += copies != 1 || !served[(size_t)owner[k] * n + k];
+	}
+	return bad;
+}
+
+static int owner_index(struct host **hs, int nh, const char *name)
+{
+	char host[DR_HOST_MAX + 1];
+
+	if (dr_owner(A.r, name, host, sizeof(host)) != 0)
+		die("dr_owner", name);
+	for (int i = 0; i < nh; i++)
+		if (strcmp(hs[i]->id, host) == 0)
+			return i;
+	die("dr_owner", "a host that is not ours");
+	return -1;
+}
+
+static void bench_global(size_t n, double settle_s)
+{
+	struct host *hs[4] = { &A, &B, &C, &D }, *one[1] = { &A };
+	int *before = malloc(n * sizeof(int)), *after = malloc(n * sizeof(int));
+	unsigned char *served = malloc(4 * n);
+	pid_t fp[4];
+	size_t moved = 0, left;
+	uint64_t t_join, t_placed = 0;
+	double one_s, all_s;
+	char name[32];
+
+	if (!before || !after || !served)
+		die("malloc", strerror(ENOMEM));
+	host_init(&C, "C");
+	bridge_start(&C, &A);
+	for (uint64_t t = now_ns(); hosts_up(&A) != 3 || hosts_up(&B) != 3 || hosts_up(&C) != 3;
+	     usleep(10000))
+		if (now_ns() - t > 15000000000ull)
+			die("bridges", "A, B and C did not see each other within 15 s");
+	for (int i = 0; i < 3; i++)
+		fp[i] = fork_child(factory, hs[i]);
+	usleep(200000);
+
+	one_s = starts(one, 1, 0, n / 2);
+	all_s = starts(hs, 3, n / 2, n);
+	for (size_t k = 0; k < n; k++) {
+		gw_name(name, sizeof(name), k);
+		before[k] = owner_index(hs, 3, name);
+	}
+	left = misplaced(hs, 3, before, n, served);
+	if (left)
+		die("starts", "workers not on their owner before the join");
+
+	/* A fourth host joins. */
+	host_init(&D, "D");
+	fp[3] = fork_child(factory, &D);
+	usleep(100000);
+	bridge_start(&D, &A);
+	while (hosts_up(&A) != 4 || hosts_up(&B) != 4 || hosts_up(&C) != 4 || hosts_up(&D) != 4)
+		usleep(1000);
+	t_join = now_ns();
+	for (size_t k = 0; k < n; k++) {
+		gw_name(name, sizeof(name), k);
+		after[k] = owner_index(hs, 4, name);
+		moved += after[k] != before[k];
+	}
+	do {
+		left = misplaced(hs, 4, after, n, served);
+		if (left == 0) {
+			t_placed = now_ns();
+			break;
+		}
+		usleep(5000);
+	} while (now_ns() - t_join < (uint64_t)(settle_s * 1e9));
+
+	printf("\nglobal workers (dr_start through a factory per host, %zu workers):\n", n);
+	printf("  starts from one host:    %8.0f /s\n", one_s);
+	printf("  starts from three hosts: %8.0f /s\n", all_s);
+	printf("  a 4th host joins: %zu of %zu workers changed owner (%.1f%%, optimum 25%%)\n",
+	       moved, n, 100.0 * (double)moved / (double)n);
+	if (t_placed)
+		printf("  every worker placed %.0f ms after all hosts saw the join\n",
+		       (double)(t_placed - t_join) / 1e6);
+	else
+		printf("  %zu workers still misplaced %.0f s after the join\n", left, settle_s);
+	results[nresults].p50_us = t_placed ? (double)(t_placed - t_join) / 1e3 : -1;
+	snprintf(results[nresults++].name, sizeof(results[0].name), "rebalance");
+	for (int i = 0; i < 4; i++)
+		stop_child(fp[i]);
+	host_fini(&D);
+	host_fini(&C);
+	free(served);
+	free(after);
+	free(before);
+}
+
 static const struct result *find(const char *name)
 {
 	for (int i = 0; i < nresults; i++)
@@ -509,8 +743,9 @@ int main(int argc, char **argv)
 	struct wargs wl, wg;
 	pid_t local_w, remote_w, srv;
 	const char *name;
-	const struct result *nn, *remote, *raw, *async;
-	size_t reaps = 20;
+	const struct result *nn, *remote, *raw, *async, *rebalance;
+	size_t reaps = 20, workers = 10000;
+	double settle = 60;
 	int c;
 
 	bridge_bin = getenv("DISTREG_BRIDGE");
@@ -524,6 +759,8 @@ int main(int argc, char **argv)
 		case 'S':
 			seconds = 0.3;
 			reaps = 5;
+			workers = 2000;
+			settle = 20;
 			break;
 		case 'b':
 			bridge_bin = optarg;
@@ -606,6 +843,7 @@ int main(int argc, char **argv)
 	stop_child(remote_w);
 
 	bench_reaper(lat, reaps);
+	bench_global(workers, settle);
 
 	printf("\ntargets:\n");
 	printf("  %s  remote call p50 <= 1.5x nanomsg tcp req/rep p50: %.1f us vs %.1f us (x%.2f)\n",
@@ -620,6 +858,13 @@ int main(int argc, char **argv)
 	printf("  %s  the reaper removes a killed process's names within 100 ms: max %.1f ms\n",
 	       find("reaper max")->p50_us <= 100000 ? "PASS" : "MISS",
 	       find("reaper max")->p50_us / 1e3);
+	rebalance = find("rebalance");
+	if (rebalance->p50_us >= 0)
+		printf("  %s  all %zu workers placed on their owner within 2 s of a join: %.0f ms\n",
+		       rebalance->p50_us <= 2e6 ? "PASS" : "MISS", workers, rebalance->p50_us / 1e3);
+	else
+		printf("  MISS  all %zu workers placed on their owner within 2 s of a join: "
+		       "not all placed after %.0f s\n", workers, settle);
 	host_fini(&A);
 	host_fini(&B);
 	free(lat);
