@@ -157,7 +157,8 @@ struct bridge {
 	size_t npeers;
 	uint64_t view_epoch;
 	bool view_dirty;
-	uint64_t tell_retry_ns;        /* when to tell moved workers again (view.c), 0 never */
+	uint64_t tell_retry_ns;        /* when to tell misplaced workers again (view.c), 0 never */
+	uint64_t retell_ns;            /* the wait before the next such pass, doubling */
 	uint64_t next_heartbeat_ns, next_scan_ns;
 	size_t msg_max;                /* dr_message_max() */
 	unsigned char *frame;          /* a WIRE_FRAME_MAX buffer to build frames */

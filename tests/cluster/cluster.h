@@ -644,6 +644,7 @@ static inline const char *name_owned_by(struct cl *c, int owner, const char *tag
 struct cl_caller {
 	struct cl_host *h;
 	const char *name;
+	const char *kind;   /* dr_start of name through a factory of kind, not a call */
 	const void *req;
 	size_t req_len, cap;
 	int timeout_ms;
@@ -661,8 +662,16 @@ static inline int cl_caller_main(void *arg)
 
 	if (!rc)
 		rc = dr_open(&o, &r);
-	if (!rc)
+	if (!rc && a->kind) {
+		struct dr_started st;
+
+		/* The answer: "<created>|<host>" */
+		rc = dr_start(r, a->name, a->kind, NULL, 0, &st, a->timeout_ms);
+		if (!rc)
+			len = (size_t)snprintf(buf, len, "%d|%s", st.created, st.host);
+	} else if (!rc) {
 		rc = dr_call_global(r, a->name, a->req, a->req_len, buf, &len, a->timeout_ms);
+	}
 	if (rc)
 		len = 0;
 	if (write(a->out[1], &rc, sizeof(rc)) != sizeof(rc) ||
@@ -672,16 +681,19 @@ static inline int cl_caller_main(void *arg)
 	return 0;
 }
 
-static inline int cl_call(struct cl *c, int i, const char *name, const void *req, size_t req_len,
-			  void *reply, size_t *len, int timeout_ms)
+/* dr_call_global(name) from host i (in its namespace, if it has one); or,
+ * with kind, dr_start(name, kind), whose answer is "<created>|<host>". */
+static inline int cl_call_or_start(struct cl *c, int i, const char *name, const char *kind,
+				   const void *req, size_t req_len, void *reply, size_t *len,
+				   int timeout_ms)
 {
-	struct cl_caller a = { .h = &c->h[i], .name = name, .req = req, .req_len = req_len,
-			       .cap = *len, .timeout_ms = timeout_ms };
+	struct cl_caller a = { .h = &c->h[i], .name = name, .kind = kind, .req = req,
+			       .req_len = req_len, .cap = *len, .timeout_ms = timeout_ms };
 	int rc = -EPIPE, st;
 	size_t n = 0;
 	pid_t pid;
 
-	if (!c->h[i].netns)
+	if (!c->h[i].netns && !kind)
 		return dr_call_global(cl_reg(c, i), name, req, req_len, reply, len, timeout_ms);
 	(void)cl_reg(c, i); /* the segment exists with the test's geometry */
 	cr_assert_eq(pipe(a.out), 0);
@@ -704,6 +716,12 @@ static inline int cl_call(struct cl *c, int i, const char *name, const void *req
 	waitpid(pid, &st, 0);
 	*len = n;
 	return rc;
+}
+
+static inline int cl_call(struct cl *c, int i, const char *name, const void *req, size_t req_len,
+			  void *reply, size_t *len, int timeout_ms)
+{
+	return cl_call_or_start(c, i, name, NULL, req, req_len, reply, len, timeout_ms);
 }
 
 #endif /* DR_CLUSTER_H */

@@ -455,6 +455,53 @@ Test(cluster, a_join_moves_each_worker_whose_owner_changed_to_it)
 	cl_fini(&c);
 }
 
+Test(cluster, a_worker_whose_restart_failed_is_told_again_until_it_moves)
+{
+	struct cl c;
+	struct counters *cnt = counters_new();
+	pid_t fpids[CL_MAX];
+	const char *far = NULL;
+	double deadline;
+
+	cl_init(&c, 2, "rt", false);
+	cl_start(&c, 0);
+	cl_wait_converged(&c, "one host");
+	fpids[0] = worker_spawn(&c, 0, NULL, 0, cnt, "echo");
+	make_names("rt");
+	for (int k = 0; k < NNAMES; k++)
+		cr_assert_eq(dr_start(cl_reg(&c, 0), names[k], "echo", NULL, 0, NULL, 5000), 0);
+	/* A second host joins with no factory yet: the moves fail (-ESRCH
+	 * on the new owner) and the workers stay where they are. */
+	cl_start(&c, 1);
+	cl_wait_converged(&c, "two hosts");
+	for (int k = 0; k < NNAMES && !far; k++)
+		if (cl_owner(&c, 0, names[k]) == 1)
+			far = names[k];
+	cr_assert_not_null(far, "no name moved to the new host");
+	deadline = cl_now() + 5;
+	while (__atomic_load_n(&cnt->move_failed[0], __ATOMIC_RELAXED) == 0) {
+		cr_assert_lt(cl_now(), deadline, "no restart was tried");
+		cl_sleep_ms(10);
+	}
+	cr_assert(served_on(&c, 0, far), "%s left its host with nowhere to go", far);
+	/* The factory comes: at the next pass the bridge tells them again,
+	 * and they move. */
+	fpids[1] = worker_spawn(&c, 1, NULL, 0, cnt, "echo");
+	deadline = cl_now() + 10;
+	for (int k = 0; k < NNAMES; k++) {
+		int owner = cl_owner(&c, 0, names[k]);
+
+		while (!served_on(&c, owner, names[k]) || served_on(&c, 1 - owner, names[k])) {
+			cr_assert_lt(cl_now(), deadline, "%s not on its owner %s 10 s after its "
+				     "factory came\n%s", names[k], c.h[owner].id, cl_log_tail(&c, 0));
+			cl_sleep_ms(20);
+		}
+	}
+	for (int i = 0; i < c.n; i++)
+		reap_child(fpids[i]);
+	cl_fini(&c);
+}
+
 Test(cluster, a_call_times_out_and_the_next_one_works)
 {
 	struct cl c;

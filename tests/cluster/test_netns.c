@@ -4,8 +4,10 @@
  * (the "switch"): real TCP between real interfaces, with a key (the
  * addresses are not loopback). The hosts converge, a call from host A
  * reaches a worker on its owner host; then host C's link goes down: A and B
- * see C down, C sees A and B down, and each side carries on alone; the link
- * comes back: the views converge again and calls work again.
+ * see C down, C sees A and B down, and each side carries on alone, and
+ * starts the same global workers (through a factory on every host); the
+ * link comes back: the views converge again, calls work again, and every
+ * worker started on both sides ends with one instance, on its owner.
  *
  * Needs root (ip netns, veth, bridge devices); skipped otherwise. Every name
  * (namespaces, segments, key, logs) carries the test process's pid, and
@@ -34,7 +36,7 @@ static struct cl C;
 static char ns[NH + 1][32];     /* "drt<pid>a".."drt<pid>c", "drt<pid>s" */
 static bool ns_made[NH + 1];
 static char ip_log[128];        /* what the ip commands said */
-static pid_t workers[NH];
+static pid_t workers[NH], factories[NH];
 static int net_a, net_b;        /* 10.<a>.<b>.0/24 */
 
 /* Run "ip arg..." (NULL-terminated), its output appended to ip_log; its
@@ -174,12 +176,18 @@ static void make_network(void)
 /* Everything, whatever state the test left it in. */
 static void teardown(void)
 {
-	for (int i = 0; i < NH; i++)
+	for (int i = 0; i < NH; i++) {
 		if (workers[i] > 0) {
 			kill(workers[i], SIGKILL);
 			waitpid(workers[i], NULL, 0);
 			workers[i] = 0;
 		}
+		if (factories[i] > 0) {
+			kill(factories[i], SIGKILL);
+			waitpid(factories[i], NULL, 0);
+			factories[i] = 0;
+		}
+	}
 	cl_fini(&C); /* bridges first: a namespace lives while a process is in it */
 	for (int i = 0; i <= NH; i++)
 		if (ns_made[i]) {
@@ -241,6 +249,53 @@ static bool up_in(int i, int j)
 	return st == DR_HOST_UP || st == DR_HOST_SUSPECT;
 }
 
+/* dr_start(name) from host i: the host it runs on, and whether created. */
+static void start_ok(int i, const char *name, int *created, char *host, const char *when)
+{
+	char reply[128];
+	size_t len = sizeof(reply) - 1;
+	int rc = cl_call_or_start(&C, i, name, "echo", NULL, 0, reply, &len, 5000);
+
+	cr_assert_eq(rc, 0, "%s: start %s from %s: %s\n%s", when, name, C.h[i].id, dr_strerror(rc),
+		     cl_log_tail(&C, i));
+	reply[len] = 0;
+	cr_assert(len > 2 && reply[1] == '|', "%s: start %s: %s", when, name, reply);
+	*created = reply[0] == '1';
+	cr_assert_lt(len - 2, DR_HOST_MAX + 1);
+	memcpy(host, reply + 2, len - 1);
+}
+
+struct count_one {
+	const char *name;
+	int n;
+};
+
+static int count_global(const struct dr_name_info *in, void *arg)
+{
+	struct count_one *c = arg;
+
+	c->n += in->global && in->name_len == strlen(c->name) &&
+		memcmp(in->name, c->name, in->name_len) == 0;
+	return 0;
+}
+
+/* How many hosts' segments have the global name, and on which (the last). */
+static int instances(const char *name, int *where)
+{
+	int n = 0;
+
+	for (int i = 0; i < NH; i++) {
+		struct count_one c = { name, 0 };
+
+		cr_assert_eq(dr_foreach(cl_reg(&C, i), count_global, &c), 0);
+		if (c.n) {
+			n++;
+			*where = i;
+		}
+	}
+	return n;
+}
+
 static double since(double t0)
 {
 	return cl_now() - t0;
@@ -250,6 +305,9 @@ static double since(double t0)
 #define DOWN_MS 10000
 /* How long the partition lasts once both sides saw it. */
 #define HOLD_MS 4000
+/* Workers started on both sides of the partition. */
+#define NSTART 12
+static char pnames[NSTART][16];
 
 Test(netns, three_hosts_converge_partition_and_heal, .init = setup, .fini = teardown)
 {
@@ -308,6 +366,8 @@ Test(netns, three_hosts_converge_partition_and_heal, .init = setup, .fini = tear
 	}
 	workers[1] = worker_start(&C, 1, &name_b, 1, cnt);
 	workers[2] = worker_start(&C, 2, &name_c, 1, cnt);
+	for (int i = 0; i < NH; i++)
+		factories[i] = worker_spawn(&C, i, NULL, 0, cnt, "echo");
 	call_ok(0, name_b, 1, "converged");
 	call_ok(0, name_c, 2, "converged");
 	call_ok(2, name_b, 1, "converged");
@@ -333,6 +393,22 @@ Test(netns, three_hosts_converge_partition_and_heal, .init = setup, .fini = tear
 	call_ok(2, name_c, 2, "partitioned");
 	call_fails(2, name_b, -ENOENT, "partitioned");
 
+	/* Both sides start the same workers: A and B's on their owners
+	 * there, C's all on C, which owns everything in its view. */
+	for (int k = 0; k < NSTART; k++) {
+		char host[DR_HOST_MAX + 1];
+		int created, owner;
+
+		snprintf(pnames[k], sizeof(pnames[k]), "pt.%d", k);
+		owner = cl_owner(&C, 0, pnames[k]);
+		start_ok(0, pnames[k], &created, host, "partitioned, side A-B");
+		cr_assert(created && strcmp(host, C.h[owner].id) == 0 && owner != 2,
+			  "%s: %d on %s", pnames[k], created, host);
+		start_ok(2, pnames[k], &created, host, "partitioned, side C");
+		cr_assert(created && strcmp(host, C.h[2].id) == 0, "%s: %d on %s", pnames[k],
+			  created, host);
+	}
+
 	/* A partition that lasts: several down-afters, long enough for
 	 * nanomsg's redial backoff and TCP's retransmission backoff to grow.
 	 * Nobody comes back meanwhile. */
@@ -356,6 +432,25 @@ Test(netns, three_hosts_converge_partition_and_heal, .init = setup, .fini = tear
 	call_ok(0, name_c, 2, "healed");
 	call_ok(1, name_c, 2, "healed");
 	call_ok(2, name_b, 1, "healed");
+
+	/* The workers started on both sides: the instance off its owner is
+	 * told to restart there (shouldrestart), finds the owner's, and
+	 * stops. One each, on its owner, and it answers. */
+	for (int k = 0; k < NSTART; k++) {
+		int owner = cl_owner(&C, 0, pnames[k]), where = -1;
+
+		while (instances(pnames[k], &where) != 1 || where != owner) {
+			cr_assert_lt(since(t0), 20, "%s: still %d instances (one on %s, owner %s) 20 s "
+				     "after the heal; restarts done %d %d %d, failed %d %d %d",
+				     pnames[k], instances(pnames[k], &where), C.h[where].id,
+				     C.h[owner].id, cnt->moved[0], cnt->moved[1], cnt->moved[2],
+				     cnt->move_failed[0], cnt->move_failed[1], cnt->move_failed[2]);
+			cl_sleep_ms(20);
+		}
+		call_ok(1, pnames[k], owner, "healed");
+	}
+	cr_log_info("netns: %d workers started on both sides: one instance each, on its owner, "
+		    "%.2f s after the link came back", NSTART, since(t0));
 	cr_log_info("netns: %.1f s in all", since(t_start));
 }
 
