@@ -250,6 +250,8 @@ DR_EXPORT int dr_serve_global_bin(dr_mailbox *mb, const void *name, size_t name_
 		return err;
 	if (!w.self)
 		return -EREMOTE;
+	/* break7: not in DRI_CRASHPOINTS (the stress mix serves no global). */
+	DRI_CRASHPOINT(serve_owner_checked); /* found self the owner, not registered */
 	return dri_serve(mb, name, name_len, DRI_REG_GLOBAL, value, value_len);
 }
 
