@@ -502,6 +502,92 @@ Test(cluster, a_worker_whose_restart_failed_is_told_again_until_it_moves)
 	cl_fini(&c);
 }
 
+/*
+ * break7: a restart that fails once is never asked again, and the paused
+ * factory's stale request makes a second instance that never converges.
+ *
+ * Hosts a and b run factories (each worker in its factory's mailbox); c's
+ * factory is spawned and paused (SIGSTOP) before c's bridge starts. Names
+ * are started on a and b; c joins and wins some. a's and b's bridges tell
+ * them (view.c:78 -> start.c:471). The factory on a (and b) runs
+ * dr_restart_moved for its first moved name: dr_start_bin forwards to c's
+ * bridge (start.c:421), which calls c's paused factory asynchronously
+ * (start.c:354, rpc.c deliver DR_FWD_START). The restart times out after
+ * 5 s (worker_main's timeout), the worker keeps serving, as documented.
+ * c's factory resumes: its mailbox still holds the request (calls do not
+ * expire in a mailbox), dr_start_request finds the name not served on c
+ * (start.c:151) and it serves it there. Now a (or b) and c both serve the
+ * name, with views agreed, and nothing tells a's instance again:
+ * dr_admin_tell_moved skips names whose owner did not change since the
+ * view before (start.c:500-503) and view_tick retells only when a lane was
+ * full (view.c:29, 89). The README's "duplicates converge to the owner's
+ * instance" never happens. (Without a pause: a restart that fails with
+ * -ESRCH because c's factory is not up yet leaves the old instance for
+ * good, and the next dr_start creates the duplicate on c.)
+ */
+Test(cluster, break7_a_restart_that_timed_out_leaves_two_instances_for_good)
+{
+	enum { N = 2 * NNAMES };
+	static char nb[N][16];
+	struct cl c;
+	struct counters *cnt = counters_new();
+	pid_t fpids[CL_MAX];
+	int before[N], moving = 0, done = 0, dups = 0;
+	double deadline;
+
+	cl_init(&c, 3, "b7p", false);
+	cl_start(&c, 0);
+	cl_start(&c, 1);
+	cl_wait_converged(&c, "two hosts");
+	for (int i = 0; i < c.n; i++)
+		fpids[i] = worker_spawn(&c, i, NULL, 0, cnt, "echo");
+	kill(fpids[2], SIGSTOP);
+	for (int k = 0; k < N; k++) {
+		snprintf(nb[k], sizeof(nb[k]), "b7p.%d", k);
+		cr_assert_eq(dr_start(cl_reg(&c, k % 2), nb[k], "echo", NULL, 0, NULL, 5000), 0);
+		before[k] = cl_owner(&c, 0, nb[k]);
+	}
+	cl_start(&c, 2);
+	cl_wait_converged(&c, "three hosts");
+	for (int k = 0; k < N; k++)
+		moving += cl_owner(&c, 0, nb[k]) != before[k];
+	cr_assert_gt(moving, 0, "no name changed owner");
+	/* The first restart on a host with moving names times out (5 s). */
+	deadline = cl_now() + 12;
+	while (__atomic_load_n(&cnt->move_failed[0], __ATOMIC_RELAXED) +
+		       __atomic_load_n(&cnt->move_failed[1], __ATOMIC_RELAXED) == 0) {
+		cr_assert_lt(cl_now(), deadline, "no restart timed out");
+		cl_sleep_ms(10);
+	}
+	kill(fpids[2], SIGCONT);
+	/* Every event acted on, then a second for stragglers. */
+	deadline = cl_now() + 12;
+	while (done < moving) {
+		cr_assert_lt(cl_now(), deadline, "%d of %d moves acted on", done, moving);
+		cl_sleep_ms(10);
+		done = 0;
+		for (int i = 0; i < 2; i++)
+			done += __atomic_load_n(&cnt->moved[i], __ATOMIC_RELAXED) +
+				__atomic_load_n(&cnt->move_failed[i], __ATOMIC_RELAXED);
+	}
+	cl_sleep_ms(1000);
+	for (int k = 0; k < N; k++) {
+		int owner = cl_owner(&c, 0, nb[k]);
+
+		if (owner != before[k] && served_on(&c, owner, nb[k]) &&
+		    served_on(&c, before[k], nb[k])) {
+			cr_log_warn("%s served on %s (owner) and on %s", nb[k], c.h[owner].id,
+				    c.h[before[k]].id);
+			dups++;
+		}
+	}
+	for (int i = 0; i < c.n; i++)
+		reap_child(fpids[i]);
+	cl_fini(&c);
+	cr_assert_eq(dups, 0, "%d names with two live instances, views agreed, 1 s after the "
+		     "last move", dups);
+}
+
 Test(cluster, a_call_times_out_and_the_next_one_works)
 {
 	struct cl c;
