@@ -924,6 +924,7 @@ bool dri_pending_take(struct dr_mailbox *mb, uint64_t call_id);
 void dri_mailbox_poke(struct dr_mailbox *mb);
 int dri_pending_look(struct dr_mailbox *mb, struct dr_msg *msg, void *arg);
 int dri_unserve(struct dr_mailbox *mb, const void *name, size_t name_len, bool global);
+bool dri_serves(struct dr_mailbox *mb, const void *name, size_t name_len, bool global);
 int dri_serve(struct dr_mailbox *mb, const void *name, size_t name_len, unsigned flags,
 	      const void *value, size_t value_len);
 int dri_mb_begin(struct dr_mailbox *mb);

@@ -240,6 +240,7 @@ DR_EXPORT int dr_serve_global_bin(dr_mailbox *mb, const void *name, size_t name_
 				  const void *value, size_t value_len)
 {
 	struct dri_where w;
+	bool was;
 	int err = dri_mb_begin(mb);
 
 	if (!err)
@@ -250,9 +251,20 @@ DR_EXPORT int dr_serve_global_bin(dr_mailbox *mb, const void *name, size_t name_
 		return err;
 	if (!w.self)
 		return -EREMOTE;
-	/* break7: not in DRI_CRASHPOINTS (the stress mix serves no global). */
+	/* Not in DRI_CRASHPOINTS (the stress mix serves no global name). */
 	DRI_CRASHPOINT(serve_owner_checked); /* found self the owner, not registered */
-	return dri_serve(mb, name, name_len, DRI_REG_GLOBAL, value, value_len);
+	was = dri_serves(mb, name, name_len, true);
+	err = dri_serve(mb, name, name_len, DRI_REG_GLOBAL, value, value_len);
+	if (err || was)
+		return err;
+	/* A view published between our look and the registration gave it to
+	 * another host: the bridge told the names it found then, not this one
+	 * (test_breakstart). Published after this look, it finds the name. */
+	if (dri_owner_of(mb->r, name, name_len, &w) == 0 && !w.self) {
+		dri_unserve(mb, name, name_len, true);
+		return -EREMOTE;
+	}
+	return 0;
 }
 
 DR_EXPORT int dr_serve_global(dr_mailbox *mb, const char *name, const void *value,

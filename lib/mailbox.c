@@ -903,6 +903,16 @@ int dri_serve(dr_mailbox *mb, const void *name, size_t name_len, unsigned flags,
 	return 0;
 }
 
+/* Whether mb serves name (dr_serve or dr_serve_global). */
+bool dri_serves(dr_mailbox *mb, const void *name, size_t name_len, bool global)
+{
+	for (struct dri_served *sv = mb->served; sv; sv = sv->next)
+		if (sv->len == name_len && sv->global == global &&
+		    memcmp(sv->name, name, name_len) == 0)
+			return true;
+	return false;
+}
+
 /* dr_unserve() in either namespace: end the registration mb made. */
 int dri_unserve(dr_mailbox *mb, const void *name, size_t name_len, bool global)
 {

@@ -29,7 +29,9 @@
  *     1   u8    0
  *     2   u16   reason_len, 0 to DR_REASON_MAX
  *     4   i32   status: 0 served, -EEXIST served already, else refused
- *     8   reason_len bytes of reason
+ *     8   u64   status 0: the regid of the registration it made (as the
+ *               factory's host saw it when answering), else 0
+ *    16   reason_len bytes of reason
  *
  * A start forwarded to the owner's bridge: the forwarding header (global.c)
  * names the worker; its payload is
@@ -57,6 +59,7 @@
 
 #define START_VERSION 1
 #define START_FIXED 8
+#define ANSWER_FIXED 16
 #define FACTORY_PREFIX DRI_RESERVED_PREFIX "factory."
 #define FACTORY_PREFIX_LEN (DRI_RESERVED_PREFIX_LEN + 8)
 #define FACTORY_NAME_MAX (FACTORY_PREFIX_LEN + DR_KIND_MAX)
@@ -156,17 +159,27 @@ DR_EXPORT int dr_start_request(dr_mailbox *mb, const struct dr_msg *msg,
 DR_EXPORT int dr_start_answer(dr_mailbox *mb, const struct dr_msg *msg, int status,
 			      const char *reason)
 {
-	uint8_t buf[START_FIXED + DR_REASON_MAX];
+	uint8_t buf[ANSWER_FIXED + DR_REASON_MAX];
 	struct dr_start_req req;
+	struct dr_entry e;
+	uint64_t regid = 0;
 	size_t rl = 0;
+	int err = dri_mb_begin(mb);
 
+	if (err)
+		return err;
 	if (status > 0 || request_decode(msg, &req) != 0)
 		return -EINVAL;
 	if (status != 0 && status != -EEXIST && reason)
 		rl = strnlen(reason, DR_REASON_MAX);
+	/* Which registration it made: the starter says "created" only if it
+	 * finds that one (not another made after it ended). */
+	if (status == 0 && dri_whereis(mb->r, req.name, req.name_len, DRI_REG_GLOBAL, &e) == 0)
+		regid = e.regid;
 	fixed(buf, 0, rl, status);
-	memcpy(buf + START_FIXED, reason, rl);
-	return dr_reply(mb, msg, buf, START_FIXED + rl);
+	dri_put64(buf + START_FIXED, regid);
+	memcpy(buf + ANSWER_FIXED, reason, rl);
+	return dr_reply(mb, msg, buf, ANSWER_FIXED + rl);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -205,6 +218,7 @@ static int served_here(dr_registry *r, const void *name, size_t name_len, int cr
 static int start_finish(dr_registry *r, const void *name, size_t name_len, int status,
 			const uint8_t *ans, size_t len, struct dr_started *st)
 {
+	uint64_t made;
 	int32_t said;
 	size_t rl;
 
@@ -212,18 +226,23 @@ static int start_finish(dr_registry *r, const void *name, size_t name_len, int s
 		return -ESRCH; /* the factory's name went before it answered */
 	if (status)
 		return status;
-	if (len < START_FIXED || ans[0] != START_VERSION || ans[1] != 0)
+	if (len < ANSWER_FIXED || ans[0] != START_VERSION || ans[1] != 0)
 		return -EBADMSG;
 	rl = get16(ans);
 	said = (int32_t)dri_get32(ans + 4);
-	if (rl > DR_REASON_MAX || len != START_FIXED + rl || said > 0)
+	made = dri_get64(ans + START_FIXED);
+	if (rl > DR_REASON_MAX || len != ANSWER_FIXED + rl || said > 0 || (said && made))
 		return -EBADMSG;
 	if (said == 0 || said == -EEXIST) {
-		int err = served_here(r, name, name_len, said == 0, st);
+		int err = served_here(r, name, name_len, 0, st);
 
-		return err == -ENOENT ? -ENOENT : err;
+		/* Created by this start only if what we find is the
+		 * registration the factory made for it. */
+		if (!err)
+			st->created = said == 0 && made != 0 && st->entry.regid == made;
+		return err;
 	}
-	memcpy(st->reason, ans + START_FIXED, rl);
+	memcpy(st->reason, ans + ANSWER_FIXED, rl);
 	st->reason[rl] = 0;
 	return -ECANCELED;
 }
@@ -233,7 +252,7 @@ static int start_here(dr_registry *r, const void *name, size_t name_len, const c
 		      size_t kind_len, const void *arg, size_t arg_len, struct dr_started *st,
 		      int timeout_ms)
 {
-	uint8_t fname[FACTORY_NAME_MAX], ans[START_FIXED + DR_REASON_MAX], *req;
+	uint8_t fname[FACTORY_NAME_MAX], ans[ANSWER_FIXED + DR_REASON_MAX], *req;
 	size_t cap = START_FIXED + DR_NAME_MAX + arg_len, ans_len = sizeof(ans);
 	struct dri_target to = { .name = fname };
 	int n, err;
@@ -251,7 +270,7 @@ static int start_here(dr_registry *r, const void *name, size_t name_len, const c
 	free(req);
 	if (n < 0)
 		return n;
-	/* break7: not in DRI_CRASHPOINTS (the stress mix never starts). */
+	/* Not in DRI_CRASHPOINTS (the stress mix starts no worker). */
 	if (err == 0)
 		DRI_CRASHPOINT(start_answered); /* the factory answered, not looked up */
 	if (err == -EMSGSIZE)
@@ -528,6 +547,7 @@ DR_EXPORT int dr_restart_moved(dr_mailbox *mb, const struct dr_msg *ev, const ch
 			       const void *arg, size_t arg_len, struct dr_started *out,
 			       int timeout_ms)
 {
+	struct dri_where w;
 	int err = dri_mb_begin(mb);
 
 	if (err)
@@ -535,6 +555,13 @@ DR_EXPORT int dr_restart_moved(dr_mailbox *mb, const struct dr_msg *ev, const ch
 	if (!ev || ev->kind != DR_MSG_SYSTEM || !ev->global || ev->len < 1 || !ev->data ||
 	    ((const uint8_t *)ev->data)[0] != DR_EVENT_SHOULDRESTART || ev->name_len == 0)
 		return -EINVAL;
+	/* An event older than the view: if this host owns the name again,
+	 * a start would find this very registration, and end it. */
+	err = dri_owner_of(mb->r, ev->name, ev->name_len, &w);
+	if (err)
+		return err;
+	if (w.self)
+		return -EALREADY;
 	/* A new instance on the owner (its table does not know ours), then
 	 * ours ends: the one on the owner wins, also one started there
 	 * meanwhile by someone else. */

@@ -674,9 +674,10 @@ int dr_hosts(dr_registry *r, struct dr_host *hosts, size_t max, size_t *n, uint6
  * does not touch the other, and the local calls (dr_whereis, dr_call, ...)
  * never see global names. The name stays served here if a later view gives
  * it to another host (the bridge may then tell mb with a DR_MSG_SYSTEM).
- * Errors: -EREMOTE the owner is another host (dr_owner() names it);
- * -ENOTCONN, -EHOSTUNREACH, -EBADMSG as for dr_owner(); and those of
- * dr_serve().
+ * Errors: -EREMOTE the owner is another host (dr_owner() names it), also
+ * when a view published while this call registered the name gave it to
+ * another host (the registration is undone); -ENOTCONN, -EHOSTUNREACH,
+ * -EBADMSG as for dr_owner(); and those of dr_serve().
  */
 int dr_serve_global(dr_mailbox *mb, const char *name, const void *value, size_t value_len);
 int dr_serve_global_bin(dr_mailbox *mb, const void *name, size_t name_len, const void *value,
@@ -772,7 +773,10 @@ struct dr_started {
  * bytes, may be NULL if 0) is handed to the factory. timeout_ms bounds the
  * whole trip (-1: for ever). kind: 1 to DR_KIND_MAX bytes, no NUL.
  * Errors: -ESRCH no factory of kind runs on the owner; -ECANCELED the
- * factory refused (out->reason says why); -ETIMEDOUT; -EHOSTUNREACH,
+ * factory refused (out->reason says why); -EOWNERDEAD the factory died
+ * before it answered (a worker it had spawned may run all the same: a new
+ * dr_start finds it); -ETIMEDOUT (the factory may still start it: a start
+ * is delivered at most once, and a late one is not undone); -EHOSTUNREACH,
  * -ENOTCONN, -EBADMSG as for dr_call_global(); -ENOENT the factory said it
  * started the worker but it was gone by the time it was looked up;
  * -EMSGSIZE name, kind and arg do not fit one message; -EINVAL, -ENAMETOOLONG.
@@ -829,8 +833,11 @@ int dr_start_answer(dr_mailbox *mb, const struct dr_msg *msg, int status, const 
  * (dr_unserve_global). If the owner already runs one, that one wins and
  * this one stops all the same. *out (may be NULL) says where it runs now.
  * If the start fails the name stays served here, and its error is
- * returned. Errors: -EINVAL ev is not a shouldrestart event; those of
- * dr_start() and dr_unserve_global().
+ * returned (the bridge tells a misplaced worker again: after 0.5 s, then
+ * 1, 2, ... up to every 16 s, while it stays misplaced). Errors: -EALREADY
+ * the event is stale: this host owns the name again, it stays served here;
+ * -EINVAL ev is not a shouldrestart event; those of dr_owner(), dr_start()
+ * and dr_unserve_global().
  */
 int dr_restart_moved(dr_mailbox *mb, const struct dr_msg *ev, const char *kind, const void *arg,
 		     size_t arg_len, struct dr_started *out, int timeout_ms);

@@ -503,29 +503,16 @@ Test(cluster, a_worker_whose_restart_failed_is_told_again_until_it_moves)
 }
 
 /*
- * break7: a restart that fails once is never asked again, and the paused
- * factory's stale request makes a second instance that never converges.
- *
- * Hosts a and b run factories (each worker in its factory's mailbox); c's
- * factory is spawned and paused (SIGSTOP) before c's bridge starts. Names
- * are started on a and b; c joins and wins some. a's and b's bridges tell
- * them (view.c:78 -> start.c:471). The factory on a (and b) runs
- * dr_restart_moved for its first moved name: dr_start_bin forwards to c's
- * bridge (start.c:421), which calls c's paused factory asynchronously
- * (start.c:354, rpc.c deliver DR_FWD_START). The restart times out after
- * 5 s (worker_main's timeout), the worker keeps serving, as documented.
- * c's factory resumes: its mailbox still holds the request (calls do not
- * expire in a mailbox), dr_start_request finds the name not served on c
- * (start.c:151) and it serves it there. Now a (or b) and c both serve the
- * name, with views agreed, and nothing tells a's instance again:
- * dr_admin_tell_moved skips names whose owner did not change since the
- * view before (start.c:500-503) and view_tick retells only when a lane was
- * full (view.c:29, 89). The README's "duplicates converge to the owner's
- * instance" never happens. (Without a pause: a restart that fails with
- * -ESRCH because c's factory is not up yet leaves the old instance for
- * good, and the next dr_start creates the duplicate on c.)
+ * A restart that times out, then happens after all: hosts a and b run
+ * factories (each worker in its factory's mailbox); c's factory is paused
+ * (SIGSTOP) before c's bridge starts. c joins and wins some names; their
+ * restarts on c time out (5 s) and the workers keep serving on a and b. c's
+ * factory resumes and still serves the stale requests: two instances,
+ * views agreed. The bridges tell misplaced workers again until they moved,
+ * so the old instances find c's and stop. (Found by a review: before the
+ * retelling, both instances stayed for good.)
  */
-Test(cluster, break7_a_restart_that_timed_out_leaves_two_instances_for_good)
+Test(cluster, a_restart_that_timed_out_on_a_paused_factory_still_converges)
 {
 	enum { N = 2 * NNAMES };
 	static char nb[N][16];
