@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <distreg.h>
 #include <distreg_admin.h>
@@ -62,6 +64,8 @@ struct item {
 	uint64_t id;                   /* ours, unique in this run */
 	uint64_t deadline_ns;          /* 0: none */
 	struct dr_msg caller;          /* CALL, WHEREIS: whom to answer (a copy) */
+	bool internal;                 /* the bridge's own question (rpc_ask): no caller */
+	char host[DR_HOST_MAX + 1];    /* internal: whom it asked */
 	uint8_t name_len;
 	uint32_t len;
 	unsigned char *name;
@@ -157,8 +161,10 @@ struct bridge {
 	size_t npeers;
 	uint64_t view_epoch;
 	bool view_dirty;
-	uint64_t tell_retry_ns;        /* when to tell misplaced workers again (view.c), 0 never */
+	uint64_t tell_retry_ns;        /* when to tell misplaced workers again (moves.c), 0 never */
 	uint64_t retell_ns;            /* the wait before the next such pass, doubling */
+	struct loser *losers;          /* dienow'd, for --dienow-sigterm-ms (moves.c) */
+	size_t nlosers, caplosers;
 	uint64_t next_heartbeat_ns, next_scan_ns;
 	size_t msg_max;                /* dr_message_max() */
 	unsigned char *frame;          /* a WIRE_FRAME_MAX buffer to build frames */
@@ -181,6 +187,11 @@ struct bridge {
 
 uint64_t now_ns(void);
 
+static inline int pidfd_open(pid_t pid)
+{
+	return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
 /* membership.c */
 int membership_start(struct bridge *b);
 void membership_stop(struct bridge *b);
@@ -191,7 +202,14 @@ struct peer *peer_by_host(struct bridge *b, const char *host);
 
 /* view.c */
 int view_publish(struct bridge *b);
-void view_tick(struct bridge *b, uint64_t now);
+
+/* moves.c: workers whose global name another host owns now */
+void moves_view_published(struct bridge *b, const struct dr_host *before, size_t nbefore,
+			  uint64_t now);
+void moves_tick(struct bridge *b, uint64_t now);
+void moves_owner_said(struct bridge *b, const unsigned char *name, size_t len, const char *owner,
+		      int status);
+void moves_stop(struct bridge *b);
 
 /* rpc.c */
 int rpc_start(struct bridge *b);
@@ -203,6 +221,10 @@ void rpc_tick(struct bridge *b, uint64_t now);
 void rpc_flush(struct bridge *b);
 void rpc_peer_up(struct bridge *b, struct peer *p);
 void rpc_peer_down(struct bridge *b, struct peer *p);
+/* Ask host whether it runs the global name (a lookup, answered through
+ * view_owner_said). -EHOSTUNREACH no live peer by that id; -ENOMEM. */
+int rpc_ask(struct bridge *b, const char *host, const unsigned char *name, size_t len,
+	    uint64_t now);
 bool rpc_idle(const struct bridge *b);
 uint64_t rpc_next_deadline(const struct bridge *b);
 

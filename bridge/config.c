@@ -36,6 +36,7 @@ enum key {
 	K_KEY_FILE,
 	K_HEARTBEAT,
 	K_DOWN_AFTER,
+	K_DIENOW_SIGTERM,
 	K_LOG_LEVEL,
 	K_COUNT,
 	/* Options only. */
@@ -54,6 +55,7 @@ static const char *const key_names[] = {
     [K_KEY_FILE] = "key-file",
     [K_HEARTBEAT] = "heartbeat-ms",
     [K_DOWN_AFTER] = "down-after-ms",
+    [K_DIENOW_SIGTERM] = "dienow-sigterm-ms",
     [K_LOG_LEVEL] = "log-level",
     [K_CONFIG] = "config",
     [K_HELP] = "help",
@@ -305,6 +307,9 @@ static void set(struct loader *ld, enum key k, const char *v, struct origin at)
 	case K_DOWN_AFTER:
 		ms_value(ld, at, k, v, 1, CONFIG_DOWN_AFTER_MAX_MS, &c->down_after_ms);
 		break;
+	case K_DIENOW_SIGTERM:
+		ms_value(ld, at, k, v, 0, CONFIG_DIENOW_SIGTERM_MAX_MS, &c->dienow_sigterm_ms);
+		break;
 	case K_LOG_LEVEL:
 		if (log_level_parse(v, &c->log_level) < 0)
 			failf(ld, at, k, "'%s' is not a level (error, warn, info or debug)", v);
@@ -393,7 +398,7 @@ static int on_key(void *user, const char *section, const char *name, const char 
 	if (k >= K_COUNT) {
 		failf(ld, at, K_NONE,
 		      "unknown key '%s' (keys: segment, host, bus, rpc, peer, key-file, "
-		      "heartbeat-ms, down-after-ms, log-level)",
+		      "heartbeat-ms, down-after-ms, dienow-sigterm-ms, log-level)",
 		      name);
 		return 0;
 	}
@@ -679,6 +684,9 @@ void config_usage(FILE *f)
 	    "  --heartbeat-ms N    heartbeat period, %u-%u (default %u)\n"
 	    "  --down-after-ms N   silence that makes a peer down, more than twice the\n"
 	    "                      heartbeat (default %u)\n"
+	    "  --dienow-sigterm-ms N  SIGTERM a process that still has the mailbox of a\n"
+	    "                      global name it lost (dienow) open N ms later; for one\n"
+	    "                      worker per process; 0 never (default 0)\n"
 	    "  --log-level LEVEL   error, warn, info or debug (default info)\n"
 	    "  --config FILE       read these settings (as key = value lines, in [bridge])\n"
 	    "                      first; options given here win\n"
@@ -707,5 +715,6 @@ void config_print(FILE *f, const struct bridge_config *cfg)
 		fprintf(f, "; no key-file: frames are not sealed, loopback addresses only\n");
 	fprintf(f, "heartbeat-ms = %u\n", cfg->heartbeat_ms);
 	fprintf(f, "down-after-ms = %u\n", cfg->down_after_ms);
+	fprintf(f, "dienow-sigterm-ms = %u\n", cfg->dienow_sigterm_ms);
 	fprintf(f, "log-level = %s\n", log_level_name(cfg->log_level));
 }

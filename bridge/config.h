@@ -21,6 +21,10 @@
  *   --heartbeat-ms N   heartbeat-ms=  250; 10..60000
  *   --down-after-ms N  down-after-ms= 3000; 1..3600000, and more than twice
  *                                     heartbeat-ms
+ *   --dienow-sigterm-ms N  dienow-sigterm-ms= 0 (never); 0..3600000: SIGTERM
+ *                                     a process that still has the mailbox of
+ *                                     a global name it lost open N ms after
+ *                                     its dienow
  *   --log-level L      log-level=     info; error, warn, info or debug
  *   --config FILE                     no file
  *   --help, -h; --version
@@ -60,6 +64,7 @@
 #define CONFIG_HEARTBEAT_MIN_MS 10u
 #define CONFIG_HEARTBEAT_MAX_MS 60000u
 #define CONFIG_DOWN_AFTER_MAX_MS 3600000u
+#define CONFIG_DIENOW_SIGTERM_MAX_MS 3600000u
 
 /* What config_load() returns besides an error. */
 #define CONFIG_RUN 0	 /* start the bridge with *cfg */
@@ -80,6 +85,7 @@ struct bridge_config {
 	struct wire_key key;		/* loaded from key_file; set iff key_file[0] */
 	unsigned heartbeat_ms;
 	unsigned down_after_ms;
+	unsigned dienow_sigterm_ms;	/* 0: never */
 	enum log_level log_level;
 	char config_file[CONFIG_PATH_MAX]; /* "" none */
 };

@@ -203,7 +203,7 @@ static int run(struct bridge *b)
 		rpc_flush(b);
 		if (b->view_dirty)
 			view_publish(b);
-		view_tick(b, now);
+		moves_tick(b, now);
 	}
 	free(fds);
 	free(who);
@@ -250,6 +250,7 @@ int main(int argc, char **argv)
 	}
 	if (membership_start(&b) < 0 || rpc_start(&b) < 0 || view_publish(&b) < 0) {
 		rpc_stop(&b);
+		moves_stop(&b);
 		membership_stop(&b);
 		detach(&b);
 		return 1;
@@ -265,6 +266,7 @@ int main(int argc, char **argv)
 		 (unsigned long long)b.n.dropped_malformed, (unsigned long long)b.n.dropped_replay,
 		 (unsigned long long)b.n.reaped);
 	rpc_stop(&b);
+	moves_stop(&b);
 	membership_stop(&b);
 	reaper_stop(&b);
 	detach(&b);

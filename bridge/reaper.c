@@ -32,11 +32,6 @@ struct watched {
 	bool seen;              /* listed by the last scan */
 };
 
-static int pidfd_open(pid_t pid)
-{
-	return (int)syscall(SYS_pidfd_open, pid, 0);
-}
-
 /* Field 22 of /proc/<pid>/stat (clock ticks since boot), or 0. */
 static uint64_t start_time_of(pid_t pid)
 {

@@ -43,6 +43,9 @@ static bool wants_answer(uint8_t op)
 	return op == DR_FWD_CALL || op == DR_FWD_WHEREIS || op == DR_FWD_START;
 }
 
+/* How long the bridge waits for an owner's answer to its own lookup. */
+#define ASK_TIMEOUT_MS 5000
+
 /* A worker's answer to an inbound call, or to a local relay (an item for
  * this host: the view moved between the sender's choice and ours). The
  * map's values are tagged: bit 0 set for an item. */
@@ -58,6 +61,10 @@ static void answer(struct bridge *b, struct item *it, int status, const void *da
 	if (it->answered || !wants_answer(it->op))
 		return;
 	it->answered = true;
+	if (it->internal) {
+		moves_owner_said(b, it->name, it->name_len, it->host, status);
+		return;
+	}
 	rc = status ? dr_reply_error(b->mb, &it->caller, status)
 		    : dr_reply(b->mb, &it->caller, data, len);
 	if (rc < 0 && rc != -ENOENT)
@@ -808,6 +815,28 @@ static void on_forward(struct bridge *b, const struct dr_msg *m, uint64_t now)
 	p->queue_tail = &it->next;
 	p->queued++;
 	p->queued_bytes += it->len;
+}
+
+int rpc_ask(struct bridge *b, const char *host, const unsigned char *name, size_t len,
+	    uint64_t now)
+{
+	struct dr_fwd f = { .op = DR_FWD_WHEREIS, .host = host, .name = name, .name_len = len,
+			    .timeout_ms = ASK_TIMEOUT_MS };
+	struct dr_msg none = { 0 };
+	struct peer *p = peer_by_host(b, host);
+	struct item *it;
+
+	if (!p || !live(p->state) || p->req < 0)
+		return -EHOSTUNREACH;
+	it = item_new(&f, &none, ++b->next_id, now);
+	if (!it)
+		return -ENOMEM;
+	it->internal = true;
+	snprintf(it->host, sizeof(it->host), "%s", host);
+	*p->queue_tail = it;
+	p->queue_tail = &it->next;
+	p->queued++;
+	return 0;
 }
 
 static void on_worker_reply(struct bridge *b, const struct dr_msg *m)

@@ -11,43 +11,6 @@
 #include "bridge.h"
 #include "log.h"
 
-/* How soon to tell again the workers whose lane had no room; and, while
- * some stay misplaced (their restart failed: the new owner not reachable
- * yet, no factory there yet; or they ignore the event), the first and the
- * longest wait before telling every misplaced one again. */
-#define TELL_RETRY_NS (200ull * 1000 * 1000)
-#define RETELL_MIN_NS (500ull * 1000 * 1000)
-#define RETELL_MAX_NS (16ull * 1000 * 1000 * 1000)
-
-static void tell_moved(struct bridge *b, const struct dr_host *before, size_t nbefore,
-		       uint64_t now)
-{
-	size_t told = 0, unsent = 0;
-	bool again = before == NULL && b->tell_retry_ns != 0;
-	int rc = dr_admin_tell_moved(b->mb, before, nbefore, &told, &unsent);
-
-	if (rc < 0)
-		log_warn("cannot tell moved workers: %s", dr_strerror(rc));
-	else if (told && !again)
-		log_info("view %llu: %zu worker%s told to restart on their new owner%s",
-			 (unsigned long long)b->view_epoch, told, told == 1 ? "" : "s",
-			 unsent ? " (more once their mailboxes have room)" : "");
-	else if (told)
-		log_debug("%zu misplaced worker%s told again", told, told == 1 ? "" : "s");
-	if (!again)
-		b->retell_ns = RETELL_MIN_NS;
-	if (rc < 0 || unsent) {
-		b->tell_retry_ns = now + TELL_RETRY_NS;
-	} else if (told) {
-		/* Once they moved, the next pass finds none and stops. */
-		b->tell_retry_ns = now + b->retell_ns;
-		if (again && b->retell_ns < RETELL_MAX_NS)
-			b->retell_ns *= 2;
-	} else {
-		b->tell_retry_ns = 0;
-	}
-}
-
 int view_publish(struct bridge *b)
 {
 	/* One thread; the view published last, to tell which names moved. */
@@ -94,18 +57,9 @@ int view_publish(struct bridge *b)
 	log_debug("view %llu published: %zu hosts", (unsigned long long)b->view_epoch, n);
 	/* Workers whose name this view gives to another host: shouldrestart
 	 * (at our first view, every misplaced one: we may have been away). */
-	tell_moved(b, published ? before : NULL, published ? nbefore : 0, now_ns());
+	moves_view_published(b, published ? before : NULL, published ? nbefore : 0, now_ns());
 	memcpy(before, hosts, n * sizeof(hosts[0]));
 	nbefore = n;
 	published = true;
 	return 0;
-}
-
-void view_tick(struct bridge *b, uint64_t now)
-{
-	/* Some could not be told (their lane was full), or some stayed
-	 * misplaced: every misplaced one again (a worker that stopped serving
-	 * the name meanwhile gets none). */
-	if (b->tell_retry_ns && now >= b->tell_retry_ns)
-		tell_moved(b, NULL, 0, now);
 }

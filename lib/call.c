@@ -73,9 +73,11 @@ int dri_send(struct dr_registry *r, int kind, const struct dri_target *to, const
 	}
 	if (err)
 		return err;
+	if (to->regid && regid != to->regid)
+		return -ENOENT;
 	rec.kind = (uint8_t)kind;
 	rec.name_len = (uint8_t)to->len;
-	rec.flags = to->global ? DRI_REC_GLOBAL : 0;
+	rec.flags = (to->global ? DRI_REC_GLOBAL : 0) | (to->ended ? DRI_REC_ENDED : 0);
 	rec.regid = regid;
 	rec.call_id = call_id;
 	rec.reply_to = reply_to;

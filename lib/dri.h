@@ -42,7 +42,7 @@
  * an entry's name length), a record's flags, a process slot's start time.
  * 7: a lane's tail carries DRI_LANE_EVICTED, published by CAS (a sender of
  * layout 6 would store over the bit and publish into an evicted lane). */
-#define DRI_LAYOUT_VERSION 7u
+#define DRI_LAYOUT_VERSION 8u
 #define DRI_HEADER_SIZE 4096u
 #define DRI_MAX_CAPACITY (1u << 26)
 #define DRI_MAX_PROCS 65535u
@@ -447,6 +447,9 @@ struct dri_rec {
 /* dri_rec.flags: the target name is a global name (for the bridge's
  * address, of length 0). */
 #define DRI_REC_GLOBAL 1u
+/* a system event about a registration that ends as it is sent (dienow):
+ * delivered although the registration is gone */
+#define DRI_REC_ENDED 2u
 
 /* ---------------------------------------------------------------------- */
 /*
@@ -940,6 +943,8 @@ struct dri_target {
 	uint64_t bridge;
 	const void *pre;          /* a forwarding header, or NULL */
 	size_t pre_len;
+	bool ended;               /* DRI_REC_ENDED */
+	uint64_t regid;           /* if not 0: only to this registration (else -ENOENT) */
 };
 int dri_send(struct dr_registry *r, int kind, const struct dri_target *to, const void *data,
 	     size_t data_len, uint64_t call_id, uint32_t reply_to, uint64_t deadline,

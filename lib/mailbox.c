@@ -1133,7 +1133,8 @@ int dri_take(dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call)
 			/* A thread's reply mailbox gets nothing else. */
 			dri_finish(mb);
 			goto again;
-		} else if ((rec.kind != DR_MSG_SYSTEM || rec.name_len) &&
+		} else if ((rec.kind != DR_MSG_SYSTEM ||
+			    (rec.name_len && !(rec.flags & DRI_REC_ENDED))) &&
 			   (rc = still_ours(mb, msg->name, msg->name_len, msg->global,
 					    msg->regid)) != 1) {
 			if (rc < 0) {

@@ -94,6 +94,7 @@ uint64_t dri_format_word(void)
 		DRI_GLOBAL_SALT,
 		DRI_OWNER_SEED,
 		DRI_REC_GLOBAL,
+		DRI_REC_ENDED,
 		DRI_LANE_EVICTED,
 	};
 	return XXH64(desc, sizeof(desc), 0) | 1; /* never 0 */

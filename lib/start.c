@@ -490,8 +490,67 @@ static int collect_global(const struct dr_name_info *in, void *arg)
 	return 0;
 }
 
+/* Event ev (owner: its host, idl bytes) to the global name here; ended:
+ * about a registration that ends now (regid), delivered all the same. */
+static int tell(dr_mailbox *mb, const void *name, size_t len, int ev, const char *owner,
+		size_t idl, uint64_t regid)
+{
+	uint8_t data[1 + DR_HOST_MAX];
+	struct dri_target to = { .name = name, .len = len, .global = true, .ended = regid != 0,
+				 .regid = regid };
+
+	data[0] = (uint8_t)ev;
+	memcpy(data + 1, owner, idl);
+	return dri_send(mb->r, DR_MSG_SYSTEM, &to, data, 1 + idl, 0, 0, 0, NULL);
+}
+
+DR_EXPORT int dr_admin_tell(dr_mailbox *mb, const void *name, size_t name_len, int event,
+			    const char *owner, struct dr_admin_loser *loser)
+{
+	struct dri_thread *t;
+	struct dri_key k;
+	uint64_t regid;
+	uint32_t mbox = 0;
+	struct dr_entry e;
+	size_t idl = owner ? strnlen(owner, DR_HOST_MAX + 1) : 0;
+	int err = dri_mb_begin(mb);
+
+	if (err)
+		return err;
+	if (!name || name_len == 0 || name_len > DR_NAME_MAX || idl == 0 || idl > DR_HOST_MAX ||
+	    (event != DR_EVENT_SHOULDRESTART && event != DR_EVENT_DIENOW))
+		return -EINVAL;
+	if (event == DR_EVENT_SHOULDRESTART)
+		return tell(mb, name, name_len, event, owner, idl, 0);
+	/* dienow: this registration, its mailbox and process; the event
+	 * first (it says why), then the registration ends. */
+	err = dri_thread_get(mb->r, &t);
+	if (err)
+		return err;
+	dri_key_init(&k, mb->r, name, name_len, true);
+	dri_read_enter(mb->r, t);
+	err = dri_lookup(mb->r, &k, &e, &mbox, &regid);
+	dri_read_exit(mb->r, t);
+	if (err)
+		return err;
+	err = tell(mb, name, name_len, event, owner, idl, regid);
+	if (err && err != -EDESTADDRREQ)
+		return err; /* -EAGAIN: no room now; -ENOENT: ended meanwhile */
+	err = dri_unregister(mb->r, name, name_len, DRI_REG_GLOBAL, regid, true);
+	if (err)
+		return err;
+	if (loser)
+		*loser = (struct dr_admin_loser){ .pid = e.pid, .mailbox = mbox };
+	return 0;
+}
+
+DR_EXPORT int dr_admin_mailbox_open(dr_registry *r, uint32_t mailbox)
+{
+	return r && mailbox && dri_mbox_alive(r, mailbox);
+}
+
 DR_EXPORT int dr_admin_tell_moved(dr_mailbox *mb, const struct dr_host *before, size_t nbefore,
-				  size_t *told, size_t *unsent)
+				  dr_admin_ask_fn ask, void *arg, size_t *told, size_t *unsent)
 {
 	struct dr_host *now;
 	struct names ns = { 0 };
@@ -512,10 +571,8 @@ DR_EXPORT int dr_admin_tell_moved(dr_mailbox *mb, const struct dr_host *before, 
 		err = ns.err;
 	for (size_t k = 0; !err && k < ns.n; k++) {
 		const unsigned char *name = ns.v[k].name;
-		size_t len = ns.v[k].len, idl;
-		int o = dri_owner_among(now, n, name, len), b;
-		uint8_t ev[1 + DR_HOST_MAX];
-		struct dri_target to = { .name = name, .len = len, .global = true };
+		size_t len = ns.v[k].len;
+		int o = dri_owner_among(now, n, name, len), b, rc;
 
 		if (o < 0 || now[o].self)
 			continue; /* placed, or nobody owns anything */
@@ -524,15 +581,16 @@ DR_EXPORT int dr_admin_tell_moved(dr_mailbox *mb, const struct dr_host *before, 
 			if (b >= 0 && strcmp(before[b].id, now[o].id) == 0)
 				continue; /* told at the change that moved it */
 		}
-		idl = strnlen(now[o].id, DR_HOST_MAX);
-		ev[0] = DR_EVENT_SHOULDRESTART;
-		memcpy(ev + 1, now[o].id, idl);
-		int rc = dri_send(mb->r, DR_MSG_SYSTEM, &to, ev, 1 + idl, 0, 0, 0, NULL);
-
+		if (ask) {
+			rc = ask(arg, name, len, now[o].id) ? -EAGAIN : 0;
+		} else {
+			rc = tell(mb, name, len, DR_EVENT_SHOULDRESTART, now[o].id,
+				  strnlen(now[o].id, DR_HOST_MAX), 0);
+		}
 		if (rc == 0)
 			count++;
 		else if (rc == -EAGAIN || rc == -EUSERS)
-			full++; /* no room now: the caller tries again */
+			full++; /* not now: the caller tries again */
 	}
 	free(ns.v);
 	free(now);

@@ -70,7 +70,8 @@ static const char usage_text[] =
 	"                                SIGINT or SIGTERM; with --count, at most N\n"
 	"                                workers (later starts are refused); a worker\n"
 	"                                whose owner changed is started on the new one\n"
-	"                                (shouldrestart) and stops here\n"
+	"                                (shouldrestart) and stops here; one that lost\n"
+	"                                to the owner's instance stops (dienow)\n"
 	"  owner NAME                    the host that owns the global name NAME\n"
 	"  hosts                         the cluster's view: each host's id, state (up,\n"
 	"                                suspect, down, ignored), rpc address,\n"
@@ -489,6 +490,25 @@ static bool factory_take(struct holder *h, const struct dr_msg *m)
 	char why[64];
 	int rc = h->kind ? dr_start_request(h->mb, m, &sr) : -EINVAL;
 
+	if (rc == -EINVAL && h->kind && m->kind == DR_MSG_SYSTEM && m->len >= 1 &&
+	    ((const uint8_t *)m->data)[0] == DR_EVENT_DIENOW) {
+		/* A duplicate that lost to its owner's: unregistered already. */
+		dr_unserve_global_bin(h->mb, m->name, m->name_len);
+		h->workers--;
+		if (json) {
+			fputs("{\"dienow\": ", stdout);
+			json_str(stdout, (const char *)m->name, m->name_len);
+			fputs(", \"host\": ", stdout);
+			json_str(stdout, (const char *)m->data + 1, m->len - 1);
+			printf(", \"workers\": %ld}\n", h->workers);
+		} else {
+			printf("lost %.*s to the instance on host %.*s (dienow; %ld workers)\n",
+			       (int)m->name_len, (const char *)m->name, (int)m->len - 1,
+			       (const char *)m->data + 1, h->workers);
+		}
+		fflush(stdout);
+		return true;
+	}
 	if (rc == -EINVAL && h->kind && m->kind == DR_MSG_SYSTEM) {
 		struct dr_started st;
 

@@ -440,7 +440,7 @@ struct dr_msg {
 /*
  * System events (DR_MSG_SYSTEM): data[0] is the event, and the message's
  * name, regid and global say which registration of the mailbox it is
- * about (a registration that ended meanwhile gets none).
+ * about (a registration that ended meanwhile gets none, but dienow).
  *
  * DR_EVENT_SHOULDRESTART (distreg's shouldrestart): the view changed and
  * the global name's owner is now another host, whose id is data + 1 (len
@@ -452,6 +452,17 @@ struct dr_msg {
  * The bridge sends it once per view change that moves the name.
  */
 #define DR_EVENT_SHOULDRESTART 1
+
+/*
+ * DR_EVENT_DIENOW (distreg's dienow): another instance of the global name
+ * runs on its owner, whose id is data + 1 (len - 1 bytes), and won: this
+ * one is unregistered already (the bridge did it when it sent this) and
+ * should stop. Sent by the bridge of a host serving a name it does not own
+ * once the owner says it runs the name, for example after a partition
+ * healed. With the bridge's --dienow-sigterm-ms, a process that still has
+ * this mailbox open that long after gets SIGTERM.
+ */
+#define DR_EVENT_DIENOW 2
 
 /*
  * Open a mailbox for this process and return it in *out. Its descriptor

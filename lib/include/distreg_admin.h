@@ -126,18 +126,46 @@ int dr_admin_start_end(dr_registry *r, const void *name, size_t name_len,
 		       const struct dr_msg *reply, void *buf, size_t *len_out);
 
 /*
- * After a new view is published: send DR_EVENT_SHOULDRESTART to every
- * global name served in this segment whose owner in the view now published
- * is another host, and was not that host under before (nbefore hosts, as
- * dr_hosts() gives them; NULL: tell every misplaced one, as at the bridge's
- * start). *told (may be NULL) gets how many were told, *unsent (may be
- * NULL) how many could not be, their mailbox's lane being full: the caller
- * tells every misplaced one again a little later (before NULL; a worker
- * told twice finds the second event dropped once it stopped serving the
- * name). Errors: -EINVAL; -ENOMEM; those of dr_hosts() and dr_foreach().
+ * After a new view is published: for every global name served in this
+ * segment whose owner in the view now published is another host, and was
+ * not that host under before (nbefore hosts, as dr_hosts() gives them;
+ * NULL: every misplaced one, as at the bridge's start), either send it
+ * DR_EVENT_SHOULDRESTART (ask NULL), or call ask(arg, name, name_len, owner)
+ * (owner NUL-terminated), for a bridge that first asks the owner whether it
+ * runs the name (then dr_admin_tell() says shouldrestart or dienow).
+ * *told (may be NULL) gets how many were told or asked, *unsent (may be
+ * NULL) how many could not be (their mailbox's lane was full, or ask
+ * returned nonzero): the caller tries every misplaced one again a little
+ * later (before NULL; a worker that stopped serving the name meanwhile is
+ * not found again). Errors: -EINVAL; -ENOMEM; those of dr_hosts() and
+ * dr_foreach().
  */
+typedef int (*dr_admin_ask_fn)(void *arg, const unsigned char *name, size_t name_len,
+			       const char *owner);
 int dr_admin_tell_moved(dr_mailbox *mb, const struct dr_host *before, size_t nbefore,
-			size_t *told, size_t *unsent);
+			dr_admin_ask_fn ask, void *arg, size_t *told, size_t *unsent);
+
+/* Who lost a name to dienow, for the bridge's SIGTERM option. */
+struct dr_admin_loser {
+	pid_t pid;                     /* the process that served it */
+	uint32_t mailbox;              /* the mailbox it served it through */
+};
+
+/*
+ * Tell the worker serving the global name here: event DR_EVENT_SHOULDRESTART
+ * (the owner, host owner, does not run it), or DR_EVENT_DIENOW (the owner
+ * runs another instance: this one lost). A dienow is delivered even though
+ * the registration then ends: it is unregistered at once (forced, that
+ * registration only), and *loser (may be NULL) says who held it.
+ * Errors: -ENOENT the name is not served here (any more); -EAGAIN its lane
+ * has no room now (nothing done: try again later); -EINVAL; those of
+ * dr_cast().
+ */
+int dr_admin_tell(dr_mailbox *mb, const void *name, size_t name_len, int event,
+		  const char *owner, struct dr_admin_loser *loser);
+
+/* Whether the mailbox of a loser (dr_admin_tell) is still open. */
+int dr_admin_mailbox_open(dr_registry *r, uint32_t mailbox);
 
 /* The processes attached to the segment, for a reaper. */
 struct dr_proc_info {

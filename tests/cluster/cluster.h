@@ -466,6 +466,7 @@ struct counters {
 	int casts[CL_MAX];   /* casts and sends received, per host */
 	int moved[CL_MAX];   /* workers a factory restarted on their new owner, per host */
 	int move_failed[CL_MAX];
+	int dienow[CL_MAX];  /* dienow events received, per host */
 };
 
 struct worker {
@@ -541,6 +542,11 @@ static inline int worker_main(void *arg)
 		rc = dr_recv(mb, &m, -1);
 		if (rc)
 			return 3;
+		if (m.kind == DR_MSG_SYSTEM && m.len >= 1 &&
+		    ((const uint8_t *)m.data)[0] == DR_EVENT_DIENOW) {
+			__atomic_add_fetch(&w->cnt->dienow[w->idx], 1, __ATOMIC_RELAXED);
+			continue;
+		}
 		if (m.kind == DR_MSG_SYSTEM && w->kind) {
 			/* shouldrestart: to the new owner's factory */
 			rc = dr_restart_moved(mb, &m, w->kind, NULL, 0, NULL, 5000);

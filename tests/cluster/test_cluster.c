@@ -575,6 +575,79 @@ Test(cluster, a_restart_that_timed_out_on_a_paused_factory_still_converges)
 		     "last move", dups);
 }
 
+/*
+ * Duplicates: two hosts that do not know each other (no seeds) each own
+ * every name, and each runs a worker per name (one process each, plain
+ * workers that ignore shouldrestart). Then they meet: for every name the
+ * non-owner's bridge asks the owner, which runs it: the instance off its
+ * owner gets dienow and is unregistered at once; with --dienow-sigterm-ms
+ * 300 its process, which keeps its mailbox open, gets SIGTERM.
+ */
+#define NDUP 6
+
+Test(cluster, duplicates_meet_and_the_ones_off_their_owner_get_dienow_then_sigterm)
+{
+	static const char *const extra[] = { "--dienow-sigterm-ms", "300", NULL };
+	struct cl c;
+	struct counters *cnt = counters_new();
+	pid_t pids[2][NDUP];
+	double deadline;
+	int dienow;
+
+	cl_init(&c, 2, "dn", false);
+	c.lonely[0] = c.lonely[1] = true;
+	cl_start_args(&c, 0, extra);
+	cl_start_args(&c, 1, extra);
+	for (int i = 0; i < 2; i++)
+		while (cl_up(&c, i) != 1)
+			cl_sleep_ms(10);
+	make_names("dup");
+	for (int i = 0; i < 2; i++)
+		for (int k = 0; k < NDUP; k++)
+			pids[i][k] = worker_start(&c, i, &names[k], 1, cnt);
+	/* They meet: host 1 again, with host 0 as its seed. */
+	cl_stop(&c, 1, SIGTERM);
+	c.lonely[1] = false;
+	cl_start_args(&c, 1, extra);
+	cl_wait_converged(&c, "the two sides meet");
+	deadline = cl_now() + 10;
+	for (int k = 0; k < NDUP; k++) {
+		int owner = cl_owner(&c, 0, names[k]), st;
+		pid_t loser = pids[1 - owner][k];
+		char reply[256], want[300];
+		size_t len = sizeof(reply) - 1;
+
+		while (served_on(&c, 1 - owner, names[k])) {
+			cr_assert_lt(cl_now(), deadline, "%s still served off its owner\n%s", names[k],
+				     cl_log_tail(&c, 1 - owner));
+			cl_sleep_ms(10);
+		}
+		cr_assert(served_on(&c, owner, names[k]), "%s: the owner's instance went too",
+			  names[k]);
+		/* The loser's process kept its mailbox open: SIGTERM. */
+		while (waitpid(loser, &st, WNOHANG) != loser) {
+			cr_assert_lt(cl_now(), deadline, "%s: the loser (pid %d) got no SIGTERM",
+				     names[k], (int)loser);
+			cl_sleep_ms(10);
+		}
+		cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM, "%s: loser status %#x", names[k],
+			  st);
+		pids[1 - owner][k] = 0;
+		cr_assert_eq(dr_call_global(cl_reg(&c, 1 - owner), names[k], "ping", 4, reply, &len,
+					    5000), 0);
+		reply[len] = 0;
+		snprintf(want, sizeof(want), "%s|%s|ping", c.h[owner].id, names[k]);
+		cr_assert_str_eq(reply, want);
+	}
+	dienow = cnt->dienow[0] + cnt->dienow[1];
+	cr_assert_eq(dienow, NDUP, "dienow events: %d for %d duplicates", dienow, NDUP);
+	for (int i = 0; i < 2; i++)
+		for (int k = 0; k < NDUP; k++)
+			if (pids[i][k])
+				reap_child(pids[i][k]);
+	cl_fini(&c);
+}
+
 Test(cluster, a_call_times_out_and_the_next_one_works)
 {
 	struct cl c;

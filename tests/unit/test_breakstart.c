@@ -46,7 +46,7 @@ static size_t publish_and_tell(dr_mailbox *b, const struct dr_host *now, size_t 
 	size_t told = 0, unsent = 0;
 
 	cr_assert_eq(dr_admin_view_publish(b, now, n, epoch), 0);
-	cr_assert_eq(dr_admin_tell_moved(b, before, nbefore, &told, &unsent), 0);
+	cr_assert_eq(dr_admin_tell_moved(b, before, nbefore, NULL, NULL, &told, &unsent), 0);
 	cr_assert_eq(unsent, 0);
 	return told;
 }

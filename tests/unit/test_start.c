@@ -9,6 +9,8 @@
 
 #include "unit.h"
 
+#include "cluster_unit.h"
+
 TestSuite(start, .timeout = UNIT_TIMEOUT, .fini = unit_fini);
 
 struct factory {
@@ -275,5 +277,39 @@ Test(start, bad_input_changes_nothing)
 	cr_assert_eq(dr_call_bin(r, "\0distreg.factory.echo", 21, "garbage", 7, buf, &len, WAIT_MS), -EBADMSG);
 	cr_assert_eq(dr_start(r, "w", "echo", NULL, 0, NULL, WAIT_MS), 0);
 	factory_quit(r, "w", pid);
+	dr_close(r);
+}
+
+/* What a bridge does to the loser of a duplicate: the event arrives,
+ * although the registration ended as it was sent. */
+Test(start, dienow_reaches_a_worker_whose_registration_it_ended)
+{
+	const char *seg = seg_new("st");
+	dr_registry *r = open_or_die(seg);
+	dr_mailbox *b = mailbox(r), *w = mailbox(r);
+	struct dr_host me = host("alpha", DR_HOST_UP, 1);
+	struct dr_admin_loser l;
+	struct dr_msg m;
+
+	cr_assert_eq(dr_admin_bridge_claim(b, NULL), 0);
+	cr_assert_eq(dr_admin_view_publish(b, &me, 1, 1), 0);
+	cr_assert_eq(dr_serve_global(w, "dup", NULL, 0), 0);
+	cr_assert_eq(dr_admin_tell(b, "dup", 3, DR_EVENT_DIENOW, "", &l), -EINVAL);
+	cr_assert_eq(dr_admin_tell(b, "dup", 3, 7, "beta", &l), -EINVAL);
+	cr_assert_eq(dr_admin_tell(b, "dup", 3, DR_EVENT_DIENOW, "beta", &l), 0);
+	cr_assert_eq(l.pid, getpid());
+	cr_assert(dr_admin_mailbox_open(r, l.mailbox), "the loser's mailbox is open");
+	cr_assert_eq(dr_whereis_global(r, "dup", NULL, NULL, 0, 0), -ENOENT, "still registered");
+	cr_assert_eq(dr_recv(w, &m, WAIT_MS), 0);
+	cr_assert_eq(m.kind, DR_MSG_SYSTEM);
+	cr_assert(m.global && m.name_len == 3 && memcmp(m.name, "dup", 3) == 0);
+	cr_assert(m.len == 5 && ((const uint8_t *)m.data)[0] == DR_EVENT_DIENOW &&
+		  memcmp((const char *)m.data + 1, "beta", 4) == 0);
+	/* Once: the name is not served here any more. */
+	cr_assert_eq(dr_admin_tell(b, "dup", 3, DR_EVENT_DIENOW, "beta", &l), -ENOENT);
+	cr_assert_eq(dr_unserve_global(w, "dup"), -ENOENT);
+	dr_mailbox_close(w);
+	cr_assert_not(dr_admin_mailbox_open(r, l.mailbox), "a closed mailbox is open");
+	dr_mailbox_close(b);
 	dr_close(r);
 }
