@@ -194,7 +194,7 @@ static void bodies(const uint8_t *data, size_t size)
 					all = wire_batch_item(&rd, &it) == 0;
 					if (all) {
 						CHECK(it.op >= DR_FWD_CALL &&
-						      it.op <= DR_FWD_WHEREIS);
+						      it.op <= DR_FWD_START);
 						CHECK(it.name_len >= 1 &&
 						      it.name_len <= DR_NAME_MAX);
 						CHECK(it.name >= data &&

@@ -313,3 +313,103 @@ Test(start, dienow_reaches_a_worker_whose_registration_it_ended)
 	dr_mailbox_close(b);
 	dr_close(r);
 }
+
+/* Bytes from another process or host, at random and mutated from valid
+ * ones, through every parser of the start formats: each answers within its
+ * documented set, and reads nothing outside what it was given (the unit
+ * suite also runs under AddressSanitizer in CI). */
+static uint64_t rnd_next(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+static size_t mutate(uint8_t *buf, size_t len, size_t cap, uint64_t *s)
+{
+	switch (rnd_next(s) % 4) {
+	case 0: /* flip bytes */
+		for (int k = 0; k < 3 && len; k++)
+			buf[rnd_next(s) % len] ^= (uint8_t)(1u << (rnd_next(s) % 8));
+		return len;
+	case 1: /* cut */
+		return len ? (size_t)(rnd_next(s) % len) : 0;
+	case 2: /* grow with noise */
+		while (len < cap && rnd_next(s) % 4)
+			buf[len++] = (uint8_t)rnd_next(s);
+		return len;
+	default: /* all noise */
+		len = (size_t)(rnd_next(s) % cap);
+		for (size_t k = 0; k < len; k++)
+			buf[k] = (uint8_t)rnd_next(s);
+		return len;
+	}
+}
+
+Test(start, malformed_start_messages_are_refused)
+{
+	const char *seg = seg_new("st");
+	dr_registry *r = open_or_die(seg);
+	dr_mailbox *mb = mailbox(r);
+	static const char fname[] = "\0distreg.factory.echo";
+	uint8_t valid_req[64] = { 1, 1, 0, 0, 2, 0, 0, 0, 'w', 'h', 'i' };
+	uint8_t valid_fwd[64] = { 1, 4, 0, 0, 2, 0, 0, 0, 'e', 'c', 'h', 'o', 'h', 'i' };
+	uint8_t valid_ans[64] = { 1, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0 };
+	uint8_t buf[96], out[DR_START_WIRE_MAX];
+	uint64_t s = 0x9e3779b97f4a7c15ull, cid;
+	struct dr_start_req req;
+	size_t len, olen;
+	int rc;
+
+	for (int i = 0; i < 20000; i++) {
+		struct dr_msg m = { .kind = DR_MSG_CALL, .name = (const unsigned char *)fname,
+				    .name_len = sizeof(fname) - 1 };
+		uint8_t *copy;
+
+		/* A start request, as a factory receives it. */
+		memcpy(buf, valid_req, sizeof(valid_req));
+		len = mutate(buf, 11, sizeof(buf), &s);
+		copy = malloc(len ? len : 1);
+		memcpy(copy, buf, len);
+		m.data = copy;
+		m.len = len;
+		rc = dr_start_request(mb, &m, &req);
+		cr_assert(rc == 0 || rc == -EBADMSG, "request: %d", rc);
+		if (rc == 0) {
+			cr_assert(req.name >= copy && req.name + req.name_len <= copy + len);
+			cr_assert(!req.arg_len || ((const uint8_t *)req.arg >= copy &&
+						   (const uint8_t *)req.arg + req.arg_len <= copy + len));
+			cr_assert_eq(req.kind_len, 4);
+		}
+		free(copy);
+
+		/* A start forwarded from another host: no factory here, so
+		 * every one is answered at once, or refused. */
+		memcpy(buf, valid_fwd, sizeof(valid_fwd));
+		len = mutate(buf, 14, sizeof(buf), &s);
+		copy = malloc(len ? len : 1);
+		memcpy(copy, buf, len);
+		olen = sizeof(out);
+		rc = dr_admin_start_begin(mb, "w", 1, copy, len, 100, &cid, out, &olen);
+		cr_assert(rc == 1 || rc == -EINVAL, "begin: %d", rc);
+		if (rc == 1)
+			cr_assert(olen >= 8 && olen <= DR_START_WIRE_MAX);
+		free(copy);
+
+		/* A factory's answer, as the owner's bridge turns it into the
+		 * answer for the host that asked. */
+		memcpy(buf, valid_ans, sizeof(valid_ans));
+		len = mutate(buf, 16, sizeof(buf), &s);
+		copy = malloc(len ? len : 1);
+		memcpy(copy, buf, len);
+		m = (struct dr_msg){ .kind = DR_MSG_REPLY, .status = (rnd_next(&s) % 8) ? 0 : -ETIMEDOUT,
+				     .data = copy, .len = len };
+		olen = sizeof(out);
+		cr_assert_eq(dr_admin_start_end(r, "w", 1, &m, out, &olen), 0);
+		cr_assert(olen >= 8 && olen <= DR_START_WIRE_MAX);
+		free(copy);
+	}
+	dr_mailbox_close(mb);
+	dr_close(r);
+}
