@@ -251,6 +251,12 @@ static void set_down(struct bridge *b, struct peer *p, const char *why)
 	p->state = DR_HOST_DOWN;
 	p->knows_us = false;
 	phi_reset(&p->phi);
+	/* Our dial to it may be what failed (a connection that stopped
+	 * carrying anything after the peer froze or restarted, which
+	 * nanomsg does not redial): the next tick dials afresh. Seen in the
+	 * chaos test: the peer redialled us while we were silent to it, heard
+	 * us, hung up its dial as the rule says, and the two flapped for good. */
+	hangup(b, p);
 	if (was) {
 		log_warn("host %s is down (%s)", p->host, why);
 		rpc_peer_down(b, p);

@@ -77,9 +77,13 @@ static void tell_moved(struct bridge *b, const struct dr_host *before, size_t nb
 		b->tell_retry_ns = now + b->retell_ns;
 		if (again && b->retell_ns < RETELL_MAX_NS)
 			b->retell_ns *= 2;
-	} else {
-		b->tell_retry_ns = 0;
+	} else if (again) {
+		b->tell_retry_ns = 0; /* none misplaced any more */
 	}
+	/* A view that moved nothing keeps the pass an earlier one scheduled:
+	 * the workers asked about then may not have moved yet (found by the
+	 * chaos test: a join that moved nothing cancelled the retry of a
+	 * restart that had failed, and the worker stayed misplaced). */
 }
 
 void moves_view_published(struct bridge *b, const struct dr_host *before, size_t nbefore,

@@ -42,7 +42,7 @@
  *     8   kind_len bytes of kind, then arg_len bytes of arg
  *
  * The owner's answer to it (DR_START_WIRE_MAX bytes at most):
- *     0   u8    version
+ *     0   u8    STARTED_VERSION (2: never a factory's answer's version)
  *     1   u8    created, 0 or 1
  *     2   u16   reason_len (0 unless status is -ECANCELED)
  *     4   i32   status: dr_start()'s result on the owner
@@ -58,6 +58,7 @@
 #include "dri.h"
 
 #define START_VERSION 1
+#define STARTED_VERSION 2 /* the owner's answer: told apart from a factory's */
 #define START_FIXED 8
 #define ANSWER_FIXED 16
 #define FACTORY_PREFIX DRI_RESERVED_PREFIX "factory."
@@ -247,37 +248,6 @@ static int start_finish(dr_registry *r, const void *name, size_t name_len, int s
 	return -ECANCELED;
 }
 
-/* Start name on this host, waiting for the factory. */
-static int start_here(dr_registry *r, const void *name, size_t name_len, const char *kind,
-		      size_t kind_len, const void *arg, size_t arg_len, struct dr_started *st,
-		      int timeout_ms)
-{
-	uint8_t fname[FACTORY_NAME_MAX], ans[ANSWER_FIXED + DR_REASON_MAX], *req;
-	size_t cap = START_FIXED + DR_NAME_MAX + arg_len, ans_len = sizeof(ans);
-	struct dri_target to = { .name = fname };
-	int n, err;
-
-	err = served_here(r, name, name_len, 0, st);
-	if (err != -ENOENT)
-		return err;
-	to.len = factory_name(fname, kind, kind_len);
-	req = malloc(cap);
-	if (!req)
-		return -ENOMEM;
-	n = request_encode(r, req, cap, name, name_len, arg, arg_len);
-	err = n < 0 ? n : dri_call_wait(r, &to, req, (size_t)n, ans, &ans_len, timeout_ms,
-					 -EOWNERDEAD);
-	free(req);
-	if (n < 0)
-		return n;
-	/* Not in DRI_CRASHPOINTS (the stress mix starts no worker). */
-	if (err == 0)
-		DRI_CRASHPOINT(start_answered); /* the factory answered, not looked up */
-	if (err == -EMSGSIZE)
-		err = -EBADMSG; /* longer than any answer */
-	return start_finish(r, name, name_len, err, ans, ans_len, st);
-}
-
 /* The owner's answer to a forwarded start into buf; its length. */
 static size_t started_encode(dr_registry *r, const void *name, size_t name_len, int rc,
 			     const struct dr_started *st, uint8_t *buf)
@@ -299,6 +269,7 @@ static size_t started_encode(dr_registry *r, const void *name, size_t name_len, 
 		n += rl;
 	}
 	fixed(buf, (uint8_t)(rc == 0 && st->created), rl, rc);
+	buf[0] = STARTED_VERSION;
 	return n;
 }
 
@@ -308,7 +279,7 @@ static int started_decode(const uint8_t *p, size_t len, struct dr_started *st)
 	int32_t rc;
 	size_t rl;
 
-	if (len < START_FIXED || p[0] != START_VERSION || p[1] > 1)
+	if (len < START_FIXED || p[0] != STARTED_VERSION || p[1] > 1)
 		return -EBADMSG;
 	rl = get16(p);
 	rc = (int32_t)dri_get32(p + 4);
@@ -402,51 +373,175 @@ DR_EXPORT int dr_admin_start_end(dr_registry *r, const void *name, size_t name_l
 /* ---------------------------------------------------------------------- */
 /* dr_start */
 
+/* What a start sends: to the factory of kind here (the owner is this
+ * host), or to the bridge for the owner's; the payload is malloc'd. */
+struct start_msg {
+	struct dri_target to;
+	uint8_t hdr[DRI_FWD_MAX];
+	uint8_t fname[FACTORY_NAME_MAX];
+	uint8_t *payload;
+	size_t len;
+	int gone;                      /* the call's status if its target goes */
+};
+
+static int start_prepare(dr_registry *r, const void *name, size_t name_len, const char *kind,
+			 size_t kl, const void *arg, size_t arg_len, int timeout_ms,
+			 const struct dri_where *w, struct start_msg *sm)
+{
+	size_t cap;
+	int n;
+
+	if (w->self) {
+		sm->to = (struct dri_target){ .name = sm->fname,
+					      .len = factory_name(sm->fname, kind, kl) };
+		sm->gone = -EOWNERDEAD;
+		cap = START_FIXED + name_len + arg_len;
+		sm->payload = malloc(cap);
+		if (!sm->payload)
+			return -ENOMEM;
+		n = request_encode(r, sm->payload, cap, name, name_len, arg, arg_len);
+		if (n < 0) {
+			free(sm->payload);
+			return n;
+		}
+		sm->len = (size_t)n;
+		return 0;
+	}
+	sm->to = dri_to_bridge(sm->hdr, DR_FWD_START, w, name, name_len, timeout_ms);
+	sm->gone = -ENOTCONN;
+	sm->len = START_FIXED + kl + arg_len;
+	if (sm->len + sm->to.pre_len > dr_message_max(r))
+		return -EMSGSIZE;
+	sm->payload = malloc(sm->len);
+	if (!sm->payload)
+		return -ENOMEM;
+	fixed(sm->payload, (uint8_t)kl, 0, (int32_t)arg_len);
+	memcpy(sm->payload + START_FIXED, kind, kl);
+	if (arg_len)
+		memcpy(sm->payload + START_FIXED + kl, arg, arg_len);
+	return 0;
+}
+
+/* A start's answer (status of its call, and the reply's bytes), from the
+ * factory here or the owner's bridge: they are told apart by version. */
+static int start_answer(dr_registry *r, const void *name, size_t name_len, int status,
+			const uint8_t *ans, size_t len, struct dr_started *st)
+{
+	if (status == 0 && len >= 1 && ans[0] == STARTED_VERSION)
+		return started_decode(ans, len, st);
+	if (status == -EMSGSIZE)
+		status = -EBADMSG; /* longer than any answer */
+	return start_finish(r, name, name_len, status, ans, len, st);
+}
+
+/* The checks and the owner every start begins with. */
+static int start_begin(dr_registry *r, const void *name, size_t name_len, const char *kind,
+		       size_t *kl, const void *arg, size_t arg_len, int timeout_ms,
+		       struct dri_where *w)
+{
+	if (!r || timeout_ms < -1 || (arg_len && !arg) || !name || name_len == 0)
+		return -EINVAL;
+	if (name_len > DR_NAME_MAX)
+		return -ENAMETOOLONG;
+	*kl = kind ? strnlen(kind, DR_KIND_MAX + 1) : 0;
+	if (kind_check(kind, *kl))
+		return -EINVAL;
+	return dri_owner_of(r, name, name_len, w);
+}
+
 DR_EXPORT int dr_start_bin(dr_registry *r, const void *name, size_t name_len, const char *kind,
 			   const void *arg, size_t arg_len, struct dr_started *out,
 			   int timeout_ms)
 {
+	uint8_t ans[DR_START_WIRE_MAX];
+	size_t kl, ans_len = sizeof(ans);
 	struct dr_started st = { 0 };
-	size_t kl = kind ? strnlen(kind, DR_KIND_MAX + 1) : 0;
+	struct start_msg sm;
 	struct dri_where w;
 	int err;
 
-	if (!r || timeout_ms < -1 || (arg_len && !arg))
-		return -EINVAL;
-	if (!name || name_len == 0)
-		return -EINVAL;
-	if (name_len > DR_NAME_MAX)
-		return -ENAMETOOLONG;
-	err = kind_check(kind, kl);
-	if (!err)
-		err = dri_owner_of(r, name, name_len, &w);
+	err = start_begin(r, name, name_len, kind, &kl, arg, arg_len, timeout_ms, &w);
 	if (err)
 		return err;
 	memcpy(st.host, w.host, sizeof(st.host));
-	if (w.self) {
-		err = start_here(r, name, name_len, kind, kl, arg, arg_len, &st, timeout_ms);
-	} else {
-		uint8_t hdr[DRI_FWD_MAX], ans[DR_START_WIRE_MAX], *payload;
-		size_t plen = START_FIXED + kl + arg_len, ans_len = sizeof(ans);
-		struct dri_target to = dri_to_bridge(hdr, DR_FWD_START, &w, name, name_len,
-						     timeout_ms);
-
-		if (plen + to.pre_len > dr_message_max(r))
-			return -EMSGSIZE;
-		payload = malloc(plen);
-		if (!payload)
-			return -ENOMEM;
-		fixed(payload, (uint8_t)kl, 0, (int32_t)arg_len);
-		memcpy(payload + START_FIXED, kind, kl);
-		if (arg_len)
-			memcpy(payload + START_FIXED + kl, arg, arg_len);
-		err = dri_call_wait(r, &to, payload, plen, ans, &ans_len, timeout_ms, -ENOTCONN);
-		free(payload);
-		if (err == -EMSGSIZE)
-			err = -EBADMSG; /* longer than any answer */
-		if (!err)
-			err = started_decode(ans, ans_len, &st);
+	/* Served on this host already: no factory to ask. */
+	err = w.self ? served_here(r, name, name_len, 0, &st) : -ENOENT;
+	if (err == -ENOENT) {
+		err = start_prepare(r, name, name_len, kind, kl, arg, arg_len, timeout_ms, &w, &sm);
+		if (err)
+			return err;
+		err = dri_call_wait(r, &sm.to, sm.payload, sm.len, ans, &ans_len, timeout_ms,
+				    sm.gone);
+		free(sm.payload);
+		/* Not in DRI_CRASHPOINTS (the stress mix starts no worker). */
+		if (err == 0 && w.self)
+			DRI_CRASHPOINT(start_answered); /* the factory answered, not looked up */
+		err = start_answer(r, name, name_len, err, ans, ans_len, &st);
 	}
+	if (out && (err == 0 || err == -ECANCELED))
+		*out = st;
+	return err;
+}
+
+DR_EXPORT int dr_start_async_bin(dr_mailbox *mb, const void *name, size_t name_len,
+				 const char *kind, const void *arg, size_t arg_len,
+				 int timeout_ms, struct dr_started *now, uint64_t *call_id)
+{
+	struct dr_started st = { 0 };
+	struct start_msg sm;
+	struct dri_where w;
+	size_t kl;
+	int err = dri_mb_begin(mb);
+
+	if (!err && !call_id)
+		err = -EINVAL;
+	if (!err)
+		err = start_begin(mb->r, name, name_len, kind, &kl, arg, arg_len, timeout_ms, &w);
+	if (err)
+		return err;
+	if (w.self) {
+		err = served_here(mb->r, name, name_len, 0, &st);
+		if (err == 0) {
+			memcpy(st.host, w.host, sizeof(st.host));
+			if (now)
+				*now = st;
+			return 1;
+		}
+		if (err != -ENOENT)
+			return err;
+	}
+	err = start_prepare(mb->r, name, name_len, kind, kl, arg, arg_len, timeout_ms, &w, &sm);
+	if (err)
+		return err;
+	err = dri_call_async(mb, &sm.to, sm.payload, sm.len, timeout_ms, sm.gone, call_id);
+	free(sm.payload);
+	return err == -ENOENT && w.self ? -ESRCH : err; /* no factory's name here */
+}
+
+DR_EXPORT int dr_start_async(dr_mailbox *mb, const char *name, const char *kind, const void *arg,
+			     size_t arg_len, int timeout_ms, struct dr_started *now,
+			     uint64_t *call_id)
+{
+	return dr_start_async_bin(mb, name, dri_cname_len(name), kind, arg, arg_len, timeout_ms,
+				  now, call_id);
+}
+
+DR_EXPORT int dr_start_finish(dr_mailbox *mb, const struct dr_msg *reply, const void *name,
+			      size_t name_len, struct dr_started *out)
+{
+	struct dr_started st = { 0 };
+	struct dri_where w;
+	int err = dri_mb_begin(mb);
+
+	if (err)
+		return err;
+	if (!reply || reply->kind != DR_MSG_REPLY || !name || name_len == 0 ||
+	    name_len > DR_NAME_MAX)
+		return -EINVAL;
+	err = start_answer(mb->r, name, name_len, reply->status, reply->data, reply->len, &st);
+	/* Where: the owner as the view says now. */
+	if ((err == 0 || err == -ECANCELED) && dri_owner_of(mb->r, name, name_len, &w) == 0)
+		memcpy(st.host, w.host, sizeof(st.host));
 	if (out && (err == 0 || err == -ECANCELED))
 		*out = st;
 	return err;
@@ -601,15 +696,13 @@ DR_EXPORT int dr_admin_tell_moved(dr_mailbox *mb, const struct dr_host *before, 
 	return err;
 }
 
-DR_EXPORT int dr_restart_moved(dr_mailbox *mb, const struct dr_msg *ev, const char *kind,
-			       const void *arg, size_t arg_len, struct dr_started *out,
-			       int timeout_ms)
+/* Whether ev is a shouldrestart event about a name this host no longer
+ * owns: 0, -EALREADY (it owns it again), -EINVAL, or dr_owner's error. */
+static int moved_check(dr_mailbox *mb, const struct dr_msg *ev)
 {
 	struct dri_where w;
-	int err = dri_mb_begin(mb);
+	int err;
 
-	if (err)
-		return err;
 	if (!ev || ev->kind != DR_MSG_SYSTEM || !ev->global || ev->len < 1 || !ev->data ||
 	    ((const uint8_t *)ev->data)[0] != DR_EVENT_SHOULDRESTART || ev->name_len == 0)
 		return -EINVAL;
@@ -618,14 +711,51 @@ DR_EXPORT int dr_restart_moved(dr_mailbox *mb, const struct dr_msg *ev, const ch
 	err = dri_owner_of(mb->r, ev->name, ev->name_len, &w);
 	if (err)
 		return err;
-	if (w.self)
-		return -EALREADY;
-	/* A new instance on the owner (its table does not know ours), then
-	 * ours ends: the one on the owner wins, also one started there
-	 * meanwhile by someone else. */
-	err = dr_start_bin(mb->r, ev->name, ev->name_len, kind, arg, arg_len, out, timeout_ms);
-	if (err)
-		return err;
-	err = dri_unserve(mb, ev->name, ev->name_len, true);
+	return w.self ? -EALREADY : 0;
+}
+
+/* Once it runs on the owner (created, or found there): stop serving it
+ * here. The one on the owner wins, also one started there by someone else. */
+static int moved_done(dr_mailbox *mb, const void *name, size_t len)
+{
+	int err = dri_unserve(mb, name, len, true);
+
 	return err == -ENOENT ? 0 : err; /* no longer ours anyway */
+}
+
+DR_EXPORT int dr_restart_moved(dr_mailbox *mb, const struct dr_msg *ev, const char *kind,
+			       const void *arg, size_t arg_len, struct dr_started *out,
+			       int timeout_ms)
+{
+	int err = dri_mb_begin(mb);
+
+	if (!err)
+		err = moved_check(mb, ev);
+	if (!err)
+		err = dr_start_bin(mb->r, ev->name, ev->name_len, kind, arg, arg_len, out,
+				   timeout_ms);
+	return err ? err : moved_done(mb, ev->name, ev->name_len);
+}
+
+DR_EXPORT int dr_restart_moved_async(dr_mailbox *mb, const struct dr_msg *ev, const char *kind,
+				     const void *arg, size_t arg_len, int timeout_ms,
+				     uint64_t *call_id)
+{
+	int err = dri_mb_begin(mb);
+
+	if (!err)
+		err = moved_check(mb, ev);
+	if (!err)
+		err = dr_start_async_bin(mb, ev->name, ev->name_len, kind, arg, arg_len, timeout_ms,
+					 NULL, call_id);
+	/* 1 (served here) cannot be: the owner is another host. */
+	return err;
+}
+
+DR_EXPORT int dr_restart_moved_finish(dr_mailbox *mb, const struct dr_msg *reply,
+				      const void *name, size_t name_len, struct dr_started *out)
+{
+	int err = dr_start_finish(mb, reply, name, name_len, out);
+
+	return err ? err : moved_done(mb, name, name_len);
 }

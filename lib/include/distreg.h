@@ -798,6 +798,25 @@ int dr_start_bin(dr_registry *r, const void *name, size_t name_len, const char *
 		 const void *arg, size_t arg_len, struct dr_started *out, int timeout_ms);
 
 /*
+ * dr_start() without waiting: the start goes out from mb, and its answer
+ * arrives in mb as a DR_MSG_REPLY with *call_id, which
+ * dr_start_finish(mb, reply, name, ...) turns into dr_start()'s result
+ * (the caller keeps which name each call id is for). Returns 0 in flight;
+ * 1 answered at once: the owner is this host and serves the name, *now
+ * (may be NULL) says where; or dr_start()'s errors. A factory that moves
+ * its workers uses this (dr_restart_moved_async), so that it keeps
+ * answering starts and calls meanwhile: two factories restarting workers
+ * to each other with dr_start() would wait for each other.
+ */
+int dr_start_async(dr_mailbox *mb, const char *name, const char *kind, const void *arg,
+		   size_t arg_len, int timeout_ms, struct dr_started *now, uint64_t *call_id);
+int dr_start_async_bin(dr_mailbox *mb, const void *name, size_t name_len, const char *kind,
+		       const void *arg, size_t arg_len, int timeout_ms, struct dr_started *now,
+		       uint64_t *call_id);
+int dr_start_finish(dr_mailbox *mb, const struct dr_msg *reply, const void *name,
+		    size_t name_len, struct dr_started *out);
+
+/*
  * Declare that mb's process starts workers of kind on this host (until
  * mb is closed, or the process dies). One factory per kind per host: a
  * second gets -EEXIST. Errors: those of dr_serve(); -EINVAL kind empty,
@@ -852,6 +871,18 @@ int dr_start_answer(dr_mailbox *mb, const struct dr_msg *msg, int status, const 
  */
 int dr_restart_moved(dr_mailbox *mb, const struct dr_msg *ev, const char *kind, const void *arg,
 		     size_t arg_len, struct dr_started *out, int timeout_ms);
+/*
+ * The same in two steps, for a worker that must not wait (a factory):
+ * dr_restart_moved_async() puts the start on the new owner in flight from
+ * mb (0 and *call_id; -EALREADY, -EINVAL and dr_start()'s errors as
+ * above); when the DR_MSG_REPLY with that call id arrives,
+ * dr_restart_moved_finish(mb, reply, name, ...) stops serving name here if
+ * the start succeeded, and returns dr_start()'s result.
+ */
+int dr_restart_moved_async(dr_mailbox *mb, const struct dr_msg *ev, const char *kind,
+			   const void *arg, size_t arg_len, int timeout_ms, uint64_t *call_id);
+int dr_restart_moved_finish(dr_mailbox *mb, const struct dr_msg *reply, const void *name,
+			    size_t name_len, struct dr_started *out);
 
 /*
  * The library's version ("MAJOR.MINOR.PATCH", the package version it was
