@@ -530,7 +530,9 @@ static void factory(void *arg)
 		else if (rc == -EBADMSG)
 			dr_reply_error(mb, &m, -EBADMSG);
 		else if (m.kind == DR_MSG_SYSTEM)
-			dr_restart_moved(mb, &m, "echo", NULL, 0, NULL, 10000);
+			dr_restart_moved_async(mb, &m, "echo", NULL, 0, 10000);
+		else if (m.kind == DR_MSG_REPLY)
+			dr_restart_moved_finish(mb, &m, NULL);
 		else if (m.kind == DR_MSG_CALL)
 			dr_reply(mb, &m, m.data, m.len);
 	}

@@ -903,6 +903,7 @@ struct dr_mailbox {
 	uint64_t next_call;       /* call ids: blocks of the segment's id counter */
 	uint64_t call_end;        /* end of the block next_call is in */
 	struct dri_served *served;
+	struct dri_move *moves;   /* restarts in flight (start.c), by call id */
 	struct dri_pendtab pend;  /* asynchronous calls in flight, under call_lock */
 	struct dr_mailbox *next;  /* in r->mailboxes, under r->lock */
 };
@@ -927,6 +928,7 @@ bool dri_pending_take(struct dr_mailbox *mb, uint64_t call_id);
 void dri_mailbox_poke(struct dr_mailbox *mb);
 int dri_pending_look(struct dr_mailbox *mb, struct dr_msg *msg, void *arg);
 int dri_unserve(struct dr_mailbox *mb, const void *name, size_t name_len, bool global);
+void dri_moves_free(struct dr_mailbox *mb);
 bool dri_serves(struct dr_mailbox *mb, const void *name, size_t name_len, bool global);
 int dri_serve(struct dr_mailbox *mb, const void *name, size_t name_len, unsigned flags,
 	      const void *value, size_t value_len);

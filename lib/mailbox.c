@@ -1332,6 +1332,7 @@ void dri_mailbox_free(dr_mailbox *mb, bool shared)
 	pthread_mutex_destroy(&mb->call_lock);
 	free(mb->bounce);
 	dri_pend_free(&mb->pend);
+	dri_moves_free(mb);
 	free(mb);
 }
 

@@ -737,25 +737,69 @@ DR_EXPORT int dr_restart_moved(dr_mailbox *mb, const struct dr_msg *ev, const ch
 	return err ? err : moved_done(mb, ev->name, ev->name_len);
 }
 
-DR_EXPORT int dr_restart_moved_async(dr_mailbox *mb, const struct dr_msg *ev, const char *kind,
-				     const void *arg, size_t arg_len, int timeout_ms,
-				     uint64_t *call_id)
+/* A restart in flight from a mailbox: its call id and the name it moves. */
+struct dri_move {
+	struct dri_move *next;
+	uint64_t call_id;
+	size_t len;
+	unsigned char name[];
+};
+
+void dri_moves_free(dr_mailbox *mb)
 {
+	while (mb->moves) {
+		struct dri_move *m = mb->moves;
+
+		mb->moves = m->next;
+		free(m);
+	}
+}
+
+DR_EXPORT int dr_restart_moved_async(dr_mailbox *mb, const struct dr_msg *ev, const char *kind,
+				     const void *arg, size_t arg_len, int timeout_ms)
+{
+	struct dri_move *m;
 	int err = dri_mb_begin(mb);
 
 	if (!err)
 		err = moved_check(mb, ev);
-	if (!err)
-		err = dr_start_async_bin(mb, ev->name, ev->name_len, kind, arg, arg_len, timeout_ms,
-					 NULL, call_id);
+	if (err)
+		return err;
+	m = malloc(sizeof(*m) + ev->name_len);
+	if (!m)
+		return -ENOMEM;
 	/* 1 (served here) cannot be: the owner is another host. */
-	return err;
+	err = dr_start_async_bin(mb, ev->name, ev->name_len, kind, arg, arg_len, timeout_ms, NULL,
+				 &m->call_id);
+	if (err) {
+		free(m);
+		return err;
+	}
+	m->len = ev->name_len;
+	memcpy(m->name, ev->name, ev->name_len);
+	m->next = mb->moves;
+	mb->moves = m;
+	return 0;
 }
 
 DR_EXPORT int dr_restart_moved_finish(dr_mailbox *mb, const struct dr_msg *reply,
-				      const void *name, size_t name_len, struct dr_started *out)
+				      struct dr_started *out)
 {
-	int err = dr_start_finish(mb, reply, name, name_len, out);
+	struct dri_move *m, **pp;
+	int err = dri_mb_begin(mb);
 
-	return err ? err : moved_done(mb, name, name_len);
+	if (err)
+		return err;
+	if (!reply || reply->kind != DR_MSG_REPLY)
+		return -EINVAL;
+	for (pp = &mb->moves; (m = *pp) && m->call_id != reply->call_id; pp = &m->next)
+		;
+	if (!m)
+		return -EINVAL; /* not a restart's answer */
+	*pp = m->next;
+	err = dr_start_finish(mb, reply, m->name, m->len, out);
+	if (!err)
+		err = moved_done(mb, m->name, m->len);
+	free(m);
+	return err;
 }

@@ -510,24 +510,42 @@ static bool factory_take(struct holder *h, const struct dr_msg *m)
 		return true;
 	}
 	if (rc == -EINVAL && h->kind && m->kind == DR_MSG_SYSTEM) {
+		/* shouldrestart: start it on its new owner without waiting
+		 * (its answer comes as a reply), meanwhile still serving. */
+		rc = dr_restart_moved_async(h->mb, m, h->kind, NULL, 0, DEFAULT_TIMEOUT_MS);
+		if (json) {
+			fputs("{\"moving\": ", stdout);
+			json_str(stdout, (const char *)m->name, m->name_len);
+			fputs(", \"host\": ", stdout);
+			json_str(stdout, (const char *)m->data + 1, m->len - 1);
+			printf(", \"status\": %d}\n", rc);
+		} else if (rc == 0) {
+			printf("moving %.*s to its new owner, host %.*s\n", (int)m->name_len,
+			       (const char *)m->name, (int)m->len - 1, (const char *)m->data + 1);
+		} else if (rc != -EALREADY) {
+			printf("cannot move %.*s to its new owner: %s (still serving it)\n",
+			       (int)m->name_len, (const char *)m->name, dr_strerror(rc));
+		}
+		fflush(stdout);
+		return true;
+	}
+	if (rc == -EINVAL && h->kind && m->kind == DR_MSG_REPLY) {
 		struct dr_started st;
 
-		/* shouldrestart: start it on its new owner, stop serving here */
-		rc = dr_restart_moved(h->mb, m, h->kind, NULL, 0, &st, DEFAULT_TIMEOUT_MS);
+		rc = dr_restart_moved_finish(h->mb, m, &st);
+		if (rc == -EINVAL)
+			return false;
 		if (rc == 0)
 			h->workers--;
 		if (json) {
-			fputs("{\"moved\": ", stdout);
-			json_str(stdout, (const char *)m->name, m->name_len);
-			fputs(", \"host\": ", stdout);
+			fputs("{\"moved_to\": ", stdout);
 			json_str(stdout, rc ? "" : st.host, rc ? 0 : strlen(st.host));
 			printf(", \"status\": %d, \"workers\": %ld}\n", rc, h->workers);
 		} else if (rc == 0) {
-			printf("moved %.*s to host %s (%ld workers)\n", (int)m->name_len,
-			       (const char *)m->name, st.host, h->workers);
+			printf("moved a worker to host %s (%ld workers)\n", st.host, h->workers);
 		} else {
-			printf("cannot move %.*s to its new owner: %s (still serving it)\n",
-			       (int)m->name_len, (const char *)m->name, dr_strerror(rc));
+			printf("cannot move a worker to its new owner: %s (still serving it)\n",
+			       dr_strerror(rc));
 		}
 		fflush(stdout);
 		return true;

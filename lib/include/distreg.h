@@ -874,15 +874,16 @@ int dr_restart_moved(dr_mailbox *mb, const struct dr_msg *ev, const char *kind, 
 /*
  * The same in two steps, for a worker that must not wait (a factory):
  * dr_restart_moved_async() puts the start on the new owner in flight from
- * mb (0 and *call_id; -EALREADY, -EINVAL and dr_start()'s errors as
- * above); when the DR_MSG_REPLY with that call id arrives,
- * dr_restart_moved_finish(mb, reply, name, ...) stops serving name here if
- * the start succeeded, and returns dr_start()'s result.
+ * mb (0; -EALREADY, -EINVAL, -ENOMEM and dr_start()'s errors as above).
+ * Give every DR_MSG_REPLY that mb receives to dr_restart_moved_finish():
+ * for the answer of such a start it stops serving the name here if the
+ * start succeeded, and returns dr_start()'s result (*out, may be NULL, as
+ * dr_start's); for any other reply it returns -EINVAL and does nothing
+ * (handle that reply as usual). mb remembers the names in flight.
  */
 int dr_restart_moved_async(dr_mailbox *mb, const struct dr_msg *ev, const char *kind,
-			   const void *arg, size_t arg_len, int timeout_ms, uint64_t *call_id);
-int dr_restart_moved_finish(dr_mailbox *mb, const struct dr_msg *reply, const void *name,
-			    size_t name_len, struct dr_started *out);
+			   const void *arg, size_t arg_len, int timeout_ms);
+int dr_restart_moved_finish(dr_mailbox *mb, const struct dr_msg *reply, struct dr_started *out);
 
 /*
  * The library's version ("MAJOR.MINOR.PATCH", the package version it was

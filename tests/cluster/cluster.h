@@ -510,17 +510,8 @@ static inline bool worker_start_request(struct worker *w, dr_mailbox *mb, const 
  * "die" kills the worker, anything else is answered "<host>|<name>|<data>".
  * CAST and INFO count in cnt.
  */
-#define W_MOVES 1024
-
 static inline int worker_main(void *arg)
 {
-	/* Restarts on a new owner in flight: their call ids and names. */
-	static struct {
-		uint64_t id;
-		size_t len;
-		unsigned char name[DR_NAME_MAX];
-	} moves[W_MOVES];
-	int nmoves = 0;
 	struct worker *w = arg;
 	struct dr_options o = { .segment = w->seg };
 	dr_registry *r;
@@ -560,28 +551,16 @@ static inline int worker_main(void *arg)
 			/* shouldrestart: to the new owner's factory, without
 			 * waiting (two factories moving workers to each other
 			 * would wait for each other); the reply finishes it. */
-			uint64_t id;
-
-			rc = dr_restart_moved_async(mb, &m, w->kind, NULL, 0, 5000, &id);
-			if (rc == 0 && nmoves < W_MOVES) {
-				moves[nmoves].id = id;
-				moves[nmoves].len = m.name_len;
-				memcpy(moves[nmoves++].name, m.name, m.name_len);
-			} else if (rc != -EALREADY) {
+			rc = dr_restart_moved_async(mb, &m, w->kind, NULL, 0, 5000);
+			if (rc && rc != -EALREADY)
 				__atomic_add_fetch(&w->cnt->move_failed[w->idx], 1, __ATOMIC_RELAXED);
-			}
 			continue;
 		}
 		if (m.kind == DR_MSG_REPLY) {
-			for (int k = 0; k < nmoves; k++) {
-				if (moves[k].id != m.call_id)
-					continue;
-				rc = dr_restart_moved_finish(mb, &m, moves[k].name, moves[k].len, NULL);
+			rc = dr_restart_moved_finish(mb, &m, NULL);
+			if (rc != -EINVAL)
 				__atomic_add_fetch(rc ? &w->cnt->move_failed[w->idx]
 						      : &w->cnt->moved[w->idx], 1, __ATOMIC_RELAXED);
-				moves[k] = moves[--nmoves];
-				break;
-			}
 			continue;
 		}
 		if (m.kind == DR_MSG_CAST || m.kind == DR_MSG_INFO) {

@@ -413,3 +413,34 @@ Test(start, malformed_start_messages_are_refused)
 	dr_mailbox_close(mb);
 	dr_close(r);
 }
+
+Test(start, a_start_without_waiting_completes_in_the_mailbox)
+{
+	const char *seg = seg_new("st");
+	dr_registry *r = seg_open(seg, 64);
+	struct factory f;
+	pid_t pid = factory_go(&f, seg, "echo");
+	struct dr_started st, now;
+	dr_mailbox *mb;
+	struct dr_msg m;
+	uint64_t id;
+
+	cr_assert_eq(dr_mailbox_open(r, &mb), 0);
+	cr_assert_eq(dr_start_async(mb, "a1", "echo", NULL, 0, WAIT_MS, &now, &id), 0);
+	cr_assert_eq(dr_start_async(mb, "a2", "nokind", NULL, 0, WAIT_MS, &now, &id), -ESRCH);
+	cr_assert_eq(dr_start_async(mb, "a1", "echo", NULL, 0, WAIT_MS, &now, NULL), -EINVAL);
+	cr_assert_eq(dr_recv(mb, &m, WAIT_MS), 0);
+	cr_assert_eq(m.kind, DR_MSG_REPLY);
+	/* Not a restart's answer: the restart helper leaves it alone. */
+	cr_assert_eq(dr_restart_moved_finish(mb, &m, NULL), -EINVAL);
+	cr_assert_eq(dr_start_finish(mb, &m, "a1", 2, &st), 0);
+	cr_assert_eq(st.created, 1);
+	cr_assert_eq(st.entry.pid, pid);
+	/* Served now: answered at once. */
+	cr_assert_eq(dr_start_async(mb, "a1", "echo", NULL, 0, WAIT_MS, &now, &id), 1);
+	cr_assert_eq(now.entry.regid, st.entry.regid);
+	cr_assert_eq(now.created, 0);
+	dr_mailbox_close(mb);
+	factory_quit(r, "a1", pid);
+	dr_close(r);
+}
