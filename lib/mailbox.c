@@ -1300,7 +1300,11 @@ void dri_mailbox_free(dr_mailbox *mb, bool shared)
 					     sv->global ? DRI_REG_GLOBAL : 0, sv->regid, false);
 		dri_finish(mb);
 		/* Detach every lane: their senders free them; a dead
-		 * sender's, and our own, we free. */
+		 * sender's we free. Our own too are freed by our sending
+		 * side (lanes_sweep, at the next claim or at dr_close), which
+		 * knows whether another of our threads is writing in one: a
+		 * lane freed here under such a thread could be claimed by
+		 * another process and overwritten by ours (found by review). */
 		for (uint32_t s = 0; s < DRI_MBOX_LANES; s++) {
 			uint32_t v = table_lane(r, m, s);
 			uint64_t o;
@@ -1309,7 +1313,7 @@ void dri_mailbox_free(dr_mailbox *mb, bool shared)
 				continue;
 			o = ld_acq64(&dri_lane_at(r, DRI_LV_LANE(v))->owner);
 			detach(mb, s, v,
-			       o != 0 && (o == r->owner || dri_owner_gone(r, o)) ? o : 0);
+			       o != 0 && o != r->owner && dri_owner_gone(r, o) ? o : 0);
 		}
 		if (ld_acq64(&m->owner) == r->owner)
 			uatomic_cmpxchg(&m->owner, r->owner, 0);
