@@ -292,6 +292,18 @@ DR_EXPORT int dr_unserve_global(dr_mailbox *mb, const char *name)
  * the bridge's address with op; *gone is a call's status should that
  * mailbox go before it answers.
  */
+static void target_of(const struct dri_where *w, const void *name, size_t name_len, int op,
+		      int timeout_ms, uint8_t *hdr, struct dri_target *to, int *gone)
+{
+	if (w->self) {
+		*to = global(name, name_len);
+		*gone = -EOWNERDEAD;
+	} else {
+		*to = dri_to_bridge(hdr, op, w, name, name_len, timeout_ms);
+		*gone = -ENOTCONN;
+	}
+}
+
 static int global_target(dr_registry *r, const void *name, size_t name_len, int op,
 			 int timeout_ms, uint8_t *hdr, struct dri_target *to, int *gone)
 {
@@ -302,30 +314,57 @@ static int global_target(dr_registry *r, const void *name, size_t name_len, int 
 		err = dri_owner_of(r, name, name_len, &w);
 	if (err)
 		return err;
-	if (w.self) {
-		*to = global(name, name_len);
-		*gone = -EOWNERDEAD;
-	} else {
-		*to = dri_to_bridge(hdr, op, &w, name, name_len, timeout_ms);
-		*gone = -ENOTCONN;
-	}
+	target_of(&w, name, name_len, op, timeout_ms, hdr, to, gone);
 	return 0;
+}
+
+/* Milliseconds left until deadline (-1: none), 0 once past. */
+static int left_ms(uint64_t deadline)
+{
+	uint64_t now;
+
+	if (deadline == UINT64_MAX)
+		return -1;
+	now = dri_mono_ns();
+	return now >= deadline ? 0 : (int)((deadline - now + 999999) / 1000000);
 }
 
 DR_EXPORT int dr_call_global_bin(dr_registry *r, const void *name, size_t name_len,
 				 const void *req, size_t req_len, void *reply, size_t *reply_len,
 				 int timeout_ms)
 {
+	uint64_t deadline = dri_deadline(timeout_ms);
+	size_t cap = reply_len ? *reply_len : 0;
+	struct dri_where w, prev;
 	uint8_t hdr[FWD_MAX];
 	struct dri_target to;
 	int err, gone;
 
 	if (!r || timeout_ms < -1)
 		return -EINVAL;
-	err = global_target(r, name, name_len, DR_FWD_CALL, timeout_ms, hdr, &to, &gone);
+	err = name_check(name, name_len);
+	if (!err)
+		err = dri_owner_of(r, name, name_len, &w);
 	if (err)
 		return err;
-	return dri_call_wait(r, &to, req, req_len, reply, reply_len, timeout_ms, gone);
+	target_of(&w, name, name_len, DR_FWD_CALL, timeout_ms, hdr, &to, &gone);
+	err = dri_call_wait(r, &to, req, req_len, reply, reply_len, timeout_ms, gone);
+	/* Not served on its owner: it may be moving there (shouldrestart),
+	 * still served by the owner of the view before, until it runs on the
+	 * new one. There, then here once more (it may have moved meanwhile). */
+	if (err != -ENOENT || dri_prev_owner_of(r, name, name_len, &w, &prev) != 0 ||
+	    strcmp(prev.host, w.host) == 0)
+		return err;
+	for (int k = 0; k < 2 && err == -ENOENT && left_ms(deadline) != 0; k++) {
+		const struct dri_where *at = k == 0 ? &prev : &w;
+		int ms = left_ms(deadline);
+
+		if (reply_len)
+			*reply_len = cap;
+		target_of(at, name, name_len, DR_FWD_CALL, ms, hdr, &to, &gone);
+		err = dri_call_wait(r, &to, req, req_len, reply, reply_len, ms, gone);
+	}
+	return err;
 }
 
 DR_EXPORT int dr_call_global(dr_registry *r, const char *name, const void *req, size_t req_len,

@@ -388,6 +388,42 @@ static bool served_on(struct cl *c, int i, const char *name)
 	return f.found;
 }
 
+/* Calls every name, round after round, until told to stop; counts. */
+struct caller_loop {
+	const char *seg;
+	int n;
+	const char *const *names;
+	volatile int stop;
+	int calls, failed, last_err;
+	char last_name[32];
+};
+
+static int caller_loop_main(void *arg)
+{
+	struct caller_loop *cl = arg;
+	struct dr_options o = { .segment = cl->seg };
+	dr_registry *r;
+
+	if (dr_open(&o, &r))
+		return 10;
+	while (!cl->stop) {
+		for (int k = 0; k < cl->n && !cl->stop; k++) {
+			char reply[256];
+			size_t len = sizeof(reply);
+			int rc = dr_call_global(r, cl->names[k], "ping", 4, reply, &len, 3000);
+
+			__atomic_add_fetch(&cl->calls, 1, __ATOMIC_RELAXED);
+			if (rc) {
+				__atomic_add_fetch(&cl->failed, 1, __ATOMIC_RELAXED);
+				cl->last_err = rc;
+				snprintf(cl->last_name, sizeof(cl->last_name), "%s", cl->names[k]);
+			}
+		}
+	}
+	dr_close(r);
+	return 0;
+}
+
 Test(cluster, a_join_moves_each_worker_whose_owner_changed_to_it)
 {
 	enum { N = 2 * NNAMES };
@@ -412,6 +448,23 @@ Test(cluster, a_join_moves_each_worker_whose_owner_changed_to_it)
 		before[k] = cl_owner(&c, 0, nb[k]);
 		cr_assert(before[k] == 0 || before[k] == 1);
 	}
+	/* Calls all along, from a host that stays: none may fail while the
+	 * workers move (a call that finds nothing on the new owner is
+	 * made again on the one of the view before). */
+	struct caller_loop *loop = mmap(NULL, sizeof(*loop), PROT_READ | PROT_WRITE,
+					MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	static const char *nbp[N];
+	pid_t caller;
+	int st;
+
+	cr_assert_neq(loop, MAP_FAILED);
+	for (int k = 0; k < N; k++)
+		nbp[k] = nb[k];
+	*loop = (struct caller_loop){ .seg = c.h[0].seg, .n = N, .names = nbp };
+	caller = dr_test_spawn(caller_loop_main, loop);
+	cr_assert_gt(caller, 0);
+	while (__atomic_load_n(&loop->calls, __ATOMIC_RELAXED) < N)
+		cl_sleep_ms(5);
 	/* A third host joins: the names it wins move to it, only those. */
 	cl_start(&c, 2);
 	cl_wait_converged(&c, "three hosts");
@@ -432,6 +485,13 @@ Test(cluster, a_join_moves_each_worker_whose_owner_changed_to_it)
 	}
 	cr_log_info("%d of %d names moved to the new host, all placed %.0f ms after the views "
 		    "converged", moving, N, (cl_now() - t0) * 1000);
+	loop->stop = 1;
+	cr_assert_eq(waitpid(caller, &st, 0), caller);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	cr_log_info("%d calls during the move, %d failed", loop->calls, loop->failed);
+	cr_assert_eq(loop->failed, 0, "%d of %d calls failed during the move, the last %s: %s",
+		     loop->failed, loop->calls, loop->last_name, dr_strerror(loop->last_err));
+	munmap(loop, sizeof(*loop));
 	for (int i = 0; i < c.n; i++) {
 		moved += __atomic_load_n(&cnt->moved[i], __ATOMIC_RELAXED);
 		failed += __atomic_load_n(&cnt->move_failed[i], __ATOMIC_RELAXED);
