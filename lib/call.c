@@ -276,7 +276,8 @@ int dri_pending_look(dr_mailbox *mb, struct dr_msg *msg, void *arg)
 		break;
 	}
 	pthread_mutex_unlock(&mb->call_lock);
-	return found;
+	/* A receiver waits: the names it watches too. */
+	return found ? found : dri_watch_take(mb, msg);
 }
 
 /*

@@ -877,6 +877,17 @@ struct dri_pending *dri_pend_find(struct dri_pendtab *t, uint64_t call_id);
 void dri_pend_remove(struct dri_pendtab *t, struct dri_pending *p);
 void dri_pend_free(struct dri_pendtab *t);
 
+/* A watch's event (watch.c), as dr_recv returns it. */
+struct dri_event {
+	int event;
+	bool global;
+	uint64_t regid;
+	size_t len;
+	unsigned char name[DR_NAME_MAX];
+	uint8_t data[1 + DR_HOST_MAX];
+	size_t data_len;
+};
+
 struct dr_mailbox {
 	struct dr_registry *r;
 	uint32_t idx, ref;        /* our slot and opening */
@@ -904,6 +915,11 @@ struct dr_mailbox {
 	uint64_t call_end;        /* end of the block next_call is in */
 	struct dri_served *served;
 	struct dri_move *moves;   /* restarts in flight (start.c), by call id */
+	struct dri_watch *watches; /* names it watches (watch.c) */
+	struct dri_event *events; /* their events waiting for dr_recv */
+	size_t nevents, capevents;
+	uint64_t watch_next;      /* coarse ns: when to look at the watches next */
+	struct dri_event event_out; /* the event dr_recv returned last */
 	struct dri_pendtab pend;  /* asynchronous calls in flight, under call_lock */
 	struct dr_mailbox *next;  /* in r->mailboxes, under r->lock */
 };
@@ -929,6 +945,8 @@ void dri_mailbox_poke(struct dr_mailbox *mb);
 int dri_pending_look(struct dr_mailbox *mb, struct dr_msg *msg, void *arg);
 int dri_unserve(struct dr_mailbox *mb, const void *name, size_t name_len, bool global);
 void dri_moves_free(struct dr_mailbox *mb);
+void dri_watches_free(struct dr_mailbox *mb);
+int dri_watch_take(struct dr_mailbox *mb, struct dr_msg *msg);
 bool dri_serves(struct dr_mailbox *mb, const void *name, size_t name_len, bool global);
 int dri_serve(struct dr_mailbox *mb, const void *name, size_t name_len, unsigned flags,
 	      const void *value, size_t value_len);

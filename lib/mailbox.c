@@ -1241,7 +1241,8 @@ int dri_wait_take(dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call, uint
 		 * while there are some (an async call made meanwhile by
 		 * another thread wakes us: dri_mailbox_poke). */
 		if (hook && next_hook < until &&
-		    (hook != dri_pending_look || __atomic_load_n(&mb->pend.n, __ATOMIC_RELAXED)))
+		    (hook != dri_pending_look || __atomic_load_n(&mb->pend.n, __ATOMIC_RELAXED) ||
+		     mb->watches))
 			until = next_hook;
 		if (mb->deferred && now + LIVENESS_NS < until)
 			until = now + LIVENESS_NS; /* a stale call's answer waits for room */
@@ -1265,6 +1266,9 @@ DR_EXPORT int dr_recv(dr_mailbox *mb, struct dr_msg *msg, int timeout_ms)
 	if (!msg || timeout_ms < -1)
 		return -EINVAL;
 	dri_finish(mb);
+	/* A watch's event first (watch.c: looked at every 20 ms at most). */
+	if (dri_watch_take(mb, msg))
+		return 0;
 	/* A message waiting: no clock to read, nothing to arm. */
 	err = dri_take(mb, msg, 0);
 	if (err)
@@ -1337,6 +1341,7 @@ void dri_mailbox_free(dr_mailbox *mb, bool shared)
 	free(mb->bounce);
 	dri_pend_free(&mb->pend);
 	dri_moves_free(mb);
+	dri_watches_free(mb);
 	free(mb);
 }
 

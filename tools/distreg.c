@@ -72,6 +72,9 @@ static const char usage_text[] =
 	"                                whose owner changed is started on the new one\n"
 	"                                (shouldrestart) and stops here; one that lost\n"
 	"                                to the owner's instance stops (dienow)\n"
+	"  watch [--global] NAME         one line per event about NAME until SIGINT or\n"
+	"                                SIGTERM: unregistered, owner-died, moved (a\n"
+	"                                global name's owner host changed)\n"
 	"  owner NAME                    the host that owns the global name NAME\n"
 	"  hosts                         the cluster's view: each host's id, state (up,\n"
 	"                                suspect, down, ignored), rpc address,\n"
@@ -706,6 +709,71 @@ static int cmd_serve_global(const char *name, const char *value)
 	return rc;
 }
 
+static const char *event_name(int ev)
+{
+	switch (ev) {
+	case DR_EVENT_UNREGISTERED: return "unregistered";
+	case DR_EVENT_OWNER_DIED: return "owner-died";
+	case DR_EVENT_MOVED: return "moved";
+	case DR_EVENT_SHOULDRESTART: return "shouldrestart";
+	case DR_EVENT_DIENOW: return "dienow";
+	default: return "unknown";
+	}
+}
+
+/* One line per event about the watched name, until SIGINT or SIGTERM. */
+static int cmd_watch(const char *name, bool global)
+{
+	struct holder h;
+	int rc = holder_open(&h, true);
+
+	if (rc)
+		return rc;
+	rc = global ? dr_watch_global(h.mb, name) : dr_watch(h.mb, name);
+	if (rc) {
+		holder_close(&h);
+		return fail("watch", name, rc);
+	}
+	for (;;) {
+		struct pollfd p = { .fd = h.sfd, .events = POLLIN };
+		struct dr_msg m;
+		int ev;
+
+		if (poll(&p, 1, 0) > 0)
+			break; /* SIGINT or SIGTERM */
+		rc = dr_recv(h.mb, &m, 200);
+		if (rc == -ETIMEDOUT)
+			continue;
+		if (rc) {
+			holder_close(&h);
+			return fail("watch", name, rc);
+		}
+		if (m.kind != DR_MSG_SYSTEM || m.len < 1)
+			continue;
+		ev = ((const uint8_t *)m.data)[0];
+		if (json) {
+			printf("{\"event\": \"%s\", ", event_name(ev));
+			json_bytes(stdout, "name", m.name, m.name_len);
+			printf(", \"global\": %s, \"regid\": \"%" PRIu64 "\"",
+			       m.global ? "true" : "false", m.regid);
+			if (ev == DR_EVENT_MOVED) {
+				fputs(", \"host\": ", stdout);
+				json_str(stdout, (const char *)m.data + 1, m.len - 1);
+			}
+			puts("}");
+		} else {
+			printf("%s ", event_name(ev));
+			put_name(stdout, m.name, m.name_len);
+			if (ev == DR_EVENT_MOVED)
+				printf(" to host %.*s", (int)m.len - 1, (const char *)m.data + 1);
+			printf(" (regid %" PRIu64 ")\n", m.regid);
+		}
+		fflush(stdout);
+	}
+	holder_close(&h);
+	return ST_OK;
+}
+
 static int cmd_echo_factory(const char *kind, long count)
 {
 	struct holder h;
@@ -987,7 +1055,7 @@ int main(int argc, char **argv)
 	/* --global, first after the commands that take it. */
 	if (argc > 0 && strcmp(argv[0], "--global") == 0) {
 		if (strcmp(cmd, "whereis") && strcmp(cmd, "call") && strcmp(cmd, "cast") &&
-		    strcmp(cmd, "send") && strcmp(cmd, "echo-worker"))
+		    strcmp(cmd, "send") && strcmp(cmd, "echo-worker") && strcmp(cmd, "watch"))
 			return usage_error("%s takes no --global", cmd);
 		global = true;
 		argc--;
@@ -1071,6 +1139,11 @@ int main(int argc, char **argv)
 		if (argc != 2 && argc != 3)
 			return usage_error("%s", "start takes NAME KIND [ARG] [--timeout MS]");
 		return cmd_start(argv[0], argv[1], argc == 3 ? argv[2] : NULL, timeout);
+	}
+	if (strcmp(cmd, "watch") == 0) {
+		if (argc != 1)
+			return usage_error("%s", "watch takes [--global] NAME");
+		return cmd_watch(argv[0], global);
 	}
 	if (strcmp(cmd, "echo-factory") == 0) {
 		const char *kind = "echo";

@@ -465,6 +465,45 @@ struct dr_msg {
 #define DR_EVENT_DIENOW 2
 
 /*
+ * Monitors: events about a name the mailbox watches (dr_watch). The
+ * message's name and global are the watched name's, its regid the
+ * registration the event is about.
+ * DR_EVENT_UNREGISTERED: the registration seen ended (unregistered, or
+ *   replaced by another of the same name);
+ * DR_EVENT_OWNER_DIED: it ended and its process is dead (a local name, or
+ *   a global one owned by this host; a process that unregisters the name
+ *   and exits within one look, 20 ms, may be reported so too);
+ * DR_EVENT_MOVED: a global name's owner host changed; data + 1 (len - 1
+ *   bytes) is the new owner's id.
+ */
+#define DR_EVENT_UNREGISTERED 3
+#define DR_EVENT_OWNER_DIED 4
+#define DR_EVENT_MOVED 5
+
+/*
+ * Watch a name (dr_watch, dr_watch_bin) or a global name (dr_watch_global,
+ * dr_watch_global_bin) from mb: dr_recv() on mb then returns the events
+ * above as DR_MSG_SYSTEM messages, once per change. Whether the name is
+ * registered now is not an event: the watch starts from what it sees. mb
+ * looks itself, from dr_recv() (also while it waits): a local name, or a
+ * global one this host owns, at most every 20 ms; a global name owned by
+ * another host through the bridges at most every second. A registration
+ * that ends and comes back between two looks is one UNREGISTERED event.
+ * dr_unwatch*() stops. Errors: -EEXIST watched already; -ENOENT (unwatch)
+ * not watched; -EINVAL, -ENAMETOOLONG; -ENOMEM; -ECHILD, -ENOLCK; for a
+ * global name those of dr_owner() but -ENOTCONN and -EHOSTUNREACH (the
+ * watch starts from nothing seen).
+ */
+int dr_watch(dr_mailbox *mb, const char *name);
+int dr_watch_bin(dr_mailbox *mb, const void *name, size_t name_len);
+int dr_watch_global(dr_mailbox *mb, const char *name);
+int dr_watch_global_bin(dr_mailbox *mb, const void *name, size_t name_len);
+int dr_unwatch(dr_mailbox *mb, const char *name);
+int dr_unwatch_bin(dr_mailbox *mb, const void *name, size_t name_len);
+int dr_unwatch_global(dr_mailbox *mb, const char *name);
+int dr_unwatch_global_bin(dr_mailbox *mb, const void *name, size_t name_len);
+
+/*
  * Open a mailbox for this process and return it in *out. Its descriptor
  * (dr_mailbox_fd) polls readable when messages may wait. Senders wake it
  * through an abstract Unix socket, which belongs to the network namespace:

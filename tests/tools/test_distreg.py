@@ -70,7 +70,8 @@ class Cli(unittest.TestCase):
                      ["serve-global", "--global", "g", "v"], ["hosts", "x"], ["owner"],
                      ["owner", "a", "b"], ["start"], ["start", "a"], ["start", "a", "k", "x", "y"],
                      ["start", "a", "k", "--timeout", "soon"], ["echo-factory", "--count", "0"],
-                     ["echo-factory", "--count"], ["echo-factory", "--bogus", "x"]):
+                     ["echo-factory", "--count"], ["echo-factory", "--bogus", "x"], ["watch"],
+                     ["watch", "a", "b"]):
             rc, out, err = self.run_cli(*args)
             self.assertEqual(rc, 2, "%s: %d %s" % (args, rc, err))
             self.assertIn("usage:", err)
@@ -219,6 +220,26 @@ class Cli(unittest.TestCase):
         self.assertEqual(self.run_cli("whereis", "--global", "s.a")[0], 1)
         rc, _, err = self.run_cli("start", "s.a", "echo")
         self.assertEqual(rc, 1, err)
+
+    def test_watch_says_when_a_name_goes(self):
+        holder, _ = self.start("register", "watched", "v")
+        w = subprocess.Popen([DISTREG, "--segment", self.seg, "--json", "watch", "watched"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.bg.append(w)
+        time.sleep(0.3)  # the watch has seen the registration
+        holder.kill()
+        holder.wait()
+        ev = json.loads(w.stdout.readline())
+        self.assertEqual((ev["event"], ev["name"], ev["global"]), ("owner-died", "watched", False))
+        # Registered again, then unregistered by its holder, which stays.
+        again, _ = self.start("register", "watched", "v2")
+        time.sleep(0.3)
+        rc, _, err = self.run_cli("unregister", "--force", "watched")
+        self.assertEqual(rc, 0, err)
+        ev = json.loads(w.stdout.readline())
+        self.assertEqual((ev["event"], ev["name"]), ("unregistered", "watched"))
+        w.send_signal(signal.SIGTERM)
+        self.assertEqual(w.wait(timeout=10), 0)
 
     def test_global_names_beside_local_ones(self):
         node = os.uname().nodename[:63]
