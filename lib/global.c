@@ -363,6 +363,10 @@ DR_EXPORT int dr_call_global_bin(dr_registry *r, const void *name, size_t name_l
 			*reply_len = cap;
 		target_of(at, name, name_len, DR_FWD_CALL, ms, hdr, &to, &gone);
 		err = dri_call_wait(r, &to, req, req_len, reply, reply_len, ms, gone);
+		/* The old owner gone or unreachable (a host that left, or a
+		 * partition): the answer is still the owner's -ENOENT. */
+		if (err == -EHOSTUNREACH || err == -ENOTCONN)
+			err = -ENOENT;
 	}
 	return err;
 }
