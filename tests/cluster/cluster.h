@@ -739,4 +739,28 @@ static inline int cl_call(struct cl *c, int i, const char *name, const void *req
 	return cl_call_or_start(c, i, name, NULL, req, req_len, reply, len, timeout_ms);
 }
 
+struct cl_find {
+	const char *name;
+	bool found;
+};
+
+static inline int cl_find_fn(const struct dr_name_info *in, void *arg)
+{
+	struct cl_find *f = arg;
+
+	if (in->global && in->name_len == strlen(f->name) &&
+	    memcmp(in->name, f->name, in->name_len) == 0)
+		f->found = true;
+	return 0;
+}
+
+/* Whether host i's segment has the global name registered. */
+static inline bool cl_serves(struct cl *c, int i, const char *name)
+{
+	struct cl_find f = { name, false };
+
+	cr_assert_eq(dr_foreach(cl_reg(c, i), cl_find_fn, &f), 0);
+	return f.found;
+}
+
 #endif /* DR_CLUSTER_H */

@@ -364,30 +364,6 @@ Test(cluster, starts_create_each_worker_once_on_its_owner)
 	cl_fini(&c);
 }
 
-struct find {
-	const char *name;
-	bool found;
-};
-
-static int find_global(const struct dr_name_info *in, void *arg)
-{
-	struct find *f = arg;
-
-	if (in->global && in->name_len == strlen(f->name) &&
-	    memcmp(in->name, f->name, in->name_len) == 0)
-		f->found = true;
-	return 0;
-}
-
-/* Whether host i's segment has the global name registered. */
-static bool served_on(struct cl *c, int i, const char *name)
-{
-	struct find f = { name, false };
-
-	cr_assert_eq(dr_foreach(cl_reg(c, i), find_global, &f), 0);
-	return f.found;
-}
-
 /* Calls every name, round after round, until told to stop; counts. */
 struct caller_loop {
 	const char *seg;
@@ -477,7 +453,7 @@ Test(cluster, a_join_moves_each_worker_whose_owner_changed_to_it)
 		int owner = cl_owner(&c, 0, nb[k]), prev = before[k];
 
 		cr_assert(owner == prev || owner == 2, "%s moved between old hosts", nb[k]);
-		while (!served_on(&c, owner, nb[k]) || (owner != prev && served_on(&c, prev, nb[k]))) {
+		while (!cl_serves(&c, owner, nb[k]) || (owner != prev && cl_serves(&c, prev, nb[k]))) {
 			cr_assert_lt(cl_now(), deadline, "%s not placed on %s after 10 s\n%s", nb[k],
 				     c.h[owner].id, cl_log_tail(&c, prev));
 			cl_sleep_ms(10);
@@ -543,7 +519,7 @@ Test(cluster, a_worker_whose_restart_failed_is_told_again_until_it_moves)
 		cr_assert_lt(cl_now(), deadline, "no restart was tried");
 		cl_sleep_ms(10);
 	}
-	cr_assert(served_on(&c, 0, far), "%s left its host with nowhere to go", far);
+	cr_assert(cl_serves(&c, 0, far), "%s left its host with nowhere to go", far);
 	/* The factory comes: at the next pass the bridge tells them again,
 	 * and they move. */
 	fpids[1] = worker_spawn(&c, 1, NULL, 0, cnt, "echo");
@@ -551,7 +527,7 @@ Test(cluster, a_worker_whose_restart_failed_is_told_again_until_it_moves)
 	for (int k = 0; k < NNAMES; k++) {
 		int owner = cl_owner(&c, 0, names[k]);
 
-		while (!served_on(&c, owner, names[k]) || served_on(&c, 1 - owner, names[k])) {
+		while (!cl_serves(&c, owner, names[k]) || cl_serves(&c, 1 - owner, names[k])) {
 			cr_assert_lt(cl_now(), deadline, "%s not on its owner %s 10 s after its "
 				     "factory came\n%s", names[k], c.h[owner].id, cl_log_tail(&c, 0));
 			cl_sleep_ms(20);
@@ -621,8 +597,8 @@ Test(cluster, a_restart_that_timed_out_on_a_paused_factory_still_converges)
 	for (int k = 0; k < N; k++) {
 		int owner = cl_owner(&c, 0, nb[k]);
 
-		if (owner != before[k] && served_on(&c, owner, nb[k]) &&
-		    served_on(&c, before[k], nb[k])) {
+		if (owner != before[k] && cl_serves(&c, owner, nb[k]) &&
+		    cl_serves(&c, before[k], nb[k])) {
 			cr_log_warn("%s served on %s (owner) and on %s", nb[k], c.h[owner].id,
 				    c.h[before[k]].id);
 			dups++;
@@ -677,12 +653,12 @@ Test(cluster, duplicates_meet_and_the_ones_off_their_owner_get_dienow_then_sigte
 		char reply[256], want[300];
 		size_t len = sizeof(reply) - 1;
 
-		while (served_on(&c, 1 - owner, names[k])) {
+		while (cl_serves(&c, 1 - owner, names[k])) {
 			cr_assert_lt(cl_now(), deadline, "%s still served off its owner\n%s", names[k],
 				     cl_log_tail(&c, 1 - owner));
 			cl_sleep_ms(10);
 		}
-		cr_assert(served_on(&c, owner, names[k]), "%s: the owner's instance went too",
+		cr_assert(cl_serves(&c, owner, names[k]), "%s: the owner's instance went too",
 			  names[k]);
 		/* The loser's process kept its mailbox open: SIGTERM. */
 		while (waitpid(loser, &st, WNOHANG) != loser) {

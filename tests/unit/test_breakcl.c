@@ -28,21 +28,6 @@ TestSuite(breakcl, .timeout = UNIT_TIMEOUT, .fini = unit_fini);
 
 #include "cluster_unit.h"
 
-/* A name of the form <prefix>.<i> that owner `who` owns, into buf. */
-static void name_owned_by(dr_registry *r, const char *prefix, const char *who, char *buf,
-			  size_t len)
-{
-	char got[DR_HOST_MAX + 1];
-
-	for (int i = 0; i < 10000; i++) {
-		snprintf(buf, len, "%s.%d", prefix, i);
-		cr_assert_eq(dr_owner(r, buf, got, sizeof(got)), 0);
-		if (strcmp(got, who) == 0)
-			return;
-	}
-	cr_assert_fail("no name owned by %s", who);
-}
-
 /* What a child is told and tells, in shared memory. */
 struct shared {
 	char seg[DR_SEGMENT_MAX + 1];

@@ -25,20 +25,6 @@ TestSuite(breakstart, .timeout = UNIT_TIMEOUT, .fini = unit_fini);
 
 #include "cluster_unit.h"
 
-/* A name <prefix>.<i> that host who owns in the current view, into buf. */
-static void owned_by(dr_registry *r, const char *prefix, const char *who, char *buf, size_t len)
-{
-	char got[DR_HOST_MAX + 1];
-
-	for (int i = 0; i < 10000; i++) {
-		snprintf(buf, len, "%s.%d", prefix, i);
-		cr_assert_eq(dr_owner(r, buf, got, sizeof(got)), 0);
-		if (strcmp(got, who) == 0)
-			return;
-	}
-	cr_assert_fail("no name owned by %s", who);
-}
-
 /* What bridge/view.c does: publish, then tell against the view before. */
 static size_t publish_and_tell(dr_mailbox *b, const struct dr_host *now, size_t n,
 			       const struct dr_host *before, size_t nbefore, uint64_t epoch)
@@ -81,7 +67,7 @@ Test(breakstart, a_stale_shouldrestart_unserves_the_only_instance)
 	two[1] = host("beta", DR_HOST_UP, 0);
 	cr_assert_eq(dr_admin_bridge_claim(b, NULL), 0);
 	cr_assert_eq(dr_admin_view_publish(b, two, 2, 1), 0);
-	owned_by(r, "bs1", "beta", name, sizeof(name));
+	name_owned_by(r, "bs1", "beta", name, sizeof(name));
 	cr_assert_eq(publish_and_tell(b, one, 1, two, 2, 2), 0);
 	/* The worker, started on its owner alpha. */
 	cr_assert_eq(dr_serve_global(w, name, NULL, 0), 0);
@@ -157,7 +143,7 @@ Test(breakstart, a_name_served_during_a_view_change_is_never_told)
 	two[1] = host("beta", DR_HOST_UP, 0);
 	cr_assert_eq(dr_admin_bridge_claim(b, NULL), 0);
 	cr_assert_eq(dr_admin_view_publish(b, two, 2, 1), 0);
-	owned_by(r, "bs2", "beta", name, sizeof(name));
+	name_owned_by(r, "bs2", "beta", name, sizeof(name));
 	cr_assert_eq(publish_and_tell(b, one, 1, two, 2, 2), 0);
 	a.seg = seg;
 	a.name = name;

@@ -96,21 +96,15 @@ Test(watch, a_global_name_whose_owner_changes_is_moved)
 	dr_registry *r = open_or_die(seg);
 	dr_mailbox *b = mailbox(r), *w = mailbox(r), *mb = mailbox(r);
 	struct dr_host one[1], two[2];
-	char name[32], got[DR_HOST_MAX + 1];
+	char name[32];
 	struct dr_msg m;
-	int i;
 
 	one[0] = host("alpha", DR_HOST_UP, 1);
 	two[0] = one[0];
 	two[1] = host("beta", DR_HOST_UP, 0);
 	cr_assert_eq(dr_admin_bridge_claim(b, NULL), 0);
 	cr_assert_eq(dr_admin_view_publish(b, two, 2, 1), 0);
-	for (i = 0;; i++) {
-		snprintf(name, sizeof(name), "g.%d", i);
-		cr_assert_eq(dr_owner(r, name, got, sizeof(got)), 0);
-		if (strcmp(got, "beta") == 0)
-			break;
-	}
+	name_owned_by(r, "g", "beta", name, sizeof(name));
 	/* Owned here while beta is away; served, watched. */
 	cr_assert_eq(dr_admin_view_publish(b, one, 1, 2), 0);
 	cr_assert_eq(dr_serve_global(w, name, NULL, 0), 0);
