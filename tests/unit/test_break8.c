@@ -216,3 +216,143 @@ Test(break8, a_restart_answered_before_dr_restart_moved_async_returns_is_not_rec
 	dr_mailbox_close(b);
 	dr_close(r);
 }
+
+/* ---------------------------------------------------------------------- */
+/*
+ * 3. The echo-factory (tools/distreg.c factory_take) ends a later
+ *    registration on a stale dienow.
+ *
+ * A dienow is sent with DRI_REC_ENDED: dri_take delivers it although its
+ * registration (msg.regid) ended, so it may be read after the mailbox
+ * served the name again. factory_take does not compare msg.regid with
+ * anything: it calls dr_unserve_global_bin(name), and dri_unserve ends the
+ * registration the mailbox serves now. Interleaving (the factory is
+ * SIGSTOPped to hold its reads back, as a busy factory would):
+ *   view {alpha}: a start of N -> the factory serves N (regid R1)
+ *   view {alpha, beta}: beta owns N and runs one; the bridge's
+ *       moves_owner_said -> dr_admin_tell(DIENOW): event queued in the
+ *       bridge's lane, R1 unregistered
+ *   view {alpha}: beta went down (alpha owns N again); a process's
+ *       dr_start(N) -> its own lane to the factory
+ *   the factory reads its lanes from its cursor (the starter's lane, read
+ *       last): the start first -> dr_start_request (R1 is gone: not
+ *       served) -> dr_serve_global_bin -> R2, answers created; then the
+ *       dienow about R1 -> dr_unserve_global_bin(N) -> R2 unregistered
+ * dr_start said created; N is served nowhere, on its owner, and nothing
+ * tells anyone (zero instances; no bridge pass looks at names not served).
+ */
+struct starter {
+	const char *seg, *name;
+	struct link l;
+};
+
+static int starter_main(void *arg)
+{
+	struct starter *s = arg;
+	struct dr_options o = { .segment = s->seg };
+	dr_registry *r;
+	char c;
+
+	if (dr_open(&o, &r))
+		return 10;
+	while (read_byte(s->l.down[0], &c) == 1 && c == 's') {
+		struct dr_started st;
+		int rc;
+
+		for (int i = 0; i < 500; i++) {
+			rc = dr_start(r, s->name, "b8", NULL, 0, &st, WAIT_MS);
+			if (rc != -ESRCH)
+				break;
+			usleep(10 * 1000); /* the factory is not serving yet */
+		}
+		write_byte(s->l.up[1], rc == 0 ? (st.created ? 'c' : 'f') : (char)-rc);
+	}
+	dr_close(r);
+	return 0;
+}
+
+static pid_t cli_factory(const char *seg)
+{
+	char exe[4096], *slash, *argv[8];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 32);
+	posix_spawn_file_actions_t fa;
+	pid_t pid;
+
+	cr_assert(n > 0);
+	exe[n] = 0;
+	slash = strrchr(exe, '/');
+	cr_assert_not_null(slash);
+	strcpy(slash, "/../../tools/distreg");
+	argv[0] = exe;
+	argv[1] = "--segment";
+	argv[2] = (char *)seg;
+	argv[3] = "echo-factory";
+	argv[4] = "--kind";
+	argv[5] = "b8";
+	argv[6] = NULL;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+	cr_assert_eq(posix_spawn(&pid, exe, &fa, NULL, argv, environ), 0, "spawn %s", exe);
+	posix_spawn_file_actions_destroy(&fa);
+	return pid;
+}
+
+Test(break8, the_echo_factory_ends_a_later_registration_on_a_stale_dienow)
+{
+	const char *seg = seg_new("b8c");
+	dr_registry *r = open_or_die(seg);
+	dr_mailbox *b = mailbox(r);
+	struct dr_host h[3];
+	struct dr_admin_loser l;
+	struct starter s = { .seg = seg };
+	unsigned char eb[DR_ENTRY_WIRE_MAX];
+	size_t el = sizeof(eb);
+	char name[64], c = 0;
+	pid_t fac, st;
+	int served, rc;
+
+	cr_assert_eq(dr_admin_bridge_claim(b, NULL), 0);
+	h[0] = host("alpha", DR_HOST_UP, 1);
+	h[1] = host("beta", DR_HOST_UP, 0);
+	cr_assert_eq(dr_admin_view_publish(b, h, 2, 1), 0);
+	owned_by(r, "n", "beta", name, sizeof(name));
+	cr_assert_eq(dr_admin_view_publish(b, h, 1, 2), 0); /* {alpha}: alpha owns N */
+	s.name = name;
+	fac = cli_factory(seg);
+	link_init(&s.l);
+	st = spawn(starter_main, &s);
+	write_byte(s.l.down[1], 's');
+	rc = read_byte_within(s.l.up[0], &c, WAIT_MS);
+	if (rc != 1 || c != 'c')
+		kill(fac, SIGKILL);
+	cr_assert(rc == 1 && c == 'c', "first start: %d %d", rc, c);
+
+	/* The partition heals: beta owns N and runs it; the factory is slow. */
+	cr_assert_eq(kill(fac, SIGSTOP), 0);
+	cr_assert_eq(dr_admin_view_publish(b, h, 2, 3), 0);
+	cr_assert_eq(dr_admin_tell(b, name, strlen(name), DR_EVENT_DIENOW, "beta", &l), 0);
+	/* beta goes down: alpha owns N again, and a process starts it. */
+	cr_assert_eq(dr_admin_view_publish(b, h, 1, 4), 0);
+	write_byte(s.l.down[1], 's');
+	usleep(100 * 1000); /* its request is in the factory's mailbox */
+	cr_assert_eq(kill(fac, SIGCONT), 0);
+	rc = read_byte_within(s.l.up[0], &c, WAIT_MS);
+	usleep(300 * 1000); /* the factory reads the dienow */
+	served = dr_admin_entry_encode(r, name, strlen(name), eb, &el);
+
+	write_byte(s.l.down[1], 'q');
+	kill(fac, SIGTERM);
+	waitpid(fac, NULL, 0);
+	cr_assert_eq(wait_child(st), 0);
+	link_close(&s.l);
+	cr_assert_eq(rc, 1, "second start: no answer");
+	/* The start itself: created, or -ENOENT if the factory unserved the
+	 * new registration before the starter looked it up. */
+	cr_assert_eq(served, 0,
+		     "a start on the owner (result %s) was followed by the factory reading the "
+		     "dienow about the ended registration and unserving the new one: %s served "
+		     "nowhere (%d)", c == 'c' ? "created" : dr_strerror(-c), name, served);
+	cr_assert_eq(c, 'c', "second start: %s", dr_strerror(-c));
+	dr_mailbox_close(b);
+	dr_close(r);
+}
