@@ -826,6 +826,8 @@ int rpc_ask(struct bridge *b, const char *host, const unsigned char *name, size_
 	struct peer *p = peer_by_host(b, host);
 	struct item *it;
 
+	if (b->stopping)
+		return -ECANCELED; /* leaving: no new questions */
 	if (!p || !live(p->state) || p->req < 0)
 		return -EHOSTUNREACH;
 	it = item_new(&f, &none, ++b->next_id, now);

@@ -914,7 +914,8 @@ struct dr_mailbox {
 	uint64_t next_call;       /* call ids: blocks of the segment's id counter */
 	uint64_t call_end;        /* end of the block next_call is in */
 	struct dri_served *served;
-	struct dri_move *moves;   /* restarts in flight (start.c), by call id */
+	struct dri_move *moves;   /* starts in flight (start.c), by call id */
+	pthread_mutex_t start_lock; /* guards moves */
 	struct dri_watch *watches; /* names it watches (watch.c) */
 	struct dri_event *events; /* their events waiting for dr_recv */
 	size_t nevents, capevents;
@@ -946,6 +947,8 @@ int dri_pending_look(struct dr_mailbox *mb, struct dr_msg *msg, void *arg);
 int dri_unserve(struct dr_mailbox *mb, const void *name, size_t name_len, bool global);
 void dri_moves_free(struct dr_mailbox *mb);
 void dri_watches_free(struct dr_mailbox *mb);
+/* proc.c: whether pid has exited (gone, or a zombie) */
+bool dri_pid_dead(pid_t pid);
 int dri_watch_take(struct dr_mailbox *mb, struct dr_msg *msg);
 bool dri_serves(struct dr_mailbox *mb, const void *name, size_t name_len, bool global);
 int dri_serve(struct dr_mailbox *mb, const void *name, size_t name_len, unsigned flags,

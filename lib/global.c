@@ -156,6 +156,10 @@ DR_EXPORT int dr_admin_entry_encode(dr_registry *r, const void *name, size_t nam
 	err = dri_whereis(r, name, name_len, DRI_REG_GLOBAL, &e);
 	if (err)
 		return err;
+	/* A dead process's name, not reaped yet, runs nowhere: a bridge that
+	 * asks whether the owner runs it must not dienow the live one. */
+	if (dri_pid_dead(e.pid))
+		return -ENOENT;
 	memset(p, 0, ENTRY_FIXED);
 	p[0] = ENTRY_VERSION;
 	put32(p + 4, (uint32_t)e.pid);

@@ -803,6 +803,7 @@ int dri_mailbox_open(struct dr_registry *r, bool for_replies, dr_mailbox **out)
 		}
 	}
 	pthread_mutex_init(&mb->call_lock, NULL);
+	pthread_mutex_init(&mb->start_lock, NULL);
 	/* A thread's mailbox for answers is its thread's to close. */
 	if (!for_replies) {
 		pthread_mutex_lock(&r->lock);
@@ -938,6 +939,30 @@ int dri_unserve(dr_mailbox *mb, const void *name, size_t name_len, bool global)
 	err = dri_unregister(mb->r, name, name_len, global ? DRI_REG_GLOBAL : 0, sv->regid, false);
 	free(sv);
 	return err;
+}
+
+DR_EXPORT int dr_lost(dr_mailbox *mb, const struct dr_msg *ev)
+{
+	struct dri_served *sv, **pp;
+	int err = dri_mb_begin(mb);
+
+	if (err)
+		return err;
+	if (!ev || ev->kind != DR_MSG_SYSTEM || ev->len < 1 || !ev->data || !ev->name ||
+	    ((const uint8_t *)ev->data)[0] != DR_EVENT_DIENOW)
+		return -EINVAL;
+	for (pp = &mb->served; (sv = *pp); pp = &sv->next) {
+		if (sv->len == ev->name_len && sv->global == (ev->global != 0) &&
+		    memcmp(sv->name, ev->name, ev->name_len) == 0)
+			break;
+	}
+	if (!sv)
+		return -ENOENT;
+	if (sv->regid != ev->regid)
+		return -ESTALE; /* served again since: that one stays */
+	*pp = sv->next;
+	free(sv);
+	return 0;
 }
 
 DR_EXPORT int dr_unserve_bin(dr_mailbox *mb, const void *name, size_t name_len)
@@ -1338,6 +1363,7 @@ void dri_mailbox_free(dr_mailbox *mb, bool shared)
 	}
 	close(mb->sock);
 	pthread_mutex_destroy(&mb->call_lock);
+	pthread_mutex_destroy(&mb->start_lock);
 	free(mb->bounce);
 	dri_pend_free(&mb->pend);
 	dri_moves_free(mb);

@@ -179,7 +179,8 @@ DR_EXPORT int dr_start_answer(dr_mailbox *mb, const struct dr_msg *msg, int stat
 		regid = e.regid;
 	fixed(buf, 0, rl, status);
 	dri_put64(buf + START_FIXED, regid);
-	memcpy(buf + ANSWER_FIXED, reason, rl);
+	if (rl)
+		memcpy(buf + ANSWER_FIXED, reason, rl);
 	return dr_reply(mb, msg, buf, ANSWER_FIXED + rl);
 }
 
@@ -424,13 +425,15 @@ static int start_prepare(dr_registry *r, const void *name, size_t name_len, cons
 
 /* A start's answer (status of its call, and the reply's bytes), from the
  * factory here or the owner's bridge: they are told apart by version. */
-static int start_answer(dr_registry *r, const void *name, size_t name_len, int status,
-			const uint8_t *ans, size_t len, struct dr_started *st)
+static int start_answer(dr_registry *r, const void *name, size_t name_len, bool remote,
+			int status, const uint8_t *ans, size_t len, struct dr_started *st)
 {
-	if (status == 0 && len >= 1 && ans[0] == STARTED_VERSION)
-		return started_decode(ans, len, st);
 	if (status == -EMSGSIZE)
 		status = -EBADMSG; /* longer than any answer */
+	/* By where it was sent, never by what the answer says it is: a
+	 * factory here could answer in the owner's format. */
+	if (remote)
+		return status ? status : started_decode(ans, len, st);
 	return start_finish(r, name, name_len, status, ans, len, st);
 }
 
@@ -476,25 +479,47 @@ DR_EXPORT int dr_start_bin(dr_registry *r, const void *name, size_t name_len, co
 		/* Not in DRI_CRASHPOINTS (the stress mix starts no worker). */
 		if (err == 0 && w.self)
 			DRI_CRASHPOINT(start_answered); /* the factory answered, not looked up */
-		err = start_answer(r, name, name_len, err, ans, ans_len, &st);
+		err = start_answer(r, name, name_len, !w.self, err, ans, ans_len, &st);
 	}
 	if (out && (err == 0 || err == -ECANCELED))
 		*out = st;
 	return err;
 }
 
-DR_EXPORT int dr_start_async_bin(dr_mailbox *mb, const void *name, size_t name_len,
-				 const char *kind, const void *arg, size_t arg_len,
-				 int timeout_ms, struct dr_started *now, uint64_t *call_id)
+/* A start in flight from a mailbox (dr_start_async): its call id, the
+ * name, where it went, and whether it moves a worker served here
+ * (dr_restart_moved_async). Listed under mb->start_lock before the start
+ * is sent, so a receiving thread that gets the answer at once finds it. */
+struct dri_move {
+	struct dri_move *next;
+	uint64_t call_id;              /* 0 until sent */
+	bool remote, moving;
+	size_t len;
+	unsigned char name[];
+};
+
+void dri_moves_free(dr_mailbox *mb)
+{
+	while (mb->moves) {
+		struct dri_move *m = mb->moves;
+
+		mb->moves = m->next;
+		free(m);
+	}
+}
+
+static int start_async(dr_mailbox *mb, const void *name, size_t name_len, const char *kind,
+		       const void *arg, size_t arg_len, int timeout_ms, bool moving,
+		       struct dr_started *now, uint64_t *call_id)
 {
 	struct dr_started st = { 0 };
+	struct dri_move *m;
 	struct start_msg sm;
 	struct dri_where w;
+	uint64_t id = 0;
 	size_t kl;
 	int err = dri_mb_begin(mb);
 
-	if (!err && !call_id)
-		err = -EINVAL;
 	if (!err)
 		err = start_begin(mb->r, name, name_len, kind, &kl, arg, arg_len, timeout_ms, &w);
 	if (err)
@@ -513,9 +538,41 @@ DR_EXPORT int dr_start_async_bin(dr_mailbox *mb, const void *name, size_t name_l
 	err = start_prepare(mb->r, name, name_len, kind, kl, arg, arg_len, timeout_ms, &w, &sm);
 	if (err)
 		return err;
-	err = dri_call_async(mb, &sm.to, sm.payload, sm.len, timeout_ms, sm.gone, call_id);
+	m = calloc(1, sizeof(*m) + name_len);
+	if (!m) {
+		free(sm.payload);
+		return -ENOMEM;
+	}
+	m->remote = !w.self;
+	m->moving = moving;
+	m->len = name_len;
+	memcpy(m->name, name, name_len);
+	pthread_mutex_lock(&mb->start_lock);
+	err = dri_call_async(mb, &sm.to, sm.payload, sm.len, timeout_ms, sm.gone, &id);
+	if (!err) {
+		m->call_id = id;
+		m->next = mb->moves;
+		mb->moves = m;
+	}
+	pthread_mutex_unlock(&mb->start_lock);
 	free(sm.payload);
-	return err == -ENOENT && w.self ? -ESRCH : err; /* no factory's name here */
+	if (err) {
+		free(m);
+		return err == -ENOENT && w.self ? -ESRCH : err; /* no factory's name here */
+	}
+	if (call_id)
+		*call_id = id;
+	return 0;
+}
+
+DR_EXPORT int dr_start_async_bin(dr_mailbox *mb, const void *name, size_t name_len,
+				 const char *kind, const void *arg, size_t arg_len,
+				 int timeout_ms, struct dr_started *now, uint64_t *call_id)
+{
+	if (!call_id)
+		return -EINVAL;
+	return start_async(mb, name, name_len, kind, arg, arg_len, timeout_ms, false, now,
+			   call_id);
 }
 
 DR_EXPORT int dr_start_async(dr_mailbox *mb, const char *name, const char *kind, const void *arg,
@@ -526,24 +583,51 @@ DR_EXPORT int dr_start_async(dr_mailbox *mb, const char *name, const char *kind,
 				  now, call_id);
 }
 
-DR_EXPORT int dr_start_finish(dr_mailbox *mb, const struct dr_msg *reply, const void *name,
-			      size_t name_len, struct dr_started *out)
+/* The start in flight whose answer reply is, taken off mb's list; NULL if
+ * none (not a start's answer). */
+static struct dri_move *take_start(dr_mailbox *mb, const struct dr_msg *reply)
+{
+	struct dri_move *m, **pp;
+
+	if (!reply || reply->kind != DR_MSG_REPLY)
+		return NULL;
+	pthread_mutex_lock(&mb->start_lock);
+	for (pp = &mb->moves; (m = *pp) && m->call_id != reply->call_id; pp = &m->next)
+		;
+	if (m)
+		*pp = m->next;
+	pthread_mutex_unlock(&mb->start_lock);
+	return m;
+}
+
+static int finish(dr_mailbox *mb, const struct dri_move *m, const struct dr_msg *reply,
+		  struct dr_started *out)
 {
 	struct dr_started st = { 0 };
 	struct dri_where w;
+	int err = start_answer(mb->r, m->name, m->len, m->remote, reply->status, reply->data,
+			       reply->len, &st);
+
+	/* Where: the owner as the view says now. */
+	if ((err == 0 || err == -ECANCELED) && dri_owner_of(mb->r, m->name, m->len, &w) == 0)
+		memcpy(st.host, w.host, sizeof(st.host));
+	if (out && (err == 0 || err == -ECANCELED))
+		*out = st;
+	return err;
+}
+
+DR_EXPORT int dr_start_finish(dr_mailbox *mb, const struct dr_msg *reply, struct dr_started *out)
+{
+	struct dri_move *m;
 	int err = dri_mb_begin(mb);
 
 	if (err)
 		return err;
-	if (!reply || reply->kind != DR_MSG_REPLY || !name || name_len == 0 ||
-	    name_len > DR_NAME_MAX)
-		return -EINVAL;
-	err = start_answer(mb->r, name, name_len, reply->status, reply->data, reply->len, &st);
-	/* Where: the owner as the view says now. */
-	if ((err == 0 || err == -ECANCELED) && dri_owner_of(mb->r, name, name_len, &w) == 0)
-		memcpy(st.host, w.host, sizeof(st.host));
-	if (out && (err == 0 || err == -ECANCELED))
-		*out = st;
+	m = take_start(mb, reply);
+	if (!m)
+		return -EINVAL; /* not a start's answer */
+	err = finish(mb, m, reply, out);
+	free(m);
 	return err;
 }
 
@@ -737,68 +821,33 @@ DR_EXPORT int dr_restart_moved(dr_mailbox *mb, const struct dr_msg *ev, const ch
 	return err ? err : moved_done(mb, ev->name, ev->name_len);
 }
 
-/* A restart in flight from a mailbox: its call id and the name it moves. */
-struct dri_move {
-	struct dri_move *next;
-	uint64_t call_id;
-	size_t len;
-	unsigned char name[];
-};
-
-void dri_moves_free(dr_mailbox *mb)
-{
-	while (mb->moves) {
-		struct dri_move *m = mb->moves;
-
-		mb->moves = m->next;
-		free(m);
-	}
-}
-
 DR_EXPORT int dr_restart_moved_async(dr_mailbox *mb, const struct dr_msg *ev, const char *kind,
 				     const void *arg, size_t arg_len, int timeout_ms)
 {
-	struct dri_move *m;
 	int err = dri_mb_begin(mb);
 
 	if (!err)
 		err = moved_check(mb, ev);
-	if (err)
-		return err;
-	m = malloc(sizeof(*m) + ev->name_len);
-	if (!m)
-		return -ENOMEM;
-	/* 1 (served here) cannot be: the owner is another host. */
-	err = dr_start_async_bin(mb, ev->name, ev->name_len, kind, arg, arg_len, timeout_ms, NULL,
-				 &m->call_id);
-	if (err) {
-		free(m);
-		return err;
-	}
-	m->len = ev->name_len;
-	memcpy(m->name, ev->name, ev->name_len);
-	m->next = mb->moves;
-	mb->moves = m;
-	return 0;
+	if (!err)
+		err = start_async(mb, ev->name, ev->name_len, kind, arg, arg_len, timeout_ms, true,
+				  NULL, NULL);
+	/* 1: the view gave it back to this host meanwhile: it stays. */
+	return err == 1 ? -EALREADY : err;
 }
 
 DR_EXPORT int dr_restart_moved_finish(dr_mailbox *mb, const struct dr_msg *reply,
 				      struct dr_started *out)
 {
-	struct dri_move *m, **pp;
+	struct dri_move *m;
 	int err = dri_mb_begin(mb);
 
 	if (err)
 		return err;
-	if (!reply || reply->kind != DR_MSG_REPLY)
-		return -EINVAL;
-	for (pp = &mb->moves; (m = *pp) && m->call_id != reply->call_id; pp = &m->next)
-		;
+	m = take_start(mb, reply);
 	if (!m)
-		return -EINVAL; /* not a restart's answer */
-	*pp = m->next;
-	err = dr_start_finish(mb, reply, m->name, m->len, out);
-	if (!err)
+		return -EINVAL; /* not a start's answer */
+	err = finish(mb, m, reply, out);
+	if (!err && m->moving)
 		err = moved_done(mb, m->name, m->len);
 	free(m);
 	return err;

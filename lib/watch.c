@@ -36,27 +36,6 @@ struct dri_watch {
 };
 
 
-/* Whether pid has exited: gone, or a zombie (its names are released at
- * exit, before its parent reaps it). */
-static bool pid_dead(pid_t pid)
-{
-	char path[64], buf[256], *p;
-	FILE *f;
-	size_t n;
-
-	if (kill(pid, 0) < 0 && errno == ESRCH)
-		return true;
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return true;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = 0;
-	p = strrchr(buf, ')'); /* the command may hold spaces and parentheses */
-	return p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
-}
-
 /* What a watch sees now: the registration (regid 0: none) and its pid, and
  * for a global name its owner. A remote lookup only when due. */
 static int look(dr_mailbox *mb, struct dri_watch *w, uint64_t now, uint64_t *regid, pid_t *pid,
@@ -93,7 +72,7 @@ static int look(dr_mailbox *mb, struct dri_watch *w, uint64_t now, uint64_t *reg
 	err = dri_whereis(mb->r, w->name, w->len, w->global ? DRI_REG_GLOBAL : 0, &e);
 	/* A dead process's name stays until it is reaped: it ended all the
 	 * same. */
-	if (err == -ENOENT || (!err && pid_dead(e.pid))) {
+	if (err == -ENOENT || (!err && dri_pid_dead(e.pid))) {
 		*regid = 0;
 		*pid = 0;
 		return 0;
@@ -156,7 +135,7 @@ static void poll_watches(dr_mailbox *mb, uint64_t now)
 		if (!looked || regid == w->regid)
 			continue;
 		if (w->regid) {
-			bool died = w->pid > 0 && pid_dead(w->pid);
+			bool died = w->pid > 0 && dri_pid_dead(w->pid);
 
 			queue(mb, w, died ? DR_EVENT_OWNER_DIED : DR_EVENT_UNREGISTERED, w->regid,
 			      NULL);

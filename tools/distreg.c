@@ -495,8 +495,10 @@ static bool factory_take(struct holder *h, const struct dr_msg *m)
 
 	if (rc == -EINVAL && h->kind && m->kind == DR_MSG_SYSTEM && m->len >= 1 &&
 	    ((const uint8_t *)m->data)[0] == DR_EVENT_DIENOW) {
-		/* A duplicate that lost to its owner's: unregistered already. */
-		dr_unserve_global_bin(h->mb, m->name, m->name_len);
+		/* A duplicate that lost to its owner's: unregistered already.
+		 * Unless we serve the name again since (a stale event). */
+		if (dr_lost(h->mb, m) != 0)
+			return true;
 		h->workers--;
 		if (json) {
 			fputs("{\"dienow\": ", stdout);

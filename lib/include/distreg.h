@@ -457,12 +457,24 @@ struct dr_msg {
  * DR_EVENT_DIENOW (distreg's dienow): another instance of the global name
  * runs on its owner, whose id is data + 1 (len - 1 bytes), and won: this
  * one is unregistered already (the bridge did it when it sent this) and
- * should stop. Sent by the bridge of a host serving a name it does not own
+ * should stop. The event is about msg.regid: a mailbox that served the name
+ * again since keeps that registration (dr_lost() tells the two apart;
+ * dr_unserve_global() would end whatever registration the mailbox holds of
+ * the name). Sent by the bridge of a host serving a name it does not own
  * once the owner says it runs the name, for example after a partition
  * healed. With the bridge's --dienow-sigterm-ms, a process that still has
  * this mailbox open that long after gets SIGTERM.
  */
 #define DR_EVENT_DIENOW 2
+
+/*
+ * What a worker does with DR_EVENT_DIENOW ev: mb forgets the registration
+ * the bridge ended. 0: it was mb's (stop the worker); -ESTALE: mb serves
+ * the name again since, under another registration, which stays (the
+ * event is about an older one: ignore it); -ENOENT: mb does not serve the
+ * name; -EINVAL: ev is not a dienow.
+ */
+int dr_lost(dr_mailbox *mb, const struct dr_msg *ev);
 
 /*
  * Monitors: events about a name the mailbox watches (dr_watch). The
@@ -845,11 +857,14 @@ int dr_start_bin(dr_registry *r, const void *name, size_t name_len, const char *
 
 /*
  * dr_start() without waiting: the start goes out from mb, and its answer
- * arrives in mb as a DR_MSG_REPLY with *call_id, which
- * dr_start_finish(mb, reply, name, ...) turns into dr_start()'s result
- * (the caller keeps which name each call id is for). Returns 0 in flight;
- * 1 answered at once: the owner is this host and serves the name, *now
- * (may be NULL) says where; or dr_start()'s errors. A factory that moves
+ * arrives in mb as a DR_MSG_REPLY with *call_id; give it to
+ * dr_start_finish(mb, reply, out), which returns dr_start()'s result (or
+ * -EINVAL for a reply that is not a start's answer: handle that one as
+ * usual). mb remembers the starts in flight (their names, and whether each
+ * went to a factory here or to the owner's bridge, which is how the answer
+ * is read). Returns 0 in flight; 1 answered at once: the owner is this
+ * host and serves the name, *now (may be NULL) says where; or dr_start()'s
+ * errors. Thread-safe with a thread that receives on mb. A factory that moves
  * its workers uses this (dr_restart_moved_async), so that it keeps
  * answering starts and calls meanwhile: two factories restarting workers
  * to each other with dr_start() would wait for each other.
@@ -859,8 +874,7 @@ int dr_start_async(dr_mailbox *mb, const char *name, const char *kind, const voi
 int dr_start_async_bin(dr_mailbox *mb, const void *name, size_t name_len, const char *kind,
 		       const void *arg, size_t arg_len, int timeout_ms, struct dr_started *now,
 		       uint64_t *call_id);
-int dr_start_finish(dr_mailbox *mb, const struct dr_msg *reply, const void *name,
-		    size_t name_len, struct dr_started *out);
+int dr_start_finish(dr_mailbox *mb, const struct dr_msg *reply, struct dr_started *out);
 
 /*
  * Declare that mb's process starts workers of kind on this host (until
@@ -925,7 +939,8 @@ int dr_restart_moved(dr_mailbox *mb, const struct dr_msg *ev, const char *kind, 
  * for the answer of such a start it stops serving the name here if the
  * start succeeded, and returns dr_start()'s result (*out, may be NULL, as
  * dr_start's); for any other reply it returns -EINVAL and does nothing
- * (handle that reply as usual). mb remembers the names in flight.
+ * (handle that reply as usual). mb remembers the names in flight; the
+ * answer of a dr_start_async() is finished as by dr_start_finish().
  */
 int dr_restart_moved_async(dr_mailbox *mb, const struct dr_msg *ev, const char *kind,
 			   const void *arg, size_t arg_len, int timeout_ms);

@@ -431,9 +431,13 @@ Test(start, a_start_without_waiting_completes_in_the_mailbox)
 	cr_assert_eq(dr_start_async(mb, "a1", "echo", NULL, 0, WAIT_MS, &now, NULL), -EINVAL);
 	cr_assert_eq(dr_recv(mb, &m, WAIT_MS), 0);
 	cr_assert_eq(m.kind, DR_MSG_REPLY);
-	/* Not a restart's answer: the restart helper leaves it alone. */
-	cr_assert_eq(dr_restart_moved_finish(mb, &m, NULL), -EINVAL);
-	cr_assert_eq(dr_start_finish(mb, &m, "a1", 2, &st), 0);
+	/* A reply that answers no start: both helpers leave it alone. */
+	struct dr_msg other = { .kind = DR_MSG_REPLY, .call_id = m.call_id + 1000 };
+
+	cr_assert_eq(dr_restart_moved_finish(mb, &other, NULL), -EINVAL);
+	cr_assert_eq(dr_start_finish(mb, &other, NULL), -EINVAL);
+	cr_assert_eq(dr_start_finish(mb, &m, &st), 0);
+	cr_assert_eq(dr_start_finish(mb, &m, &st), -EINVAL, "finished twice");
 	cr_assert_eq(st.created, 1);
 	cr_assert_eq(st.entry.pid, pid);
 	/* Served now: answered at once. */
