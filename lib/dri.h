@@ -844,7 +844,8 @@ unsigned dri_reap_entries(struct dr_registry *r, struct dri_thread *t,
 
 /* A name served through a mailbox, remembered to unregister at close. */
 struct dri_served {
-	struct dri_served *next;
+	struct dri_served *next, *prev; /* the mailbox's list, for close */
+	struct dri_served *hnext; /* its chain in the mailbox's index by name */
 	uint64_t regid;           /* the registration made: only that one is ended at close */
 	size_t len;
 	bool global;
@@ -914,6 +915,10 @@ struct dr_mailbox {
 	uint64_t next_call;       /* call ids: blocks of the segment's id counter */
 	uint64_t call_end;        /* end of the block next_call is in */
 	struct dri_served *served;
+	/* an index of served by name (mailbox.c): a mailbox may serve
+	 * hundreds of thousands (a factory's workers) */
+	struct dri_served **served_tab;
+	size_t served_cap, nserved;
 	struct dri_move *moves;   /* starts in flight (start.c), by call id */
 	pthread_mutex_t start_lock; /* guards moves */
 	struct dri_watch *watches; /* names it watches (watch.c) */

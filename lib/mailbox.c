@@ -854,6 +854,97 @@ static uint64_t registration_of(dr_mailbox *mb, const void *name, size_t len, bo
 	return regid;
 }
 
+/* ---------------------------------------------------------------------- */
+/* The names a mailbox serves: a list for close, and an index by name */
+
+static size_t served_home(const dr_mailbox *mb, const void *name, size_t len, bool global)
+{
+	return (size_t)dri_hash(mb->r, name, len, global) & (mb->served_cap - 1);
+}
+
+/* The link that points at mb's entry for name, or at the end of its chain. */
+static struct dri_served **served_link(dr_mailbox *mb, const void *name, size_t len,
+				       bool global)
+{
+	static struct dri_served *none;
+	struct dri_served **pp;
+
+	if (!mb->served_cap) {
+		none = NULL;
+		return &none;
+	}
+	for (pp = &mb->served_tab[served_home(mb, name, len, global)]; *pp; pp = &(*pp)->hnext)
+		if ((*pp)->len == len && (*pp)->global == global &&
+		    memcmp((*pp)->name, name, len) == 0)
+			break;
+	return pp;
+}
+
+static struct dri_served *served_find(dr_mailbox *mb, const void *name, size_t len, bool global)
+{
+	return *served_link(mb, name, len, global);
+}
+
+static int served_add(dr_mailbox *mb, struct dri_served *sv)
+{
+	struct dri_served **pp;
+
+	if (mb->nserved + 1 > mb->served_cap / 2) {
+		size_t cap = mb->served_cap ? 2 * mb->served_cap : 64;
+		struct dri_served **tab = calloc(cap, sizeof(*tab));
+
+		if (!tab)
+			return -ENOMEM;
+		free(mb->served_tab);
+		mb->served_tab = tab;
+		mb->served_cap = cap;
+		for (struct dri_served *x = mb->served; x; x = x->next) {
+			pp = &tab[served_home(mb, x->name, x->len, x->global)];
+			x->hnext = *pp;
+			*pp = x;
+		}
+	}
+	pp = &mb->served_tab[served_home(mb, sv->name, sv->len, sv->global)];
+	sv->hnext = *pp;
+	*pp = sv;
+	sv->prev = NULL;
+	sv->next = mb->served;
+	if (mb->served)
+		mb->served->prev = sv;
+	mb->served = sv;
+	mb->nserved++;
+	return 0;
+}
+
+/* Take sv off the list and the index, and free it. */
+static void served_drop(dr_mailbox *mb, struct dri_served *sv)
+{
+	struct dri_served **pp = served_link(mb, sv->name, sv->len, sv->global);
+
+	if (*pp == sv)
+		*pp = sv->hnext;
+	if (sv->prev)
+		sv->prev->next = sv->next;
+	else
+		mb->served = sv->next;
+	if (sv->next)
+		sv->next->prev = sv->prev;
+	mb->nserved--;
+	free(sv);
+}
+
+static void served_free(dr_mailbox *mb)
+{
+	for (struct dri_served *sv = mb->served, *next; sv; sv = next) {
+		next = sv->next;
+		free(sv);
+	}
+	free(mb->served_tab);
+	mb->served = NULL;
+	mb->served_tab = NULL;
+	mb->served_cap = mb->nserved = 0;
+}
+
 /* dr_serve() in either namespace. */
 int dri_serve(dr_mailbox *mb, const void *name, size_t name_len, unsigned flags,
 	      const void *value, size_t value_len)
@@ -873,17 +964,13 @@ int dri_serve(dr_mailbox *mb, const void *name, size_t name_len, unsigned flags,
 	/* Remembered for close, with its registration id: close ends that
 	 * registration only. A repeated serve (a value update) is kept once. */
 	regid = registration_of(mb, name, name_len, global);
-	for (struct dri_served **pp = &mb->served; (sv = *pp); pp = &sv->next) {
-		if (sv->len == name_len && sv->global == global &&
-		    memcmp(sv->name, name, name_len) == 0) {
-			if (regid) {
-				sv->regid = regid;
-			} else {
-				*pp = sv->next;
-				free(sv);
-			}
-			return 0;
-		}
+	sv = served_find(mb, name, name_len, global);
+	if (sv) {
+		if (regid)
+			sv->regid = regid;
+		else
+			served_drop(mb, sv);
+		return 0;
 	}
 	/* 0: our registration ended already (another thread unregistered
 	 * it, and someone may serve the name now): nothing to end at close.
@@ -891,33 +978,31 @@ int dri_serve(dr_mailbox *mb, const void *name, size_t name_len, unsigned flags,
 	if (!regid)
 		return 0;
 	sv = malloc(sizeof(*sv) + name_len);
-	if (!sv) {
+	if (sv) {
+		sv->regid = regid;
+		sv->len = name_len;
+		sv->global = global;
+		memcpy(sv->name, name, name_len);
+	}
+	if (!sv || served_add(mb, sv) != 0) {
+		free(sv);
 		dri_unregister(mb->r, name, name_len, flags, regid, false);
 		return -ENOMEM;
 	}
-	sv->regid = regid;
-	sv->len = name_len;
-	sv->global = global;
-	memcpy(sv->name, name, name_len);
-	sv->next = mb->served;
-	mb->served = sv;
 	return 0;
 }
 
 /* Whether mb serves name (dr_serve or dr_serve_global). */
 bool dri_serves(dr_mailbox *mb, const void *name, size_t name_len, bool global)
 {
-	for (struct dri_served *sv = mb->served; sv; sv = sv->next)
-		if (sv->len == name_len && sv->global == global &&
-		    memcmp(sv->name, name, name_len) == 0)
-			return true;
-	return false;
+	return served_find(mb, name, name_len, global) != NULL;
 }
 
 /* dr_unserve() in either namespace: end the registration mb made. */
 int dri_unserve(dr_mailbox *mb, const void *name, size_t name_len, bool global)
 {
-	struct dri_served *sv, **pp;
+	struct dri_served *sv;
+	uint64_t regid;
 	int err = dri_mb_begin(mb);
 
 	if (err)
@@ -926,24 +1011,19 @@ int dri_unserve(dr_mailbox *mb, const void *name, size_t name_len, bool global)
 		return -EINVAL;
 	if (name_len > DR_NAME_MAX)
 		return -ENAMETOOLONG;
-	for (pp = &mb->served; (sv = *pp); pp = &sv->next) {
-		if (sv->len == name_len && sv->global == global &&
-		    memcmp(sv->name, name, name_len) == 0)
-			break;
-	}
+	sv = served_find(mb, name, name_len, global);
 	if (!sv)
 		return -ENOENT;
-	*pp = sv->next;
+	regid = sv->regid;
+	served_drop(mb, sv);
 	/* Only our registration: if it ended already (forced out), whoever
 	 * holds the name now keeps it. */
-	err = dri_unregister(mb->r, name, name_len, global ? DRI_REG_GLOBAL : 0, sv->regid, false);
-	free(sv);
-	return err;
+	return dri_unregister(mb->r, name, name_len, global ? DRI_REG_GLOBAL : 0, regid, false);
 }
 
 DR_EXPORT int dr_lost(dr_mailbox *mb, const struct dr_msg *ev)
 {
-	struct dri_served *sv, **pp;
+	struct dri_served *sv;
 	int err = dri_mb_begin(mb);
 
 	if (err)
@@ -951,17 +1031,12 @@ DR_EXPORT int dr_lost(dr_mailbox *mb, const struct dr_msg *ev)
 	if (!ev || ev->kind != DR_MSG_SYSTEM || ev->len < 1 || !ev->data || !ev->name ||
 	    ((const uint8_t *)ev->data)[0] != DR_EVENT_DIENOW)
 		return -EINVAL;
-	for (pp = &mb->served; (sv = *pp); pp = &sv->next) {
-		if (sv->len == ev->name_len && sv->global == (ev->global != 0) &&
-		    memcmp(sv->name, ev->name, ev->name_len) == 0)
-			break;
-	}
+	sv = served_find(mb, ev->name, ev->name_len, ev->global != 0);
 	if (!sv)
 		return -ENOENT;
 	if (sv->regid != ev->regid)
 		return -ESTALE; /* served again since: that one stays */
-	*pp = sv->next;
-	free(sv);
+	served_drop(mb, sv);
 	return 0;
 }
 
@@ -1314,7 +1389,7 @@ void dri_mailbox_poke(dr_mailbox *mb)
 void dri_mailbox_free(dr_mailbox *mb, bool shared)
 {
 	struct dr_registry *r = mb->r;
-	struct dri_served *sv, *next;
+	struct dri_served *sv;
 	struct dr_mailbox **pp;
 
 	if (shared) {
@@ -1347,10 +1422,7 @@ void dri_mailbox_free(dr_mailbox *mb, bool shared)
 		if (ld_acq64(&m->owner) == r->owner)
 			uatomic_cmpxchg(&m->owner, r->owner, 0);
 	}
-	for (sv = mb->served; sv; sv = next) {
-		next = sv->next;
-		free(sv);
-	}
+	served_free(mb);
 	if (!mb->for_replies) {
 		pthread_mutex_lock(&r->lock);
 		for (pp = &r->mailboxes; *pp; pp = &(*pp)->next) {

@@ -492,6 +492,50 @@ Test(mailbox, calls_answered_out_of_order_or_timed_out_complete_once_each)
 	dr_close(r);
 }
 
+/* One mailbox serving many names (a factory's workers): served, served
+ * again (a value update), stopped in any order, and ended at close. */
+Test(mailbox, a_mailbox_serves_thousands_of_names_and_stops_any_of_them)
+{
+	enum { N = 5000 };
+	const char *seg = seg_new("mb");
+	struct dr_options o = { .segment = seg, .capacity = 2 * N, .max_procs = UNIT_MAX_PROCS,
+				.max_threads = UNIT_MAX_THREADS };
+	dr_registry *r;
+	dr_mailbox *mb;
+	char name[32];
+	int i;
+
+	cr_assert_eq(dr_open(&o, &r), 0);
+	cr_assert_eq(dr_mailbox_open(r, &mb), 0);
+	for (i = 0; i < N; i++) {
+		snprintf(name, sizeof(name), "w.%d", i);
+		cr_assert_eq(dr_serve(mb, name, "a", 1), 0);
+	}
+	cr_assert_eq(dr_serve(mb, "w.7", "b", 1), 0); /* an update, kept once */
+	for (i = 0; i < N; i += 2) {
+		snprintf(name, sizeof(name), "w.%d", (int)((i * 7919L) % N));
+		if ((i * 7919L) % N % 2 == 0)
+			continue;
+		cr_assert_eq(dr_unserve(mb, name), 0, "%s", name);
+		cr_assert_eq(dr_unserve(mb, name), -ENOENT, "%s twice", name);
+	}
+	for (i = 0; i < N; i++) {
+		struct dr_entry e;
+		bool odd_gone = false;
+
+		snprintf(name, sizeof(name), "w.%d", i);
+		for (int k = 0; k < N; k += 2)
+			if ((k * 7919L) % N == i && i % 2)
+				odd_gone = true;
+		cr_assert_eq(dr_whereis(r, name, &e), odd_gone ? -ENOENT : 0, "%s", name);
+	}
+	cr_assert_eq(dr_unserve(mb, "never"), -ENOENT);
+	dr_mailbox_close(mb);
+	cr_assert_eq(dr_whereis(r, "w.0", NULL), -ENOENT, "a served name outlived its mailbox");
+	cr_assert_eq(dr_whereis(r, "w.7", NULL), -ENOENT);
+	dr_close(r);
+}
+
 /* ---------------------------------------------------------------------- */
 /* Resources of the dead */
 
