@@ -215,8 +215,10 @@ static int fac_main(void *arg)
 		if (m.kind != DR_MSG_CALL)
 			continue;
 		if (m.len == 3 && memcmp(m.data, "end", 3) == 0) {
-			dr_reply(mb, &m, "ok", 2);
+			/* Ended before the caller hears so: its next start
+			 * must find nothing (CI's sanitizer run lost that race). */
 			dr_unserve_global_bin(mb, m.name, m.name_len);
+			dr_reply(mb, &m, "ok", 2);
 			continue;
 		}
 		if (m.len == 4 && memcmp(m.data, "quit", 4) == 0) {
