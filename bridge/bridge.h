@@ -65,10 +65,6 @@ struct item {
 	uint64_t deadline_ns;          /* 0: none */
 	struct dr_msg caller;          /* CALL, WHEREIS: whom to answer (a copy) */
 	bool internal;                 /* the bridge's own question (rpc_ask): no caller */
-	bool retried;                  /* made again on a moving worker's old host (rpc.c) */
-	bool relaying;                 /* carried on to a moving worker's old host (rpc.c
-					* relay): no local caller */
-	struct ritem *relay;           /* a call's: the inbound item its answer is for */
 	char host[DR_HOST_MAX + 1];    /* internal: whom it asked */
 	uint8_t name_len;
 	uint32_t len;
@@ -100,7 +96,6 @@ struct ritem {
 	unsigned char *data;           /* the answer (malloc'd) */
 	unsigned char *name;           /* DR_FWD_START: the name (malloc'd), for the answer */
 	uint8_t name_len;
-	struct item *relayed;          /* carried on to another host, in flight (rpc.c relay) */
 };
 
 /* A batch another bridge sent us. */
@@ -187,7 +182,6 @@ struct bridge {
 		uint64_t dropped_auth, dropped_malformed, dropped_replay, dropped_version;
 		uint64_t batches_sent, batches_resent, batches_received, items_forwarded;
 		uint64_t reaped;
-		uint64_t relayed;      /* messages carried on to a moving worker's old host */
 	} n;
 };
 
@@ -208,8 +202,6 @@ struct peer *peer_by_host(struct bridge *b, const char *host);
 
 /* view.c */
 int view_publish(struct bridge *b);
-/* The owner of name in the view before the one published last, or NULL. */
-const char *view_prev_owner(struct bridge *b, const unsigned char *name, size_t len);
 
 /* moves.c: workers whose global name another host owns now */
 void moves_view_published(struct bridge *b, const struct dr_host *before, size_t nbefore,

@@ -43,9 +43,6 @@ static bool wants_answer(uint8_t op)
 	return op == DR_FWD_CALL || op == DR_FWD_WHEREIS || op == DR_FWD_START;
 }
 
-static void ritem_done(struct bridge *b, struct ibatch *ib, struct ritem *ri, int32_t status,
-		       const void *data, size_t len);
-
 /* How long the bridge waits for an owner's answer to its own lookup. */
 #define ASK_TIMEOUT_MS 5000
 
@@ -64,16 +61,6 @@ static void answer(struct bridge *b, struct item *it, int status, const void *da
 	if (it->answered || !wants_answer(it->op))
 		return;
 	it->answered = true;
-	if (it->relaying) {
-		struct ritem *ri = it->relay;
-
-		if (ri) { /* else its batch is gone: the answer goes nowhere */
-			it->relay = NULL;
-			ri->relayed = NULL;
-			ritem_done(b, ri->ib, ri, status, data, len);
-		}
-		return;
-	}
 	if (it->internal) {
 		moves_owner_said(b, it->name, it->name_len, it->host, status);
 		return;
@@ -337,53 +324,6 @@ void rpc_peer_down(struct bridge *b, struct peer *p)
 	p->queued = p->queued_bytes = 0;
 }
 
-static void local_relay(struct bridge *b, const struct dr_fwd *f, const struct dr_msg *m,
-			uint64_t now);
-
-/*
- * A call from this host that the owner (p) answered -ENOENT: the worker may
- * be moving there (shouldrestart) and still run on the owner of the view
- * before ours. Make it once more there (here, if that is this host),
- * within the call's time left; its answer goes to the caller. True if made.
- */
-static bool retry_moving(struct bridge *b, struct peer *p, struct item *it, uint64_t now)
-{
-	const char *prev;
-	struct peer *q;
-	struct item *again;
-	struct dr_fwd f;
-
-	if (it->op != DR_FWD_CALL || it->internal || it->relaying || it->retried)
-		return false;
-	prev = view_prev_owner(b, it->name, it->name_len);
-	if (!prev || strcmp(prev, p->host) == 0)
-		return false;
-	if (it->deadline_ns && it->deadline_ns <= now + 1000000)
-		return false;
-	f = (struct dr_fwd){ .op = DR_FWD_CALL, .host = prev, .name = it->name,
-			     .name_len = it->name_len, .data = it->data, .len = it->len,
-			     .timeout_ms = it->deadline_ns ?
-						   (int)((it->deadline_ns - now) / 1000000) : -1 };
-	if (strcmp(prev, b->host) == 0) {
-		local_relay(b, &f, &it->caller, now); /* answers the caller */
-		b->n.relayed++;
-		return true;
-	}
-	q = peer_by_host(b, prev);
-	if (!q || !live(q->state) || q->req < 0)
-		return false;
-	again = item_new(&f, &it->caller, ++b->next_id, now);
-	if (!again)
-		return false;
-	again->retried = true;
-	*q->queue_tail = again;
-	q->queue_tail = &again->next;
-	q->queued++;
-	q->queued_bytes += again->len;
-	b->n.relayed++;
-	return true;
-}
-
 /* A REPLY from p: answer the calls it answers. */
 static void on_reply(struct bridge *b, struct peer *p, const unsigned char *body, size_t len,
 		     uint64_t now)
@@ -435,10 +375,7 @@ static void on_reply(struct bridge *b, struct peer *p, const unsigned char *body
 			continue;
 		if (ri.status > 0 || ri.status < -4095)
 			ri.status = -EBADMSG;
-		if (ri.status == -ENOENT && ri.len == 0 && retry_moving(b, p, it, now))
-			it->answered = true; /* the retry answers the caller */
-		else
-			answer(b, it, ri.status, ri.data, ri.len);
+		answer(b, it, ri.status, ri.data, ri.len);
 		ob->waiting--;
 	}
 	/* A reply may come in several frames; the batch is done when every
@@ -488,8 +425,6 @@ static void ibatch_free(struct bridge *b, struct ibatch *ib)
 
 		if (!ri->done && ri->call_id)
 			idmap_take(&b->calls, ri->call_id);
-		if (ri->relayed)
-			ri->relayed->relay = NULL; /* its answer goes nowhere now */
 		free(ri->data);
 		free(ri->name);
 	}
@@ -581,50 +516,6 @@ static void ritem_done(struct bridge *b, struct ibatch *ib, struct ritem *ri, in
 		ibatch_reply(b, ib);
 }
 
-/*
- * A message for a global name this host owns but does not serve: its worker
- * may be moving here (shouldrestart) and still run on the owner of the view
- * before. Carry it on there (a call's answer comes back to ri); that host
- * delivers it whatever its view says, and carries nothing on itself, as it
- * is not the owner. 0 if carried on.
- */
-static int relay(struct bridge *b, struct ritem *ri, const struct wire_item *it)
-{
-	char owner[DR_HOST_MAX + 1];
-	struct dr_msg none = { 0 };
-	const char *prev;
-	struct peer *p;
-	struct item *o;
-	struct dr_fwd f;
-
-	if (dr_owner_bin(b->r, it->name, it->name_len, owner, sizeof(owner)) != 0 ||
-	    strcmp(owner, b->host) != 0)
-		return -ENOENT;
-	prev = view_prev_owner(b, it->name, it->name_len);
-	if (!prev || strcmp(prev, b->host) == 0)
-		return -ENOENT;
-	p = peer_by_host(b, prev);
-	if (!p || !live(p->state) || p->req < 0)
-		return -ENOENT;
-	f = (struct dr_fwd){ .op = it->op, .host = prev, .name = it->name,
-			     .name_len = it->name_len, .data = it->data, .len = it->len,
-			     .timeout_ms = it->timeout_ms };
-	o = item_new(&f, &none, ++b->next_id, now_ns());
-	if (!o)
-		return -ENOMEM;
-	o->relaying = true; /* no local caller: the answer goes to ri */
-	if (it->op == DR_FWD_CALL) {
-		o->relay = ri;
-		ri->relayed = o;
-	}
-	*p->queue_tail = o;
-	p->queue_tail = &o->next;
-	p->queued++;
-	p->queued_bytes += o->len;
-	b->n.relayed++;
-	return 0;
-}
-
 /* Hand one inbound item to its worker. */
 static void deliver(struct bridge *b, struct ibatch *ib, struct ritem *ri,
 		    const struct wire_item *it)
@@ -642,8 +533,6 @@ static void deliver(struct bridge *b, struct ibatch *ib, struct ritem *ri,
 			ri->call_id = cid;
 			return;
 		}
-		if (rc == -ENOENT && relay(b, ri, it) == 0)
-			return; /* answered from the worker's old host */
 		ritem_done(b, ib, ri, rc ? rc : -ENOMEM, NULL, 0);
 		return;
 	case DR_FWD_WHEREIS:
@@ -675,10 +564,7 @@ static void deliver(struct bridge *b, struct ibatch *ib, struct ritem *ri,
 		return;
 	}
 	default: /* CAST, INFO: best effort, no answer */
-		rc = dr_admin_deliver(b->mb, it->op, it->name, it->name_len, it->data, it->len, 0,
-				      NULL);
-		if (rc == -ENOENT)
-			relay(b, ri, it);
+		dr_admin_deliver(b->mb, it->op, it->name, it->name_len, it->data, it->len, 0, NULL);
 		ritem_done(b, ib, ri, 0, NULL, 0);
 		return;
 	}

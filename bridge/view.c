@@ -11,23 +11,12 @@
 #include "bridge.h"
 #include "log.h"
 
-/* One thread; the view published last (before the one now being made), to
- * tell which names moved, and where a moving worker still runs. */
-static struct dr_host before[DR_HOSTS_MAX], last[DR_HOSTS_MAX];
-static size_t nbefore, nlast;
-static bool published;
-
-const char *view_prev_owner(struct bridge *b, const unsigned char *name, size_t len)
-{
-	int o = dr_admin_owner_among(before, nbefore, name, len);
-
-	(void)b;
-	return o < 0 ? NULL : before[o].id;
-}
-
 int view_publish(struct bridge *b)
 {
-	static struct dr_host hosts[DR_HOSTS_MAX];
+	/* One thread; the view published last, to tell which names moved. */
+	static struct dr_host hosts[DR_HOSTS_MAX], before[DR_HOSTS_MAX];
+	static size_t nbefore;
+	static bool published;
 	size_t n = 0;
 	int rc;
 
@@ -68,12 +57,9 @@ int view_publish(struct bridge *b)
 	log_debug("view %llu published: %zu hosts", (unsigned long long)b->view_epoch, n);
 	/* Workers whose name this view gives to another host: shouldrestart
 	 * (at our first view, every misplaced one: we may have been away). */
-	/* before: the view this one replaces; last: this one. */
-	memcpy(before, last, nlast * sizeof(last[0]));
-	nbefore = nlast;
-	memcpy(last, hosts, n * sizeof(hosts[0]));
-	nlast = n;
 	moves_view_published(b, published ? before : NULL, published ? nbefore : 0, now_ns());
+	memcpy(before, hosts, n * sizeof(hosts[0]));
+	nbefore = n;
 	published = true;
 	return 0;
 }

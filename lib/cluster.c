@@ -18,8 +18,6 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
-#include <distreg_admin.h>
-
 #include "dri.h"
 
 /* Attempts at reading the view before a reader gives up: a copy changes
@@ -297,14 +295,6 @@ int dri_owner_of(struct dr_registry *r, const void *name, size_t len, struct dri
 	w->self = true;
 	snprintf(w->host, sizeof(w->host), "%s", nodename(r));
 	return 0;
-}
-
-DR_EXPORT int dr_admin_owner_among(const struct dr_host *hosts, size_t n, const void *name,
-				   size_t len)
-{
-	if ((!hosts && n) || !name || len == 0 || len > DR_NAME_MAX)
-		return -1;
-	return dri_owner_among(hosts, n, name, len);
 }
 
 /*

@@ -776,14 +776,12 @@ int dr_whereis_global_bin(dr_registry *r, const void *name, size_t name_len,
  * (dr_msg.sender), with dr_msg.global set.
  * An asynchronous call's errors arrive as its DR_MSG_REPLY's status.
  * While a worker moves to its new owner (DR_EVENT_SHOULDRESTART), the new
- * owner does not serve it yet. A call that finds it not served there is
- * made again on the owner of the view published before, within the same
- * timeout: dr_call_global() does it itself (then tries the new owner once
- * more), and the caller's bridge does it for asynchronous calls too; the
- * new owner's bridge carries casts and sends on to that host. So a
- * message sent during a move reaches the old or the new instance, except
- * an asynchronous call, a cast or a send made on the new owner host
- * itself, which gets -ENOENT (or is dropped) until the new instance runs.
+ * owner does not serve it yet: dr_call_global() that finds the name not
+ * served there (-ENOENT) calls the owner of the view published before
+ * (which the segment keeps until the next publication), then the new owner
+ * once more, within the same timeout, so a call made during a move reaches
+ * the old or the new instance. The other operations are not made again:
+ * an asynchronous call, a cast or a send during a move may get -ENOENT.
  */
 int dr_call_global(dr_registry *r, const char *name, const void *req, size_t req_len,
 		   void *reply, size_t *reply_len, int timeout_ms);

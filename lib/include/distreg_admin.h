@@ -145,11 +145,6 @@ typedef int (*dr_admin_ask_fn)(void *arg, const unsigned char *name, size_t name
 int dr_admin_tell_moved(dr_mailbox *mb, const struct dr_host *before, size_t nbefore,
 			dr_admin_ask_fn ask, void *arg, size_t *told, size_t *unsent);
 
-/* The owner of name among hosts (as dr_hosts() gives them, up or suspect
- * ones only), as dr_owner() computes it: its index, or -1 (none, or bad
- * arguments). */
-int dr_admin_owner_among(const struct dr_host *hosts, size_t n, const void *name, size_t len);
-
 /* Who lost a name to dienow, for the bridge's SIGTERM option. */
 struct dr_admin_loser {
 	pid_t pid;                     /* the process that served it */

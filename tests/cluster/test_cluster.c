@@ -367,7 +367,6 @@ Test(cluster, starts_create_each_worker_once_on_its_owner)
 /* Calls every name, round after round, until told to stop; counts. */
 struct caller_loop {
 	const char *seg;
-	bool async;          /* dr_call_async_global, one in flight, not dr_call_global */
 	int n;
 	const char *const *names;
 	volatile int stop;
@@ -381,27 +380,13 @@ static int caller_loop_main(void *arg)
 	struct dr_options o = { .segment = cl->seg };
 	dr_registry *r;
 
-	dr_mailbox *mb = NULL;
-
-	if (dr_open(&o, &r) || (cl->async && dr_mailbox_open(r, &mb)))
+	if (dr_open(&o, &r))
 		return 10;
 	while (!cl->stop) {
 		for (int k = 0; k < cl->n && !cl->stop; k++) {
 			char reply[256];
 			size_t len = sizeof(reply);
-			uint64_t id;
-			struct dr_msg m;
-			int rc;
-
-			if (cl->async) {
-				rc = dr_call_async_global(mb, cl->names[k], "ping", 4, 3000, &id);
-				if (!rc)
-					rc = dr_recv(mb, &m, 5000);
-				if (!rc)
-					rc = m.call_id == id ? m.status : -EPROTO;
-			} else {
-				rc = dr_call_global(r, cl->names[k], "ping", 4, reply, &len, 3000);
-			}
+			int rc = dr_call_global(r, cl->names[k], "ping", 4, reply, &len, 3000);
 
 			__atomic_add_fetch(&cl->calls, 1, __ATOMIC_RELAXED);
 			if (rc) {
@@ -411,8 +396,6 @@ static int caller_loop_main(void *arg)
 			}
 		}
 	}
-	if (mb)
-		dr_mailbox_close(mb);
 	dr_close(r);
 	return 0;
 }
@@ -444,25 +427,20 @@ Test(cluster, a_join_moves_each_worker_whose_owner_changed_to_it)
 	/* Calls all along, from a host that stays: none may fail while the
 	 * workers move (a call that finds nothing on the new owner is
 	 * made again on the one of the view before). */
-	struct caller_loop *loop = mmap(NULL, 2 * sizeof(*loop), PROT_READ | PROT_WRITE,
+	struct caller_loop *loop = mmap(NULL, sizeof(*loop), PROT_READ | PROT_WRITE,
 					MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	static const char *nbp[N];
-	pid_t caller[2];
+	pid_t caller;
 	int st;
 
 	cr_assert_neq(loop, MAP_FAILED);
 	for (int k = 0; k < N; k++)
 		nbp[k] = nb[k];
-	/* One caller waits for each call; the other makes asynchronous ones
-	 * (those the new owner's bridge carries on to the old host). */
-	for (int j = 0; j < 2; j++) {
-		loop[j] = (struct caller_loop){ .seg = c.h[0].seg, .async = j == 1, .n = N,
-						.names = nbp };
-		caller[j] = dr_test_spawn(caller_loop_main, &loop[j]);
-		cr_assert_gt(caller[j], 0);
-		while (__atomic_load_n(&loop[j].calls, __ATOMIC_RELAXED) < N)
-			cl_sleep_ms(5);
-	}
+	*loop = (struct caller_loop){ .seg = c.h[0].seg, .n = N, .names = nbp };
+	caller = dr_test_spawn(caller_loop_main, loop);
+	cr_assert_gt(caller, 0);
+	while (__atomic_load_n(&loop->calls, __ATOMIC_RELAXED) < N)
+		cl_sleep_ms(5);
 	/* A third host joins: the names it wins move to it, only those. */
 	cl_start(&c, 2);
 	cl_wait_converged(&c, "three hosts");
@@ -483,17 +461,13 @@ Test(cluster, a_join_moves_each_worker_whose_owner_changed_to_it)
 	}
 	cr_log_info("%d of %d names moved to the new host, all placed %.0f ms after the views "
 		    "converged", moving, N, (cl_now() - t0) * 1000);
-	for (int j = 0; j < 2; j++) {
-		loop[j].stop = 1;
-		cr_assert_eq(waitpid(caller[j], &st, 0), caller[j]);
-		cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-		cr_log_info("%s: %d calls during the move, %d failed", j ? "async" : "waiting",
-			    loop[j].calls, loop[j].failed);
-		cr_assert_eq(loop[j].failed, 0, "%s: %d of %d calls failed during the move, the "
-			     "last %s: %s", j ? "async" : "waiting", loop[j].failed, loop[j].calls,
-			     loop[j].last_name, dr_strerror(loop[j].last_err));
-	}
-	munmap(loop, 2 * sizeof(*loop));
+	loop->stop = 1;
+	cr_assert_eq(waitpid(caller, &st, 0), caller);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	cr_log_info("%d calls during the move, %d failed", loop->calls, loop->failed);
+	cr_assert_eq(loop->failed, 0, "%d of %d calls failed during the move, the last %s: %s",
+		     loop->failed, loop->calls, loop->last_name, dr_strerror(loop->last_err));
+	munmap(loop, sizeof(*loop));
 	for (int i = 0; i < c.n; i++) {
 		moved += __atomic_load_n(&cnt->moved[i], __ATOMIC_RELAXED);
 		failed += __atomic_load_n(&cnt->move_failed[i], __ATOMIC_RELAXED);
