@@ -297,34 +297,6 @@ int dri_owner_of(struct dr_registry *r, const void *name, size_t len, struct dri
 	return 0;
 }
 
-/*
- * The owner of name in the view published before the current one: the
- * other copy, which keeps it until the next publication writes over it.
- * For a call that found nothing on the current owner while a worker moves
- * there. -ENOENT: no such view (none yet, being written now, or not older
- * than cur's epoch).
- */
-int dri_prev_owner_of(struct dr_registry *r, const void *name, size_t len,
-		      const struct dri_where *cur, struct dri_where *w)
-{
-	struct dri_cluster *c = r->cluster;
-	struct pick p = { .h = XXH3_64bits_withSeed(name, len, DRI_OWNER_SEED) };
-	uint32_t index = ld_acq32(&c->view_index);
-	const struct dri_view *v = &c->view[(index & 1) ^ 1];
-	uint64_t s1 = ld_acq64(&v->seq);
-	int rc;
-
-	if (!cur->bridge || (s1 & 1))
-		return -ENOENT;
-	rc = pick_fn(v, &p);
-	cmm_smp_rmb();
-	if (CMM_LOAD_SHARED(v->seq) != s1 || rc != 1 || p.epoch >= cur->epoch)
-		return -ENOENT;
-	*w = (struct dri_where){ .self = p.self, .bridge = cur->bridge, .epoch = p.epoch };
-	memcpy(w->host, p.id, sizeof(w->host));
-	return 0;
-}
-
 static int name_check(const void *name, size_t len)
 {
 	if (!name || len == 0)

@@ -1009,8 +1009,6 @@ struct dri_where {
 };
 int dri_owner_of(struct dr_registry *r, const void *name, size_t len, struct dri_where *w);
 int dri_owner_among(const struct dr_host *hosts, size_t n, const void *name, size_t len);
-int dri_prev_owner_of(struct dr_registry *r, const void *name, size_t len,
-		      const struct dri_where *cur, struct dri_where *w);
 /* global.c: the forwarding header to the bridge (DRI_FWD_MAX bytes at most)
  * in buf, and the bridge's address as the target that carries it. */
 #define DRI_FWD_MAX (16 + DR_HOST_MAX + 1 + DR_NAME_MAX)

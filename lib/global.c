@@ -35,6 +35,7 @@
  *    24   value_len bytes of value
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <distreg_admin.h>
@@ -333,13 +334,105 @@ static int left_ms(uint64_t deadline)
 	return now >= deadline ? 0 : (int)((deadline - now + 999999) / 1000000);
 }
 
+/* Whether host w serves the global name: 0 yes, -ENOENT no (a lookup
+ * there, through the bridges unless w is this host), or the error. */
+static int served_at(dr_registry *r, const struct dri_where *w, const void *name,
+		     size_t name_len, int timeout_ms)
+{
+	uint8_t hdr[FWD_MAX], ans[DR_ENTRY_WIRE_MAX];
+	size_t ans_len = sizeof(ans);
+	struct dri_target to;
+	int err;
+
+	if (w->self)
+		return dri_whereis(r, name, name_len, DRI_REG_GLOBAL, NULL);
+	to = dri_to_bridge(hdr, DR_FWD_WHEREIS, w, name, name_len, timeout_ms);
+	err = dri_call_wait(r, &to, NULL, 0, ans, &ans_len, timeout_ms, -ENOTCONN);
+	return err == -EMSGSIZE ? -EBADMSG : err;
+}
+
+/* Where the global name is served now: the owner w if it serves it, else
+ * the first other live host of the view that does (a lookup on each,
+ * through the bridges). 0 and *at, or -ENOENT. */
+static int where_served(dr_registry *r, const void *name, size_t name_len,
+			const struct dri_where *w, uint64_t deadline, struct dri_where *at)
+{
+	struct dri_view_snap *v;
+	int found = -ENOENT;
+
+	if (left_ms(deadline) == 0)
+		return -ENOENT;
+	if (served_at(r, w, name, name_len, left_ms(deadline)) == 0) {
+		*at = *w;
+		return 0;
+	}
+	v = malloc(sizeof(*v));
+	if (!v)
+		return -ENOENT;
+	if (dri_view_snapshot(r, v) == 0) {
+		for (uint32_t i = 0; i < v->n && found && left_ms(deadline) != 0; i++) {
+			const struct dr_host *h = &v->hosts[i];
+
+			if ((h->state != DR_HOST_UP && h->state != DR_HOST_SUSPECT) ||
+			    strcmp(h->id, w->host) == 0)
+				continue;
+			*at = (struct dri_where){ .self = h->self == 1, .bridge = w->bridge,
+						  .epoch = w->epoch };
+			memcpy(at->host, h->id, sizeof(at->host));
+			found = served_at(r, at, name, name_len, left_ms(deadline)) == 0 ? 0 : -ENOENT;
+		}
+	}
+	free(v);
+	return found;
+}
+
+/*
+ * A call its owner w answered -ENOENT, and a lookup there says the owner
+ * does not serve the name (a worker may fail a call with -ENOENT itself:
+ * that call must not be made twice). The worker may be moving there
+ * (shouldrestart) and still run where it was: make the call where a
+ * lookup finds the name now; if that host answers -ENOENT too and a lookup
+ * there says it stopped serving it (it moved meanwhile), look again. At
+ * most three tries, within the call's time left; -ENOENT if nowhere.
+ */
+static int call_moving(dr_registry *r, const void *name, size_t name_len,
+		       const struct dri_where *w, const void *req, size_t req_len, void *reply,
+		       size_t *reply_len, size_t cap, uint64_t deadline)
+{
+	struct dri_where at, last = *w;
+	uint8_t hdr[FWD_MAX];
+	struct dri_target to;
+	int err = -ENOENT, gone, ms;
+
+	if (!w->bridge)
+		return -ENOENT;
+	for (int k = 0; k < 3; k++) {
+		if (left_ms(deadline) == 0 ||
+		    served_at(r, &last, name, name_len, left_ms(deadline)) != -ENOENT ||
+		    where_served(r, name, name_len, w, deadline, &at) != 0)
+			return -ENOENT;
+		if (reply_len)
+			*reply_len = cap;
+		ms = left_ms(deadline);
+		target_of(&at, name, name_len, DR_FWD_CALL, ms, hdr, &to, &gone);
+		err = dri_call_wait(r, &to, req, req_len, reply, reply_len, ms, gone);
+		/* That host gone or unreachable meanwhile: the owner's answer. */
+		if (err == -EHOSTUNREACH || err == -ENOTCONN)
+			return -ENOENT;
+		if (err != -ENOENT)
+			return err;
+		last = at;
+	}
+	return err;
+}
+
 DR_EXPORT int dr_call_global_bin(dr_registry *r, const void *name, size_t name_len,
 				 const void *req, size_t req_len, void *reply, size_t *reply_len,
 				 int timeout_ms)
 {
 	uint64_t deadline = dri_deadline(timeout_ms);
 	size_t cap = reply_len ? *reply_len : 0;
-	struct dri_where w, prev;
+	struct dri_where w;
 	uint8_t hdr[FWD_MAX];
 	struct dri_target to;
 	int err, gone;
@@ -353,25 +446,9 @@ DR_EXPORT int dr_call_global_bin(dr_registry *r, const void *name, size_t name_l
 		return err;
 	target_of(&w, name, name_len, DR_FWD_CALL, timeout_ms, hdr, &to, &gone);
 	err = dri_call_wait(r, &to, req, req_len, reply, reply_len, timeout_ms, gone);
-	/* Not served on its owner: it may be moving there (shouldrestart),
-	 * still served by the owner of the view before, until it runs on the
-	 * new one. There, then here once more (it may have moved meanwhile). */
-	if (err != -ENOENT || dri_prev_owner_of(r, name, name_len, &w, &prev) != 0 ||
-	    strcmp(prev.host, w.host) == 0)
-		return err;
-	for (int k = 0; k < 2 && err == -ENOENT && left_ms(deadline) != 0; k++) {
-		const struct dri_where *at = k == 0 ? &prev : &w;
-		int ms = left_ms(deadline);
-
-		if (reply_len)
-			*reply_len = cap;
-		target_of(at, name, name_len, DR_FWD_CALL, ms, hdr, &to, &gone);
-		err = dri_call_wait(r, &to, req, req_len, reply, reply_len, ms, gone);
-		/* The old owner gone or unreachable (a host that left, or a
-		 * partition): the answer is still the owner's -ENOENT. */
-		if (err == -EHOSTUNREACH || err == -ENOTCONN)
-			err = -ENOENT;
-	}
+	if (err == -ENOENT)
+		err = call_moving(r, name, name_len, &w, req, req_len, reply, reply_len, cap,
+				  deadline);
 	return err;
 }
 

@@ -776,12 +776,15 @@ int dr_whereis_global_bin(dr_registry *r, const void *name, size_t name_len,
  * (dr_msg.sender), with dr_msg.global set.
  * An asynchronous call's errors arrive as its DR_MSG_REPLY's status.
  * While a worker moves to its new owner (DR_EVENT_SHOULDRESTART), the new
- * owner does not serve it yet: dr_call_global() that finds the name not
- * served there (-ENOENT) calls the owner of the view published before
- * (which the segment keeps until the next publication), then the new owner
- * once more, within the same timeout, so a call made during a move reaches
- * the old or the new instance. The other operations are not made again:
- * an asynchronous call, a cast or a send during a move may get -ENOENT.
+ * owner does not serve it yet: dr_call_global() that gets -ENOENT from the
+ * owner, and finds by a lookup there that the name is not served (a
+ * worker's own -ENOENT answer is final), looks the name up on the other
+ * live hosts of the view and makes the call once on the first that serves
+ * it (the old instance), or, if none does any more, once more on the owner
+ * if it serves it now; within the same timeout. So a waiting call made
+ * during a move reaches the old or the new instance. The other operations
+ * are not made again: an asynchronous call, a cast or a send during a move
+ * may get -ENOENT (or be dropped).
  */
 int dr_call_global(dr_registry *r, const char *name, const void *req, size_t req_len,
 		   void *reply, size_t *reply_len, int timeout_ms);
