@@ -780,11 +780,13 @@ int dr_whereis_global_bin(dr_registry *r, const void *name, size_t name_len,
  * owner, and finds by a lookup there that the name is not served (a
  * worker's own -ENOENT answer is final), looks the name up on the other
  * live hosts of the view and makes the call once on the first that serves
- * it (the old instance), or, if none does any more, once more on the owner
- * if it serves it now; within the same timeout. So a waiting call made
- * during a move reaches the old or the new instance. The other operations
- * are not made again: an asynchronous call, a cast or a send during a move
- * may get -ENOENT (or be dropped).
+ * it (the old instance), or, if none does any more, on the owner if it
+ * serves it now; if that host says -ENOENT and a lookup there confirms it,
+ * again (three tries at most), within the same timeout. So a waiting call
+ * made during a move reaches the old or the new instance, save for an
+ * instant between the two (then -ENOENT). The other operations are not
+ * made again: an asynchronous call, a cast or a send during a move may get
+ * -ENOENT (or be dropped).
  */
 int dr_call_global(dr_registry *r, const char *name, const void *req, size_t req_len,
 		   void *reply, size_t *reply_len, int timeout_ms);
