@@ -616,6 +616,8 @@ static int finish(dr_mailbox *mb, const struct dri_move *m, const struct dr_msg 
 	return err;
 }
 
+static int moved_done(dr_mailbox *mb, const void *name, size_t len);
+
 DR_EXPORT int dr_start_finish(dr_mailbox *mb, const struct dr_msg *reply, struct dr_started *out)
 {
 	struct dri_move *m;
@@ -627,6 +629,10 @@ DR_EXPORT int dr_start_finish(dr_mailbox *mb, const struct dr_msg *reply, struct
 	if (!m)
 		return -EINVAL; /* not a start's answer */
 	err = finish(mb, m, reply, out);
+	/* A restart (dr_restart_moved_async): it runs on the owner now, so
+	 * ours ends. */
+	if (!err && m->moving)
+		err = moved_done(mb, m->name, m->len);
 	free(m);
 	return err;
 }
@@ -838,17 +844,5 @@ DR_EXPORT int dr_restart_moved_async(dr_mailbox *mb, const struct dr_msg *ev, co
 DR_EXPORT int dr_restart_moved_finish(dr_mailbox *mb, const struct dr_msg *reply,
 				      struct dr_started *out)
 {
-	struct dri_move *m;
-	int err = dri_mb_begin(mb);
-
-	if (err)
-		return err;
-	m = take_start(mb, reply);
-	if (!m)
-		return -EINVAL; /* not a start's answer */
-	err = finish(mb, m, reply, out);
-	if (!err && m->moving)
-		err = moved_done(mb, m->name, m->len);
-	free(m);
-	return err;
+	return dr_start_finish(mb, reply, out);
 }

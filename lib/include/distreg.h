@@ -865,7 +865,8 @@ int dr_start_bin(dr_registry *r, const void *name, size_t name_len, const char *
  * arrives in mb as a DR_MSG_REPLY with *call_id; give it to
  * dr_start_finish(mb, reply, out), which returns dr_start()'s result (or
  * -EINVAL for a reply that is not a start's answer: handle that one as
- * usual). mb remembers the starts in flight (their names, and whether each
+ * usual; the answer of a dr_restart_moved_async() is finished as by
+ * dr_restart_moved_finish()). mb remembers the starts in flight (their names, and whether each
  * went to a factory here or to the owner's bridge, which is how the answer
  * is read). Returns 0 in flight; 1 answered at once: the owner is this
  * host and serves the name, *now (may be NULL) says where; or dr_start()'s

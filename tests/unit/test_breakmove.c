@@ -23,20 +23,6 @@ TestSuite(breakmove, .timeout = UNIT_TIMEOUT, .fini = unit_fini);
 
 extern char **environ;
 
-/* A name <prefix>.<i> that host who owns in the current view, into buf. */
-static void owned_by(dr_registry *r, const char *prefix, const char *who, char *buf, size_t len)
-{
-	char got[DR_HOST_MAX + 1];
-
-	for (int i = 0; i < 10000; i++) {
-		snprintf(buf, len, "%s.%d", prefix, i);
-		cr_assert_eq(dr_owner(r, buf, got, sizeof(got)), 0);
-		if (strcmp(got, who) == 0)
-			return;
-	}
-	cr_assert_fail("no name owned by %s", who);
-}
-
 /* The owner's answer to a forwarded start (lib/start.c, STARTED_VERSION 2):
  * status 0, created 1, an entry (pid, regid, no value). 32 bytes. */
 static size_t started_answer(uint8_t *p, int32_t pid, uint64_t regid)
@@ -176,7 +162,7 @@ Test(breakmove, a_restart_answered_before_dr_restart_moved_async_returns_is_not_
 	h[0] = host("alpha", DR_HOST_UP, 1);
 	cr_assert_eq(dr_admin_view_publish(b, h, 1, 2), 0);
 	cr_assert_eq(dr_admin_view_publish(b, h, three(h), 3), 0);
-	owned_by(r, "x", "beta", name, sizeof(name));
+	name_owned_by(r, "x", "beta", name, sizeof(name));
 	cr_assert_eq(dr_admin_view_publish(b, h, 1, 4), 0);
 	cr_assert_eq(dr_serve_global(w, name, NULL, 0), 0);
 	cr_assert_eq(dr_admin_view_publish(b, h, three(h), 5), 0);
@@ -311,7 +297,7 @@ Test(breakmove, the_echo_factory_ends_a_later_registration_on_a_stale_dienow)
 	h[0] = host("alpha", DR_HOST_UP, 1);
 	h[1] = host("beta", DR_HOST_UP, 0);
 	cr_assert_eq(dr_admin_view_publish(b, h, 2, 1), 0);
-	owned_by(r, "n", "beta", name, sizeof(name));
+	name_owned_by(r, "n", "beta", name, sizeof(name));
 	cr_assert_eq(dr_admin_view_publish(b, h, 1, 2), 0); /* {alpha}: alpha owns N */
 	s.name = name;
 	fac = cli_factory(seg);
