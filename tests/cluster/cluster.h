@@ -467,6 +467,7 @@ struct counters {
 	int moved[CL_MAX];   /* workers a factory restarted on their new owner, per host */
 	int move_failed[CL_MAX];
 	int dienow[CL_MAX];  /* dienow events received, per host */
+	int enoent[CL_MAX];  /* calls "enoent" received (and failed -ENOENT), per host */
 };
 
 struct worker {
@@ -507,7 +508,8 @@ static inline bool worker_start_request(struct worker *w, dr_mailbox *mb, const 
 
 /*
  * Serves its names; a CALL with data "sleep:<ms>" answers after that long,
- * "die" kills the worker, anything else is answered "<host>|<name>|<data>".
+ * "die" kills the worker, "enoent" is failed with -ENOENT (counted), anything
+ * else is answered "<host>|<name>|<data>".
  * CAST and INFO count in cnt.
  */
 static inline int worker_main(void *arg)
@@ -571,6 +573,12 @@ static inline int worker_main(void *arg)
 			continue;
 		if (m.len == 3 && memcmp(m.data, "die", 3) == 0)
 			kill(getpid(), SIGKILL);
+		if (m.len == 6 && memcmp(m.data, "enoent", 6) == 0) {
+			/* A worker's own "no such key", with the name's errno. */
+			__atomic_add_fetch(&w->cnt->enoent[w->idx], 1, __ATOMIC_RELAXED);
+			dr_reply_error(mb, &m, -ENOENT);
+			continue;
+		}
 		if (m.len > 6 && memcmp(m.data, "sleep:", 6) == 0) {
 			snprintf(buf, sizeof(buf), "%.*s", (int)m.len - 6, (const char *)m.data + 6);
 			cl_sleep_ms(atoi(buf));

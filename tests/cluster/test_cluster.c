@@ -692,6 +692,39 @@ Test(cluster, duplicates_meet_and_the_ones_off_their_owner_get_dienow_then_sigte
 	cl_fini(&c);
 }
 
+/* A worker may fail a call with -ENOENT itself: after a view change, a
+ * call that gets it is not made again (on the old owner, or twice on the
+ * owner), because a lookup says the owner serves the name. */
+Test(cluster, a_workers_own_enoent_after_a_join_is_not_made_again)
+{
+	struct cl c;
+	struct counters *cnt = counters_new();
+	const char *name;
+	pid_t pid;
+	int rc, served = 0;
+
+	cl_init(&c, 2, "ne", false);
+	cl_start(&c, 0);
+	cl_wait_converged(&c, "one host");
+	cl_start(&c, 1);
+	cl_wait_converged(&c, "two hosts");
+	name = name_owned_by(&c, 1, "ne");
+	pid = worker_start(&c, 1, &name, 1, cnt);
+	for (int i = 0; i < c.n; i++) {
+		char reply[64];
+		size_t len = sizeof(reply);
+
+		rc = dr_call_global(cl_reg(&c, i), name, "enoent", 6, reply, &len, 5000);
+		cr_assert_eq(rc, -ENOENT, "from %s: %s", c.h[i].id, dr_strerror(rc));
+		served++;
+		cr_assert_eq(__atomic_load_n(&cnt->enoent[1], __ATOMIC_RELAXED), served,
+			     "one call from %s reached the worker %d times", c.h[i].id,
+			     cnt->enoent[1] - served + 1);
+	}
+	reap_child(pid);
+	cl_fini(&c);
+}
+
 Test(cluster, a_call_times_out_and_the_next_one_works)
 {
 	struct cl c;
