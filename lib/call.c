@@ -34,7 +34,7 @@ static int resolve(struct dr_registry *r, const struct dri_target *to, uint64_t 
 	dri_key_init(&k, r, to->name, to->len, to->global);
 	*mbox = 0;
 	dri_read_enter(r, t);
-	err = dri_lookup(r, &k, NULL, mbox, regid);
+	err = dri_lookup(r, &k, NULL, mbox, regid, NULL);
 	dri_read_exit(r, t);
 	if (err)
 		return err;

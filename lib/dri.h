@@ -829,7 +829,7 @@ void dri_free_unpublished(struct dr_registry *r, uint32_t idx);
 int dri_insert(struct dr_registry *r, struct dri_thread *t, uint32_t idx,
 	       const struct dri_key *k, const void *value, size_t value_len, uint32_t mbox);
 int dri_lookup(struct dr_registry *r, const struct dri_key *k, struct dr_entry *out,
-	       uint32_t *mbox, uint64_t *regid);
+	       uint32_t *mbox, uint64_t *regid, uint64_t *owner);
 int dri_delete(struct dr_registry *r, struct dri_thread *t, const struct dri_key *k,
 	       uint64_t regid, bool force);
 bool dri_delete_exact(struct dr_registry *r, struct dri_thread *t, uint32_t idx,
@@ -952,8 +952,6 @@ int dri_pending_look(struct dr_mailbox *mb, struct dr_msg *msg, void *arg);
 int dri_unserve(struct dr_mailbox *mb, const void *name, size_t name_len, bool global);
 void dri_moves_free(struct dr_mailbox *mb);
 void dri_watches_free(struct dr_mailbox *mb);
-/* proc.c: whether pid has exited (gone, or a zombie) */
-bool dri_pid_dead(pid_t pid);
 int dri_watch_take(struct dr_mailbox *mb, struct dr_msg *msg);
 bool dri_serves(struct dr_mailbox *mb, const void *name, size_t name_len, bool global);
 int dri_serve(struct dr_mailbox *mb, const void *name, size_t name_len, unsigned flags,
@@ -997,6 +995,10 @@ int dri_unregister(struct dr_registry *r, const void *name, size_t name_len, uns
 		   uint64_t regid, bool force);
 int dri_whereis(struct dr_registry *r, const void *name, size_t name_len, unsigned flags,
 		struct dr_entry *out);
+/* dri_whereis(), and the owner id of the registration found (0 if it is on
+ * its way out): whether its process lives is dri_owner_alive()'s. */
+int dri_whereis_owner(struct dr_registry *r, const void *name, size_t name_len, unsigned flags,
+		      struct dr_entry *out, uint64_t *owner);
 
 /* cluster.c: the view, the bridge role's state as readers see it, owners */
 

@@ -150,16 +150,17 @@ DR_EXPORT int dr_admin_entry_encode(dr_registry *r, const void *name, size_t nam
 {
 	struct dr_entry e;
 	uint8_t *p = buf;
+	uint64_t owner;
 	int err;
 
 	if (!r || !buf || !len)
 		return -EINVAL;
-	err = dri_whereis(r, name, name_len, DRI_REG_GLOBAL, &e);
+	err = dri_whereis_owner(r, name, name_len, DRI_REG_GLOBAL, &e, &owner);
 	if (err)
 		return err;
 	/* A dead process's name, not reaped yet, runs nowhere: a bridge that
 	 * asks whether the owner runs it must not dienow the live one. */
-	if (dri_pid_dead(e.pid))
+	if (!owner || !dri_owner_alive(r, owner))
 		return -ENOENT;
 	memset(p, 0, ENTRY_FIXED);
 	p[0] = ENTRY_VERSION;

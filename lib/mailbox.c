@@ -848,7 +848,7 @@ static uint64_t registration_of(dr_mailbox *mb, const void *name, size_t len, bo
 		return 0;
 	dri_key_init(&k, r, len ? name : (const void *)"", len, global);
 	dri_read_enter(r, t);
-	if (dri_lookup(r, &k, NULL, &mbox, &regid) != 0 || mbox != mb->ref)
+	if (dri_lookup(r, &k, NULL, &mbox, &regid, NULL) != 0 || mbox != mb->ref)
 		regid = 0;
 	dri_read_exit(r, t);
 	return regid;
@@ -1106,7 +1106,7 @@ static int still_ours(dr_mailbox *mb, const unsigned char *name, size_t len, boo
 		return rc;
 	dri_key_init(&k, r, len ? name : (const unsigned char *)"", len, global);
 	dri_read_enter(r, t);
-	rc = dri_lookup(r, &k, NULL, &mbox, &got);
+	rc = dri_lookup(r, &k, NULL, &mbox, &got, NULL);
 	dri_read_exit(r, t);
 	return rc == 0 && got == regid && mbox == mb->ref;
 }

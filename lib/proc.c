@@ -377,24 +377,3 @@ DR_EXPORT int dr_admin_procs(dr_registry *r, struct dr_proc_info *out, size_t ma
 	*n = k;
 	return k > max ? -ERANGE : 0;
 }
-
-/* Whether pid has exited: gone, or a zombie (its names are released at
- * exit, before its parent reaps it). */
-bool dri_pid_dead(pid_t pid)
-{
-	char path[64], buf[256], *p;
-	FILE *f;
-	size_t n;
-
-	if (kill(pid, 0) < 0 && errno == ESRCH)
-		return true;
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return true;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = 0;
-	p = strrchr(buf, ')'); /* the command may hold spaces and parentheses */
-	return p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
-}

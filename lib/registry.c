@@ -254,8 +254,8 @@ DR_EXPORT int dr_unregister_force(dr_registry *r, const char *name)
 	return dri_unregister(r, name, dri_cname_len(name), 0, 0, true);
 }
 
-int dri_whereis(dr_registry *r, const void *name, size_t name_len, unsigned flags,
-		struct dr_entry *out)
+int dri_whereis_owner(dr_registry *r, const void *name, size_t name_len, unsigned flags,
+		      struct dr_entry *out, uint64_t *owner)
 {
 	struct dri_thread *t;
 	struct dri_key k;
@@ -265,9 +265,15 @@ int dri_whereis(dr_registry *r, const void *name, size_t name_len, unsigned flag
 		return err;
 	dri_key_init(&k, r, name, name_len, flags & DRI_REG_GLOBAL);
 	dri_read_enter(r, t);
-	err = dri_lookup(r, &k, out, NULL, NULL);
+	err = dri_lookup(r, &k, out, NULL, NULL, owner);
 	dri_read_exit(r, t);
 	return err;
+}
+
+int dri_whereis(dr_registry *r, const void *name, size_t name_len, unsigned flags,
+		struct dr_entry *out)
+{
+	return dri_whereis_owner(r, name, name_len, flags, out, NULL);
 }
 
 DR_EXPORT int dr_whereis_bin(dr_registry *r, const void *name, size_t name_len,

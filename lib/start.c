@@ -714,7 +714,7 @@ DR_EXPORT int dr_admin_tell(dr_mailbox *mb, const void *name, size_t name_len, i
 		return err;
 	dri_key_init(&k, mb->r, name, name_len, true);
 	dri_read_enter(mb->r, t);
-	err = dri_lookup(mb->r, &k, &e, &mbox, &regid);
+	err = dri_lookup(mb->r, &k, &e, &mbox, &regid, NULL);
 	dri_read_exit(mb->r, t);
 	if (err)
 		return err;

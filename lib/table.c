@@ -532,7 +532,7 @@ int dri_update_existing(struct dr_registry *r, struct dri_thread *t, const struc
  * are skipped, not unlinked.
  */
 int dri_lookup(struct dr_registry *r, const struct dri_key *k, struct dr_entry *out,
-	       uint32_t *mbox, uint64_t *regid)
+	       uint32_t *mbox, uint64_t *regid, uint64_t *owner)
 {
 	uint32_t curr = ld_acq32(&r->buckets[k->hash & r->mask]), steps = 0;
 	uint32_t fp = DRI_TAG_FP(k->tag);
@@ -557,6 +557,8 @@ int dri_lookup(struct dr_registry *r, const struct dri_key *k, struct dr_entry *
 					*mbox = e->mbox;
 				if (regid)
 					*regid = e->regid;
+				if (owner)
+					*owner = linked_owner(r, curr);
 				return 0;
 			}
 			if (c > 0)

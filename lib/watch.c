@@ -13,8 +13,6 @@
  * once (the regid changed).
  */
 #include <errno.h>
-#include <signal.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,7 +26,7 @@ struct dri_watch {
 	struct dri_watch *next;
 	bool global;
 	uint64_t regid;                /* the registration seen last, 0 none */
-	pid_t pid;                     /* its process (0 for one on another host) */
+	uint64_t owner_id;             /* its owner id here (0 for one on another host) */
 	char owner[DR_HOST_MAX + 1];   /* global: the owner host seen last */
 	uint64_t next_remote;          /* global, owned elsewhere: when to ask next */
 	size_t len;
@@ -36,9 +34,9 @@ struct dri_watch {
 };
 
 
-/* What a watch sees now: the registration (regid 0: none) and its pid, and
+/* What a watch sees now: the registration (regid 0: none) and its owner id, and
  * for a global name its owner. A remote lookup only when due. */
-static int look(dr_mailbox *mb, struct dri_watch *w, uint64_t now, uint64_t *regid, pid_t *pid,
+static int look(dr_mailbox *mb, struct dri_watch *w, uint64_t now, uint64_t *regid, uint64_t *oid,
 		struct dri_where *where, bool *looked)
 {
 	struct dr_entry e;
@@ -59,28 +57,27 @@ static int look(dr_mailbox *mb, struct dri_watch *w, uint64_t now, uint64_t *reg
 						    REMOTE_TIMEOUT_MS);
 			if (err == -ENOENT) {
 				*regid = 0;
-				*pid = 0;
+				*oid = 0;
 				return 0;
 			}
 			if (err)
 				return err;
 			*regid = e.regid;
-			*pid = 0; /* a process of another host */
+			*oid = 0; /* a process of another host */
 			return 0;
 		}
 	}
-	err = dri_whereis(mb->r, w->name, w->len, w->global ? DRI_REG_GLOBAL : 0, &e);
+	err = dri_whereis_owner(mb->r, w->name, w->len, w->global ? DRI_REG_GLOBAL : 0, &e, oid);
 	/* A dead process's name stays until it is reaped: it ended all the
-	 * same. */
-	if (err == -ENOENT || (!err && dri_pid_dead(e.pid))) {
+	 * same (its liveness as the segment witnesses it: proc.c). */
+	if (err == -ENOENT || (!err && (!*oid || !dri_owner_alive(mb->r, *oid)))) {
 		*regid = 0;
-		*pid = 0;
+		*oid = 0;
 		return 0;
 	}
 	if (err)
 		return err;
 	*regid = e.regid;
-	*pid = e.pid;
 	return 0;
 }
 
@@ -121,10 +118,10 @@ static void poll_watches(dr_mailbox *mb, uint64_t now)
 	for (struct dri_watch *w = mb->watches; w; w = w->next) {
 		struct dri_where where = { 0 };
 		uint64_t regid = 0;
-		pid_t pid = 0;
+		uint64_t oid = 0;
 		bool looked;
 
-		if (look(mb, w, now, &regid, &pid, &where, &looked) != 0)
+		if (look(mb, w, now, &regid, &oid, &where, &looked) != 0)
 			continue; /* no view, no bridge: nothing to say now */
 		if (w->global && strcmp(where.host, w->owner) != 0) {
 			if (w->owner[0])
@@ -135,13 +132,13 @@ static void poll_watches(dr_mailbox *mb, uint64_t now)
 		if (!looked || regid == w->regid)
 			continue;
 		if (w->regid) {
-			bool died = w->pid > 0 && dri_pid_dead(w->pid);
+			bool died = w->owner_id && !dri_owner_alive(mb->r, w->owner_id);
 
 			queue(mb, w, died ? DR_EVENT_OWNER_DIED : DR_EVENT_UNREGISTERED, w->regid,
 			      NULL);
 		}
 		w->regid = regid;
-		w->pid = pid;
+		w->owner_id = oid;
 	}
 }
 
@@ -209,7 +206,7 @@ static int watch(dr_mailbox *mb, const void *name, size_t len, bool global)
 	w->len = len;
 	memcpy(w->name, name, len);
 	/* What it is now: changes from here on are events. */
-	err = look(mb, w, dri_coarse_ns(), &w->regid, &w->pid, &where, &looked);
+	err = look(mb, w, dri_coarse_ns(), &w->regid, &w->owner_id, &where, &looked);
 	if (err && err != -ENOTCONN && err != -EHOSTUNREACH) {
 		free(w);
 		return err;
