@@ -82,7 +82,7 @@ static int liar_main(void *arg)
 	return 0;
 }
 
-Test(breakmove, a_local_factory_answering_in_the_owners_format_fakes_a_start)
+Test(breakmove, a_local_factory_answering_in_the_owners_format_cannot_fake_a_start)
 {
 	const char *seg = seg_new("b8a");
 	dr_registry *r = seg_open(seg, 64);
@@ -143,7 +143,7 @@ static void *restarter_main(void *arg)
 	return NULL;
 }
 
-Test(breakmove, a_restart_answered_before_dr_restart_moved_async_returns_is_not_recognised)
+Test(breakmove, a_restart_answered_before_dr_restart_moved_async_returns_is_recognised)
 {
 	const char *seg = seg_new("b8b");
 	dr_registry *r = open_or_die(seg);
@@ -279,7 +279,7 @@ static pid_t cli_factory(const char *seg)
 	return pid;
 }
 
-Test(breakmove, the_echo_factory_ends_a_later_registration_on_a_stale_dienow)
+Test(breakmove, the_echo_factory_keeps_a_later_registration_on_a_stale_dienow)
 {
 	const char *seg = seg_new("b8c");
 	dr_registry *r = open_or_die(seg);

@@ -50,7 +50,7 @@ static size_t publish_and_tell(dr_mailbox *b, const struct dr_host *now, size_t 
  * 0, created 0; then dri_unserve ends that very registration.
  * X, acknowledged as started, is served nowhere, and nothing restarts it.
  */
-Test(breakstart, a_stale_shouldrestart_unserves_the_only_instance)
+Test(breakstart, a_stale_shouldrestart_leaves_the_only_instance_served)
 {
 	const char *seg = seg_new("bs1");
 	dr_registry *r = open_or_die(seg);
@@ -127,7 +127,7 @@ static int late_server(void *arg)
 	return 0;
 }
 
-Test(breakstart, a_name_served_during_a_view_change_is_never_told)
+Test(breakstart, a_name_served_during_a_view_change_is_undone_or_told)
 {
 	const char *seg = seg_new("bs2");
 	dr_registry *r = open_or_die(seg);
@@ -254,7 +254,7 @@ static int s1_main(void *arg)
 	return 0;
 }
 
-Test(breakstart, a_worker_that_ends_before_its_starter_looks_is_created_twice)
+Test(breakstart, a_worker_that_ends_before_its_starter_looks_is_not_reported_created_twice)
 {
 	const char *seg = seg_new("bs3");
 	dr_registry *r = open_or_die(seg);
