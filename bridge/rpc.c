@@ -65,7 +65,7 @@ static void answer(struct bridge *b, struct item *it, int status, const void *da
 		moves_owner_said(b, it->name, it->name_len, it->host, status);
 		return;
 	}
-	rc = status ? dr_reply_error(b->mb, &it->caller, status)
+	rc = status ? dr_admin_reply_status(b->mb, &it->caller, status)
 		    : dr_reply(b->mb, &it->caller, data, len);
 	if (rc < 0 && rc != -ENOENT)
 		log_once(&b->once, "reply-local", 1, LOG_LEVEL_WARN, "cannot answer a local caller: %s "
@@ -373,7 +373,7 @@ static void on_reply(struct bridge *b, struct peer *p, const unsigned char *body
 		cur = it->next;
 		if (it->answered || !wants_answer(it->op))
 			continue;
-		if (ri.status > 0 || ri.status < -4095)
+		if (ri.status > 0 || (ri.status < -4095 && ri.status != DR_NOTSERVED))
 			ri.status = -EBADMSG;
 		answer(b, it, ri.status, ri.data, ri.len);
 		ob->waiting--;

@@ -508,8 +508,8 @@ int wire_reply_item(struct wire_rd *rd, struct wire_reply_item *it)
 	it->status = (int32_t)get_u32(rd);
 	it->len = get_u32(rd);
 	it->data = take(rd, it->len);
-	/* 0, or a negative errno: Linux's are below 4096. */
-	if (!rd->err && (it->status > 0 || it->status < -4095))
+	/* 0, a negative errno (Linux's are below 4096), or DR_NOTSERVED. */
+	if (!rd->err && (it->status > 0 || (it->status < -4095 && it->status != DR_NOTSERVED)))
 		fail(rd);
 	if (rd->err)
 		it->len = 0;

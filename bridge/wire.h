@@ -183,7 +183,8 @@ struct wire_reply_item {
  * malformed batch. A head whose count exceeds WIRE_ITEMS_MAX, or cannot
  * fit in what is left, is refused. An item is refused for: op not one of
  * DR_FWD_CALL..DR_FWD_WHEREIS, timeout_ms below -1, a name of 0 or more
- * than DR_NAME_MAX bytes, status above 0 or below -4095, a length past the
+ * than DR_NAME_MAX bytes, status above 0 or below -4095 (but DR_NOTSERVED:
+ * a call that reached no worker), a length past the
  * end. The caller that iterates itself checks rd->left == 0 at the end.
  */
 int wire_batch_head(struct wire_rd *rd, const unsigned char *body, size_t len,

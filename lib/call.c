@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "dri.h"
+#include "distreg_admin.h"
 
 /* The registration of a target: its regid and the mailbox it is served
  * by. */
@@ -39,6 +40,12 @@ static int resolve(struct dr_registry *r, const struct dri_target *to, uint64_t 
 	if (err)
 		return err;
 	return *mbox == 0 ? -EDESTADDRREQ : 0;
+}
+
+/* -ENOENT from a send: delivered nowhere (DR_NOTSERVED if to asks so). */
+static int not_sent(const struct dri_target *to, int err)
+{
+	return err == -ENOENT && to->notserved ? DR_NOTSERVED : err;
 }
 
 /*
@@ -72,9 +79,9 @@ int dri_send(struct dr_registry *r, int kind, const struct dri_target *to, const
 		DRI_CRASHPOINT(fwd_resolved);
 	}
 	if (err)
-		return err;
+		return not_sent(to, err);
 	if (to->regid && regid != to->regid)
-		return -ENOENT;
+		return not_sent(to, -ENOENT);
 	rec.kind = (uint8_t)kind;
 	rec.name_len = (uint8_t)to->len;
 	rec.flags = (to->global ? DRI_REC_GLOBAL : 0) | (to->ended ? DRI_REC_ENDED : 0);
@@ -92,7 +99,7 @@ int dri_send(struct dr_registry *r, int kind, const struct dri_target *to, const
 		return -ENOTCONN;
 	/* Otherwise the registration's mailbox was closed or reopened: the
 	 * name is on its way out. */
-	return err;
+	return not_sent(to, err);
 }
 
 /* A local name. */
@@ -171,7 +178,14 @@ DR_EXPORT int dr_reply(dr_mailbox *mb, const struct dr_msg *msg, const void *dat
 
 DR_EXPORT int dr_reply_error(dr_mailbox *mb, const struct dr_msg *msg, int status)
 {
-	if (status >= 0)
+	if (status >= 0 || status < -4095)
+		return -EINVAL;
+	return reply(mb, msg, status, NULL, 0);
+}
+
+DR_EXPORT int dr_admin_reply_status(dr_mailbox *mb, const struct dr_msg *msg, int status)
+{
+	if (status >= 0 || (status < -4095 && status != DR_NOTSERVED))
 		return -EINVAL;
 	return reply(mb, msg, status, NULL, 0);
 }
@@ -224,23 +238,27 @@ static bool target_alive_cached(struct dr_registry *r, uint32_t target, int gone
 }
 
 static int pending_add(dr_mailbox *mb, uint64_t call_id, uint32_t target, int gone,
-		       uint64_t deadline)
+		       bool notserved, uint64_t deadline)
 {
-	struct dri_pending p = { call_id, target, gone, deadline };
+	struct dri_pending p = { .call_id = call_id, .target = target, .gone = (int16_t)gone,
+				 .notserved = notserved, .deadline = deadline };
 
 	return dri_pend_add(&mb->pend, &p);
 }
 
 /* A reply to call_id came: true if the call is ours and was in flight
- * (it is not any more), false if it is late or foreign. */
-bool dri_pending_take(dr_mailbox *mb, uint64_t call_id)
+ * (it is not any more), and *notserved says whether its caller takes
+ * DR_NOTSERVED; false if it is late or foreign. */
+bool dri_pending_take(dr_mailbox *mb, uint64_t call_id, bool *notserved)
 {
 	struct dri_pending *p;
 
 	pthread_mutex_lock(&mb->call_lock);
 	p = dri_pend_find(&mb->pend, call_id);
-	if (p)
+	if (p) {
+		*notserved = p->notserved;
 		dri_pend_remove(&mb->pend, p);
+	}
 	pthread_mutex_unlock(&mb->call_lock);
 	return p != NULL;
 }
@@ -305,7 +323,7 @@ int dri_call_async(dr_mailbox *mb, const struct dri_target *to, const void *req,
 	 * thread runs again, to the thread that receives. */
 	pthread_mutex_lock(&mb->call_lock);
 	id = next_call_id(mb);
-	err = pending_add(mb, id, 0, gone, deadline);
+	err = pending_add(mb, id, 0, gone, to->notserved, deadline);
 	first = mb->pend.n == 1;
 	pthread_mutex_unlock(&mb->call_lock);
 	if (err)
@@ -398,7 +416,7 @@ int dri_call_wait(dr_registry *r, const struct dri_target *to, const void *req, 
 	if (err)
 		return err;
 	if (msg.status) {
-		err = msg.status;
+		err = msg.status == DR_NOTSERVED && !to->notserved ? -ENOENT : msg.status;
 	} else if (!reply_len) {
 		/* the caller wants no data */
 	} else if (msg.len > *reply_len) {

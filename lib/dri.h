@@ -856,8 +856,9 @@ struct dri_served {
 struct dri_pending {
 	uint64_t call_id;
 	uint32_t target;          /* the worker's mailbox ref (or the bridge's) */
-	int gone;                 /* its status if target goes: -EOWNERDEAD, or
+	int16_t gone;             /* its status if target goes: -EOWNERDEAD, or
 	                           * -ENOTCONN for a call through the bridge */
+	bool notserved;           /* its answer DR_NOTSERVED is kept (else -ENOENT) */
 	uint64_t deadline;        /* monotonic ns, UINT64_MAX: none */
 };
 
@@ -946,7 +947,7 @@ int dri_wait_take(struct dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_cal
 		  uint64_t deadline,
 		  int (*hook)(struct dr_mailbox *mb, struct dr_msg *msg, void *arg), void *arg);
 void dri_finish(struct dr_mailbox *mb);
-bool dri_pending_take(struct dr_mailbox *mb, uint64_t call_id);
+bool dri_pending_take(struct dr_mailbox *mb, uint64_t call_id, bool *notserved);
 void dri_mailbox_poke(struct dr_mailbox *mb);
 int dri_pending_look(struct dr_mailbox *mb, struct dr_msg *msg, void *arg);
 int dri_unserve(struct dr_mailbox *mb, const void *name, size_t name_len, bool global);
@@ -971,6 +972,9 @@ struct dri_target {
 	size_t pre_len;
 	bool ended;               /* DRI_REC_ENDED */
 	uint64_t regid;           /* if not 0: only to this registration (else -ENOENT) */
+	/* A call that reached no worker (the name is not served where it was
+	 * sent) fails with DR_NOTSERVED, not -ENOENT: see distreg_admin.h. */
+	bool notserved;
 };
 int dri_send(struct dr_registry *r, int kind, const struct dri_target *to, const void *data,
 	     size_t data_len, uint64_t call_id, uint32_t reply_to, uint64_t deadline,

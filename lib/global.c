@@ -370,7 +370,7 @@ static int where_served(dr_registry *r, const void *name, size_t name_len,
 	v = malloc(sizeof(*v));
 	if (!v)
 		return -ENOENT;
-	if (dri_view_snapshot(r, v) == 0) {
+	if (dri_view_snapshot(r, v) >= 0) {
 		for (uint32_t i = 0; i < v->n && found && left_ms(deadline) != 0; i++) {
 			const struct dr_host *h = &v->hosts[i];
 
@@ -387,44 +387,52 @@ static int where_served(dr_registry *r, const void *name, size_t name_len,
 	return found;
 }
 
+/* Calls during a move: how many times one is made at most, and how many
+ * rounds of lookups in a row may find the name nowhere. */
+#define MOVE_CALLS 4
+#define MOVE_NOWHERE 2
+
 /*
- * A call its owner w answered -ENOENT, and a lookup there says the owner
- * does not serve the name (a worker may fail a call with -ENOENT itself:
- * that call must not be made twice). The worker may be moving there
- * (shouldrestart) and still run where it was: make the call where a
- * lookup finds the name now; if that host answers -ENOENT too and a lookup
- * there says it stopped serving it (it moved meanwhile), look again. At
- * most three tries, within the call's time left; -ENOENT if nowhere.
+ * A call that reached no worker (DR_NOTSERVED: never a worker's own
+ * answer, so it was made nowhere) may be to a worker that moves
+ * (shouldrestart): the old instance serves the name until the new one, on
+ * the new owner, does, and hosts learn of a view change at different
+ * moments. Make the call where a lookup finds the name now: on its owner in
+ * the view as it is now, else on the first other live host that serves it.
+ * A round of lookups can miss the worker between the two (the owner asked
+ * before it started it, the old host after it stopped): a name found
+ * nowhere in MOVE_NOWHERE rounds in a row is not served (-ENOENT). At most
+ * MOVE_CALLS calls, within the call's time left.
  */
-static int call_moving(dr_registry *r, const void *name, size_t name_len,
-		       const struct dri_where *w, const void *req, size_t req_len, void *reply,
-		       size_t *reply_len, size_t cap, uint64_t deadline)
+static int call_moving(dr_registry *r, const void *name, size_t name_len, const void *req,
+		       size_t req_len, void *reply, size_t *reply_len, size_t cap,
+		       uint64_t deadline)
 {
-	struct dri_where at, last = *w;
+	struct dri_where w, at;
 	uint8_t hdr[FWD_MAX];
 	struct dri_target to;
-	int err = -ENOENT, gone, ms;
+	int err = DR_NOTSERVED, gone, ms, calls = 0, nowhere = 0;
 
-	if (!w->bridge)
-		return -ENOENT;
-	for (int k = 0; k < 3; k++) {
-		if (left_ms(deadline) == 0 ||
-		    served_at(r, &last, name, name_len, left_ms(deadline)) != -ENOENT ||
-		    where_served(r, name, name_len, w, deadline, &at) != 0)
-			return -ENOENT;
+	while (err == DR_NOTSERVED && calls < MOVE_CALLS && nowhere < MOVE_NOWHERE) {
+		if (left_ms(deadline) == 0 || dri_owner_of(r, name, name_len, &w) != 0 || !w.bridge)
+			break;
+		if (where_served(r, name, name_len, &w, deadline, &at) != 0) {
+			nowhere++;
+			continue;
+		}
+		nowhere = 0;
+		calls++;
 		if (reply_len)
 			*reply_len = cap;
 		ms = left_ms(deadline);
 		target_of(&at, name, name_len, DR_FWD_CALL, ms, hdr, &to, &gone);
+		to.notserved = true;
 		err = dri_call_wait(r, &to, req, req_len, reply, reply_len, ms, gone);
 		/* That host gone or unreachable meanwhile: the owner's answer. */
 		if (err == -EHOSTUNREACH || err == -ENOTCONN)
-			return -ENOENT;
-		if (err != -ENOENT)
-			return err;
-		last = at;
+			break;
 	}
-	return err;
+	return err == DR_NOTSERVED || err == -EHOSTUNREACH || err == -ENOTCONN ? -ENOENT : err;
 }
 
 DR_EXPORT int dr_call_global_bin(dr_registry *r, const void *name, size_t name_len,
@@ -446,10 +454,12 @@ DR_EXPORT int dr_call_global_bin(dr_registry *r, const void *name, size_t name_l
 	if (err)
 		return err;
 	target_of(&w, name, name_len, DR_FWD_CALL, timeout_ms, hdr, &to, &gone);
+	to.notserved = true;
 	err = dri_call_wait(r, &to, req, req_len, reply, reply_len, timeout_ms, gone);
-	if (err == -ENOENT)
-		err = call_moving(r, name, name_len, &w, req, req_len, reply, reply_len, cap,
-				  deadline);
+	if (err == DR_NOTSERVED)
+		err = w.bridge ? call_moving(r, name, name_len, req, req_len, reply, reply_len,
+					     cap, deadline)
+			       : -ENOENT;
 	return err;
 }
 
@@ -545,6 +555,7 @@ DR_EXPORT int dr_admin_deliver(dr_mailbox *mb, int op, const void *name, size_t 
 		return err;
 	switch (op) {
 	case DR_FWD_CALL:
+		to.notserved = true;
 		return dri_call_async(mb, &to, data, len, timeout_ms, -EOWNERDEAD, call_id);
 	case DR_FWD_CAST:
 		return dri_send(mb->r, DR_MSG_CAST, &to, data, len, 0, 0, 0, NULL);

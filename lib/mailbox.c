@@ -48,6 +48,7 @@
 #include <unistd.h>
 
 #include "dri.h"
+#include "distreg_admin.h"
 
 /* How long a receiver spins for the next message before it sleeps. On
  * these machines a wake-up across CPUs costs 30-80 us, a round trip of
@@ -1223,12 +1224,18 @@ int dri_take(dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call)
 		msg->reply_to = rec.reply_to;
 		msg->global = rec.kind != DR_MSG_REPLY && (rec.flags & DRI_REC_GLOBAL);
 		if (rec.kind == DR_MSG_REPLY) {
+			bool notserved = true; /* a waiting call decides itself */
+
 			if (filter_call ? rec.call_id != filter_call :
-					  !dri_pending_take(mb, rec.call_id)) {
+					  !dri_pending_take(mb, rec.call_id, &notserved)) {
 				uatomic_inc(&m->late);
 				dri_finish(mb);
 				goto again;
 			}
+			/* A call that reached no worker: -ENOENT to a caller
+			 * that did not ask to tell the two apart. */
+			if (msg->status == DR_NOTSERVED && !notserved)
+				msg->status = -ENOENT;
 		} else if (filter_call) {
 			/* A thread's reply mailbox gets nothing else. */
 			dri_finish(mb);
@@ -1248,8 +1255,9 @@ int dri_take(dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call)
 			 * has no room for that now, the record stays and we
 			 * try again soon (its caller may wait for ever). */
 			if (rec.kind == DR_MSG_CALL &&
-			    dr_reply_error(mb, msg,
-					   msg->global && msg->name_len == 0 ? -ENOTCONN : -ENOENT) ==
+			    dr_admin_reply_status(mb, msg,
+						  msg->global && msg->name_len == 0 ? -ENOTCONN
+										    : DR_NOTSERVED) ==
 				    -EAGAIN) {
 				mb->cur_lane = -1;
 				mb->deferred = true;

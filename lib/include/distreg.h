@@ -579,7 +579,8 @@ int dr_recv(dr_mailbox *mb, struct dr_msg *msg, int timeout_ms);
 /*
  * Answer the call msg (received from mb) with len bytes of data (status 0),
  * or fail it with a negative errno of your choice as status
- * (dr_reply_error). Errors: -EINVAL msg is not a CALL; -EMSGSIZE; -ENOENT
+ * (dr_reply_error; from -4095 to -1). Errors: -EINVAL msg is not a CALL,
+ * or status out of that range; -EMSGSIZE; -ENOENT
  * the caller is gone (died, timed out and closed its mailbox); -EAGAIN the
  * lane to the caller is full; -EUSERS no lane free (none in the pool, or
  * all 32 of the caller's mailbox hold unread messages).
@@ -776,15 +777,15 @@ int dr_whereis_global_bin(dr_registry *r, const void *name, size_t name_len,
  * (dr_msg.sender), with dr_msg.global set.
  * An asynchronous call's errors arrive as its DR_MSG_REPLY's status.
  * While a worker moves to its new owner (DR_EVENT_SHOULDRESTART), the new
- * owner does not serve it yet: dr_call_global() that gets -ENOENT from the
- * owner, and finds by a lookup there that the name is not served (a
- * worker's own -ENOENT answer is final), looks the name up on the other
- * live hosts of the view and makes the call once on the first that serves
- * it (the old instance), or, if none does any more, on the owner if it
- * serves it now; if that host says -ENOENT and a lookup there confirms it,
- * again (three tries at most), within the same timeout. So a waiting call
- * made during a move reaches the old or the new instance, save for an
- * instant between the two (then -ENOENT). The other operations are not
+ * owner does not serve it yet. A call that reached no worker there (the
+ * name not served, or its registration ended before the worker took the
+ * call: told apart from a worker's own -ENOENT answer, which is final) was
+ * delivered nowhere, and dr_call_global() makes it again where a lookup
+ * finds the name now: on the owner of the view as it is then, else on the
+ * first other live host that serves it (the old instance); at most four
+ * calls, within the same timeout. A name that two rounds of lookups in a
+ * row find nowhere is not served (-ENOENT). So a waiting call made during
+ * a move reaches the old or the new instance. The other operations are not
  * made again: an asynchronous call, a cast or a send during a move may get
  * -ENOENT (or be dropped).
  */

@@ -61,6 +61,17 @@ int dr_admin_view_publish(dr_mailbox *mb, const struct dr_host *hosts, size_t n,
 #define DR_FWD_WHEREIS 4  /* a lookup: answer with dr_admin_entry_encode()'s bytes */
 #define DR_FWD_START 5    /* a start: answer with dr_admin_start_begin()'s or _end()'s bytes */
 
+/*
+ * The status of a forwarded call that reached no worker: the name is not
+ * served where it was sent, or its registration ended on the way. It is
+ * out of errno's range so that it is told apart from a worker's own
+ * -ENOENT answer: a call that got it was delivered nowhere and may be made
+ * elsewhere (dr_call_global() does while a worker moves). dr_reply_error()
+ * refuses it (a worker cannot claim it); bridges answer it with
+ * dr_admin_reply_status(); a process's own calls report it as -ENOENT.
+ */
+#define DR_NOTSERVED (-4096 - 1)
+
 struct dr_fwd {
 	int op;                      /* DR_FWD_* */
 	const char *host;            /* the owner the sender computed, NUL-terminated */
@@ -91,10 +102,15 @@ int dr_admin_fwd_decode(const struct dr_msg *msg, struct dr_fwd *out);
  * arrives in mb as a DR_MSG_REPLY with *call_id. DR_FWD_CAST, DR_FWD_INFO:
  * as dr_cast(), dr_send() with timeout 0 (timeout_ms is not used). Errors:
  * -EINVAL op not one of those three, mb NULL, an empty name; and those of
- * the local operations (-ENOENT the name is not served here).
+ * the local operations (-ENOENT the name is not served here; for a call,
+ * DR_NOTSERVED instead: answer the caller with it).
  */
 int dr_admin_deliver(dr_mailbox *mb, int op, const void *name, size_t name_len,
 		     const void *data, size_t len, int timeout_ms, uint64_t *call_id);
+
+/* dr_reply_error() that also takes DR_NOTSERVED: a bridge passing on the
+ * answer of the host it forwarded a call to. */
+int dr_admin_reply_status(dr_mailbox *mb, const struct dr_msg *msg, int status);
 
 /*
  * A global name's entry as the answer to DR_FWD_WHEREIS: looks the name up

@@ -1140,7 +1140,7 @@ Test(global, delivery_on_the_owner_ignores_the_view)
 
 	cr_assert_eq(dr_serve(w, "localonly", NULL, 0), 0);
 	cr_assert_eq(dr_admin_deliver(b, DR_FWD_CAST, "localonly", 9, "c", 1, 0, NULL), -ENOENT);
-	cr_assert_eq(dr_admin_deliver(b, DR_FWD_CALL, "nobody", 6, "c", 1, 0, NULL), -ENOENT);
+	cr_assert_eq(dr_admin_deliver(b, DR_FWD_CALL, "nobody", 6, "c", 1, 0, NULL), DR_NOTSERVED);
 	cr_assert_eq(dr_admin_deliver(b, DR_FWD_WHEREIS, name, strlen(name), NULL, 0, 0, NULL),
 		     -EINVAL);
 	cr_assert_eq(dr_admin_deliver(b, 0, name, strlen(name), NULL, 0, 0, NULL), -EINVAL);

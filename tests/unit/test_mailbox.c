@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "unit.h"
+#include <distreg_admin.h>
 
 #include "segmap.h"
 
@@ -250,6 +251,13 @@ static int worker_main(void *arg)
 		}
 		if (m.len == 4 && memcmp(m.data, "fail", 4) == 0)
 			rc = dr_reply_error(mb, &m, -EPROTO);
+		else if (m.len == 5 && memcmp(m.data, "spoof", 5) == 0)
+			/* A worker cannot claim that its call reached no one. */
+			rc = dr_reply_error(mb, &m, DR_NOTSERVED) == -EINVAL &&
+					     dr_reply_error(mb, &m, -4096) == -EINVAL &&
+					     dr_reply_error(mb, &m, 0) == -EINVAL
+				     ? dr_reply(mb, &m, "refused", 7)
+				     : dr_reply(mb, &m, "taken", 5);
 		else
 			rc = dr_reply(mb, &m, m.data, m.len);
 		if (rc)
@@ -302,6 +310,10 @@ Test(mailbox, call_gets_the_answer_and_the_workers_errors)
 	}
 	len = sizeof(buf);
 	cr_assert_eq(dr_call(r, "echo", "fail", 4, buf, &len, 5000), -EPROTO);
+	len = sizeof(buf);
+	cr_assert_eq(dr_call(r, "echo", "spoof", 5, buf, &len, 5000), 0);
+	cr_assert_eq(len, 7);
+	cr_assert_arr_eq(buf, "refused", 7, "dr_reply_error() took a status out of errno's range");
 	len = 2;
 	cr_assert_eq(dr_call(r, "echo", "too long", 8, buf, &len, 5000), -EMSGSIZE);
 	cr_assert_eq(len, 8, "the answer's length, for a buffer that was too small");

@@ -792,6 +792,8 @@ Test(wire, reply_item_fields_are_checked)
 	cr_assert_eq(reply_of_one(-4095, 0, 0), 0);
 	cr_assert_eq(reply_of_one(1, 0, 0), -EBADMSG, "a positive status");
 	cr_assert_eq(reply_of_one(-4096, 0, 0), -EBADMSG, "not an errno");
+	cr_assert_eq(reply_of_one(DR_NOTSERVED, 0, 0), 0, "a call that reached no worker");
+	cr_assert_eq(reply_of_one(DR_NOTSERVED - 1, 0, 0), -EBADMSG);
 	cr_assert_eq(reply_of_one(INT32_MIN, 0, 0), -EBADMSG);
 	cr_assert_eq(reply_of_one(0, 6, 5), -EBADMSG, "data past the end");
 	cr_assert_eq(reply_of_one(0, UINT32_MAX, 5), -EBADMSG);
