@@ -47,7 +47,10 @@
 
 #define WIRE_MAGIC 0x01425244u /* "DRB" 0x01, little-endian */
 #define WIRE_VERSION 1
-#define WIRE_PROTO 1           /* heartbeat's protocol version */
+/* The heartbeat's protocol version. 2: a call's answer may have status
+ * DR_NOTSERVED (and the owner's id as data), which a bridge of version 1
+ * refuses, dropping the whole reply frame: the two ignore each other. */
+#define WIRE_PROTO 2
 
 enum wire_type {
 	WIRE_HEARTBEAT = 1,

@@ -165,7 +165,8 @@ static int reply(dr_mailbox *mb, const struct dr_msg *msg, int status, const voi
 	rec.kind = DR_MSG_REPLY;
 	rec.call_id = msg->call_id;
 	rec.sender_pid = mb->r->pid;
-	rec.status = status;
+	rec.status = status == DR_NOTSERVED ? -ENOENT : status;
+	rec.flags = status == DR_NOTSERVED ? DRI_REC_NOTSERVED : 0;
 	rec.data_len = (uint32_t)len;
 	err = dri_lane_send(mb->r, msg->reply_to, &rec, NULL, NULL, 0, data, 0);
 	return err == -EOWNERDEAD ? -ENOENT : err;

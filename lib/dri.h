@@ -450,6 +450,11 @@ struct dri_rec {
 /* a system event about a registration that ends as it is sent (dienow):
  * delivered although the registration is gone */
 #define DRI_REC_ENDED 2u
+/* a REPLY with status -ENOENT to a call that reached no worker
+ * (DR_NOTSERVED to a caller that asks to tell the two apart). In the
+ * segment the status stays -ENOENT: a library that predates the flag reads
+ * what it always did, and a worker's own answer never carries the flag. */
+#define DRI_REC_NOTSERVED 4u
 
 /* ---------------------------------------------------------------------- */
 /*

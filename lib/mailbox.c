@@ -1232,10 +1232,10 @@ int dri_take(dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call)
 				dri_finish(mb);
 				goto again;
 			}
-			/* A call that reached no worker: -ENOENT to a caller
-			 * that did not ask to tell the two apart. */
-			if (msg->status == DR_NOTSERVED && !notserved)
-				msg->status = -ENOENT;
+			/* A call that reached no worker, to a caller that
+			 * asks to tell that from a worker's -ENOENT. */
+			if ((rec.flags & DRI_REC_NOTSERVED) && rec.status == -ENOENT && notserved)
+				msg->status = DR_NOTSERVED;
 		} else if (filter_call) {
 			/* A thread's reply mailbox gets nothing else. */
 			dri_finish(mb);
