@@ -65,7 +65,15 @@ struct item {
 	uint64_t deadline_ns;          /* 0: none */
 	struct dr_msg caller;          /* CALL, WHEREIS: whom to answer (a copy) */
 	bool internal;                 /* the bridge's own question (rpc_ask): no caller */
-	char host[DR_HOST_MAX + 1];    /* internal: whom it asked */
+	/* A call that reached no worker (DR_NOTSERVED) is made again on the
+	 * hosts in turn (rpc.c, relocate): the next one to try (0 this host,
+	 * k peers[k - 1]), and how many turns it has had. */
+	uint16_t probe;
+	uint8_t turns;
+	uint8_t parks;                 /* times it waited for a host we had not heard */
+	uint64_t due_ns;               /* parked: when to go on */
+	char host[DR_HOST_MAX + 1];    /* internal: whom it asked; a call: the owner
+	                                * that a host which did not serve it named */
 	uint8_t name_len;
 	uint32_t len;
 	unsigned char *name;
@@ -140,6 +148,10 @@ struct peer {
 	uint32_t queued, queued_bytes;
 	struct obatch *inflight;       /* oldest first */
 	uint32_t ninflight;
+	/* It answered a batch since it came up. Until then one batch at a
+	 * time: one it drops, not having heard us yet, must not be overtaken
+	 * by the next, which it would deliver and so fail the first. */
+	bool answered;
 	double rtt_ms;                 /* smoothed round trip */
 	/* rpc, inbound */
 	struct origin origin;
@@ -170,6 +182,7 @@ struct bridge {
 	unsigned char *frame;          /* a WIRE_FRAME_MAX buffer to build frames */
 	unsigned char *rx;             /* and one to receive into */
 	struct idmap calls;            /* dr_admin_deliver's call ids -> what they answer */
+	struct item *parked;           /* calls waiting to be made again (rpc.c, relocate) */
 	/* the reaper */
 	struct watched *watched;
 	size_t nwatched, watched_cap;
@@ -181,7 +194,7 @@ struct bridge {
 	struct {
 		uint64_t dropped_auth, dropped_malformed, dropped_replay, dropped_version;
 		uint64_t batches_sent, batches_resent, batches_received, items_forwarded;
-		uint64_t reaped;
+		uint64_t reaped, relocated;
 	} n;
 };
 

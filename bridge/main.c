@@ -260,11 +260,12 @@ int main(int argc, char **argv)
 		 b.cfg.npeers, b.cfg.npeers == 1 ? "" : "s");
 	rc = run(&b);
 	log_info("stopping: %llu batches sent, %llu resent, %llu received; dropped %llu "
-		 "unauthenticated, %llu malformed, %llu replayed; %llu entries reaped",
+		 "unauthenticated, %llu malformed, %llu replayed; %llu entries reaped; %llu calls "
+		 "made again elsewhere",
 		 (unsigned long long)b.n.batches_sent, (unsigned long long)b.n.batches_resent,
 		 (unsigned long long)b.n.batches_received, (unsigned long long)b.n.dropped_auth,
 		 (unsigned long long)b.n.dropped_malformed, (unsigned long long)b.n.dropped_replay,
-		 (unsigned long long)b.n.reaped);
+		 (unsigned long long)b.n.reaped, (unsigned long long)b.n.relocated);
 	rpc_stop(&b);
 	moves_stop(&b);
 	membership_stop(&b);

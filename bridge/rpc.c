@@ -22,6 +22,10 @@
  * mailbox; once every call of the batch has its answer, the REPLY goes
  * back on the request's backtrace (a raw REP may drop it silently: the
  * sender's resend then gets it from the cache).
+ *
+ * A call that reached no worker (DR_NOTSERVED, from the owner's bridge or
+ * from a delivery here) is made again on the hosts in turn (relocate): the
+ * worker may be moving to its new owner.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -54,6 +58,8 @@ static bool wants_answer(uint8_t op)
 /* ---------------------------------------------------------------------- */
 /* Answering local callers */
 
+static int relocate(struct bridge *b, const struct item *it, const void *hint, size_t hint_len);
+
 static void answer(struct bridge *b, struct item *it, int status, const void *data, size_t len)
 {
 	int rc;
@@ -64,6 +70,11 @@ static void answer(struct bridge *b, struct item *it, int status, const void *da
 	if (it->internal) {
 		moves_owner_said(b, it->name, it->name_len, it->host, status);
 		return;
+	}
+	if (status == DR_NOTSERVED && it->op == DR_FWD_CALL) {
+		status = relocate(b, it, data, len);
+		if (status == 0)
+			return; /* a copy goes on, and answers the caller */
 	}
 	rc = status ? dr_admin_reply_status(b->mb, &it->caller, status)
 		    : dr_reply(b->mb, &it->caller, data, len);
@@ -96,6 +107,139 @@ static struct item *item_new(const struct dr_fwd *f, const struct dr_msg *m, uin
 	return it;
 }
 
+
+/* A copy of it, with an id of its own, to make the call again. */
+static struct item *item_copy(struct bridge *b, const struct item *it)
+{
+	struct item *c = malloc(sizeof(*c) + it->name_len + it->len);
+
+	if (!c)
+		return NULL;
+	*c = *it;
+	c->next = NULL;
+	c->answered = false;
+	c->id = ++b->next_id;
+	c->name = (unsigned char *)(c + 1);
+	c->data = c->name + it->name_len;
+	memcpy(c->name, it->name, it->name_len);
+	if (it->len)
+		memcpy(c->data, it->data, it->len);
+	return c;
+}
+
+static void enqueue(struct peer *p, struct item *it)
+{
+	*p->queue_tail = it;
+	p->queue_tail = &it->next;
+	p->queued++;
+	p->queued_bytes += it->len;
+}
+
+/* Turns over the hosts that a call that reached no worker gets: a second
+ * finds a worker that was between its two places during the first. */
+#define RELOCATE_TURNS 2
+/* How long, and how many times at most, such a call waits when a host
+ * that did not serve it named as its owner a host we have not heard. */
+#define PARK_NS (20ull * 1000 * 1000)
+#define PARK_MAX 100
+
+static bool reachable(struct bridge *b, const char *host)
+{
+	const struct peer *p = peer_by_host(b, host);
+
+	return strcmp(host, b->host) == 0 || (p && live(p->state) && p->req >= 0);
+}
+
+/*
+ * The call it reached no worker where it went (DR_NOTSERVED: no worker saw
+ * it, so it may be made again). Its worker may be moving (shouldrestart):
+ * the old instance serves the name until the new one, on the new owner,
+ * does, and hosts learn of a view at different moments. Make the call on
+ * the hosts in turn, this one first, then each live peer, until one
+ * delivers it: its answer, whatever it is, goes to the caller. A host that
+ * answers DR_NOTSERVED names the owner in its view (hint): when every host
+ * we know said no but that owner is one we have not heard yet (it joined,
+ * and its first heartbeat has not reached us), the call waits for it
+ * (PARK_NS at a time, PARK_MAX times) and goes round again. 0: a copy goes
+ * on and will answer the caller; else the status to answer with:
+ * DR_NOTSERVED after RELOCATE_TURNS turns found it nowhere, or when the
+ * call's deadline passed or the bridge is stopping.
+ */
+static int relocate(struct bridge *b, const struct item *it, const void *hint, size_t hint_len)
+{
+	uint64_t now = now_ns();
+	uint16_t probe = it->probe;
+	uint8_t turns = it->turns;
+	char owner[DR_HOST_MAX + 1];
+
+	snprintf(owner, sizeof(owner), "%s", it->host);
+	if (hint_len > 0 && hint_len <= DR_HOST_MAX && !memchr(hint, 0, hint_len)) {
+		memcpy(owner, hint, hint_len);
+		owner[hint_len] = 0;
+	}
+
+	while (!b->stopping && (!it->deadline_ns || now < it->deadline_ns)) {
+		struct item *c;
+		uint64_t cid;
+		int rc, left;
+
+		if (probe > b->npeers) {
+			probe = 0;
+			if (++turns >= RELOCATE_TURNS)
+				break;
+		}
+		if (probe > 0) {
+			struct peer *p = b->peers[probe++ - 1];
+
+			if (!live(p->state) || p->req < 0 || !p->host[0])
+				continue;
+			c = item_copy(b, it);
+			if (!c)
+				return -ENOMEM;
+			c->probe = probe;
+			c->turns = turns;
+			memcpy(c->host, owner, sizeof(owner));
+			enqueue(p, c);
+			b->n.relocated++;
+			return 0;
+		}
+		probe++;
+		c = item_copy(b, it);
+		if (!c)
+			return -ENOMEM;
+		c->probe = probe;
+		c->turns = turns;
+		memcpy(c->host, owner, sizeof(owner));
+		left = it->deadline_ns ? (int)((it->deadline_ns - now + 999999) / 1000000) : -1;
+		rc = dr_admin_deliver(b->mb, DR_FWD_CALL, c->name, c->name_len, c->data, c->len,
+				      left, &cid);
+		if (rc == 0)
+			rc = idmap_put(&b->calls, cid, (void *)((uintptr_t)c | TAG_ITEM));
+		if (rc == 0) {
+			b->n.relocated++;
+			return 0;
+		}
+		free(c);
+		if (rc != DR_NOTSERVED)
+			return rc; /* delivered (and no room to map its answer), or failed */
+	}
+	if (!b->stopping && owner[0] && !reachable(b, owner) && it->parks < PARK_MAX &&
+	    (!it->deadline_ns || now + PARK_NS < it->deadline_ns)) {
+		struct item *c = item_copy(b, it);
+
+		if (!c)
+			return -ENOMEM;
+		memcpy(c->host, owner, sizeof(owner));
+		c->probe = 0;
+		c->turns = 0;
+		c->parks++;
+		c->due_ns = now + PARK_NS;
+		c->next = b->parked;
+		b->parked = c;
+		return 0;
+	}
+	return DR_NOTSERVED;
+}
 
 /* ---------------------------------------------------------------------- */
 /* Sockets */
@@ -140,6 +284,7 @@ int rpc_start(struct bridge *b)
 void rpc_peer_up(struct bridge *b, struct peer *p)
 {
 	(void)b;
+	p->answered = false;
 	if (p->req >= 0 && strcmp(p->req_url, p->rpc) == 0)
 		return;
 	if (p->req >= 0)
@@ -241,7 +386,7 @@ static bool flush_one(struct bridge *b, struct peer *p, uint64_t now)
 	struct item **tail, *it;
 	uint32_t bytes = 0;
 
-	if (!p->queue || p->req < 0 || p->ninflight >= BATCHES_IN_FLIGHT)
+	if (!p->queue || p->req < 0 || p->ninflight >= (p->answered ? BATCHES_IN_FLIGHT : 1))
 		return false;
 	ob = calloc(1, sizeof(*ob));
 	if (!ob)
@@ -322,6 +467,7 @@ void rpc_peer_down(struct bridge *b, struct peer *p)
 	}
 	p->queue_tail = &p->queue;
 	p->queued = p->queued_bytes = 0;
+	p->answered = false;
 }
 
 /* A REPLY from p: answer the calls it answers. */
@@ -345,6 +491,7 @@ static void on_reply(struct bridge *b, struct peer *p, const unsigned char *body
 		b->n.dropped_replay++; /* sealed for another host: replayed to us */
 		return;
 	}
+	p->answered = true; /* it has heard us: batches may overlap now */
 	for (ob = p->inflight; ob && ob->no != no; ob = ob->next)
 		;
 	if (!ob)
@@ -531,6 +678,16 @@ static void deliver(struct bridge *b, struct ibatch *ib, struct ritem *ri,
 				      it->timeout_ms, &cid);
 		if (rc == 0 && idmap_put(&b->calls, cid, ri) == 0) {
 			ri->call_id = cid;
+			return;
+		}
+		if (rc == DR_NOTSERVED) {
+			/* Not here: say whom our view gives it to (relocate). */
+			char owner[DR_HOST_MAX + 1];
+
+			if (dr_owner_bin(b->r, it->name, it->name_len, owner, sizeof(owner)) != 0 ||
+			    strcmp(owner, b->host) == 0)
+				owner[0] = 0;
+			ritem_done(b, ib, ri, rc, owner, strlen(owner));
 			return;
 		}
 		ritem_done(b, ib, ri, rc ? rc : -ENOMEM, NULL, 0);
@@ -811,10 +968,7 @@ static void on_forward(struct bridge *b, const struct dr_msg *m, uint64_t now)
 			dr_reply_error(b->mb, m, -ENOMEM);
 		return;
 	}
-	*p->queue_tail = it;
-	p->queue_tail = &it->next;
-	p->queued++;
-	p->queued_bytes += it->len;
+	enqueue(p, it);
 }
 
 int rpc_ask(struct bridge *b, const char *host, const unsigned char *name, size_t len,
@@ -835,9 +989,7 @@ int rpc_ask(struct bridge *b, const char *host, const unsigned char *name, size_
 		return -ENOMEM;
 	it->internal = true;
 	snprintf(it->host, sizeof(it->host), "%s", host);
-	*p->queue_tail = it;
-	p->queue_tail = &it->next;
-	p->queued++;
+	enqueue(p, it);
 	return 0;
 }
 
@@ -909,8 +1061,28 @@ static uint64_t retry_after(const struct peer *p)
 	return rtt4 > RETRY_MIN_NS ? rtt4 : RETRY_MIN_NS;
 }
 
+/* Parked calls whose wait is over (or all, when stopping) go round again. */
+static void unpark(struct bridge *b, uint64_t now)
+{
+	struct item **pp = &b->parked;
+
+	while (*pp) {
+		struct item *it = *pp;
+
+		if (now < it->due_ns && !b->stopping) {
+			pp = &it->next;
+			continue;
+		}
+		*pp = it->next;
+		answer(b, it, DR_NOTSERVED, NULL, 0); /* may park a copy, at the head */
+		free(it);
+		pp = &b->parked; /* the list may have changed before pp */
+	}
+}
+
 void rpc_tick(struct bridge *b, uint64_t now)
 {
+	unpark(b, now);
 	for (size_t i = 0; i < b->npeers; i++) {
 		struct peer *p = b->peers[i];
 		struct obatch *ob, *next;
@@ -957,7 +1129,7 @@ void rpc_tick(struct bridge *b, uint64_t now)
 
 bool rpc_idle(const struct bridge *b)
 {
-	if (b->calls.n)
+	if (b->calls.n || b->parked)
 		return false;
 	for (size_t i = 0; i < b->npeers; i++)
 		if (b->peers[i]->queue || b->peers[i]->inflight)
@@ -990,6 +1162,8 @@ uint64_t rpc_next_deadline(const struct bridge *b)
 
 void rpc_stop(struct bridge *b)
 {
+	b->stopping = true;
+	unpark(b, now_ns());
 	for (size_t i = 0; i < b->npeers; i++) {
 		struct peer *p = b->peers[i];
 

@@ -335,104 +335,17 @@ static int left_ms(uint64_t deadline)
 	return now >= deadline ? 0 : (int)((deadline - now + 999999) / 1000000);
 }
 
-/* Whether host w serves the global name: 0 yes, -ENOENT no (a lookup
- * there, through the bridges unless w is this host), or the error. */
-static int served_at(dr_registry *r, const struct dri_where *w, const void *name,
-		     size_t name_len, int timeout_ms)
-{
-	uint8_t hdr[FWD_MAX], ans[DR_ENTRY_WIRE_MAX];
-	size_t ans_len = sizeof(ans);
-	struct dri_target to;
-	int err;
-
-	if (w->self)
-		return dri_whereis(r, name, name_len, DRI_REG_GLOBAL, NULL);
-	to = dri_to_bridge(hdr, DR_FWD_WHEREIS, w, name, name_len, timeout_ms);
-	err = dri_call_wait(r, &to, NULL, 0, ans, &ans_len, timeout_ms, -ENOTCONN);
-	return err == -EMSGSIZE ? -EBADMSG : err;
-}
-
-/* Where the global name is served now: the owner w if it serves it, else
- * the first other live host of the view that does (a lookup on each,
- * through the bridges). 0 and *at, or -ENOENT. */
-static int where_served(dr_registry *r, const void *name, size_t name_len,
-			const struct dri_where *w, uint64_t deadline, struct dri_where *at)
-{
-	struct dri_view_snap *v;
-	int found = -ENOENT;
-
-	if (left_ms(deadline) == 0)
-		return -ENOENT;
-	if (served_at(r, w, name, name_len, left_ms(deadline)) == 0) {
-		*at = *w;
-		return 0;
-	}
-	v = malloc(sizeof(*v));
-	if (!v)
-		return -ENOENT;
-	if (dri_view_snapshot(r, v) >= 0) {
-		for (uint32_t i = 0; i < v->n && found && left_ms(deadline) != 0; i++) {
-			const struct dr_host *h = &v->hosts[i];
-
-			if ((h->state != DR_HOST_UP && h->state != DR_HOST_SUSPECT) ||
-			    strcmp(h->id, w->host) == 0)
-				continue;
-			*at = (struct dri_where){ .self = h->self == 1, .bridge = w->bridge,
-						  .epoch = w->epoch };
-			memcpy(at->host, h->id, sizeof(at->host));
-			found = served_at(r, at, name, name_len, left_ms(deadline)) == 0 ? 0 : -ENOENT;
-		}
-	}
-	free(v);
-	return found;
-}
-
-/* Calls during a move: how many times one is made at most, and how many
- * rounds of lookups in a row may find the name nowhere. */
-#define MOVE_CALLS 4
-#define MOVE_NOWHERE 2
-
 /*
- * A call that reached no worker (DR_NOTSERVED: never a worker's own
- * answer, so it was made nowhere) may be to a worker that moves
- * (shouldrestart): the old instance serves the name until the new one, on
- * the new owner, does, and hosts learn of a view change at different
- * moments. Make the call where a lookup finds the name now: on its owner in
- * the view as it is now, else on the first other live host that serves it.
- * A round of lookups can miss the worker between the two (the owner asked
- * before it started it, the old host after it stopped): a name found
- * nowhere in MOVE_NOWHERE rounds in a row is not served (-ENOENT). At most
- * MOVE_CALLS calls, within the call's time left.
+ * A call to a global name this host owns reached no worker here: the worker
+ * may be moving here, or away under a view that other hosts do not have
+ * yet. This host's bridge makes it again where the name runs (bridge/rpc.c,
+ * relocate), as it does for a call that reached no worker on another host.
  */
-static int call_moving(dr_registry *r, const void *name, size_t name_len, const void *req,
-		       size_t req_len, void *reply, size_t *reply_len, size_t cap,
-		       uint64_t deadline)
+static struct dri_target via_bridge(const struct dri_where *w, const void *name,
+				    size_t name_len, int timeout_ms, uint8_t *hdr, int *gone)
 {
-	struct dri_where w, at;
-	uint8_t hdr[FWD_MAX];
-	struct dri_target to;
-	int err = DR_NOTSERVED, gone, ms, calls = 0, nowhere = 0;
-
-	while (err == DR_NOTSERVED && calls < MOVE_CALLS && nowhere < MOVE_NOWHERE) {
-		if (left_ms(deadline) == 0 || dri_owner_of(r, name, name_len, &w) != 0 || !w.bridge)
-			break;
-		if (where_served(r, name, name_len, &w, deadline, &at) != 0) {
-			nowhere++;
-			continue;
-		}
-		nowhere = 0;
-		calls++;
-		if (reply_len)
-			*reply_len = cap;
-		ms = left_ms(deadline);
-		target_of(&at, name, name_len, DR_FWD_CALL, ms, hdr, &to, &gone);
-		to.notserved = true;
-		err = dri_call_wait(r, &to, req, req_len, reply, reply_len, ms, gone);
-		/* That host gone or unreachable meanwhile: the owner's answer. */
-		if (err == -EHOSTUNREACH || err == -ENOTCONN)
-			break;
-	}
-	return err == DR_NOTSERVED || err == -EHOSTUNREACH || err == -ENOTCONN ? -ENOENT : err;
+	*gone = -ENOTCONN;
+	return dri_to_bridge(hdr, DR_FWD_CALL, w, name, name_len, timeout_ms);
 }
 
 DR_EXPORT int dr_call_global_bin(dr_registry *r, const void *name, size_t name_len,
@@ -456,11 +369,15 @@ DR_EXPORT int dr_call_global_bin(dr_registry *r, const void *name, size_t name_l
 	target_of(&w, name, name_len, DR_FWD_CALL, timeout_ms, hdr, &to, &gone);
 	to.notserved = true;
 	err = dri_call_wait(r, &to, req, req_len, reply, reply_len, timeout_ms, gone);
-	if (err == DR_NOTSERVED)
-		err = w.bridge ? call_moving(r, name, name_len, req, req_len, reply, reply_len,
-					     cap, deadline)
-			       : -ENOENT;
-	return err;
+	if (err == DR_NOTSERVED && w.self && w.bridge && left_ms(deadline) != 0) {
+		int ms = left_ms(deadline);
+
+		if (reply_len)
+			*reply_len = cap;
+		to = via_bridge(&w, name, name_len, ms, hdr, &gone);
+		err = dri_call_wait(r, &to, req, req_len, reply, reply_len, ms, gone);
+	}
+	return err == DR_NOTSERVED ? -ENOENT : err;
 }
 
 DR_EXPORT int dr_call_global(dr_registry *r, const char *name, const void *req, size_t req_len,
@@ -476,16 +393,27 @@ DR_EXPORT int dr_call_async_global_bin(dr_mailbox *mb, const void *name, size_t 
 {
 	uint8_t hdr[FWD_MAX];
 	struct dri_target to;
+	struct dri_where w;
 	int err, gone;
 
 	if (!mb || timeout_ms < -1)
 		return -EINVAL;
 	if (mb->r->pid != dri_self_pid)
 		return -ECHILD;
-	err = global_target(mb->r, name, name_len, DR_FWD_CALL, timeout_ms, hdr, &to, &gone);
+	err = name_check(name, name_len);
+	if (!err)
+		err = dri_owner_of(mb->r, name, name_len, &w);
 	if (err)
 		return err;
-	return dri_call_async(mb, &to, req, req_len, timeout_ms, gone, call_id);
+	target_of(&w, name, name_len, DR_FWD_CALL, timeout_ms, hdr, &to, &gone);
+	err = dri_call_async(mb, &to, req, req_len, timeout_ms, gone, call_id);
+	/* Sent nowhere (-ENOENT before it left): see via_bridge(). One that
+	 * reached a registration ending meanwhile gets -ENOENT as its answer. */
+	if (err == -ENOENT && w.self && w.bridge) {
+		to = via_bridge(&w, name, name_len, timeout_ms, hdr, &gone);
+		err = dri_call_async(mb, &to, req, req_len, timeout_ms, gone, call_id);
+	}
+	return err;
 }
 
 DR_EXPORT int dr_call_async_global(dr_mailbox *mb, const char *name, const void *req,

@@ -671,14 +671,17 @@ int dr_mailbox_stats(dr_mailbox *mb, struct dr_mailbox_stats *out);
  *  - A call is delivered at most once per attempt. The library never sends
  *    a call twice; the bridges resend a batch of calls whose reply was lost,
  *    and the owner's bridge answers a resent batch from what it remembers
- *    instead of delivering it again.
+ *    instead of delivering it again. A call that reached no worker (no
+ *    worker saw it) is made again elsewhere: see dr_call_global().
  *  - A cast or send is best effort: once the local bridge has it, it can be
  *    lost, with no error to the sender, if a bridge dies or the owner is
  *    unreachable.
  *  - Messages from one sending process to one global name arrive in the
  *    order they were sent (or not at all: a message is never delivered
- *    after one sent later).
- *  - To a global name owned by this host, everything is as for local names.
+ *    after one sent later), save for calls made again because they reached
+ *    no worker while it moved (dr_call_global()).
+ *  - To a global name owned by this host, everything is as for local names,
+ *    but for calls to one that is not served here (dr_call_global()).
  */
 
 /* Longest host id, in bytes. */
@@ -780,14 +783,22 @@ int dr_whereis_global_bin(dr_registry *r, const void *name, size_t name_len,
  * owner does not serve it yet. A call that reached no worker there (the
  * name not served, or its registration ended before the worker took the
  * call: told apart from a worker's own -ENOENT answer, which is final) was
- * delivered nowhere, and dr_call_global() makes it again where a lookup
- * finds the name now: on the owner of the view as it is then, else on the
- * first other live host that serves it (the old instance); at most four
- * calls, within the same timeout. A name that two rounds of lookups in a
- * row find nowhere is not served (-ENOENT). So a waiting call made during
- * a move reaches the old or the new instance. The other operations are not
- * made again: an asynchronous call, a cast or a send during a move may get
- * -ENOENT (or be dropped).
+ * delivered nowhere, and the caller's bridge makes it again on the hosts
+ * in turn, this one first, until one delivers it (two turns at most;
+ * within the call's timeout). A host that did not serve it names the owner
+ * of its view: if that is a host the caller's bridge has not heard yet (a
+ * join that reached the others first), the call waits for it, 20 ms at a
+ * time, up to 2 s. To a name this host owns but does not serve, a call is
+ * made again the same way, through this host's bridge. So a call made
+ * during a move, waiting or asynchronous, reaches the old or the new
+ * instance, with one exception: an asynchronous call to a name this host
+ * owns, delivered to its worker here whose registration ends before the
+ * worker takes it, gets -ENOENT (the library keeps no copy of it).
+ * A call made again can overtake, or be overtaken by, other calls of the
+ * same sender: the order per sender holds for calls that were not made
+ * again. A name served nowhere
+ * costs its -ENOENT those turns (a round trip per host). Casts and sends
+ * are not made again: during a move they may be dropped, or get -ENOENT.
  */
 int dr_call_global(dr_registry *r, const char *name, const void *req, size_t req_len,
 		   void *reply, size_t *reply_len, int timeout_ms);

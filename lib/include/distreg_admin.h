@@ -66,9 +66,12 @@ int dr_admin_view_publish(dr_mailbox *mb, const struct dr_host *hosts, size_t n,
  * served where it was sent, or its registration ended on the way. It is
  * out of errno's range so that it is told apart from a worker's own
  * -ENOENT answer: a call that got it was delivered nowhere and may be made
- * elsewhere (dr_call_global() does while a worker moves). dr_reply_error()
- * refuses it (a worker cannot claim it); bridges answer it with
- * dr_admin_reply_status(); a process's own calls report it as -ENOENT.
+ * elsewhere (dr_call_global() and the bridges do while a worker moves).
+ * dr_reply_error() refuses it (a worker cannot claim it); bridges answer it
+ * with dr_admin_reply_status(). In the segment it is an answer of -ENOENT
+ * with a flag that only the library sets, so a library or a worker built
+ * before it existed sees -ENOENT and cannot forge it; a process's own
+ * calls report it as -ENOENT. Between bridges it needs protocol version 2.
  */
 #define DR_NOTSERVED (-4096 - 1)
 

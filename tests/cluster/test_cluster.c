@@ -364,15 +364,69 @@ Test(cluster, starts_create_each_worker_once_on_its_owner)
 	cl_fini(&c);
 }
 
-/* Calls every name, round after round, until told to stop; counts. */
+/* Calls every name, round after round, until told to stop; counts. With
+ * async set, asynchronous calls, that many in flight. */
 struct caller_loop {
 	const char *seg;
 	int n;
 	const char *const *names;
+	int async;
 	volatile int stop;
 	int calls, failed, last_err;
 	char last_name[32];
 };
+
+static void caller_failed(struct caller_loop *cl, int rc, const char *name)
+{
+	__atomic_add_fetch(&cl->failed, 1, __ATOMIC_RELAXED);
+	cl->last_err = rc;
+	snprintf(cl->last_name, sizeof(cl->last_name), "%s", name);
+}
+
+static int async_loop_main(void *arg)
+{
+	struct caller_loop *cl = arg;
+	struct dr_options o = { .segment = cl->seg };
+	uint64_t ids[64];
+	int of[64], inflight = 0, k = 0;
+	dr_registry *r;
+	dr_mailbox *mb;
+
+	if (cl->async > 64 || dr_open(&o, &r) || dr_mailbox_open(r, &mb))
+		return 10;
+	while (!cl->stop || inflight) {
+		struct dr_msg m;
+		int rc, i;
+
+		while (!cl->stop && inflight < cl->async) {
+			rc = dr_call_async_global(mb, cl->names[k], "ping", 4, 3000, &ids[inflight]);
+			__atomic_add_fetch(&cl->calls, 1, __ATOMIC_RELAXED);
+			if (rc)
+				caller_failed(cl, rc, cl->names[k]);
+			else
+				of[inflight++] = k;
+			k = (k + 1) % cl->n;
+		}
+		if (!inflight)
+			continue;
+		rc = dr_recv(mb, &m, 5000);
+		if (rc)
+			return 11; /* an answer must come: at least the timeout */
+		if (m.kind != DR_MSG_REPLY)
+			continue;
+		for (i = 0; i < inflight && ids[i] != m.call_id; i++)
+			;
+		if (i == inflight)
+			return 12; /* not one of ours */
+		if (m.status)
+			caller_failed(cl, m.status, cl->names[of[i]]);
+		ids[i] = ids[--inflight];
+		of[i] = of[inflight];
+	}
+	dr_mailbox_close(mb);
+	dr_close(r);
+	return 0;
+}
 
 static int caller_loop_main(void *arg)
 {
@@ -389,11 +443,8 @@ static int caller_loop_main(void *arg)
 			int rc = dr_call_global(r, cl->names[k], "ping", 4, reply, &len, 3000);
 
 			__atomic_add_fetch(&cl->calls, 1, __ATOMIC_RELAXED);
-			if (rc) {
-				__atomic_add_fetch(&cl->failed, 1, __ATOMIC_RELAXED);
-				cl->last_err = rc;
-				snprintf(cl->last_name, sizeof(cl->last_name), "%s", cl->names[k]);
-			}
+			if (rc)
+				caller_failed(cl, rc, cl->names[k]);
 		}
 	}
 	dr_close(r);
@@ -424,24 +475,29 @@ Test(cluster, a_join_moves_each_worker_whose_owner_changed_to_it)
 		before[k] = cl_owner(&c, 0, nb[k]);
 		cr_assert(before[k] == 0 || before[k] == 1);
 	}
-	/* Calls all along, from a host that stays: none may fail while the
-	 * workers move (a call that reached no worker on the new owner is
-	 * made again where a lookup finds the name: the old instance, or the
-	 * new one once it serves). */
-	struct caller_loop *loop = mmap(NULL, sizeof(*loop), PROT_READ | PROT_WRITE,
+	/* Calls all along, from the hosts that stay, waiting ones from the
+	 * first, 16 asynchronous ones in flight from the second: none may
+	 * fail while the workers move (a call that reached no worker on the
+	 * new owner is made again where the name runs: the old instance, or
+	 * the new one once it serves). */
+	struct caller_loop *loop = mmap(NULL, 2 * sizeof(*loop), PROT_READ | PROT_WRITE,
 					MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	static const char *nbp[N];
-	pid_t caller;
+	pid_t caller[2];
 	int st;
 
 	cr_assert_neq(loop, MAP_FAILED);
 	for (int k = 0; k < N; k++)
 		nbp[k] = nb[k];
-	*loop = (struct caller_loop){ .seg = c.h[0].seg, .n = N, .names = nbp };
-	caller = dr_test_spawn(caller_loop_main, loop);
-	cr_assert_gt(caller, 0);
-	while (__atomic_load_n(&loop->calls, __ATOMIC_RELAXED) < N)
-		cl_sleep_ms(5);
+	loop[0] = (struct caller_loop){ .seg = c.h[0].seg, .n = N, .names = nbp };
+	loop[1] = (struct caller_loop){ .seg = c.h[1].seg, .n = N, .names = nbp, .async = 16 };
+	caller[0] = dr_test_spawn(caller_loop_main, &loop[0]);
+	caller[1] = dr_test_spawn(async_loop_main, &loop[1]);
+	cr_assert_gt(caller[0], 0);
+	cr_assert_gt(caller[1], 0);
+	for (int i = 0; i < 2; i++)
+		while (__atomic_load_n(&loop[i].calls, __ATOMIC_RELAXED) < N)
+			cl_sleep_ms(5);
 	/* A third host joins: the names it wins move to it, only those. */
 	cl_start(&c, 2);
 	cl_wait_converged(&c, "three hosts");
@@ -462,13 +518,18 @@ Test(cluster, a_join_moves_each_worker_whose_owner_changed_to_it)
 	}
 	cr_log_info("%d of %d names moved to the new host, all placed %.0f ms after the views "
 		    "converged", moving, N, (cl_now() - t0) * 1000);
-	loop->stop = 1;
-	cr_assert_eq(waitpid(caller, &st, 0), caller);
-	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-	cr_log_info("%d calls during the move, %d failed", loop->calls, loop->failed);
-	cr_assert_eq(loop->failed, 0, "%d of %d calls failed during the move, the last %s: %s",
-		     loop->failed, loop->calls, loop->last_name, dr_strerror(loop->last_err));
-	munmap(loop, sizeof(*loop));
+	for (int i = 0; i < 2; i++) {
+		loop[i].stop = 1;
+		cr_assert_eq(waitpid(caller[i], &st, 0), caller[i]);
+		cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "caller %d: %d", i, st);
+		cr_log_info("%d %s calls during the move, %d failed", loop[i].calls,
+			    i ? "asynchronous" : "waiting", loop[i].failed);
+		cr_assert_eq(loop[i].failed, 0, "%d of %d %s calls failed during the move, the "
+			     "last %s: %s", loop[i].failed, loop[i].calls,
+			     i ? "asynchronous" : "waiting", loop[i].last_name,
+			     dr_strerror(loop[i].last_err));
+	}
+	munmap(loop, 2 * sizeof(*loop));
 	for (int i = 0; i < c.n; i++) {
 		moved += __atomic_load_n(&cnt->moved[i], __ATOMIC_RELAXED);
 		failed += __atomic_load_n(&cnt->move_failed[i], __ATOMIC_RELAXED);
