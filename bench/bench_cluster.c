@@ -38,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -194,14 +195,13 @@ static void host_fini(struct host *h)
 	unlink(h->log);
 }
 
-/* A global name B owns. */
-static const char *name_on_b(void)
+/* A global name B owns, prefix.N, into name (32 bytes). */
+static const char *name_on_b(const char *prefix, char *name)
 {
-	static char name[32];
 	char owner[DR_HOST_MAX + 1];
 
 	for (int k = 0;; k++) {
-		snprintf(name, sizeof(name), "echo.%d", k);
+		snprintf(name, 32, "%s.%d", prefix, k);
 		if (dr_owner(A.r, name, owner, sizeof(owner)) == 0 && strcmp(owner, B.id) == 0)
 			return name;
 	}
@@ -238,8 +238,10 @@ static void echo_worker(void *arg)
 	}
 }
 
+/* Calls one after the other; each must return expect (0, or -ENOENT for a
+ * name served nowhere). */
 static void bench_sync(const char *label, dr_registry *r, const char *name, bool global,
-		       uint64_t *lat)
+		       int expect, uint64_t *lat)
 {
 	char req[MSG] = "ping", rep[64];
 	uint64_t t0, end;
@@ -250,7 +252,7 @@ static void bench_sync(const char *label, dr_registry *r, const char *name, bool
 		int rc = global ? dr_call_global(r, name, req, sizeof(req), rep, &len, 5000)
 				: dr_call(r, name, req, sizeof(req), rep, &len, 5000);
 
-		if (rc)
+		if (rc != expect)
 			die(label, dr_strerror(rc));
 	}
 	t0 = now_ns();
@@ -261,7 +263,7 @@ static void bench_sync(const char *label, dr_registry *r, const char *name, bool
 		int rc = global ? dr_call_global(r, name, req, sizeof(req), rep, &len, 5000)
 				: dr_call(r, name, req, sizeof(req), rep, &len, 5000);
 
-		if (rc)
+		if (rc != expect)
 			die(label, dr_strerror(rc));
 		lat[n++] = now_ns() - a;
 		if (a + lat[n - 1] >= end)
@@ -654,6 +656,66 @@ static int owner_index(struct host **hs, int nh, const char *name)
 	return -1;
 }
 
+/* Asynchronous calls to the n workers in a random order, JOIN_DEPTH in
+ * flight, from a host that stays, while a host joins: how many fail. */
+#define JOIN_DEPTH 64
+
+struct joincalls {
+	const struct host *h;
+	size_t n;
+	volatile int stop;             /* set by the parent */
+	volatile int done;             /* set by the child: counts final */
+	long calls, failed;
+	int last_err;
+};
+
+static void join_caller(void *arg)
+{
+	struct joincalls *jc = arg;
+	struct dr_options o = { .segment = jc->h->seg };
+	uint64_t rng = 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid();
+	dr_registry *r;
+	dr_mailbox *mb;
+	int inflight = 0, rc = dr_open(&o, &r);
+
+	if (!rc)
+		rc = dr_mailbox_open(r, &mb);
+	if (rc)
+		die("join caller", dr_strerror(rc));
+	while (!jc->stop || inflight) {
+		struct dr_msg m;
+		char name[32];
+		uint64_t id;
+
+		while (!jc->stop && inflight < JOIN_DEPTH) {
+			rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+			gw_name(name, sizeof(name), (size_t)(rng % jc->n));
+			jc->calls++;
+			rc = dr_call_async_global(mb, name, "ping", 4, 10000, &id);
+			if (rc) {
+				jc->failed++;
+				jc->last_err = rc;
+			} else {
+				inflight++;
+			}
+		}
+		if (!inflight)
+			break;
+		if (dr_recv(mb, &m, 15000) != 0)
+			die("join caller", "no answer within 15 s");
+		if (m.kind != DR_MSG_REPLY)
+			continue;
+		inflight--;
+		if (m.status) {
+			jc->failed++;
+			jc->last_err = m.status;
+		}
+	}
+	jc->done = 1;
+	for (;;)
+		pause();
+}
+
 static void bench_global(size_t n, double settle_s)
 {
 	static int round;
@@ -661,7 +723,8 @@ static void bench_global(size_t n, double settle_s)
 	struct host *hs[4] = { &A, &B, &C, &D }, *one[1] = { &A };
 	int *before = malloc(n * sizeof(int)), *after = malloc(n * sizeof(int));
 	unsigned char *served = malloc(4 * n);
-	pid_t fp[4];
+	pid_t fp[4], caller;
+	struct joincalls *jc;
 	size_t moved = 0, left;
 	uint64_t t_join, t_placed = 0;
 	double one_s, all_s;
@@ -690,7 +753,12 @@ static void bench_global(size_t n, double settle_s)
 	if (left)
 		die("starts", "workers not on their owner before the join");
 
-	/* A fourth host joins. */
+	/* A fourth host joins, with calls all along from A. */
+	jc = mmap(NULL, sizeof(*jc), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (jc == MAP_FAILED)
+		die("mmap", strerror(errno));
+	*jc = (struct joincalls){ .h = &A, .n = n };
+	caller = fork_child(join_caller, jc);
 	host_init(&D, "D");
 	fp[3] = fork_child(factory, &D);
 	usleep(100000);
@@ -711,6 +779,11 @@ static void bench_global(size_t n, double settle_s)
 		}
 		usleep(5000);
 	} while (now_ns() - t_join < (uint64_t)(settle_s * 1e9));
+	usleep(100000); /* and a little after */
+	jc->stop = 1;
+	while (!jc->done)
+		usleep(1000);
+	stop_child(caller);
 
 	printf("\nglobal workers (dr_start through a factory per host, %zu workers):\n", n);
 	printf("  starts from one host:    %8.0f /s\n", one_s);
@@ -722,6 +795,13 @@ static void bench_global(size_t n, double settle_s)
 		       (double)(t_placed - t_join) / 1e6);
 	else
 		printf("  %zu workers still misplaced %.0f s after the join\n", left, settle_s);
+	printf("  calls from A during the join (%d asynchronous in flight): %ld, %ld failed%s%s\n",
+	       JOIN_DEPTH, jc->calls, jc->failed, jc->failed ? ", the last: " : "",
+	       jc->failed ? dr_strerror(jc->last_err) : "");
+	results[nresults].p50_us = (double)jc->failed;
+	results[nresults].calls_s = (double)jc->calls;
+	snprintf(results[nresults++].name, sizeof(results[0].name), "join calls %zu", n);
+	munmap(jc, sizeof(*jc));
 	results[nresults].p50_us = t_placed ? (double)(t_placed - t_join) / 1e3 : -1;
 	snprintf(results[nresults++].name, sizeof(results[0].name), "rebalance %zu", n);
 	for (int i = 0; i < 4; i++)
@@ -755,6 +835,7 @@ int main(int argc, char **argv)
 	struct wargs wl, wg;
 	pid_t local_w, remote_w, srv;
 	const char *name;
+	char echo[32], nobody[32];
 	const struct result *nn, *remote, *raw, *async, *rebalance;
 	size_t reaps = 20, workers = 10000;
 	bool short_run = false;
@@ -842,16 +923,19 @@ int main(int argc, char **argv)
 	local_w = fork_child(echo_worker, &wl);
 	while (dr_whereis(A.r, "local.echo", NULL) != 0)
 		usleep(1000);
-	bench_sync("local call", A.r, "local.echo", false, lat);
+	bench_sync("local call", A.r, "local.echo", false, 0, lat);
 	stop_child(local_w);
 
-	name = name_on_b();
+	name = name_on_b("echo", echo);
 	wg = (struct wargs){ .seg = B.seg, .name = name, .global = true };
 	remote_w = fork_child(echo_worker, &wg);
 	while (dr_whereis_global(B.r, name, NULL, NULL, 0, 1000) != 0)
 		usleep(1000);
-	bench_sync("remote call", A.r, name, true, lat);
+	bench_sync("remote call", A.r, name, true, 0, lat);
 	remote = find("remote call");
+	/* The same owner, a name nobody serves: its -ENOENT takes the turns
+	 * over the hosts that a call to a moving worker gets. */
+	bench_sync("remote, served nowhere", A.r, name_on_b("nobody", nobody), true, -ENOENT, lat);
 	bench_async(A.r, name, 16, lat);
 	async = bench_async(A.r, name, 256, lat);
 	stop_child(remote_w);
@@ -886,6 +970,15 @@ int main(int argc, char **argv)
 	else
 		printf("  MISS  all %zu workers placed on their owner within 2 s of a join: "
 		       "not all placed after %.0f s\n", workers, settle);
+	{
+		char label[32];
+		const struct result *jr;
+
+		snprintf(label, sizeof(label), "join calls %zu", workers);
+		jr = find(label);
+		printf("  %s  no call lost while workers move: %.0f of %.0f failed\n",
+		       jr->p50_us == 0 ? "PASS" : "MISS", jr->p50_us, jr->calls_s);
+	}
 	host_fini(&A);
 	host_fini(&B);
 	free(lat);
