@@ -102,7 +102,7 @@ struct ritem {
 	int32_t status;
 	uint32_t len;
 	unsigned char *data;           /* the answer (malloc'd) */
-	unsigned char *name;           /* DR_FWD_START: the name (malloc'd), for the answer */
+	unsigned char *name;           /* CALL, START: the name (malloc'd), for the answer */
 	uint8_t name_len;
 };
 
@@ -148,10 +148,6 @@ struct peer {
 	uint32_t queued, queued_bytes;
 	struct obatch *inflight;       /* oldest first */
 	uint32_t ninflight;
-	/* It answered a batch since it came up. Until then one batch at a
-	 * time: one it drops, not having heard us yet, must not be overtaken
-	 * by the next, which it would deliver and so fail the first. */
-	bool answered;
 	double rtt_ms;                 /* smoothed round trip */
 	/* rpc, inbound */
 	struct origin origin;

@@ -172,8 +172,12 @@ static int relocate(struct bridge *b, const struct item *it, const void *hint, s
 	uint8_t turns = it->turns;
 	char owner[DR_HOST_MAX + 1];
 
+	/* The latest hint only: a host that names a reachable owner, or none
+	 * (it owns the name: the worker is on its way there), clears it. A
+	 * local delivery (no data) keeps the one a host gave before. */
 	snprintf(owner, sizeof(owner), "%s", it->host);
-	if (hint_len > 0 && hint_len <= DR_HOST_MAX && !memchr(hint, 0, hint_len)) {
+	if (hint_len <= DR_HOST_MAX && (!hint_len || !memchr(hint, 0, hint_len)) &&
+	    (hint_len || it->probe != 1)) {
 		memcpy(owner, hint, hint_len);
 		owner[hint_len] = 0;
 	}
@@ -284,7 +288,6 @@ int rpc_start(struct bridge *b)
 void rpc_peer_up(struct bridge *b, struct peer *p)
 {
 	(void)b;
-	p->answered = false;
 	if (p->req >= 0 && strcmp(p->req_url, p->rpc) == 0)
 		return;
 	if (p->req >= 0)
@@ -386,7 +389,7 @@ static bool flush_one(struct bridge *b, struct peer *p, uint64_t now)
 	struct item **tail, *it;
 	uint32_t bytes = 0;
 
-	if (!p->queue || p->req < 0 || p->ninflight >= (p->answered ? BATCHES_IN_FLIGHT : 1))
+	if (!p->queue || p->req < 0 || p->ninflight >= BATCHES_IN_FLIGHT)
 		return false;
 	ob = calloc(1, sizeof(*ob));
 	if (!ob)
@@ -467,7 +470,6 @@ void rpc_peer_down(struct bridge *b, struct peer *p)
 	}
 	p->queue_tail = &p->queue;
 	p->queued = p->queued_bytes = 0;
-	p->answered = false;
 }
 
 /* A REPLY from p: answer the calls it answers. */
@@ -491,7 +493,6 @@ static void on_reply(struct bridge *b, struct peer *p, const unsigned char *body
 		b->n.dropped_replay++; /* sealed for another host: replayed to us */
 		return;
 	}
-	p->answered = true; /* it has heard us: batches may overlap now */
 	for (ob = p->inflight; ob && ob->no != no; ob = ob->next)
 		;
 	if (!ob)
@@ -663,6 +664,19 @@ static void ritem_done(struct bridge *b, struct ibatch *ib, struct ritem *ri, in
 		ibatch_reply(b, ib);
 }
 
+/* The call ri reached no worker here: DR_NOTSERVED, with the owner of our
+ * view as its data when that is another host (relocate, at the caller's
+ * bridge, waits for a host it has not heard). */
+static void not_here(struct bridge *b, struct ritem *ri, const void *name, size_t name_len)
+{
+	char owner[DR_HOST_MAX + 1];
+
+	if (dr_owner_bin(b->r, name, name_len, owner, sizeof(owner)) != 0 ||
+	    strcmp(owner, b->host) == 0)
+		owner[0] = 0;
+	ritem_done(b, ri->ib, ri, DR_NOTSERVED, owner, strlen(owner));
+}
+
 /* Hand one inbound item to its worker. */
 static void deliver(struct bridge *b, struct ibatch *ib, struct ritem *ri,
 		    const struct wire_item *it)
@@ -674,23 +688,24 @@ static void deliver(struct bridge *b, struct ibatch *ib, struct ritem *ri,
 
 	switch (it->op) {
 	case DR_FWD_CALL:
+		/* Its name, for the answer DR_NOTSERVED (not_here). */
+		ri->name = malloc(it->name_len);
+		if (!ri->name) {
+			ritem_done(b, ib, ri, -ENOMEM, NULL, 0);
+			return;
+		}
+		memcpy(ri->name, it->name, it->name_len);
+		ri->name_len = it->name_len;
 		rc = dr_admin_deliver(b->mb, DR_FWD_CALL, it->name, it->name_len, it->data, it->len,
 				      it->timeout_ms, &cid);
 		if (rc == 0 && idmap_put(&b->calls, cid, ri) == 0) {
 			ri->call_id = cid;
 			return;
 		}
-		if (rc == DR_NOTSERVED) {
-			/* Not here: say whom our view gives it to (relocate). */
-			char owner[DR_HOST_MAX + 1];
-
-			if (dr_owner_bin(b->r, it->name, it->name_len, owner, sizeof(owner)) != 0 ||
-			    strcmp(owner, b->host) == 0)
-				owner[0] = 0;
-			ritem_done(b, ib, ri, rc, owner, strlen(owner));
-			return;
-		}
-		ritem_done(b, ib, ri, rc ? rc : -ENOMEM, NULL, 0);
+		if (rc == DR_NOTSERVED)
+			not_here(b, ri, ri->name, ri->name_len);
+		else
+			ritem_done(b, ib, ri, rc ? rc : -ENOMEM, NULL, 0);
 		return;
 	case DR_FWD_WHEREIS:
 		rc = dr_admin_entry_encode(b->r, it->name, it->name_len, buf, &blen);
@@ -830,9 +845,13 @@ static void on_batch(struct bridge *b, struct peer *p, const struct wire_hdr *h,
 		ri->id = it.id;
 		ri->op = it.op;
 		ri->ib = ib;
-		if (!deliverable)
-			/* Overtaken by a later batch of the same origin:
-			 * delivering it now would break the order. */
+		if (!deliverable && it.op == DR_FWD_CALL)
+			/* Overtaken by a later batch of the same origin
+			 * (we dropped it, not having heard its sender yet):
+			 * delivering it now would break the order. No worker
+			 * saw it: the caller's bridge makes it again. */
+			not_here(b, ri, it.name, it.name_len);
+		else if (!deliverable)
 			ritem_done(b, ib, ri, -ETIMEDOUT, NULL, 0);
 		else
 			deliver(b, ib, ri, &it);
@@ -1021,7 +1040,10 @@ static void on_worker_reply(struct bridge *b, const struct dr_msg *m)
 			dr_admin_start_end(b->r, ri->name, ri->name_len, m, ans, &alen);
 			ritem_done(b, ri->ib, ri, 0, ans, alen);
 		} else {
-			ritem_done(b, ri->ib, ri, m->status, m->data, m->len);
+			if (m->status == DR_NOTSERVED)
+				not_here(b, ri, ri->name, ri->name_len);
+			else
+				ritem_done(b, ri->ib, ri, m->status, m->data, m->len);
 		}
 	}
 }
@@ -1064,8 +1086,9 @@ static uint64_t retry_after(const struct peer *p)
 /* Parked calls whose wait is over (or all, when stopping) go round again. */
 static void unpark(struct bridge *b, uint64_t now)
 {
-	struct item **pp = &b->parked;
+	struct item **pp = &b->parked, *due = NULL;
 
+	/* Take the due ones out first: answering may park copies. */
 	while (*pp) {
 		struct item *it = *pp;
 
@@ -1074,9 +1097,15 @@ static void unpark(struct bridge *b, uint64_t now)
 			continue;
 		}
 		*pp = it->next;
-		answer(b, it, DR_NOTSERVED, NULL, 0); /* may park a copy, at the head */
+		it->next = due;
+		due = it;
+	}
+	while (due) {
+		struct item *it = due;
+
+		due = it->next;
+		answer(b, it, DR_NOTSERVED, it->host, strlen(it->host)); /* its hint */
 		free(it);
-		pp = &b->parked; /* the list may have changed before pp */
 	}
 }
 
@@ -1157,6 +1186,9 @@ uint64_t rpc_next_deadline(const struct bridge *b)
 			if (it->deadline_ns && it->deadline_ns < next)
 				next = it->deadline_ns;
 	}
+	for (const struct item *it = b->parked; it; it = it->next)
+		if (it->due_ns < next)
+			next = it->due_ns;
 	return next;
 }
 
@@ -1164,6 +1196,20 @@ void rpc_stop(struct bridge *b)
 {
 	b->stopping = true;
 	unpark(b, now_ns());
+	/* Calls of this host's processes that a worker here still has, past
+	 * the drain: the caller learns now that no answer will come (the
+	 * worker may have run it: -ETIMEDOUT, not made again). */
+	for (size_t i = 0; i < b->calls.cap; i++) {
+		uintptr_t v = (uintptr_t)b->calls.vals[i];
+
+		if (b->calls.keys[i] && (v & TAG_ITEM)) {
+			struct item *it = (struct item *)(v & ~(uintptr_t)TAG_ITEM);
+
+			answer(b, it, -ETIMEDOUT, NULL, 0);
+			free(it);
+			b->calls.vals[i] = NULL; /* a late answer finds nothing */
+		}
+	}
 	for (size_t i = 0; i < b->npeers; i++) {
 		struct peer *p = b->peers[i];
 

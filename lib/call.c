@@ -238,26 +238,17 @@ static bool target_alive_cached(struct dr_registry *r, uint32_t target, int gone
 	return *cache;
 }
 
-static int pending_add(dr_mailbox *mb, uint64_t call_id, uint32_t target, int gone,
-		       bool notserved, uint64_t deadline)
-{
-	struct dri_pending p = { .call_id = call_id, .target = target, .gone = (int16_t)gone,
-				 .notserved = notserved, .deadline = deadline };
-
-	return dri_pend_add(&mb->pend, &p);
-}
-
 /* A reply to call_id came: true if the call is ours and was in flight
- * (it is not any more), and *notserved says whether its caller takes
- * DR_NOTSERVED; false if it is late or foreign. */
-bool dri_pending_take(dr_mailbox *mb, uint64_t call_id, bool *notserved)
+ * (it is not any more), with what it was in *out (its again is the
+ * caller's to free); false if it is late or foreign. */
+bool dri_pending_take(dr_mailbox *mb, uint64_t call_id, struct dri_pending *out)
 {
 	struct dri_pending *p;
 
 	pthread_mutex_lock(&mb->call_lock);
 	p = dri_pend_find(&mb->pend, call_id);
 	if (p) {
-		*notserved = p->notserved;
+		*out = *p;
 		dri_pend_remove(&mb->pend, p);
 	}
 	pthread_mutex_unlock(&mb->call_lock);
@@ -290,6 +281,7 @@ int dri_pending_look(dr_mailbox *mb, struct dr_msg *msg, void *arg)
 		msg->kind = DR_MSG_REPLY;
 		msg->status = status;
 		msg->call_id = p->call_id;
+		free(p->again);
 		dri_pend_remove(&mb->pend, p);
 		found = 1;
 		break;
@@ -300,17 +292,49 @@ int dri_pending_look(dr_mailbox *mb, struct dr_msg *msg, void *arg)
 }
 
 /*
- * An asynchronous call from mb to a target. gone: the call's status if the
- * target's mailbox goes before it answers (-EOWNERDEAD for a worker,
- * -ENOTCONN for the bridge).
+ * Send the call id from mb to a target, in flight until deadline (waiting
+ * up to send_deadline for room; 0: not at all). gone: the call's status if
+ * the target's mailbox goes before it answers (-EOWNERDEAD for a worker,
+ * -ENOTCONN for the bridge). Under mb's call_lock the caller serialises
+ * nothing: the answer may be taken by another thread before this returns.
  */
+int dri_call_as(dr_mailbox *mb, const struct dri_target *to, const void *req, size_t req_len,
+		uint64_t id, uint64_t deadline, uint64_t send_deadline, int gone)
+{
+	struct dri_pending *p, np = { .call_id = id, .gone = (int16_t)gone,
+				      .notserved = to->notserved, .deadline = deadline,
+				      .again = to->again };
+	uint32_t target;
+	bool first;
+	int err;
+
+	/* In flight before it is sent: the answer may come before this
+	 * thread runs again, to the thread that receives. */
+	pthread_mutex_lock(&mb->call_lock);
+	err = dri_pend_add(&mb->pend, &np);
+	first = mb->pend.n == 1;
+	pthread_mutex_unlock(&mb->call_lock);
+	if (err)
+		return err;
+	if (first)
+		dri_mailbox_poke(mb); /* a receiver asleep with none in flight */
+	err = dri_send(mb->r, DR_MSG_CALL, to, req, req_len, id, mb->ref, send_deadline, &target);
+	DRI_CRASHPOINT(async_sent);
+	pthread_mutex_lock(&mb->call_lock);
+	p = dri_pend_find(&mb->pend, id);
+	if (p && err)
+		dri_pend_remove(&mb->pend, p); /* its again stays the caller's */
+	else if (p)
+		p->target = target;
+	pthread_mutex_unlock(&mb->call_lock);
+	return err;
+}
+
+/* An asynchronous call from mb to a target: dri_call_as() with a new id. */
 int dri_call_async(dr_mailbox *mb, const struct dri_target *to, const void *req,
 		   size_t req_len, int timeout_ms, int gone, uint64_t *call_id)
 {
 	uint64_t id, deadline;
-	struct dri_pending *p;
-	uint32_t target;
-	bool first;
 	int err;
 
 	if (!mb || timeout_ms < -1)
@@ -320,32 +344,14 @@ int dri_call_async(dr_mailbox *mb, const struct dri_target *to, const void *req,
 	if (mb->for_replies)
 		return -EINVAL;
 	deadline = dri_deadline(timeout_ms);
-	/* In flight before it is sent: the answer may come before this
-	 * thread runs again, to the thread that receives. */
 	pthread_mutex_lock(&mb->call_lock);
 	id = next_call_id(mb);
-	err = pending_add(mb, id, 0, gone, to->notserved, deadline);
-	first = mb->pend.n == 1;
 	pthread_mutex_unlock(&mb->call_lock);
-	if (err)
-		return err;
-	if (first)
-		dri_mailbox_poke(mb); /* a receiver asleep with none in flight */
-	err = dri_send(mb->r, DR_MSG_CALL, to, req, req_len, id, mb->ref,
-		       timeout_ms == 0 ? 0 : deadline, &target);
-	DRI_CRASHPOINT(async_sent);
-	pthread_mutex_lock(&mb->call_lock);
-	p = dri_pend_find(&mb->pend, id);
-	if (p && err)
-		dri_pend_remove(&mb->pend, p);
-	else if (p)
-		p->target = target;
-	pthread_mutex_unlock(&mb->call_lock);
-	if (err)
-		return err;
-	if (call_id)
+	err = dri_call_as(mb, to, req, req_len, id, deadline, timeout_ms == 0 ? 0 : deadline,
+			  gone);
+	if (!err && call_id)
 		*call_id = id;
-	return 0;
+	return err;
 }
 
 DR_EXPORT int dr_call_async_bin(dr_mailbox *mb, const void *name, size_t name_len,

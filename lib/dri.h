@@ -864,7 +864,8 @@ struct dri_pending {
 	int16_t gone;             /* its status if target goes: -EOWNERDEAD, or
 	                           * -ENOTCONN for a call through the bridge */
 	bool notserved;           /* its answer DR_NOTSERVED is kept (else -ENOENT) */
-	uint64_t deadline;        /* monotonic ns, UINT64_MAX: none */
+	uint64_t deadline;
+	struct dri_again *again;  /* to make it again if it reaches no worker, or NULL */        /* monotonic ns, UINT64_MAX: none */
 };
 
 /*
@@ -952,7 +953,7 @@ int dri_wait_take(struct dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_cal
 		  uint64_t deadline,
 		  int (*hook)(struct dr_mailbox *mb, struct dr_msg *msg, void *arg), void *arg);
 void dri_finish(struct dr_mailbox *mb);
-bool dri_pending_take(struct dr_mailbox *mb, uint64_t call_id, bool *notserved);
+bool dri_pending_take(struct dr_mailbox *mb, uint64_t call_id, struct dri_pending *out);
 void dri_mailbox_poke(struct dr_mailbox *mb);
 int dri_pending_look(struct dr_mailbox *mb, struct dr_msg *msg, void *arg);
 int dri_unserve(struct dr_mailbox *mb, const void *name, size_t name_len, bool global);
@@ -980,12 +981,25 @@ struct dri_target {
 	/* A call that reached no worker (the name is not served where it was
 	 * sent) fails with DR_NOTSERVED, not -ENOENT: see distreg_admin.h. */
 	bool notserved;
+	/* dri_call_async: kept with the call in flight, which owns it once
+	 * sent (the caller frees it on an error). */
+	struct dri_again *again;
 };
 int dri_send(struct dr_registry *r, int kind, const struct dri_target *to, const void *data,
 	     size_t data_len, uint64_t call_id, uint32_t reply_to, uint64_t deadline,
 	     uint32_t *target);
 int dri_call_async(struct dr_mailbox *mb, const struct dri_target *to, const void *req,
 		   size_t req_len, int timeout_ms, int gone, uint64_t *call_id);
+int dri_call_as(struct dr_mailbox *mb, const struct dri_target *to, const void *req,
+		size_t req_len, uint64_t id, uint64_t deadline, uint64_t send_deadline, int gone);
+/* global.c: an asynchronous call to a global name this host owns keeps a
+ * copy of itself; if it reaches no worker here (its registration ended
+ * before the worker took it: the worker may be moving away), the receiving
+ * thread makes it again through the bridge, under the same id. */
+struct dri_again;
+struct dri_again *dri_again_new(const void *name, size_t name_len, const void *data,
+				size_t len);
+int dri_again_send(struct dr_mailbox *mb, const struct dri_pending *p);
 int dri_call_wait(struct dr_registry *r, const struct dri_target *to, const void *req,
 		  size_t req_len, void *reply, size_t *reply_len, int timeout_ms, int gone);
 size_t dri_cname_len(const char *name);

@@ -348,6 +348,45 @@ static struct dri_target via_bridge(const struct dri_where *w, const void *name,
 	return dri_to_bridge(hdr, DR_FWD_CALL, w, name, name_len, timeout_ms);
 }
 
+struct dri_again {
+	uint8_t name_len;
+	size_t len;
+	unsigned char name[DR_NAME_MAX];
+	unsigned char data[];
+};
+
+struct dri_again *dri_again_new(const void *name, size_t name_len, const void *data,
+				size_t len)
+{
+	struct dri_again *a = malloc(sizeof(*a) + len);
+
+	if (!a)
+		return NULL;
+	a->name_len = (uint8_t)name_len;
+	a->len = len;
+	memcpy(a->name, name, name_len);
+	if (len)
+		memcpy(a->data, data, len);
+	return a;
+}
+
+/* The call p, which reached no worker here, again through the bridge to
+ * the owner of the view as it is now (via_bridge), under its id and
+ * deadline; not waiting for room (the receiving thread does this). */
+int dri_again_send(dr_mailbox *mb, const struct dri_pending *p)
+{
+	const struct dri_again *a = p->again;
+	uint8_t hdr[FWD_MAX];
+	struct dri_where w;
+	struct dri_target to;
+	int gone, ms = left_ms(p->deadline);
+
+	if (ms == 0 || dri_owner_of(mb->r, a->name, a->name_len, &w) != 0 || !w.bridge)
+		return -ENOENT;
+	to = via_bridge(&w, a->name, a->name_len, ms, hdr, &gone);
+	return dri_call_as(mb, &to, a->data, a->len, p->call_id, p->deadline, 0, gone);
+}
+
 DR_EXPORT int dr_call_global_bin(dr_registry *r, const void *name, size_t name_len,
 				 const void *req, size_t req_len, void *reply, size_t *reply_len,
 				 int timeout_ms)
@@ -406,9 +445,22 @@ DR_EXPORT int dr_call_async_global_bin(dr_mailbox *mb, const void *name, size_t 
 	if (err)
 		return err;
 	target_of(&w, name, name_len, DR_FWD_CALL, timeout_ms, hdr, &to, &gone);
+	/* To a worker here, with a copy: if it reaches no worker (the
+	 * registration ends before the worker takes it: it may be moving
+	 * away), the receiving thread makes it again (dri_again_send). */
+	if (w.self && w.bridge) {
+		if (!req && req_len)
+			return -EINVAL;
+		if (req_len > dr_message_max(mb->r))
+			return -EMSGSIZE;
+		to.again = dri_again_new(name, name_len, req, req_len);
+		if (!to.again)
+			return -ENOMEM;
+	}
 	err = dri_call_async(mb, &to, req, req_len, timeout_ms, gone, call_id);
-	/* Sent nowhere (-ENOENT before it left): see via_bridge(). One that
-	 * reached a registration ending meanwhile gets -ENOENT as its answer. */
+	if (err)
+		free(to.again);
+	/* Sent nowhere (-ENOENT before it left): see via_bridge(). */
 	if (err == -ENOENT && w.self && w.bridge) {
 		to = via_bridge(&w, name, name_len, timeout_ms, hdr, &gone);
 		err = dri_call_async(mb, &to, req, req_len, timeout_ms, gone, call_id);

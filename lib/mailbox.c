@@ -1224,17 +1224,28 @@ int dri_take(dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call)
 		msg->reply_to = rec.reply_to;
 		msg->global = rec.kind != DR_MSG_REPLY && (rec.flags & DRI_REC_GLOBAL);
 		if (rec.kind == DR_MSG_REPLY) {
-			bool notserved = true; /* a waiting call decides itself */
+			/* A waiting call decides itself. */
+			struct dri_pending taken = { .notserved = true };
+			bool none = (rec.flags & DRI_REC_NOTSERVED) && rec.status == -ENOENT;
 
 			if (filter_call ? rec.call_id != filter_call :
-					  !dri_pending_take(mb, rec.call_id, &notserved)) {
+					  !dri_pending_take(mb, rec.call_id, &taken)) {
 				uatomic_inc(&m->late);
 				dri_finish(mb);
 				goto again;
 			}
-			/* A call that reached no worker, to a caller that
-			 * asks to tell that from a worker's -ENOENT. */
-			if ((rec.flags & DRI_REC_NOTSERVED) && rec.status == -ENOENT && notserved)
+			/* A call that reached no worker: made again through
+			 * the bridge if it kept a copy (dri_again_send: the
+			 * answer comes later, under the same id), else
+			 * DR_NOTSERVED to a caller that asks to tell that
+			 * from a worker's -ENOENT. */
+			if (none && taken.again && dri_again_send(mb, &taken) == 0) {
+				free(taken.again);
+				dri_finish(mb);
+				goto again;
+			}
+			free(taken.again);
+			if (none && taken.notserved)
 				msg->status = DR_NOTSERVED;
 		} else if (filter_call) {
 			/* A thread's reply mailbox gets nothing else. */

@@ -86,6 +86,9 @@ void dri_pend_remove(struct dri_pendtab *t, struct dri_pending *p)
 
 void dri_pend_free(struct dri_pendtab *t)
 {
+	for (size_t i = 0; i < t->cap; i++)
+		if (t->slot[i].call_id)
+			free(t->slot[i].again);
 	free(t->slot);
 	*t = (struct dri_pendtab){ 0 };
 }
