@@ -172,14 +172,19 @@ static int relocate(struct bridge *b, const struct item *it, const void *hint, s
 	uint8_t turns = it->turns;
 	char owner[DR_HOST_MAX + 1];
 
-	/* The latest hint only: a host that names a reachable owner, or none
-	 * (it owns the name: the worker is on its way there), clears it. A
-	 * local delivery (no data) keeps the one a host gave before. */
+	/* it->host: an owner that a host named since the call last waited,
+	 * and that we cannot reach. A hint naming one we can reach does not
+	 * clear it: hosts that lag name an owner of the view before (seen:
+	 * the old owner named the new one, a third host that lagged too
+	 * named the old, and the call gave up). */
 	snprintf(owner, sizeof(owner), "%s", it->host);
-	if (hint_len <= DR_HOST_MAX && (!hint_len || !memchr(hint, 0, hint_len)) &&
-	    (hint_len || it->probe != 1)) {
-		memcpy(owner, hint, hint_len);
-		owner[hint_len] = 0;
+	if (hint_len > 0 && hint_len <= DR_HOST_MAX && !memchr(hint, 0, hint_len)) {
+		char h[DR_HOST_MAX + 1];
+
+		memcpy(h, hint, hint_len);
+		h[hint_len] = 0;
+		if (!reachable(b, h))
+			memcpy(owner, h, sizeof(h));
 	}
 
 	while (!b->stopping && (!it->deadline_ns || now < it->deadline_ns)) {
@@ -1104,7 +1109,8 @@ static void unpark(struct bridge *b, uint64_t now)
 		struct item *it = due;
 
 		due = it->next;
-		answer(b, it, DR_NOTSERVED, it->host, strlen(it->host)); /* its hint */
+		it->host[0] = 0; /* the hosts name it again, or not */
+		answer(b, it, DR_NOTSERVED, NULL, 0);
 		free(it);
 	}
 }

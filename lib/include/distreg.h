@@ -789,11 +789,10 @@ int dr_whereis_global_bin(dr_registry *r, const void *name, size_t name_len,
  * of its view: if that is a host the caller's bridge has not heard yet (a
  * join that reached the others first), the call waits for it, 20 ms at a
  * time, up to 2 s. To a name this host owns but does not serve, a call is
- * made again the same way, through this host's bridge. So a call made
- * during a move, waiting or asynchronous, reaches the old or the new
- * instance, with one exception: an asynchronous call to a name this host
- * owns, delivered to its worker here whose registration ends before the
- * worker takes it, gets -ENOENT (the library keeps no copy of it).
+ * made again the same way, through this host's bridge (an asynchronous
+ * one keeps a copy of itself for this, freed when it completes). So a
+ * call made during a move, waiting or asynchronous, reaches the old or the
+ * new instance.
  * A call made again can overtake, or be overtaken by, other calls of the
  * same sender: the order per sender holds for calls that were not made
  * again. A name served nowhere

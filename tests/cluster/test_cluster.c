@@ -601,15 +601,8 @@ Test(cluster, ten_thousand_workers_rebalance_on_a_join_and_answer_calls_all_alon
 	cr_assert_eq(waitpid(caller, &status, 0), caller);
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "caller: %d", status);
 	cr_log_info("%d asynchronous calls during the move, %d failed", loop->calls, loop->failed);
-	/* Known gap (see the notes of issue 9): under load, a call's two
-	 * turns over the hosts can miss a worker that moves meanwhile, about
-	 * one run in ten here with two tests at once, 17-23 calls of ~5000.
-	 * Such a call gets -ENOENT, never another error; at most 1%. */
-	cr_assert(loop->failed == 0 || loop->last_err == -ENOENT, "a call failed with %s",
-		  dr_strerror(loop->last_err));
-	cr_assert_leq(loop->failed * 100, loop->calls, "%d of %d calls failed during the move, "
-		      "the last %s: %s", loop->failed, loop->calls, loop->last_name,
-		      dr_strerror(loop->last_err));
+	cr_assert_eq(loop->failed, 0, "%d of %d calls failed during the move, the last %s: %s",
+		     loop->failed, loop->calls, loop->last_name, dr_strerror(loop->last_err));
 	cr_assert_gt(moving, RB_N / 8, "only %d of %d moved", moving, RB_N);
 	{
 		int moved = 0, failed = 0, died = 0;
@@ -718,14 +711,10 @@ Test(cluster, a_join_moves_each_worker_whose_owner_changed_to_it)
 		cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "caller %d: %d", i, st);
 		cr_log_info("%d %s calls during the move, %d failed", loop[i].calls,
 			    i ? "asynchronous" : "waiting", loop[i].failed);
-		/* The known gap of the 10 k test below: -ENOENT only, at most
-		 * 1% (none failed in 72 runs on 2026-12-01). */
-		cr_assert(loop[i].failed == 0 || loop[i].last_err == -ENOENT,
-			  "a call failed with %s", dr_strerror(loop[i].last_err));
-		cr_assert_leq(loop[i].failed * 100, loop[i].calls, "%d of %d %s calls failed "
-			      "during the move, the last %s: %s", loop[i].failed, loop[i].calls,
-			      i ? "asynchronous" : "waiting", loop[i].last_name,
-			      dr_strerror(loop[i].last_err));
+		cr_assert_eq(loop[i].failed, 0, "%d of %d %s calls failed during the move, the "
+			     "last %s: %s", loop[i].failed, loop[i].calls,
+			     i ? "asynchronous" : "waiting", loop[i].last_name,
+			     dr_strerror(loop[i].last_err));
 	}
 	munmap(loop, 2 * sizeof(*loop));
 	for (int i = 0; i < c.n; i++) {
