@@ -11,12 +11,17 @@
  *     its owner (it may have moved there);
  * and at the end, every bridge back: every worker, one instance each, on
  * its owner, answering. Factories never die: a bridge takes no workers
- * with it.
+ * with it. All along, a process on host 0 keeps 16 asynchronous calls in
+ * flight to the workers started so far: every call gets exactly one
+ * answer within its timeout, and its status is 0 or one the header
+ * documents for a host or bridge that is away (-ENOENT, -ENOTCONN,
+ * -EHOSTUNREACH, -ETIMEDOUT).
  *
  * DISTREG_CHAOS_STEPS (default 12, the CI's short run; the soak suite runs
  * 100) and DISTREG_CHAOS_SEED (default: the pid; printed) pick the run.
  */
 #include <signal.h>
+#include <sys/mman.h>
 
 #include "cluster.h"
 
@@ -27,8 +32,17 @@ TestSuite(chaos, .timeout = 1800);
 #define MAXW 1024
 
 static struct cl c;
-static char names_v[MAXW][16];
-static int nnames;
+/* Shared with the calling process: the names started so far. */
+struct chaos_names {
+	char v[MAXW][16];
+	volatile int n;
+	volatile int stop, done;
+	long calls, ok, enoent, enotconn, ehostunreach, etimedout, other;
+	int other_err;
+};
+static struct chaos_names *sh;
+#define names_v (sh->v)
+#define nnames (sh->n)
 
 static uint64_t seed, seed0; /* the generator's state, and where it began */
 
@@ -153,6 +167,67 @@ static void start_some(int step)
 	}
 }
 
+static void tally(int status)
+{
+	switch (status) {
+	case 0: sh->ok++; break;
+	case -ENOENT: sh->enoent++; break;
+	case -ENOTCONN: sh->enotconn++; break;
+	case -EHOSTUNREACH: sh->ehostunreach++; break;
+	case -ETIMEDOUT: sh->etimedout++; break;
+	default: sh->other++; sh->other_err = status; break;
+	}
+}
+
+/* The calls all along (see the top): counts by status; 11 if an answer
+ * does not come within 5 s of a call with a 3 s timeout, 12 if one comes
+ * for no call in flight. */
+static int chaos_caller(void *arg)
+{
+	struct dr_options o = { .segment = c.h[0].seg };
+	uint64_t ids[16];
+	int inflight = 0, k = 0;
+	dr_registry *r;
+	dr_mailbox *mb;
+
+	(void)arg;
+	if (dr_open(&o, &r) || dr_mailbox_open(r, &mb))
+		return 10;
+	while (!sh->stop || inflight) {
+		struct dr_msg m;
+		int rc, i;
+
+		while (!sh->stop && inflight < 16 && sh->n > 0) {
+			k = (k + 1) % sh->n;
+			sh->calls++;
+			rc = dr_call_async_global(mb, sh->v[k], "ping", 4, 3000, &ids[inflight]);
+			if (rc == 0) {
+				inflight++;
+				continue;
+			}
+			tally(rc);
+			cl_sleep_ms(1);
+		}
+		if (!inflight) {
+			cl_sleep_ms(5);
+			continue;
+		}
+		if (dr_recv(mb, &m, 5000))
+			return 11;
+		if (m.kind != DR_MSG_REPLY)
+			continue;
+		for (i = 0; i < inflight && ids[i] != m.call_id; i++)
+			;
+		if (i == inflight)
+			return 12;
+		ids[i] = ids[--inflight];
+		tally(m.status);
+	}
+	dr_mailbox_close(mb);
+	dr_close(r);
+	return 0;
+}
+
 Test(chaos, random_joins_leaves_kills_and_freezes_under_starts)
 {
 	struct counters *cnt = counters_new();
@@ -161,6 +236,12 @@ Test(chaos, random_joins_leaves_kills_and_freezes_under_starts)
 	pid_t fpids[NH];
 	static const char *const what[] = { "kill", "leave", "freeze", "back", "start" };
 
+	pid_t caller;
+	int status;
+
+	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	cr_assert_neq(sh, MAP_FAILED);
+	memset(sh, 0, sizeof(*sh));
 	seed = seed0 = senv ? strtoull(senv, NULL, 10) : (uint64_t)getpid() * 2654435761u + 1;
 	cr_log_info("chaos: %d steps, DISTREG_CHAOS_SEED=%llu", steps, (unsigned long long)seed);
 	cl_init(&c, NH, "ch", false);
@@ -171,6 +252,8 @@ Test(chaos, random_joins_leaves_kills_and_freezes_under_starts)
 		fpids[i] = worker_spawn(&c, i, NULL, 0, cnt, "echo");
 	start_some(0);
 	settle("the first starts", 0);
+	caller = dr_test_spawn(chaos_caller, NULL);
+	cr_assert_gt(caller, 0);
 	for (int step = 1; step <= steps; step++) {
 		int kind = rnd(5), i = -1;
 
@@ -212,6 +295,16 @@ Test(chaos, random_joins_leaves_kills_and_freezes_under_starts)
 		if (!c.h[i].pid)
 			cl_start(&c, i);
 	settle("all back", steps + 1);
+	sh->stop = 1;
+	cr_assert_eq(waitpid(caller, &status, 0), caller);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		  "the caller: %d (11: a call got no answer within 5 s; 12: an answer for no "
+		  "call)", status);
+	cr_log_info("chaos: %ld calls all along: %ld answered, %ld -ENOENT, %ld -ENOTCONN, "
+		    "%ld -EHOSTUNREACH, %ld -ETIMEDOUT, %ld other", sh->calls, sh->ok, sh->enoent,
+		    sh->enotconn, sh->ehostunreach, sh->etimedout, sh->other);
+	cr_assert_eq(sh->other, 0, "a call got %s", dr_strerror(sh->other_err));
+	cr_assert_gt(sh->ok, 0);
 	for (int k = 0; k < nnames; k++) {
 		int where = -1;
 
