@@ -108,8 +108,10 @@ static struct item *item_new(const struct dr_fwd *f, const struct dr_msg *m, uin
 }
 
 
-/* A copy of it, with an id of its own, to make the call again. */
-static struct item *item_copy(struct bridge *b, const struct item *it)
+/* A copy of it, with an id of its own, to make the call again: probe and
+ * turns say where it goes on from, owner what its hosts named (relocate). */
+static struct item *item_copy(struct bridge *b, const struct item *it, uint16_t probe,
+			      uint8_t turns, const char *owner)
 {
 	struct item *c = malloc(sizeof(*c) + it->name_len + it->len);
 
@@ -119,6 +121,9 @@ static struct item *item_copy(struct bridge *b, const struct item *it)
 	c->next = NULL;
 	c->answered = false;
 	c->id = ++b->next_id;
+	c->probe = probe;
+	c->turns = turns;
+	snprintf(c->host, sizeof(c->host), "%s", owner);
 	c->name = (unsigned char *)(c + 1);
 	c->data = c->name + it->name_len;
 	memcpy(c->name, it->name, it->name_len);
@@ -202,23 +207,16 @@ static int relocate(struct bridge *b, const struct item *it, const void *hint, s
 
 			if (!live(p->state) || p->req < 0 || !p->host[0])
 				continue;
-			c = item_copy(b, it);
+			c = item_copy(b, it, probe, turns, owner);
 			if (!c)
 				return -ENOMEM;
-			c->probe = probe;
-			c->turns = turns;
-			memcpy(c->host, owner, sizeof(owner));
 			enqueue(p, c);
 			b->n.relocated++;
 			return 0;
 		}
-		probe++;
-		c = item_copy(b, it);
+		c = item_copy(b, it, ++probe, turns, owner);
 		if (!c)
 			return -ENOMEM;
-		c->probe = probe;
-		c->turns = turns;
-		memcpy(c->host, owner, sizeof(owner));
 		left = it->deadline_ns ? (int)((it->deadline_ns - now + 999999) / 1000000) : -1;
 		rc = dr_admin_deliver(b->mb, DR_FWD_CALL, c->name, c->name_len, c->data, c->len,
 				      left, &cid);
@@ -234,13 +232,10 @@ static int relocate(struct bridge *b, const struct item *it, const void *hint, s
 	}
 	if (!b->stopping && owner[0] && !reachable(b, owner) && it->parks < PARK_MAX &&
 	    (!it->deadline_ns || now + PARK_NS < it->deadline_ns)) {
-		struct item *c = item_copy(b, it);
+		struct item *c = item_copy(b, it, 0, 0, owner);
 
 		if (!c)
 			return -ENOMEM;
-		memcpy(c->host, owner, sizeof(owner));
-		c->probe = 0;
-		c->turns = 0;
 		c->parks++;
 		c->due_ns = now + PARK_NS;
 		c->next = b->parked;
@@ -691,9 +686,9 @@ static void deliver(struct bridge *b, struct ibatch *ib, struct ritem *ri,
 	uint64_t cid = 0;
 	int rc;
 
-	switch (it->op) {
-	case DR_FWD_CALL:
-		/* Its name, for the answer DR_NOTSERVED (not_here). */
+	/* The name, for a call's answer DR_NOTSERVED (not_here), and for a
+	 * start's answer (the factory's answer needs it to look it up). */
+	if (it->op == DR_FWD_CALL || it->op == DR_FWD_START) {
 		ri->name = malloc(it->name_len);
 		if (!ri->name) {
 			ritem_done(b, ib, ri, -ENOMEM, NULL, 0);
@@ -701,6 +696,9 @@ static void deliver(struct bridge *b, struct ibatch *ib, struct ritem *ri,
 		}
 		memcpy(ri->name, it->name, it->name_len);
 		ri->name_len = it->name_len;
+	}
+	switch (it->op) {
+	case DR_FWD_CALL:
 		rc = dr_admin_deliver(b->mb, DR_FWD_CALL, it->name, it->name_len, it->data, it->len,
 				      it->timeout_ms, &cid);
 		if (rc == 0 && idmap_put(&b->calls, cid, ri) == 0) {
@@ -720,14 +718,6 @@ static void deliver(struct bridge *b, struct ibatch *ib, struct ritem *ri,
 		unsigned char ans[DR_START_WIRE_MAX];
 		size_t alen = sizeof(ans);
 
-		/* The factory's answer needs the name to look it up. */
-		ri->name = malloc(it->name_len);
-		if (!ri->name) {
-			ritem_done(b, ib, ri, -ENOMEM, NULL, 0);
-			return;
-		}
-		memcpy(ri->name, it->name, it->name_len);
-		ri->name_len = it->name_len;
 		rc = dr_admin_start_begin(b->mb, it->name, it->name_len, it->data, it->len,
 					  it->timeout_ms, &cid, ans, &alen);
 		if (rc == 0 && idmap_put(&b->calls, cid, ri) == 0) {
