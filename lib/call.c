@@ -311,6 +311,7 @@ int dri_call_as(dr_mailbox *mb, const struct dri_target *to, const void *req, si
 	/* In flight before it is sent: the answer may come before this
 	 * thread runs again, to the thread that receives. */
 	pthread_mutex_lock(&mb->call_lock);
+	np.seq = ++mb->pend.seq;
 	err = dri_pend_add(&mb->pend, &np);
 	first = mb->pend.n == 1;
 	pthread_mutex_unlock(&mb->call_lock);
@@ -322,6 +323,8 @@ int dri_call_as(dr_mailbox *mb, const struct dri_target *to, const void *req, si
 	DRI_CRASHPOINT(async_sent);
 	pthread_mutex_lock(&mb->call_lock);
 	p = dri_pend_find(&mb->pend, id);
+	if (p && p->seq != np.seq)
+		p = NULL; /* answered, and made again under this id meanwhile */
 	if (p && err)
 		dri_pend_remove(&mb->pend, p); /* its again stays the caller's */
 	else if (p)

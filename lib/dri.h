@@ -866,6 +866,7 @@ struct dri_pending {
 	bool notserved;           /* its answer DR_NOTSERVED is kept (else -ENOENT) */
 	uint64_t deadline;
 	struct dri_again *again;  /* to make it again if it reaches no worker, or NULL */        /* monotonic ns, UINT64_MAX: none */
+	uint64_t seq;             /* this sending of call_id (a resend reuses the id) */
 };
 
 /*
@@ -878,6 +879,7 @@ struct dri_pending {
 struct dri_pendtab {
 	struct dri_pending *slot;
 	size_t n, cap;
+	uint64_t seq;
 };
 
 int dri_pend_add(struct dri_pendtab *t, const struct dri_pending *p);
