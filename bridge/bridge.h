@@ -122,6 +122,7 @@ struct ibatch {
 struct origin {
 	uint64_t incarnation;
 	uint64_t delivered;            /* highest batch number delivered */
+	uint64_t forgotten;            /* highest batch number trimmed from the cache */
 	struct ibatch *cache;          /* newest first, at most ORIGIN_CACHE */
 	uint32_t ncache;
 };

@@ -591,6 +591,7 @@ static void origin_reset(struct bridge *b, struct origin *o, uint64_t incarnatio
 	}
 	o->ncache = 0;
 	o->delivered = 0;
+	o->forgotten = 0;
 	o->incarnation = incarnation;
 }
 
@@ -770,6 +771,8 @@ static void origin_trim(struct bridge *b, struct origin *o)
 
 		if (++k > ORIGIN_CACHE && ib->pending == 0) {
 			*pp = ib->next;
+			if (ib->no > o->forgotten)
+				o->forgotten = ib->no;
 			ibatch_free(b, ib);
 			o->ncache--;
 			continue;
@@ -840,11 +843,13 @@ static void on_batch(struct bridge *b, struct peer *p, const struct wire_hdr *h,
 		ri->id = it.id;
 		ri->op = it.op;
 		ri->ib = ib;
-		if (!deliverable && it.op == DR_FWD_CALL)
+		if (!deliverable && it.op == DR_FWD_CALL && no > o->forgotten)
 			/* Overtaken by a later batch of the same origin
 			 * (we dropped it, not having heard its sender yet):
-			 * delivering it now would break the order. No worker
-			 * saw it: the caller's bridge makes it again. */
+			 * delivering it now would break the order. We never
+			 * had it (every batch we had is in the cache or at
+			 * most forgotten): no worker saw it, and the caller's
+			 * bridge makes it again. One we forgot may have run. */
 			not_here(b, ri, it.name, it.name_len);
 		else if (!deliverable)
 			ritem_done(b, ib, ri, -ETIMEDOUT, NULL, 0);

@@ -864,8 +864,8 @@ struct dri_pending {
 	int16_t gone;             /* its status if target goes: -EOWNERDEAD, or
 	                           * -ENOTCONN for a call through the bridge */
 	bool notserved;           /* its answer DR_NOTSERVED is kept (else -ENOENT) */
-	uint64_t deadline;
-	struct dri_again *again;  /* to make it again if it reaches no worker, or NULL */        /* monotonic ns, UINT64_MAX: none */
+	uint64_t deadline;        /* monotonic ns, UINT64_MAX: none */
+	struct dri_again *again;  /* to make it again if it reaches no worker, or NULL */
 	uint64_t seq;             /* this sending of call_id (a resend reuses the id) */
 };
 

@@ -945,6 +945,12 @@ int dr_start_answer(dr_mailbox *mb, const struct dr_msg *msg, int status, const 
  * the event is stale: this host owns the name again, it stays served here;
  * -EINVAL ev is not a shouldrestart event; those of dr_owner(), dr_start()
  * and dr_unserve_global().
+ * Calls already queued for the name here when it stops being served reach
+ * no worker: dr_recv() answers them so, and their callers' bridges make
+ * them again on the new instance. A process that exits after a move should
+ * therefore receive until its mailbox is empty (dr_recv with timeout 0
+ * until -EAGAIN) before it closes: calls still queued when its mailbox
+ * goes fail with -EOWNERDEAD (they may have been seen).
  */
 int dr_restart_moved(dr_mailbox *mb, const struct dr_msg *ev, const char *kind, const void *arg,
 		     size_t arg_len, struct dr_started *out, int timeout_ms);
