@@ -537,7 +537,11 @@ static void factory(void *arg)
 		else if (m.kind == DR_MSG_REPLY)
 			dr_restart_moved_finish(mb, &m, NULL);
 		else if (m.kind == DR_MSG_CALL)
-			dr_reply(mb, &m, m.data, m.len);
+			/* -EAGAIN: the lane to the bridge is full (our own
+			 * restarts go that way too): try again, or the
+			 * answer, and the caller's whole batch, is lost. */
+			for (int t = 0; t < 1000 && dr_reply(mb, &m, m.data, m.len) == -EAGAIN; t++)
+				usleep(1000);
 	}
 }
 

@@ -609,9 +609,16 @@ static int holder_run(struct holder *h, bool echo)
 				continue;
 			log_msg(&m);
 			if (m.kind == DR_MSG_CALL) {
-				int err = echo ? dr_reply(h->mb, &m, m.data, m.len) :
-						 dr_reply(h->mb, &m, "", 0);
+				int err = -EAGAIN;
 
+				/* A full lane to the caller (or the bridge, which
+				 * our own restarts fill too): try again for 1 s. */
+				for (int t = 0; t < 1000 && err == -EAGAIN; t++) {
+					if (t)
+						usleep(1000);
+					err = echo ? dr_reply(h->mb, &m, m.data, m.len)
+						   : dr_reply(h->mb, &m, "", 0);
+				}
 				if (err)
 					fprintf(stderr, "distreg: reply: %s\n", dr_strerror(err));
 			}

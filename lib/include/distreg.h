@@ -579,11 +579,16 @@ int dr_recv(dr_mailbox *mb, struct dr_msg *msg, int timeout_ms);
 /*
  * Answer the call msg (received from mb) with len bytes of data (status 0),
  * or fail it with a negative errno of your choice as status
- * (dr_reply_error; from -4095 to -1). Errors: -EINVAL msg is not a CALL,
- * or status out of that range; -EMSGSIZE; -ENOENT
- * the caller is gone (died, timed out and closed its mailbox); -EAGAIN the
- * lane to the caller is full; -EUSERS no lane free (none in the pool, or
- * all 32 of the caller's mailbox hold unread messages).
+ * (dr_reply_error; from -4095 to -1). It does not wait: on -EAGAIN try
+ * again shortly, or the caller waits until its timeout (a call from
+ * another host: every call of the batch it came in, as the bridge answers
+ * a batch whole; the lane to this host's bridge also carries this
+ * process's own messages to other hosts, e.g. restarts).
+ * Errors: -EINVAL msg is not a CALL, or status out of that range;
+ * -EMSGSIZE; -ENOENT the caller is gone (died, timed out and closed its
+ * mailbox); -EAGAIN the lane to the caller is full; -EUSERS no lane free
+ * (none in the pool, or all 32 of the caller's mailbox hold unread
+ * messages).
  */
 int dr_reply(dr_mailbox *mb, const struct dr_msg *msg, const void *data, size_t len);
 int dr_reply_error(dr_mailbox *mb, const struct dr_msg *msg, int status);
