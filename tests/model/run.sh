@@ -12,7 +12,7 @@
 #     --trails   for the OLD runs, search breadth-first for the shortest
 #                trail and print its shared-memory steps (needs python3)
 #     config     only these (f1_reclaim f2_aba f3_reader f4_slot m1_names
-#                v1_view)
+#                v1_view r1_relocate)
 # Environment: CC (C compiler, default cc), MODEL_JOBS (parallel runs,
 # default the number of CPUs), MODEL_MEMLIM (MB per run, default 4096).
 set -euo pipefail
@@ -56,6 +56,9 @@ runs=(
 	"v1_view    OLD1 whole_view"
 	"v1_view    OLD2 whole_view"
 	"v1_view    OLD3 reader_never_gives_up"
+	"r1_relocate NEW  -"
+	"r1_relocate OLD1 once"
+	"r1_relocate OLD2 once"
 )
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/distreg-model.XXXXXX")
