@@ -292,18 +292,18 @@ int dri_pending_look(dr_mailbox *mb, struct dr_msg *msg, void *arg)
 }
 
 /*
- * Send the call id from mb to a target, in flight until deadline (waiting
- * up to send_deadline for room; 0: not at all). gone: the call's status if
- * the target's mailbox goes before it answers (-EOWNERDEAD for a worker,
- * -ENOTCONN for the bridge). Under mb's call_lock the caller serialises
- * nothing: the answer may be taken by another thread before this returns.
+ * Send the call *id (0: a new id, stored there) from mb to a target, in
+ * flight until deadline (waiting up to send_deadline for room; 0: not at
+ * all). gone: the call's status if the target's mailbox goes before it
+ * answers (-EOWNERDEAD for a worker, -ENOTCONN for the bridge). The answer
+ * may be taken by another thread, and the call made again under the same
+ * id (dri_again_send), before this returns: seq tells our entry apart.
  */
 int dri_call_as(dr_mailbox *mb, const struct dri_target *to, const void *req, size_t req_len,
-		uint64_t id, uint64_t deadline, uint64_t send_deadline, int gone)
+		uint64_t *id, uint64_t deadline, uint64_t send_deadline, int gone)
 {
-	struct dri_pending *p, np = { .call_id = id, .gone = (int16_t)gone,
-				      .notserved = to->notserved, .deadline = deadline,
-				      .again = to->again };
+	struct dri_pending *p, np = { .gone = (int16_t)gone, .notserved = to->notserved,
+				      .deadline = deadline, .again = to->again };
 	uint32_t target;
 	bool first;
 	int err;
@@ -311,6 +311,9 @@ int dri_call_as(dr_mailbox *mb, const struct dri_target *to, const void *req, si
 	/* In flight before it is sent: the answer may come before this
 	 * thread runs again, to the thread that receives. */
 	pthread_mutex_lock(&mb->call_lock);
+	if (!*id)
+		*id = next_call_id(mb);
+	np.call_id = *id;
 	np.seq = ++mb->pend.seq;
 	err = dri_pend_add(&mb->pend, &np);
 	first = mb->pend.n == 1;
@@ -319,10 +322,11 @@ int dri_call_as(dr_mailbox *mb, const struct dri_target *to, const void *req, si
 		return err;
 	if (first)
 		dri_mailbox_poke(mb); /* a receiver asleep with none in flight */
-	err = dri_send(mb->r, DR_MSG_CALL, to, req, req_len, id, mb->ref, send_deadline, &target);
+	err = dri_send(mb->r, DR_MSG_CALL, to, req, req_len, np.call_id, mb->ref, send_deadline,
+		       &target);
 	DRI_CRASHPOINT(async_sent);
 	pthread_mutex_lock(&mb->call_lock);
-	p = dri_pend_find(&mb->pend, id);
+	p = dri_pend_find(&mb->pend, np.call_id);
 	if (p && p->seq != np.seq)
 		p = NULL; /* answered, and made again under this id meanwhile */
 	if (p && err)
@@ -337,7 +341,7 @@ int dri_call_as(dr_mailbox *mb, const struct dri_target *to, const void *req, si
 int dri_call_async(dr_mailbox *mb, const struct dri_target *to, const void *req,
 		   size_t req_len, int timeout_ms, int gone, uint64_t *call_id)
 {
-	uint64_t id, deadline;
+	uint64_t id = 0, deadline;
 	int err;
 
 	if (!mb || timeout_ms < -1)
@@ -347,10 +351,7 @@ int dri_call_async(dr_mailbox *mb, const struct dri_target *to, const void *req,
 	if (mb->for_replies)
 		return -EINVAL;
 	deadline = dri_deadline(timeout_ms);
-	pthread_mutex_lock(&mb->call_lock);
-	id = next_call_id(mb);
-	pthread_mutex_unlock(&mb->call_lock);
-	err = dri_call_as(mb, to, req, req_len, id, deadline, timeout_ms == 0 ? 0 : deadline,
+	err = dri_call_as(mb, to, req, req_len, &id, deadline, timeout_ms == 0 ? 0 : deadline,
 			  gone);
 	if (!err && call_id)
 		*call_id = id;

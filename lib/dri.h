@@ -993,7 +993,7 @@ int dri_send(struct dr_registry *r, int kind, const struct dri_target *to, const
 int dri_call_async(struct dr_mailbox *mb, const struct dri_target *to, const void *req,
 		   size_t req_len, int timeout_ms, int gone, uint64_t *call_id);
 int dri_call_as(struct dr_mailbox *mb, const struct dri_target *to, const void *req,
-		size_t req_len, uint64_t id, uint64_t deadline, uint64_t send_deadline, int gone);
+		size_t req_len, uint64_t *id, uint64_t deadline, uint64_t send_deadline, int gone);
 /* global.c: an asynchronous call to a global name this host owns keeps a
  * copy of itself; if it reaches no worker here (its registration ended
  * before the worker took it: the worker may be moving away), the receiving

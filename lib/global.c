@@ -379,12 +379,13 @@ int dri_again_send(dr_mailbox *mb, const struct dri_pending *p)
 	uint8_t hdr[FWD_MAX];
 	struct dri_where w;
 	struct dri_target to;
+	uint64_t id = p->call_id;
 	int gone, ms = left_ms(p->deadline);
 
 	if (ms == 0 || dri_owner_of(mb->r, a->name, a->name_len, &w) != 0 || !w.bridge)
 		return -ENOENT;
 	to = via_bridge(&w, a->name, a->name_len, ms, hdr, &gone);
-	return dri_call_as(mb, &to, a->data, a->len, p->call_id, p->deadline, 0, gone);
+	return dri_call_as(mb, &to, a->data, a->len, &id, p->deadline, 0, gone);
 }
 
 DR_EXPORT int dr_call_global_bin(dr_registry *r, const void *name, size_t name_len,
