@@ -215,26 +215,45 @@ struct wargs {
 	bool global;
 };
 
-static void echo_worker(void *arg)
+/* A process's mailbox on segment seg (who dies on an error). */
+static dr_mailbox *mailbox_on(const char *seg, const char *who)
 {
-	struct wargs *w = arg;
-	struct dr_options o = { .segment = w->seg };
+	struct dr_options o = { .segment = seg };
 	dr_registry *r;
 	dr_mailbox *mb;
-	struct dr_msg m;
 	int rc = dr_open(&o, &r);
 
 	if (!rc)
 		rc = dr_mailbox_open(r, &mb);
-	if (!rc)
-		rc = w->global ? dr_serve_global(mb, w->name, NULL, 0) : dr_serve(mb, w->name, NULL, 0);
+	if (rc)
+		die(who, dr_strerror(rc));
+	return mb;
+}
+
+/* Echo the call m. -EAGAIN: the lane to the caller (the bridge, for a
+ * remote call, which a factory's own restarts fill too) is full: try again
+ * for up to 1 s, or the answer, and with it the caller's whole batch, is
+ * lost. */
+static void echo(dr_mailbox *mb, const struct dr_msg *m)
+{
+	for (int t = 0; t < 1000 && dr_reply(mb, m, m->data, m->len) == -EAGAIN; t++)
+		usleep(1000);
+}
+
+static void echo_worker(void *arg)
+{
+	struct wargs *w = arg;
+	dr_mailbox *mb = mailbox_on(w->seg, "worker");
+	struct dr_msg m;
+	int rc = w->global ? dr_serve_global(mb, w->name, NULL, 0) : dr_serve(mb, w->name, NULL, 0);
+
 	if (rc)
 		die("worker", dr_strerror(rc));
 	for (;;) {
 		if (dr_recv(mb, &m, -1))
 			continue;
 		if (m.kind == DR_MSG_CALL)
-			dr_reply(mb, &m, m.data, m.len);
+			echo(mb, &m);
 	}
 }
 
@@ -508,17 +527,11 @@ static struct host C, D;
 static void factory(void *arg)
 {
 	const struct host *h = arg;
-	struct dr_options o = { .segment = h->seg };
+	dr_mailbox *mb = mailbox_on(h->seg, "factory");
 	struct dr_start_req sr;
-	dr_registry *r;
-	dr_mailbox *mb;
 	struct dr_msg m;
-	int rc = dr_open(&o, &r);
+	int rc = dr_factory_serve(mb, "echo");
 
-	if (!rc)
-		rc = dr_mailbox_open(r, &mb);
-	if (!rc)
-		rc = dr_factory_serve(mb, "echo");
 	if (rc)
 		die("factory", dr_strerror(rc));
 	for (;;) {
@@ -537,11 +550,7 @@ static void factory(void *arg)
 		else if (m.kind == DR_MSG_REPLY)
 			dr_restart_moved_finish(mb, &m, NULL);
 		else if (m.kind == DR_MSG_CALL)
-			/* -EAGAIN: the lane to the bridge is full (our own
-			 * restarts go that way too): try again, or the
-			 * answer, and the caller's whole batch, is lost. */
-			for (int t = 0; t < 1000 && dr_reply(mb, &m, m.data, m.len) == -EAGAIN; t++)
-				usleep(1000);
+			echo(mb, &m);
 	}
 }
 
@@ -676,16 +685,10 @@ struct joincalls {
 static void join_caller(void *arg)
 {
 	struct joincalls *jc = arg;
-	struct dr_options o = { .segment = jc->h->seg };
 	uint64_t rng = 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid();
-	dr_registry *r;
-	dr_mailbox *mb;
-	int inflight = 0, rc = dr_open(&o, &r);
+	dr_mailbox *mb = mailbox_on(jc->h->seg, "join caller");
+	int inflight = 0, rc;
 
-	if (!rc)
-		rc = dr_mailbox_open(r, &mb);
-	if (rc)
-		die("join caller", dr_strerror(rc));
 	while (!jc->stop || inflight) {
 		struct dr_msg m;
 		char name[32];
