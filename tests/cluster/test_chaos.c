@@ -228,7 +228,7 @@ static int chaos_caller(void *arg)
 	return 0;
 }
 
-Test(chaos, random_joins_leaves_kills_and_freezes_under_starts)
+Test(chaos, random_joins_leaves_kills_and_freezes_under_starts_and_calls)
 {
 	struct counters *cnt = counters_new();
 	const char *env = getenv("DISTREG_CHAOS_STEPS"), *senv = getenv("DISTREG_CHAOS_SEED");
