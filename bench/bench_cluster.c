@@ -22,7 +22,11 @@
  *                     time from the join being seen to the last worker
  *                     placed (served on its owner and nowhere else).
  *
- *   bench_cluster [--seconds S] [--short] [--bridge PATH]
+ *   bench_cluster [--seconds S] [--short] [--global N] [--keep-logs] [--bridge PATH]
+ *
+ * --global N runs only the global workers, with N of them; --keep-logs keeps
+ * the bridges' logs (/tmp/bench-cluster-PID-HOST.log) instead of removing
+ * them.
  *
  * The bridge is --bridge, or $DISTREG_BRIDGE, or the one built next to this
  * program (../bridge/distreg-bridge from its directory).
@@ -60,6 +64,7 @@ extern char **environ;
 
 static double seconds = 1.0;
 static const char *bridge_bin;
+static bool keep_logs;
 
 struct host {
 	char id[16], seg[64], bus[64], rpc[64], log[96];
@@ -192,7 +197,10 @@ static void host_fini(struct host *h)
 		fclose(f);
 	dr_close(h->r);
 	dr_unlink(h->seg);
-	unlink(h->log);
+	if (keep_logs)
+		printf("bridge %s log: %s\n", h->id, h->log);
+	else
+		unlink(h->log);
 }
 
 /* A global name B owns, prefix.N, into name (32 bytes). */
@@ -835,6 +843,8 @@ int main(int argc, char **argv)
 		{ "seconds", required_argument, NULL, 's' },
 		{ "short", no_argument, NULL, 'S' },
 		{ "bridge", required_argument, NULL, 'b' },
+		{ "global", required_argument, NULL, 'g' },
+		{ "keep-logs", no_argument, NULL, 'k' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -844,7 +854,7 @@ int main(int argc, char **argv)
 	const char *name;
 	char echo[32], nobody[32];
 	const struct result *nn, *remote, *raw, *async, *rebalance;
-	size_t reaps = 20, workers = 10000;
+	size_t reaps = 20, workers = 10000, only_global = 0;
 	bool short_run = false;
 	double settle = 60;
 	int c;
@@ -867,13 +877,26 @@ int main(int argc, char **argv)
 		case 'b':
 			bridge_bin = optarg;
 			break;
+		case 'g': {
+			char *end;
+			unsigned long v = strtoul(optarg, &end, 10);
+
+			if (end == optarg || *end || v < 4 || v > 1000000)
+				goto usage;
+			only_global = v;
+			break;
+		}
+		case 'k':
+			keep_logs = true;
+			break;
 		case 'h':
-			printf("usage: bench_cluster [--seconds S] [--short] [--bridge PATH]\n");
+			printf("usage: bench_cluster [--seconds S] [--short] [--global N] [--keep-logs] "
+			       "[--bridge PATH]\n");
 			return 0;
 		default:
 		usage:
 			fprintf(stderr, "usage: bench_cluster [--seconds S (0-60]] [--short] "
-					"[--bridge PATH]\n");
+					"[--global N (4-1000000)] [--keep-logs] [--bridge PATH]\n");
 			return 2;
 		}
 	}
@@ -911,6 +934,23 @@ int main(int argc, char **argv)
 		if (now_ns() - t > 15000000000ull)
 			die("bridges", "A and B did not see each other within 15 s (see their logs)");
 
+	if (only_global) {
+		const struct result *jr, *rb;
+		char label[32];
+
+		printf("bench_cluster --global %zu: the global workers only\n", only_global);
+		bench_global(only_global, settle);
+		snprintf(label, sizeof(label), "join calls %zu", only_global);
+		jr = find(label);
+		snprintf(label, sizeof(label), "rebalance %zu", only_global);
+		rb = find(label);
+		printf("\n  %s  no call lost while workers move: %.0f of %.0f failed\n",
+		       jr->p50_us == 0 ? "PASS" : "MISS", jr->p50_us, jr->calls_s);
+		host_fini(&A);
+		host_fini(&B);
+		free(lat);
+		return jr->p50_us == 0 && rb->p50_us >= 0 ? 0 : 1;
+	}
 	printf("bench_cluster: two hosts on loopback tcp, a bridge each; %.1f s per row, "
 	       "%d-byte messages\n\n", seconds, MSG);
 	printf("%-22s %10s %10s %12s\n", "system", "p50 us", "p99 us", "calls/s");
