@@ -106,6 +106,38 @@ struct ritem {
 	uint8_t name_len;
 };
 
+/* A message for a worker of this host that found the worker's mailbox
+ * full (rpc.c): delivered again, in arrival order, as room frees, so that
+ * the bridge's one thread never waits for a slow worker. */
+struct dlv {
+	struct dlv *next;
+	struct ritem *ri;              /* an item of an inbound batch; or */
+	struct item *it;               /* a message of this host's (relayed, made again) */
+	uint8_t op, name_len;
+	uint32_t len;
+	uint64_t deadline_ns;          /* 0: none */
+	unsigned char *name, *data;    /* in the same allocation */
+};
+
+/* An answer for a process of this host that found its mailbox full: sent
+ * again until it goes or its call's deadline passes. */
+struct late {
+	struct late *next;
+	struct dr_msg caller;
+	int status;
+	uint64_t until_ns;
+	uint32_t len;
+	unsigned char *data;           /* in the same allocation */
+};
+
+/* Messages waiting for room (struct dlv) at most: past it the bridge stops
+ * reading inbound batches, which then wait in their senders' queues. */
+#define DLV_MAX 4096
+/* How often those, and late answers, are tried again. */
+#define DLV_RETRY_NS (1000ull * 1000)
+/* A late answer to a call with no deadline is dropped after this. */
+#define LATE_GIVEUP_NS (10000ull * 1000 * 1000)
+
 /* A batch another bridge sent us. */
 struct ibatch {
 	struct ibatch *next;           /* newer first */
@@ -180,6 +212,9 @@ struct bridge {
 	unsigned char *rx;             /* and one to receive into */
 	struct idmap calls;            /* dr_admin_deliver's call ids -> what they answer */
 	struct item *parked;           /* calls waiting to be made again (rpc.c, relocate) */
+	struct dlv *dlv, **dlv_tail;   /* waiting for room in their worker's mailbox */
+	size_t ndlv;
+	struct late *late;             /* answers waiting for room in their caller's */
 	/* the reaper */
 	struct watched *watched;
 	size_t nwatched, watched_cap;
@@ -191,7 +226,7 @@ struct bridge {
 	struct {
 		uint64_t dropped_auth, dropped_malformed, dropped_replay, dropped_version;
 		uint64_t batches_sent, batches_resent, batches_received, items_forwarded;
-		uint64_t reaped, relocated;
+		uint64_t reaped, relocated, deferred, answered_late;
 	} n;
 };
 
@@ -236,6 +271,9 @@ void rpc_peer_down(struct bridge *b, struct peer *p);
 int rpc_ask(struct bridge *b, const char *host, const unsigned char *name, size_t len,
 	    uint64_t now);
 bool rpc_idle(const struct bridge *b);
+/* Whether inbound batches may be read now (not too many messages wait
+ * for room in their workers' mailboxes). */
+bool rpc_rep_open(const struct bridge *b);
 uint64_t rpc_next_deadline(const struct bridge *b);
 
 /* reaper.c */

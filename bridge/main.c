@@ -162,7 +162,10 @@ static int run(struct bridge *b)
 		fds[nfds++] = (struct pollfd){ .fd = b->signal_fd, .events = POLLIN };
 		fds[nfds++] = (struct pollfd){ .fd = b->mb_fd, .events = POLLIN };
 		fds[nfds++] = (struct pollfd){ .fd = b->bus_fd, .events = POLLIN };
-		fds[nfds++] = (struct pollfd){ .fd = b->rep_fd, .events = POLLIN };
+		/* Not while too many inbound messages wait for their workers:
+		 * further batches wait at their senders (rpc_rep_open). */
+		fds[nfds++] = (struct pollfd){ .fd = rpc_rep_open(b) ? b->rep_fd : -1,
+					       .events = POLLIN };
 		npeerfd = nfds;
 		for (i = 0; i < b->npeers; i++) {
 			if (b->peers[i]->req_fd >= 0) {
@@ -236,6 +239,7 @@ int main(int argc, char **argv)
 	snprintf(b.host, sizeof(b.host), "%s", b.cfg.host);
 	b.incarnation = realtime_ns();
 	b.bus = b.rep = -1;
+	b.dlv_tail = &b.dlv;
 	b.frame = malloc(WIRE_FRAME_MAX);
 	b.rx = malloc(WIRE_FRAME_MAX);
 	b.signal_fd = signals_fd();
@@ -261,11 +265,12 @@ int main(int argc, char **argv)
 	rc = run(&b);
 	log_info("stopping: %llu batches sent, %llu resent, %llu received; dropped %llu "
 		 "unauthenticated, %llu malformed, %llu replayed; %llu entries reaped; %llu calls "
-		 "made again elsewhere",
+		 "made again elsewhere; %llu messages and %llu answers waited for room",
 		 (unsigned long long)b.n.batches_sent, (unsigned long long)b.n.batches_resent,
 		 (unsigned long long)b.n.batches_received, (unsigned long long)b.n.dropped_auth,
 		 (unsigned long long)b.n.dropped_malformed, (unsigned long long)b.n.dropped_replay,
-		 (unsigned long long)b.n.reaped, (unsigned long long)b.n.relocated);
+		 (unsigned long long)b.n.reaped, (unsigned long long)b.n.relocated,
+		 (unsigned long long)b.n.deferred, (unsigned long long)b.n.answered_late);
 	rpc_stop(&b);
 	moves_stop(&b);
 	membership_stop(&b);

@@ -59,6 +59,61 @@ static bool wants_answer(uint8_t op)
 /* Answering local callers */
 
 static int relocate(struct bridge *b, const struct item *it, const void *hint, size_t hint_len);
+static void dlv_submit(struct bridge *b, struct ritem *ri, struct item *it, uint8_t op,
+		       const void *name, size_t name_len, const void *data, size_t len,
+		       uint64_t deadline_ns, uint64_t now);
+static int start_again(struct bridge *b, const struct item *it);
+
+/* A worker's mailbox, or a caller's, has no room now: try again later. */
+static bool no_room(int rc)
+{
+	return rc == -EAGAIN || rc == -EUSERS;
+}
+
+static int reply_to(struct bridge *b, const struct dr_msg *caller, int status, const void *data,
+		    size_t len)
+{
+	return status ? dr_admin_reply_status(b->mb, caller, status)
+		      : dr_reply(b->mb, caller, data, len);
+}
+
+/* An answer that found no room in its caller's mailbox: kept and sent
+ * again (late_run) until its call's deadline, or LATE_GIVEUP_NS. */
+static void late_add(struct bridge *b, const struct dr_msg *caller, int status, const void *data,
+		     size_t len, uint64_t deadline_ns)
+{
+	struct late *l = malloc(sizeof(*l) + len);
+
+	if (!l) {
+		log_once(&b->once, "reply-local", 1, LOG_LEVEL_WARN, "cannot keep an answer for a "
+			      "local caller: out of memory (it will time out; more are not logged)");
+		return;
+	}
+	*l = (struct late){ .next = b->late, .caller = *caller, .status = status,
+			    .len = (uint32_t)len,
+			    .until_ns = deadline_ns ? deadline_ns : now_ns() + LATE_GIVEUP_NS };
+	l->data = (unsigned char *)(l + 1);
+	if (len)
+		memcpy(l->data, data, len);
+	b->late = l;
+	b->n.answered_late++;
+}
+
+static void late_run(struct bridge *b, uint64_t now)
+{
+	struct late **pp = &b->late;
+
+	while (*pp) {
+		struct late *l = *pp;
+
+		if (now < l->until_ns && no_room(reply_to(b, &l->caller, l->status, l->data, l->len))) {
+			pp = &l->next;
+			continue;
+		}
+		*pp = l->next;
+		free(l);
+	}
+}
 
 static void answer(struct bridge *b, struct item *it, int status, const void *data, size_t len)
 {
@@ -76,9 +131,15 @@ static void answer(struct bridge *b, struct item *it, int status, const void *da
 		if (status == 0)
 			return; /* a copy goes on, and answers the caller */
 	}
-	rc = status ? dr_admin_reply_status(b->mb, &it->caller, status)
-		    : dr_reply(b->mb, &it->caller, data, len);
-	if (rc < 0 && rc != -ENOENT)
+	if (status == DR_NOTSERVED && it->op == DR_FWD_START) {
+		status = start_again(b, it);
+		if (status == 0)
+			return;
+	}
+	rc = reply_to(b, &it->caller, status, data, len);
+	if (no_room(rc))
+		late_add(b, &it->caller, status, data, len, it->deadline_ns);
+	else if (rc < 0 && rc != -ENOENT)
 		log_once(&b->once, "reply-local", 1, LOG_LEVEL_WARN, "cannot answer a local caller: %s "
 			      "(it will time out; more are not logged)", dr_strerror(rc));
 }
@@ -194,8 +255,6 @@ static int relocate(struct bridge *b, const struct item *it, const void *hint, s
 
 	while (!b->stopping && (!it->deadline_ns || now < it->deadline_ns)) {
 		struct item *c;
-		uint64_t cid;
-		int rc, left;
 
 		if (probe > b->npeers) {
 			probe = 0;
@@ -214,21 +273,16 @@ static int relocate(struct bridge *b, const struct item *it, const void *hint, s
 			b->n.relocated++;
 			return 0;
 		}
+		/* Here: a copy goes to the worker, or waits for room; if it
+		 * reaches none (DR_NOTSERVED), answering it goes on from
+		 * probe 1. */
 		c = item_copy(b, it, ++probe, turns, owner);
 		if (!c)
 			return -ENOMEM;
-		left = it->deadline_ns ? (int)((it->deadline_ns - now + 999999) / 1000000) : -1;
-		rc = dr_admin_deliver(b->mb, DR_FWD_CALL, c->name, c->name_len, c->data, c->len,
-				      left, &cid);
-		if (rc == 0)
-			rc = idmap_put(&b->calls, cid, (void *)((uintptr_t)c | TAG_ITEM));
-		if (rc == 0) {
-			b->n.relocated++;
-			return 0;
-		}
-		free(c);
-		if (rc != DR_NOTSERVED)
-			return rc; /* delivered (and no room to map its answer), or failed */
+		b->n.relocated++;
+		dlv_submit(b, NULL, c, DR_FWD_CALL, c->name, c->name_len, c->data, c->len,
+			   c->deadline_ns, now);
+		return 0;
 	}
 	if (!b->stopping && owner[0] && !reachable(b, owner) && it->parks < PARK_MAX &&
 	    (!it->deadline_ns || now + PARK_NS < it->deadline_ns)) {
@@ -243,6 +297,43 @@ static int relocate(struct bridge *b, const struct item *it, const void *hint, s
 		return 0;
 	}
 	return DR_NOTSERVED;
+}
+
+/* How many times a start that reached no factory is sent again. */
+#define START_AGAIN_MAX 8
+
+/*
+ * The start it reached no factory: the owner's bridge refused its batch
+ * unseen (overtaken by a later one of ours, after the owner had taken us
+ * for down, or before it had heard us). A start is get-or-create, so it is
+ * sent again, to the owner of our view now. 0: a copy goes on and will
+ * answer the caller; else the status to answer with.
+ */
+static int start_again(struct bridge *b, const struct item *it)
+{
+	char owner[DR_HOST_MAX + 1];
+	struct peer *p = NULL;
+	struct item *c;
+
+	if (b->stopping || it->turns >= START_AGAIN_MAX ||
+	    (it->deadline_ns && now_ns() >= it->deadline_ns))
+		return -ETIMEDOUT;
+	if (dr_owner_bin(b->r, it->name, it->name_len, owner, sizeof(owner)) != 0)
+		return -EHOSTUNREACH;
+	if (strcmp(owner, b->host) != 0) {
+		p = peer_by_host(b, owner);
+		if (!p || !live(p->state) || p->req < 0)
+			return -EHOSTUNREACH;
+	}
+	c = item_copy(b, it, 0, (uint8_t)(it->turns + 1), "");
+	if (!c)
+		return -ENOMEM;
+	if (p)
+		enqueue(p, c);
+	else
+		dlv_submit(b, NULL, c, DR_FWD_START, c->name, c->name_len, c->data, c->len,
+			   c->deadline_ns, now_ns());
+	return 0;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -566,8 +657,12 @@ void rpc_req_recv(struct bridge *b, struct peer *p)
 /* ---------------------------------------------------------------------- */
 /* Inbound batches */
 
+static void dlv_forget(struct bridge *b, const struct ibatch *ib);
+
 static void ibatch_free(struct bridge *b, struct ibatch *ib)
 {
+	if (ib->pending)
+		dlv_forget(b, ib);
 	for (uint32_t i = 0; i < ib->n; i++) {
 		struct ritem *ri = &ib->items[i];
 
@@ -678,15 +773,20 @@ static void not_here(struct bridge *b, struct ritem *ri, const void *name, size_
 	ritem_done(b, ri->ib, ri, DR_NOTSERVED, owner, strlen(owner));
 }
 
-/* Hand one inbound item to its worker. */
+/* Hand one inbound item to its worker (now, or once its mailbox has room). */
 static void deliver(struct bridge *b, struct ibatch *ib, struct ritem *ri,
-		    const struct wire_item *it)
+		    const struct wire_item *it, uint64_t now)
 {
 	unsigned char buf[DR_ENTRY_WIRE_MAX];
 	size_t blen = sizeof(buf);
-	uint64_t cid = 0;
+	uint64_t deadline = 0;
 	int rc;
 
+	if (it->op == DR_FWD_WHEREIS) {
+		rc = dr_admin_entry_encode(b->r, it->name, it->name_len, buf, &blen);
+		ritem_done(b, ib, ri, rc, buf, rc ? 0 : blen);
+		return;
+	}
 	/* The name, for a call's answer DR_NOTSERVED (not_here), and for a
 	 * start's answer (the factory's answer needs it to look it up). */
 	if (it->op == DR_FWD_CALL || it->op == DR_FWD_START) {
@@ -698,44 +798,11 @@ static void deliver(struct bridge *b, struct ibatch *ib, struct ritem *ri,
 		memcpy(ri->name, it->name, it->name_len);
 		ri->name_len = it->name_len;
 	}
-	switch (it->op) {
-	case DR_FWD_CALL:
-		rc = dr_admin_deliver(b->mb, DR_FWD_CALL, it->name, it->name_len, it->data, it->len,
-				      it->timeout_ms, &cid);
-		if (rc == 0 && idmap_put(&b->calls, cid, ri) == 0) {
-			ri->call_id = cid;
-			return;
-		}
-		if (rc == DR_NOTSERVED)
-			not_here(b, ri, ri->name, ri->name_len);
-		else
-			ritem_done(b, ib, ri, rc ? rc : -ENOMEM, NULL, 0);
-		return;
-	case DR_FWD_WHEREIS:
-		rc = dr_admin_entry_encode(b->r, it->name, it->name_len, buf, &blen);
-		ritem_done(b, ib, ri, rc, buf, rc ? 0 : blen);
-		return;
-	case DR_FWD_START: {
-		unsigned char ans[DR_START_WIRE_MAX];
-		size_t alen = sizeof(ans);
-
-		rc = dr_admin_start_begin(b->mb, it->name, it->name_len, it->data, it->len,
-					  it->timeout_ms, &cid, ans, &alen);
-		if (rc == 0 && idmap_put(&b->calls, cid, ri) == 0) {
-			ri->call_id = cid;
-			return;
-		}
-		if (rc == 1)
-			ritem_done(b, ib, ri, 0, ans, alen);
-		else
-			ritem_done(b, ib, ri, rc ? rc : -ENOMEM, NULL, 0);
-		return;
-	}
-	default: /* CAST, INFO: best effort, no answer */
-		dr_admin_deliver(b->mb, it->op, it->name, it->name_len, it->data, it->len, 0, NULL);
-		ritem_done(b, ib, ri, 0, NULL, 0);
-		return;
-	}
+	if (!wants_answer(it->op))
+		deadline = now + CAST_GIVEUP_NS; /* best effort, but not for ever */
+	else if (it->timeout_ms >= 0)
+		deadline = now + (uint64_t)it->timeout_ms * 1000000ull;
+	dlv_submit(b, ri, NULL, it->op, it->name, it->name_len, it->data, it->len, deadline, now);
 }
 
 static struct ibatch *ibatch_new(uint64_t no, uint32_t n, const void *ctl, size_t ctl_len)
@@ -785,6 +852,7 @@ static void on_batch(struct bridge *b, struct peer *p, const struct wire_hdr *h,
 		     const unsigned char *body, size_t len, const void *ctl, size_t ctl_len)
 {
 	struct origin *o = &p->origin;
+	uint64_t now = now_ns();
 	struct wire_rd rd;
 	struct ibatch *ib;
 	const char *to;
@@ -843,18 +911,20 @@ static void on_batch(struct bridge *b, struct peer *p, const struct wire_hdr *h,
 		ri->id = it.id;
 		ri->op = it.op;
 		ri->ib = ib;
-		if (!deliverable && it.op == DR_FWD_CALL && no > o->forgotten)
+		if (!deliverable && (it.op == DR_FWD_CALL || it.op == DR_FWD_START) &&
+		    no > o->forgotten)
 			/* Overtaken by a later batch of the same origin
 			 * (we dropped it, not having heard its sender yet):
 			 * delivering it now would break the order. We never
 			 * had it (every batch we had is in the cache or at
 			 * most forgotten): no worker saw it, and the caller's
-			 * bridge makes it again. One we forgot may have run. */
+			 * bridge makes it again (a start too: start_again).
+			 * One we forgot may have run. */
 			not_here(b, ri, it.name, it.name_len);
 		else if (!deliverable)
 			ritem_done(b, ib, ri, -ETIMEDOUT, NULL, 0);
 		else
-			deliver(b, ib, ri, &it);
+			deliver(b, ib, ri, &it, now);
 	}
 	b->n.items_forwarded += count;
 	if (--ib->pending == 0)
@@ -862,9 +932,14 @@ static void on_batch(struct bridge *b, struct peer *p, const struct wire_hdr *h,
 	origin_trim(b, o);
 }
 
+bool rpc_rep_open(const struct bridge *b)
+{
+	return b->ndlv < DLV_MAX;
+}
+
 void rpc_rep_recv(struct bridge *b)
 {
-	for (;;) {
+	while (rpc_rep_open(b)) {
 		unsigned char ctl[256];
 		struct nn_iovec iov = { .iov_base = b->rx, .iov_len = WIRE_FRAME_MAX };
 		struct nn_msghdr hdr = { .msg_iov = &iov, .msg_iovlen = 1,
@@ -914,7 +989,6 @@ static void local_relay(struct bridge *b, const struct dr_fwd *f, const struct d
 	unsigned char buf[DR_ENTRY_WIRE_MAX];
 	size_t blen = sizeof(buf);
 	struct item *it;
-	uint64_t cid;
 	int rc;
 
 	if (f->op == DR_FWD_WHEREIS) {
@@ -922,36 +996,16 @@ static void local_relay(struct bridge *b, const struct dr_fwd *f, const struct d
 		rc = rc ? dr_reply_error(b->mb, m, rc) : dr_reply(b->mb, m, buf, blen);
 		return;
 	}
-	if (f->op != DR_FWD_CALL && f->op != DR_FWD_START) {
-		dr_admin_deliver(b->mb, f->op, f->name, f->name_len, f->data, f->len, 0, NULL);
-		return;
-	}
 	it = item_new(f, m, ++b->next_id, now);
 	if (!it) {
-		dr_reply_error(b->mb, m, -ENOMEM);
+		if (m->kind == DR_MSG_CALL)
+			dr_reply_error(b->mb, m, -ENOMEM);
 		return;
 	}
-	if (f->op == DR_FWD_START) {
-		unsigned char ans[DR_START_WIRE_MAX];
-		size_t alen = sizeof(ans);
-
-		rc = dr_admin_start_begin(b->mb, f->name, f->name_len, f->data, f->len,
-					  f->timeout_ms, &cid, ans, &alen);
-		if (rc == 1) {
-			answer(b, it, 0, ans, alen);
-			free(it);
-			return;
-		}
-	} else {
-		rc = dr_admin_deliver(b->mb, DR_FWD_CALL, f->name, f->name_len, f->data, f->len,
-				      f->timeout_ms, &cid);
-	}
-	if (rc == 0)
-		rc = idmap_put(&b->calls, cid, (void *)((uintptr_t)it | TAG_ITEM));
-	if (rc < 0) {
-		answer(b, it, rc, NULL, 0);
-		free(it);
-	}
+	if (!wants_answer(it->op))
+		it->deadline_ns = now + CAST_GIVEUP_NS;
+	dlv_submit(b, NULL, it, it->op, it->name, it->name_len, it->data, it->len, it->deadline_ns,
+		   now);
 }
 
 static void on_forward(struct bridge *b, const struct dr_msg *m, uint64_t now)
@@ -1076,6 +1130,164 @@ int rpc_mailbox(struct bridge *b)
 
 /* ---------------------------------------------------------------------- */
 
+/* Messages for this host's workers (inbound items, relays, calls made
+ * again here) go through dlv_submit: delivered at once if nothing waits
+ * before them and the worker's mailbox has room, else queued in arrival
+ * order (which keeps the order per sender and worker) and tried again
+ * every DLV_RETRY_NS (dlv_run). The bridge's one thread never waits for a
+ * worker: a factory busy with 25 k starts must not stop the heartbeats. */
+
+/* d is over: answered at once, failed, or expired before a worker took it. */
+static void dlv_done(struct bridge *b, struct dlv *d, int status, const void *data, size_t len)
+{
+	if (d->ri) {
+		if (status == DR_NOTSERVED)
+			not_here(b, d->ri, d->name, d->name_len);
+		else
+			ritem_done(b, d->ri->ib, d->ri, wants_answer(d->op) ? status : 0, data, len);
+		return;
+	}
+	answer(b, d->it, status, data, len); /* DR_NOTSERVED: made again elsewhere */
+	free(d->it);
+}
+
+/* Hand d's message to its worker: -EAGAIN if there is no room for it
+ * (nothing done), else 0 (d is over, or its worker's answer will come). */
+static int dlv_try(struct bridge *b, struct dlv *d, uint64_t now)
+{
+	unsigned char ans[DR_START_WIRE_MAX];
+	size_t alen = sizeof(ans);
+	uint64_t cid = 0;
+	int left = -1, rc;
+
+	if (d->deadline_ns) {
+		if (now > d->deadline_ns) {
+			dlv_done(b, d, -ETIMEDOUT, NULL, 0);
+			return 0;
+		}
+		left = (int)((d->deadline_ns - now + 999999) / 1000000);
+	}
+	if (d->op == DR_FWD_START) {
+		rc = dr_admin_start_begin(b->mb, d->name, d->name_len, d->data, d->len, left, &cid,
+					  ans, &alen);
+		if (rc == 1) {
+			dlv_done(b, d, 0, ans, alen);
+			return 0;
+		}
+	} else {
+		rc = dr_admin_deliver(b->mb, d->op, d->name, d->name_len, d->data, d->len, left,
+				      d->op == DR_FWD_CALL ? &cid : NULL);
+	}
+	if (no_room(rc))
+		return -EAGAIN;
+	if (rc == 0 && wants_answer(d->op)) {
+		void *v = d->ri ? (void *)d->ri : (void *)((uintptr_t)d->it | TAG_ITEM);
+
+		if (idmap_put(&b->calls, cid, v) == 0) {
+			if (d->ri)
+				d->ri->call_id = cid;
+			return 0;
+		}
+		rc = -ENOMEM; /* delivered, but its answer could not find us */
+	}
+	dlv_done(b, d, rc, NULL, 0);
+	return 0;
+}
+
+static void dlv_submit(struct bridge *b, struct ritem *ri, struct item *it, uint8_t op,
+		       const void *name, size_t name_len, const void *data, size_t len,
+		       uint64_t deadline_ns, uint64_t now)
+{
+	struct dlv now_d = { .ri = ri, .it = it, .op = op, .name_len = (uint8_t)name_len,
+			     .len = (uint32_t)len, .deadline_ns = deadline_ns,
+			     .name = (unsigned char *)name, .data = (unsigned char *)data };
+	struct dlv *d;
+
+	if (!b->dlv && dlv_try(b, &now_d, now) == 0)
+		return;
+	/* An item of ours holds its name and data; an inbound one is in the
+	 * receive buffer, which the next frame overwrites. */
+	d = malloc(sizeof(*d) + (it ? 0 : name_len + len));
+	if (!d) {
+		dlv_done(b, &now_d, -ENOMEM, NULL, 0);
+		return;
+	}
+	*d = now_d;
+	if (!it) {
+		d->name = (unsigned char *)(d + 1);
+		d->data = d->name + name_len;
+		memcpy(d->name, name, name_len);
+		if (len)
+			memcpy(d->data, data, len);
+	}
+	*b->dlv_tail = d;
+	b->dlv_tail = &d->next;
+	b->ndlv++;
+	b->n.deferred++;
+}
+
+static void dlv_unlinked(struct bridge *b)
+{
+	struct dlv **pp = &b->dlv;
+
+	while (*pp)
+		pp = &(*pp)->next;
+	b->dlv_tail = pp;
+}
+
+static void dlv_run(struct bridge *b, uint64_t now)
+{
+	struct dlv *d, *expired = NULL, **pp;
+
+	while ((d = b->dlv)) {
+		if (dlv_try(b, d, now) == -EAGAIN)
+			break;
+		/* Over: what it set off may have queued more behind it. */
+		b->dlv = d->next;
+		if (!b->dlv)
+			b->dlv_tail = &b->dlv;
+		b->ndlv--;
+		free(d);
+	}
+	/* Behind the one that waits for room: those past their deadline. */
+	for (pp = b->dlv ? &b->dlv->next : &b->dlv; *pp;) {
+		d = *pp;
+		if (d->deadline_ns && now > d->deadline_ns) {
+			*pp = d->next;
+			d->next = expired;
+			expired = d;
+			b->ndlv--;
+			continue;
+		}
+		pp = &d->next;
+	}
+	dlv_unlinked(b);
+	while ((d = expired)) {
+		expired = d->next;
+		dlv_done(b, d, -ETIMEDOUT, NULL, 0);
+		free(d);
+	}
+}
+
+/* ib goes (its origin restarted, or we stop): its items that wait too. */
+static void dlv_forget(struct bridge *b, const struct ibatch *ib)
+{
+	struct dlv **pp = &b->dlv;
+
+	while (*pp) {
+		struct dlv *d = *pp;
+
+		if (d->ri && d->ri->ib == ib) {
+			*pp = d->next;
+			b->ndlv--;
+			free(d);
+			continue;
+		}
+		pp = &d->next;
+	}
+	dlv_unlinked(b);
+}
+
 static uint64_t retry_after(const struct peer *p)
 {
 	uint64_t rtt4 = (uint64_t)(p->rtt_ms * 4e6);
@@ -1112,6 +1324,8 @@ static void unpark(struct bridge *b, uint64_t now)
 
 void rpc_tick(struct bridge *b, uint64_t now)
 {
+	dlv_run(b, now);
+	late_run(b, now);
 	unpark(b, now);
 	for (size_t i = 0; i < b->npeers; i++) {
 		struct peer *p = b->peers[i];
@@ -1159,7 +1373,7 @@ void rpc_tick(struct bridge *b, uint64_t now)
 
 bool rpc_idle(const struct bridge *b)
 {
-	if (b->calls.n || b->parked)
+	if (b->calls.n || b->parked || b->dlv || b->late)
 		return false;
 	for (size_t i = 0; i < b->npeers; i++)
 		if (b->peers[i]->queue || b->peers[i]->inflight)
@@ -1190,6 +1404,8 @@ uint64_t rpc_next_deadline(const struct bridge *b)
 	for (const struct item *it = b->parked; it; it = it->next)
 		if (it->due_ns < next)
 			next = it->due_ns;
+	if ((b->dlv || b->late) && now_ns() + DLV_RETRY_NS < next)
+		next = now_ns() + DLV_RETRY_NS;
 	return next;
 }
 
@@ -1197,6 +1413,26 @@ void rpc_stop(struct bridge *b)
 {
 	b->stopping = true;
 	unpark(b, now_ns());
+	/* Messages no worker took: a call of ours learns that there is no
+	 * bridge any more; an inbound one goes with its batch (below). */
+	while (b->dlv) {
+		struct dlv *d = b->dlv;
+
+		b->dlv = d->next;
+		if (d->it) {
+			answer(b, d->it, -ENOTCONN, NULL, 0);
+			free(d->it);
+		}
+		free(d);
+	}
+	b->dlv_tail = &b->dlv;
+	b->ndlv = 0;
+	while (b->late) {
+		struct late *l = b->late;
+
+		b->late = l->next;
+		free(l);
+	}
 	/* Calls of this host's processes that a worker here still has, past
 	 * the drain: the caller learns now that no answer will come (the
 	 * worker may have run it: -ETIMEDOUT, not made again). */

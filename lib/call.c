@@ -337,9 +337,11 @@ int dri_call_as(dr_mailbox *mb, const struct dri_target *to, const void *req, si
 	return err;
 }
 
-/* An asynchronous call from mb to a target: dri_call_as() with a new id. */
-int dri_call_async(dr_mailbox *mb, const struct dri_target *to, const void *req,
-		   size_t req_len, int timeout_ms, int gone, uint64_t *call_id)
+/* An asynchronous call from mb to a target: dri_call_as() with a new id,
+ * waiting for room in the target's lane until the call's deadline, or not
+ * at all (wait false, or timeout 0: -EAGAIN). */
+static int call_async(dr_mailbox *mb, const struct dri_target *to, const void *req,
+		      size_t req_len, int timeout_ms, int gone, uint64_t *call_id, bool wait)
 {
 	uint64_t id = 0, deadline;
 	int err;
@@ -351,11 +353,23 @@ int dri_call_async(dr_mailbox *mb, const struct dri_target *to, const void *req,
 	if (mb->for_replies)
 		return -EINVAL;
 	deadline = dri_deadline(timeout_ms);
-	err = dri_call_as(mb, to, req, req_len, &id, deadline, timeout_ms == 0 ? 0 : deadline,
-			  gone);
+	err = dri_call_as(mb, to, req, req_len, &id, deadline,
+			  wait && timeout_ms != 0 ? deadline : 0, gone);
 	if (!err && call_id)
 		*call_id = id;
 	return err;
+}
+
+int dri_call_async(dr_mailbox *mb, const struct dri_target *to, const void *req,
+		   size_t req_len, int timeout_ms, int gone, uint64_t *call_id)
+{
+	return call_async(mb, to, req, req_len, timeout_ms, gone, call_id, true);
+}
+
+int dri_call_nowait(dr_mailbox *mb, const struct dri_target *to, const void *req,
+		    size_t req_len, int timeout_ms, int gone, uint64_t *call_id)
+{
+	return call_async(mb, to, req, req_len, timeout_ms, gone, call_id, false);
 }
 
 DR_EXPORT int dr_call_async_bin(dr_mailbox *mb, const void *name, size_t name_len,

@@ -994,6 +994,11 @@ int dri_call_async(struct dr_mailbox *mb, const struct dri_target *to, const voi
 		   size_t req_len, int timeout_ms, int gone, uint64_t *call_id);
 int dri_call_as(struct dr_mailbox *mb, const struct dri_target *to, const void *req,
 		size_t req_len, uint64_t *id, uint64_t deadline, uint64_t send_deadline, int gone);
+/* dri_call_async() that never waits for room: -EAGAIN when the target's
+ * lane is full (nothing sent). What a bridge delivers with: its one thread
+ * must not stop for a slow worker. */
+int dri_call_nowait(struct dr_mailbox *mb, const struct dri_target *to, const void *req,
+		    size_t req_len, int timeout_ms, int gone, uint64_t *call_id);
 /* global.c: an asynchronous call to a global name this host owns keeps a
  * copy of itself; if it reaches no worker here (its registration ended
  * before the worker took it: the worker may be moving away), the receiving

@@ -537,7 +537,7 @@ DR_EXPORT int dr_admin_deliver(dr_mailbox *mb, int op, const void *name, size_t 
 	switch (op) {
 	case DR_FWD_CALL:
 		to.notserved = true;
-		return dri_call_async(mb, &to, data, len, timeout_ms, -EOWNERDEAD, call_id);
+		return dri_call_nowait(mb, &to, data, len, timeout_ms, -EOWNERDEAD, call_id);
 	case DR_FWD_CAST:
 		return dri_send(mb->r, DR_MSG_CAST, &to, data, len, 0, 0, 0, NULL);
 	case DR_FWD_INFO:

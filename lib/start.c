@@ -345,11 +345,13 @@ DR_EXPORT int dr_admin_start_begin(dr_mailbox *mb, const void *name, size_t name
 			if (!req)
 				return -ENOMEM;
 			n = request_encode(mb->r, req, cap, name, name_len, arg, al);
-			rc = n < 0 ? n : dri_call_async(mb, &to, req, (size_t)n, timeout_ms,
-							-EOWNERDEAD, call_id);
+			rc = n < 0 ? n : dri_call_nowait(mb, &to, req, (size_t)n, timeout_ms,
+							 -EOWNERDEAD, call_id);
 			free(req);
 			if (rc == 0)
 				return 0; /* the factory answers */
+			if (rc == -EAGAIN || rc == -EUSERS)
+				return rc; /* no room in the factory's mailbox: nothing sent */
 			if (rc == -ENOENT)
 				rc = -ESRCH;
 		}

@@ -103,10 +103,13 @@ int dr_admin_fwd_decode(const struct dr_msg *msg, struct dr_fwd *out);
  * segment, whatever the view says (the sender's bridge decided; no second
  * forwarding). op DR_FWD_CALL: as dr_call_async() from mb, the answer
  * arrives in mb as a DR_MSG_REPLY with *call_id. DR_FWD_CAST, DR_FWD_INFO:
- * as dr_cast(), dr_send() with timeout 0 (timeout_ms is not used). Errors:
- * -EINVAL op not one of those three, mb NULL, an empty name; and those of
- * the local operations (-ENOENT the name is not served here; for a call,
- * DR_NOTSERVED instead: answer the caller with it).
+ * as dr_cast(), dr_send() with timeout 0 (timeout_ms is not used). It never
+ * waits for room, so that a bridge's one thread never stops for a slow
+ * worker: -EAGAIN when the worker's lane is full, -EUSERS when no lane is
+ * free, and nothing was delivered (deliver it again later; the call's
+ * timeout_ms counts from then). Errors: -EINVAL op not one of those three, mb NULL, an empty name;
+ * and those of the local operations (-ENOENT the name is not served here;
+ * for a call, DR_NOTSERVED instead: answer the caller with it).
  */
 int dr_admin_deliver(dr_mailbox *mb, int op, const void *name, size_t name_len,
 		     const void *data, size_t len, int timeout_ms, uint64_t *call_id);
@@ -135,8 +138,10 @@ int dr_admin_entry_encode(dr_registry *r, const void *name, size_t name_len, voi
  * the factory as a call from mb: 0 is returned with its *call_id, and the
  * factory's DR_MSG_REPLY, when it arrives in mb, is turned into the answer
  * by dr_admin_start_end(). Either way the bridge sends the answer back with
- * status 0; the sender's dr_start() decodes it strictly.
- * Errors: -EINVAL; -ENOMEM; those of dr_call_async().
+ * status 0; the sender's dr_start() decodes it strictly. Like
+ * dr_admin_deliver() it never waits for room: -EAGAIN or -EUSERS when the
+ * factory's mailbox has none, and nothing was sent (begin again later).
+ * Errors: -EINVAL; -ENOMEM; -EAGAIN; -EUSERS; those of dr_call_async().
  */
 #define DR_START_WIRE_MAX (8 + 24 + DR_VALUE_MAX + DR_REASON_MAX)
 int dr_admin_start_begin(dr_mailbox *mb, const void *name, size_t name_len, const void *data,

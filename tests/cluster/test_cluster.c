@@ -992,6 +992,76 @@ Test(cluster, a_call_times_out_and_the_next_one_works)
 	cl_fini(&c);
 }
 
+/*
+ * A worker that stops reading its mailbox while calls from another host
+ * keep coming fills its lane from the bridge. The bridge must not wait for
+ * room (its one thread would stop heartbeating, and the other hosts would
+ * take it for down: seen with a factory busy with 25 k restarts): the
+ * calls wait in the bridge, the host stays up in every view, and every
+ * call is answered once the worker reads again.
+ */
+Test(cluster, a_worker_that_stops_reading_does_not_stop_its_bridge)
+{
+	enum { CALLS = 1500, SLEEP_MS = 3000 };
+	struct cl c;
+	struct counters *cnt = counters_new();
+	const char *name;
+	char req[200];
+	dr_mailbox *mb;
+	uint64_t id;
+	int answered = 0, ok = 0, down = 0, last_err = 0, rc;
+	double t0;
+	pid_t w;
+
+	cl_init(&c, 2, "stall", false);
+	cl_start_all(&c);
+	cl_wait_converged(&c, "start");
+	name = name_owned_by(&c, 1, "stalled");
+	w = worker_start(&c, 1, &name, 1, cnt);
+	cr_assert_eq(dr_mailbox_open(cl_reg(&c, 0), &mb), 0);
+
+	/* The worker sleeps in the first call, past down-after (800 ms). */
+	rc = dr_call_async_global(mb, name, "sleep:3000", 10, 30000, &id);
+	cr_assert_eq(rc, 0, "%s", dr_strerror(rc));
+	memset(req, 'x', sizeof(req));
+	for (int i = 0; i < CALLS; i++) {
+		rc = dr_call_async_global(mb, name, req, sizeof(req), 30000, &id);
+		cr_assert_eq(rc, 0, "call %d: %s", i, dr_strerror(rc));
+	}
+	t0 = cl_now();
+	while (answered < CALLS + 1 && cl_now() - t0 < 40) {
+		struct dr_msg m;
+
+		down += cl_state_of(&c, 0, 1) == DR_HOST_DOWN;
+		down += cl_state_of(&c, 1, 0) == DR_HOST_DOWN;
+		rc = dr_recv(mb, &m, 50);
+		if (rc == -EAGAIN || rc == -ETIMEDOUT)
+			continue;
+		cr_assert_eq(rc, 0, "%s", dr_strerror(rc));
+		if (m.kind != DR_MSG_REPLY)
+			continue;
+		answered++;
+		if (m.status == 0)
+			ok++;
+		else
+			last_err = m.status;
+	}
+	cr_log_info("stall: %d of %d calls answered, %d with 0; %.1f s", answered, CALLS + 1, ok,
+		    cl_now() - t0);
+	cr_assert_eq(down, 0, "a host was seen down %d times while a worker did not read "
+		     "(bridge logs: %s / %s)", down, cl_log_tail(&c, 0), cl_log_tail(&c, 1));
+	cr_assert_eq(ok, CALLS + 1, "%d of %d calls answered, %d with 0 (the last error: %s)",
+		     answered, CALLS + 1, ok, dr_strerror(last_err));
+	/* And the calls did wait in the bridge (its counter, in its stop line). */
+	cr_assert_eq(cl_stop(&c, 1, SIGTERM), 0);
+	cr_assert(!cl_log_has(&c, 1, "; 0 messages and"), "the worker's lane never filled: "
+		  "the test did not test the wait (%s)", cl_log_tail(&c, 1));
+	cr_assert(cl_log_has(&c, 1, "messages and"), "no stop line: %s", cl_log_tail(&c, 1));
+	dr_mailbox_close(mb);
+	reap_child(w);
+	cl_fini(&c);
+}
+
 Test(cluster, a_worker_that_dies_in_a_call_fails_the_call)
 {
 	struct cl c;

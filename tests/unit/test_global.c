@@ -1138,6 +1138,36 @@ Test(global, delivery_on_the_owner_ignores_the_view)
 	cr_assert_eq(dr_recv(w, &m, WAIT_MS), 0);
 	cr_assert_eq(m.kind, DR_MSG_INFO);
 
+	/* A worker that does not read: the deliveries fill its lane, and
+	 * then fail at once with -EAGAIN, whatever the call's timeout (a
+	 * bridge must never wait for a worker), until it reads again. */
+	{
+		static char big[4000];
+		int n = 0, rc;
+
+		while ((rc = dr_admin_deliver(b, DR_FWD_CALL, name, strlen(name), big, sizeof(big),
+					      5000, &call_id)) == 0)
+			cr_assert_lt(++n, 100000, "the lane never filled");
+		cr_assert_eq(rc, -EAGAIN, "a full lane: %s (after %d)", dr_strerror(rc), n);
+		cr_assert_gt(n, 0);
+		cr_assert_eq(dr_admin_deliver(b, DR_FWD_CAST, name, strlen(name), big, sizeof(big),
+					      0, NULL), -EAGAIN);
+		for (int i = 0; i < n; i++) {
+			cr_assert_eq(dr_recv(w, &m, WAIT_MS), 0);
+			cr_assert_eq(m.kind, DR_MSG_CALL);
+			cr_assert_eq(dr_reply_error(w, &m, -ECANCELED), 0);
+			cr_assert_eq(dr_recv(b, &m, WAIT_MS), 0);
+			cr_assert_eq(m.status, -ECANCELED);
+		}
+		cr_assert_eq(dr_recv(w, &m, 0), -EAGAIN, "the refused ones were not delivered");
+		cr_assert_eq(dr_admin_deliver(b, DR_FWD_CALL, name, strlen(name), "q", 1, 5000,
+					      &call_id), 0, "room again");
+		cr_assert_eq(dr_recv(w, &m, WAIT_MS), 0);
+		cr_assert_eq(dr_reply(w, &m, "R", 1), 0);
+		cr_assert_eq(dr_recv(b, &m, WAIT_MS), 0);
+		cr_assert_eq(m.call_id, call_id);
+	}
+
 	cr_assert_eq(dr_serve(w, "localonly", NULL, 0), 0);
 	cr_assert_eq(dr_admin_deliver(b, DR_FWD_CAST, "localonly", 9, "c", 1, 0, NULL), -ENOENT);
 	cr_assert_eq(dr_admin_deliver(b, DR_FWD_CALL, "nobody", 6, "c", 1, 0, NULL), DR_NOTSERVED);

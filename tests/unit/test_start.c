@@ -414,6 +414,48 @@ Test(start, malformed_start_messages_are_refused)
 	dr_close(r);
 }
 
+/* A factory that does not read: the starts a bridge hands it fill its
+ * lane, and then dr_admin_start_begin fails at once with -EAGAIN (nothing
+ * sent), not an answer and not a wait: the bridge tries again later. */
+Test(start, a_bridge_start_never_waits_for_a_full_factory)
+{
+	const char *seg = seg_new("stfull");
+	dr_registry *r = open_or_die(seg);
+	dr_mailbox *b = mailbox(r), *f = mailbox(r);
+	static char fwd[8192] = { 1, 4, 0, 0, 0x00, 0x1f, 0, 0, 'e', 'c', 'h', 'o' };
+	uint8_t out[DR_START_WIRE_MAX];
+	struct dr_msg m;
+	size_t olen;
+	uint64_t cid;
+	char name[32];
+	int n = 0, rc;
+
+	cr_assert_eq(dr_admin_bridge_claim(b, NULL), 0);
+	cr_assert_eq(dr_factory_serve(f, "echo"), 0);
+	for (;;) {
+		snprintf(name, sizeof(name), "full.%d", n);
+		olen = sizeof(out);
+		rc = dr_admin_start_begin(b, name, strlen(name), fwd, 12 + 0x1f00, 5000, &cid, out,
+					  &olen);
+		if (rc != 0)
+			break;
+		cr_assert_lt(++n, 100000, "the lane never filled");
+	}
+	cr_assert_eq(rc, -EAGAIN, "a full factory: %d (%s) after %d", rc, dr_strerror(rc), n);
+	cr_assert_gt(n, 0);
+	for (int i = 0; i < n; i++) {
+		cr_assert_eq(dr_recv(f, &m, 2000), 0);
+		cr_assert_eq(m.kind, DR_MSG_CALL);
+	}
+	cr_assert_eq(dr_recv(f, &m, 0), -EAGAIN, "the refused start was not sent");
+	olen = sizeof(out);
+	cr_assert_eq(dr_admin_start_begin(b, name, strlen(name), fwd, 12 + 0x1f00, 5000, &cid, out,
+					  &olen), 0, "room again");
+	dr_mailbox_close(f);
+	dr_mailbox_close(b);
+	dr_close(r);
+}
+
 Test(start, a_start_without_waiting_completes_in_the_mailbox)
 {
 	const char *seg = seg_new("st");
