@@ -90,6 +90,7 @@ struct obatch {
 	uint64_t sent_ns;              /* first send */
 	uint64_t last_ns;              /* last send */
 	int sends;
+	bool starts;                   /* a batch of starts (their own window) */
 };
 
 /* One call of an inbound batch, delivered to a worker of ours. */
@@ -116,6 +117,7 @@ struct dlv {
 	uint8_t op, name_len;
 	uint32_t len;
 	uint64_t deadline_ns;          /* 0: none */
+	uint32_t key;                  /* its queue: dlv_key() of its receiver */
 	unsigned char *name, *data;    /* in the same allocation */
 };
 
@@ -130,11 +132,17 @@ struct late {
 	unsigned char *data;           /* in the same allocation */
 };
 
-/* Messages waiting for room (struct dlv) at most: past it the bridge stops
- * reading inbound batches, which then wait in their senders' queues. */
-#define DLV_MAX 4096
-/* How often those, and late answers, are tried again. */
+/* The queue of messages waiting for room is one list, but order is kept
+ * per receiver (a global name; for starts, the factories): messages are
+ * hashed to DLV_KEYS keys, and one waits only behind those of its key.
+ * With DLV_MAX waiting in all, the bridge stops reading inbound batches,
+ * which then wait at their senders. */
+#define DLV_KEYS 4096
+#define DLV_MAX 16384
+/* How often those, and late answers, are tried again: from 1 ms, doubling
+ * up to 16 ms while a pass delivers nothing. */
 #define DLV_RETRY_NS (1000ull * 1000)
+#define DLV_RETRY_MAX_NS (16ull * 1000 * 1000)
 /* A late answer to a call with no deadline is dropped after this. */
 #define LATE_GIVEUP_NS (10000ull * 1000 * 1000)
 
@@ -180,7 +188,10 @@ struct peer {
 	struct item *queue, **queue_tail;
 	uint32_t queued, queued_bytes;
 	struct obatch *inflight;       /* oldest first */
-	uint32_t ninflight;
+	/* Batches in flight, of starts and of the rest: each at most
+	 * BATCHES_IN_FLIGHT, so that starts waiting for a busy factory
+	 * (a move of thousands of workers) do not hold calls up. */
+	uint32_t ninflight, ninflight_starts;
 	double rtt_ms;                 /* smoothed round trip */
 	/* rpc, inbound */
 	struct origin origin;
@@ -214,6 +225,10 @@ struct bridge {
 	struct item *parked;           /* calls waiting to be made again (rpc.c, relocate) */
 	struct dlv *dlv, **dlv_tail;   /* waiting for room in their worker's mailbox */
 	size_t ndlv;
+	uint32_t dlv_count[DLV_KEYS];  /* waiting, per key */
+	uint32_t dlv_blocked[DLV_KEYS]; /* the pass (dlv_pass) that found the key full */
+	uint32_t dlv_pass;
+	uint64_t dlv_retry_ns, dlv_next_ns;
 	struct late *late;             /* answers waiting for room in their caller's */
 	/* the reaper */
 	struct watched *watched;
@@ -266,6 +281,8 @@ void rpc_tick(struct bridge *b, uint64_t now);
 void rpc_flush(struct bridge *b);
 void rpc_peer_up(struct bridge *b, struct peer *p);
 void rpc_peer_down(struct bridge *b, struct peer *p);
+/* p came back with a new incarnation: what its old one sent goes. */
+void rpc_peer_restarted(struct bridge *b, struct peer *p);
 /* Ask host whether it runs the global name (a lookup, answered through
  * view_owner_said). -EHOSTUNREACH no live peer by that id; -ENOMEM. */
 int rpc_ask(struct bridge *b, const char *host, const unsigned char *name, size_t len,

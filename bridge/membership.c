@@ -317,6 +317,7 @@ static void on_heartbeat(struct bridge *b, const struct wire_hdr *h, const unsig
 		restarted = true;
 		if (live(p->state))
 			set_down(b, p, "restarted");
+		rpc_peer_restarted(b, p);
 	}
 	if (!p->host[0])
 		snprintf(p->host, sizeof(p->host), "%s", h->host);

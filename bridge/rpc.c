@@ -63,6 +63,7 @@ static void dlv_submit(struct bridge *b, struct ritem *ri, struct item *it, uint
 		       const void *name, size_t name_len, const void *data, size_t len,
 		       uint64_t deadline_ns, uint64_t now);
 static int start_again(struct bridge *b, const struct item *it);
+static void origin_reset(struct bridge *b, struct origin *o, uint64_t incarnation);
 
 /* A worker's mailbox, or a caller's, has no room now: try again later. */
 static bool no_room(int rc)
@@ -414,7 +415,10 @@ static void batch_free(struct peer *p, struct obatch *ob)
 		;
 	if (*pp) {
 		*pp = ob->next;
-		p->ninflight--;
+		if (ob->starts)
+			p->ninflight_starts--;
+		else
+			p->ninflight--;
 	}
 	while (ob->items) {
 		struct item *it = ob->items;
@@ -474,22 +478,30 @@ static int batch_send(struct bridge *b, struct peer *p, struct obatch *ob, uint6
 
 /* Take up to BATCH_ITEMS items, BATCH_BYTES of payload, from p's queue
  * into a new batch and send it. false when nothing went. */
-static bool flush_one(struct bridge *b, struct peer *p, uint64_t now)
+/* The next batch of starts (starts true) or of the rest for p, from its
+ * queue in order, if its window has room. */
+static bool flush_one(struct bridge *b, struct peer *p, bool starts, uint64_t now)
 {
+	uint32_t *window = starts ? &p->ninflight_starts : &p->ninflight;
 	struct obatch *ob;
-	struct item **tail, *it;
+	struct item **tail, **pp, *it;
 	uint32_t bytes = 0;
 
-	if (!p->queue || p->req < 0 || p->ninflight >= BATCHES_IN_FLIGHT)
+	if (!p->queue || p->req < 0 || *window >= BATCHES_IN_FLIGHT)
 		return false;
 	ob = calloc(1, sizeof(*ob));
 	if (!ob)
 		return false;
-	ob->no = ++p->next_batch;
+	ob->starts = starts;
 	tail = &ob->items;
-	while ((it = p->queue) && ob->n < BATCH_ITEMS &&
-	       (ob->n == 0 || bytes + it->len + it->name_len <= BATCH_BYTES)) {
-		p->queue = it->next;
+	for (pp = &p->queue; (it = *pp) && ob->n < BATCH_ITEMS;) {
+		if ((it->op == DR_FWD_START) != starts) {
+			pp = &it->next; /* the other kind: it stays, in order */
+			continue;
+		}
+		if (ob->n > 0 && bytes + it->len + it->name_len > BATCH_BYTES)
+			break;
+		*pp = it->next;
 		it->next = NULL;
 		*tail = it;
 		tail = &it->next;
@@ -499,8 +511,13 @@ static bool flush_one(struct bridge *b, struct peer *p, uint64_t now)
 		p->queued--;
 		p->queued_bytes -= it->len;
 	}
-	if (!p->queue)
-		p->queue_tail = &p->queue;
+	if (!*pp)
+		p->queue_tail = pp;
+	if (ob->n == 0) {
+		free(ob);
+		return false;
+	}
+	ob->no = ++p->next_batch;
 	ob->sent_ns = now;
 	if (batch_send(b, p, ob, now) < 0) {
 		/* Back to the head of the queue, in order, and the number
@@ -520,13 +537,13 @@ static bool flush_one(struct bridge *b, struct peer *p, uint64_t now)
 		return false;
 	}
 	{
-		struct obatch **pp = &p->inflight; /* oldest first */
+		struct obatch **ip = &p->inflight; /* oldest first */
 
-		while (*pp)
-			pp = &(*pp)->next;
-		*pp = ob;
+		while (*ip)
+			ip = &(*ip)->next;
+		*ip = ob;
 	}
-	p->ninflight++;
+	(*window)++;
 	return true;
 }
 
@@ -537,7 +554,9 @@ void rpc_flush(struct bridge *b)
 	for (size_t i = 0; i < b->npeers; i++) {
 		struct peer *p = b->peers[i];
 
-		while (live(p->state) && flush_one(b, p, now))
+		while (live(p->state) && flush_one(b, p, false, now))
+			;
+		while (live(p->state) && flush_one(b, p, true, now))
 			;
 	}
 }
@@ -561,6 +580,13 @@ void rpc_peer_down(struct bridge *b, struct peer *p)
 	}
 	p->queue_tail = &p->queue;
 	p->queued = p->queued_bytes = 0;
+}
+
+void rpc_peer_restarted(struct bridge *b, struct peer *p)
+{
+	/* Its old incarnation's batches, and their messages still waiting
+	 * for room here: nobody waits for their answers any more. */
+	origin_reset(b, &p->origin, 0);
 }
 
 /* A REPLY from p: answer the calls it answers. */
@@ -1133,9 +1159,11 @@ int rpc_mailbox(struct bridge *b)
 /* Messages for this host's workers (inbound items, relays, calls made
  * again here) go through dlv_submit: delivered at once if nothing waits
  * before them and the worker's mailbox has room, else queued in arrival
- * order (which keeps the order per sender and worker) and tried again
- * every DLV_RETRY_NS (dlv_run). The bridge's one thread never waits for a
- * worker: a factory busy with 25 k starts must not stop the heartbeats. */
+ * order per receiver (DLV_KEYS queues in one list: one worker that does
+ * not read holds up only its own messages) and tried again every
+ * DLV_RETRY_NS, backing off to DLV_RETRY_MAX_NS (dlv_run). The bridge's
+ * one thread never waits for a worker: a factory busy with 25 k starts
+ * must not stop the heartbeats, nor the calls to other workers. */
 
 /* d is over: answered at once, failed, or expired before a worker took it. */
 static void dlv_done(struct bridge *b, struct dlv *d, int status, const void *data, size_t len)
@@ -1194,16 +1222,31 @@ static int dlv_try(struct bridge *b, struct dlv *d, uint64_t now)
 	return 0;
 }
 
+/* The queue a message waits in: its name's (FNV-1a), or the starts'
+ * (a start goes to its kind's factory; starts need no order). */
+static uint32_t dlv_key(uint8_t op, const unsigned char *name, size_t len)
+{
+	uint32_t h = 2166136261u;
+
+	if (op == DR_FWD_START)
+		return 0;
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ name[i]) * 16777619u;
+	return 1 + h % (DLV_KEYS - 1);
+}
+
 static void dlv_submit(struct bridge *b, struct ritem *ri, struct item *it, uint8_t op,
 		       const void *name, size_t name_len, const void *data, size_t len,
 		       uint64_t deadline_ns, uint64_t now)
 {
 	struct dlv now_d = { .ri = ri, .it = it, .op = op, .name_len = (uint8_t)name_len,
 			     .len = (uint32_t)len, .deadline_ns = deadline_ns,
+			     .key = dlv_key(op, name, name_len),
 			     .name = (unsigned char *)name, .data = (unsigned char *)data };
 	struct dlv *d;
 
-	if (!b->dlv && dlv_try(b, &now_d, now) == 0)
+	/* Nothing of its receiver waits: at once, if there is room. */
+	if (!b->dlv_count[now_d.key] && dlv_try(b, &now_d, now) == 0)
 		return;
 	/* An item of ours holds its name and data; an inbound one is in the
 	 * receive buffer, which the next frame overwrites. */
@@ -1223,50 +1266,66 @@ static void dlv_submit(struct bridge *b, struct ritem *ri, struct item *it, uint
 	*b->dlv_tail = d;
 	b->dlv_tail = &d->next;
 	b->ndlv++;
+	b->dlv_count[d->key]++;
 	b->n.deferred++;
+	if (b->dlv_retry_ns > DLV_RETRY_NS || !b->dlv_next_ns) {
+		b->dlv_retry_ns = DLV_RETRY_NS;
+		b->dlv_next_ns = now + DLV_RETRY_NS;
+	}
 }
 
-static void dlv_unlinked(struct bridge *b)
+static void dlv_unlink(struct bridge *b, struct dlv **pp)
 {
-	struct dlv **pp = &b->dlv;
+	struct dlv *d = *pp;
 
-	while (*pp)
-		pp = &(*pp)->next;
-	b->dlv_tail = pp;
+	*pp = d->next;
+	if (b->dlv_tail == &d->next)
+		b->dlv_tail = pp;
+	b->ndlv--;
+	b->dlv_count[d->key]--;
 }
 
+/* One pass over the queue: each waits only behind its own key's. */
 static void dlv_run(struct bridge *b, uint64_t now)
 {
-	struct dlv *d, *expired = NULL, **pp;
+	struct dlv **pp = &b->dlv;
+	size_t before = b->ndlv, limit = b->ndlv;
+	bool progress = false;
 
-	while ((d = b->dlv)) {
-		if (dlv_try(b, d, now) == -EAGAIN)
-			break;
-		/* Over: what it set off may have queued more behind it. */
-		b->dlv = d->next;
-		if (!b->dlv)
-			b->dlv_tail = &b->dlv;
-		b->ndlv--;
-		free(d);
-	}
-	/* Behind the one that waits for room: those past their deadline. */
-	for (pp = b->dlv ? &b->dlv->next : &b->dlv; *pp;) {
-		d = *pp;
-		if (d->deadline_ns && now > d->deadline_ns) {
-			*pp = d->next;
-			d->next = expired;
-			expired = d;
-			b->ndlv--;
+	if (!b->dlv || now < b->dlv_next_ns)
+		return;
+	if (++b->dlv_pass == 0)
+		b->dlv_pass = 1;
+	/* Those queued while this pass runs (by what delivering set off)
+	 * wait for the next one: limit. */
+	while (*pp && limit--) {
+		struct dlv *d = *pp;
+
+		if (b->dlv_blocked[d->key] == b->dlv_pass) {
+			if (d->deadline_ns && now > d->deadline_ns)
+				goto over; /* expired behind its key's first */
+			pp = &d->next;
 			continue;
 		}
-		pp = &d->next;
-	}
-	dlv_unlinked(b);
-	while ((d = expired)) {
-		expired = d->next;
+		if (dlv_try(b, d, now) == -EAGAIN) {
+			b->dlv_blocked[d->key] = b->dlv_pass;
+			pp = &d->next;
+			continue;
+		}
+		progress = true;
+		dlv_unlink(b, pp);
+		free(d);
+		continue;
+	over:
+		dlv_unlink(b, pp);
 		dlv_done(b, d, -ETIMEDOUT, NULL, 0);
 		free(d);
 	}
+	if (progress || b->ndlv != before)
+		b->dlv_retry_ns = DLV_RETRY_NS;
+	else if (b->dlv_retry_ns < DLV_RETRY_MAX_NS)
+		b->dlv_retry_ns *= 2;
+	b->dlv_next_ns = b->dlv ? now + b->dlv_retry_ns : 0;
 }
 
 /* ib goes (its origin restarted, or we stop): its items that wait too. */
@@ -1278,14 +1337,12 @@ static void dlv_forget(struct bridge *b, const struct ibatch *ib)
 		struct dlv *d = *pp;
 
 		if (d->ri && d->ri->ib == ib) {
-			*pp = d->next;
-			b->ndlv--;
+			dlv_unlink(b, pp);
 			free(d);
 			continue;
 		}
 		pp = &d->next;
 	}
-	dlv_unlinked(b);
 }
 
 static uint64_t retry_after(const struct peer *p)
@@ -1404,7 +1461,9 @@ uint64_t rpc_next_deadline(const struct bridge *b)
 	for (const struct item *it = b->parked; it; it = it->next)
 		if (it->due_ns < next)
 			next = it->due_ns;
-	if ((b->dlv || b->late) && now_ns() + DLV_RETRY_NS < next)
+	if (b->dlv && b->dlv_next_ns < next)
+		next = b->dlv_next_ns;
+	if (b->late && now_ns() + DLV_RETRY_NS < next)
 		next = now_ns() + DLV_RETRY_NS;
 	return next;
 }
@@ -1427,12 +1486,7 @@ void rpc_stop(struct bridge *b)
 	}
 	b->dlv_tail = &b->dlv;
 	b->ndlv = 0;
-	while (b->late) {
-		struct late *l = b->late;
-
-		b->late = l->next;
-		free(l);
-	}
+	memset(b->dlv_count, 0, sizeof(b->dlv_count));
 	/* Calls of this host's processes that a worker here still has, past
 	 * the drain: the caller learns now that no answer will come (the
 	 * worker may have run it: -ETIMEDOUT, not made again). */
@@ -1459,4 +1513,13 @@ void rpc_stop(struct bridge *b)
 	if (b->rep >= 0)
 		nn_close(b->rep);
 	b->rep = -1;
+	/* Last: the answers above may have found no room either. One more
+	 * try each, then they go (their callers time out). */
+	late_run(b, now_ns());
+	while (b->late) {
+		struct late *l = b->late;
+
+		b->late = l->next;
+		free(l);
+	}
 }

@@ -373,7 +373,8 @@ static inline void cl_fini(struct cl *c)
 			unlink(h->bus + 6);
 		if (strncmp(h->rpc, "ipc://", 6) == 0)
 			unlink(h->rpc + 6);
-		unlink(h->log);
+		if (!getenv("DISTREG_KEEP_LOGS"))
+			unlink(h->log);
 	}
 	if (c->key_file[0])
 		unlink(c->key_file);
@@ -585,6 +586,9 @@ static inline int worker_main(void *arg)
 		}
 		int n = snprintf(buf, sizeof(buf), "%s|%.*s|%.*s", w->host, (int)m.name_len,
 				 (const char *)m.name, (int)m.len, (const char *)m.data);
+
+		if (n >= (int)sizeof(buf))
+			n = (int)sizeof(buf) - 1; /* the answer is cut, not read past */
 		/* A full lane to the bridge (our restarts go that way too):
 		 * again, or the caller's whole batch waits for its timeout. */
 		for (int t = 0; t < 1000 && dr_reply(mb, &m, buf, (size_t)n) == -EAGAIN; t++)

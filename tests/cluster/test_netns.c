@@ -8,6 +8,8 @@
  * starts the same global workers (through a factory on every host); the
  * link comes back: the views converge again, calls work again, and every
  * worker started on both sides ends with one instance, on its owner.
+ * A second test takes random steps on the same network: cuts, heals,
+ * bridge crashes and starts on both sides of a cut (netns chaos).
  *
  * Needs root (ip netns, veth, bridge devices); skipped otherwise. Every name
  * (namespaces, segments, key, logs) carries the test process's pid, and
@@ -292,15 +294,12 @@ static double since(double t0)
 #define NSTART 12
 static char pnames[NSTART][16];
 
-Test(netns, three_hosts_converge_partition_and_heal, .init = setup, .fini = teardown)
+/* C: one host per namespace, with a key, on tcp port 7420 (bus) and 7421. */
+static void net_hosts(const char *tag)
 {
 	char addr[24];
-	const char *name_b, *name_c;
-	struct counters *cnt = counters_new();
-	double t0, t_start = cl_now();
 
-	make_network();
-	cl_init(&C, NH, "ns", false);
+	cl_init(&C, NH, tag, false);
 	cl_make_key(&C);
 	for (int i = 0; i < NH; i++) {
 		struct cl_host *h = &C.h[i];
@@ -310,6 +309,16 @@ Test(netns, three_hosts_converge_partition_and_heal, .init = setup, .fini = tear
 		snprintf(h->bus, sizeof(h->bus), "tcp://%s:7420", addr);
 		snprintf(h->rpc, sizeof(h->rpc), "tcp://%s:7421", addr);
 	}
+}
+
+Test(netns, three_hosts_converge_partition_and_heal, .init = setup, .fini = teardown)
+{
+	const char *name_b, *name_c;
+	struct counters *cnt = counters_new();
+	double t0, t_start = cl_now();
+
+	make_network();
+	net_hosts("ns");
 
 	/* Converge: host 0 is everyone's seed, the rest is gossip. */
 	t0 = cl_now();
@@ -437,3 +446,228 @@ Test(netns, three_hosts_converge_partition_and_heal, .init = setup, .fini = tear
 	cr_log_info("netns: %.1f s in all", since(t_start));
 }
 
+
+/*
+ * Random steps on the namespaces' network: a host cut off (its link down:
+ * a real partition, both sides carry on) or healed, a bridge killed and
+ * started again (a crash: a new incarnation), workers started from a
+ * random host (while cut off, on both sides). After every step, once each
+ * side's views agree: when nobody is cut off, every worker started so far
+ * has one instance, on its owner, and answers a call from a random host.
+ * DISTREG_NETNS_STEPS (default 8: the CI's short run; the soak suite runs
+ * 40) and DISTREG_NETNS_SEED (default: the pid; printed) pick the run.
+ */
+#define CH_MAX 256
+static char chnames[CH_MAX][16];
+
+static uint64_t ch_seed;
+
+static unsigned ch_rnd(unsigned n)
+{
+	ch_seed ^= ch_seed << 13;
+	ch_seed ^= ch_seed >> 7;
+	ch_seed ^= ch_seed << 17;
+	return (unsigned)(ch_seed % n);
+}
+
+/* Calls that failed while the views settled (a host taken for down and
+ * back under load, a restarted bridge's peers still reconnecting), and
+ * their last status. */
+static int ch_retried, ch_last_err;
+
+/*
+ * Every worker: one instance, on its owner, answering a call from a random
+ * host (nobody cut off) within 20 s of the views agreeing: a call that
+ * fails while the views move again is made again, as the chaos test's
+ * settle() does.
+ */
+static void all_placed(int n, const char *when, int step, unsigned long long seed0)
+{
+	double t0 = cl_now();
+
+	for (int k = 0; k < n; k++) {
+		int owner, where = -1, copies, rc, from;
+		char reply[256], want[4400];
+		size_t len;
+
+		for (;;) {
+			if (!cl_converged(&C))
+				goto wait;
+			owner = cl_owner(&C, 0, chnames[k]);
+			copies = instances(chnames[k], &where);
+			if (copies != 1 || where != owner)
+				goto wait;
+			from = (int)ch_rnd(NH);
+			len = sizeof(reply) - 1;
+			rc = cl_call(&C, from, chnames[k], "ping", 4, reply, &len, 5000);
+			if (rc == 0) {
+				reply[len] = 0;
+				snprintf(want, sizeof(want), "%s|%s|ping", C.h[owner].id, chnames[k]);
+				cr_assert_str_eq(reply, want, "step %d (%s), seed %llu: call %s from %s",
+						 step, when, seed0, chnames[k], C.h[from].id);
+				break;
+			}
+			ch_retried++;
+			ch_last_err = rc;
+		wait:
+			cr_assert_lt(since(t0), 20, "step %d (%s), DISTREG_NETNS_SEED=%llu: %s: %d "
+				     "instances (one on %s), owner %s, views %s, 20 s on; the last "
+				     "call: %s\n%s", step, when, seed0, chnames[k],
+				     instances(chnames[k], &where), where >= 0 ? C.h[where].id : "-",
+				     C.h[cl_owner(&C, 0, chnames[k])].id,
+				     cl_converged(&C) ? "agree" : "differ", dr_strerror(ch_last_err),
+				     cl_log_tail(&C, 0));
+			cl_sleep_ms(20);
+		}
+	}
+}
+
+/* dr_start(name) from host i, made again (within 20 s) while it fails
+ * with a status the header gives for hosts that are away: a peer taken
+ * for down and back after a heal (seen here: see the note in all_placed). */
+static bool ch_start(int i, const char *name, int *created, char *host, int step,
+		     unsigned long long seed0)
+{
+	bool again = false;
+
+	double t0 = cl_now();
+	char reply[128];
+	size_t len;
+	int rc;
+
+	for (;;) {
+		len = sizeof(reply) - 1;
+		rc = cl_call_or_start(&C, i, name, "echo", NULL, 0, reply, &len, 5000);
+		if (rc != -EHOSTUNREACH && rc != -ETIMEDOUT && rc != -ENOTCONN)
+			break;
+		ch_retried++;
+		ch_last_err = rc;
+		again = true;
+		cr_assert_lt(since(t0), 20, "step %d, seed %llu: start %s from %s: %s for 20 s\n%s",
+			     step, seed0, name, C.h[i].id, dr_strerror(rc), cl_log_tail(&C, i));
+		cl_sleep_ms(50);
+	}
+	cr_assert_eq(rc, 0, "step %d, seed %llu: start %s from %s: %s\n%s", step, seed0, name,
+		     C.h[i].id, dr_strerror(rc), cl_log_tail(&C, i));
+	reply[len] = 0;
+	cr_assert(len > 2 && reply[1] == '|', "start %s: %s", name, reply);
+	*created = reply[0] == '1';
+	cr_assert_lt(len - 2, DR_HOST_MAX + 1);
+	memcpy(host, reply + 2, len - 1);
+	return again; /* a start that failed may have run: not created now */
+}
+
+Test(netns, random_partitions_crashes_and_starts_converge, .init = setup, .fini = teardown,
+     .timeout = 900)
+{
+	const char *env = getenv("DISTREG_NETNS_STEPS"), *senv = getenv("DISTREG_NETNS_SEED");
+	int steps = env ? atoi(env) : 8, cut = -1, n = 0, dups = 0, counts[4] = { 0 };
+	unsigned long long seed0;
+	struct counters *cnt = counters_new();
+	static const char *const what[] = { "cut", "heal", "crash", "start" };
+
+	make_network();
+	net_hosts("nc");
+	ch_seed = senv ? strtoull(senv, NULL, 10) : (uint64_t)getpid() * 2654435761u + 1;
+	seed0 = (unsigned long long)ch_seed;
+	fprintf(stderr, "netns chaos: %d steps, DISTREG_NETNS_SEED=%llu\n", steps, seed0);
+	cl_start_all(&C);
+	cl_wait_converged(&C, "start");
+	for (int i = 0; i < NH; i++)
+		factories[i] = worker_spawn(&C, i, NULL, 0, cnt, "echo");
+
+	for (int step = 1; step <= steps; step++) {
+		int kind = (int)ch_rnd(4), i = -1;
+
+		if (kind == 0 && cut >= 0)
+			kind = 1;
+		else if (kind == 1 && cut < 0)
+			kind = 0;
+		switch (kind) {
+		case 0: /* cut host i off; each side sees the other down */
+			i = cut = (int)ch_rnd(NH);
+			cr_assert_eq(ip("-n", ns[i], "link", "set", "eth0", "down", NULL), 0, "%s",
+				     ip_said());
+			for (int j = 0; j < NH; j++)
+				if (j != i) {
+					cl_wait_state(&C, j, i, DR_HOST_DOWN, DOWN_MS);
+					cl_wait_state(&C, i, j, DR_HOST_DOWN, DOWN_MS);
+				}
+			break;
+		case 1: /* heal */
+			i = cut;
+			cr_assert_eq(ip("-n", ns[i], "link", "set", "eth0", "up", NULL), 0, "%s",
+				     ip_said());
+			cut = -1;
+			cl_wait_converged(&C, "heal");
+			break;
+		case 2: /* a bridge crashes and starts again */
+			i = (int)ch_rnd(NH);
+			cl_stop(&C, i, SIGKILL);
+			cl_sleep_ms((int)ch_rnd(1500));
+			cl_start(&C, i);
+			if (cut < 0) {
+				cl_wait_converged(&C, "crash");
+			} else {
+				/* Its side's views agree again: wait for it to
+				 * run (its view lists itself: dr_hosts fails
+				 * while no bridge runs) and to hold the hosts
+				 * of its side. */
+				double t0 = cl_now();
+
+				for (int j = 0; j < NH; j++)
+					while ((j == i || (i == cut) == (j == cut)) &&
+					       !up_in(i, j)) {
+						cr_assert_lt(since(t0), DOWN_MS / 1000.0,
+							     "step %d, seed %llu: restarted %s "
+							     "never saw %s up (%d); %s cut off\n"
+							     "%s log:\n%s\n%s log:\n%s", step,
+							     seed0, C.h[i].id, C.h[j].id,
+							     cl_state_of(&C, i, j), C.h[cut].id,
+							     C.h[i].id, cl_log_tail(&C, i),
+							     C.h[j].id, cl_log_tail(&C, j));
+						cl_sleep_ms(10);
+					}
+			}
+			break;
+		default: /* 4 workers from a random host; while a host is cut
+			  * off, the same 4 on the other side too: duplicates,
+			  * which the heal must resolve */
+			i = (int)ch_rnd(NH);
+			for (int k = 0; k < 4 && n < CH_MAX; k++, n++) {
+				char host[DR_HOST_MAX + 1];
+				int created, other = cut < 0 ? -1 : i == cut ? (cut + 1) % NH : cut;
+				bool again;
+
+				snprintf(chnames[n], sizeof(chnames[n]), "nc.%d", n);
+				again = ch_start(i, chnames[n], &created, host, step, seed0);
+				cr_assert(created || again, "%s: a new name was not created",
+					  chnames[n]);
+				if (other < 0)
+					continue;
+				again = ch_start(other, chnames[n], &created, host, step, seed0);
+				cr_assert(created || again, "%s: not created on the other side",
+					  chnames[n]);
+				dups++;
+			}
+			break;
+		}
+		counts[kind]++;
+		cr_log_info("netns chaos: step %d: %s %s (%s cut off, %d workers)", step, what[kind],
+			    C.h[i].id, cut >= 0 ? C.h[cut].id : "none", n);
+		if (cut < 0)
+			all_placed(n, what[kind], step, seed0);
+	}
+	if (cut >= 0) {
+		cr_assert_eq(ip("-n", ns[cut], "link", "set", "eth0", "up", NULL), 0, "%s",
+			     ip_said());
+		cl_wait_converged(&C, "final heal");
+	}
+	all_placed(n, "the end", steps + 1, seed0);
+	cr_log_info("netns chaos: %d cuts, %d heals, %d crashes, %d start rounds; %d workers (%d "
+		    "started on both sides of a cut), one instance each on its owner, answering; "
+		    "%d calls and starts made again while the views settled (the last: %s) "
+		    "(seed %llu)",
+		    counts[0], counts[1], counts[2], counts[3], n, dups, ch_retried,
+		    ch_retried ? dr_strerror(ch_last_err) : "none", seed0);
+}
