@@ -31,6 +31,9 @@
 #define REAP_SCAN_NS (25ull * 1000 * 1000)
 /* Batches in flight to one peer before the next waits. */
 #define BATCHES_IN_FLIGHT 64
+/* A batch the peer acknowledged is sent again (for a reply that was lost)
+ * only after this long. */
+#define ACKED_RETRY_NS (1000ull * 1000 * 1000)
 /* A batch takes at most this many items and bytes of payload. */
 #define BATCH_ITEMS 256
 #define BATCH_BYTES (64u * 1024)
@@ -91,6 +94,8 @@ struct obatch {
 	uint64_t last_ns;              /* last send */
 	int sends;
 	bool starts;                   /* a batch of starts (their own window) */
+	bool in_window;                /* counts in its class's window: until acked */
+	bool acked;                    /* the peer said it has it (a first reply) */
 };
 
 /* One call of an inbound batch, delivered to a worker of ours. */
@@ -188,9 +193,12 @@ struct peer {
 	struct item *queue, **queue_tail;
 	uint32_t queued, queued_bytes;
 	struct obatch *inflight;       /* oldest first */
-	/* Batches in flight, of starts and of the rest: each at most
-	 * BATCHES_IN_FLIGHT, so that starts waiting for a busy factory
-	 * (a move of thousands of workers) do not hold calls up. */
+	/* Batches sent and not acknowledged yet (the peer acknowledges a
+	 * batch at once, with an empty reply, when it cannot answer it
+	 * whole at once), of starts and of the rest: each at most
+	 * BATCHES_IN_FLIGHT. So a worker that does not read, or a factory
+	 * busy with a move of thousands of workers, holds up no other
+	 * batch. */
 	uint32_t ninflight, ninflight_starts;
 	double rtt_ms;                 /* smoothed round trip */
 	/* rpc, inbound */

@@ -407,19 +407,27 @@ void rpc_peer_up(struct bridge *b, struct peer *p)
 /* ---------------------------------------------------------------------- */
 /* Outbound batches */
 
+/* ob no longer counts in its class's window. */
+static void window_leave(struct peer *p, struct obatch *ob)
+{
+	if (!ob->in_window)
+		return;
+	ob->in_window = false;
+	if (ob->starts)
+		p->ninflight_starts--;
+	else
+		p->ninflight--;
+}
+
 static void batch_free(struct peer *p, struct obatch *ob)
 {
 	struct obatch **pp;
 
 	for (pp = &p->inflight; *pp && *pp != ob; pp = &(*pp)->next)
 		;
-	if (*pp) {
+	if (*pp)
 		*pp = ob->next;
-		if (ob->starts)
-			p->ninflight_starts--;
-		else
-			p->ninflight--;
-	}
+	window_leave(p, ob);
 	while (ob->items) {
 		struct item *it = ob->items;
 
@@ -544,6 +552,7 @@ static bool flush_one(struct bridge *b, struct peer *p, bool starts, uint64_t no
 		*ip = ob;
 	}
 	(*window)++;
+	ob->in_window = true;
 	return true;
 }
 
@@ -615,6 +624,9 @@ static void on_reply(struct bridge *b, struct peer *p, const unsigned char *body
 	if (!ob)
 		return; /* answered already, or given up */
 	cur = ob->items;
+	/* Any reply, an empty one too, says the peer has the batch. */
+	ob->acked = true;
+	window_leave(p, ob);
 	if (ob->sends == 1) {
 		double ms = (double)(now - ob->sent_ns) / 1e6;
 
@@ -766,6 +778,26 @@ static void ibatch_reply(struct bridge *b, struct ibatch *ib)
 	ib->replied = true;
 }
 
+/* Tell ib's sender that we have it (an empty REPLY): it stops counting
+ * the batch in its window, and sends it again only for a lost reply. */
+static void ibatch_ack(struct bridge *b, struct ibatch *ib)
+{
+	struct wire_buf w;
+	struct nn_iovec iov;
+	struct nn_msghdr hdr;
+	long len;
+
+	wire_begin(&w, b->frame, WIRE_FRAME_MAX, WIRE_REPLY, b->host, b->incarnation, ++b->seq);
+	wire_put_batch_head(&w, ib->to, ib->no, 0);
+	len = wire_finish(&w, &b->key);
+	if (len < 0)
+		return;
+	iov = (struct nn_iovec){ .iov_base = b->frame, .iov_len = (size_t)len };
+	hdr = (struct nn_msghdr){ .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ib->ctl,
+				  .msg_controllen = ib->ctl_len };
+	(void)nn_sendmsg(b->rep, &hdr, NN_DONTWAIT); /* lost: the resend asks again */
+}
+
 static void ritem_done(struct bridge *b, struct ibatch *ib, struct ritem *ri, int32_t status,
 		       const void *data, size_t len)
 {
@@ -914,6 +946,8 @@ static void on_batch(struct bridge *b, struct peer *p, const struct wire_hdr *h,
 		}
 		if (ib->pending == 0)
 			ibatch_reply(b, ib);
+		else
+			ibatch_ack(b, ib);
 		return;
 	}
 	ib = ibatch_new(no, count, ctl, ctl_len);
@@ -955,6 +989,8 @@ static void on_batch(struct bridge *b, struct peer *p, const struct wire_hdr *h,
 	b->n.items_forwarded += count;
 	if (--ib->pending == 0)
 		ibatch_reply(b, ib);
+	else
+		ibatch_ack(b, ib);
 	origin_trim(b, o);
 }
 
@@ -1222,14 +1258,23 @@ static int dlv_try(struct bridge *b, struct dlv *d, uint64_t now)
 	return 0;
 }
 
-/* The queue a message waits in: its name's (FNV-1a), or the starts'
- * (a start goes to its kind's factory; starts need no order). */
-static uint32_t dlv_key(uint8_t op, const unsigned char *name, size_t len)
+/* The queue a message waits in (FNV-1a): its name's, or for a start its
+ * kind's (it goes to that kind's factory), or, for a start whose payload
+ * names no kind, key 0. */
+static uint32_t dlv_key(uint8_t op, const unsigned char *name, size_t len,
+			const unsigned char *data, size_t dlen)
 {
 	uint32_t h = 2166136261u;
 
-	if (op == DR_FWD_START)
-		return 0;
+	if (op == DR_FWD_START) {
+		/* The payload: version, kind length, 2 bytes, arg length
+		 * (4), the kind (dr_admin_start_begin checks the rest). */
+		if (dlen < 8 || data[1] == 0 || data[1] > dlen - 8)
+			return 0;
+		name = data + 8;
+		len = data[1];
+		h = (h ^ 0xffu) * 16777619u; /* not a name's key */
+	}
 	for (size_t i = 0; i < len; i++)
 		h = (h ^ name[i]) * 16777619u;
 	return 1 + h % (DLV_KEYS - 1);
@@ -1241,7 +1286,7 @@ static void dlv_submit(struct bridge *b, struct ritem *ri, struct item *it, uint
 {
 	struct dlv now_d = { .ri = ri, .it = it, .op = op, .name_len = (uint8_t)name_len,
 			     .len = (uint32_t)len, .deadline_ns = deadline_ns,
-			     .key = dlv_key(op, name, name_len),
+			     .key = dlv_key(op, name, name_len, data, len),
 			     .name = (unsigned char *)name, .data = (unsigned char *)data };
 	struct dlv *d;
 
@@ -1352,6 +1397,15 @@ static uint64_t retry_after(const struct peer *p)
 	return rtt4 > RETRY_MIN_NS ? rtt4 : RETRY_MIN_NS;
 }
 
+/* When ob is sent again if no reply came: once the peer acknowledged it,
+ * only to recover a lost reply. */
+static uint64_t resend_after(const struct peer *p, const struct obatch *ob)
+{
+	uint64_t t = retry_after(p);
+
+	return ob->acked && ACKED_RETRY_NS > t ? ACKED_RETRY_NS : t;
+}
+
 /* Parked calls whose wait is over (or all, when stopping) go round again. */
 static void unpark(struct bridge *b, uint64_t now)
 {
@@ -1422,7 +1476,7 @@ void rpc_tick(struct bridge *b, uint64_t now)
 				batch_free(p, ob);
 				continue;
 			}
-			if (live(p->state) && now - ob->last_ns >= retry_after(p))
+			if (live(p->state) && now - ob->last_ns >= resend_after(p, ob))
 				batch_send(b, p, ob, now);
 		}
 	}
@@ -1446,7 +1500,7 @@ uint64_t rpc_next_deadline(const struct bridge *b)
 		const struct peer *p = b->peers[i];
 
 		for (const struct obatch *ob = p->inflight; ob; ob = ob->next) {
-			uint64_t t = ob->last_ns + retry_after(p);
+			uint64_t t = ob->last_ns + resend_after(p, ob);
 
 			if (t < next)
 				next = t;

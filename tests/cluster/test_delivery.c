@@ -306,3 +306,99 @@ Test(delivery, a_busy_factory_does_not_block_calls_to_running_workers)
 	reap_child(wf);
 	cl_fini(&c);
 }
+
+/* A stopped factory of one kind must not hold up starts of another kind on
+ * the same host (starts wait by kind, not in one queue). */
+Test(delivery, a_stopped_factory_does_not_block_another_kind)
+{
+	enum { STARTS = 1500 };
+	struct cl c;
+	struct counters *cnt = counters_new();
+	char nm[32];
+	dr_mailbox *mb;
+	uint64_t id;
+	pid_t fac, fac2;
+	int rc, fails = 0, sent = 0, k;
+	double t0;
+
+	cl_init(&c, 2, "fac2", false);
+	cl_start_all(&c);
+	cl_wait_converged(&c, "start");
+	fac = worker_spawn(&c, 1, NULL, 0, cnt, "kind");
+	fac2 = worker_spawn(&c, 1, NULL, 0, cnt, "echo");
+	kill(fac, SIGSTOP);
+	cr_assert_eq(dr_mailbox_open(cl_reg(&c, 0), &mb), 0);
+	for (k = 0; sent < STARTS && k < 100000; k++) {
+		snprintf(nm, sizeof(nm), "job.%d", k);
+		if (cl_owner(&c, 0, nm) != 1)
+			continue;
+		rc = dr_start_async(mb, nm, "kind", NULL, 0, 20000, NULL, &id);
+		sent += rc == 0;
+	}
+	cl_sleep_ms(500);
+	for (int i = 0, done = 0; done < 3 && k < 200000; k++) {
+		struct dr_started st;
+
+		snprintf(nm, sizeof(nm), "other.%d", k);
+		if (cl_owner(&c, 0, nm) != 1)
+			continue;
+		t0 = cl_now();
+		rc = dr_start(cl_reg(&c, 0), nm, "echo", NULL, 0, &st, 2000);
+		cr_log_info("kind factory stopped, %d starts queued: start %d of kind echo: %s in %.2f s",
+			    sent, i++, dr_strerror(rc), cl_now() - t0);
+		fails += rc != 0;
+		done++;
+	}
+	kill(fac, SIGCONT);
+	cr_expect_eq(fails, 0, "%d of 3 starts of another kind failed behind a stopped factory", fails);
+	dr_mailbox_close(mb);
+	reap_child(fac);
+	reap_child(fac2);
+	cl_fini(&c);
+}
+
+/* Calls to a stopped worker that trickle in (one batch each) would fill
+ * the sender's window of 64 batches if it counted batches the peer has
+ * but cannot answer yet; a call to a healthy worker must not wait. */
+Test(delivery, trickled_calls_to_a_stopped_worker_fill_the_window)
+{
+	struct cl c;
+	struct counters *cnt = counters_new();
+	const char *sname, *fname;
+	char reply[256];
+	size_t len;
+	dr_mailbox *mb;
+	uint64_t id;
+	pid_t ws, wf;
+	int rc, fails = 0;
+	double t0;
+
+	cl_init(&c, 2, "trkl", false);
+	cl_start_all(&c);
+	cl_wait_converged(&c, "start");
+	sname = name_owned_by(&c, 1, "stalled");
+	fname = name_owned_by(&c, 1, "fast");
+	ws = worker_start(&c, 1, &sname, 1, cnt);
+	wf = worker_start(&c, 1, &fname, 1, cnt);
+	kill(ws, SIGSTOP);
+	cr_assert_eq(dr_mailbox_open(cl_reg(&c, 0), &mb), 0);
+	for (int i = 0; i < 100; i++) {
+		rc = dr_call_async_global(mb, sname, "x", 1, 20000, &id);
+		cr_assert_eq(rc, 0);
+		cl_sleep_ms(3);
+	}
+	for (int i = 0; i < 3; i++) {
+		len = sizeof(reply);
+		t0 = cl_now();
+		rc = dr_call_global(cl_reg(&c, 0), fname, "hi", 2, reply, &len, 2000);
+		cr_log_info("trickle: call %d to the healthy worker: %s in %.2f s", i,
+			    dr_strerror(rc), cl_now() - t0);
+		fails += rc != 0;
+	}
+	kill(ws, SIGCONT);
+	cr_expect_eq(fails, 0, "%d of 3 calls failed", fails);
+	dr_mailbox_close(mb);
+	reap_child(ws);
+	reap_child(wf);
+	cl_fini(&c);
+}
