@@ -34,6 +34,9 @@
 /* A batch the peer acknowledged is sent again (for a reply that was lost)
  * only after this long. */
 #define ACKED_RETRY_NS (1000ull * 1000 * 1000)
+/* How long the owner's bridge waits for a batch's answers before it
+ * acknowledges the batch (most are answered sooner, and need no ack). */
+#define ACK_DELAY_NS (2ull * 1000 * 1000)
 /* A batch takes at most this many items and bytes of payload. */
 #define BATCH_ITEMS 256
 #define BATCH_BYTES (64u * 1024)
@@ -161,6 +164,11 @@ struct ibatch {
 	void *ctl;                     /* the request's backtrace: where the reply goes */
 	size_t ctl_len;
 	bool replied;
+	/* Not answered whole at once: acknowledged if still not answered
+	 * ACK_DELAY_NS after it came (the bridge's ack list). */
+	uint64_t got_ns;
+	struct ibatch *ack_next;
+	bool in_acks;
 };
 
 /* What we know of a sender of batches: one (host, incarnation). */
@@ -238,6 +246,7 @@ struct bridge {
 	uint32_t dlv_pass;
 	uint64_t dlv_retry_ns, dlv_next_ns;
 	struct late *late;             /* answers waiting for room in their caller's */
+	struct ibatch *acks, **acks_tail; /* inbound batches to acknowledge, oldest first */
 	/* the reaper */
 	struct watched *watched;
 	size_t nwatched, watched_cap;

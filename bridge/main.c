@@ -240,6 +240,7 @@ int main(int argc, char **argv)
 	b.incarnation = realtime_ns();
 	b.bus = b.rep = -1;
 	b.dlv_tail = &b.dlv;
+	b.acks_tail = &b.acks;
 	b.frame = malloc(WIRE_FRAME_MAX);
 	b.rx = malloc(WIRE_FRAME_MAX);
 	b.signal_fd = signals_fd();

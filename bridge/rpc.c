@@ -33,6 +33,7 @@
 
 #include <nanomsg/nn.h>
 #include <nanomsg/reqrep.h>
+#include <nanomsg/tcp.h>
 
 #include "bridge.h"
 #include "log.h"
@@ -350,10 +351,14 @@ static int rcvfd(int s)
 
 static void limit(int s)
 {
-	int max = (int)WIRE_FRAME_MAX, zero = 0;
+	int max = (int)WIRE_FRAME_MAX, zero = 0, one = 1;
 
 	nn_setsockopt(s, NN_SOL_SOCKET, NN_RCVMAXSIZE, &max, sizeof(max));
 	nn_setsockopt(s, NN_SOL_SOCKET, NN_LINGER, &zero, sizeof(zero));
+	/* An acknowledgement and then the reply are two small frames in a
+	 * row: without this, Nagle holds the second until the peer's delayed
+	 * ACK (40 ms; measured: remote call p50 44 ms). */
+	nn_setsockopt(s, NN_TCP, NN_TCP_NODELAY, &one, sizeof(one));
 }
 
 int rpc_start(struct bridge *b)
@@ -701,6 +706,15 @@ static void ibatch_free(struct bridge *b, struct ibatch *ib)
 {
 	if (ib->pending)
 		dlv_forget(b, ib);
+	if (ib->in_acks) {
+		struct ibatch **pp = &b->acks;
+
+		while (*pp != ib)
+			pp = &(*pp)->ack_next;
+		*pp = ib->ack_next;
+		if (b->acks_tail == &ib->ack_next)
+			b->acks_tail = pp;
+	}
 	for (uint32_t i = 0; i < ib->n; i++) {
 		struct ritem *ri = &ib->items[i];
 
@@ -987,10 +1001,14 @@ static void on_batch(struct bridge *b, struct peer *p, const struct wire_hdr *h,
 			deliver(b, ib, ri, &it, now);
 	}
 	b->n.items_forwarded += count;
-	if (--ib->pending == 0)
+	if (--ib->pending == 0) {
 		ibatch_reply(b, ib);
-	else
-		ibatch_ack(b, ib);
+	} else {
+		ib->got_ns = now;
+		ib->in_acks = true;
+		*b->acks_tail = ib;
+		b->acks_tail = &ib->ack_next;
+	}
 	origin_trim(b, o);
 }
 
@@ -1433,8 +1451,24 @@ static void unpark(struct bridge *b, uint64_t now)
 	}
 }
 
+/* Batches not answered ACK_DELAY_NS after they came: acknowledged. */
+static void acks_due(struct bridge *b, uint64_t now)
+{
+	struct ibatch *ib;
+
+	while ((ib = b->acks) && now - ib->got_ns >= ACK_DELAY_NS) {
+		b->acks = ib->ack_next;
+		if (!b->acks)
+			b->acks_tail = &b->acks;
+		ib->in_acks = false;
+		if (ib->pending)
+			ibatch_ack(b, ib);
+	}
+}
+
 void rpc_tick(struct bridge *b, uint64_t now)
 {
+	acks_due(b, now);
 	dlv_run(b, now);
 	late_run(b, now);
 	unpark(b, now);
@@ -1517,6 +1551,8 @@ uint64_t rpc_next_deadline(const struct bridge *b)
 			next = it->due_ns;
 	if (b->dlv && b->dlv_next_ns < next)
 		next = b->dlv_next_ns;
+	if (b->acks && b->acks->got_ns + ACK_DELAY_NS < next)
+		next = b->acks->got_ns + ACK_DELAY_NS;
 	if (b->late && now_ns() + DLV_RETRY_NS < next)
 		next = now_ns() + DLV_RETRY_NS;
 	return next;
