@@ -837,6 +837,19 @@ static const struct result *find(const char *name)
 	return NULL;
 }
 
+/* The target line for the calls made during the join of n workers. */
+static const struct result *join_calls_target(size_t n)
+{
+	char label[32];
+	const struct result *jr;
+
+	snprintf(label, sizeof(label), "join calls %zu", n);
+	jr = find(label);
+	printf("  %s  no call lost while workers move: %.0f of %.0f failed\n",
+	       jr->p50_us == 0 ? "PASS" : "MISS", jr->p50_us, jr->calls_s);
+	return jr;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -940,12 +953,10 @@ int main(int argc, char **argv)
 
 		printf("bench_cluster --global %zu: the global workers only\n", only_global);
 		bench_global(only_global, settle);
-		snprintf(label, sizeof(label), "join calls %zu", only_global);
-		jr = find(label);
 		snprintf(label, sizeof(label), "rebalance %zu", only_global);
 		rb = find(label);
-		printf("\n  %s  no call lost while workers move: %.0f of %.0f failed\n",
-		       jr->p50_us == 0 ? "PASS" : "MISS", jr->p50_us, jr->calls_s);
+		printf("\n");
+		jr = join_calls_target(only_global);
 		host_fini(&A);
 		host_fini(&B);
 		free(lat);
@@ -1017,15 +1028,7 @@ int main(int argc, char **argv)
 	else
 		printf("  MISS  all %zu workers placed on their owner within 2 s of a join: "
 		       "not all placed after %.0f s\n", workers, settle);
-	{
-		char label[32];
-		const struct result *jr;
-
-		snprintf(label, sizeof(label), "join calls %zu", workers);
-		jr = find(label);
-		printf("  %s  no call lost while workers move: %.0f of %.0f failed\n",
-		       jr->p50_us == 0 ? "PASS" : "MISS", jr->p50_us, jr->calls_s);
-	}
+	join_calls_target(workers);
 	host_fini(&A);
 	host_fini(&B);
 	free(lat);

@@ -14,6 +14,41 @@
 
 TestSuite(delivery, .timeout = CL_TIMEOUT);
 
+/* n calls from host 0 to name, 2 s each: how many failed (each logged). */
+static int calls_failing(struct cl *c, const char *name, int n, const char *what)
+{
+	char reply[256];
+	int fails = 0;
+
+	for (int i = 0; i < n; i++) {
+		size_t len = sizeof(reply);
+		double t0 = cl_now();
+		int rc = dr_call_global(cl_reg(c, 0), name, "hi", 2, reply, &len, 2000);
+
+		cr_log_info("%s: call %d to a healthy worker: %s in %.2f s", what, i,
+			    dr_strerror(rc), cl_now() - t0);
+		fails += rc != 0;
+	}
+	return fails;
+}
+
+/* dr_start_async from mb of n names of kind that host 1 owns ("job.<k>",
+ * from k 0): how many were sent; *next the first k not tried. */
+static int starts_to_host1(struct cl *c, dr_mailbox *mb, const char *kind, int n, int *next)
+{
+	char nm[32];
+	uint64_t id;
+	int sent = 0, k;
+
+	for (k = 0; sent < n && k < 100000; k++) {
+		snprintf(nm, sizeof(nm), "job.%d", k);
+		if (cl_owner(c, 0, nm) == 1)
+			sent += dr_start_async(mb, nm, kind, NULL, 0, 20000, NULL, &id) == 0;
+	}
+	*next = k;
+	return sent;
+}
+
 /* One worker of host 1 is stopped (SIGSTOP) with its lane full; calls from
  * host 0 to ANOTHER, healthy worker of host 1 must still be answered. */
 static void stalled_worker_blocks_others(int stalled_timeout_ms, const char *tag)
@@ -28,7 +63,6 @@ static void stalled_worker_blocks_others(int stalled_timeout_ms, const char *tag
 	uint64_t id;
 	pid_t ws, wf;
 	int rc, fails = 0;
-	double t0;
 
 	cl_init(&c, 2, tag, false);
 	cl_start_all(&c);
@@ -49,15 +83,7 @@ static void stalled_worker_blocks_others(int stalled_timeout_ms, const char *tag
 		cr_assert_eq(rc, 0, "call %d: %s", i, dr_strerror(rc));
 	}
 	cl_sleep_ms(500);
-	/* The healthy worker: 5 calls, 2 s each. */
-	for (int i = 0; i < 5; i++) {
-		len = sizeof(reply);
-		t0 = cl_now();
-		rc = dr_call_global(cl_reg(&c, 0), fname, "hi", 2, reply, &len, 2000);
-		cr_log_info("%s: call %d to the healthy worker: %s in %.2f s", tag, i,
-			    dr_strerror(rc), cl_now() - t0);
-		fails += rc != 0;
-	}
+	fails = calls_failing(&c, fname, 5, tag);
 	kill(ws, SIGCONT);
 	cr_expect_eq(fails, 0, "%d of 5 calls to a healthy worker of host 1 failed while another "
 		     "worker of host 1 was stopped (bridge 1 log: %s)", fails, cl_log_tail(&c, 1));
@@ -266,13 +292,9 @@ Test(delivery, a_busy_factory_does_not_block_calls_to_running_workers)
 	struct cl c;
 	struct counters *cnt = counters_new();
 	const char *fname;
-	char reply[256], nm[32];
-	size_t len;
 	dr_mailbox *mb;
-	uint64_t id;
 	pid_t wf, fac;
-	int rc, fails = 0, sent = 0;
-	double t0;
+	int fails = 0, sent = 0, k;
 
 	cl_init(&c, 2, "fac", false);
 	cl_start_all(&c);
@@ -282,22 +304,10 @@ Test(delivery, a_busy_factory_does_not_block_calls_to_running_workers)
 	fac = worker_spawn(&c, 1, NULL, 0, cnt, "kind");
 	kill(fac, SIGSTOP);
 	cr_assert_eq(dr_mailbox_open(cl_reg(&c, 0), &mb), 0);
-	for (int k = 0; sent < STARTS && k < 100000; k++) {
-		snprintf(nm, sizeof(nm), "job.%d", k);
-		if (cl_owner(&c, 0, nm) != 1)
-			continue;
-		rc = dr_start_async(mb, nm, "kind", NULL, 0, 20000, NULL, &id);
-		sent += rc == 0;
-	}
+	sent = starts_to_host1(&c, mb, "kind", STARTS, &k);
 	cl_sleep_ms(500);
-	for (int i = 0; i < 3; i++) {
-		len = sizeof(reply);
-		t0 = cl_now();
-		rc = dr_call_global(cl_reg(&c, 0), fname, "hi", 2, reply, &len, 2000);
-		cr_log_info("factory stopped, %d starts sent: call %d to a running worker: %s in %.2f s",
-			    sent, i, dr_strerror(rc), cl_now() - t0);
-		fails += rc != 0;
-	}
+	fails = calls_failing(&c, fname, 3, "factory stopped, starts queued");
+	cr_log_info("%d starts were queued", sent);
 	kill(fac, SIGCONT);
 	cr_expect_eq(fails, 0, "%d of 3 calls to a running worker failed behind a busy factory",
 		     fails);
@@ -316,7 +326,6 @@ Test(delivery, a_stopped_factory_does_not_block_another_kind)
 	struct counters *cnt = counters_new();
 	char nm[32];
 	dr_mailbox *mb;
-	uint64_t id;
 	pid_t fac, fac2;
 	int rc, fails = 0, sent = 0, k;
 	double t0;
@@ -328,13 +337,7 @@ Test(delivery, a_stopped_factory_does_not_block_another_kind)
 	fac2 = worker_spawn(&c, 1, NULL, 0, cnt, "echo");
 	kill(fac, SIGSTOP);
 	cr_assert_eq(dr_mailbox_open(cl_reg(&c, 0), &mb), 0);
-	for (k = 0; sent < STARTS && k < 100000; k++) {
-		snprintf(nm, sizeof(nm), "job.%d", k);
-		if (cl_owner(&c, 0, nm) != 1)
-			continue;
-		rc = dr_start_async(mb, nm, "kind", NULL, 0, 20000, NULL, &id);
-		sent += rc == 0;
-	}
+	sent = starts_to_host1(&c, mb, "kind", STARTS, &k);
 	cl_sleep_ms(500);
 	for (int i = 0, done = 0; done < 3 && k < 200000; k++) {
 		struct dr_started st;
@@ -365,13 +368,10 @@ Test(delivery, trickled_calls_to_a_stopped_worker_fill_the_window)
 	struct cl c;
 	struct counters *cnt = counters_new();
 	const char *sname, *fname;
-	char reply[256];
-	size_t len;
 	dr_mailbox *mb;
 	uint64_t id;
 	pid_t ws, wf;
 	int rc, fails = 0;
-	double t0;
 
 	cl_init(&c, 2, "trkl", false);
 	cl_start_all(&c);
@@ -387,14 +387,7 @@ Test(delivery, trickled_calls_to_a_stopped_worker_fill_the_window)
 		cr_assert_eq(rc, 0);
 		cl_sleep_ms(3);
 	}
-	for (int i = 0; i < 3; i++) {
-		len = sizeof(reply);
-		t0 = cl_now();
-		rc = dr_call_global(cl_reg(&c, 0), fname, "hi", 2, reply, &len, 2000);
-		cr_log_info("trickle: call %d to the healthy worker: %s in %.2f s", i,
-			    dr_strerror(rc), cl_now() - t0);
-		fails += rc != 0;
-	}
+	fails = calls_failing(&c, fname, 3, "trickle");
 	kill(ws, SIGCONT);
 	cr_expect_eq(fails, 0, "%d of 3 calls failed", fails);
 	dr_mailbox_close(mb);
