@@ -31,9 +31,13 @@
 #define REAP_SCAN_NS (25ull * 1000 * 1000)
 /* Batches in flight to one peer before the next waits. */
 #define BATCHES_IN_FLIGHT 64
-/* A batch the peer acknowledged is sent again (for a reply that was lost)
- * only after this long. */
+/* A batch the peer acknowledged is sent again only for a reply that was
+ * lost (a raw REP drops what its pipe cannot take, silently): after the
+ * retry interval, doubling at each resend up to this. */
 #define ACKED_RETRY_NS (1000ull * 1000 * 1000)
+/* Batches per peer acknowledged and not answered (waiting for slow
+ * workers) at most: past it no batch goes to that peer until some are. */
+#define ACKED_MAX 1024
 /* How long the owner's bridge waits for a batch's answers before it
  * acknowledges the batch (most are answered sooner, and need no ack). */
 #define ACK_DELAY_NS (2ull * 1000 * 1000)
@@ -99,6 +103,7 @@ struct obatch {
 	bool starts;                   /* a batch of starts (their own window) */
 	bool in_window;                /* counts in its class's window: until acked */
 	bool acked;                    /* the peer said it has it (a first reply) */
+	uint8_t since_ack;             /* sends since: the resend interval doubles */
 };
 
 /* One call of an inbound batch, delivered to a worker of ours. */
@@ -208,6 +213,7 @@ struct peer {
 	 * busy with a move of thousands of workers, holds up no other
 	 * batch. */
 	uint32_t ninflight, ninflight_starts;
+	uint32_t nacked;               /* acknowledged, not answered: at most ACKED_MAX */
 	double rtt_ms;                 /* smoothed round trip */
 	/* rpc, inbound */
 	struct origin origin;

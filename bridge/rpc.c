@@ -426,6 +426,8 @@ static void window_leave(struct peer *p, struct obatch *ob)
 
 static void batch_free(struct peer *p, struct obatch *ob)
 {
+	if (ob->acked)
+		p->nacked--;
 	struct obatch **pp;
 
 	for (pp = &p->inflight; *pp && *pp != ob; pp = &(*pp)->next)
@@ -485,6 +487,8 @@ static int batch_send(struct bridge *b, struct peer *p, struct obatch *ob, uint6
 		b->n.batches_resent++;
 	else
 		b->n.batches_sent++;
+	if (ob->acked && ob->since_ack < 30)
+		ob->since_ack++;
 	ob->last_ns = now;
 	return 0;
 }
@@ -500,7 +504,7 @@ static bool flush_one(struct bridge *b, struct peer *p, bool starts, uint64_t no
 	struct item **tail, **pp, *it;
 	uint32_t bytes = 0;
 
-	if (!p->queue || p->req < 0 || *window >= BATCHES_IN_FLIGHT)
+	if (!p->queue || p->req < 0 || *window >= BATCHES_IN_FLIGHT || p->nacked >= ACKED_MAX)
 		return false;
 	ob = calloc(1, sizeof(*ob));
 	if (!ob)
@@ -629,14 +633,19 @@ static void on_reply(struct bridge *b, struct peer *p, const unsigned char *body
 	if (!ob)
 		return; /* answered already, or given up */
 	cur = ob->items;
-	/* Any reply, an empty one too, says the peer has the batch. */
-	ob->acked = true;
-	window_leave(p, ob);
-	if (ob->sends == 1) {
+	/* The round trip from the first reply only (an ack, or the answers
+	 * if they came within ACK_DELAY_NS), not from a worker's time. */
+	if (ob->sends == 1 && !ob->acked) {
 		double ms = (double)(now - ob->sent_ns) / 1e6;
 
 		p->rtt_ms = p->rtt_ms ? 0.875 * p->rtt_ms + 0.125 * ms : ms;
 	}
+	/* Any reply, an empty one too, says the peer has the batch. */
+	if (!ob->acked) {
+		ob->acked = true;
+		p->nacked++;
+	}
+	window_leave(p, ob);
 	for (uint32_t i = 0; i < count; i++) {
 		struct wire_reply_item ri;
 		struct item *it;
@@ -1416,12 +1425,15 @@ static uint64_t retry_after(const struct peer *p)
 }
 
 /* When ob is sent again if no reply came: once the peer acknowledged it,
- * only to recover a lost reply. */
+ * only to recover a lost reply, at growing intervals (up to 1 s). */
 static uint64_t resend_after(const struct peer *p, const struct obatch *ob)
 {
 	uint64_t t = retry_after(p);
 
-	return ob->acked && ACKED_RETRY_NS > t ? ACKED_RETRY_NS : t;
+	if (!ob->acked)
+		return t;
+	t <<= ob->since_ack < 20 ? ob->since_ack : 20;
+	return t < ACKED_RETRY_NS ? t : ACKED_RETRY_NS;
 }
 
 /* Parked calls whose wait is over (or all, when stopping) go round again. */
