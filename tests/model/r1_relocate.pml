@@ -13,16 +13,25 @@
  * at or below the last one delivered that it no longer has is refused as
  * overtaken. A delivered call may reach its worker (who answers, or fails
  * it with its own -ENOENT) or no worker at all (not served here, or its
- * registration ended before the worker took it: DR_NOTSERVED). C makes a
+ * registration ended before the worker took it: DR_NOTSERVED); or it may
+ * wait in O for room in the worker's mailbox (struct dlv): the batch is
+ * then pending, held in the cache whatever its age (origin_trim keeps
+ * pending batches), a resend of it gets only an acknowledgement (an empty
+ * reply, which changes nothing in C but when it sends again: the model
+ * leaves that free anyway), and later the call reaches its worker, or none,
+ * or expires in the queue (-ETIMEDOUT, final). C makes a
  * call that comes back DR_NOTSERVED again on another host, where it may
  * reach a worker; any other answer is final. C takes the first answer of
  * a call and ignores later ones.
  *
  * The steps and the C they stand for:
  *   O: !heard: drop                 rpc_rep_recv: peer not live -> continue
- *      no == cached: its answer     on_batch: found in o->cache
- *      no > delivered: deliver      deliver() / dr_admin_deliver, not_here
- *      trim: forgotten = cached     origin_trim: o->forgotten
+ *      held, pending: nothing       on_batch: found in o->cache, ibatch_ack
+ *      held: its answer             on_batch: found in o->cache
+ *      no > delivered: deliver      deliver() -> dlv_submit / not_here
+ *        or pend                       dlv_submit: no room -> queued
+ *      pending ends                 dlv_run -> dlv_try / expired -> dlv_done
+ *      trim: the older, not pending origin_trim: o->forgotten
  *      else: overtaken              on_batch: !deliverable:
  *            no > forgotten            not_here (DR_NOTSERVED)
  *            else                      -ETIMEDOUT
@@ -36,6 +45,10 @@
  * -DOLD2: C makes a call again on the worker's own -ENOENT too (the first
  * version of the calls during a move, which could not tell the two
  * apart). It must break once.
+ * -DOLD3: a resend of a batch whose call still waits in O is not found in
+ * the cache (as if a waiting batch were not held, or were trimmed): it is
+ * refused as overtaken, DR_NOTSERVED, made again, and the waiting call
+ * reaches its worker too. It must break once.
  */
 
 #define NB 2
@@ -66,46 +79,104 @@ inline reach(n)
 	}
 }
 
+/* How O's delivery of call n ends: a worker, or none. */
+inline outcome(n)
+{
+	if
+	:: reach(n); s = OK
+	:: reach(n); s = WENOENT
+	:: s = NOTSERVED
+	fi
+}
+
+/* Call k, waiting in O, ends: delivered, or expired in the queue. */
+inline resolve(k)
+{
+	pend[k] = false;
+	if
+	:: outcome(k)
+	:: s = TIMEDOUT
+	fi;
+	st[k] = s;
+	if
+	:: to_c!k, s
+	:: skip /* the reply is lost */
+	fi
+}
+
 active proctype owner()
 {
-	byte no, delivered, forgotten, cached;
+	byte no, delivered, forgotten, m;
+	bool held[NB + 1], pend[NB + 1];
 	mtype st[NB + 1], s;
 
 end:
 	do
 	:: !heard -> heard = true
+	:: pend[1] -> resolve(1)
+	:: pend[2] -> resolve(2)
 	:: to_o?no ->
 		if
 		:: !heard -> skip /* dropped: C sends it again */
-		:: else ->
+#ifndef OLD3
+		:: heard && held[no] && pend[no] -> skip /* acknowledged */
+#endif
+		:: heard && held[no] && !pend[no] ->
 			if
-			:: no == cached -> s = st[no]
-			:: no != cached && no > delivered ->
+			:: to_c!no, st[no]
+			:: skip
+			fi
+#ifdef OLD3
+		:: heard && !(held[no] && !pend[no]) ->
+#else
+		:: heard && !held[no] ->
+#endif
+			if
+			:: no > delivered ->
 				if
-				:: reach(no); s = OK
-				:: reach(no); s = WENOENT
-				:: s = NOTSERVED
+				:: outcome(no); st[no] = s
+				:: pend[no] = true /* waits for room */
 				fi;
-				st[no] = s;
 				delivered = no;
+				held[no] = true;
+				/* origin_trim, a cache of one: the older ones
+				 * that are not pending go */
+				m = 1;
+				do
+				:: m < no ->
+					if
+					:: held[m] && !pend[m] ->
+						held[m] = false;
+						if
+						:: m > forgotten -> forgotten = m
+						:: else -> skip
+						fi
+					:: else -> skip
+					fi;
+					m++
+				:: else -> break
+				od;
 				if
-				:: cached != 0 -> forgotten = cached
+				:: !pend[no] ->
+					if
+					:: to_c!no, st[no]
+					:: skip /* the reply is lost */
+					fi
 				:: else -> skip
-				fi;
-				cached = no
-			:: no != cached && no <= delivered ->
+				fi
+			:: else ->
 #ifdef OLD1
-				s = NOTSERVED
+				s = NOTSERVED;
 #else
 				if
 				:: no > forgotten -> s = NOTSERVED
 				:: else -> s = TIMEDOUT
-				fi
+				fi;
 #endif
-			fi;
-			if
-			:: to_c!no, s
-			:: skip /* the reply is lost */
+				if
+				:: to_c!no, s
+				:: skip
+				fi
 			fi
 		fi
 	od

@@ -59,6 +59,7 @@ runs=(
 	"r1_relocate NEW  -"
 	"r1_relocate OLD1 once"
 	"r1_relocate OLD2 once"
+	"r1_relocate OLD3 once"
 )
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/distreg-model.XXXXXX")
