@@ -8,7 +8,9 @@
  * under load many messages share one nanomsg message and when idle a
  * message leaves at once. A batch stays in flight until its REPLY; a batch
  * without one is resent (same batch number, a new frame sequence) after
- * max(RETRY_MIN_NS, 4 round trips), until its calls' deadlines. A call is
+ * max(RETRY_MIN_NS, 4 round trips), until its calls' deadlines (once
+ * acknowledged, at doubling intervals up to ACKED_RETRY_NS). Starts and the
+ * rest go in batches of their own, each with its window. A call is
  * answered with dr_reply() when its answer comes back, or failed with
  * -ETIMEDOUT or -EHOSTUNREACH (its peer went down).
  *
@@ -19,9 +21,13 @@
  * otherwise failed whole without delivering it (it was overtaken, and
  * delivering it would break the order per sender). Each call is handed to
  * the worker with dr_admin_deliver() as an asynchronous call from our
- * mailbox; once every call of the batch has its answer, the REPLY goes
- * back on the request's backtrace (a raw REP may drop it silently: the
- * sender's resend then gets it from the cache).
+ * mailbox, at once or, if the worker's mailbox is full, from a queue of
+ * ours (dlv_submit: the bridge never waits for a worker); once every call
+ * of the batch has its answer, the REPLY goes back on the request's
+ * backtrace (a raw REP may drop it silently: the sender's resend then gets
+ * it from the cache). A batch not answered whole within ACK_DELAY_NS is
+ * acknowledged with an empty REPLY, which takes it out of the sender's
+ * window of batches in flight.
  *
  * A call that reached no worker (DR_NOTSERVED, from the owner's bridge or
  * from a delivery here) is made again on the hosts in turn (relocate): the
@@ -426,10 +432,10 @@ static void window_leave(struct peer *p, struct obatch *ob)
 
 static void batch_free(struct peer *p, struct obatch *ob)
 {
-	if (ob->acked)
-		p->nacked--;
 	struct obatch **pp;
 
+	if (ob->acked)
+		p->nacked--;
 	for (pp = &p->inflight; *pp && *pp != ob; pp = &(*pp)->next)
 		;
 	if (*pp)
@@ -751,24 +757,56 @@ static void origin_reset(struct bridge *b, struct origin *o, uint64_t incarnatio
 	o->incarnation = incarnation;
 }
 
+/* One REPLY frame for ib, with the answers of its items [i, i + k) (none:
+ * an acknowledgement), on the request's backtrace. */
+static void reply_frame(struct bridge *b, struct ibatch *ib, uint32_t i, uint32_t k)
+{
+	struct wire_buf w;
+	struct nn_iovec iov;
+	struct nn_msghdr hdr;
+	long len;
+
+	wire_begin(&w, b->frame, WIRE_FRAME_MAX, WIRE_REPLY, b->host, b->incarnation, ++b->seq);
+	wire_put_batch_head(&w, ib->to, ib->no, k);
+	for (uint32_t j = i; j < i + k; j++) {
+		const struct ritem *ri = &ib->items[j];
+
+		wire_put_u64(&w, ri->id);
+		wire_put_u32(&w, (uint32_t)ri->status);
+		wire_put_bytes32(&w, ri->data, ri->len);
+	}
+	len = wire_finish(&w, &b->key);
+	if (len < 0) {
+		log_error("cannot build a reply: %s", strerror((int)-len));
+		return;
+	}
+	iov = (struct nn_iovec){ .iov_base = b->frame, .iov_len = (size_t)len };
+	hdr = (struct nn_msghdr){ .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ib->ctl,
+				  .msg_controllen = ib->ctl_len };
+	/* A raw REP drops what its pipe cannot take now, silently: the
+	 * sender resends the batch and gets this from the cache (or, for an
+	 * acknowledgement, another one). */
+	if (nn_sendmsg(b->rep, &hdr, NN_DONTWAIT) < 0 && nn_errno() != EAGAIN)
+		log_once(&b->once, "rep-send", 1, LOG_LEVEL_WARN, "rpc reply: %s", nn_strerror(nn_errno()));
+}
+
 /* Send ib's REPLY, in as many frames as its answers need. */
 static void ibatch_reply(struct bridge *b, struct ibatch *ib)
 {
+	/* What a frame holds besides the answers: its header, the batch
+	 * head (the sender's id, batch number, count), the seal. */
+	struct wire_buf w;
+	size_t room0;
 	uint32_t i = 0;
 
+	wire_begin(&w, b->frame, WIRE_FRAME_MAX, WIRE_REPLY, b->host, b->incarnation, 0);
+	room0 = wire_room(&w, &b->key);
+	room0 = room0 > 13 + DR_HOST_MAX ? room0 - 13 - DR_HOST_MAX : 0;
 	do {
-		struct wire_buf w;
-		struct nn_iovec iov;
-		struct nn_msghdr hdr;
-		size_t room;
-		uint32_t k = 0, j;
-		long len;
+		size_t room = room0;
+		uint32_t k = 0;
 
-		wire_begin(&w, b->frame, WIRE_FRAME_MAX, WIRE_REPLY, b->host, b->incarnation,
-			   ++b->seq);
-		room = wire_room(&w, &b->key);
-		room = room > 13 + DR_HOST_MAX ? room - 13 - DR_HOST_MAX : 0;
-		for (j = i; j < ib->n; j++) {
+		for (uint32_t j = i; j < ib->n; j++) {
 			size_t need = 8 + 4 + 4 + ib->items[j].len;
 
 			if (k && need > room)
@@ -776,27 +814,8 @@ static void ibatch_reply(struct bridge *b, struct ibatch *ib)
 			room = need > room ? 0 : room - need;
 			k++;
 		}
-		wire_put_batch_head(&w, ib->to, ib->no, k);
-		for (j = i; j < i + k; j++) {
-			const struct ritem *ri = &ib->items[j];
-
-			wire_put_u64(&w, ri->id);
-			wire_put_u32(&w, (uint32_t)ri->status);
-			wire_put_bytes32(&w, ri->data, ri->len);
-		}
+		reply_frame(b, ib, i, k);
 		i += k;
-		len = wire_finish(&w, &b->key);
-		if (len < 0) {
-			log_error("cannot build a reply: %s", strerror((int)-len));
-			return;
-		}
-		iov = (struct nn_iovec){ .iov_base = b->frame, .iov_len = (size_t)len };
-		hdr = (struct nn_msghdr){ .msg_iov = &iov, .msg_iovlen = 1,
-					  .msg_control = ib->ctl, .msg_controllen = ib->ctl_len };
-		/* A raw REP drops what its pipe cannot take now, silently:
-		 * the sender resends the batch and gets this from the cache. */
-		if (nn_sendmsg(b->rep, &hdr, NN_DONTWAIT) < 0 && nn_errno() != EAGAIN)
-			log_once(&b->once, "rep-send", 1, LOG_LEVEL_WARN, "rpc reply: %s", nn_strerror(nn_errno()));
 	} while (i < ib->n);
 	ib->replied = true;
 }
@@ -805,20 +824,7 @@ static void ibatch_reply(struct bridge *b, struct ibatch *ib)
  * the batch in its window, and sends it again only for a lost reply. */
 static void ibatch_ack(struct bridge *b, struct ibatch *ib)
 {
-	struct wire_buf w;
-	struct nn_iovec iov;
-	struct nn_msghdr hdr;
-	long len;
-
-	wire_begin(&w, b->frame, WIRE_FRAME_MAX, WIRE_REPLY, b->host, b->incarnation, ++b->seq);
-	wire_put_batch_head(&w, ib->to, ib->no, 0);
-	len = wire_finish(&w, &b->key);
-	if (len < 0)
-		return;
-	iov = (struct nn_iovec){ .iov_base = b->frame, .iov_len = (size_t)len };
-	hdr = (struct nn_msghdr){ .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ib->ctl,
-				  .msg_controllen = ib->ctl_len };
-	(void)nn_sendmsg(b->rep, &hdr, NN_DONTWAIT); /* lost: the resend asks again */
+	reply_frame(b, ib, 0, 0);
 }
 
 static void ritem_done(struct bridge *b, struct ibatch *ib, struct ritem *ri, int32_t status,
@@ -1313,12 +1319,15 @@ static void dlv_submit(struct bridge *b, struct ritem *ri, struct item *it, uint
 {
 	struct dlv now_d = { .ri = ri, .it = it, .op = op, .name_len = (uint8_t)name_len,
 			     .len = (uint32_t)len, .deadline_ns = deadline_ns,
-			     .key = dlv_key(op, name, name_len, data, len),
 			     .name = (unsigned char *)name, .data = (unsigned char *)data };
 	struct dlv *d;
 
-	/* Nothing of its receiver waits: at once, if there is room. */
-	if (!b->dlv_count[now_d.key] && dlv_try(b, &now_d, now) == 0)
+	/* Nothing of its receiver waits: at once, if there is room. (With
+	 * nothing waiting at all, the usual case, its key is not needed.) */
+	if (!b->dlv && dlv_try(b, &now_d, now) == 0)
+		return;
+	now_d.key = dlv_key(op, name, name_len, data, len);
+	if (b->dlv && !b->dlv_count[now_d.key] && dlv_try(b, &now_d, now) == 0)
 		return;
 	/* An item of ours holds its name and data; an inbound one is in the
 	 * receive buffer, which the next frame overwrites. */
