@@ -181,7 +181,8 @@ Test(delivery, queued_items_survive_restart_kill_and_stop)
 	cl_wait_converged(&c, "restart 0");
 	len = sizeof(reply);
 	rc = dr_call_global(cl_reg(&c, 0), fname, "hi", 2, reply, &len, 5000);
-	cr_log_info("after host 0 restarted: a call to the healthy worker: %s", dr_strerror(rc));
+	cr_assert_eq(rc, 0, "after host 0 restarted, with its old calls queued at host 1: a call "
+		     "to the healthy worker: %s", dr_strerror(rc));
 
 	/* 2. Queue again from the new incarnation, then SIGKILL the stalled worker. */
 	cr_assert_eq(dr_mailbox_open(cl_reg(&c, 0), &mb), 0);
@@ -380,7 +381,7 @@ Test(delivery, a_stopped_factory_does_not_block_another_kind)
 /* Calls to a stopped worker that trickle in (one batch each) would fill
  * the sender's window of 64 batches if it counted batches the peer has
  * but cannot answer yet; a call to a healthy worker must not wait. */
-Test(delivery, trickled_calls_to_a_stopped_worker_fill_the_window)
+Test(delivery, calls_trickled_to_a_stopped_worker_do_not_hold_up_others)
 {
 	struct cl c;
 	struct counters *cnt = counters_new();
