@@ -107,9 +107,10 @@ int dr_admin_fwd_decode(const struct dr_msg *msg, struct dr_fwd *out);
  * waits for room, so that a bridge's one thread never stops for a slow
  * worker: -EAGAIN when the worker's lane is full, -EUSERS when no lane is
  * free, and nothing was delivered (deliver it again later; the call's
- * timeout_ms counts from then). Errors: -EINVAL op not one of those three, mb NULL, an empty name;
- * and those of the local operations (-ENOENT the name is not served here;
- * for a call, DR_NOTSERVED instead: answer the caller with it).
+ * timeout_ms counts from then). Errors: -EINVAL op not one of those
+ * three, mb NULL, an empty name; and those of the local operations
+ * (-ENOENT the name is not served here; for a call, DR_NOTSERVED instead:
+ * answer the caller with it).
  */
 int dr_admin_deliver(dr_mailbox *mb, int op, const void *name, size_t name_len,
 		     const void *data, size_t len, int timeout_ms, uint64_t *call_id);

@@ -357,7 +357,8 @@ static inline int cl_owner(struct cl *c, int i, const char *name)
 }
 
 /* Kill every bridge, close the handles, remove segments, sockets, logs
- * (the logs are kept, and named, when the test failed: see cl_dump). */
+ * (with DISTREG_KEEP_LOGS set in the environment, the logs stay:
+ * /tmp/drt.<pid>.<host>.log). */
 static inline void cl_fini(struct cl *c)
 {
 	for (int i = 0; i < c->n; i++) {
