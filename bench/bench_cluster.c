@@ -31,22 +31,16 @@
  * The bridge is --bridge, or $DISTREG_BRIDGE, or the one built next to this
  * program (../bridge/distreg-bridge from its directory).
  */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <nanomsg/nn.h>
@@ -55,41 +49,16 @@
 #include <distreg.h>
 
 #include "proc.h"
-#include "nnecho.h"
-
-extern char **environ;
+#include "hosts.h"
 
 #define MAXLAT (1u << 22)
 #define MSG 16
 
 static double seconds = 1.0;
-static const char *bridge_bin;
-static bool keep_logs;
-
-struct host {
-	char id[16], seg[64], bus[64], rpc[64], log[96];
-	pid_t bridge;
-	dr_registry *r;
-};
 
 static struct host A, B;
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 const char *bench_prog = "bench_cluster";
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
 
 struct result {
 	char name[32];
@@ -113,96 +82,6 @@ static struct result *report(const char *name, uint64_t *lat, size_t n, uint64_t
 	return r;
 }
 
-static int free_port(void)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(a);
-	int s = socket(AF_INET, SOCK_STREAM, 0), port;
-
-	if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-	    getsockname(s, (struct sockaddr *)&a, &len) < 0)
-		die("a free port", strerror(errno));
-	port = ntohs(a.sin_port);
-	close(s);
-	return port;
-}
-
-/* ---------------------------------------------------------------------- */
-/* Hosts and bridges */
-
-static void host_init(struct host *h, const char *id)
-{
-	struct dr_options o = { 0 };
-	int rc;
-
-	snprintf(h->id, sizeof(h->id), "%s", id);
-	snprintf(h->seg, sizeof(h->seg), "bench.cluster.%d.%s", (int)getpid(), id);
-	snprintf(h->bus, sizeof(h->bus), "tcp://127.0.0.1:%d", free_port());
-	snprintf(h->rpc, sizeof(h->rpc), "tcp://127.0.0.1:%d", free_port());
-	snprintf(h->log, sizeof(h->log), "/tmp/bench-cluster-%d-%s.log", (int)getpid(), id);
-	o.segment = h->seg;
-	rc = dr_open(&o, &h->r);
-	if (rc)
-		die(h->seg, dr_strerror(rc));
-}
-
-static void bridge_start(struct host *h, const struct host *peer)
-{
-	const char *argv[] = { bridge_bin, "--segment", h->seg, "--host", h->id, "--bus", h->bus,
-			       "--rpc", h->rpc, "--peer", peer->bus, "--heartbeat-ms", "100",
-			       "--down-after-ms", "2000", "--log-level", "info", NULL };
-	posix_spawn_file_actions_t fa;
-	int fd = open(h->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-
-	if (fd < 0)
-		die(h->log, strerror(errno));
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, fd, 2);
-	if (posix_spawn(&h->bridge, bridge_bin, &fa, NULL, (char *const *)argv, environ))
-		die("spawn", bridge_bin);
-	posix_spawn_file_actions_destroy(&fa);
-	close(fd);
-}
-
-static int hosts_up(struct host *h)
-{
-	struct dr_host hs[8];
-	size_t n = 0;
-	int up = 0;
-
-	if (dr_hosts(h->r, hs, 8, &n, NULL) < 0)
-		return 0;
-	for (size_t i = 0; i < n && i < 8; i++)
-		up += hs[i].state == DR_HOST_UP;
-	return up;
-}
-
-static void host_fini(struct host *h)
-{
-	if (h->bridge) {
-		kill(h->bridge, SIGTERM);
-		waitpid(h->bridge, NULL, 0);
-	}
-	/* The bridge's counters, from its stop line. */
-	FILE *f = fopen(h->log, "r");
-	char line[512];
-
-	while (f && fgets(line, sizeof(line), f)) {
-		const char *stop = strstr(line, "stopping: ");
-
-		if (stop)
-			printf("bridge %s %s", h->id, stop + 10);
-	}
-	if (f)
-		fclose(f);
-	dr_close(h->r);
-	dr_unlink(h->seg);
-	if (keep_logs)
-		printf("bridge %s log: %s\n", h->id, h->log);
-	else
-		unlink(h->log);
-}
-
 /* A global name B owns, prefix.N, into name (32 bytes). */
 static const char *name_on_b(const char *prefix, char *name)
 {
@@ -217,53 +96,6 @@ static const char *name_on_b(const char *prefix, char *name)
 
 /* ---------------------------------------------------------------------- */
 /* Workers */
-
-struct wargs {
-	const char *seg, *name;
-	bool global;
-};
-
-/* A process's mailbox on segment seg (who dies on an error). */
-static dr_mailbox *mailbox_on(const char *seg, const char *who)
-{
-	struct dr_options o = { .segment = seg };
-	dr_registry *r;
-	dr_mailbox *mb;
-	int rc = dr_open(&o, &r);
-
-	if (!rc)
-		rc = dr_mailbox_open(r, &mb);
-	if (rc)
-		die(who, dr_strerror(rc));
-	return mb;
-}
-
-/* Echo the call m. -EAGAIN: the lane to the caller (the bridge, for a
- * remote call, which a factory's own restarts fill too) is full: try again
- * for up to 1 s, or the answer, and with it the caller's whole batch, is
- * lost. */
-static void echo(dr_mailbox *mb, const struct dr_msg *m)
-{
-	for (int t = 0; t < 1000 && dr_reply(mb, m, m->data, m->len) == -EAGAIN; t++)
-		usleep(1000);
-}
-
-static void echo_worker(void *arg)
-{
-	struct wargs *w = arg;
-	dr_mailbox *mb = mailbox_on(w->seg, "worker");
-	struct dr_msg m;
-	int rc = w->global ? dr_serve_global(mb, w->name, NULL, 0) : dr_serve(mb, w->name, NULL, 0);
-
-	if (rc)
-		die("worker", dr_strerror(rc));
-	for (;;) {
-		if (dr_recv(mb, &m, -1))
-			continue;
-		if (m.kind == DR_MSG_CALL)
-			echo(mb, &m);
-	}
-}
 
 /* Calls one after the other; each must return expect (0, or -ENOENT for a
  * name served nowhere). */
@@ -353,127 +185,24 @@ static struct result *bench_async(dr_registry *r, const char *name, unsigned dep
 
 static char nn_url[64];
 
-static void nn_cooked_server(void *arg)
-{
-	(void)arg;
-	nn_echo_server(nn_url);
-}
-
 static struct result *bench_nn_cooked(uint64_t *lat)
 {
-	int s = nn_socket(AF_SP, NN_REQ);
-	char req[MSG] = "ping", rep[MSG];
-	uint64_t t0, end;
-	size_t n = 0;
+	size_t n;
+	uint64_t elapsed;
 
-	if (s < 0 || nn_connect(s, nn_url) < 0)
-		die("nn_connect", nn_strerror(nn_errno()));
-	for (int i = 0; i < 20; i++)
-		if (nn_send(s, req, sizeof(req), 0) < 0 || nn_recv(s, rep, sizeof(rep), 0) < 0)
-			die("nanomsg", nn_strerror(nn_errno()));
-	t0 = now_ns();
-	end = t0 + (uint64_t)(seconds * 1e9);
-	while (n < MAXLAT) {
-		uint64_t a = now_ns();
-
-		if (nn_send(s, req, sizeof(req), 0) < 0 || nn_recv(s, rep, sizeof(rep), 0) < 0)
-			die("nanomsg", nn_strerror(nn_errno()));
-		lat[n++] = now_ns() - a;
-		if (a + lat[n - 1] >= end)
-			break;
-	}
-	nn_close(s);
-	return report("nanomsg tcp req/rep", lat, n, now_ns() - t0);
+	nn_cooked_run(nn_url, MSG, seconds, lat, MAXLAT, &n, &elapsed);
+	return report("nanomsg tcp req/rep", lat, n, elapsed);
 }
 
-/* Raw REP: echoes every request with its backtrace. */
-static void nn_raw_server(void *arg)
-{
-	int s = nn_socket(AF_SP_RAW, NN_REP);
-
-	(void)arg;
-	if (s < 0 || nn_bind(s, nn_url) < 0)
-		die("nn_bind raw", nn_strerror(nn_errno()));
-	for (;;) {
-		char buf[256], ctl[256];
-		struct nn_iovec iov = { buf, sizeof(buf) };
-		struct nn_msghdr h = { &iov, 1, ctl, sizeof(ctl) };
-		int n = nn_recvmsg(s, &h, 0);
-		struct nn_cmsghdr *cm = NN_CMSG_FIRSTHDR(&h);
-
-		if (n < 0 || !cm)
-			continue;
-		iov.iov_len = (size_t)n;
-		h.msg_controllen = cm->cmsg_len;
-		nn_sendmsg(s, &h, 0);
-	}
-}
-
-/* Raw REQ with depth requests in flight, one per message; the request id
- * (high bit set) is ours, at the head of the body. */
 static struct result *bench_nn_raw(unsigned depth, uint64_t *lat)
 {
-	int s = nn_socket(AF_SP_RAW, NN_REQ);
 	char label[32];
-	uint64_t t0, end, *sent = calloc(depth * 4, sizeof(*sent));
-	size_t n = 0, inflight = 0;
-	uint32_t next = 0;
+	size_t n;
+	uint64_t elapsed;
 
 	snprintf(label, sizeof(label), "nanomsg raw %u", depth);
-	if (s < 0 || !sent || nn_connect(s, nn_url) < 0)
-		die("nn_connect raw", nn_strerror(nn_errno()));
-	usleep(200000);
-	t0 = now_ns();
-	end = t0 + (uint64_t)(seconds * 1e9);
-	for (;;) {
-		unsigned char buf[4 + MSG], rep[64];
-		uint64_t now = now_ns();
-		int got;
-
-		while (inflight < depth && now < end) {
-			uint32_t id = 0x80000000u | (next++ & 0x7fffffffu);
-
-			buf[0] = (unsigned char)(id >> 24);
-			buf[1] = (unsigned char)(id >> 16);
-			buf[2] = (unsigned char)(id >> 8);
-			buf[3] = (unsigned char)id;
-			memset(buf + 4, 'p', MSG);
-			if (nn_send(s, buf, sizeof(buf), 0) < 0)
-				die("raw send", nn_strerror(nn_errno()));
-			sent[id % (depth * 4)] = now;
-			inflight++;
-		}
-		if (!inflight)
-			break;
-		{
-			char ctl[64];
-			struct nn_iovec iov = { rep, sizeof(rep) };
-			struct nn_msghdr h = { &iov, 1, ctl, sizeof(ctl) };
-			struct nn_cmsghdr *cm;
-			int timeout = 2000;
-
-			nn_setsockopt(s, NN_SOL_SOCKET, NN_RCVTIMEO, &timeout, sizeof(timeout));
-			got = nn_recvmsg(s, &h, 0);
-			if (got < 0) {
-				/* A lost reply (raw REP drops when its pipe is
-				 * full): count it out. */
-				inflight = 0;
-				continue;
-			}
-			cm = NN_CMSG_FIRSTHDR(&h);
-			inflight--;
-			if (cm && n < MAXLAT) {
-				const unsigned char *d = NN_CMSG_DATA(cm) + sizeof(size_t);
-				uint32_t id = (uint32_t)d[0] << 24 | (uint32_t)d[1] << 16 |
-					      (uint32_t)d[2] << 8 | d[3];
-
-				lat[n++] = now_ns() - sent[id % (depth * 4)];
-			}
-		}
-	}
-	nn_close(s);
-	free(sent);
-	return report(label, lat, n, now_ns() - t0);
+	nn_raw_run(nn_url, MSG, depth, seconds, lat, MAXLAT, &n, &elapsed);
+	return report(label, lat, n, elapsed);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -528,154 +257,6 @@ static void bench_reaper(uint64_t *lat, size_t rounds)
 /* Global workers */
 
 static struct host C, D;
-
-/* A factory of kind "echo": serves every worker it is asked to start from
- * its own mailbox, echoes their calls, and moves those whose owner changed
- * (shouldrestart) to their new owner. */
-static void factory(void *arg)
-{
-	const struct host *h = arg;
-	dr_mailbox *mb = mailbox_on(h->seg, "factory");
-	struct dr_start_req sr;
-	struct dr_msg m;
-	int rc = dr_factory_serve(mb, "echo");
-
-	if (rc)
-		die("factory", dr_strerror(rc));
-	for (;;) {
-		if (dr_recv(mb, &m, -1))
-			continue;
-		rc = dr_start_request(mb, &m, &sr);
-		if (rc == 0)
-			dr_start_answer(mb, &m, dr_serve_global_bin(mb, sr.name, sr.name_len, NULL, 0),
-					NULL);
-		else if (rc == -EEXIST)
-			dr_start_answer(mb, &m, -EEXIST, NULL);
-		else if (rc == -EBADMSG)
-			dr_reply_error(mb, &m, -EBADMSG);
-		else if (m.kind == DR_MSG_SYSTEM)
-			dr_restart_moved_async(mb, &m, "echo", NULL, 0, 10000);
-		else if (m.kind == DR_MSG_REPLY)
-			dr_restart_moved_finish(mb, &m, NULL);
-		else if (m.kind == DR_MSG_CALL)
-			echo(mb, &m);
-	}
-}
-
-/* Worker names of this round: "gw<round>.<k>" (a round's names are not
- * the last round's, whose dead factories' names may not be reaped yet). */
-static char gw_prefix[8] = "gw0.";
-
-static void gw_name(char *buf, size_t len, size_t k)
-{
-	snprintf(buf, len, "%.15s%zu", gw_prefix, k % 100000000);
-}
-
-struct starter {
-	const struct host *h;
-	size_t from, to;
-};
-
-static void starter(void *arg)
-{
-	const struct starter *st = arg;
-	struct dr_options o = { .segment = st->h->seg };
-	dr_registry *r;
-	int rc = dr_open(&o, &r);
-
-	for (size_t k = st->from; !rc && k < st->to; k++) {
-		char name[32];
-
-		gw_name(name, sizeof(name), k);
-		rc = dr_start(r, name, "echo", NULL, 0, NULL, 10000);
-		if (rc)
-			die(name, dr_strerror(rc));
-	}
-	if (rc)
-		die("starter", dr_strerror(rc));
-	dr_close(r);
-}
-
-/* Starts of [from, to) from the given hosts at once, split between them;
- * starts per second. */
-static double starts(struct host **hs, int nh, size_t from, size_t to)
-{
-	struct starter st[4];
-	pid_t pids[4];
-	uint64_t t0 = now_ns();
-	int status;
-
-	for (int i = 0; i < nh; i++) {
-		st[i] = (struct starter){ hs[i], from + (to - from) * (size_t)i / (size_t)nh,
-					  from + (to - from) * (size_t)(i + 1) / (size_t)nh };
-		pids[i] = fork_child(starter, &st[i]);
-	}
-	for (int i = 0; i < nh; i++)
-		if (waitpid(pids[i], &status, 0) < 0 || !WIFEXITED(status) ||
-		    WEXITSTATUS(status) != 0)
-			die("starts", "a starter failed (see above)");
-	return (double)(to - from) / ((double)(now_ns() - t0) / 1e9);
-}
-
-/* Which of the n workers each host's segment serves: served[i][k]. */
-struct census {
-	size_t n;
-	unsigned char *served;
-	int host;
-};
-
-static int census_fn(const struct dr_name_info *in, void *arg)
-{
-	struct census *c = arg;
-	char buf[32];
-	unsigned long k;
-
-	size_t pl = strlen(gw_prefix);
-
-	if (!in->global || in->name_len <= pl || in->name_len >= sizeof(buf) + pl ||
-	    memcmp(in->name, gw_prefix, pl) != 0)
-		return 0;
-	memcpy(buf, in->name + pl, in->name_len - pl);
-	buf[in->name_len - pl] = 0;
-	k = strtoul(buf, NULL, 10);
-	if (k < c->n)
-		c->served[(size_t)c->host * c->n + k] = 1;
-	return 0;
-}
-
-/* How many of the n workers are not placed: not served on their owner
- * (owner[k], an index into hs), or served elsewhere too. */
-static size_t misplaced(struct host **hs, int nh, const int *owner, size_t n,
-			unsigned char *served)
-{
-	struct census c = { n, served, 0 };
-	size_t bad = 0;
-
-	memset(served, 0, (size_t)nh * n);
-	for (c.host = 0; c.host < nh; c.host++)
-		dr_foreach(hs[c.host]->r, census_fn, &c);
-	for (size_t k = 0; k < n; k++) {
-		int copies = 0;
-
-		for (int i = 0; i < nh; i++)
-			copies += served[(size_t)i * n + k];
-		bad += copies != 1 || !served[(size_t)owner[k] * n + k];
-	}
-	return bad;
-}
-
-static int owner_index(struct host **hs, int nh, const char *name)
-{
-	char host[DR_HOST_MAX + 1];
-
-	if (dr_owner(A.r, name, host, sizeof(host)) != 0)
-		die("dr_owner", name);
-	for (int i = 0; i < nh; i++)
-		if (strcmp(hs[i]->id, host) == 0)
-			return i;
-	die("dr_owner", "a host that is not ours");
-	return -1;
-}
 
 /* Asynchronous calls to the n workers in a random order, JOIN_DEPTH in
  * flight, from a host that stays, while a host joins: how many fail. */
@@ -748,21 +329,18 @@ static void bench_global(size_t n, double settle_s)
 	if (!before || !after || !served)
 		die("malloc", strerror(ENOMEM));
 	snprintf(gw_prefix, sizeof(gw_prefix), "gw%d.", round++);
-	host_init(&C, "C");
-	bridge_start(&C, &A);
-	for (uint64_t t = now_ns(); hosts_up(&A) != 3 || hosts_up(&B) != 3 || hosts_up(&C) != 3;
-	     usleep(10000))
-		if (now_ns() - t > 15000000000ull)
-			die("bridges", "A, B and C did not see each other within 15 s");
+	host_init(&C, "cluster", "C");
+	bridge_start(&C, &A, "100", "2000");
+	hosts_wait(hs, 3, 3, 15);
 	for (int i = 0; i < 3; i++)
 		fp[i] = fork_child(factory, hs[i]);
 	usleep(200000);
 
-	one_s = starts(one, 1, 0, n / 2);
-	all_s = starts(hs, 3, n / 2, n);
+	one_s = starts(one, 1, 0, n / 2, 1);
+	all_s = starts(hs, 3, n / 2, n, 1);
 	for (size_t k = 0; k < n; k++) {
 		gw_name(name, sizeof(name), k);
-		before[k] = owner_index(hs, 3, name);
+		before[k] = owner_index(A.r, hs, 3, name);
 	}
 	left = misplaced(hs, 3, before, n, served);
 	if (left)
@@ -774,16 +352,15 @@ static void bench_global(size_t n, double settle_s)
 		die("mmap", strerror(errno));
 	*jc = (struct joincalls){ .h = &A, .n = n };
 	caller = fork_child(join_caller, jc);
-	host_init(&D, "D");
+	host_init(&D, "cluster", "D");
 	fp[3] = fork_child(factory, &D);
 	usleep(100000);
-	bridge_start(&D, &A);
-	while (hosts_up(&A) != 4 || hosts_up(&B) != 4 || hosts_up(&C) != 4 || hosts_up(&D) != 4)
-		usleep(1000);
+	bridge_start(&D, &A, "100", "2000");
+	hosts_wait(hs, 4, 4, 60);
 	t_join = now_ns();
 	for (size_t k = 0; k < n; k++) {
 		gw_name(name, sizeof(name), k);
-		after[k] = owner_index(hs, 4, name);
+		after[k] = owner_index(A.r, hs, 4, name);
 		moved += after[k] != before[k];
 	}
 	do {
@@ -821,8 +398,8 @@ static void bench_global(size_t n, double settle_s)
 	snprintf(results[nresults++].name, sizeof(results[0].name), "rebalance %zu", n);
 	for (int i = 0; i < 4; i++)
 		stop_child(fp[i]);
-	host_fini(&D);
-	host_fini(&C);
+	host_fini(&D, true);
+	host_fini(&C, true);
 	free(served);
 	free(after);
 	free(before);
@@ -872,7 +449,6 @@ int main(int argc, char **argv)
 	double settle = 60;
 	int c;
 
-	bridge_bin = getenv("DISTREG_BRIDGE");
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (c) {
 		case 's':
@@ -913,39 +489,15 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (!bridge_bin) {
-		/* The build tree's: bench/ and bridge/ are siblings. */
-		static char path[4096];
-		ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 32);
-		char *slash;
-
-		if (n > 0) {
-			path[n] = 0;
-			slash = strrchr(path, '/');
-			if (slash) {
-				*slash = 0;
-				slash = strrchr(path, '/');
-			}
-			if (slash) {
-				strcpy(slash, "/bridge/distreg-bridge");
-				bridge_bin = path;
-			}
-		}
-		if (!bridge_bin)
-			bridge_bin = "distreg-bridge";
-	}
-	if (access(bridge_bin, X_OK) != 0)
-		die(bridge_bin, "not an executable (set DISTREG_BRIDGE or --bridge)");
+	bridge_locate();
 	if (!lat)
 		die("malloc", strerror(ENOMEM));
 
-	host_init(&A, "A");
-	host_init(&B, "B");
-	bridge_start(&A, &B);
-	bridge_start(&B, &A);
-	for (uint64_t t = now_ns(); hosts_up(&A) != 2 || hosts_up(&B) != 2; usleep(10000))
-		if (now_ns() - t > 15000000000ull)
-			die("bridges", "A and B did not see each other within 15 s (see their logs)");
+	host_init(&A, "cluster", "A");
+	host_init(&B, "cluster", "B");
+	bridge_start(&A, &B, "100", "2000");
+	bridge_start(&B, &A, "100", "2000");
+	hosts_wait((struct host *[]){ &A, &B }, 2, 2, 15);
 
 	if (only_global) {
 		const struct result *jr, *rb;
@@ -957,8 +509,8 @@ int main(int argc, char **argv)
 		rb = find(label);
 		printf("\n");
 		jr = join_calls_target(only_global);
-		host_fini(&A);
-		host_fini(&B);
+		host_fini(&A, true);
+		host_fini(&B, true);
 		free(lat);
 		return jr->p50_us == 0 && rb->p50_us >= 0 ? 0 : 1;
 	}
@@ -967,12 +519,12 @@ int main(int argc, char **argv)
 	printf("%-22s %10s %10s %12s\n", "system", "p50 us", "p99 us", "calls/s");
 
 	snprintf(nn_url, sizeof(nn_url), "tcp://127.0.0.1:%d", free_port());
-	srv = fork_child(nn_cooked_server, NULL);
+	srv = fork_child(nn_cooked_server, nn_url);
 	usleep(100000);
 	nn = bench_nn_cooked(lat);
 	stop_child(srv);
 	snprintf(nn_url, sizeof(nn_url), "tcp://127.0.0.1:%d", free_port());
-	srv = fork_child(nn_raw_server, NULL);
+	srv = fork_child(nn_raw_server, nn_url);
 	usleep(100000);
 	raw = bench_nn_raw(256, lat);
 	stop_child(srv);
@@ -1029,8 +581,8 @@ int main(int argc, char **argv)
 		printf("  MISS  all %zu workers placed on their owner within 2 s of a join: "
 		       "not all placed after %.0f s\n", workers, settle);
 	join_calls_target(workers);
-	host_fini(&A);
-	host_fini(&B);
+	host_fini(&A, true);
+	host_fini(&B, true);
 	free(lat);
 	return 0;
 }
