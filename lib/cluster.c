@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
+#include <time.h>
 
 #define XXH_INLINE_ALL
 #include <xxhash.h>
@@ -166,6 +167,47 @@ static uint64_t bridge_live(struct dr_registry *r, bool *ran)
 	return o && dri_owner_alive(r, o) ? o : 0;
 }
 
+/*
+ * bridge_live() for dr_owner(), which answers from the view and sends
+ * nothing: a holder that dri_owner_alive() found alive (two system calls,
+ * 2-5 us on the nested VMs this runs on) is taken as alive again, without
+ * them, for the next DRI_LIVE_TRUST_MS, while the role's owner word and its
+ * slot's word are unchanged. A bridge that gave the role back, or that a
+ * process found dead (its slot's live bit cleared), is seen at once; one
+ * killed and not yet found dead, within DRI_LIVE_TRUST_MS. The calls that
+ * send through the bridge check in full (bridge_live()).
+ * r->live_stamp: the time in ms (high 32 bits) of the last full check and
+ * a hash of the owner it found alive (low 32), in one word, so that
+ * threads sharing r never pair one check's time with another's owner.
+ */
+#define DRI_LIVE_TRUST_MS 2
+
+static uint64_t bridge_live_lookup(struct dr_registry *r, bool *ran)
+{
+	struct dri_cluster *c = r->cluster;
+	uint64_t o = ld_acq64(&c->owner), w, stamp, now_ms;
+	uint32_t slot = DRI_OWNER_SLOT(o), tag = (uint32_t)(o ^ (o >> 32));
+	struct timespec ts;
+
+	*ran = ld_acq32(&c->ever) != 0;
+	if (!o || o == r->owner)
+		return o;
+	if (slot >= r->max_procs)
+		return 0;
+	w = ld_acq64(&r->procs[slot].word);
+	if (!(w & DRI_PROC_LIVE) || DRI_PROC_GEN(w) != DRI_OWNER_GEN(o))
+		return 0;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	stamp = CMM_LOAD_SHARED(r->live_stamp);
+	if ((uint32_t)stamp == tag && (uint32_t)now_ms - (uint32_t)(stamp >> 32) < DRI_LIVE_TRUST_MS)
+		return o;
+	if (!dri_owner_alive(r, o))
+		return 0;
+	CMM_STORE_SHARED(r->live_stamp, (now_ms & 0xffffffffull) << 32 | tag);
+	return o;
+}
+
 /* Whether mailbox ref is the live bridge's, holding the role. */
 bool dri_bridge_serves(struct dr_registry *r, uint32_t ref)
 {
@@ -267,7 +309,8 @@ int dri_owner_among(const struct dr_host *hosts, size_t n, const void *name, siz
  * view. -ENOTCONN a bridge ran and none is alive; -EHOSTUNREACH no host of
  * the view is up; -EBADMSG the view is corrupt.
  */
-int dri_owner_of(struct dr_registry *r, const void *name, size_t len, struct dri_where *w)
+static int owner_of(struct dr_registry *r, const void *name, size_t len, struct dri_where *w,
+		    bool lookup)
 {
 	bool ran;
 
@@ -276,7 +319,7 @@ int dri_owner_of(struct dr_registry *r, const void *name, size_t len, struct dri
 	if (dri_self_buried(r))
 		return -ENOLCK;
 	memset(w, 0, sizeof(*w));
-	w->bridge = bridge_live(r, &ran);
+	w->bridge = lookup ? bridge_live_lookup(r, &ran) : bridge_live(r, &ran);
 	if (!w->bridge && ran)
 		return -ENOTCONN;
 	if (w->bridge) {
@@ -297,6 +340,11 @@ int dri_owner_of(struct dr_registry *r, const void *name, size_t len, struct dri
 	return 0;
 }
 
+int dri_owner_of(struct dr_registry *r, const void *name, size_t len, struct dri_where *w)
+{
+	return owner_of(r, name, len, w, false);
+}
+
 static int name_check(const void *name, size_t len)
 {
 	if (!name || len == 0)
@@ -314,7 +362,7 @@ DR_EXPORT int dr_owner_bin(dr_registry *r, const void *name, size_t name_len, ch
 		return -EINVAL;
 	err = name_check(name, name_len);
 	if (!err)
-		err = dri_owner_of(r, name, name_len, &w);
+		err = owner_of(r, name, name_len, &w, true);
 	if (err)
 		return err;
 	if (strlen(w.host) >= host_len)

@@ -612,6 +612,7 @@ struct dr_registry {
 	uint64_t slot_word;               /* our slot's word while we hold it */
 	bool gen_wrapped;                 /* our owner id was used before */
 	uint32_t updating;                /* our threads in value_update (atomic) */
+	uint64_t live_stamp;              /* cluster.c, bridge_live_lookup() (atomic) */
 	pthread_key_t key;
 	pthread_mutex_t lock;             /* guards threads, mailboxes */
 	struct dri_thread *threads;
