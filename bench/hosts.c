@@ -7,10 +7,10 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -92,10 +92,62 @@ void bridge_locate(void)
 		die(bridge_bin, "not an executable (set DISTREG_BRIDGE or --bridge)");
 }
 
+/* The hosts this process made: on any exit (die() too) their bridges are
+ * stopped and their segments removed, so that a failed or interrupted
+ * benchmark leaves nothing behind. Only in the process that made them: a
+ * forked worker's exit must not. */
+static struct host *made[16];
+static int nmade;
+static pid_t maker;
+
+static void hosts_atexit(void)
+{
+	if (getpid() != maker)
+		return;
+	for (int i = 0; i < nmade; i++) {
+		if (made[i]->bridge > 0) {
+			kill(made[i]->bridge, SIGCONT);
+			kill(made[i]->bridge, SIGKILL);
+			waitpid(made[i]->bridge, NULL, 0);
+			made[i]->bridge = 0;
+		}
+		dr_unlink(made[i]->seg);
+		if (!keep_logs)
+			unlink(made[i]->log);
+	}
+	nmade = 0;
+}
+
+/* Interrupted (SIGINT, SIGTERM, SIGHUP): the same, then die of it. */
+static void hosts_signal(int sig)
+{
+	hosts_atexit();
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void host_forget(struct host *h)
+{
+	for (int i = 0; i < nmade; i++)
+		if (made[i] == h)
+			made[i--] = made[--nmade];
+}
+
 void host_init(struct host *h, const char *tag, const char *id)
 {
 	struct dr_options o = { 0 };
 	int rc;
+
+	if (!maker) {
+		maker = getpid();
+		atexit(hosts_atexit);
+		signal(SIGINT, hosts_signal);
+		signal(SIGTERM, hosts_signal);
+		signal(SIGHUP, hosts_signal);
+	}
+	if (nmade == (int)(sizeof(made) / sizeof(made[0])))
+		die("host_init", "too many hosts");
+	made[nmade++] = h;
 
 	memset(h, 0, sizeof(*h));
 	snprintf(h->id, sizeof(h->id), "%s", id);
@@ -115,7 +167,7 @@ void bridge_start(struct host *h, const struct host *peer, const char *heartbeat
 	const char *argv[20] = { bridge_bin, "--segment", h->seg, "--host", h->id, "--bus", h->bus,
 				 "--rpc", h->rpc, "--peer", peer->bus, "--log-level", "info" };
 	int argc = 13;
-	posix_spawn_file_actions_t fa;
+	pid_t parent = getpid();
 	int fd = open(h->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 
 	if (heartbeat_ms) {
@@ -128,11 +180,18 @@ void bridge_start(struct host *h, const struct host *peer, const char *heartbeat
 	}
 	if (fd < 0)
 		die(h->log, strerror(errno));
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, fd, 2);
-	if (posix_spawn(&h->bridge, bridge_bin, &fa, NULL, (char *const *)argv, environ))
-		die("spawn", bridge_bin);
-	posix_spawn_file_actions_destroy(&fa);
+	/* Not posix_spawn: the bridge stops (SIGTERM) when we die, however
+	 * we die. */
+	h->bridge = fork();
+	if (h->bridge < 0)
+		die("fork", strerror(errno));
+	if (h->bridge == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != parent || dup2(fd, 2) < 0)
+			_exit(127);
+		execve(bridge_bin, (char *const *)argv, environ);
+		_exit(127);
+	}
 	close(fd);
 }
 
@@ -190,6 +249,7 @@ void host_fini(struct host *h, bool verbose)
 		fclose(f);
 	dr_close(h->r);
 	dr_unlink(h->seg);
+	host_forget(h);
 	if (keep_logs)
 		fprintf(verbose ? stdout : stderr, "bridge %s log: %s\n", h->id, h->log);
 	else

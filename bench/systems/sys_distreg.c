@@ -5,7 +5,7 @@
  * of kind "echo" on each, and the scenarios of CONTRACT.md:
  *
  *   register  dr_start of N workers from one host and from all three, one
- *             start after the other and 64 in flight (dr_start_async);
+ *             start after the other and 256 in flight (dr_start_async);
  *   lookup    from a host that does not own the name: dr_owner (computed
  *             from the view in the segment) and dr_whereis_global (asks the
  *             owner's bridge);
@@ -18,7 +18,9 @@
  *             it; SIGKILL of a whole host (bridge and factory): until the
  *             others' views drop it, and until each of its workers runs
  *             again on its new owner (restarted by dr_start from a
- *             surviving host: get-or-create);
+ *             surviving host: get-or-create); SIGSTOP of a host's bridge
+ *             (a hung host, its connections open): until the others' views
+ *             drop it;
  *   join      a 4th host joins with N workers running: the fraction that
  *             changed owner, the time to the last one placed, and how many
  *             are misplaced 10 s (and, in the full run, 60 s) after.
@@ -106,8 +108,8 @@ static void scenario_register(void)
 	} cfg[] = {
 		{ "dr_start from 1 host", 1, 1 },
 		{ "dr_start from 3 hosts", 3, 1 },
-		{ "dr_start_async 64 in flight from 1 host", 1, DEPTH },
-		{ "dr_start_async 64 in flight from 3 hosts", 3, DEPTH },
+		{ "dr_start_async 256 in flight from 1 host", 1, 256 },
+		{ "dr_start_async 256 in flight from 3 hosts", 3, 256 },
 	};
 
 	for (size_t i = 0; i < sizeof(cfg) / sizeof(cfg[0]); i++) {
@@ -411,6 +413,26 @@ static void failure_host(struct host **hs, int nh, int victim, const int *owner)
 	free(served);
 }
 
+/* SIGSTOP of host B's bridge: a host that hangs, or is cut off, and whose
+ * connections stay open; until the other hosts' views drop it. Then it
+ * goes on (SIGCONT) and comes back as a restarted peer would. */
+static void failure_freeze(void)
+{
+	uint64_t t0;
+
+	progress("failure: SIGSTOP of a host's bridge");
+	t0 = now_ns();
+	kill(B.bridge, SIGSTOP);
+	while (still_owner(&A, B.id) || still_owner(&C, B.id)) {
+		if (now_ns() - t0 > 60000000000ull)
+			die("failure", "the others still have the stopped host after 60 s");
+		usleep(1000);
+	}
+	row("distreg", "freeze host (SIGSTOP)", "failure", "gone_ms", (double)(now_ns() - t0) / 1e6,
+	    "ms");
+	kill(B.bridge, SIGCONT);
+}
+
 /* ---------------------------------------------------------------------- */
 /* Join */
 
@@ -480,6 +502,7 @@ static void scenario_join(void)
 	progress(msg);
 
 	failure_host(four, 4, 3, after);
+	failure_freeze();
 	free(served);
 	free(after);
 	free(before);
