@@ -157,6 +157,17 @@ static int view_read(struct dr_registry *r, copy_fn fn, void *arg)
  * so a bridge that starts meanwhile is seen alive rather than missing.
  * Liveness costs a system call unless we are the bridge.
  */
+/* A check found the bridge dead: this handle's dr_owner() stops trusting
+ * an earlier verdict of alive at once (bridge_live_lookup). The count
+ * tells a lookup that found it alive meanwhile to drop the stamp it is
+ * storing. */
+static void live_distrust(struct dr_registry *r)
+{
+	uatomic_inc(&r->live_dead);
+	cmm_smp_mb();
+	CMM_STORE_SHARED(r->live_stamp, 0);
+}
+
 static uint64_t bridge_live(struct dr_registry *r, bool *ran)
 {
 	struct dri_cluster *c = r->cluster;
@@ -164,7 +175,13 @@ static uint64_t bridge_live(struct dr_registry *r, bool *ran)
 	uint64_t o = ld_acq64(&c->owner);
 
 	*ran = ever != 0;
-	return o && dri_owner_alive(r, o) ? o : 0;
+	if (!o)
+		return 0;
+	if (!dri_owner_alive(r, o)) {
+		live_distrust(r);
+		return 0;
+	}
+	return o;
 }
 
 /*
@@ -178,7 +195,10 @@ static uint64_t bridge_live(struct dr_registry *r, bool *ran)
  * send through the bridge check in full (bridge_live()).
  * r->live_stamp: the time in ms (high 32 bits) of the last full check and
  * a hash of the owner it found alive (low 32), in one word, so that
- * threads sharing r never pair one check's time with another's owner.
+ * threads sharing r never pair one check's time with another's owner; 0
+ * none. Any check of this handle that finds the holder dead clears it
+ * (live_distrust), so that dr_owner() never says alive again after a call
+ * on the handle said -ENOTCONN.
  */
 #define DRI_LIVE_TRUST_MS 2
 
@@ -186,7 +206,7 @@ static uint64_t bridge_live_lookup(struct dr_registry *r, bool *ran)
 {
 	struct dri_cluster *c = r->cluster;
 	uint64_t o = ld_acq64(&c->owner), w, stamp, now_ms;
-	uint32_t slot = DRI_OWNER_SLOT(o), tag = (uint32_t)(o ^ (o >> 32));
+	uint32_t slot = DRI_OWNER_SLOT(o), tag = (uint32_t)(o ^ (o >> 32)), dead;
 	struct timespec ts;
 
 	*ran = ld_acq32(&c->ever) != 0;
@@ -200,11 +220,20 @@ static uint64_t bridge_live_lookup(struct dr_registry *r, bool *ran)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	now_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 	stamp = CMM_LOAD_SHARED(r->live_stamp);
-	if ((uint32_t)stamp == tag && (uint32_t)now_ms - (uint32_t)(stamp >> 32) < DRI_LIVE_TRUST_MS)
+	if (stamp && (uint32_t)stamp == tag &&
+	    (uint32_t)now_ms - (uint32_t)(stamp >> 32) < DRI_LIVE_TRUST_MS)
 		return o;
-	if (!dri_owner_alive(r, o))
+	dead = uatomic_read(&r->live_dead);
+	cmm_smp_mb();
+	if (!dri_owner_alive(r, o)) {
+		live_distrust(r);
 		return 0;
+	}
 	CMM_STORE_SHARED(r->live_stamp, (now_ms & 0xffffffffull) << 32 | tag);
+	cmm_smp_mb();
+	/* Another thread found it dead since we looked: not trusted. */
+	if (uatomic_read(&r->live_dead) != dead)
+		CMM_STORE_SHARED(r->live_stamp, 0);
 	return o;
 }
 

@@ -613,6 +613,7 @@ struct dr_registry {
 	bool gen_wrapped;                 /* our owner id was used before */
 	uint32_t updating;                /* our threads in value_update (atomic) */
 	uint64_t live_stamp;              /* cluster.c, bridge_live_lookup() (atomic) */
+	uint32_t live_dead;               /* cluster.c, live_distrust() (atomic) */
 	pthread_key_t key;
 	pthread_mutex_t lock;             /* guards threads, mailboxes */
 	struct dri_thread *threads;

@@ -464,6 +464,39 @@ Test(global, after_the_bridge_dies_global_operations_fail_with_enotconn)
 	cr_assert_eq(dr_unlink(seg), 0);
 }
 
+/* dr_owner() asks the kernel whether the bridge lives at most once per
+ * 2 ms per handle (cluster.c, DRI_LIVE_TRUST_MS): a holder killed just
+ * after it was found alive is seen dead 2 ms later at the latest. */
+Test(global, dr_owner_sees_a_killed_bridge_within_2_ms)
+{
+	const char *seg = seg_new("gtrust");
+	dr_registry *r = open_or_die(seg);
+	int up[2], hold[2];
+	struct role_arg a = { .seg = seg, .epoch = 5 };
+	char c, id[DR_HOST_MAX + 1];
+	pid_t kid;
+
+	cr_assert_eq(pipe(up), 0);
+	cr_assert_eq(pipe(hold), 0);
+	a.fd = up[1];
+	a.hold_fd = hold[0];
+	a.other_fd = hold[1];
+	kid = spawn(role_child, &a);
+	cr_assert_eq(read_byte_within(up[0], &c, WAIT_MS), 1);
+	cr_assert_eq(dr_owner(r, "x", id, sizeof(id)), 0);
+	cr_assert_eq(kill(kid, SIGKILL), 0);
+	cr_assert_eq(waitpid(kid, NULL, 0), kid);
+	usleep(3000);
+	cr_assert_eq(dr_owner(r, "x", id, sizeof(id)), -ENOTCONN);
+	cr_assert_eq(dr_check(r, NULL, 0), 0);
+	close(up[0]);
+	close(up[1]);
+	close(hold[0]);
+	close(hold[1]);
+	dr_close(r);
+	dr_unlink(seg);
+}
+
 Test(global, a_live_holder_keeps_the_role_and_a_dead_one_loses_it)
 {
 	const char *seg = seg_new("grole");
@@ -493,12 +526,12 @@ Test(global, a_live_holder_keeps_the_role_and_a_dead_one_loses_it)
 	/* The holder dies: its role can be taken over. */
 	close(hold[1]);
 	cr_assert_eq(wait_child(kid), 0);
-	/* What sends through the bridge sees it at once; dr_owner() may
-	 * answer from the view for DRI_LIVE_TRUST_MS (2 ms) after it last
-	 * found the holder alive, here just above. */
+	/* What sends through the bridge sees it at once; and once a call on
+	 * this handle found it dead, dr_owner() no longer trusts the verdict
+	 * of alive it reached just above (cluster.c, live_distrust). */
 	cr_assert_eq(dr_whereis_global(r, "x", NULL, NULL, 0, 0), -ENOTCONN);
-	usleep(3000);
-	cr_assert_eq(dr_owner(r, "x", id, sizeof(id)), -ENOTCONN);
+	cr_assert_eq(dr_owner(r, "x", id, sizeof(id)), -ENOTCONN,
+		     "dr_owner trusted a bridge that a call had just found dead");
 	cr_assert_eq(dr_admin_bridge_claim(mb, &who), 0);
 	cr_assert_eq(dr_admin_bridge_claim(mb, &who), 0, "claiming again is harmless");
 	cr_assert_eq(dr_admin_bridge_claim(other, &who), -EBUSY);
