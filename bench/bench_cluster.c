@@ -102,82 +102,22 @@ static const char *name_on_b(const char *prefix, char *name)
 static void bench_sync(const char *label, dr_registry *r, const char *name, bool global,
 		       int expect, uint64_t *lat)
 {
-	char req[MSG] = "ping", rep[64];
-	uint64_t t0, end;
-	size_t n = 0;
+	size_t n;
+	uint64_t elapsed;
 
-	for (int i = 0; i < 20; i++) { /* warm: lanes claimed, connections up */
-		size_t len = sizeof(rep);
-		int rc = global ? dr_call_global(r, name, req, sizeof(req), rep, &len, 5000)
-				: dr_call(r, name, req, sizeof(req), rep, &len, 5000);
-
-		if (rc != expect)
-			die(label, dr_strerror(rc));
-	}
-	t0 = now_ns();
-	end = t0 + (uint64_t)(seconds * 1e9);
-	while (n < MAXLAT) {
-		size_t len = sizeof(rep);
-		uint64_t a = now_ns();
-		int rc = global ? dr_call_global(r, name, req, sizeof(req), rep, &len, 5000)
-				: dr_call(r, name, req, sizeof(req), rep, &len, 5000);
-
-		if (rc != expect)
-			die(label, dr_strerror(rc));
-		lat[n++] = now_ns() - a;
-		if (a + lat[n - 1] >= end)
-			break;
-	}
-	report(label, lat, n, now_ns() - t0);
+	calls_sync(r, name, global, expect, MSG, seconds, lat, MAXLAT, &n, &elapsed);
+	report(label, lat, n, elapsed);
 }
 
 static struct result *bench_async(dr_registry *r, const char *name, unsigned depth, uint64_t *lat)
 {
-	char label[32], req[MSG] = "ping";
-	uint64_t *sent = calloc(depth * 4 + 1, sizeof(*sent)), t0, end;
-	uint64_t *ids = calloc(depth * 4 + 1, sizeof(*ids));
-	dr_mailbox *mb;
-	size_t n = 0, inflight = 0;
-	struct result *res;
+	char label[32];
+	size_t n;
+	uint64_t elapsed;
 
 	snprintf(label, sizeof(label), "remote async %u", depth);
-	if (!sent || !ids || dr_mailbox_open(r, &mb))
-		die(label, "setup");
-	t0 = now_ns();
-	end = t0 + (uint64_t)(seconds * 1e9);
-	for (;;) {
-		struct dr_msg m;
-		uint64_t now = now_ns();
-
-		while (inflight < depth && now < end) {
-			uint64_t id;
-			int rc = dr_call_async_global(mb, name, req, sizeof(req), 10000, &id);
-
-			if (rc == -EAGAIN)
-				break;
-			if (rc)
-				die(label, dr_strerror(rc));
-			ids[id % (depth * 4)] = id;
-			sent[id % (depth * 4)] = now;
-			inflight++;
-		}
-		if (!inflight)
-			break;
-		if (dr_recv(mb, &m, 10000))
-			die(label, "no reply in 10 s");
-		if (m.kind != DR_MSG_REPLY)
-			continue;
-		if (m.status)
-			die(label, dr_strerror(m.status));
-		inflight--;
-		if (n < MAXLAT && ids[m.call_id % (depth * 4)] == m.call_id)
-			lat[n++] = now_ns() - sent[m.call_id % (depth * 4)];
-	}
-	res = report(label, lat, n, now_ns() - t0);
-	dr_mailbox_close(mb);
-	free(sent);
-	free(ids);
-	return res;
+	calls_async(r, name, depth, MSG, seconds, lat, MAXLAT, &n, &elapsed);
+	return report(label, lat, n, elapsed);
 }
 
 /* ---------------------------------------------------------------------- */

@@ -43,20 +43,6 @@ int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-int free_port(void)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(a);
-	int s = socket(AF_INET, SOCK_STREAM, 0), port;
-
-	if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-	    getsockname(s, (struct sockaddr *)&a, &len) < 0)
-		die("a free port", strerror(errno));
-	port = ntohs(a.sin_port);
-	close(s);
-	return port;
-}
-
 /* ---------------------------------------------------------------------- */
 /* Hosts and bridges */
 
@@ -492,6 +478,96 @@ int owner_index(dr_registry *r, struct host **hs, int nh, const char *name)
 			return i;
 	die("dr_owner", "a host that is not ours");
 	return -1;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Calls */
+
+static int call_once(dr_registry *r, const char *name, bool global, const char *req,
+		     size_t msg)
+{
+	char rep[64];
+	size_t len = sizeof(rep);
+
+	return global ? dr_call_global(r, name, req, msg, rep, &len, 5000)
+		      : dr_call(r, name, req, msg, rep, &len, 5000);
+}
+
+void calls_sync(dr_registry *r, const char *name, bool global, int expect, size_t msg,
+		double seconds, uint64_t *lat, size_t max, size_t *n, uint64_t *elapsed_ns)
+{
+	char req[64] = "ping";
+	uint64_t t0, end;
+	int rc;
+
+	*n = 0;
+	if (msg > sizeof(req))
+		msg = sizeof(req);
+	for (int i = 0; i < 20; i++) /* warm: lanes claimed, connections up */
+		if ((rc = call_once(r, name, global, req, msg)) != expect)
+			die(name, dr_strerror(rc));
+	t0 = now_ns();
+	end = t0 + (uint64_t)(seconds * 1e9);
+	while (*n < max) {
+		uint64_t a = now_ns();
+
+		if ((rc = call_once(r, name, global, req, msg)) != expect)
+			die(name, dr_strerror(rc));
+		lat[(*n)++] = now_ns() - a;
+		if (a + lat[*n - 1] >= end)
+			break;
+	}
+	*elapsed_ns = now_ns() - t0;
+}
+
+void calls_async(dr_registry *r, const char *name, unsigned depth, size_t msg, double seconds,
+		 uint64_t *lat, size_t max, size_t *n, uint64_t *elapsed_ns)
+{
+	char req[64] = "ping";
+	uint64_t *sent = calloc(depth * 4 + 1, sizeof(*sent)), t0, end;
+	uint64_t *ids = calloc(depth * 4 + 1, sizeof(*ids));
+	dr_mailbox *mb;
+	size_t inflight = 0;
+
+	*n = 0;
+	if (msg > sizeof(req))
+		msg = sizeof(req);
+	if (!sent || !ids || dr_mailbox_open(r, &mb))
+		die("async calls", "setup");
+	t0 = now_ns();
+	end = t0 + (uint64_t)(seconds * 1e9);
+	for (;;) {
+		struct dr_msg m;
+		uint64_t now = now_ns();
+
+		while (inflight < depth && now < end) {
+			uint64_t id;
+			int rc = dr_call_async_global(mb, name, req, msg, 10000, &id);
+
+			if (rc == -EAGAIN)
+				break;
+			if (rc)
+				die("dr_call_async_global", dr_strerror(rc));
+			ids[id % (depth * 4)] = id;
+			sent[id % (depth * 4)] = now;
+			inflight++;
+		}
+		if (!inflight)
+			break;
+		if (dr_recv(mb, &m, 10000))
+			die("dr_call_async_global", "no reply in 10 s");
+		if (m.kind != DR_MSG_REPLY)
+			continue;
+		if (m.status)
+			die("dr_call_async_global", dr_strerror(m.status));
+		inflight--;
+		if (*n < max && ids[m.call_id % (depth * 4)] == m.call_id)
+			lat[(*n)++] = now_ns() - sent[m.call_id % (depth * 4)];
+	}
+	*elapsed_ns = now_ns() - t0;
+	dr_mailbox_close(mb);
+	free(sent);
+	free(ids);
 }
 
 /* ---------------------------------------------------------------------- */

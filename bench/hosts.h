@@ -27,7 +27,6 @@ struct host {
 
 uint64_t now_ns(void);
 int cmp_u64(const void *a, const void *b);
-int free_port(void);
 
 /* Find the bridge: $DISTREG_BRIDGE, else the build tree's (bridge/ beside
  * the directory of this program), else distreg-bridge on the PATH; dies
@@ -78,6 +77,16 @@ double starts(struct host **hs, int nh, size_t from, size_t to, unsigned depth);
 size_t misplaced(struct host **hs, int nh, const int *owner, size_t n, unsigned char *served);
 /* The index in hs of name's owner in r's view. */
 int owner_index(dr_registry *r, struct host **hs, int nh, const char *name);
+
+/* Calls to name from r, msg-byte requests, for seconds, latencies into lat
+ * (up to max), their number into *n, the time taken into *elapsed_ns: one
+ * after the other (dr_call_global, or dr_call when !global; each must
+ * return expect, after 20 to warm up), or depth in flight
+ * (dr_call_async_global). Die on anything else. */
+void calls_sync(dr_registry *r, const char *name, bool global, int expect, size_t msg,
+		double seconds, uint64_t *lat, size_t max, size_t *n, uint64_t *elapsed_ns);
+void calls_async(dr_registry *r, const char *name, unsigned depth, size_t msg, double seconds,
+		 uint64_t *lat, size_t max, size_t *n, uint64_t *elapsed_ns);
 
 /* nanomsg alone, over TCP: a cooked REQ/REP echo, and a raw one with
  * depth requests in flight; each runs for seconds and leaves the latencies

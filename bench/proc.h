@@ -1,17 +1,20 @@
 /*
- * proc.h - what bench_call and bench_cluster share: dying with a message
- * that names the program, and children that serve until killed (and die
- * with their parent).
+ * proc.h - what the benchmarks share: dying with a message that names the
+ * program, children that serve until killed (and die with their parent),
+ * and free loopback ports.
  */
 #ifndef DISTREG_BENCH_PROC_H
 #define DISTREG_BENCH_PROC_H
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -39,6 +42,21 @@ static inline pid_t fork_child(void (*fn)(void *), void *arg)
 		_exit(0);
 	}
 	return pid;
+}
+
+/* A TCP port on 127.0.0.1 that nobody listens on now. */
+static inline int free_port(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	int s = socket(AF_INET, SOCK_STREAM, 0), port;
+
+	if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+	    getsockname(s, (struct sockaddr *)&a, &len) < 0)
+		die("a free port", strerror(errno));
+	port = ntohs(a.sin_port);
+	close(s);
+	return port;
 }
 
 static inline void stop_child(pid_t pid)

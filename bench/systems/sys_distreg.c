@@ -171,80 +171,6 @@ static void scenario_lookup(void)
 	stop_child(wp);
 }
 
-static void call_sync(dr_registry *r, const char *name)
-{
-	char req[MSG] = "ping", rep[64];
-	uint64_t t0, end;
-	size_t n = 0;
-	int rc;
-
-	for (int i = 0; i < 20; i++) { /* warm: lanes claimed, connections up */
-		size_t len = sizeof(rep);
-
-		rc = dr_call_global(r, name, req, sizeof(req), rep, &len, 5000);
-		if (rc)
-			die("dr_call_global", dr_strerror(rc));
-	}
-	t0 = now_ns();
-	end = t0 + (uint64_t)(seconds * 1e9);
-	while (n < MAXLAT) {
-		size_t len = sizeof(rep);
-		uint64_t a = now_ns();
-
-		rc = dr_call_global(r, name, req, sizeof(req), rep, &len, 5000);
-		if (rc)
-			die("dr_call_global", dr_strerror(rc));
-		lat[n++] = now_ns() - a;
-		if (a + lat[n - 1] >= end)
-			break;
-	}
-	latency_rows("distreg", "dr_call_global 1 in flight", "call", "calls_per_s", n,
-		     now_ns() - t0);
-}
-
-static void call_async(dr_registry *r, const char *name)
-{
-	char req[MSG] = "ping";
-	uint64_t sent[DEPTH * 4] = { 0 }, ids[DEPTH * 4] = { 0 }, t0, end;
-	dr_mailbox *mb;
-	size_t n = 0, inflight = 0;
-	int rc = dr_mailbox_open(r, &mb);
-
-	if (rc)
-		die("mailbox", dr_strerror(rc));
-	t0 = now_ns();
-	end = t0 + (uint64_t)(seconds * 1e9);
-	for (;;) {
-		struct dr_msg m;
-		uint64_t now = now_ns(), id;
-
-		while (inflight < DEPTH && now < end) {
-			rc = dr_call_async_global(mb, name, req, sizeof(req), 10000, &id);
-			if (rc == -EAGAIN)
-				break;
-			if (rc)
-				die("dr_call_async_global", dr_strerror(rc));
-			ids[id % (DEPTH * 4)] = id;
-			sent[id % (DEPTH * 4)] = now;
-			inflight++;
-		}
-		if (!inflight)
-			break;
-		if (dr_recv(mb, &m, 10000))
-			die("dr_call_async_global", "no reply in 10 s");
-		if (m.kind != DR_MSG_REPLY)
-			continue;
-		if (m.status)
-			die("dr_call_async_global", dr_strerror(m.status));
-		inflight--;
-		if (n < MAXLAT && ids[m.call_id % (DEPTH * 4)] == m.call_id)
-			lat[n++] = now_ns() - sent[m.call_id % (DEPTH * 4)];
-	}
-	latency_rows("distreg", "dr_call_async_global 64 in flight", "call", "calls_per_s", n,
-		     now_ns() - t0);
-	dr_mailbox_close(mb);
-}
-
 static void scenario_call(void)
 {
 	char name[32], url[64];
@@ -259,8 +185,11 @@ static void scenario_call(void)
 	p = fork_child(echo_worker, &w);
 	while (dr_whereis_global(B.r, name, NULL, NULL, 0, 1000) != 0)
 		usleep(1000);
-	call_sync(A.r, name);
-	call_async(A.r, name);
+	calls_sync(A.r, name, true, 0, MSG, seconds, lat, MAXLAT, &n, &elapsed);
+	latency_rows("distreg", "dr_call_global 1 in flight", "call", "calls_per_s", n, elapsed);
+	calls_async(A.r, name, DEPTH, MSG, seconds, lat, MAXLAT, &n, &elapsed);
+	latency_rows("distreg", "dr_call_async_global 64 in flight", "call", "calls_per_s", n,
+		     elapsed);
 	stop_child(p);
 
 	progress("call: nanomsg alone");

@@ -460,32 +460,36 @@ static int kv_get(struct client *c, const char *key, bool serializable, char *va
 	return (int)n;
 }
 
-/* How many keys under prefix (a key with a last byte < 0xff). */
-static uint64_t kv_count(struct client *c, const char *prefix, bool serializable)
+/* The body of a request on every key under prefix (a prefix whose last
+ * byte is < 0xff), with more (",..." or "") before its closing brace. */
+static void prefix_body(char *body, size_t size, const char *prefix, const char *more)
 {
-	char body[512], k[128], e[128], end[64];
+	char k[128], e[128], end[64];
 	size_t n = strlen(prefix);
 
 	memcpy(end, prefix, n + 1);
 	end[n - 1]++;
 	b64_enc(prefix, n, k);
 	b64_enc(end, n, e);
-	snprintf(body, sizeof(body), "{\"key\":\"%s\",\"range_end\":\"%s\",\"count_only\":true%s}", k, e,
-		 serializable ? ",\"serializable\":true" : "");
+	snprintf(body, size, "{\"key\":\"%s\",\"range_end\":\"%s\"%s}", k, e, more);
+}
+
+/* How many keys under prefix. */
+static uint64_t kv_count(struct client *c, const char *prefix, bool serializable)
+{
+	char body[512];
+
+	prefix_body(body, sizeof(body), prefix,
+		    serializable ? ",\"count_only\":true,\"serializable\":true" : ",\"count_only\":true");
 	must(c, "/v3/kv/range", body);
 	return json_u64(c->r.p, "count");
 }
 
 static void kv_delete_prefix(struct client *c, const char *prefix)
 {
-	char body[512], k[128], e[128], end[64];
-	size_t n = strlen(prefix);
+	char body[512];
 
-	memcpy(end, prefix, n + 1);
-	end[n - 1]++;
-	b64_enc(prefix, n, k);
-	b64_enc(end, n, e);
-	snprintf(body, sizeof(body), "{\"key\":\"%s\",\"range_end\":\"%s\"}", k, e);
+	prefix_body(body, sizeof(body), prefix, "");
 	must(c, "/v3/kv/deleterange", body);
 }
 
@@ -730,20 +734,6 @@ static void worker_main(void *arg)
 		if (n < 0 || nn_send(s, buf, (size_t)n, 0) < 0)
 			die("worker: echo", nn_strerror(nn_errno()));
 	}
-}
-
-static int free_port(void)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(a);
-	int s = socket(AF_INET, SOCK_STREAM, 0), port;
-
-	if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-	    getsockname(s, (struct sockaddr *)&a, &len) < 0)
-		die("a free port", strerror(errno));
-	port = ntohs(a.sin_port);
-	close(s);
-	return port;
 }
 
 /* Read one byte the worker writes ('r' registered, 'k' kept alive). */

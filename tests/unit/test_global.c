@@ -464,6 +464,23 @@ Test(global, after_the_bridge_dies_global_operations_fail_with_enotconn)
 	cr_assert_eq(dr_unlink(seg), 0);
 }
 
+/* A child that holds the role (role_child) until hold[1] is closed;
+ * returns once it holds it. */
+static pid_t holder_start(struct role_arg *a, int up[2], int hold[2])
+{
+	pid_t kid;
+	char c;
+
+	cr_assert_eq(pipe(up), 0);
+	cr_assert_eq(pipe(hold), 0);
+	a->fd = up[1];
+	a->hold_fd = hold[0];
+	a->other_fd = hold[1];
+	kid = spawn(role_child, a);
+	cr_assert_eq(read_byte_within(up[0], &c, WAIT_MS), 1);
+	return kid;
+}
+
 /* dr_owner() asks the kernel whether the bridge lives at most once per
  * 2 ms per handle (cluster.c, DRI_LIVE_TRUST_MS): a holder killed just
  * after it was found alive is seen dead 2 ms later at the latest. */
@@ -473,16 +490,10 @@ Test(global, dr_owner_sees_a_killed_bridge_within_2_ms)
 	dr_registry *r = open_or_die(seg);
 	int up[2], hold[2];
 	struct role_arg a = { .seg = seg, .epoch = 5 };
-	char c, id[DR_HOST_MAX + 1];
+	char id[DR_HOST_MAX + 1];
 	pid_t kid;
 
-	cr_assert_eq(pipe(up), 0);
-	cr_assert_eq(pipe(hold), 0);
-	a.fd = up[1];
-	a.hold_fd = hold[0];
-	a.other_fd = hold[1];
-	kid = spawn(role_child, &a);
-	cr_assert_eq(read_byte_within(up[0], &c, WAIT_MS), 1);
+	kid = holder_start(&a, up, hold);
 	cr_assert_eq(dr_owner(r, "x", id, sizeof(id)), 0);
 	cr_assert_eq(kill(kid, SIGKILL), 0);
 	cr_assert_eq(waitpid(kid, NULL, 0), kid);
@@ -506,15 +517,9 @@ Test(global, a_live_holder_keeps_the_role_and_a_dead_one_loses_it)
 	struct role_arg a = { .seg = seg, .epoch = 5 };
 	struct dr_host h[3];
 	pid_t kid, who = 0;
-	char c, id[DR_HOST_MAX + 1];
+	char id[DR_HOST_MAX + 1];
 
-	cr_assert_eq(pipe(up), 0);
-	cr_assert_eq(pipe(hold), 0);
-	a.fd = up[1];
-	a.hold_fd = hold[0];
-	a.other_fd = hold[1];
-	kid = spawn(role_child, &a);
-	cr_assert_eq(read_byte_within(up[0], &c, WAIT_MS), 1);
+	kid = holder_start(&a, up, hold);
 
 	cr_assert_eq(dr_admin_bridge_claim(mb, &who), -EBUSY);
 	cr_assert_eq(who, kid, "the holder's pid");

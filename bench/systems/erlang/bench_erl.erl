@@ -96,16 +96,7 @@ dr_main(C) ->
         [H1, H2, H3] = Nodes = cl_nodes(Cl),
         %% register: N names from one host (h1), then N other names from all
         %% three hosts at once.
-        NamesA = names("a", N),
-        {OkA, WallA, ErrA} = register_from(dr, [{H1, NamesA}]),
-        check_reg(?DR, "start/2 from 1 host", OkA, N, ErrA),
-        out(?DR, "start/2 from 1 host", "register", "names_per_s",
-            OkA / WallA, "names/s"),
-        NamesB = names("b", N),
-        {OkB, WallB, ErrB} = register_from(dr, lists:zip(Nodes, split(NamesB, 3))),
-        check_reg(?DR, "start/2 from 3 hosts", OkB, N, ErrB),
-        out(?DR, "start/2 from 3 hosts", "register", "names_per_s",
-            OkB / WallB, "names/s"),
+        {NamesA, _NamesB} = register_both(?DR, dr, "start/2", Nodes, N),
         %% lookup from h1 of names owned by h2 and h3
         Owners = rpc:call(H1, bench_erl, owners_view, [NamesA]),
         Remote = [Nm || {Nm, O} <- lists:zip(NamesA, Owners), O /= H1],
@@ -325,16 +316,7 @@ gl_main(C) ->
     Cl = start_cluster(C, ["h1", "h2", "h3"], gl),
     try
         [H1, H2, H3] = Nodes = cl_nodes(Cl),
-        NamesA = names("a", G),
-        {OkA, WallA, ErrA} = register_from(gl, [{H1, NamesA}]),
-        check_reg(?GL, "register_name from 1 host", OkA, G, ErrA),
-        out(?GL, "register_name from 1 host", "register", "names_per_s",
-            OkA / WallA, "names/s"),
-        NamesB = names("b", G),
-        {OkB, WallB, ErrB} = register_from(gl, lists:zip(Nodes, split(NamesB, 3))),
-        check_reg(?GL, "register_name from 3 hosts", OkB, G, ErrB),
-        out(?GL, "register_name from 3 hosts", "register", "names_per_s",
-            OkB / WallB, "names/s"),
+        {NamesA, _NamesB} = register_both(?GL, gl, "register_name", Nodes, G),
         Ops = maps:get(ops, C),
         %% NamesA live on h1; look them up and call them from h2
         lookup_line(?GL, "whereis_name on a non-owner",
@@ -821,6 +803,20 @@ connect_all(Nodes) ->
 %%% ===================================================================
 %%% Helpers
 %%% ===================================================================
+
+
+%% register: N names from the first host, then N other names from all three
+%% at once; the names of each round.
+register_both(Sys, Kind, How, [H1 | _] = Nodes, N) ->
+    NamesA = names("a", N),
+    {OkA, WallA, ErrA} = register_from(Kind, [{H1, NamesA}]),
+    check_reg(Sys, How ++ " from 1 host", OkA, N, ErrA),
+    out(Sys, How ++ " from 1 host", "register", "names_per_s", OkA / WallA, "names/s"),
+    NamesB = names("b", N),
+    {OkB, WallB, ErrB} = register_from(Kind, lists:zip(Nodes, split(NamesB, 3))),
+    check_reg(Sys, How ++ " from 3 hosts", OkB, N, ErrB),
+    out(Sys, How ++ " from 3 hosts", "register", "names_per_s", OkB / WallB, "names/s"),
+    {NamesA, NamesB}.
 
 names(Prefix, N) ->
     [list_to_binary([Prefix, $-, integer_to_list(I)]) || I <- lists:seq(1, N)].
