@@ -374,6 +374,11 @@ int dri_owner_of(struct dr_registry *r, const void *name, size_t len, struct dri
 	return owner_of(r, name, len, w, false);
 }
 
+int dri_owner_lookup(struct dr_registry *r, const void *name, size_t len, struct dri_where *w)
+{
+	return owner_of(r, name, len, w, true);
+}
+
 static int name_check(const void *name, size_t len)
 {
 	if (!name || len == 0)
@@ -391,7 +396,7 @@ DR_EXPORT int dr_owner_bin(dr_registry *r, const void *name, size_t name_len, ch
 		return -EINVAL;
 	err = name_check(name, name_len);
 	if (!err)
-		err = owner_of(r, name, name_len, &w, true);
+		err = dri_owner_lookup(r, name, name_len, &w);
 	if (err)
 		return err;
 	if (strlen(w.host) >= host_len)

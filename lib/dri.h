@@ -1042,6 +1042,10 @@ struct dri_where {
 	char host[DR_HOST_MAX + 1];
 };
 int dri_owner_of(struct dr_registry *r, const void *name, size_t len, struct dri_where *w);
+/* The same for an answer that sends nothing and decides no error (dr_owner,
+ * where a started worker is): trusts a bridge found alive within 2 ms
+ * (cluster.c, bridge_live_lookup). */
+int dri_owner_lookup(struct dr_registry *r, const void *name, size_t len, struct dri_where *w);
 int dri_owner_among(const struct dr_host *hosts, size_t n, const void *name, size_t len);
 /* global.c: the forwarding header to the bridge (DRI_FWD_MAX bytes at most)
  * in buf, and the bridge's address as the target that carries it. */

@@ -610,8 +610,9 @@ static int finish(dr_mailbox *mb, const struct dri_move *m, const struct dr_msg 
 	int err = start_answer(mb->r, m->name, m->len, m->remote, reply->status, reply->data,
 			       reply->len, &st);
 
-	/* Where: the owner as the view says now. */
-	if ((err == 0 || err == -ECANCELED) && dri_owner_of(mb->r, m->name, m->len, &w) == 0)
+	/* Where: the owner as the view says now (a lookup only: the start
+	 * is over, its result is err). */
+	if ((err == 0 || err == -ECANCELED) && dri_owner_lookup(mb->r, m->name, m->len, &w) == 0)
 		memcpy(st.host, w.host, sizeof(st.host));
 	if (out && (err == 0 || err == -ECANCELED))
 		*out = st;
