@@ -151,14 +151,8 @@ static int view_read(struct dr_registry *r, copy_fn fn, void *arg)
 /* ---------------------------------------------------------------------- */
 /* The bridge role, as readers see it */
 
-/*
- * The owner id of the live bridge, or 0; *ran: a bridge has run on the
- * segment. `ever` is loaded first: a claim sets the owner word before it,
- * so a bridge that starts meanwhile is seen alive rather than missing.
- * Liveness costs a system call unless we are the bridge.
- */
-/* A check found the bridge dead: this handle's dr_owner() stops trusting
- * an earlier verdict of alive at once (bridge_live_lookup). The count
+/* A check found the bridge dead: this handle's lookups stop trusting an
+ * earlier verdict of alive at once (bridge_live_lookup). The count
  * tells a lookup that found it alive meanwhile to drop the stamp it is
  * storing. */
 static void live_distrust(struct dr_registry *r)
@@ -168,6 +162,12 @@ static void live_distrust(struct dr_registry *r)
 	CMM_STORE_SHARED(r->live_stamp, 0);
 }
 
+/*
+ * The owner id of the live bridge, or 0; *ran: a bridge has run on the
+ * segment. `ever` is loaded first: a claim sets the owner word before it,
+ * so a bridge that starts meanwhile is seen alive rather than missing.
+ * Liveness costs two system calls unless we are the bridge.
+ */
 static uint64_t bridge_live(struct dr_registry *r, bool *ran)
 {
 	struct dri_cluster *c = r->cluster;
@@ -185,10 +185,11 @@ static uint64_t bridge_live(struct dr_registry *r, bool *ran)
 }
 
 /*
- * bridge_live() for dr_owner(), which answers from the view and sends
- * nothing: a holder that dri_owner_alive() found alive (two system calls,
- * 2-5 us on the nested VMs this runs on) is taken as alive again, without
- * them, for the next DRI_LIVE_TRUST_MS, while the role's owner word and its
+ * bridge_live() for lookups that answer from the view, send nothing and
+ * decide no error (dr_owner(), the host dr_start_finish() names): a holder
+ * that dri_owner_alive() found alive (two system calls, 2-5 us on the
+ * nested VMs this runs on) is taken as alive again, without them, for the
+ * next DRI_LIVE_TRUST_MS, while the role's owner word and its
  * slot's word are unchanged. A bridge that gave the role back, or that a
  * process found dead (its slot's live bit cleared), is seen at once; one
  * killed and not yet found dead, within DRI_LIVE_TRUST_MS. The calls that
@@ -197,7 +198,7 @@ static uint64_t bridge_live(struct dr_registry *r, bool *ran)
  * a hash of the owner it found alive (low 32), in one word, so that
  * threads sharing r never pair one check's time with another's owner; 0
  * none. Any check of this handle that finds the holder dead clears it
- * (live_distrust), so that dr_owner() never says alive again after a call
+ * (live_distrust), so that a lookup never says alive again after a call
  * on the handle said -ENOTCONN.
  */
 #define DRI_LIVE_TRUST_MS 2
@@ -205,11 +206,12 @@ static uint64_t bridge_live(struct dr_registry *r, bool *ran)
 static uint64_t bridge_live_lookup(struct dr_registry *r, bool *ran)
 {
 	struct dri_cluster *c = r->cluster;
+	uint32_t ever = ld_acq32(&c->ever); /* first, as in bridge_live() */
 	uint64_t o = ld_acq64(&c->owner), w, stamp, now_ms;
 	uint32_t slot = DRI_OWNER_SLOT(o), tag = (uint32_t)(o ^ (o >> 32)), dead;
 	struct timespec ts;
 
-	*ran = ld_acq32(&c->ever) != 0;
+	*ran = ever != 0;
 	if (!o || o == r->owner)
 		return o;
 	if (slot >= r->max_procs)
