@@ -365,8 +365,10 @@ static void start_window(const struct starter *st, dr_registry *r)
 			next++;
 			inflight++;
 		}
-		if (!inflight)
+		if (!inflight) { /* -EAGAIN with none out: no room at the bridge yet */
+			usleep(1000);
 			continue;
+		}
 		if (dr_recv(mb, &m, 15000))
 			die("starter", "no answer to a start within 15 s");
 		if (m.kind != DR_MSG_REPLY)
