@@ -23,6 +23,7 @@
 	X(create_tmp)        /* unnamed segment file made, header not set    */   \
 	X(create_init)       /* segment initialised, not yet linked in place */  \
 	X(attach_locked)     /* process slot lock taken, slot not yet claimed */ \
+	X(attach_stamped)    /* last holder's live bit cleared, our pid written */ \
 	X(attach_claimed)    /* process slot claimed */                          \
 	X(reader_claiming)   /* reader slot being claimed: half the claim done */ \
 	X(reader_claimed)    /* reader slot owned, not yet used */               \

@@ -194,10 +194,31 @@ static int slot_locked(int fd, uint32_t slot)
 	return fl.l_type != F_UNLCK;
 }
 
+/* Owner's slot holds word w and owner is found dead: record it in the word
+ * (unless the mapping is read-only), so that no one, the owner too if it
+ * merely lost its lock, finds it alive again. */
+static bool found_dead(struct dr_registry *r, uint32_t slot, uint64_t w)
+{
+	if (!r->rdonly)
+		uatomic_cmpxchg(&r->procs[slot].word, w, w & ~DRI_PROC_LIVE);
+	return false;
+}
+
+/*
+ * Whether owner id owner's process lives. A death found is final: the
+ * slot's live bit is cleared before this says so, and a cleared bit (or a
+ * new generation) is dead to everyone at once. Without that, a process
+ * taking the dead one's slot over would bring it back for a moment (the
+ * lock held again, by the newcomer; the dead pid a zombie still), and a
+ * watch would see one death twice (tests/model/p1_slot.pml). A read-only
+ * handle (shmdump) cannot record it and may see such a moment.
+ */
 bool dri_owner_alive(struct dr_registry *r, uint64_t owner)
 {
 	uint32_t slot = DRI_OWNER_SLOT(owner);
 	uint64_t w;
+	pid_t pid;
+	int locked;
 
 	if (owner == r->owner)
 		return true;
@@ -208,39 +229,37 @@ bool dri_owner_alive(struct dr_registry *r, uint64_t owner)
 		return false;
 	/* An error here (it should not happen) counts as alive: wrongly
 	 * keeping a name is recoverable, wrongly taking one is not. */
-	if (slot_locked(r->fd, slot) == 0)
-		return false;
+	locked = slot_locked(r->fd, slot);
+	if (locked == 0)
+		return found_dead(r, slot, w);
 	/* The lock is held; by the slot's process, unless that one died and
 	 * a child it forked still shares the lock's description (between
 	 * fork() and atfork_child(), which closes it: a child stopped there
-	 * keeps it for ever). The pid settles it: a process that no longer
+	 * keeps it for ever), or a new process has just taken the slot over
+	 * (dri_proc_attach). The pid settles it: a process that no longer
 	 * exists is dead whoever holds its lock. (A zombie still exists:
-	 * until its parent reaps it, such a child keeps it alive.) */
-	pid_t pid = CMM_LOAD_SHARED(r->procs[slot].pid);
-	if (pid > 0 && ld_acq64(&r->procs[slot].word) == w && kill(pid, 0) < 0 && errno == ESRCH)
+	 * until its parent reaps it, such a child keeps it alive.) The word
+	 * is read again after the pid: a new holder clears the live bit
+	 * before it writes its own pid, so a pid that is not the owner's
+	 * comes with a changed word, and any change ends the owner. */
+	pid = CMM_LOAD_SHARED(r->procs[slot].pid);
+	cmm_smp_rmb();
+	if (ld_acq64(&r->procs[slot].word) != w)
 		return false;
+	if (pid > 0 && kill(pid, 0) < 0 && errno == ESRCH)
+		return found_dead(r, slot, w);
 	return true;
 }
 
 /*
- * Owner is dead, and every process may act on it: its slot's live bit is
- * cleared (if the slot still holds it), so that everyone, the owner too if
- * it merely lost its lock, sees the same verdict from now on. Use this
- * before acting on the death; dri_owner_alive() for looking only.
+ * Owner is dead, and every process may act on it: dri_owner_alive() has
+ * recorded the death in its slot's word, so that everyone, the owner too
+ * if it merely lost its lock, sees the same verdict from now on (unless
+ * this handle is read-only: it acts on nothing).
  */
 bool dri_owner_gone(struct dr_registry *r, uint64_t owner)
 {
-	uint32_t slot = DRI_OWNER_SLOT(owner);
-	uint64_t w;
-
-	if (dri_owner_alive(r, owner))
-		return false;
-	if (slot < r->max_procs) {
-		w = ld_acq64(&r->procs[slot].word);
-		if ((w & DRI_PROC_LIVE) && DRI_PROC_GEN(w) == DRI_OWNER_GEN(owner))
-			uatomic_cmpxchg(&r->procs[slot].word, w, w & ~DRI_PROC_LIVE);
-	}
-	return true;
+	return !dri_owner_alive(r, owner);
 }
 
 /*
@@ -300,9 +319,21 @@ int dri_proc_attach(struct dr_registry *r)
 			return -errno;
 		}
 		DRI_CRASHPOINT(attach_locked);
+		/* The lock is ours, so the slot's last holder is dead: say so
+		 * before our pid replaces its own, or a process asking about
+		 * it meanwhile would find the slot locked, live in its
+		 * generation, and held by a pid that exists (ours), and take
+		 * an owner it had already found dead for alive again. (Until
+		 * this store it finds the dead holder's pid, which no longer
+		 * exists, unless the kernel has given that number to another
+		 * process since.) */
+		w = ld_acq64(&p->word);
+		if (w & DRI_PROC_LIVE)
+			uatomic_cmpxchg(&p->word, w, w & ~DRI_PROC_LIVE);
 		p->pid = getpid();
 		p->attached_ns = dri_now_ns();
 		p->start_time = self_start_time();
+		DRI_CRASHPOINT(attach_stamped);
 		do {
 			w = ld_acq64(&p->word);
 			gen = DRI_PROC_GEN(w) + 1;

@@ -1177,3 +1177,88 @@ Test(races, process_slot_generation_wrap_adopts_a_dead_owners_names)
 	dr_close(r);
 	cr_assert_eq(dr_unlink(seg), 0);
 }
+
+/* ---------------------------------------------------------------------- */
+/* A process slot changing hands: its dead holder stays dead. */
+
+static int register_name_and_die(void *arg)
+{
+	const char *const *a = arg;
+	dr_registry *r;
+
+	if (open_small(a[0], 16, 0, &r) || dr_register(r, a[1], "a", 1))
+		return 10;
+	raise(SIGKILL);
+	return 11;
+}
+
+/* Stops at the point armed (crash_arm) while it attaches, then closes. */
+static int attach_and_close(void *arg)
+{
+	const char *const *a = arg;
+	dr_registry *r;
+
+	crash_arm(a[2], "stop", 0);
+	if (open_small(a[0], 16, 0, &r))
+		return 10;
+	dr_close(r);
+	return 0;
+}
+
+/*
+ * A process dies holding a name; a new process takes its slot over and is
+ * paused at each step of dri_proc_attach(), the lock taken, before and
+ * after its pid replaces the dead one's; the dead one reaped already, or a
+ * zombie still. Whoever asks meanwhile must find the dead owner dead, as it
+ * did before: a verdict that came back to alive made a watch report the
+ * same death twice (distreg watch, seen in CI) and refused the dead owner's
+ * name to a new registration (tests/model/p1_slot.pml).
+ */
+Test(races, a_dead_owner_stays_dead_while_a_new_process_takes_its_slot)
+{
+	static const char *const points[] = { "attach_locked", "attach_stamped" };
+	const char *seg = seg_new("slotturn");
+	dr_registry *r;
+
+	cr_assert_eq(open_small(seg, 16, 0, &r), 0);
+	for (int i = 0; i < 4; i++) {
+		const char *point = points[i % 2];
+		bool zombie = i >= 2;
+		char name[16];
+		const char *args[] = { seg, name, point };
+		struct dr_entry e;
+		uint64_t owner = 0;
+		siginfo_t si;
+		pid_t dead, pid;
+		int st;
+
+		snprintf(name, sizeof(name), "dead.%d", i);
+		dead = spawn(register_name_and_die, args);
+		if (zombie) {
+			/* Dead, not reaped: kill(pid, 0) still finds it. */
+			cr_assert_eq(waitid(P_PID, (id_t)dead, &si, WEXITED | WNOWAIT), 0);
+			cr_assert_eq(si.si_status, SIGKILL);
+		} else {
+			cr_assert_eq(wait_child(dead), 128 + SIGKILL);
+		}
+		cr_assert_eq(dri_whereis_owner(r, name, strlen(name), 0, &e, &owner), 0);
+		cr_assert(!dri_owner_alive(r, owner), "%s: its owner alive before", name);
+
+		/* The dead process's slot is the first free one: the new
+		 * process locks it and stops at the point. */
+		pid = spawn(attach_and_close, args);
+		st = wait_stopped(pid, WAIT_MS);
+		cr_assert_eq(st, 0, "%s: the attaching process did not stop (%d)", point, st);
+		cr_assert(!dri_owner_alive(r, owner),
+			  "paused at %s, a new process in the slot of %s's dead owner (%s) brings "
+			  "it back", point, name, zombie ? "a zombie" : "reaped");
+		st = dr_register(r, name, "b", 1);
+		cr_assert_eq(st, 0, "paused at %s: register %s: %s", point, name, dr_strerror(st));
+		kill(pid, SIGCONT);
+		cr_assert_eq(wait_child(pid), 0);
+		if (zombie)
+			cr_assert_eq(wait_child(dead), 128 + SIGKILL);
+	}
+	dr_close(r);
+	cr_assert_eq(dr_unlink(seg), 0);
+}
