@@ -111,9 +111,12 @@ enum {
  * execs, which is what makes a dead owner detectable.
  */
 struct dri_proc {
-	/* atomic; (generation << 1) | live. Written only by the lock holder
-	 * (CAS, at attach and detach), and by reapers that found it dead
-	 * (CAS clearing the live bit). */
+	/* atomic; (attachments << 1) | live, the generation being the low
+	 * DRI_PROC_GEN_MASK bits of the count of attachments (0 skipped).
+	 * Written only by the lock holder (CAS, at attach and detach), and by
+	 * whoever finds its holder dead (CAS clearing the live bit): the
+	 * count's upper bits keep such a CAS, made late, from landing on a
+	 * later holder whose generation came round to the same number. */
 	uint64_t word;
 	int32_t pid;              /* written by the lock holder before word */
 	uint32_t pad0;
@@ -122,7 +125,11 @@ struct dri_proc {
 	 * ticks since boot (/proc/<pid>/stat), so that a reaper holding a
 	 * pidfd can tell the process from a later one with its pid */
 	uint64_t start_time;
-	uint8_t pad[DRI_CACHELINE - 32];
+	/* written by the lock holder before word: the inode of its pid
+	 * namespace (/proc/self/ns/pid), 0 unknown. Its pid means something
+	 * only to a process of the same namespace (dri_owner_alive). */
+	uint64_t pidns;
+	uint8_t pad[DRI_CACHELINE - 40];
 };
 
 #define DRI_PROC_LIVE 1ull
@@ -611,6 +618,7 @@ struct dr_registry {
 	uint64_t owner;                   /* our owner id */
 	uint64_t slot_word;               /* our slot's word while we hold it */
 	bool gen_wrapped;                 /* our owner id was used before */
+	uint64_t pidns;                   /* our pid namespace's inode, 0 unknown */
 	uint32_t updating;                /* our threads in value_update (atomic) */
 	uint64_t live_stamp;              /* cluster.c, bridge_live_lookup() (atomic) */
 	uint32_t live_dead;               /* cluster.c, live_distrust() (atomic) */

@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -216,7 +217,7 @@ static bool found_dead(struct dr_registry *r, uint32_t slot, uint64_t w)
 bool dri_owner_alive(struct dr_registry *r, uint64_t owner)
 {
 	uint32_t slot = DRI_OWNER_SLOT(owner);
-	uint64_t w;
+	uint64_t w, pidns;
 	pid_t pid;
 	int locked;
 
@@ -243,10 +244,14 @@ bool dri_owner_alive(struct dr_registry *r, uint64_t owner)
 	 * before it writes its own pid, so a pid that is not the owner's
 	 * comes with a changed word, and any change ends the owner. */
 	pid = CMM_LOAD_SHARED(r->procs[slot].pid);
+	pidns = CMM_LOAD_SHARED(r->procs[slot].pidns);
 	cmm_smp_rmb();
 	if (ld_acq64(&r->procs[slot].word) != w)
 		return false;
-	if (pid > 0 && kill(pid, 0) < 0 && errno == ESRCH)
+	/* A pid of another pid namespace (a container sharing /dev/shm with
+	 * its own pids) names some other process here, or none: only the
+	 * lock speaks for it. */
+	if (pid > 0 && pidns && pidns == r->pidns && kill(pid, 0) < 0 && errno == ESRCH)
 		return found_dead(r, slot, w);
 	return true;
 }
@@ -301,6 +306,9 @@ static uint64_t self_start_time(void)
 int dri_proc_attach(struct dr_registry *r)
 {
 	uint32_t i, n = r->max_procs;
+	struct stat st;
+
+	r->pidns = stat("/proc/self/ns/pid", &st) == 0 ? (uint64_t)st.st_ino : 0;
 
 	for (i = 0; i < n; i++) {
 		struct flock fl = {
@@ -331,15 +339,19 @@ int dri_proc_attach(struct dr_registry *r)
 		if (w & DRI_PROC_LIVE)
 			uatomic_cmpxchg(&p->word, w, w & ~DRI_PROC_LIVE);
 		p->pid = getpid();
+		p->pidns = r->pidns;
 		p->attached_ns = dri_now_ns();
 		p->start_time = self_start_time();
 		DRI_CRASHPOINT(attach_stamped);
 		do {
+			uint64_t count;
+
 			w = ld_acq64(&p->word);
-			gen = DRI_PROC_GEN(w) + 1;
-			if (gen == 0 || gen > DRI_PROC_GEN_MASK)
-				gen = 1;
-			nw = ((uint64_t)gen << 1) | DRI_PROC_LIVE;
+			count = (w >> 1) + 1;
+			if ((count & DRI_PROC_GEN_MASK) == 0)
+				count++; /* generation 0 is no one's */
+			gen = (uint32_t)count & DRI_PROC_GEN_MASK;
+			nw = (count << 1) | DRI_PROC_LIVE;
 		} while (uatomic_cmpxchg(&p->word, w, nw) != w);
 		r->slot = i;
 		r->owner = DRI_OWNER(i, gen);

@@ -325,10 +325,12 @@ DR_EXPORT int dr_reap(dr_registry *r, unsigned *nreaped)
 	dri_reap_readers(r);
 	n = dri_reap_entries(r, t, 0);
 	dri_reap_mailboxes(r);
+	/* Every dead process found is recorded as such in its slot's word
+	 * (dri_owner_alive). */
 	for (uint32_t i = 0; i < r->max_procs; i++) {
 		uint64_t w = ld_acq64(&r->procs[i].word);
-		if ((w & DRI_PROC_LIVE) && !dri_owner_alive(r, DRI_OWNER(i, DRI_PROC_GEN(w))))
-			uatomic_cmpxchg(&r->procs[i].word, w, w & ~DRI_PROC_LIVE);
+		if (w & DRI_PROC_LIVE)
+			(void)dri_owner_alive(r, DRI_OWNER(i, DRI_PROC_GEN(w)));
 	}
 	if (t->nest == 0)
 		dri_reclaim_all(r, t, NULL);

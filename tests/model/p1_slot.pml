@@ -11,7 +11,11 @@
  * fork() and atfork_child()) and closes it later, or never. Once H is
  * reaped the kernel may give its pid number to another process. New
  * process A takes the slot over as soon as it can lock it. Readers R1 and
- * R2 ask two and three times whether H's owner id is alive.
+ * R2 ask two and three times whether H's owner id is alive; R1 may be of
+ * another pid namespace than H and A (a container sharing /dev/shm), where
+ * their pids name no one: it then skips the pid check and trusts the lock.
+ * The word's generation does not wrap here: in the C it is the low 24 bits
+ * of a 63-bit count of attachments, which a CAS compares whole.
  *
  * The steps and the C they stand for:
  *   A: lock == 0 -> lock = A        fcntl(F_OFD_SETLK) succeeds
@@ -22,7 +26,7 @@
  *      lock held?                   slot_locked(): F_OFD_GETLK
  *      p = pidf                     pid = CMM_LOAD_SHARED(...pid)
  *      word == w?                   ld_acq64(&r->procs[slot].word) != w
- *      exists(p)?                   kill(pid, 0) < 0 && errno == ESRCH
+ *      same namespace, exists(p)?   pidns == r->pidns && kill(pid, 0) < 0
  *      dead: CAS live bit off       found_dead()
  * Properties:
  *   no_false_death   no reader finds H dead while H runs (before it
@@ -126,7 +130,11 @@ inline alive()
 			if
 			:: word != w -> v = false
 			:: else ->
-				if :: !(exists & (1 << p)) -> DEAD :: else -> v = true fi
+				if
+				:: !same_ns -> v = true   /* a pid of another namespace: the lock speaks */
+				:: same_ns && !(exists & (1 << p)) -> DEAD
+				:: same_ns && (exists & (1 << p)) -> v = true
+				fi
 			fi
 #else
 			if
@@ -147,7 +155,7 @@ inline alive()
 	fi
 }
 
-proctype reader(byte n)
+proctype reader(byte n; bool same_ns)
 {
 	byte k, w, p;
 	bool v, after;
@@ -159,5 +167,8 @@ proctype reader(byte n)
 
 init
 {
-	atomic { run reader(2); run reader(3) }
+	if
+	:: atomic { run reader(2, true); run reader(3, true) }
+	:: atomic { run reader(2, false); run reader(3, true) }
+	fi
 }

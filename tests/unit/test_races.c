@@ -18,6 +18,7 @@
  * children arm a point (crash_arm() in unit.h).
  */
 #include <dirent.h>
+#include <sched.h>
 #include <pthread.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -1259,6 +1260,139 @@ Test(races, a_dead_owner_stays_dead_while_a_new_process_takes_its_slot)
 		if (zombie)
 			cr_assert_eq(wait_child(dead), 128 + SIGKILL);
 	}
+	dr_close(r);
+	cr_assert_eq(dr_unlink(seg), 0);
+}
+
+static int count_alive(const struct dr_name_info *info, void *arg)
+{
+	*(size_t *)arg += info->alive;
+	return 0;
+}
+
+/* In a pid namespace of its own (as in a container that shares /dev/shm):
+ * looks at every name, then tries to take the test's. 77: no namespace. */
+static int other_pidns_child(void *arg)
+{
+	pid_t pid;
+
+	if (unshare(CLONE_NEWPID) != 0)
+		return 77;
+	pid = fork();
+	if (pid < 0)
+		return 12;
+	if (pid == 0) {
+		dr_registry *r;
+		size_t n = 0;
+		int rc;
+
+		if (open_small(arg, 16, 0, &r))
+			_exit(10);
+		if (dr_foreach(r, count_alive, &n) || n != 1)
+			_exit(11);
+		rc = dr_register(r, "svc", "c", 1);
+		dr_close(r);
+		_exit(rc == -EEXIST ? 0 : 20);
+	}
+	return wait_child(pid);
+}
+
+/*
+ * A process of another pid namespace opens the segment: the pids in the
+ * process slots are not its pids, and kill() finds none of them. It must
+ * neither take a live process's name nor, by only looking, record that
+ * process as dead (which took its names from it and made every call it
+ * made afterwards fail with -ENOLCK).
+ */
+Test(races, a_process_in_another_pid_namespace_neither_buries_nor_robs_a_live_one)
+{
+	const char *seg = seg_new("pidns");
+	struct dr_entry e;
+	dr_registry *r;
+	int st;
+
+	cr_assert_eq(open_small(seg, 16, 0, &r), 0);
+	cr_assert_eq(dr_register(r, "svc", "t", 1), 0);
+	st = wait_child(spawn(other_pidns_child, (void *)seg));
+	if (st == 77) {
+		dr_close(r);
+		dr_unlink(seg);
+		cr_skip_test("no pid namespace here (unshare: not root?)");
+	}
+	cr_assert_eq(st, 0, "the process of another pid namespace: %d (11: its dr_foreach, "
+		     "20: it took the live name)", st);
+	st = dr_register(r, "other", "t", 1);
+	cr_assert_eq(st, 0, "after a process of another pid namespace looked: %s", dr_strerror(st));
+	cr_assert_eq(dr_whereis(r, "svc", &e), 0);
+	cr_assert_eq(e.value[0], 't');
+	dr_close(r);
+	cr_assert_eq(dr_unlink(seg), 0);
+}
+
+struct slot_holder {
+	const char *seg;
+	struct link l;
+};
+
+/* Attaches, says 'o', and once told, whether its handle still holds its
+ * slot (0) or was buried (12). */
+static int hold_until_told(void *arg)
+{
+	struct slot_holder *h = arg;
+	dr_registry *r;
+	char c;
+	bool buried;
+
+	if (open_small(h->seg, 16, 0, &r))
+		return 10;
+	write_byte(h->l.up[1], 'o');
+	if (read_byte_within(h->l.down[0], &c, WAIT_MS) != 1)
+		return 11;
+	buried = dri_self_buried(r);
+	dr_close(r);
+	return buried ? 12 : 0;
+}
+
+/*
+ * A process finds a dead holder's slot free and, before it records the
+ * death (its CAS of the word it read), is paused while the slot is
+ * attached 2^24 - 1 more times (written here by hand, as in the test
+ * above) and once again: the new holder's generation is the dead one's.
+ * The late CAS must miss the new holder's word, which counts attachments
+ * beyond the generation, and leave it live.
+ */
+Test(races, a_late_record_of_a_death_misses_a_holder_whose_generation_came_round)
+{
+	const char *seg = seg_new("lateclear");
+	struct slot_holder h = { .seg = seg };
+	uint64_t w_dead, w_new;
+	struct dr_entry e;
+	uint64_t owner = 0;
+	dr_registry *r;
+	uint32_t slot;
+	pid_t pid;
+
+	link_init(&h.l);
+	cr_assert_eq(open_small(seg, 16, 0, &r), 0);
+	cr_assert_eq(wait_child(spawn(register_and_die, (void *)seg)), 128 + SIGKILL);
+	cr_assert_eq(dri_whereis_owner(r, "old", 3, 0, &e, &owner), 0);
+	slot = DRI_OWNER_SLOT(owner);
+	w_dead = r->procs[slot].word;
+	cr_assert_eq(DRI_PROC_GEN(w_dead), 1);
+	cr_assert(w_dead & DRI_PROC_LIVE, "nobody has found it dead yet");
+
+	r->procs[slot].word = (uint64_t)DRI_PROC_GEN_MASK << 1;
+	pid = spawn(hold_until_told, &h);
+	expect_byte(&h.l, 'o', pid, "the new holder attached");
+	w_new = r->procs[slot].word;
+	cr_assert_eq(DRI_PROC_GEN(w_new), 1, "the generation came round");
+	cr_assert_neq(uatomic_cmpxchg(&r->procs[slot].word, w_dead, w_dead & ~DRI_PROC_LIVE),
+		      w_dead, "the late CAS matched the new holder's word %#llx",
+		      (unsigned long long)w_new);
+	cr_assert_eq(r->procs[slot].word, w_new);
+	write_byte(h.l.down[1], 'g');
+	cr_assert_eq(wait_child(pid), 0, "the new holder was buried");
+	link_close(&h.l);
 	dr_close(r);
 	cr_assert_eq(dr_unlink(seg), 0);
 }
