@@ -41,8 +41,13 @@
  * 6: the cluster area (bridge role, view), global names (the top bit of
  * an entry's name length), a record's flags, a process slot's start time.
  * 7: a lane's tail carries DRI_LANE_EVICTED, published by CAS (a sender of
- * layout 6 would store over the bit and publish into an evicted lane). */
-#define DRI_LAYOUT_VERSION 8u
+ * layout 6 would store over the bit and publish into an evicted lane).
+ * 9: a process slot's word counts attachments (the generation is its low
+ * 24 bits), the slot holds its holder's pid namespace, and whoever finds a
+ * holder dead clears its live bit (a process of layout 8 would leave the
+ * namespace of a previous holder beside its own pid, and another reader of
+ * that namespace would record it dead). */
+#define DRI_LAYOUT_VERSION 9u
 #define DRI_HEADER_SIZE 4096u
 #define DRI_MAX_CAPACITY (1u << 26)
 #define DRI_MAX_PROCS 65535u
@@ -617,7 +622,7 @@ struct dr_registry {
 	uint32_t slot;                    /* our process slot */
 	uint64_t owner;                   /* our owner id */
 	uint64_t slot_word;               /* our slot's word while we hold it */
-	bool gen_wrapped;                 /* our owner id was used before */
+	bool gen_wrapped;                 /* our owner id may have been used before */
 	uint64_t pidns;                   /* our pid namespace's inode, 0 unknown */
 	uint32_t updating;                /* our threads in value_update (atomic) */
 	uint64_t live_stamp;              /* cluster.c, bridge_live_lookup() (atomic) */

@@ -356,10 +356,12 @@ int dri_proc_attach(struct dr_registry *r)
 		r->slot = i;
 		r->owner = DRI_OWNER(i, gen);
 		r->slot_word = nw;
-		/* After 2^24 - 1 attachments of this slot the owner id comes
-		 * back: what a dead earlier holder of this very id left must
-		 * not look like ours (dr_open reaps it). */
-		r->gen_wrapped = DRI_PROC_GEN(w) == DRI_PROC_GEN_MASK;
+		/* After 2^24 - 1 attachments of this slot owner ids come
+		 * back: from then on every holder's may have been a dead
+		 * earlier holder's, and what that one left must not look like
+		 * ours (dr_open reaps it, a scan of the table at each such
+		 * open). */
+		r->gen_wrapped = (w >> 1) >= DRI_PROC_GEN_MASK;
 		DRI_CRASHPOINT(attach_claimed);
 		return 0;
 	}

@@ -1396,3 +1396,52 @@ Test(races, a_late_record_of_a_death_misses_a_holder_whose_generation_came_round
 	dr_close(r);
 	cr_assert_eq(dr_unlink(seg), 0);
 }
+
+static int open_and_close(void *arg)
+{
+	dr_registry *r;
+
+	if (open_small(arg, 16, 0, &r))
+		return 10;
+	dr_close(r);
+	return 0;
+}
+
+/*
+ * As process_slot_generation_wrap_adopts_a_dead_owners_names, but for the
+ * second generation after the wrap: every holder of a slot whose count of
+ * attachments has passed 2^24 - 1 may hold an owner id that a dead process
+ * held before, not only the first one past the wrap.
+ */
+Test(races, every_holder_past_a_generation_wrap_disowns_a_dead_owners_names)
+{
+	const char *seg = seg_new("wrap2");
+	struct wrapped *w = mmap(NULL, sizeof(*w), PROT_READ | PROT_WRITE,
+				 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	struct dr_entry e;
+	uint64_t owner = 0;
+	dr_registry *r;
+	uint32_t slot;
+
+	cr_assert_neq(w, MAP_FAILED);
+	w->seg = seg;
+	cr_assert_eq(open_small(seg, 16, 0, &r), 0);
+	/* Generation 1 of the next slot comes and goes; generation 2 dies
+	 * holding "old". */
+	cr_assert_eq(wait_child(spawn(open_and_close, (void *)seg)), 0);
+	cr_assert_eq(wait_child(spawn(register_and_die, (void *)seg)), 128 + SIGKILL);
+	cr_assert_eq(dri_whereis_owner(r, "old", 3, 0, &e, &owner), 0);
+	cr_assert_eq(DRI_OWNER_GEN(owner), 2);
+	slot = DRI_OWNER_SLOT(owner);
+	/* 2^24 - 1 attachments later, the last one past the wrap (generation
+	 * 1) gone too: the next holder's generation is 2 again. */
+	r->procs[slot].word = ((uint64_t)DRI_PROC_GEN_MASK + 2) << 1;
+	cr_assert_eq(wait_child(spawn(open_after_wrap, w)), 0);
+	cr_assert_eq(w->whereis_old, -ENOENT,
+		     "the second holder past the wrap still sees the dead owner's name (pid %d)",
+		     (int)w->old_pid);
+	cr_assert_eq(w->register_old, 0, "register old: %s", dr_strerror(w->register_old));
+	munmap(w, sizeof(*w));
+	dr_close(r);
+	cr_assert_eq(dr_unlink(seg), 0);
+}
