@@ -51,6 +51,7 @@ struct cl_host {
 	const char *netns;        /* the host's network namespace (ip netns): its bridge,
 				   * workers and cl_call's callers run in it */
 	pid_t pid;                /* the bridge, 0 when none runs */
+	uint64_t stopped_inc;     /* the incarnation cl_stop() last stopped, 0 none */
 	dr_registry *r;           /* the test's own handle on the segment */
 };
 
@@ -239,6 +240,20 @@ static inline void cl_start_all(struct cl *c)
 		cl_start(c, i);
 }
 
+/* The incarnation host i's view gives host j, 0 if it does not list it. */
+static inline uint64_t cl_incarnation_of(struct cl *c, int i, int j)
+{
+	struct dr_host hosts[DR_HOSTS_MAX];
+	size_t n = 0;
+
+	if (dr_hosts(cl_reg(c, i), hosts, DR_HOSTS_MAX, &n, NULL) < 0)
+		return 0;
+	for (size_t k = 0; k < n && k < DR_HOSTS_MAX; k++)
+		if (strcmp(hosts[k].id, c->h[j].id) == 0)
+			return hosts[k].incarnation;
+	return 0;
+}
+
 /* Stop host i's bridge with sig, wait for it; its exit status (128 + sig
  * for a signal death), or -ETIMEDOUT after 10 s (then killed). */
 static inline int cl_stop(struct cl *c, int i, int sig)
@@ -249,6 +264,7 @@ static inline int cl_stop(struct cl *c, int i, int sig)
 
 	if (!h->pid)
 		return 0;
+	h->stopped_inc = cl_incarnation_of(c, i, i);
 	kill(h->pid, sig);
 	for (;;) {
 		pid_t w = waitpid(h->pid, &st, WNOHANG);
@@ -305,15 +321,29 @@ static inline bool cl_converged(struct cl *c)
 	for (int j = 0; j < c->n; j++)
 		running += c->h[j].pid != 0;
 	for (int i = 0; i < c->n; i++) {
+		struct dr_stats st;
+		uint64_t inc;
+
 		if (!c->h[i].pid)
 			continue;
+		/* The view in a segment outlives its bridge: right after a
+		 * restart it is still the stopped bridge's, with every host
+		 * up, while the new one has heard no one yet. Its own view
+		 * counts, and every other host must have heard it. */
+		if (dr_stats(cl_reg(c, i), &st) != 0 || st.bridge_pid != c->h[i].pid)
+			return false;
+		inc = cl_incarnation_of(c, i, i);
+		if (inc == 0 || inc == c->h[i].stopped_inc)
+			return false;
 		if (cl_up(c, i) != running)
 			return false;
 		for (int j = 0; j < c->n; j++) {
-			int st = cl_state_of(c, i, j);
-			bool up = st == DR_HOST_UP || st == DR_HOST_SUSPECT;
+			int s = cl_state_of(c, i, j);
+			bool up = s == DR_HOST_UP || s == DR_HOST_SUSPECT;
 
 			if (c->h[j].pid && !up)
+				return false;
+			if (c->h[j].pid && j != i && cl_incarnation_of(c, j, i) != inc)
 				return false;
 		}
 	}

@@ -181,6 +181,9 @@ Test(delivery, queued_items_survive_restart_kill_and_stop)
 	cl_wait_converged(&c, "restart 0");
 	len = sizeof(reply);
 	rc = dr_call_global(cl_reg(&c, 0), fname, "hi", 2, reply, &len, 5000);
+	if (rc)
+		for (int i = 0; i < 2; i++)
+			cr_log_error("host %d's bridge log ends with:\n%s", i, cl_log_tail(&c, i));
 	cr_assert_eq(rc, 0, "after host 0 restarted, with its old calls queued at host 1: a call "
 		     "to the healthy worker: %s", dr_strerror(rc));
 
