@@ -727,6 +727,7 @@ uint64_t dri_now_ns(void);
 char *dri_proc_stat(const char *path, char *buf, size_t len);
 int dri_proc_attach(struct dr_registry *r);
 void dri_proc_detach(struct dr_registry *r);
+uint64_t dri_self_pidns(void);
 bool dri_owner_alive(struct dr_registry *r, uint64_t owner);
 bool dri_owner_gone(struct dr_registry *r, uint64_t owner);
 void dri_fork_hold(void);

@@ -195,6 +195,16 @@ static int slot_locked(int fd, uint32_t slot)
 	return fl.l_type != F_UNLCK;
 }
 
+/* The inode of this process's pid namespace, 0 if /proc cannot say: a
+ * slot's pid is asked about only by processes of its own (r->pidns, set by
+ * dr_open for every handle, read-only ones too). */
+uint64_t dri_self_pidns(void)
+{
+	struct stat st;
+
+	return stat("/proc/self/ns/pid", &st) == 0 ? (uint64_t)st.st_ino : 0;
+}
+
 /* Owner's slot holds word w and owner is found dead: record it in the word
  * (unless the mapping is read-only), so that no one, the owner too if it
  * merely lost its lock, finds it alive again. */
@@ -306,9 +316,6 @@ static uint64_t self_start_time(void)
 int dri_proc_attach(struct dr_registry *r)
 {
 	uint32_t i, n = r->max_procs;
-	struct stat st;
-
-	r->pidns = stat("/proc/self/ns/pid", &st) == 0 ? (uint64_t)st.st_ino : 0;
 
 	for (i = 0; i < n; i++) {
 		struct flock fl = {

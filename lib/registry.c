@@ -79,6 +79,7 @@ DR_EXPORT int dr_open(const struct dr_options *opts, dr_registry **out)
 	dri_registry_track(r);
 
 	dri_nodename_init(r);
+	r->pidns = dri_self_pidns();
 	err = dri_segment_open(r, o.segment, &o);
 	if (err)
 		goto fail;

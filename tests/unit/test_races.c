@@ -19,6 +19,7 @@
  */
 #include <dirent.h>
 #include <sched.h>
+#include <sys/syscall.h>
 #include <pthread.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -920,6 +921,12 @@ static void *opener_thread(void *arg)
 	return NULL;
 }
 
+static int count_alive(const struct dr_name_info *info, void *arg)
+{
+	*(size_t *)arg += info->alive;
+	return 0;
+}
+
 /* The grandchild: an ordinary worker forked by a multi-threaded service;
  * it never touches the registry. */
 static int idle_worker(struct forkopen *a)
@@ -1264,12 +1271,6 @@ Test(races, a_dead_owner_stays_dead_while_a_new_process_takes_its_slot)
 	cr_assert_eq(dr_unlink(seg), 0);
 }
 
-static int count_alive(const struct dr_name_info *info, void *arg)
-{
-	*(size_t *)arg += info->alive;
-	return 0;
-}
-
 /* In a pid namespace of its own (as in a container that shares /dev/shm):
  * looks at every name, then tries to take the test's. 77: no namespace. */
 static int other_pidns_child(void *arg)
@@ -1442,6 +1443,75 @@ Test(races, every_holder_past_a_generation_wrap_disowns_a_dead_owners_names)
 		     (int)w->old_pid);
 	cr_assert_eq(w->register_old, 0, "register old: %s", dr_strerror(w->register_old));
 	munmap(w, sizeof(*w));
+	dr_close(r);
+	cr_assert_eq(dr_unlink(seg), 0);
+}
+
+struct rawfork {
+	const char *seg;
+	struct link l;
+	pid_t child;
+};
+
+/* Registers "held", then forks with the raw system call, which runs no
+ * fork handler: the child keeps the liveness lock's description, and
+ * waits for 'q'. The service then dies. */
+static int raw_forking_service(void *arg)
+{
+	struct rawfork *a = arg;
+	dr_registry *r;
+	pid_t pid;
+	char c;
+
+	if (open_small(a->seg, 16, 0, &r) || dr_register(r, "held", "s", 1))
+		return 10;
+	pid = (pid_t)syscall(SYS_fork);
+	if (pid < 0)
+		return 11;
+	if (pid == 0) {
+		(void)!read(a->l.down[0], &c, 1);
+		_exit(0);
+	}
+	a->child = pid;
+	raise(SIGKILL);
+	return 12;
+}
+
+/*
+ * A dead process whose child still holds its liveness lock (forked without
+ * the library's fork handler: raw fork(), vfork() before exec) is dead by
+ * its pid. A read-only handle (shmdump's) must say so as a read-write one
+ * does: it knows its pid namespace too.
+ */
+Test(races, a_read_only_handle_finds_a_dead_owner_whose_child_keeps_its_lock)
+{
+	const char *seg = seg_new("rofork");
+	struct rawfork *a = mmap(NULL, sizeof(*a), PROT_READ | PROT_WRITE,
+				 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	struct dr_options o = { .segment = seg, .flags = DR_OPEN_RDONLY };
+	size_t alive_ro = 0, alive_rw = 0;
+	dr_registry *r, *ro;
+
+	cr_assert_neq(a, MAP_FAILED);
+	a->seg = seg;
+	link_init(&a->l);
+	cr_assert_eq(open_small(seg, 16, 0, &r), 0);
+	cr_assert_eq(wait_child(spawn(raw_forking_service, a)), 128 + SIGKILL);
+	cr_assert_gt(a->child, 0);
+	cr_assert_eq(kill(a->child, 0), 0, "the child holding the lock lives");
+
+	cr_assert_eq(dr_open(&o, &ro), 0);
+	cr_assert_eq(dr_foreach(ro, count_alive, &alive_ro), 0);
+	dr_close(ro);
+	cr_assert_eq(dr_foreach(r, count_alive, &alive_rw), 0);
+
+	write_byte(a->l.down[1], 'q');
+	for (int i = 0; i < 1000 && kill(a->child, 0) == 0; i++)
+		usleep(1000);
+	cr_expect_eq(alive_rw, 0, "a read-write handle finds the dead service alive");
+	cr_expect_eq(alive_ro, 0, "a read-only handle finds the dead service alive");
+	link_close(&a->l);
+	munmap(a, sizeof(*a));
 	dr_close(r);
 	cr_assert_eq(dr_unlink(seg), 0);
 }
