@@ -624,6 +624,7 @@ struct dr_registry {
 	uint64_t slot_word;               /* our slot's word while we hold it */
 	bool gen_wrapped;                 /* our owner id may have been used before */
 	uint64_t pidns;                   /* our pid namespace's inode, 0 unknown */
+	uint64_t fd_dev, fd_ino;          /* the segment file behind fd (fstat) */
 	uint32_t updating;                /* our threads in value_update (atomic) */
 	uint64_t live_stamp;              /* cluster.c, bridge_live_lookup() (atomic) */
 	uint32_t live_dead;               /* cluster.c, live_distrust() (atomic) */

@@ -207,9 +207,20 @@ uint64_t dri_self_pidns(void)
 
 /* Owner's slot holds word w and owner is found dead: record it in the word
  * (unless the mapping is read-only), so that no one, the owner too if it
- * merely lost its lock, finds it alive again. */
+ * merely lost its lock, finds it alive again. Says false (dead), or true
+ * if the finding cannot be trusted. */
 static bool found_dead(struct dr_registry *r, uint32_t slot, uint64_t w)
 {
+	struct stat st;
+
+	/* Unless our descriptor is no longer the segment's (closed by the
+	 * program, its number given to another file): then its locks said
+	 * nothing about anyone, and this process, whose own lock went with
+	 * it, is the one that is dead to the others. One fstat per death
+	 * found. */
+	if (fstat(r->fd, &st) != 0 || (uint64_t)st.st_dev != r->fd_dev ||
+	    (uint64_t)st.st_ino != r->fd_ino)
+		return true;
 	if (!r->rdonly)
 		uatomic_cmpxchg(&r->procs[slot].word, w, w & ~DRI_PROC_LIVE);
 	return false;

@@ -136,18 +136,23 @@ fail:
 DR_EXPORT void dr_close(dr_registry *r)
 {
 	struct dri_thread *t;
-	bool shared;
+	bool ours, shared;
 
 	if (!r)
 		return;
 	if (r->rdonly)
 		goto unmap;
 	/* A handle inherited by fork, or buried by other processes (its
-	 * lock was lost, proc.c), writes nothing: its memory is freed. */
-	shared = r->pid == dri_self_pid && !dri_self_buried(r);
+	 * lock was lost, proc.c), writes nothing: its memory is freed. A
+	 * child made without the fork handlers (clone(), _Fork(), vfork())
+	 * still has our cached pid: getpid() tells it apart, or its
+	 * dr_close() (from an atexit handler, say) would remove its
+	 * parent's names and give up its parent's slot. */
+	ours = r->pid == dri_self_pid && r->pid == getpid();
+	shared = ours && !dri_self_buried(r);
 	while (r->mailboxes)
 		dri_mailbox_free(r->mailboxes, shared);
-	if (r->pid == dri_self_pid && dri_thread_get(r, &t) == 0) {
+	if (ours && dri_thread_get(r, &t) == 0) {
 		t->nest = 0;
 		st_rel64(&t->slot->epoch, 0);
 		dri_reap_entries(r, t, r->owner);

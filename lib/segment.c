@@ -247,7 +247,16 @@ static int header_check(const struct dri_header *h, uint64_t file_size)
 static void map_arrays(struct dr_registry *r, int fd, void *base,
 		       const struct dri_header *h)
 {
+	struct stat st;
+
 	r->fd = fd;
+	/* What r->fd is: a process that closes it by mistake and opens
+	 * something else under its number must not take the new file's
+	 * locks (none) for the segment's (dri_owner_alive). */
+	if (fstat(fd, &st) == 0) {
+		r->fd_dev = (uint64_t)st.st_dev;
+		r->fd_ino = (uint64_t)st.st_ino;
+	}
 	r->base = base;
 	r->size = h->size;
 	r->hdr = base;

@@ -1511,3 +1511,90 @@ Test(races, a_read_only_handle_finds_a_dead_owner_whose_child_keeps_its_lock)
 	dr_close(r);
 	cr_assert_eq(dr_unlink(seg), 0);
 }
+
+/* Opens, then loses its descriptor of the segment as a daemon's close-all
+ * loop would, /dev/null taking its number; then tries to take "svc". */
+static int fd_losing_child(void *arg)
+{
+	dr_registry *r;
+	int fd, rc;
+
+	if (open_small(arg, 16, 0, &r))
+		return 10;
+	if (dr_register(r, "svc", "x", 1) != -EEXIST)
+		return 11;
+	fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || dup2(fd, r->fd) != r->fd)
+		return 12;
+	close(fd);
+	rc = dr_register(r, "svc", "x", 1);
+	return rc == 0 ? 20 : 0;
+}
+
+/*
+ * A process whose descriptor of the segment was closed and its number
+ * given to another file asks about others through that file, which holds
+ * no locks: it must not take every other process for dead (and bury
+ * them). Its own lock went with the descriptor: it is the dead one.
+ */
+Test(races, a_process_that_lost_its_descriptor_buries_no_one)
+{
+	const char *seg = seg_new("lostfd");
+	struct dr_entry e;
+	dr_registry *r;
+	int st;
+
+	cr_assert_eq(open_small(seg, 16, 0, &r), 0);
+	cr_assert_eq(dr_register(r, "svc", "t", 1), 0);
+	st = wait_child(spawn(fd_losing_child, (void *)seg));
+	cr_assert_eq(st, 0, "the process without its descriptor: %d (20: it took the name)", st);
+	cr_assert(!dri_self_buried(r), "a live process was buried");
+	cr_assert_eq(dr_whereis(r, "svc", &e), 0);
+	cr_assert_eq(e.value[0], 't');
+	dr_close(r);
+	cr_assert_eq(dr_unlink(seg), 0);
+}
+
+/* Registers "held", forks with the raw system call (no fork handler), and
+ * its child closes the inherited handle, as an atexit handler would; then
+ * says whether its own name and slot survived. */
+static int raw_fork_closer(void *arg)
+{
+	dr_registry *r;
+	struct dr_entry e;
+	pid_t pid;
+
+	if (open_small(arg, 16, 0, &r) || dr_register(r, "held", "s", 1))
+		return 10;
+	pid = (pid_t)syscall(SYS_fork);
+	if (pid < 0)
+		return 11;
+	if (pid == 0) {
+		dr_close(r);
+		_exit(0);
+	}
+	if (wait_child(pid) != 0)
+		return 12;
+	if (dri_self_buried(r))
+		return 13;
+	if (dr_whereis(r, "held", &e) != 0)
+		return 14;
+	dr_close(r);
+	return 0;
+}
+
+/* A child made without the fork handlers has the parent's cached pid: its
+ * dr_close() must still leave the parent's names and slot alone. */
+Test(races, a_child_forked_without_the_handlers_closes_nothing_of_its_parent)
+{
+	const char *seg = seg_new("rawclose");
+	dr_registry *r;
+	int st;
+
+	cr_assert_eq(open_small(seg, 16, 0, &r), 0);
+	st = wait_child(spawn(raw_fork_closer, (void *)seg));
+	cr_assert_eq(st, 0, "the parent after its raw child's dr_close: %d (13: buried, 14: its "
+		     "name gone)", st);
+	dr_close(r);
+	cr_assert_eq(dr_unlink(seg), 0);
+}
