@@ -1362,9 +1362,12 @@ static int hold_until_told(void *arg)
  * attached 2^24 - 1 more times (written here by hand, as in the test
  * above) and once again: the new holder's generation is the dead one's.
  * The late CAS must miss the new holder's word, which counts attachments
- * beyond the generation, and leave it live.
+ * beyond the generation, and leave it live. The test makes that CAS
+ * itself, as found_dead() (proc.c) makes it: the word read before the
+ * pause, its live bit cleared; pausing a process inside dri_owner_alive()
+ * would need a crash point on every liveness check.
  */
-Test(races, a_late_record_of_a_death_misses_a_holder_whose_generation_came_round)
+Test(races, a_clear_with_a_word_read_before_a_wrap_misses_the_new_holder)
 {
 	const char *seg = seg_new("lateclear");
 	struct slot_holder h = { .seg = seg };
