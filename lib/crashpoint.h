@@ -40,8 +40,9 @@
 	X(search_unlinked)   /* a search unlinked a marked entry, not retired */ \
 	X(finish_found)      /* a marked allocated entry found by index */       \
 	X(reclaim_bumped)    /* epoch advanced, readers not yet checked */       \
-	X(reclaim_taken)     /* a retired entry taken for freeing, not reset */  \
+	X(reclaim_taken)     /* a retired entry taken to free or reuse, not reset */ \
 	X(reclaim_freeing)   /* entry reset, not yet marked free */              \
+	X(reuse_taken)       /* a reusable entry taken and reset, not yet marked allocated */ \
 	X(reap_reader_checked) /* a reader slot's owner found dead, slot kept */ \
 	X(reap_marked)       /* a dead owner's entry marked by the reaper */     \
 	X(close_partial)     /* dr_close() removed some names, not all */        \

@@ -577,12 +577,20 @@ struct dri_thread {
 	uint32_t nretired;
 	uint64_t regid_next, regid_end;   /* this thread's block of regids */
 	struct dr_mailbox *reply_mb;      /* for this thread's dr_call answers */
-	uint32_t nhint;
+	uint32_t nreuse;
 	uint32_t retired[DRI_RETIRE_BATCH];
-	/* Entries this thread freed last: tried first when allocating, as
-	 * their lines are still in this CPU's cache. Only a hint: another
-	 * thread may have taken them meanwhile. */
-	uint32_t hint[DRI_RETIRE_BATCH];
+	/*
+	 * Entries this thread retired whose grace period has ended: the one
+	 * that began at epoch reuse_T, with no live reader inside since before
+	 * reuse_oldest (rcu.c, dri_reclaim_own). They stay RETIRED, so any
+	 * reclaimer may still free them, and the allocator takes them back
+	 * from that state with one CAS (rcu.c, dri_take_reusable) instead of
+	 * a CAS to free each and another to take it. Their lines are still in
+	 * this CPU's cache. Only a hint: another thread may have freed or
+	 * taken them meanwhile.
+	 */
+	uint64_t reuse_T, reuse_oldest;
+	uint32_t reuse[DRI_RETIRE_BATCH];
 };
 
 struct dr_registry {
@@ -739,12 +747,24 @@ void dri_registry_track(struct dr_registry *r);
 void dri_registry_untrack(struct dr_registry *r);
 extern pid_t dri_self_pid;
 
+/* Take entry at by CAS from FREE, as ours: false if it is not free. */
+static inline bool dri_take_free(struct dr_registry *r, uint32_t at)
+{
+	uint64_t *st = &r->states[at];
+	uint64_t s = CMM_LOAD_SHARED(*st);
+
+	return DRI_ST_TAG(s) == DRI_TAG_FREE &&
+	       uatomic_cmpxchg(st, s, DRI_ST_ALLOC(DRI_ST_GEN(s) + 1, r->owner)) == s;
+}
+
 /* rcu.c */
 int dri_thread_key_create(struct dr_registry *r);
 int dri_thread_get_slow(struct dr_registry *r, struct dri_thread **out);
 void dri_thread_release_all(struct dr_registry *r);
 void dri_retire(struct dr_registry *r, struct dri_thread *t, uint32_t idx, uint64_t expect);
 int dri_reclaim_own(struct dr_registry *r, struct dri_thread *t);
+bool dri_take_reusable(struct dr_registry *r, struct dri_thread *t, uint32_t *idx);
+void dri_reuse_flush(struct dr_registry *r, struct dri_thread *t);
 /* How long an allocation waits for stalled readers before -EBUSY, and how
  * long at most while no reader it waits for is stalled: each is only
  * preempted (its thread is runnable and waits for a CPU: with more reading

@@ -126,6 +126,7 @@ static void thread_free(struct dri_thread *t, bool shared)
 		 * RETIRED is found by the next full scan. */
 		if (t->nretired)
 			dri_reclaim_own(r, t);
+		dri_reuse_flush(r, t);
 		reader_release(t->slot);
 	}
 	if (dri_tcache.t == t)
@@ -283,13 +284,16 @@ void dri_entry_reset(struct dr_registry *r, uint32_t idx, uint64_t gen)
 }
 
 /*
- * Step 4 for one entry whose state word the caller loaded as s: free it if
- * it was retired at T or before (a later retirement is of a reused entry,
- * after our grace period began) and before the oldest reader's epoch.
- * Returns 1 if freed, 0 if not ours to free, -EBUSY if a reader holds it.
+ * Step 4's test for a state word s loaded after the grace period that began
+ * at T, oldest being step 3's answer: 1 if s is an entry retired at T or
+ * before (a later retirement is of a reused entry, after the grace period
+ * began) and before the oldest reader's epoch, so that no reader can hold
+ * it; 0 if it is not RETIRED or retired too late; -EBUSY if a reader may
+ * hold it. Once 1, always 1 for that word: readers that enter later load
+ * an epoch past T, and cannot reach an entry unlinked before it.
  */
-static int free_retired(struct dr_registry *r, uint32_t idx, uint64_t s,
-			uint64_t T, uint64_t oldest)
+static int retired_free_to_take(struct dr_registry *r, uint64_t s, uint64_t T,
+				uint64_t oldest)
 {
 	uint64_t ep;
 
@@ -298,52 +302,119 @@ static int free_retired(struct dr_registry *r, uint32_t idx, uint64_t s,
 	ep = dri_st_epoch(s, ld_acq64(&r->hdr->epoch));
 	if (ep > T)
 		return 0;
-	if (ep >= oldest)
-		return -EBUSY;
-	/* Take it as ours to reset, by CAS, so two racing reclaimers free it
-	 * once. FREEING is a state nobody else acts on while we live: an
-	 * ALLOC here instead (as before) looked like a half-deleted entry to
-	 * the allocator's finish_deletes(), which retired it, freed it and
-	 * reused it before our stores of next and FREE landed on it. */
+	return ep >= oldest ? -EBUSY : 1;
+}
+
+/*
+ * Take entry idx, retired as s and free to take, as ours to reset: by CAS,
+ * so two racing reclaimers free it once. FREEING is a state nobody else
+ * acts on while we live: an ALLOC here instead (as before) looked like a
+ * half-deleted entry to the allocator's finish_deletes(), which retired it,
+ * freed it and reused it before our stores of next and FREE landed on it.
+ * False if someone else took it first, or if we were buried meanwhile (our
+ * lock was lost): a reaper may then have taken it over from us and freed
+ * it already; it is left to them.
+ */
+static bool take_retired(struct dr_registry *r, uint32_t idx, uint64_t s)
+{
 	if (uatomic_cmpxchg(&r->states[idx], s, DRI_ST_FREEING(DRI_ST_GEN(s), r->owner)) != s)
-		return 0;
+		return false;
 	DRI_CRASHPOINT(reclaim_taken);
-	/* Buried meanwhile (our lock was lost): a reaper may have taken the
-	 * entry over from us and freed it already; leave it to them. */
-	if (dri_self_buried(r))
+	return !dri_self_buried(r);
+}
+
+/*
+ * Step 4 for one entry whose state word the caller loaded as s: free it if
+ * retired_free_to_take() says so. Returns 1 if freed, 0 if not ours to
+ * free, -EBUSY if a reader holds it.
+ */
+static int free_retired(struct dr_registry *r, uint32_t idx, uint64_t s,
+			uint64_t T, uint64_t oldest)
+{
+	int k = retired_free_to_take(r, s, T, oldest);
+
+	if (k <= 0)
+		return k;
+	if (!take_retired(r, idx, s))
 		return 0;
 	dri_entry_reset(r, idx, DRI_ST_GEN(s));
 	return 1;
 }
 
+/* Free what is left of this thread's reusable entries. */
+void dri_reuse_flush(struct dr_registry *r, struct dri_thread *t)
+{
+	while (t->nreuse > 0) {
+		uint32_t idx = t->reuse[--t->nreuse];
+
+		free_retired(r, idx, ld_acq64(&r->states[idx]), t->reuse_T, t->reuse_oldest);
+	}
+}
+
 /*
- * Free this thread's batch of retired entries after one grace period.
- * Returns the number freed, or -EBUSY if a live reader held back all of
- * them. The batch is emptied either way: what stays RETIRED is found by the
- * next full scan, so a stalled reader costs one grace period per batch, not
- * one per write. Outside a read-side section.
+ * End a grace period for this thread's batch of retired entries. Those no
+ * reader can hold become reusable (dri_take_reusable); what was left of the
+ * previous ones is freed. Returns the number made reusable, or -EBUSY if a
+ * live reader held back all of them. The batch is emptied either way: what
+ * stays RETIRED is found by the next full scan, so a stalled reader costs
+ * one grace period per batch, not one per write. Outside a read-side
+ * section.
  */
 int dri_reclaim_own(struct dr_registry *r, struct dri_thread *t)
 {
 	uint64_t T, oldest;
-	int freed = 0, busy = 0;
+	int ready = 0, busy = 0;
 	uint32_t i;
 
 	if (t->nretired == 0)
 		return 0;
+	dri_reuse_flush(r, t);
 	T = grace_begin(r);
 	oldest = oldest_reader(r, T);
 	for (i = 0; i < t->nretired; i++) {
 		uint32_t idx = t->retired[i];
-		int k = free_retired(r, idx, ld_acq64(&r->states[idx]), T, oldest);
+		int k = retired_free_to_take(r, ld_acq64(&r->states[idx]), T, oldest);
+
 		if (k < 0)
 			busy = 1;
-		else if (k > 0 && t->nhint < DRI_RETIRE_BATCH)
-			t->hint[t->nhint++] = idx;
-		freed += k > 0;
+		else if (k > 0)
+			t->reuse[ready++] = idx;
 	}
+	t->nreuse = ready;
+	t->reuse_T = T;
+	t->reuse_oldest = oldest;
 	t->nretired = 0;
-	return busy && freed == 0 ? -EBUSY : freed;
+	return busy && ready == 0 ? -EBUSY : ready;
+}
+
+/*
+ * Allocate one of this thread's reusable entries, last made reusable
+ * first: from RETIRED by CAS to FREEING (ours), which no one else acts on
+ * while we live, then its link reset and ALLOC(gen + 1, us) stored, as
+ * take_free() would have it after a free. One that a reclaimer freed
+ * meanwhile is taken as a free entry.
+ */
+bool dri_take_reusable(struct dr_registry *r, struct dri_thread *t, uint32_t *idx)
+{
+	while (t->nreuse > 0) {
+		uint32_t at = t->reuse[--t->nreuse];
+		uint64_t s = ld_acq64(&r->states[at]);
+
+		if (DRI_ST_TAG(s) == DRI_TAG_FREE) {
+			if (!dri_take_free(r, at))
+				continue;
+		} else {
+			if (retired_free_to_take(r, s, t->reuse_T, t->reuse_oldest) != 1 ||
+			    !take_retired(r, at, s))
+				continue;
+			CMM_STORE_SHARED(dri_entry_at(r, at)->next, 0);
+			DRI_CRASHPOINT(reuse_taken);
+			st_rel64(&r->states[at], DRI_ST_ALLOC(DRI_ST_GEN(s) + 1, r->owner));
+		}
+		*idx = at;
+		return true;
+	}
+	return false;
 }
 
 static uint64_t clock_ns(clockid_t id)

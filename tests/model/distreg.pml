@@ -22,6 +22,10 @@
  *   OLD4  the claimer takes the slot before raising readers_hwm (old
  *         rcu.c:56-65)
  *   OLD   all four: the protocol of e21c23b
+ * and, apart from those (OLD does not include it):
+ *   OLD5  a tempting shortcut that the C never had: the allocator takes a
+ *         reusable entry from RETIRED straight to ALLOC(itself), and resets
+ *         its link after, instead of through FREEING (dri_take_reusable)
  */
 
 #ifdef OLD
@@ -183,6 +187,7 @@ inline check_not_held(x)
 #define LOCALS \
 	byte slot = NONE, nest, nret, cursor, re_e; \
 	byte rlist[BATCH]; \
+	byte ulist[BATCH], nuse, u_T, u_old; \
 	byte sp_prev, sp_curr, sp_nx, sp_nm, sp_ow, sp_steps, sp_i; \
 	bit sp_rc, sp_ok, sp_done; short sp_s; \
 	byte rt_ep; bit rt_ok; \
@@ -219,7 +224,8 @@ inline check_not_held(x)
 	fd_nx = 0; fd_n = 0; fd_s = 0; re_snap = 0; re_i = 0; re_o = 0; \
 	re_act = 0; re_s = 0; ae_rc = 0; ae_idx = 0; ae_round = 0; \
 	ae_full = 0; \
-	c_i = 0; do :: c_i < BATCH -> rlist[c_i] = 0; c_i++ :: else -> break od; c_i = 0
+	nuse = 0; u_T = 0; u_old = 0; \
+	c_i = 0; do :: c_i < BATCH -> rlist[c_i] = 0; ulist[c_i] = 0; c_i++ :: else -> break od; c_i = 0
 
 /* ------------------------------------------------------------------ */
 /* Read-side sections (dri.h). */
@@ -324,22 +330,30 @@ inline entry_reset(x, g)
 	d_step { st[x] = ST(FREE_T, g, 0); check_table() }               /* rcu.c:273 */
 }
 
-/* free_retired(r, x, s, rc_T, or_old) into fr_k, rcu.c:282-304 (old
- * :230-256). Epochs are not truncated here, so dri_st_epoch() is LOW(s). */
-inline free_retired(x, s)
+/* retired_free_to_take(r, s, T, old) into fr_k (0, 1 or BUSY). Epochs are
+ * not truncated here, so dri_st_epoch() is LOW(s). */
+#define FREE_TO_TAKE(s, T, old) \
+	if \
+	:: TAG(s) != RETIRED_T -> fr_k = 0 \
+	:: TAG(s) == RETIRED_T && LOW(s) > (T) -> fr_k = 0 \
+	:: TAG(s) == RETIRED_T && LOW(s) <= (T) && LOW(s) >= (old) -> fr_k = BUSY \
+	:: TAG(s) == RETIRED_T && LOW(s) <= (T) && LOW(s) < (old) -> fr_k = 1 \
+	fi
+
+/* free_retired(r, x, s, T, old) into fr_k: retired_free_to_take(), then
+ * take_retired() and dri_entry_reset() (rcu.c) */
+inline free_retired(x, s, T, old)
 {
+	FREE_TO_TAKE(s, T, old);
 	if
-	:: TAG(s) != RETIRED_T -> fr_k = 0                      /* rcu.c:287 */
-	:: TAG(s) == RETIRED_T && LOW(s) > rc_T -> fr_k = 0     /* rcu.c:290 */
-	:: TAG(s) == RETIRED_T && LOW(s) <= rc_T && LOW(s) >= or_old -> fr_k = BUSY  /* :292 */
-	:: TAG(s) == RETIRED_T && LOW(s) <= rc_T && LOW(s) < or_old ->
+	:: fr_k == 1 ->
 		d_step {
 			if
 			:: st[x] == s ->
 #ifdef OLD1
 				st[x] = ST(ALLOC_T, GEN(s), me);        /* old rcu.c:249 */
 #else
-				st[x] = ST(FREEING_T, GEN(s), me);      /* rcu.c:299 */
+				st[x] = ST(FREEING_T, GEN(s), me);      /* take_retired */
 #endif
 				fr_ok = 1
 			:: else -> fr_ok = 0
@@ -347,38 +361,58 @@ inline free_retired(x, s)
 			check_table()
 		};
 		if
-		:: fr_ok -> entry_reset(x, GEN(s)); fr_k = 1    /* rcu.c:302 */
+		:: fr_ok -> entry_reset(x, GEN(s))
 		:: else -> fr_k = 0
 		fi;
 		fr_ok = 0
+	:: else -> skip
 	fi
 }
 
-/* dri_reclaim_own(), rcu.c:313-334: rc_freed, rc_busy */
+/* dri_reuse_flush(): free what is left of the reusable entries */
+inline reuse_flush()
+{
+	do
+	:: nuse > 0 ->
+		nuse--;
+		rc_x = ulist[nuse];
+		ulist[nuse] = 0;
+		rc_s = st[rc_x];
+		free_retired(rc_x, rc_s, u_T, u_old);
+		rc_x = 0; rc_s = 0; fr_k = 0
+	:: else -> break
+	od;
+	u_T = 0; u_old = 0
+}
+
+/* dri_reclaim_own(): the entries no reader can hold become reusable
+ * (ulist, with the grace period's u_T and u_old); rc_freed counts them */
 inline reclaim_own()
 {
 	rc_freed = 0;
 	rc_busy = 0;
 	if
-	:: nret == 0 -> skip                                    /* rcu.c:319 */
+	:: nret == 0 -> skip
 	:: else ->
-		grace_begin();                                  /* rcu.c:321 */
-		oldest_reader();                                /* rcu.c:322 */
+		reuse_flush();
+		grace_begin();
+		oldest_reader();
 		rc_i = 0;
 		do
 		:: rc_i < nret ->
 			rc_x = rlist[rc_i];
-			rc_s = st[rc_x];                        /* rcu.c:325 */
-			free_retired(rc_x, rc_s);
+			rc_s = st[rc_x];
+			FREE_TO_TAKE(rc_s, rc_T, or_old);
 			if
 			:: fr_k == BUSY -> rc_busy = 1
-			:: fr_k == 1 -> rc_freed++
+			:: fr_k == 1 -> ulist[rc_freed] = rc_x; rc_freed++
 			:: else -> skip
 			fi;
-			rlist[rc_i] = 0; rc_i++; rc_s = 0; fr_k = 0
+			rlist[rc_i] = 0; rc_i++; rc_x = 0; rc_s = 0; fr_k = 0
 		:: else -> break
 		od;
-		nret = 0; rc_i = 0; rc_x = 0; rc_T = 0; or_old = 0   /* rcu.c:332 */
+		nuse = rc_freed; u_T = rc_T; u_old = or_old;
+		nret = 0; rc_i = 0; rc_T = 0; or_old = 0
 	fi
 }
 
@@ -400,7 +434,7 @@ inline reclaim_all()
 		if
 		:: TAG(rc_s) != RETIRED_T -> skip
 		:: else ->
-			free_retired(rc_i, rc_s);               /* rcu.c:364 */
+			free_retired(rc_i, rc_s, rc_T, or_old);
 			if
 			:: fr_k == 1 -> rc_freed++
 			:: fr_k == BUSY -> ra_left++; rc_busy = 1
@@ -601,13 +635,74 @@ inline search(key)
 	sp_done = 0; sp_steps = 0; sp_ok = 0
 }
 
-/* try_alloc(), table.c:122-147 with take_free(), :107-114: ta_got, ta_at.
- * The hint list (entries this thread freed last, tried first) is left out:
- * it only changes which free entry is tried first. */
+/* dri_take_reusable() (rcu.c): ta_got, ta_at */
+inline take_reusable()
+{
+	do
+	:: nuse > 0 && !ta_got ->
+		nuse--;
+		ta_at = ulist[nuse];
+		ulist[nuse] = 0;
+		ta_s = st[ta_at];
+		if
+		:: TAG(ta_s) == FREE_T ->
+			d_step {                                /* dri_take_free() */
+				if
+				:: st[ta_at] == ta_s ->
+					model_bounds = (GEN(ta_s) < 15); assert(model_bounds);
+					check_not_held(ta_at);
+					st[ta_at] = ST(ALLOC_T, NEWGEN(ta_s), me);
+					ta_got = 1
+				:: else -> skip
+				fi;
+				check_table()
+			}
+		:: else ->
+			FREE_TO_TAKE(ta_s, u_T, u_old);
+			if
+			:: fr_k == 1 ->
+				d_step {                        /* take_retired() */
+					if
+					:: st[ta_at] == ta_s ->
+						model_bounds = (GEN(ta_s) < 15); assert(model_bounds);
+#ifdef OLD5
+						st[ta_at] = ST(ALLOC_T, NEWGEN(ta_s), me);
+#else
+						st[ta_at] = ST(FREEING_T, GEN(ta_s), me);
+#endif
+						ta_got = 1
+					:: else -> skip
+					fi;
+					check_table()
+				};
+				if
+				:: ta_got ->
+					d_step { check_not_held(ta_at); nxt[ta_at] = 0; check_table() }
+#ifndef OLD5
+					d_step { st[ta_at] = ST(ALLOC_T, NEWGEN(ta_s), me); check_table() }
+#endif
+				:: else -> skip
+				fi
+			:: else -> skip
+			fi;
+			fr_k = 0
+		fi;
+		ta_s = 0;
+		if
+		:: !ta_got -> ta_at = 0
+		:: else -> skip
+		fi
+	:: else -> break
+	od
+}
+
+/* try_alloc() with dri_take_free() (table.c, dri.h): ta_got, ta_at. The
+ * reusable entries first, then next-fit from the cursor. */
 inline try_alloc()
 {
 	ta_n = 0;
 	ta_got = 0;
+	take_reusable();
 	do
 	:: ta_n < N && !ta_got ->
 		ta_at = cursor;
@@ -1093,6 +1188,7 @@ inline op_close()
 	:: nret > 0 -> reclaim_own()                            /* rcu.c:125-126 */
 	:: else -> skip
 	fi;
+	reuse_flush();                                          /* thread_free() */
 	r_ep[slot] = 0;                                         /* rcu.c:68 */
 	r_own[slot] = 0;                                        /* rcu.c:69 */
 	slot = NONE;

@@ -3,7 +3,8 @@
  *
  * One entry, so that the table is full with one name in it. Process 1
  * registers name 1 and unregisters it; its retire batch (of one) is then
- * full, so it reclaims: it takes the entry it retired and frees it.
+ * full, so it reclaims, which makes the entry reusable; then it closes,
+ * which frees what it has not reused: it takes the entry and frees it.
  * Process 2 registers name 2: while the entry is not free its allocator
  * reaps, reclaims and runs finish_deletes(), for two rounds. Either may
  * crash at any step. Both opened the segment (reader slots 0 and 1)
@@ -24,6 +25,7 @@ init
 		OPENED(1);
 		SCRIPT(1, 1, OP_REGISTER, 1);
 		SCRIPT(1, 2, OP_UNREGISTER, 1);
+		SCRIPT(1, 3, OP_CLOSE, 0);
 		OPENED(2);
 		SCRIPT(2, 1, OP_REGISTER, 2))
 }

@@ -5,8 +5,9 @@
  * leaves: process 1 opened the segment (reader slot 1) and registered name
  * 1; process 3 opened it (reader slot 0) and was killed inside a read-side
  * section at epoch 1. Process 1 reaps reader slots (as dr_open() and
- * dr_reap() do), then unregisters name 1 and (its retire batch of one
- * being full) reclaims. Process 2 opens the segment, which claims a reader
+ * dr_reap() do), then unregisters name 1, (its retire batch of one
+ * being full) reclaims, which makes the entry reusable, and closes, which
+ * frees it. Process 2 opens the segment, which claims a reader
  * slot (reaping dead readers' slots when none is free), and looks name 1
  * up. Process 1 or 2 may crash at any step.
  */
@@ -31,6 +32,7 @@ init
 		SCRIPT(1, 0, OP_SLOT, 1);
 		SCRIPT(1, 1, OP_REAP_READERS, 0);
 		SCRIPT(1, 2, OP_UNREGISTER, 1);
+		SCRIPT(1, 3, OP_CLOSE, 0);
 		SCRIPT(2, 0, OP_OPEN, 0);
 		SCRIPT(2, 1, OP_WHEREIS, 1))
 }

@@ -53,9 +53,10 @@ struct reclaimer {
 };
 
 /* Registers 16 names and unregisters them: the 16th unregistration fills
- * its retire batch and frees it, and stops right after taking the first
- * entry (reclaim_taken). Once released it finishes, says 'd' and stays
- * attached until told 'q'. */
+ * its retire batch, whose grace period makes the 16 entries reusable; then
+ * it closes, which frees them, and stops right after taking the first
+ * (reclaim_taken). Once released it finishes, says 'd' and waits until
+ * told 'q'. */
 static int reclaimer_child(void *arg)
 {
 	struct reclaimer *a = arg;
@@ -75,10 +76,10 @@ static int reclaimer_child(void *arg)
 		if (dr_unregister(r, name))
 			return 12;
 	}
+	dr_close(r);
 	write_byte(a->l.up[1], 'd');
 	if (read_byte_within(a->l.down[0], &c, WAIT_MS) != 1)
 		return 13;
-	dr_close(r);
 	return 0;
 }
 
@@ -138,6 +139,118 @@ Test(races, reclaimer_store_of_free_lands_on_a_reused_entry)
 	}
 	for (int i = 0; i < 16; i++) {
 		snprintf(name, sizeof(name), "t.%d", i);
+		cr_assert_eq(dr_whereis(r, name, NULL), 0, "%s", name);
+	}
+	cr_assert_eq(dr_check(r, msg, sizeof(msg)), 0, "%s", msg);
+
+	write_byte(a.l.down[1], 'q');
+	cr_assert_eq(wait_child(pid), 0);
+	link_close(&a.l);
+	dr_close(r);
+	cr_assert_eq(dr_unlink(seg), 0);
+}
+
+/*
+ * The same window on the allocator's side. Registers 16 names and
+ * unregisters them (the grace period of its full batch makes the 16
+ * entries reusable), then registers p.x, which takes one of them back from
+ * RETIRED and stops right after (reclaim_taken, in dri_take_reusable). Once
+ * released it finishes that registration and says 'r' with how it went;
+ * told 'u', it unregisters p.x and says 'd' with how that went; then it
+ * waits for 'q'.
+ */
+static int reuser_child(void *arg)
+{
+	struct reclaimer *a = arg;
+	dr_registry *r;
+	char name[16], c;
+	int rc;
+
+	if (open_small(a->seg, 16, 0, &r))
+		return 10;
+	for (int i = 0; i < 16; i++) {
+		snprintf(name, sizeof(name), "p.%d", i);
+		if (dr_register(r, name, NULL, 0))
+			return 11;
+	}
+	for (int i = 0; i < 16; i++) {
+		snprintf(name, sizeof(name), "p.%d", i);
+		if (dr_unregister(r, name))
+			return 12;
+	}
+	crash_arm("reclaim_taken", "stop", 0);
+	rc = dr_register(r, "p.x", "x", 1);
+	write_byte(a->l.up[1], rc == 0 ? 'r' : 'R');
+	if (read_byte_within(a->l.down[0], &c, WAIT_MS) != 1)
+		return 13;
+	rc = dr_unregister(r, "p.x");
+	write_byte(a->l.up[1], rc == 0 ? 'd' : 'D');
+	if (read_byte_within(a->l.down[0], &c, WAIT_MS) != 1)
+		return 13;
+	dr_close(r);
+	return 0;
+}
+
+/*
+ * The allocator is paused between taking a reusable entry (still marked
+ * deleted: its link is reset after) and storing it as allocated. Another
+ * process fills the table meanwhile: its allocator reaps, reclaims and
+ * finishes half-done deletions, and must leave that entry alone (were the
+ * entry ALLOC with its old marked link, finish_deletes would retire it and
+ * reuse it, and the paused registration would then link a name into an
+ * entry someone else holds).
+ */
+Test(races, an_entry_taken_back_for_reuse_is_not_taken_from_under_its_taker)
+{
+	const char *seg = seg_new("reuse");
+	struct reclaimer a = { .seg = seg };
+	bool got[16] = { false };
+	dr_registry *r;
+	char name[16], msg[256];
+	struct dr_entry e;
+	pid_t pid;
+	int n = 0, rc;
+
+	cr_assert_eq(open_small(seg, 16, 0, &r), 0);
+	link_init(&a.l);
+	pid = spawn(reuser_child, &a);
+	cr_assert_eq(wait_stopped(pid, WAIT_MS), 0, "the reuser never reached reclaim_taken");
+
+	for (int i = 0; i < 16; i++) {
+		snprintf(name, sizeof(name), "t.%d", i);
+		rc = dr_register(r, name, "t", 1);
+		cr_assert(rc == 0 || rc == -ENOSPC || rc == -EBUSY, "register %s: %s", name,
+			  dr_strerror(rc));
+		got[i] = rc == 0;
+		n += got[i];
+	}
+	cr_assert_eq(n, 15, "%d names fit while one entry is being taken back", n);
+	rc = dr_check(r, msg, sizeof(msg));
+	cr_assert_eq(rc, 0, "dr_check while the reuser is paused: %s", msg);
+
+	kill(pid, SIGCONT);
+	expect_byte(&a.l, 'r', pid, "the reuser's registration of p.x");
+	cr_assert_eq(dr_whereis(r, "p.x", &e), 0);
+	cr_assert_eq(e.pid, pid);
+	for (int i = 0; i < 16; i++) {
+		snprintf(name, sizeof(name), "t.%d", i);
+		if (!got[i])
+			continue;
+		rc = dr_whereis(r, name, &e);
+		cr_assert_eq(rc, 0, "%s, registered while the reuser was paused, is gone: %s", name,
+			     dr_strerror(rc));
+		cr_assert_eq(e.pid, getpid());
+	}
+	rc = dr_check(r, msg, sizeof(msg));
+	cr_assert_eq(rc, 0, "dr_check after the reuser resumed: %s", msg);
+	write_byte(a.l.down[1], 'u');
+	expect_byte(&a.l, 'd', pid, "the reuser's unregistration of p.x");
+	/* Its entry, retired again, goes to whoever needs it. */
+	for (int i = 0; i < 16; i++) {
+		snprintf(name, sizeof(name), "t.%d", i);
+		if (!got[i])
+			cr_assert_eq(dr_register(r, name, "t", 1), 0, "%s after the reuser resumed",
+				     name);
 		cr_assert_eq(dr_whereis(r, name, NULL), 0, "%s", name);
 	}
 	cr_assert_eq(dr_check(r, msg, sizeof(msg)), 0, "%s", msg);
