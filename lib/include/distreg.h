@@ -324,7 +324,10 @@ struct dr_stats {
 	uint32_t live;           /* names whose owner is alive (local and global,
 	                          * and the bridge's address while it is served) */
 	uint32_t dead;           /* names whose owner died, awaiting reap */
-	uint32_t retired;        /* unregistered entries awaiting a grace period */
+	uint32_t retired;        /* unregistered entries not yet freed: awaiting
+	                          * a grace period, or past it and kept for the
+	                          * thread that retired them to take back (a
+	                          * process out of free entries frees them) */
 	uint32_t inflight;       /* entries allocated but not yet (or no longer) linked */
 	uint32_t free_entries;   /* entries free for reuse */
 	uint32_t nbuckets;       /* hash buckets */
