@@ -148,7 +148,7 @@ static void thread_exit(void *p)
 		}
 	}
 	pthread_mutex_unlock(&r->lock);
-	thread_free(t, r->pid == dri_self_pid && !dri_self_buried(r));
+	thread_free(t, r->pid == dri_self_pid && r->pid == getpid() && !dri_self_buried(r));
 }
 
 int dri_thread_key_create(struct dr_registry *r)
@@ -191,7 +191,10 @@ int dri_thread_get_slow(struct dr_registry *r, struct dri_thread **out)
  * nothing shared. */
 void dri_thread_release_all(struct dr_registry *r)
 {
-	bool shared = r->pid == dri_self_pid && !dri_self_buried(r);
+	/* getpid() too: a child made without the fork handlers still has
+	 * our cached pid (see dr_close), and must not release its parent's
+	 * reader slots, nor run its parent's grace periods. */
+	bool shared = r->pid == dri_self_pid && r->pid == getpid() && !dri_self_buried(r);
 	struct dri_thread *list, *t;
 
 	/* Off the list first: freeing a thread's mailbox takes the lock. */
@@ -280,6 +283,12 @@ void dri_entry_reset(struct dr_registry *r, uint32_t idx, uint64_t gen)
 {
 	CMM_STORE_SHARED(dri_entry_at(r, idx)->next, 0);
 	DRI_CRASHPOINT(reclaim_freeing);
+	/* Buried since we took it (our lock was lost, so we look dead): a
+	 * reaper may have taken it over and freed it, and someone reused it;
+	 * it is theirs now. (A pause between this check and the store stays
+	 * a window, for a process that lost its lock: see distreg.h.) */
+	if (dri_self_buried(r))
+		return;
 	st_rel64(&r->states[idx], DRI_ST_FREE(gen));
 }
 
@@ -311,16 +320,16 @@ static int retired_free_to_take(struct dr_registry *r, uint64_t s, uint64_t T,
  * acts on while we live: an ALLOC here instead (as before) looked like a
  * half-deleted entry to the allocator's finish_deletes(), which retired it,
  * freed it and reused it before our stores of next and FREE landed on it.
- * False if someone else took it first, or if we were buried meanwhile (our
- * lock was lost): a reaper may then have taken it over from us and freed
- * it already; it is left to them.
+ * 1 if taken; 0 if someone else took it first; -ENOLCK if we were buried
+ * meanwhile (our lock was lost): a reaper may then have taken it over from
+ * us and freed it already; it is left to them.
  */
-static bool take_retired(struct dr_registry *r, uint32_t idx, uint64_t s)
+static int take_retired(struct dr_registry *r, uint32_t idx, uint64_t s)
 {
 	if (uatomic_cmpxchg(&r->states[idx], s, DRI_ST_FREEING(DRI_ST_GEN(s), r->owner)) != s)
-		return false;
+		return 0;
 	DRI_CRASHPOINT(reclaim_taken);
-	return !dri_self_buried(r);
+	return dri_self_buried(r) ? -ENOLCK : 1;
 }
 
 /*
@@ -335,7 +344,7 @@ static int free_retired(struct dr_registry *r, uint32_t idx, uint64_t s,
 
 	if (k <= 0)
 		return k;
-	if (!take_retired(r, idx, s))
+	if (take_retired(r, idx, s) <= 0)
 		return 0;
 	dri_entry_reset(r, idx, DRI_ST_GEN(s));
 	return 1;
@@ -392,7 +401,8 @@ int dri_reclaim_own(struct dr_registry *r, struct dri_thread *t)
  * first: from RETIRED by CAS to FREEING (ours), which no one else acts on
  * while we live, then its link reset and ALLOC(gen + 1, us) stored, as
  * take_free() would have it after a free. One that a reclaimer freed
- * meanwhile is taken as a free entry.
+ * meanwhile is taken as a free entry. False when none is left, or once we
+ * find ourselves buried (what we took is then the reapers').
  */
 bool dri_take_reusable(struct dr_registry *r, struct dri_thread *t, uint32_t *idx)
 {
@@ -404,11 +414,21 @@ bool dri_take_reusable(struct dr_registry *r, struct dri_thread *t, uint32_t *id
 			if (!dri_take_free(r, at))
 				continue;
 		} else {
-			if (retired_free_to_take(r, s, t->reuse_T, t->reuse_oldest) != 1 ||
-			    !take_retired(r, at, s))
+			int k;
+
+			if (retired_free_to_take(r, s, t->reuse_T, t->reuse_oldest) != 1)
+				continue;
+			k = take_retired(r, at, s);
+			if (k < 0)
+				return false;
+			if (k == 0)
 				continue;
 			CMM_STORE_SHARED(dri_entry_at(r, at)->next, 0);
 			DRI_CRASHPOINT(reuse_taken);
+			/* As in dri_entry_reset(): buried meanwhile, the entry
+			 * may be someone else's by now. */
+			if (dri_self_buried(r))
+				return false;
 			st_rel64(&r->states[at], DRI_ST_ALLOC(DRI_ST_GEN(s) + 1, r->owner));
 		}
 		*idx = at;

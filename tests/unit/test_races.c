@@ -1007,6 +1007,122 @@ Test(races, buried_handle_frees_an_entry_a_reaper_already_reused)
 	cr_assert_eq(dr_unlink(seg), 0);
 }
 
+/*
+ * The windows after those checks (a fourth review, of reusing entries): a
+ * buried handle stopped after it took an entry and reset its link, before
+ * its store of ALLOC (taking a reusable entry back, reuse_taken) or of FREE
+ * (freeing one at dr_close, reclaim_freeing). A reaper takes the entry over
+ * and frees it, and a live process reuses it; the buried handle, resumed,
+ * must store nothing over it.
+ */
+
+struct late {
+	const char *seg;
+	const char *point;
+	bool close;         /* stop in dr_close() (freeing), else in dr_register() */
+	struct link zl;
+};
+
+/* Z: registers 16 names and unregisters them (16 for a reuse: its batch is
+ * full and all 16 become reusable; 15 for a close, which frees them), loses
+ * its lock descriptor, and on 'x' registers "z" or closes, stopping at
+ * a->point; says 'd' if the register succeeded (or the close returned),
+ * 'D' if the register failed, then waits for 'q'. */
+static int late_writer(void *arg)
+{
+	struct late *a = arg;
+	dr_registry *r;
+	char name[16], c;
+	int rc = 0;
+
+	if (open_small(a->seg, 16, 0, &r))
+		return 10;
+	for (int i = 0; i < 16; i++) {
+		snprintf(name, sizeof(name), "p.%d", i);
+		if (dr_register(r, name, NULL, 0))
+			return 11;
+	}
+	for (int i = 0; i < (a->close ? 15 : 16); i++) {
+		snprintf(name, sizeof(name), "p.%d", i);
+		if (dr_unregister(r, name))
+			return 12;
+	}
+	if (drop_lock_fd(a->seg))
+		return 13;
+	write_byte(a->zl.up[1], 'c');
+	if (read_byte_within(a->zl.down[0], &c, WAIT_MS) != 1)
+		return 14;
+	crash_arm(a->point, "stop", 0);
+	if (a->close)
+		dr_close(r);
+	else
+		rc = dr_register(r, "z", "z", 1);
+	write_byte(a->zl.up[1], rc == 0 ? 'd' : 'D');
+	if (read_byte_within(a->zl.down[0], &c, WAIT_MS) != 1)
+		return 15;
+	return 0;
+}
+
+static void late_store_after_burial(const char *tag, const char *point, bool close)
+{
+	const char *seg = seg_new(tag);
+	struct late a = { .seg = seg, .point = point, .close = close };
+	char name[16], msg[256] = "", c = 0;
+	dr_registry *r;
+	struct dr_entry e;
+	pid_t zpid;
+	int rc;
+
+	link_init(&a.zl);
+	cr_assert_eq(open_small(seg, 16, 0, &r), 0);
+	zpid = spawn(late_writer, &a);
+	expect_byte(&a.zl, 'c', zpid, "Z after dropping its lock");
+	write_byte(a.zl.down[1], 'x');
+	cr_assert_eq(wait_stopped(zpid, WAIT_MS), 0, "Z never reached %s", point);
+
+	/* Z looks dead: the reap buries it, takes its FREEING entry over and
+	 * frees it; our registrations reuse every entry, that one included. */
+	cr_assert_eq(dr_reap(r, NULL), 0);
+	for (int i = 0; i < 16; i++) {
+		snprintf(name, sizeof(name), "t.%d", i);
+		rc = dr_register(r, name, "t", 1);
+		cr_assert_eq(rc, 0, "%s: %s", name, dr_strerror(rc));
+	}
+	cr_assert_eq(dr_check(r, msg, sizeof(msg)), 0, "dr_check before Z resumes: %s", msg);
+
+	kill(zpid, SIGCONT);
+	cr_assert_eq(read_byte_within(a.zl.up[0], &c, WAIT_MS), 1, "Z did not answer");
+	if (!close)
+		cr_assert_eq(c, 'D', "the buried Z's registration succeeded");
+	rc = dr_check(r, msg, sizeof(msg));
+	cr_assert_eq(rc, 0, "dr_check after the buried Z resumed at %s: %s", point, msg);
+	for (int i = 0; i < 16; i++) {
+		snprintf(name, sizeof(name), "t.%d", i);
+		rc = dr_whereis(r, name, &e);
+		cr_assert_eq(rc, 0, "%s, ours, is gone after Z resumed at %s: %s", name, point,
+			     dr_strerror(rc));
+		cr_assert_eq(e.pid, getpid(), "%s now has pid %d", name, (int)e.pid);
+	}
+	cr_assert_eq(dr_whereis(r, "z", NULL), -ENOENT);
+	cr_assert_eq(dr_register(r, "t.16", "t", 1), -ENOSPC, "a 17th name in a table of 16");
+
+	write_byte(a.zl.down[1], 'q');
+	cr_assert_eq(wait_child(zpid), 0);
+	link_close(&a.zl);
+	dr_close(r);
+	cr_assert_eq(dr_unlink(seg), 0);
+}
+
+Test(races, a_buried_handle_taking_an_entry_back_stores_no_alloc_over_its_reuse)
+{
+	late_store_after_burial("late_reuse", "reuse_taken", false);
+}
+
+Test(races, a_buried_handle_freeing_an_entry_stores_no_free_over_its_reuse)
+{
+	late_store_after_burial("late_free", "reclaim_freeing", true);
+}
+
 /* ====================================================================== */
 /*
  * Finding 4: fork() in one thread while another is inside dr_open(),
@@ -1697,6 +1813,83 @@ static int raw_fork_closer(void *arg)
 		return 14;
 	dr_close(r);
 	return 0;
+}
+
+/* Inside a read-side section that found "victim" (in a table of one
+ * entry), forks with the raw system call; the child closes the inherited
+ * handle. Says 'i', waits for 'g', then checks the entry it found still
+ * holds "victim", and leaves its section. */
+static int raw_fork_reader(void *arg)
+{
+	struct rawfork *a = arg;
+	dr_registry *r;
+	struct dr_entry e;
+	pid_t pid;
+	char c;
+	int bad = 0;
+
+	if (open_small(a->seg, 1, 0, &r))
+		return 10;
+	if (dr_read_lock(r) || dr_whereis(r, "victim", &e))
+		return 11;
+	pid = (pid_t)syscall(SYS_fork);
+	if (pid < 0)
+		return 12;
+	if (pid == 0) {
+		dr_close(r);
+		_exit(0);
+	}
+	if (wait_child(pid) != 0)
+		return 13;
+	write_byte(a->l.up[1], 'i');
+	if (read_byte_within(a->l.down[0], &c, WAIT_MS) != 1)
+		return 14;
+	{
+		size_t len;
+		uint8_t *base = segmap_open(a->seg, &len);
+		struct dri_entry *v = base ? segmap_entry(base, "victim") : NULL;
+
+		/* Unregistered since, it is out of the table; but the entry
+		 * we hold must not have been reused: no other name in it. */
+		if (!base)
+			return 15;
+		bad = segmap_entry(base, "intruder") != NULL && v == NULL;
+		munmap(base, len);
+	}
+	dr_read_unlock(r);
+	dr_close(r);
+	return bad ? 16 : 0;
+}
+
+/* The same raw child must not release its parent's reader slot either: the
+ * parent's section would no longer hold reuse back. */
+Test(races, a_child_forked_without_the_handlers_releases_no_reader_slot_of_its_parent)
+{
+	const char *seg = seg_new("rawslot");
+	struct rawfork *a = mmap(NULL, sizeof(*a), PROT_READ | PROT_WRITE,
+				 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	dr_registry *r;
+	pid_t pid;
+	int rc, st;
+
+	cr_assert_neq(a, MAP_FAILED);
+	a->seg = seg;
+	link_init(&a->l);
+	cr_assert_eq(open_small(seg, 1, 0, &r), 0);
+	cr_assert_eq(dr_register(r, "victim", "v", 1), 0);
+	pid = spawn(raw_fork_reader, a);
+	expect_byte(&a->l, 'i', pid, "the reader inside its section, its raw child closed");
+	cr_assert_eq(dr_unregister(r, "victim"), 0);
+	/* The only entry is held by the reader's section. */
+	rc = dr_register(r, "intruder", "x", 1);
+	write_byte(a->l.down[1], 'g');
+	st = wait_child(pid);
+	cr_assert_eq(rc, -EBUSY, "the entry a live reader holds was reused: %s", dr_strerror(rc));
+	cr_assert_eq(st, 0, "the reader: %d (16: its entry holds another name)", st);
+	link_close(&a->l);
+	munmap(a, sizeof(*a));
+	dr_close(r);
+	cr_assert_eq(dr_unlink(seg), 0);
 }
 
 /* A child made without the fork handlers has the parent's cached pid: its
