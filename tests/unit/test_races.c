@@ -52,6 +52,29 @@ struct reclaimer {
 	struct link l;
 };
 
+/* Opens seg with 16 entries, registers p.0 ... p.15 and unregisters the
+ * first nunreg of them (16: the batch of 16 retirements is full, and its
+ * grace period makes the entries reusable). 0, or the child's exit code
+ * for what failed (10 open, 11 register, 12 unregister). */
+static int open_and_churn(const char *seg, int nunreg, dr_registry **r)
+{
+	char name[16];
+
+	if (open_small(seg, 16, 0, r))
+		return 10;
+	for (int i = 0; i < 16; i++) {
+		snprintf(name, sizeof(name), "p.%d", i);
+		if (dr_register(*r, name, NULL, 0))
+			return 11;
+	}
+	for (int i = 0; i < nunreg; i++) {
+		snprintf(name, sizeof(name), "p.%d", i);
+		if (dr_unregister(*r, name))
+			return 12;
+	}
+	return 0;
+}
+
 /* Registers 16 names and unregisters them: the 16th unregistration fills
  * its retire batch, whose grace period makes the 16 entries reusable; then
  * it closes, which frees them, and stops right after taking the first
@@ -61,26 +84,74 @@ static int reclaimer_child(void *arg)
 {
 	struct reclaimer *a = arg;
 	dr_registry *r;
-	char name[16], c;
+	char c;
+	int rc;
 
 	crash_arm("reclaim_taken", "stop", 0);
-	if (open_small(a->seg, 16, 0, &r))
-		return 10;
-	for (int i = 0; i < 16; i++) {
-		snprintf(name, sizeof(name), "p.%d", i);
-		if (dr_register(r, name, NULL, 0))
-			return 11;
-	}
-	for (int i = 0; i < 16; i++) {
-		snprintf(name, sizeof(name), "p.%d", i);
-		if (dr_unregister(r, name))
-			return 12;
-	}
+	rc = open_and_churn(a->seg, 16, &r);
+	if (rc)
+		return rc;
 	dr_close(r);
 	write_byte(a->l.up[1], 'd');
 	if (read_byte_within(a->l.down[0], &c, WAIT_MS) != 1)
 		return 13;
 	return 0;
+}
+
+/* Registers t.0 ... t.15 (each may also find no entry: -ENOSPC, -EBUSY);
+ * got says which got one. Returns how many did. */
+static int fill_t_names(dr_registry *r, bool got[16])
+{
+	char name[16];
+	int n = 0;
+
+	for (int i = 0; i < 16; i++) {
+		int rc;
+
+		snprintf(name, sizeof(name), "t.%d", i);
+		rc = dr_register(r, name, "t", 1);
+		cr_assert(rc == 0 || rc == -ENOSPC || rc == -EBUSY, "register %s: %s", name,
+			  dr_strerror(rc));
+		got[i] = rc == 0;
+		n += got[i];
+	}
+	return n;
+}
+
+/* Every t.i that got says was registered is still ours, and the table is
+ * whole, after what resumed (who). */
+static void assert_t_names_kept(dr_registry *r, const bool got[16], const char *who)
+{
+	char name[16], msg[256];
+	struct dr_entry e;
+	int rc;
+
+	for (int i = 0; i < 16; i++) {
+		snprintf(name, sizeof(name), "t.%d", i);
+		if (!got[i])
+			continue;
+		rc = dr_whereis(r, name, &e);
+		cr_assert_eq(rc, 0, "%s, registered while %s was paused, is gone: %s", name, who,
+			     dr_strerror(rc));
+		cr_assert_eq(e.pid, getpid(), "%s now has pid %d", name, (int)e.pid);
+	}
+	rc = dr_check(r, msg, sizeof(msg));
+	cr_assert_eq(rc, 0, "dr_check after %s resumed: %s", who, msg);
+}
+
+/* The t.i that found no entry then find one now: what who held is free. */
+static void assert_t_names_fill_up(dr_registry *r, const bool got[16], const char *who)
+{
+	char name[16], msg[256];
+
+	for (int i = 0; i < 16; i++) {
+		snprintf(name, sizeof(name), "t.%d", i);
+		if (!got[i])
+			cr_assert_eq(dr_register(r, name, "t", 1), 0, "%s after %s resumed", name,
+				     who);
+		cr_assert_eq(dr_whereis(r, name, NULL), 0, "%s", name);
+	}
+	cr_assert_eq(dr_check(r, msg, sizeof(msg)), 0, "%s", msg);
 }
 
 /*
@@ -95,10 +166,8 @@ Test(races, reclaimer_store_of_free_lands_on_a_reused_entry)
 	struct reclaimer a = { .seg = seg };
 	bool got[16] = { false };
 	dr_registry *r;
-	char name[16], msg[256];
-	struct dr_entry e;
 	pid_t pid;
-	int n = 0, rc;
+	int n;
 
 	cr_assert_eq(open_small(seg, 16, 0, &r), 0);
 	link_init(&a.l);
@@ -106,42 +175,14 @@ Test(races, reclaimer_store_of_free_lands_on_a_reused_entry)
 	cr_assert_eq(wait_stopped(pid, WAIT_MS), 0, "the reclaimer never reached reclaim_taken");
 
 	/* Fill the table while the reclaimer is paused. */
-	for (int i = 0; i < 16; i++) {
-		snprintf(name, sizeof(name), "t.%d", i);
-		rc = dr_register(r, name, "t", 1);
-		cr_assert(rc == 0 || rc == -ENOSPC || rc == -EBUSY, "register %s: %s", name,
-			  dr_strerror(rc));
-		got[i] = rc == 0;
-		n += got[i];
-	}
+	n = fill_t_names(r, got);
 	cr_assert_geq(n, 15, "only %d names fit while one entry is being freed", n);
 
 	kill(pid, SIGCONT);
 	expect_byte(&a.l, 'd', pid, "reclaimer after release");
-
-	for (int i = 0; i < 16; i++) {
-		snprintf(name, sizeof(name), "t.%d", i);
-		if (!got[i])
-			continue;
-		rc = dr_whereis(r, name, &e);
-		cr_assert_eq(rc, 0, "%s, registered while the reclaimer was paused, is gone: %s", name,
-			     dr_strerror(rc));
-		cr_assert_eq(e.pid, getpid());
-	}
-	rc = dr_check(r, msg, sizeof(msg));
-	cr_assert_eq(rc, 0, "dr_check after the reclaimer resumed: %s", msg);
+	assert_t_names_kept(r, got, "the reclaimer");
 	/* The entry the reclaimer freed is usable now. */
-	for (int i = 0; i < 16; i++) {
-		snprintf(name, sizeof(name), "t.%d", i);
-		if (!got[i])
-			cr_assert_eq(dr_register(r, name, "t", 1), 0, "%s after the reclaimer resumed",
-				     name);
-	}
-	for (int i = 0; i < 16; i++) {
-		snprintf(name, sizeof(name), "t.%d", i);
-		cr_assert_eq(dr_whereis(r, name, NULL), 0, "%s", name);
-	}
-	cr_assert_eq(dr_check(r, msg, sizeof(msg)), 0, "%s", msg);
+	assert_t_names_fill_up(r, got, "the reclaimer");
 
 	write_byte(a.l.down[1], 'q');
 	cr_assert_eq(wait_child(pid), 0);
@@ -163,21 +204,11 @@ static int reuser_child(void *arg)
 {
 	struct reclaimer *a = arg;
 	dr_registry *r;
-	char name[16], c;
-	int rc;
+	char c;
+	int rc = open_and_churn(a->seg, 16, &r);
 
-	if (open_small(a->seg, 16, 0, &r))
-		return 10;
-	for (int i = 0; i < 16; i++) {
-		snprintf(name, sizeof(name), "p.%d", i);
-		if (dr_register(r, name, NULL, 0))
-			return 11;
-	}
-	for (int i = 0; i < 16; i++) {
-		snprintf(name, sizeof(name), "p.%d", i);
-		if (dr_unregister(r, name))
-			return 12;
-	}
+	if (rc)
+		return rc;
 	crash_arm("reclaim_taken", "stop", 0);
 	rc = dr_register(r, "p.x", "x", 1);
 	write_byte(a->l.up[1], rc == 0 ? 'r' : 'R');
@@ -206,54 +237,30 @@ Test(races, an_entry_taken_back_for_reuse_is_not_taken_from_under_its_taker)
 	struct reclaimer a = { .seg = seg };
 	bool got[16] = { false };
 	dr_registry *r;
-	char name[16], msg[256];
+	char msg[256];
 	struct dr_entry e;
 	pid_t pid;
-	int n = 0, rc;
+	int n;
 
 	cr_assert_eq(open_small(seg, 16, 0, &r), 0);
 	link_init(&a.l);
 	pid = spawn(reuser_child, &a);
 	cr_assert_eq(wait_stopped(pid, WAIT_MS), 0, "the reuser never reached reclaim_taken");
 
-	for (int i = 0; i < 16; i++) {
-		snprintf(name, sizeof(name), "t.%d", i);
-		rc = dr_register(r, name, "t", 1);
-		cr_assert(rc == 0 || rc == -ENOSPC || rc == -EBUSY, "register %s: %s", name,
-			  dr_strerror(rc));
-		got[i] = rc == 0;
-		n += got[i];
-	}
+	n = fill_t_names(r, got);
 	cr_assert_eq(n, 15, "%d names fit while one entry is being taken back", n);
-	rc = dr_check(r, msg, sizeof(msg));
-	cr_assert_eq(rc, 0, "dr_check while the reuser is paused: %s", msg);
+	cr_assert_eq(dr_check(r, msg, sizeof(msg)), 0, "dr_check while the reuser is paused: %s",
+		     msg);
 
 	kill(pid, SIGCONT);
 	expect_byte(&a.l, 'r', pid, "the reuser's registration of p.x");
 	cr_assert_eq(dr_whereis(r, "p.x", &e), 0);
 	cr_assert_eq(e.pid, pid);
-	for (int i = 0; i < 16; i++) {
-		snprintf(name, sizeof(name), "t.%d", i);
-		if (!got[i])
-			continue;
-		rc = dr_whereis(r, name, &e);
-		cr_assert_eq(rc, 0, "%s, registered while the reuser was paused, is gone: %s", name,
-			     dr_strerror(rc));
-		cr_assert_eq(e.pid, getpid());
-	}
-	rc = dr_check(r, msg, sizeof(msg));
-	cr_assert_eq(rc, 0, "dr_check after the reuser resumed: %s", msg);
+	assert_t_names_kept(r, got, "the reuser");
 	write_byte(a.l.down[1], 'u');
 	expect_byte(&a.l, 'd', pid, "the reuser's unregistration of p.x");
 	/* Its entry, retired again, goes to whoever needs it. */
-	for (int i = 0; i < 16; i++) {
-		snprintf(name, sizeof(name), "t.%d", i);
-		if (!got[i])
-			cr_assert_eq(dr_register(r, name, "t", 1), 0, "%s after the reuser resumed",
-				     name);
-		cr_assert_eq(dr_whereis(r, name, NULL), 0, "%s", name);
-	}
-	cr_assert_eq(dr_check(r, msg, sizeof(msg)), 0, "%s", msg);
+	assert_t_names_fill_up(r, got, "the reuser");
 
 	write_byte(a.l.down[1], 'q');
 	cr_assert_eq(wait_child(pid), 0);
@@ -1032,21 +1039,11 @@ static int late_writer(void *arg)
 {
 	struct late *a = arg;
 	dr_registry *r;
-	char name[16], c;
-	int rc = 0;
+	char c;
+	int rc = open_and_churn(a->seg, a->close ? 15 : 16, &r);
 
-	if (open_small(a->seg, 16, 0, &r))
-		return 10;
-	for (int i = 0; i < 16; i++) {
-		snprintf(name, sizeof(name), "p.%d", i);
-		if (dr_register(r, name, NULL, 0))
-			return 11;
-	}
-	for (int i = 0; i < (a->close ? 15 : 16); i++) {
-		snprintf(name, sizeof(name), "p.%d", i);
-		if (dr_unregister(r, name))
-			return 12;
-	}
+	if (rc)
+		return rc;
 	if (drop_lock_fd(a->seg))
 		return 13;
 	write_byte(a->zl.up[1], 'c');
@@ -1067,11 +1064,10 @@ static void late_store_after_burial(const char *tag, const char *point, bool clo
 {
 	const char *seg = seg_new(tag);
 	struct late a = { .seg = seg, .point = point, .close = close };
-	char name[16], msg[256] = "", c = 0;
+	bool got[16] = { false };
+	char msg[256] = "", c = 0;
 	dr_registry *r;
-	struct dr_entry e;
 	pid_t zpid;
-	int rc;
 
 	link_init(&a.zl);
 	cr_assert_eq(open_small(seg, 16, 0, &r), 0);
@@ -1083,26 +1079,14 @@ static void late_store_after_burial(const char *tag, const char *point, bool clo
 	/* Z looks dead: the reap buries it, takes its FREEING entry over and
 	 * frees it; our registrations reuse every entry, that one included. */
 	cr_assert_eq(dr_reap(r, NULL), 0);
-	for (int i = 0; i < 16; i++) {
-		snprintf(name, sizeof(name), "t.%d", i);
-		rc = dr_register(r, name, "t", 1);
-		cr_assert_eq(rc, 0, "%s: %s", name, dr_strerror(rc));
-	}
+	cr_assert_eq(fill_t_names(r, got), 16);
 	cr_assert_eq(dr_check(r, msg, sizeof(msg)), 0, "dr_check before Z resumes: %s", msg);
 
 	kill(zpid, SIGCONT);
 	cr_assert_eq(read_byte_within(a.zl.up[0], &c, WAIT_MS), 1, "Z did not answer");
 	if (!close)
 		cr_assert_eq(c, 'D', "the buried Z's registration succeeded");
-	rc = dr_check(r, msg, sizeof(msg));
-	cr_assert_eq(rc, 0, "dr_check after the buried Z resumed at %s: %s", point, msg);
-	for (int i = 0; i < 16; i++) {
-		snprintf(name, sizeof(name), "t.%d", i);
-		rc = dr_whereis(r, name, &e);
-		cr_assert_eq(rc, 0, "%s, ours, is gone after Z resumed at %s: %s", name, point,
-			     dr_strerror(rc));
-		cr_assert_eq(e.pid, getpid(), "%s now has pid %d", name, (int)e.pid);
-	}
+	assert_t_names_kept(r, got, point);
 	cr_assert_eq(dr_whereis(r, "z", NULL), -ENOENT);
 	cr_assert_eq(dr_register(r, "t.16", "t", 1), -ENOSPC, "a 17th name in a table of 16");
 
