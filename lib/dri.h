@@ -585,9 +585,8 @@ struct dri_thread {
 	 * reuse_oldest (rcu.c, dri_reclaim_own). They stay RETIRED, so any
 	 * reclaimer may still free them, and the allocator takes them back
 	 * from that state with one CAS (rcu.c, dri_take_reusable) instead of
-	 * a CAS to free each and another to take it. Their lines are still in
-	 * this CPU's cache. Only a hint: another thread may have freed or
-	 * taken them meanwhile.
+	 * a CAS to free each and another to take it. Only a hint: another
+	 * thread may have freed or taken them meanwhile.
 	 */
 	uint64_t reuse_T, reuse_oldest;
 	uint32_t reuse[DRI_RETIRE_BATCH];

@@ -144,10 +144,9 @@ retry:
 /*
  * Claim a free entry by CAS on its state word, which records us as owner in
  * the same step (so a crash right after leaves an entry reaping can return)
- * and counts the allocation. This thread's reusable entries first (their
- * lines are still in this CPU's cache, and taking one costs one CAS where a
- * free and a take cost two), then next-fit from its cursor; one full turn
- * at most.
+ * and counts the allocation. This thread's reusable entries first (taking
+ * one costs one CAS where a free and a take cost two), then next-fit from
+ * its cursor; one full turn at most.
  */
 static bool try_alloc(struct dr_registry *r, struct dri_thread *t, uint32_t *idx)
 {
