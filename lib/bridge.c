@@ -16,6 +16,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <distreg_admin.h>
 
@@ -32,6 +34,137 @@ static pid_t owner_pid(struct dr_registry *r, uint64_t o)
 
 	return slot < r->max_procs ? r->procs[slot].pid : 0;
 }
+
+/* ---------------------------------------------------------------------- */
+/* The role's liveness lock */
+
+#ifdef DRI_LIVE_WORD
+/* Whether m is a lock as dri_live_lock_init() makes them: one that is not
+ * robust would never be marked, and its dead holder would look alive. */
+static bool live_lock_sane(const pthread_mutex_t *m)
+{
+	pthread_mutex_t ref;
+	bool same;
+
+	if (dri_live_lock_init(&ref))
+		return false;
+	same = CMM_LOAD_SHARED(m->__data.__kind) == ref.__data.__kind;
+	pthread_mutex_destroy(&ref); /* which changes its kind */
+	return same;
+}
+
+/*
+ * Map the page(s) of live_lock on their own: a thread holding a robust
+ * lock keeps its address in a list that the kernel walks as it exits, so
+ * that address must stay mapped while any thread of ours may hold it,
+ * dr_close() or not (dri_live_close).
+ */
+static int live_map(struct dr_registry *r)
+{
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+	size_t off = (size_t)((uint8_t *)&r->cluster->live_lock - r->base);
+	size_t start = off & ~(pg - 1);
+	size_t len = (off + sizeof(pthread_mutex_t) - start + pg - 1) & ~(pg - 1);
+	void *p;
+
+	if (!live_lock_sane(&r->cluster->live_lock))
+		return -EBADMSG;
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, r->fd, (off_t)start);
+	if (p == MAP_FAILED)
+		return -errno;
+	r->live_map = p;
+	r->live_map_len = len;
+	r->live_m = (pthread_mutex_t *)((uint8_t *)p + (off - start));
+	return 0;
+}
+
+static void live_unmap(struct dr_registry *r)
+{
+	if (r->live_map)
+		munmap(r->live_map, r->live_map_len);
+	r->live_map = NULL;
+	r->live_m = NULL;
+}
+#endif
+
+/*
+ * After a claim, under r->view_lock: the calling thread takes live_lock
+ * and names itself in `live`. `live` is cleared before the lock is taken
+ * (cluster.c, holder_vouched, says why). A lock whose holder died is
+ * taken over (EOWNERDEAD); one held by a thread that lives (another of
+ * ours, or of a process that gave the role back from another thread) is
+ * left: readers then ask the kernel.
+ */
+static void live_take(struct dr_registry *r)
+{
+#ifdef DRI_LIVE_WORD
+	struct dri_cluster *c = r->cluster;
+	pid_t tid = gettid();
+
+	uatomic_set(&c->live, 0);
+	cmm_smp_mb();
+	if (r->live_tid != tid) {
+		int err;
+
+		if (!r->live_m && live_map(r))
+			return;
+		err = pthread_mutex_trylock(r->live_m);
+		if (err == EOWNERDEAD)
+			err = pthread_mutex_consistent(r->live_m);
+		if (err) {
+			if (!r->live_tid)
+				live_unmap(r); /* never locked through it */
+			return;
+		}
+		r->live_tid = tid;
+	}
+	DRI_CRASHPOINT(bridge_live_locked);
+	st_rel64(&c->live, (uint64_t)tid << 32 | dri_live_tag(r->owner));
+#else
+	(void)r;
+#endif
+}
+
+/* The role ends, under r->view_lock: `live` no longer names us, and the
+ * lock is let go of if this thread holds it (else it stays with its
+ * thread, whose exit lets it go). */
+static void live_give(struct dr_registry *r)
+{
+#ifdef DRI_LIVE_WORD
+	uatomic_set(&r->cluster->live, 0);
+	cmm_smp_mb();
+	if (r->live_tid && r->live_tid == gettid()) {
+		pthread_mutex_unlock(r->live_m);
+		r->live_tid = 0;
+		live_unmap(r);
+	}
+#else
+	(void)r;
+#endif
+}
+
+/* Before the segment is unmapped. A lock still held by another thread of
+ * ours keeps its mapping (its page stays mapped until the process ends):
+ * the kernel writes to it when that thread exits. */
+void dri_live_close(struct dr_registry *r)
+{
+#ifdef DRI_LIVE_WORD
+	if (r->live_tid && r->live_tid == gettid() && r->pid == getpid()) {
+		/* While we hold the lock, `live` names us or no one. */
+		if (r->base)
+			uatomic_set(&r->cluster->live, 0);
+		pthread_mutex_unlock(r->live_m);
+		r->live_tid = 0;
+	}
+	if (!r->live_tid)
+		live_unmap(r);
+#else
+	(void)r;
+#endif
+}
+
+/* ---------------------------------------------------------------------- */
+/* The role */
 
 DR_EXPORT int dr_admin_bridge_claim(dr_mailbox *mb, pid_t *holder)
 {
@@ -82,6 +215,9 @@ DR_EXPORT int dr_admin_bridge_claim(dr_mailbox *mb, pid_t *holder)
 	DRI_CRASHPOINT(bridge_served);
 	if (ld_acq32(&c->ever) != 1)
 		st_rel32(&c->ever, 1);
+	pthread_mutex_lock(&r->view_lock);
+	live_take(r);
+	pthread_mutex_unlock(&r->view_lock);
 	return 0;
 }
 
@@ -100,6 +236,7 @@ static void role_end(dr_mailbox *mb)
 		pthread_mutex_unlock(&r->view_lock);
 		return;
 	}
+	live_give(r);
 	(void)dri_unregister(r, ADDR, 0, ADDR_FLAGS, 0, false);
 	DRI_CRASHPOINT(bridge_releasing);
 	st_rel32(&c->mbox, 0);

@@ -9,6 +9,7 @@
  * on is not used; dr_check() says what is wrong with it.
  */
 #include <errno.h>
+#include <linux/futex.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -151,22 +152,50 @@ static int view_read(struct dr_registry *r, copy_fn fn, void *arg)
 /* ---------------------------------------------------------------------- */
 /* The bridge role, as readers see it */
 
-/* A check found the bridge dead: this handle's lookups stop trusting an
- * earlier verdict of alive at once (bridge_live_lookup). The count
- * tells a lookup that found it alive meanwhile to drop the stamp it is
- * storing. */
-static void live_distrust(struct dr_registry *r)
+/*
+ * Whether holder o of the bridge role is alive, from its liveness word
+ * alone (dri.h, struct dri_cluster: live_lock, live), with no system call:
+ * true only while the thread that claimed the role for o holds live_lock,
+ * which the kernel marks (FUTEX_OWNER_DIED) as that thread exits, however
+ * it exits, before its process can be reaped. So a bridge that is found
+ * dead, stopped or killed is seen at once, as by the kernel's answer.
+ * The lock word is read before `live`: a claimer clears `live` before it
+ * takes the lock, so a holder seen in the lock word comes with its own
+ * `live` or 0, never with its predecessor's (whose tid, reused by then,
+ * could match). False sends the caller to the kernel (dri_owner_alive):
+ * no holder vouches (a bridge whose claiming thread has exited, or the
+ * segment's lock taken by another thread) or the holder is dead.
+ */
+static bool holder_vouched(struct dr_registry *r, uint64_t o)
 {
-	uatomic_inc(&r->live_dead);
-	cmm_smp_mb();
-	CMM_STORE_SHARED(r->live_stamp, 0);
+#ifdef DRI_LIVE_WORD
+	struct dri_cluster *c = r->cluster;
+	uint32_t slot = DRI_OWNER_SLOT(o), lw;
+	uint64_t w, x;
+
+	if (slot >= r->max_procs)
+		return false;
+	/* A holder found dead, or buried, is dead whatever its lock says. */
+	w = ld_acq64(&r->procs[slot].word);
+	if (!(w & DRI_PROC_LIVE) || DRI_PROC_GEN(w) != DRI_OWNER_GEN(o))
+		return false;
+	lw = ld_acq32(DRI_LIVE_WORD(c));
+	x = ld_acq64(&c->live);
+	return x != 0 && (uint32_t)x == dri_live_tag(o) && (uint32_t)(x >> 32) == (lw & FUTEX_TID_MASK) &&
+	       !(lw & FUTEX_OWNER_DIED);
+#else
+	(void)r;
+	(void)o;
+	return false;
+#endif
 }
 
 /*
  * The owner id of the live bridge, or 0; *ran: a bridge has run on the
  * segment. `ever` is loaded first: a claim sets the owner word before it,
  * so a bridge that starts meanwhile is seen alive rather than missing.
- * Liveness costs two system calls unless we are the bridge.
+ * Liveness costs no system call while the holder's liveness word vouches
+ * for it (holder_vouched), two otherwise.
  */
 static uint64_t bridge_live(struct dr_registry *r, bool *ran)
 {
@@ -177,66 +206,9 @@ static uint64_t bridge_live(struct dr_registry *r, bool *ran)
 	*ran = ever != 0;
 	if (!o)
 		return 0;
-	if (!dri_owner_alive(r, o)) {
-		live_distrust(r);
-		return 0;
-	}
-	return o;
-}
-
-/*
- * bridge_live() for lookups that answer from the view, send nothing and
- * decide no error (dr_owner(), the host dr_start_finish() names): a holder
- * that dri_owner_alive() found alive (two system calls, 2-5 us on the
- * nested VMs this runs on) is taken as alive again, without them, for the
- * next DRI_LIVE_TRUST_MS, while the role's owner word and its
- * slot's word are unchanged. A bridge that gave the role back, or that a
- * process found dead (its slot's live bit cleared), is seen at once; one
- * killed and not yet found dead, within DRI_LIVE_TRUST_MS. The calls that
- * send through the bridge check in full (bridge_live()).
- * r->live_stamp: the time in ms (high 32 bits) of the last full check and
- * a hash of the owner it found alive (low 32), in one word, so that
- * threads sharing r never pair one check's time with another's owner; 0
- * none. Any check of this handle that finds the holder dead clears it
- * (live_distrust), so that a lookup never says alive again after a call
- * on the handle said -ENOTCONN.
- */
-#define DRI_LIVE_TRUST_MS 2
-
-static uint64_t bridge_live_lookup(struct dr_registry *r, bool *ran)
-{
-	struct dri_cluster *c = r->cluster;
-	uint32_t ever = ld_acq32(&c->ever); /* first, as in bridge_live() */
-	uint64_t o = ld_acq64(&c->owner), w, stamp, now_ms;
-	uint32_t slot = DRI_OWNER_SLOT(o), tag = (uint32_t)(o ^ (o >> 32)), dead;
-	struct timespec ts;
-
-	*ran = ever != 0;
-	if (!o || o == r->owner)
+	if (o == r->owner || holder_vouched(r, o) || dri_owner_alive(r, o))
 		return o;
-	if (slot >= r->max_procs)
-		return 0;
-	w = ld_acq64(&r->procs[slot].word);
-	if (!(w & DRI_PROC_LIVE) || DRI_PROC_GEN(w) != DRI_OWNER_GEN(o))
-		return 0;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	now_ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-	stamp = CMM_LOAD_SHARED(r->live_stamp);
-	if (stamp && (uint32_t)stamp == tag &&
-	    (uint32_t)now_ms - (uint32_t)(stamp >> 32) < DRI_LIVE_TRUST_MS)
-		return o;
-	dead = uatomic_read(&r->live_dead);
-	cmm_smp_mb();
-	if (!dri_owner_alive(r, o)) {
-		live_distrust(r);
-		return 0;
-	}
-	CMM_STORE_SHARED(r->live_stamp, (now_ms & 0xffffffffull) << 32 | tag);
-	cmm_smp_mb();
-	/* Another thread found it dead since we looked: not trusted. */
-	if (uatomic_read(&r->live_dead) != dead)
-		CMM_STORE_SHARED(r->live_stamp, 0);
-	return o;
+	return 0;
 }
 
 /* Whether mailbox ref is the live bridge's, holding the role. */
@@ -340,8 +312,7 @@ int dri_owner_among(const struct dr_host *hosts, size_t n, const void *name, siz
  * view. -ENOTCONN a bridge ran and none is alive; -EHOSTUNREACH no host of
  * the view is up; -EBADMSG the view is corrupt.
  */
-static int owner_of(struct dr_registry *r, const void *name, size_t len, struct dri_where *w,
-		    bool lookup)
+int dri_owner_of(struct dr_registry *r, const void *name, size_t len, struct dri_where *w)
 {
 	bool ran;
 
@@ -350,7 +321,7 @@ static int owner_of(struct dr_registry *r, const void *name, size_t len, struct 
 	if (dri_self_buried(r))
 		return -ENOLCK;
 	memset(w, 0, sizeof(*w));
-	w->bridge = lookup ? bridge_live_lookup(r, &ran) : bridge_live(r, &ran);
+	w->bridge = bridge_live(r, &ran);
 	if (!w->bridge && ran)
 		return -ENOTCONN;
 	if (w->bridge) {
@@ -371,16 +342,6 @@ static int owner_of(struct dr_registry *r, const void *name, size_t len, struct 
 	return 0;
 }
 
-int dri_owner_of(struct dr_registry *r, const void *name, size_t len, struct dri_where *w)
-{
-	return owner_of(r, name, len, w, false);
-}
-
-int dri_owner_lookup(struct dr_registry *r, const void *name, size_t len, struct dri_where *w)
-{
-	return owner_of(r, name, len, w, true);
-}
-
 static int name_check(const void *name, size_t len)
 {
 	if (!name || len == 0)
@@ -398,7 +359,7 @@ DR_EXPORT int dr_owner_bin(dr_registry *r, const void *name, size_t name_len, ch
 		return -EINVAL;
 	err = name_check(name, name_len);
 	if (!err)
-		err = dri_owner_lookup(r, name, name_len, &w);
+		err = dri_owner_of(r, name, name_len, &w);
 	if (err)
 		return err;
 	if (strlen(w.host) >= host_len)

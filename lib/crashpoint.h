@@ -63,6 +63,7 @@
 	X(async_sent)        /* an asynchronous call sent, its pending entry not given its target */ \
 	X(bridge_claimed)    /* the bridge role taken, its address not served */ \
 	X(bridge_served)     /* the bridge's address served, not yet marked run */ \
+	X(bridge_live_locked) /* the role's liveness lock held, `live` not yet set */ \
 	X(bridge_releasing)  /* the bridge's address unregistered, role held */  \
 	X(view_writing)      /* a view copy half written, its sequence odd */    \
 	X(view_written)      /* a view copy whole, the index not yet flipped */  \

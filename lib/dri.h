@@ -46,8 +46,12 @@
  * 24 bits), the slot holds its holder's pid namespace, and whoever finds a
  * holder dead clears its live bit (a process of layout 8 would leave the
  * namespace of a previous holder beside its own pid, and another reader of
- * that namespace would record it dead). */
-#define DRI_LAYOUT_VERSION 9u
+ * that namespace would record it dead).
+ * 10: the cluster area holds the bridge role's liveness (live_lock, live):
+ * a reader of layout 10 trusts a bridge of layout 9 that holds no lock
+ * only through the kernel, but a bridge of layout 9 would leave the
+ * `live` of its predecessor in place. */
+#define DRI_LAYOUT_VERSION 10u
 #define DRI_HEADER_SIZE 4096u
 #define DRI_MAX_CAPACITY (1u << 26)
 #define DRI_MAX_PROCS 65535u
@@ -533,6 +537,20 @@ struct dri_cluster {
 	uint32_t pad0;
 	uint64_t regid;           /* the bridge address's registration; holder only */
 	uint8_t pad1[DRI_CACHELINE - 32];
+	/*
+	 * The holder's liveness, which every process reads with no system
+	 * call (cluster.c, holder_vouched): a robust, process-shared mutex,
+	 * initialised at creation, that the holder's claiming thread holds
+	 * while it has the role (bridge.c, live_take). The kernel marks it
+	 * (FUTEX_OWNER_DIED in its word) as that thread exits, however it
+	 * exits, before its process can be reaped.
+	 */
+	pthread_mutex_t live_lock DRI_ALIGNED;
+	/* atomic; (tid << 32) | dri_live_tag(owner) of the thread holding
+	 * live_lock for the role's holder, 0 none (then readers ask the
+	 * kernel). Cleared by a claimer before it takes the lock, and by the
+	 * holder before it gives the role back. */
+	uint64_t live;
 	/* atomic; how many publications flipped it: bit 0 names the copy
 	 * readers read. A count and not the copy's number, so that a reader
 	 * that finds it unchanged knows no publication ended meanwhile (0, 1,
@@ -541,6 +559,18 @@ struct dri_cluster {
 	uint32_t view_index DRI_ALIGNED;
 	struct dri_view view[2];
 } DRI_ALIGNED;
+
+/* live_lock's futex word (glibc's layout: the holder's tid, and
+ * FUTEX_OWNER_DIED once the kernel found the holder dead); elsewhere no
+ * word is read and readers always ask the kernel. */
+#ifdef __GLIBC__
+#define DRI_LIVE_WORD(c) ((uint32_t *)&(c)->live_lock.__data.__lock)
+#endif
+/* Owner id o, folded to the 32 bits dri_cluster.live keeps of it. */
+static inline uint32_t dri_live_tag(uint64_t o)
+{
+	return (uint32_t)(o ^ (o >> 32));
+}
 
 /* The ownership hash's seed (bridge/DESIGN.md "Ownership"): the same on
  * every host, so every host computes the same owner. "dr.owner". */
@@ -633,8 +663,13 @@ struct dr_registry {
 	uint64_t pidns;                   /* our pid namespace's inode, 0 unknown */
 	uint64_t fd_dev, fd_ino;          /* the segment file behind fd (fstat) */
 	uint32_t updating;                /* our threads in value_update (atomic) */
-	uint64_t live_stamp;              /* cluster.c, bridge_live_lookup() (atomic) */
-	uint32_t live_dead;               /* cluster.c, live_distrust() (atomic) */
+	/* The bridge role's live_lock as this handle holds it (bridge.c,
+	 * live_take), through a mapping of its own that dr_close() leaves
+	 * alone while a live thread of ours may hold it; under view_lock. */
+	pthread_mutex_t *live_m;
+	void *live_map;
+	size_t live_map_len;
+	pid_t live_tid;                   /* our thread holding live_m, 0 none */
 	pthread_key_t key;
 	pthread_mutex_t lock;             /* guards threads, mailboxes */
 	struct dri_thread *threads;
@@ -1076,10 +1111,6 @@ struct dri_where {
 	char host[DR_HOST_MAX + 1];
 };
 int dri_owner_of(struct dr_registry *r, const void *name, size_t len, struct dri_where *w);
-/* The same for an answer that sends nothing and decides no error (dr_owner,
- * where a started worker is): trusts a bridge found alive within 2 ms
- * (cluster.c, bridge_live_lookup). */
-int dri_owner_lookup(struct dr_registry *r, const void *name, size_t len, struct dri_where *w);
 int dri_owner_among(const struct dr_host *hosts, size_t n, const void *name, size_t len);
 /* global.c: the forwarding header to the bridge (DRI_FWD_MAX bytes at most)
  * in buf, and the bridge's address as the target that carries it. */
@@ -1101,6 +1132,10 @@ int dri_view_check(struct dr_registry *r, char *msg, size_t len);
 bool dri_bridge_serves(struct dr_registry *r, uint32_t ref);
 pid_t dri_bridge_pid(struct dr_registry *r, bool *ran);
 void dri_bridge_closing(struct dr_mailbox *mb);
+/* bridge.c: the role's liveness lock, let go of before the segment is
+ * unmapped; segment.c: initialised at creation. */
+void dri_live_close(struct dr_registry *r);
+int dri_live_lock_init(pthread_mutex_t *m);
 
 /* inspect.c: nothing shared beyond the public API. */
 

@@ -80,6 +80,9 @@ uint64_t dri_format_word(void)
 		offsetof(struct dri_header, off_cluster),
 		offsetof(struct dri_proc, start_time),
 		sizeof(struct dri_cluster),
+		offsetof(struct dri_cluster, live_lock),
+		offsetof(struct dri_cluster, live),
+		sizeof(pthread_mutex_t),
 		offsetof(struct dri_cluster, view_index),
 		offsetof(struct dri_cluster, view),
 		sizeof(struct dri_view),
@@ -372,6 +375,25 @@ static void *map_segment(int fd, uint64_t size, int populate, bool rdonly)
  * mapped and r->fd open, -EEXIST when another creator won, or another
  * negative errno.
  */
+/* The bridge role's liveness lock (dri.h, struct dri_cluster): robust, so
+ * that the kernel marks it when its holder dies, and shared between the
+ * processes. Before the segment has a name: no one can see it half made. */
+int dri_live_lock_init(pthread_mutex_t *m)
+{
+	pthread_mutexattr_t a;
+	int err = pthread_mutexattr_init(&a);
+
+	if (err)
+		return -err;
+	err = pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+	if (!err)
+		err = pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+	if (!err)
+		err = pthread_mutex_init(m, &a);
+	pthread_mutexattr_destroy(&a);
+	return -err;
+}
+
 static int create(struct dr_registry *r, const char *path, const struct dr_options *o)
 {
 	struct dri_header h = { 0 };
@@ -427,6 +449,11 @@ static int create(struct dr_registry *r, const char *path, const struct dr_optio
 	(void)madvise(base, h.size, MADV_POPULATE_WRITE);
 	/* Every page reads as zero: all entries FREE, all slots free. */
 	memcpy(base, &h, sizeof(h));
+	err = dri_live_lock_init(&((struct dri_cluster *)((uint8_t *)base + h.off_cluster))->live_lock);
+	if (err) {
+		munmap(base, h.size);
+		goto fail;
+	}
 	DRI_CRASHPOINT(create_init);
 
 	err = link_unnamed(fd, path);
@@ -580,6 +607,7 @@ int dri_segment_open(struct dr_registry *r, const char *segment,
 
 void dri_segment_close(struct dr_registry *r)
 {
+	dri_live_close(r);
 	if (r->base)
 		munmap(r->base, r->size);
 	if (r->fd >= 0)

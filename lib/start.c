@@ -612,7 +612,7 @@ static int finish(dr_mailbox *mb, const struct dri_move *m, const struct dr_msg 
 
 	/* Where: the owner as the view says now (a lookup only: the start
 	 * is over, its result is err). */
-	if ((err == 0 || err == -ECANCELED) && dri_owner_lookup(mb->r, m->name, m->len, &w) == 0)
+	if ((err == 0 || err == -ECANCELED) && dri_owner_of(mb->r, m->name, m->len, &w) == 0)
 		memcpy(st.host, w.host, sizeof(st.host));
 	if (out && (err == 0 || err == -ECANCELED))
 		*out = st;

@@ -717,10 +717,13 @@ struct dr_host {
  * The owner host of a global name, from the view in the segment: its id is
  * copied, NUL-terminated, into host (host_len bytes). No round trip: one
  * hash of the name and one mix per host, without a lock or a system call.
- * Whether the bridge lives is asked of the kernel (two system calls) at
- * most once per 2 ms per handle: a bridge that stops or is found dead is
- * seen at once, one killed (SIGKILL) and not yet found dead within 2 ms;
- * calls that send through the bridge always ask.
+ * Whether the bridge lives is read from a lock it holds in the segment,
+ * which the kernel marks as the bridge exits (a robust mutex), with no
+ * system call: a bridge that stops, or that has exited in any way (also
+ * SIGKILL), is seen at once, here and in every call through the bridge.
+ * Where that lock cannot vouch for it (a bridge whose thread that took
+ * the role has exited, or a C library other than glibc), the kernel is
+ * asked each time (two system calls).
  * While a bridge runs but has published no view yet, the owner is this
  * host, by its node name, as when no bridge ever ran.
  * Errors: -ENOTCONN a bridge ran on this segment and none runs now;

@@ -715,6 +715,15 @@ static int verifier(void *arg)
 		rc = dr_admin_bridge_claim(mb, &holder);
 		V_CHECK(rc == 0, "claim the bridge role: %s (holder %d)", s->point, s->skip,
 			dr_strerror(rc), (int)holder);
+#ifdef DRI_LIVE_WORD
+		/* Whatever C held, V now holds the role's liveness lock and is
+		 * named by it (a lock C died holding is taken over). */
+		V_CHECK(CMM_LOAD_SHARED(*DRI_LIVE_WORD(r->cluster)) == (uint32_t)gettid() &&
+				CMM_LOAD_SHARED(r->cluster->live) >> 32 == (uint64_t)gettid(),
+			"the role's liveness lock: word %x, live %llx", s->point, s->skip,
+			CMM_LOAD_SHARED(*DRI_LIVE_WORD(r->cluster)),
+			(unsigned long long)CMM_LOAD_SHARED(r->cluster->live));
+#endif
 		memset(h, 0, sizeof(h));
 		snprintf(h[0].id, sizeof(h[0].id), "v.self");
 		h[0].state = DR_HOST_UP;

@@ -11,6 +11,7 @@
  * the crash-point build, to pause a publisher in the middle of a
  * publication (DISTREG_CRASH_MODE=stop).
  */
+#include <linux/futex.h>
 #include <pthread.h>
 #include <sys/mman.h>
 #include <sys/utsname.h>
@@ -384,8 +385,30 @@ struct role_arg {
 	int hold_fd;     /* read until end of file while holding it, or -1 */
 	int other_fd;    /* the other end of hold_fd's pipe: closed in the child */
 	bool close;      /* end with dr_close() rather than dying */
+	bool thread;     /* claim and publish from a thread that then exits */
+	const char *stop_at; /* a crash point to stop at (DISTREG_CRASH_MODE=stop) */
 	uint64_t epoch;  /* of the view it publishes */
 };
+
+struct claim_arg {
+	dr_registry *r;
+	uint64_t epoch;
+	int rc;
+};
+
+static void *claim_thread(void *p)
+{
+	struct claim_arg *a = p;
+	struct dr_host h[3];
+	dr_mailbox *mb;
+
+	a->rc = dr_mailbox_open(a->r, &mb);
+	if (!a->rc)
+		a->rc = dr_admin_bridge_claim(mb, NULL);
+	if (!a->rc)
+		a->rc = dr_admin_view_publish(mb, h, three(h), a->epoch);
+	return NULL;
+}
 
 static int role_child(void *arg)
 {
@@ -397,12 +420,26 @@ static int role_child(void *arg)
 
 	if (a->hold_fd >= 0)
 		close(a->other_fd);
-	if (open_g(a->seg, &r) || dr_mailbox_open(r, &mb))
+	if (a->stop_at)
+		crash_arm(a->stop_at, "stop", 0);
+	if (open_g(a->seg, &r))
 		return 2;
-	if (dr_admin_bridge_claim(mb, NULL))
-		return 3;
-	if (dr_admin_view_publish(mb, h, three(h), a->epoch))
-		return 4;
+	if (a->thread) {
+		struct claim_arg ca = { .r = r, .epoch = a->epoch, .rc = -1 };
+		pthread_t t;
+
+		if (pthread_create(&t, NULL, claim_thread, &ca) || pthread_join(t, NULL))
+			return 6;
+		if (ca.rc)
+			return 3;
+	} else {
+		if (dr_mailbox_open(r, &mb))
+			return 2;
+		if (dr_admin_bridge_claim(mb, NULL))
+			return 3;
+		if (dr_admin_view_publish(mb, h, three(h), a->epoch))
+			return 4;
+	}
 	if (write_byte(a->fd, 'c'))
 		return 5;
 	if (a->hold_fd >= 0)
@@ -481,11 +518,11 @@ static pid_t holder_start(struct role_arg *a, int up[2], int hold[2])
 	return kid;
 }
 
-/* dr_owner() asks the kernel whether the bridge lives at most once per
- * 2 ms per handle (cluster.c, DRI_LIVE_TRUST_MS): a holder killed just
- * after it was found alive is seen dead once those 2 ms are over (asked
- * 3 ms after). */
-Test(global, dr_owner_sees_a_killed_bridge_once_its_2_ms_of_trust_are_over)
+/* dr_owner() asks no system call while the holder's liveness lock vouches
+ * for it (cluster.c, holder_vouched), and a holder killed just after it was
+ * found alive is seen dead at once: the kernel marked its lock before
+ * waitpid() returned. */
+Test(global, dr_owner_sees_a_killed_bridge_at_once)
 {
 	const char *seg = seg_new("gtrust");
 	dr_registry *r = open_or_die(seg);
@@ -498,7 +535,6 @@ Test(global, dr_owner_sees_a_killed_bridge_once_its_2_ms_of_trust_are_over)
 	cr_assert_eq(dr_owner(r, "x", id, sizeof(id)), 0);
 	cr_assert_eq(kill(kid, SIGKILL), 0);
 	cr_assert_eq(waitpid(kid, NULL, 0), kid);
-	usleep(3000);
 	cr_assert_eq(dr_owner(r, "x", id, sizeof(id)), -ENOTCONN);
 	cr_assert_eq(dr_check(r, NULL, 0), 0);
 	close(up[0]);
@@ -532,9 +568,8 @@ Test(global, a_live_holder_keeps_the_role_and_a_dead_one_loses_it)
 	/* The holder dies: its role can be taken over. */
 	close(hold[1]);
 	cr_assert_eq(wait_child(kid), 0);
-	/* What sends through the bridge sees it at once; and once a call on
-	 * this handle found it dead, dr_owner() no longer trusts the verdict
-	 * of alive it reached just above (cluster.c, live_distrust). */
+	/* What sends through the bridge sees it at once, and so does
+	 * dr_owner(), alive just above. */
 	cr_assert_eq(dr_whereis_global(r, "x", NULL, NULL, 0, 0), -ENOTCONN);
 	cr_assert_eq(dr_owner(r, "x", id, sizeof(id)), -ENOTCONN,
 		     "dr_owner trusted a bridge that a call had just found dead");
@@ -565,6 +600,149 @@ Test(global, a_live_holder_keeps_the_role_and_a_dead_one_loses_it)
 	close(hold[0]);
 	dr_close(r);
 	cr_assert_eq(dr_unlink(seg), 0);
+}
+
+/* ---------------------------------------------------------------------- */
+/* The role's liveness lock (bridge.c, live_take; cluster.c, holder_vouched) */
+
+static uint32_t live_word(dr_registry *r)
+{
+	return __atomic_load_n(DRI_LIVE_WORD(r->cluster), __ATOMIC_ACQUIRE);
+}
+
+static uint64_t live_of(dr_registry *r)
+{
+	return __atomic_load_n(&r->cluster->live, __ATOMIC_ACQUIRE);
+}
+
+/* The holder's thread holds the lock and names itself in `live`, which
+ * is what lets readers skip the kernel; stopped, it is still alive; once
+ * killed and reaped, the kernel has marked the lock and every global
+ * operation says -ENOTCONN at once. A claimer then takes the marked lock
+ * over, and lets it go with the role. */
+Test(global, the_holder_s_lock_vouches_for_it_until_it_dies_and_passes_to_the_next_holder)
+{
+	const char *seg = seg_new("glive");
+	dr_registry *r = open_or_die(seg);
+	dr_mailbox *w = mailbox(r), *mb;
+	int up[2], hold[2];
+	struct role_arg a = { .seg = seg, .epoch = 5 };
+	char id[DR_HOST_MAX + 1], name[32];
+	pid_t kid;
+
+	kid = holder_start(&a, up, hold);
+	name_owned_by(r, "lv", "beta", name, sizeof(name));
+	cr_assert_eq(live_word(r) & FUTEX_TID_MASK, (uint32_t)kid, "the lock's holder");
+	cr_assert_eq(live_of(r) >> 32, (uint64_t)kid, "live names the holder's thread");
+	cr_assert_eq(dr_owner(r, "x", id, sizeof(id)), 0);
+	cr_assert_eq(kill(kid, SIGSTOP), 0);
+	cr_assert_eq(wait_stopped(kid, WAIT_MS), 0);
+	cr_assert_eq(dr_owner(r, "x", id, sizeof(id)), 0, "a stopped bridge is alive");
+	cr_assert_eq(kill(kid, SIGKILL), 0);
+	cr_assert_eq(waitpid(kid, NULL, 0), kid);
+	cr_assert(live_word(r) & FUTEX_OWNER_DIED, "the kernel marks the lock of a dead holder");
+	cr_assert_eq(dr_cast_global(r, name, "q", 1, 0), -ENOTCONN);
+	cr_assert_eq(dr_send_global(r, name, "q", 1, 0), -ENOTCONN);
+	cr_assert_eq(dr_serve_global(w, "x", NULL, 0), -ENOTCONN);
+	cr_assert_eq(dr_owner(r, "x", id, sizeof(id)), -ENOTCONN);
+
+	mb = bridge_up(r, 6);
+	cr_assert_eq(live_word(r), (uint32_t)gettid(), "the marked lock taken over, whole");
+	cr_assert_eq(live_of(r) >> 32, (uint64_t)gettid());
+	dr_admin_bridge_release(mb);
+	cr_assert_eq(live_of(r), 0, "live names no one once the role is given back");
+	cr_assert_eq(live_word(r), 0, "the lock let go with the role");
+	cr_assert_eq(dr_check(r, NULL, 0), 0);
+	close(up[0]);
+	close(up[1]);
+	close(hold[0]);
+	close(hold[1]);
+	dr_close(r);
+	dr_unlink(seg);
+}
+
+/* A bridge whose claiming thread has exited still holds the role: its
+ * lock is marked, so readers ask the kernel, which finds it alive; once
+ * the process is killed they find it dead, and the next claimer takes the
+ * lock over. */
+Test(global, a_holder_whose_claiming_thread_exited_is_asked_of_the_kernel)
+{
+	const char *seg = seg_new("gthr");
+	dr_registry *r = open_or_die(seg);
+	dr_mailbox *mb;
+	int up[2], hold[2];
+	struct role_arg a = { .seg = seg, .epoch = 5, .thread = true };
+	char id[DR_HOST_MAX + 1];
+	pid_t kid;
+
+	kid = holder_start(&a, up, hold);
+	cr_assert(live_word(r) & FUTEX_OWNER_DIED, "the claiming thread's exit marks the lock");
+	cr_assert_neq(live_of(r), 0, "live still names the thread that claimed");
+	cr_assert_eq(dr_owner(r, "x", id, sizeof(id)), 0, "the holder's process lives");
+	cr_assert_eq(kill(kid, SIGKILL), 0);
+	cr_assert_eq(waitpid(kid, NULL, 0), kid);
+	cr_assert_eq(dr_owner(r, "x", id, sizeof(id)), -ENOTCONN);
+	mb = bridge_up(r, 6);
+	cr_assert_eq(live_word(r), (uint32_t)gettid());
+	dr_mailbox_close(mb);
+	cr_assert_eq(live_word(r), 0, "closing the role's mailbox lets the lock go");
+	close(up[0]);
+	close(up[1]);
+	close(hold[0]);
+	close(hold[1]);
+	dr_close(r);
+	dr_unlink(seg);
+}
+
+/* A claimer clears `live` before it takes the lock: stopped between the
+ * two (bridge_live_locked), it holds the lock while `live` names no one,
+ * never the dead predecessor (whose tid a reused one could match). The
+ * claimer is alive all the same (the kernel says so), and the role is its
+ * own once it goes on. */
+Test(global, a_claimer_holding_the_lock_before_naming_itself_leaves_no_predecessor_in_live)
+{
+	const char *seg = seg_new("gclr");
+	dr_registry *r = open_or_die(seg);
+	int up[2], hold[2], up2[2], hold2[2];
+	struct role_arg a = { .seg = seg, .epoch = 5 };
+	struct role_arg b = { .seg = seg, .epoch = 6, .stop_at = "bridge_live_locked" };
+	char id[DR_HOST_MAX + 1];
+	pid_t kid, kid2;
+
+	kid = holder_start(&a, up, hold);
+	cr_assert_eq(kill(kid, SIGKILL), 0);
+	cr_assert_eq(waitpid(kid, NULL, 0), kid);
+	cr_assert_eq(live_of(r) >> 32, (uint64_t)kid, "the dead holder is still named");
+
+	cr_assert_eq(pipe(up2), 0);
+	cr_assert_eq(pipe(hold2), 0);
+	b.fd = up2[1];
+	b.hold_fd = hold2[0];
+	b.other_fd = hold2[1];
+	kid2 = spawn(role_child, &b);
+	cr_assert_eq(wait_stopped(kid2, WAIT_MS), 0, "the claimer never reached bridge_live_locked");
+	cr_assert_eq(live_word(r), (uint32_t)kid2, "the claimer holds the lock");
+	cr_assert_eq(live_of(r), 0, "live was cleared before the lock was taken");
+	cr_assert_eq(dr_owner(r, "x", id, sizeof(id)), 0, "the claimer is alive");
+	cr_assert_eq(kill(kid2, SIGCONT), 0);
+	{
+		char c;
+
+		cr_assert_eq(read_byte_within(up2[0], &c, WAIT_MS), 1);
+	}
+	cr_assert_eq(live_of(r) >> 32, (uint64_t)kid2);
+	close(hold2[1]);
+	cr_assert_eq(wait_child(kid2), 0);
+	cr_assert_eq(dr_owner(r, "x", id, sizeof(id)), -ENOTCONN);
+	close(up[0]);
+	close(up[1]);
+	close(hold[0]);
+	close(hold[1]);
+	close(up2[0]);
+	close(up2[1]);
+	close(hold2[0]);
+	dr_close(r);
+	dr_unlink(seg);
 }
 
 /* ---------------------------------------------------------------------- */
