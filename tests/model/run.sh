@@ -12,7 +12,7 @@
 #     --trails   for the OLD runs, search breadth-first for the shortest
 #                trail and print its shared-memory steps (needs python3)
 #     config     only these (f1_reclaim f2_aba f3_reader f4_slot m1_names
-#                v1_view r1_relocate p1_slot)
+#                v1_view r1_relocate p1_slot l1_live)
 # Environment: CC (C compiler, default cc), MODEL_JOBS (parallel runs,
 # default the number of CPUs), MODEL_MEMLIM (MB per run, default 4096).
 set -euo pipefail
@@ -65,6 +65,9 @@ runs=(
 	"p1_slot    NEW  -"
 	"p1_slot    OLD  death_is_final"
 	"p1_slot    OLD1 death_is_final"
+	"l1_live    NEW  -"
+	"l1_live    OLD1 vouched_alive"
+	"l1_live    OLD2 vouched_alive"
 )
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/distreg-model.XXXXXX")
