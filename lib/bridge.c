@@ -14,6 +14,7 @@
  * the address first (senders then find no bridge), then the owner word.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -39,6 +40,34 @@ static pid_t owner_pid(struct dr_registry *r, uint64_t o)
 /* The role's liveness lock */
 
 #ifdef DRI_LIVE_WORD
+/*
+ * The lock is held by a thread of the library's own (holder_main), not by
+ * the thread that claims: that one may exec, which marks no lock that an
+ * earlier tid of it took (exec gives a thread the leader's tid before the
+ * kernel walks its robust list), or exit while the role is kept, or let
+ * the role go from another thread. The holder thread does nothing but
+ * hold: exec or exit of the process ends it through the kernel, which
+ * marks the lock; giving the role back ends it through us. It never
+ * unlocks: it exits holding the lock, which the kernel then marks, and the
+ * next claimer takes it over (EOWNERDEAD). So glibc never follows the
+ * lock's list pointers, which any process could have overwritten in the
+ * segment; the holder puts back the values it took the lock with before it
+ * exits, and the kernel's walk of its list goes nowhere else.
+ */
+struct dri_live {
+	struct dr_registry *r;
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int state;                /* LIVE_*, under mu */
+	pid_t tid;                /* the holder thread's, once LIVE_HELD */
+	pthread_mutex_t *m;       /* live_lock, through map */
+	void *map;
+	size_t map_len;
+};
+
+enum { LIVE_STARTING, LIVE_HELD, LIVE_FAILED, LIVE_GO };
+
 /* Whether m is a lock as dri_live_lock_init() makes them: one that is not
  * robust would never be marked, and its dead holder would look alive. */
 static bool live_lock_sane(const pthread_mutex_t *m)
@@ -53,111 +82,168 @@ static bool live_lock_sane(const pthread_mutex_t *m)
 	return same;
 }
 
+static void *holder_main(void *p)
+{
+	struct dri_live *h = p;
+	struct __pthread_internal_list taken;
+	int err = pthread_mutex_trylock(h->m);
+	bool held = err == 0 || err == EOWNERDEAD;
+
+	/* A dead holder's lock is ours once made consistent; one we hold but
+	 * could not make so, we only let go of, by exiting. */
+	if (err == EOWNERDEAD)
+		err = pthread_mutex_consistent(h->m) ? ENOTRECOVERABLE : 0;
+	if (held)
+		taken = h->m->__data.__list;
+	pthread_mutex_lock(&h->mu);
+	h->tid = gettid();
+	h->state = err ? LIVE_FAILED : LIVE_HELD;
+	pthread_cond_broadcast(&h->cv);
+	while (!err && h->state != LIVE_GO)
+		pthread_cond_wait(&h->cv, &h->mu);
+	pthread_mutex_unlock(&h->mu);
+	/* Exit holding it: the kernel marks it, following only the pointers
+	 * glibc wrote when we took it. */
+	if (held && memcmp(&h->m->__data.__list, &taken, sizeof(taken)))
+		memcpy(&h->m->__data.__list, &taken, sizeof(taken));
+	return NULL;
+}
+
+/* The holder thread's end: once joined, the kernel has walked its list
+ * (before it let the join return), so the lock's page can go. */
+static void holder_end(struct dri_live *h)
+{
+	pthread_mutex_lock(&h->mu);
+	h->state = h->state == LIVE_HELD ? LIVE_GO : h->state;
+	pthread_cond_broadcast(&h->cv);
+	pthread_mutex_unlock(&h->mu);
+	pthread_join(h->thread, NULL);
+	munmap(h->map, h->map_len);
+	pthread_cond_destroy(&h->cv);
+	pthread_mutex_destroy(&h->mu);
+	free(h);
+}
+
 /*
- * Map the page(s) of live_lock on their own: a thread holding a robust
- * lock keeps its address in a list that the kernel walks as it exits, so
- * that address must stay mapped while any thread of ours may hold it,
- * dr_close() or not (dri_live_close).
+ * A holder thread for r's role, which has taken live_lock; NULL if it
+ * could not (a lock that is not the one creation made, one held by a
+ * thread that lives, no memory or thread). It maps the lock's page on its
+ * own, so that the page stays mapped until the thread is gone, dr_close()
+ * or not. Signals are blocked in it: it is never the thread a signal for
+ * the process runs on.
  */
-static int live_map(struct dr_registry *r)
+static struct dri_live *holder_start(struct dr_registry *r)
 {
 	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
 	size_t off = (size_t)((uint8_t *)&r->cluster->live_lock - r->base);
 	size_t start = off & ~(pg - 1);
-	size_t len = (off + sizeof(pthread_mutex_t) - start + pg - 1) & ~(pg - 1);
-	void *p;
+	struct dri_live *h;
+	sigset_t all, old;
+	bool held;
+	int err;
 
 	if (!live_lock_sane(&r->cluster->live_lock))
-		return -EBADMSG;
-	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, r->fd, (off_t)start);
-	if (p == MAP_FAILED)
-		return -errno;
-	r->live_map = p;
-	r->live_map_len = len;
-	r->live_m = (pthread_mutex_t *)((uint8_t *)p + (off - start));
-	return 0;
-}
-
-static void live_unmap(struct dr_registry *r)
-{
-	if (r->live_map)
-		munmap(r->live_map, r->live_map_len);
-	r->live_map = NULL;
-	r->live_m = NULL;
+		return NULL;
+	h = calloc(1, sizeof(*h));
+	if (!h)
+		return NULL;
+	h->r = r;
+	h->map_len = (off + sizeof(pthread_mutex_t) - start + pg - 1) & ~(pg - 1);
+	h->map = mmap(NULL, h->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, r->fd, (off_t)start);
+	if (h->map == MAP_FAILED) {
+		free(h);
+		return NULL;
+	}
+	h->m = (pthread_mutex_t *)((uint8_t *)h->map + (off - start));
+	pthread_mutex_init(&h->mu, NULL);
+	pthread_cond_init(&h->cv, NULL);
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	err = pthread_create(&h->thread, NULL, holder_main, h);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (err) {
+		munmap(h->map, h->map_len);
+		pthread_cond_destroy(&h->cv);
+		pthread_mutex_destroy(&h->mu);
+		free(h);
+		return NULL;
+	}
+	pthread_mutex_lock(&h->mu);
+	while (h->state == LIVE_STARTING)
+		pthread_cond_wait(&h->cv, &h->mu);
+	held = h->state == LIVE_HELD;
+	pthread_mutex_unlock(&h->mu);
+	if (!held) {
+		holder_end(h);
+		return NULL;
+	}
+	return h;
 }
 #endif
 
 /*
- * After a claim, under r->view_lock: the calling thread takes live_lock
- * and names itself in `live`. `live` is cleared before the lock is taken
- * (cluster.c, holder_vouched, says why). A lock whose holder died is
- * taken over (EOWNERDEAD); one held by a thread that lives (another of
- * ours, or of a process that gave the role back from another thread) is
- * left: readers then ask the kernel.
+ * After a claim, under r->view_lock: a holder thread takes live_lock, and
+ * `live` names it. `live` is cleared before the lock is taken (cluster.c,
+ * holder_vouched, says why). Without a holder thread (see holder_start),
+ * `live` stays 0 and readers ask the kernel.
  */
 static void live_take(struct dr_registry *r)
 {
 #ifdef DRI_LIVE_WORD
 	struct dri_cluster *c = r->cluster;
-	pid_t tid = gettid();
 
 	uatomic_set(&c->live, 0);
 	cmm_smp_mb();
-	if (r->live_tid != tid) {
-		int err;
-
-		if (!r->live_m && live_map(r))
-			return;
-		err = pthread_mutex_trylock(r->live_m);
-		if (err == EOWNERDEAD)
-			err = pthread_mutex_consistent(r->live_m);
-		if (err) {
-			if (!r->live_tid)
-				live_unmap(r); /* never locked through it */
-			return;
-		}
-		r->live_tid = tid;
-	}
+	if (!r->live)
+		r->live = holder_start(r);
+	if (!r->live)
+		return;
 	DRI_CRASHPOINT(bridge_live_locked);
-	st_rel64(&c->live, (uint64_t)tid << 32 | dri_live_tag(r->owner));
+	st_rel64(&c->live, (uint64_t)r->live->tid << DRI_LIVE_TID_SHIFT | r->owner);
 #else
 	(void)r;
 #endif
 }
 
-/* The role ends, under r->view_lock: `live` no longer names us, and the
- * lock is let go of if this thread holds it (else it stays with its
- * thread, whose exit lets it go). */
-static void live_give(struct dr_registry *r)
+/* The role ends, or the segment is closed, under r->view_lock where the
+ * role ends: `live` no longer names us, and our holder thread ends. In a
+ * child that inherited the handle there is no holder thread: only the
+ * page's mapping is ours. */
+static void live_give(struct dr_registry *r, bool role_held)
 {
 #ifdef DRI_LIVE_WORD
-	uatomic_set(&r->cluster->live, 0);
-	cmm_smp_mb();
-	if (r->live_tid && r->live_tid == gettid()) {
-		pthread_mutex_unlock(r->live_m);
-		r->live_tid = 0;
-		live_unmap(r);
+	struct dri_live *h = r->live;
+
+	if (role_held) {
+		uatomic_set(&r->cluster->live, 0);
+		cmm_smp_mb();
+	}
+	if (!h)
+		return;
+	r->live = NULL;
+	if (r->pid == getpid()) {
+		holder_end(h);
+	} else {
+		munmap(h->map, h->map_len);
+		free(h);
 	}
 #else
 	(void)r;
+	(void)role_held;
 #endif
 }
 
-/* Before the segment is unmapped. A lock still held by another thread of
- * ours keeps its mapping (its page stays mapped until the process ends):
- * the kernel writes to it when that thread exits. */
+/* Before the segment is unmapped. A role still held ends with the process
+ * or the handle's mailbox (role_end); here only our holder thread goes,
+ * and `live` with it if it still names that thread. */
 void dri_live_close(struct dr_registry *r)
 {
 #ifdef DRI_LIVE_WORD
-	if (r->live_tid && r->live_tid == gettid() && r->pid == getpid()) {
-		/* While we hold the lock, `live` names us or no one. */
-		if (r->base)
-			uatomic_set(&r->cluster->live, 0);
-		pthread_mutex_unlock(r->live_m);
-		r->live_tid = 0;
-	}
-	if (!r->live_tid)
-		live_unmap(r);
+	if (!r->live)
+		return;
+	live_give(r, r->base && r->pid == getpid() &&
+			     ld_acq64(&r->cluster->live) ==
+				     ((uint64_t)r->live->tid << DRI_LIVE_TID_SHIFT | r->owner));
 #else
 	(void)r;
 #endif
@@ -236,7 +322,7 @@ static void role_end(dr_mailbox *mb)
 		pthread_mutex_unlock(&r->view_lock);
 		return;
 	}
-	live_give(r);
+	live_give(r, true);
 	(void)dri_unregister(r, ADDR, 0, ADDR_FLAGS, 0, false);
 	DRI_CRASHPOINT(bridge_releasing);
 	st_rel32(&c->mbox, 0);

@@ -155,16 +155,18 @@ static int view_read(struct dr_registry *r, copy_fn fn, void *arg)
 /*
  * Whether holder o of the bridge role is alive, from its liveness word
  * alone (dri.h, struct dri_cluster: live_lock, live), with no system call:
- * true only while the thread that claimed the role for o holds live_lock,
- * which the kernel marks (FUTEX_OWNER_DIED) as that thread exits, however
- * it exits, before its process can be reaped. So a bridge that is found
- * dead, stopped or killed is seen at once, as by the kernel's answer.
+ * true only while a thread of o's process (bridge.c, struct dri_live)
+ * holds live_lock and `live` names that thread and o exactly. The kernel
+ * marks the lock (FUTEX_OWNER_DIED, its tid cleared) as that thread exits,
+ * however it exits (also when another thread of its process execs),
+ * before its process can be reaped. So a bridge that is found dead,
+ * stopped or killed is seen at once, as by the kernel's answer.
  * The lock word is read before `live`: a claimer clears `live` before it
  * takes the lock, so a holder seen in the lock word comes with its own
  * `live` or 0, never with its predecessor's (whose tid, reused by then,
- * could match). False sends the caller to the kernel (dri_owner_alive):
- * no holder vouches (a bridge whose claiming thread has exited, or the
- * segment's lock taken by another thread) or the holder is dead.
+ * could match: tests/model/l1_live.pml). False sends the caller to the
+ * kernel (dri_owner_alive): no holder vouches (the lock could not be
+ * taken, or a segment written by something else) or the holder is dead.
  */
 static bool holder_vouched(struct dr_registry *r, uint64_t o)
 {
@@ -181,8 +183,8 @@ static bool holder_vouched(struct dr_registry *r, uint64_t o)
 		return false;
 	lw = ld_acq32(DRI_LIVE_WORD(c));
 	x = ld_acq64(&c->live);
-	return x != 0 && (uint32_t)x == dri_live_tag(o) && (uint32_t)(x >> 32) == (lw & FUTEX_TID_MASK) &&
-	       !(lw & FUTEX_OWNER_DIED);
+	return (lw & FUTEX_TID_MASK) != 0 && !(lw & FUTEX_OWNER_DIED) &&
+	       x == ((uint64_t)(lw & FUTEX_TID_MASK) << DRI_LIVE_TID_SHIFT | o);
 #else
 	(void)r;
 	(void)o;

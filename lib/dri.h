@@ -540,14 +540,14 @@ struct dri_cluster {
 	/*
 	 * The holder's liveness, which every process reads with no system
 	 * call (cluster.c, holder_vouched): a robust, process-shared mutex,
-	 * initialised at creation, that the holder's claiming thread holds
-	 * while it has the role (bridge.c, live_take). The kernel marks it
+	 * initialised at creation, that a thread of the holder's holds while
+	 * it has the role (bridge.c, struct dri_live). The kernel marks it
 	 * (FUTEX_OWNER_DIED in its word) as that thread exits, however it
 	 * exits, before its process can be reaped.
 	 */
 	pthread_mutex_t live_lock DRI_ALIGNED;
-	/* atomic; (tid << 32) | dri_live_tag(owner) of the thread holding
-	 * live_lock for the role's holder, 0 none (then readers ask the
+	/* atomic; (tid << DRI_LIVE_TID_SHIFT) | owner id of the holder and
+	 * the thread holding live_lock for it, 0 none (then readers ask the
 	 * kernel). Cleared by a claimer before it takes the lock, and by the
 	 * holder before it gives the role back. */
 	uint64_t live;
@@ -566,11 +566,9 @@ struct dri_cluster {
 #ifdef __GLIBC__
 #define DRI_LIVE_WORD(c) ((uint32_t *)&(c)->live_lock.__data.__lock)
 #endif
-/* Owner id o, folded to the 32 bits dri_cluster.live keeps of it. */
-static inline uint32_t dri_live_tag(uint64_t o)
-{
-	return (uint32_t)(o ^ (o >> 32));
-}
+/* dri_cluster.live: a tid (below 2^22, the kernel's PID_MAX_LIMIT) above
+ * a whole owner id (40 bits: DRI_OWNER). */
+#define DRI_LIVE_TID_SHIFT 40
 
 /* The ownership hash's seed (bridge/DESIGN.md "Ownership"): the same on
  * every host, so every host computes the same owner. "dr.owner". */
@@ -622,6 +620,8 @@ struct dri_thread {
 	uint32_t reuse[DRI_RETIRE_BATCH];
 };
 
+struct dri_live;
+
 struct dr_registry {
 	uint64_t id;                      /* unique per handle in the process */
 	pid_t pid;                        /* the process that opened it */
@@ -663,13 +663,9 @@ struct dr_registry {
 	uint64_t pidns;                   /* our pid namespace's inode, 0 unknown */
 	uint64_t fd_dev, fd_ino;          /* the segment file behind fd (fstat) */
 	uint32_t updating;                /* our threads in value_update (atomic) */
-	/* The bridge role's live_lock as this handle holds it (bridge.c,
-	 * live_take), through a mapping of its own that dr_close() leaves
-	 * alone while a live thread of ours may hold it; under view_lock. */
-	pthread_mutex_t *live_m;
-	void *live_map;
-	size_t live_map_len;
-	pid_t live_tid;                   /* our thread holding live_m, 0 none */
+	/* The thread holding the bridge role's live_lock for this handle
+	 * (bridge.c, struct dri_live), NULL none; under view_lock. */
+	struct dri_live *live;
 	pthread_key_t key;
 	pthread_mutex_t lock;             /* guards threads, mailboxes */
 	struct dri_thread *threads;

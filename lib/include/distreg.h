@@ -721,9 +721,9 @@ struct dr_host {
  * which the kernel marks as the bridge exits (a robust mutex), with no
  * system call: a bridge that stops, or that has exited in any way (also
  * SIGKILL), is seen at once, here and in every call through the bridge.
- * Where that lock cannot vouch for it (a bridge whose thread that took
- * the role has exited, or a C library other than glibc), the kernel is
- * asked each time (two system calls).
+ * Where that lock cannot vouch for it (the bridge could not take it, or a
+ * C library other than glibc), the kernel is asked each time (two system
+ * calls).
  * While a bridge runs but has published no view yet, the owner is this
  * host, by its node name, as when no bridge ever ran.
  * Errors: -ENOTCONN a bridge ran on this segment and none runs now;

@@ -25,7 +25,11 @@ extern "C" {
  * dr_admin_bridge_release(); a dead holder's role is taken over. Claiming
  * again through the mailbox that holds it returns 0. The bridge serves its
  * address (a global name of length 0, which takes one entry of the table)
- * through mb, and other processes send to it there.
+ * through mb, and other processes send to it there. While it holds the
+ * role, a thread of the library's, with every signal blocked, holds a lock
+ * in the segment that tells other processes, with no system call, that the
+ * holder lives (the kernel marks it when the process dies or execs); if
+ * that thread cannot be started, they ask the kernel instead.
  * Errors: -EBUSY a live process holds the role (its pid in *holder, which
  * may be NULL; this process's own if another of its mailboxes holds it);
  * -EINVAL mb NULL or a thread's mailbox for answers; -ENOSPC, -EUSERS,

@@ -3,25 +3,28 @@
  * dri_cluster: live_lock, live; lib/bridge.c live_take, live_give;
  * lib/cluster.c holder_vouched).
  *
- * Three bridge processes, ids 1 to 3, and the thread of each that claims
- * the role. Threads 1 and 2 have the same tid: the worst case of a tid
+ * Three bridge processes, ids 1 to 3, and the thread of each that holds
+ * the lock for it (lib/bridge.c struct dri_live). Threads 1 and 2 have the
+ * same tid: the worst case of a tid
  * reused after its first thread died. Each process claims the role (a CAS
  * on the owner word from none or from a dead holder), takes the lock and
  * names itself in `live`, and then may give the role back and claim it
  * again. At any step a process may die (the kernel marks the lock if its
  * thread held it, in the same step: it does so before the process can be
- * reaped), or its claiming thread may exit while the process lives (the
- * kernel marks the lock, the process keeps the role); and any process may
+ * reaped), or its holder thread may exit while the process lives (the
+ * kernel marks the lock, the process keeps the role: the C ends that
+ * thread only as the role is given back; the model allows it anywhere); and any process may
  * stop for good at any step (Spin explores runs in which it never moves
  * again). A reader checks once; readers only read, so one stands for any
- * number (two gave the same verdicts in 164 M states against 3.3 M).
+ * number.
  *
  * The steps and the C they stand for:
  *   owner: CAS from 0 or a dead id      dr_admin_bridge_claim's loop
  *   live = 0                            uatomic_set(&c->live, 0); cmm_smp_mb()
  *   trylock: free or marked -> ours     pthread_mutex_trylock (EOWNERDEAD)
  *   live = (tid, id)                    st_rel64(&c->live, tid << 32 | tag)
- *   give back: live = 0, unlock,        live_give, then role_end's CAS
+ *   give back: live = 0, the holder     live_give (holder_end), then
+ *     thread exits (lock marked),       role_end's CAS
  *     owner CAS to 0
  *   reader: o = owner; lw = lock word;  holder_vouched(): the owner word,
  *     x = live; vouched iff x names     then ld_acq32 of the lock's word,
@@ -60,7 +63,7 @@ inline trylock(tid, got)
 /* Death of the process: the kernel marks the lock its thread holds. */
 #define DIE atomic { alive[id] = false; if :: mine -> lw_tid = 0; lw_died = true :: else -> skip fi }; goto dead
 
-/* A step where the process may die, or its claiming thread exit. */
+/* A step where the process may die, or its holder thread exit. */
 #define STEP if \
 	:: true -> skip \
 	:: true -> DIE \
@@ -106,7 +109,7 @@ again:
 		atomic { live_tid = 0; live_id = 0 };
 		STEP;
 		if
-		:: mine -> atomic { lw_tid = 0; lw_died = false; mine = false }
+		:: mine -> atomic { lw_tid = 0; lw_died = true; mine = false }
 		:: else -> skip
 		fi;
 		STEP;

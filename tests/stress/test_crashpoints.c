@@ -37,6 +37,8 @@
  *     of C's new segments (whether its creator died in it or not) opens, is
  *     sound and left no temporary file.
  */
+#include <linux/futex.h>
+
 #include <distreg_admin.h>
 
 #include "crashpoint.h"
@@ -718,11 +720,19 @@ static int verifier(void *arg)
 #ifdef DRI_LIVE_WORD
 		/* Whatever C held, V now holds the role's liveness lock and is
 		 * named by it (a lock C died holding is taken over). */
-		V_CHECK(CMM_LOAD_SHARED(*DRI_LIVE_WORD(r->cluster)) == (uint32_t)gettid() &&
-				CMM_LOAD_SHARED(r->cluster->live) >> 32 == (uint64_t)gettid(),
-			"the role's liveness lock: word %x, live %llx", s->point, s->skip,
-			CMM_LOAD_SHARED(*DRI_LIVE_WORD(r->cluster)),
-			(unsigned long long)CMM_LOAD_SHARED(r->cluster->live));
+		{
+			uint32_t lw = CMM_LOAD_SHARED(*DRI_LIVE_WORD(r->cluster));
+			uint64_t live = CMM_LOAD_SHARED(r->cluster->live);
+			char task[64];
+
+			snprintf(task, sizeof(task), "/proc/self/task/%u", lw & FUTEX_TID_MASK);
+			V_CHECK(!(lw & FUTEX_OWNER_DIED) && (lw & FUTEX_TID_MASK) &&
+					access(task, F_OK) == 0 &&
+					live == ((uint64_t)(lw & FUTEX_TID_MASK) << DRI_LIVE_TID_SHIFT |
+						 r->cluster->owner),
+				"the role's liveness lock: word %x, live %llx", s->point, s->skip, lw,
+				(unsigned long long)live);
+		}
 #endif
 		memset(h, 0, sizeof(h));
 		snprintf(h[0].id, sizeof(h[0].id), "v.self");

@@ -603,7 +603,7 @@ Test(global, a_live_holder_keeps_the_role_and_a_dead_one_loses_it)
 }
 
 /* ---------------------------------------------------------------------- */
-/* The role's liveness lock (bridge.c, live_take; cluster.c, holder_vouched) */
+/* The role's liveness lock (bridge.c, struct dri_live; cluster.c, holder_vouched) */
 
 static uint32_t live_word(dr_registry *r)
 {
@@ -615,11 +615,35 @@ static uint64_t live_of(dr_registry *r)
 	return __atomic_load_n(&r->cluster->live, __ATOMIC_ACQUIRE);
 }
 
-/* The holder's thread holds the lock and names itself in `live`, which
- * is what lets readers skip the kernel; stopped, it is still alive; once
- * killed and reaped, the kernel has marked the lock and every global
- * operation says -ENOTCONN at once. A claimer then takes the marked lock
- * over, and lets it go with the role. */
+/* Whether tid is a thread of process pid. */
+static bool thread_of(pid_t pid, uint32_t tid)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%u", (int)pid, tid);
+	return tid != 0 && access(path, F_OK) == 0;
+}
+
+/* The lock is held by a thread of holder pid's, and `live` names that
+ * thread and the role's owner id exactly: what lets readers skip the
+ * kernel. */
+static void assert_vouched_by(dr_registry *r, pid_t pid)
+{
+	uint32_t lw = live_word(r);
+
+	cr_assert(!(lw & FUTEX_OWNER_DIED), "the lock is marked: %#x", lw);
+	cr_assert(thread_of(pid, lw & FUTEX_TID_MASK), "the lock's holder %u is no thread of %d",
+		  lw & FUTEX_TID_MASK, (int)pid);
+	cr_assert_eq(live_of(r),
+		     (uint64_t)(lw & FUTEX_TID_MASK) << DRI_LIVE_TID_SHIFT | r->cluster->owner,
+		     "live names the lock's holder thread and the role's owner");
+}
+
+/* A holder's lock vouches for it; stopped, it is still alive; once killed
+ * and reaped, the kernel has marked the lock and every global operation
+ * says -ENOTCONN at once. A claimer then takes the marked lock over, with
+ * a thread of the library's that is not the claiming one; giving the role
+ * back clears `live` and ends that thread, which marks the lock. */
 Test(global, the_holder_s_lock_vouches_for_it_until_it_dies_and_passes_to_the_next_holder)
 {
 	const char *seg = seg_new("glive");
@@ -628,12 +652,14 @@ Test(global, the_holder_s_lock_vouches_for_it_until_it_dies_and_passes_to_the_ne
 	int up[2], hold[2];
 	struct role_arg a = { .seg = seg, .epoch = 5 };
 	char id[DR_HOST_MAX + 1], name[32];
+	uint32_t lw;
 	pid_t kid;
 
 	kid = holder_start(&a, up, hold);
 	name_owned_by(r, "lv", "beta", name, sizeof(name));
-	cr_assert_eq(live_word(r) & FUTEX_TID_MASK, (uint32_t)kid, "the lock's holder");
-	cr_assert_eq(live_of(r) >> 32, (uint64_t)kid, "live names the holder's thread");
+	assert_vouched_by(r, kid);
+	cr_assert_neq(live_word(r) & FUTEX_TID_MASK, (uint32_t)kid,
+		      "held by the library's thread, not the claiming one");
 	cr_assert_eq(dr_owner(r, "x", id, sizeof(id)), 0);
 	cr_assert_eq(kill(kid, SIGSTOP), 0);
 	cr_assert_eq(wait_stopped(kid, WAIT_MS), 0);
@@ -647,11 +673,17 @@ Test(global, the_holder_s_lock_vouches_for_it_until_it_dies_and_passes_to_the_ne
 	cr_assert_eq(dr_owner(r, "x", id, sizeof(id)), -ENOTCONN);
 
 	mb = bridge_up(r, 6);
-	cr_assert_eq(live_word(r), (uint32_t)gettid(), "the marked lock taken over, whole");
-	cr_assert_eq(live_of(r) >> 32, (uint64_t)gettid());
+	assert_vouched_by(r, getpid());
+	lw = live_word(r);
+	cr_assert_neq(lw & FUTEX_TID_MASK, (uint32_t)gettid());
 	dr_admin_bridge_release(mb);
 	cr_assert_eq(live_of(r), 0, "live names no one once the role is given back");
-	cr_assert_eq(live_word(r), 0, "the lock let go with the role");
+	cr_assert(!thread_of(getpid(), lw & FUTEX_TID_MASK), "the holder thread is gone");
+	cr_assert(live_word(r) & FUTEX_OWNER_DIED, "its exit marked the lock");
+	mb = bridge_up(r, 7);
+	assert_vouched_by(r, getpid());
+	dr_mailbox_close(mb);
+	cr_assert_eq(live_of(r), 0, "closing the role's mailbox ends it too");
 	cr_assert_eq(dr_check(r, NULL, 0), 0);
 	close(up[0]);
 	close(up[1]);
@@ -661,31 +693,23 @@ Test(global, the_holder_s_lock_vouches_for_it_until_it_dies_and_passes_to_the_ne
 	dr_unlink(seg);
 }
 
-/* A bridge whose claiming thread has exited still holds the role: its
- * lock is marked, so readers ask the kernel, which finds it alive; once
- * the process is killed they find it dead, and the next claimer takes the
- * lock over. */
-Test(global, a_holder_whose_claiming_thread_exited_is_asked_of_the_kernel)
+/* The lock is not the claiming thread's: a holder whose claiming thread
+ * has exited still vouches for itself, and is seen dead once killed. */
+Test(global, a_holder_whose_claiming_thread_exited_still_vouches_for_itself)
 {
 	const char *seg = seg_new("gthr");
 	dr_registry *r = open_or_die(seg);
-	dr_mailbox *mb;
 	int up[2], hold[2];
 	struct role_arg a = { .seg = seg, .epoch = 5, .thread = true };
 	char id[DR_HOST_MAX + 1];
 	pid_t kid;
 
 	kid = holder_start(&a, up, hold);
-	cr_assert(live_word(r) & FUTEX_OWNER_DIED, "the claiming thread's exit marks the lock");
-	cr_assert_neq(live_of(r), 0, "live still names the thread that claimed");
-	cr_assert_eq(dr_owner(r, "x", id, sizeof(id)), 0, "the holder's process lives");
+	assert_vouched_by(r, kid);
+	cr_assert_eq(dr_owner(r, "x", id, sizeof(id)), 0);
 	cr_assert_eq(kill(kid, SIGKILL), 0);
 	cr_assert_eq(waitpid(kid, NULL, 0), kid);
 	cr_assert_eq(dr_owner(r, "x", id, sizeof(id)), -ENOTCONN);
-	mb = bridge_up(r, 6);
-	cr_assert_eq(live_word(r), (uint32_t)gettid());
-	dr_mailbox_close(mb);
-	cr_assert_eq(live_word(r), 0, "closing the role's mailbox lets the lock go");
 	close(up[0]);
 	close(up[1]);
 	close(hold[0]);
@@ -694,11 +718,149 @@ Test(global, a_holder_whose_claiming_thread_exited_is_asked_of_the_kernel)
 	dr_unlink(seg);
 }
 
+/* A holder whose claiming thread (not the main one) execs: exec gives
+ * that thread the leader's tid before the kernel walks its robust list,
+ * so a lock it had taken itself would never be marked, and the dead
+ * bridge would be called alive for ever (review of c197e68). The library's
+ * own thread holds it, and exec ends that thread: marked. */
+static int exec_claimer_child(void *arg)
+{
+	struct role_arg *a = arg;
+	struct claim_arg ca = { .epoch = a->epoch, .rc = -1 };
+	pthread_t t;
+	char c;
+
+	close(a->other_fd);
+	if (open_g(a->seg, &ca.r))
+		return 2;
+	if (pthread_create(&t, NULL, claim_thread, &ca) || pthread_join(t, NULL) || ca.rc)
+		return 3;
+	if (write_byte(a->fd, 'c'))
+		return 5;
+	(void)read_byte(a->hold_fd, &c);
+	execl("/bin/sh", "sh", "-c", "exit 0", (char *)NULL);
+	return 7;
+}
+
+static int exec_fd = -1;
+
+static void *exec_from_thread(void *p)
+{
+	char c;
+
+	(void)p;
+	(void)read_byte(exec_fd, &c);
+	execl("/bin/sh", "sh", "-c", "exit 0", (char *)NULL);
+	return NULL;
+}
+
+/* A holder whose main thread claimed and whose other thread execs; the
+ * main thread waits for the exec to replace it. */
+static int exec_other_child(void *arg)
+{
+	struct role_arg *a = arg;
+	pthread_t t;
+	int rc;
+
+	close(a->other_fd);
+	exec_fd = a->hold_fd;
+	a->hold_fd = -1;
+	if (pthread_create(&t, NULL, exec_from_thread, NULL))
+		return 6;
+	rc = role_child(arg);
+	if (rc)
+		return rc;
+	for (;;)
+		pause();
+}
+
+static void exec_ends_the_holder(int (*child)(void *), const char *tag)
+{
+	const char *seg = seg_new(tag);
+	dr_registry *r = open_or_die(seg);
+	int up[2], hold[2];
+	struct role_arg a = { .seg = seg, .epoch = 5 };
+	char id[DR_HOST_MAX + 1], c;
+	pid_t kid;
+
+	cr_assert_eq(pipe(up), 0);
+	cr_assert_eq(pipe(hold), 0);
+	a.fd = up[1];
+	a.hold_fd = hold[0];
+	a.other_fd = hold[1];
+	kid = spawn(child, &a);
+	cr_assert_eq(read_byte_within(up[0], &c, WAIT_MS), 1);
+	assert_vouched_by(r, kid);
+	cr_assert_eq(write_byte(hold[1], 'e'), 0);
+	cr_assert_eq(wait_child(kid), 0, "the exec'd program's status");
+	cr_assert(live_word(r) & FUTEX_OWNER_DIED, "the exec marked the lock: %#x", live_word(r));
+	cr_assert_eq(dr_owner(r, "x", id, sizeof(id)), -ENOTCONN, "a dead bridge called alive");
+	cr_assert_eq(dr_cast_global(r, "x", "q", 1, 0), -ENOTCONN);
+	dr_mailbox_close(bridge_up(r, 6));
+	cr_assert_eq(dr_check(r, NULL, 0), 0);
+	close(up[0]);
+	close(up[1]);
+	close(hold[0]);
+	close(hold[1]);
+	dr_close(r);
+	dr_unlink(seg);
+}
+
+Test(global, a_holder_whose_claiming_thread_execs_is_dead_once_the_program_ends)
+{
+	exec_ends_the_holder(exec_claimer_child, "gexec1");
+}
+
+Test(global, a_holder_another_thread_of_which_execs_is_dead_once_the_program_ends)
+{
+	exec_ends_the_holder(exec_other_child, "gexec2");
+}
+
+/* The lock's bytes are in the segment, which every attached process may
+ * write: overwritten while held (its list pointers, or its word), giving
+ * the role back must not crash, and the role stays claimable (review of
+ * c197e68: glibc followed the overwritten pointers when it unlocked). */
+static void scribble_while_held(bool pointers, const char *tag)
+{
+	const char *seg = seg_new(tag);
+	dr_registry *r = open_or_die(seg);
+	pthread_mutex_t *m = &r->cluster->live_lock;
+	dr_mailbox *mb = bridge_up(r, 5);
+	char id[DR_HOST_MAX + 1];
+
+	assert_vouched_by(r, getpid());
+	if (pointers) {
+		m->__data.__list.__prev = (void *)0x10;
+		m->__data.__list.__next = (void *)0x7ff0;
+	} else {
+		__atomic_store_n(DRI_LIVE_WORD(r->cluster), 0x12345u, __ATOMIC_RELEASE);
+	}
+	cr_assert_eq(dr_owner(r, "x", id, sizeof(id)), 0, "the holder itself is alive");
+	dr_admin_bridge_release(mb);
+	cr_assert_eq(live_of(r), 0);
+	cr_assert_eq(dr_admin_bridge_claim(mb, NULL), 0, "the role is claimable again");
+	cr_assert_eq(dr_admin_view_publish(mb, (struct dr_host[3]){ { .id = "" } }, 0, 6), -EINVAL);
+	dr_mailbox_close(mb);
+	cr_assert_eq(dr_check(r, NULL, 0), 0);
+	dr_close(r);
+	dr_unlink(seg);
+}
+
+Test(global, overwritten_lock_pointers_do_not_crash_a_bridge_that_gives_the_role_back)
+{
+	scribble_while_held(true, "gscr1");
+}
+
+Test(global, an_overwritten_lock_word_does_not_crash_a_bridge_that_gives_the_role_back)
+{
+	scribble_while_held(false, "gscr2");
+}
+
 /* A claimer clears `live` before it takes the lock: stopped between the
  * two (bridge_live_locked), it holds the lock while `live` names no one,
- * never the dead predecessor (whose tid a reused one could match). The
- * claimer is alive all the same (the kernel says so), and the role is its
- * own once it goes on. */
+ * never the dead predecessor (whose tid a reused one could match:
+ * tests/model/l1_live.pml). The claimer is alive all the same (the kernel
+ * says so), and the role is its own once it goes on. */
 Test(global, a_claimer_holding_the_lock_before_naming_itself_leaves_no_predecessor_in_live)
 {
 	const char *seg = seg_new("gclr");
@@ -706,13 +868,15 @@ Test(global, a_claimer_holding_the_lock_before_naming_itself_leaves_no_predecess
 	int up[2], hold[2], up2[2], hold2[2];
 	struct role_arg a = { .seg = seg, .epoch = 5 };
 	struct role_arg b = { .seg = seg, .epoch = 6, .stop_at = "bridge_live_locked" };
-	char id[DR_HOST_MAX + 1];
+	char id[DR_HOST_MAX + 1], c;
+	uint64_t dead;
 	pid_t kid, kid2;
 
 	kid = holder_start(&a, up, hold);
+	dead = live_of(r);
 	cr_assert_eq(kill(kid, SIGKILL), 0);
 	cr_assert_eq(waitpid(kid, NULL, 0), kid);
-	cr_assert_eq(live_of(r) >> 32, (uint64_t)kid, "the dead holder is still named");
+	cr_assert_eq(live_of(r), dead, "the dead holder is still named");
 
 	cr_assert_eq(pipe(up2), 0);
 	cr_assert_eq(pipe(hold2), 0);
@@ -721,16 +885,12 @@ Test(global, a_claimer_holding_the_lock_before_naming_itself_leaves_no_predecess
 	b.other_fd = hold2[1];
 	kid2 = spawn(role_child, &b);
 	cr_assert_eq(wait_stopped(kid2, WAIT_MS), 0, "the claimer never reached bridge_live_locked");
-	cr_assert_eq(live_word(r), (uint32_t)kid2, "the claimer holds the lock");
+	cr_assert(thread_of(kid2, live_word(r)), "the claimer's thread holds the lock");
 	cr_assert_eq(live_of(r), 0, "live was cleared before the lock was taken");
 	cr_assert_eq(dr_owner(r, "x", id, sizeof(id)), 0, "the claimer is alive");
 	cr_assert_eq(kill(kid2, SIGCONT), 0);
-	{
-		char c;
-
-		cr_assert_eq(read_byte_within(up2[0], &c, WAIT_MS), 1);
-	}
-	cr_assert_eq(live_of(r) >> 32, (uint64_t)kid2);
+	cr_assert_eq(read_byte_within(up2[0], &c, WAIT_MS), 1);
+	assert_vouched_by(r, kid2);
 	close(hold2[1]);
 	cr_assert_eq(wait_child(kid2), 0);
 	cr_assert_eq(dr_owner(r, "x", id, sizeof(id)), -ENOTCONN);
