@@ -17,7 +17,12 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <distreg_admin.h>
@@ -82,12 +87,53 @@ static bool live_lock_sane(const pthread_mutex_t *m)
 	return same;
 }
 
+/* Whether the kernel knows this thread's robust list: glibc goes on when
+ * set_robust_list fails (a seccomp filter installed after start-up, say),
+ * and a lock on a list the kernel does not know is never marked. */
+static bool robust_registered(void)
+{
+	void *head = NULL;
+	size_t len = 0;
+
+	return syscall(SYS_get_robust_list, 0, &head, &len) == 0 && head != NULL;
+}
+
+/* Whether every other thread of the process has ended (a thread group's
+ * first thread stays a zombie until the last one ends). Not known (no
+ * /proc): false. */
+static bool only_thread_left(void)
+{
+	char path[64], buf[512], *p;
+	pid_t self = gettid();
+	struct dirent *e;
+	bool alone = true;
+	DIR *d = opendir("/proc/self/task");
+
+	if (!d)
+		return false;
+	while (alone && (e = readdir(d))) {
+		int tid = atoi(e->d_name);
+
+		if (tid <= 0 || tid == self)
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
+		p = dri_proc_stat(path, buf, sizeof(buf));
+		/* Gone meanwhile, or a zombie ('Z') or dead ('X'): ended. */
+		alone = !p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X';
+	}
+	closedir(d);
+	return alone;
+}
+
+/* How often the holder looks whether it is the last thread left. */
+#define LIVE_LAST_CHECK_S 1
+
 static void *holder_main(void *p)
 {
 	struct dri_live *h = p;
 	struct __pthread_internal_list taken;
-	int err = pthread_mutex_trylock(h->m);
-	bool held = err == 0 || err == EOWNERDEAD;
+	int err = robust_registered() ? pthread_mutex_trylock(h->m) : ENOTSUP;
+	bool held = err == 0 || err == EOWNERDEAD, last = false;
 
 	/* A dead holder's lock is ours once made consistent; one we hold but
 	 * could not make so, we only let go of, by exiting. */
@@ -99,8 +145,22 @@ static void *holder_main(void *p)
 	h->tid = gettid();
 	h->state = err ? LIVE_FAILED : LIVE_HELD;
 	pthread_cond_broadcast(&h->cv);
-	while (!err && h->state != LIVE_GO)
-		pthread_cond_wait(&h->cv, &h->mu);
+	/* Until the role ends; or until every other thread has ended (the
+	 * main thread's pthread_exit() as the process's last own thread):
+	 * then we end too, and glibc ends the process as it would have
+	 * without us (exit(0) after the last thread), the lock with it. */
+	while (!err && h->state != LIVE_GO && !last) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += LIVE_LAST_CHECK_S;
+		if (pthread_cond_timedwait(&h->cv, &h->mu, &ts) == ETIMEDOUT &&
+		    h->state != LIVE_GO) {
+			pthread_mutex_unlock(&h->mu);
+			last = only_thread_left();
+			pthread_mutex_lock(&h->mu);
+		}
+	}
 	pthread_mutex_unlock(&h->mu);
 	/* Exit holding it: the kernel marks it, following only the pointers
 	 * glibc wrote when we took it. */
@@ -138,6 +198,7 @@ static struct dri_live *holder_start(struct dr_registry *r)
 	size_t off = (size_t)((uint8_t *)&r->cluster->live_lock - r->base);
 	size_t start = off & ~(pg - 1);
 	struct dri_live *h;
+	pthread_condattr_t ca;
 	sigset_t all, old;
 	bool held;
 	int err;
@@ -156,7 +217,10 @@ static struct dri_live *holder_start(struct dr_registry *r)
 	}
 	h->m = (pthread_mutex_t *)((uint8_t *)h->map + (off - start));
 	pthread_mutex_init(&h->mu, NULL);
-	pthread_cond_init(&h->cv, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&h->cv, &ca);
+	pthread_condattr_destroy(&ca);
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	err = pthread_create(&h->thread, NULL, holder_main, h);
@@ -192,10 +256,17 @@ static void live_take(struct dr_registry *r)
 #ifdef DRI_LIVE_WORD
 	struct dri_cluster *c = r->cluster;
 
+	int cs;
+
 	uatomic_set(&c->live, 0);
 	cmm_smp_mb();
+	/* Not cancellable: pthread_cond_wait and pthread_join are
+	 * cancellation points, and a claimer cancelled there would leave
+	 * view_lock locked and a holder thread running. */
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs);
 	if (!r->live)
 		r->live = holder_start(r);
+	pthread_setcancelstate(cs, NULL);
 	if (!r->live)
 		return;
 	DRI_CRASHPOINT(bridge_live_locked);
@@ -222,7 +293,11 @@ static void live_give(struct dr_registry *r, bool role_held)
 		return;
 	r->live = NULL;
 	if (r->pid == getpid()) {
+		int cs;
+
+		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs); /* see live_take */
 		holder_end(h);
+		pthread_setcancelstate(cs, NULL);
 	} else {
 		munmap(h->map, h->map_len);
 		free(h);
@@ -252,12 +327,24 @@ void dri_live_close(struct dr_registry *r)
 /* ---------------------------------------------------------------------- */
 /* The role */
 
+/* dri_mb_begin(), and getpid() too: the role's calls are rare, and a child
+ * made without the fork handlers (which has our cached pid) must not end
+ * or take its parent's role. */
+static int role_begin(dr_mailbox *mb)
+{
+	int err = dri_mb_begin(mb);
+
+	if (!err && mb->r->pid != getpid())
+		err = -ECHILD;
+	return err;
+}
+
 DR_EXPORT int dr_admin_bridge_claim(dr_mailbox *mb, pid_t *holder)
 {
 	struct dr_registry *r;
 	struct dri_cluster *c;
 	struct dr_entry e;
-	int err = dri_mb_begin(mb);
+	int err = role_begin(mb);
 
 	if (holder)
 		*holder = 0;
@@ -333,7 +420,7 @@ static void role_end(dr_mailbox *mb)
 
 DR_EXPORT void dr_admin_bridge_release(dr_mailbox *mb)
 {
-	if (dri_mb_begin(mb) == 0)
+	if (role_begin(mb) == 0)
 		role_end(mb);
 }
 
@@ -408,7 +495,7 @@ DR_EXPORT int dr_admin_view_publish(dr_mailbox *mb, const struct dr_host *hosts,
 	struct dri_view *v;
 	uint64_t s, odd;
 	uint32_t i, w;
-	int err = dri_mb_begin(mb);
+	int err = role_begin(mb);
 
 	if (err)
 		return err;

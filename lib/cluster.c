@@ -160,7 +160,9 @@ static int view_read(struct dr_registry *r, copy_fn fn, void *arg)
  * marks the lock (FUTEX_OWNER_DIED, its tid cleared) as that thread exits,
  * however it exits (also when another thread of its process execs),
  * before its process can be reaped. So a bridge that is found dead,
- * stopped or killed is seen at once, as by the kernel's answer.
+ * exited or killed is seen at once, as by the kernel's answer (and one
+ * stopped is alive). The holder thread takes no lock if the kernel keeps
+ * no robust list for it (bridge.c, robust_registered).
  * The lock word is read before `live`: a claimer clears `live` before it
  * takes the lock, so a holder seen in the lock word comes with its own
  * `live` or 0, never with its predecessor's (whose tid, reused by then,

@@ -1466,7 +1466,10 @@ DR_EXPORT void dr_mailbox_close(dr_mailbox *mb)
 {
 	if (!mb)
 		return;
-	dri_mailbox_free(mb, mb->r->pid == dri_self_pid && !dri_self_buried(mb->r));
+	/* getpid(), as in dr_close(): a child made without the fork handlers
+	 * has our cached pid, and would end its parent's bridge role. */
+	dri_mailbox_free(mb, mb->r->pid == dri_self_pid && mb->r->pid == getpid() &&
+				     !dri_self_buried(mb->r));
 }
 
 DR_EXPORT int dr_mailbox_stats(dr_mailbox *mb, struct dr_mailbox_stats *out)

@@ -718,12 +718,17 @@ struct dr_host {
  * copied, NUL-terminated, into host (host_len bytes). No round trip: one
  * hash of the name and one mix per host, without a lock or a system call.
  * Whether the bridge lives is read from a lock it holds in the segment,
- * which the kernel marks as the bridge exits (a robust mutex), with no
- * system call: a bridge that stops, or that has exited in any way (also
- * SIGKILL), is seen at once, here and in every call through the bridge.
- * Where that lock cannot vouch for it (the bridge could not take it, or a
- * C library other than glibc), the kernel is asked each time (two system
- * calls).
+ * which the kernel marks as the bridge's process ends (a robust mutex),
+ * with no system call: a bridge that gave the role back, exited, execs or
+ * was killed (also SIGKILL) is seen at once, here and in every call
+ * through the bridge; a stopped one is alive. Where that lock cannot vouch
+ * for it (the bridge could not take it: no memory or thread, a kernel that
+ * keeps no robust list for its threads, as under a seccomp filter that
+ * refuses set_robust_list, or a C library other than glibc), the kernel is
+ * asked each time (two system calls). One case escapes both: a bridge the
+ * kernel's OOM killer ends, whose memory is taken before its exit marks
+ * the lock (the kernel waits 2 s for that), is alive to readers until a
+ * process finds it dead (dr_reap(), or the next bridge's claim).
  * While a bridge runs but has published no view yet, the owner is this
  * host, by its node name, as when no bridge ever ran.
  * Errors: -ENOTCONN a bridge ran on this segment and none runs now;

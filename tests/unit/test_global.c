@@ -11,7 +11,12 @@
  * the crash-point build, to pause a publisher in the middle of a
  * publication (DISTREG_CRASH_MODE=stop).
  */
+#include <linux/filter.h>
 #include <linux/futex.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <pthread.h>
 #include <sys/mman.h>
 #include <sys/utsname.h>
@@ -854,6 +859,216 @@ Test(global, overwritten_lock_pointers_do_not_crash_a_bridge_that_gives_the_role
 Test(global, an_overwritten_lock_word_does_not_crash_a_bridge_that_gives_the_role_back)
 {
 	scribble_while_held(false, "gscr2");
+}
+
+/* A process whose kernel refused set_robust_list (a seccomp filter
+ * installed after start-up; glibc goes on without it): no lock the holder
+ * thread took would ever be marked, so it takes none and readers ask the
+ * kernel (review of e555950: a dead bridge was called alive). */
+static int seccomp_claimer_child(void *arg)
+{
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_set_robust_list, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { .len = sizeof(f) / sizeof(f[0]), .filter = f };
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog))
+		return 9;
+	return role_child(arg);
+}
+
+Test(global, a_holder_thread_the_kernel_keeps_no_robust_list_of_vouches_for_no_one)
+{
+	const char *seg = seg_new("gsecc");
+	dr_registry *r = open_or_die(seg);
+	int up[2], hold[2];
+	struct role_arg a = { .seg = seg, .epoch = 5 };
+	char id[DR_HOST_MAX + 1], c;
+	pid_t kid;
+
+	cr_assert_eq(pipe(up), 0);
+	cr_assert_eq(pipe(hold), 0);
+	a.fd = up[1];
+	a.hold_fd = hold[0];
+	a.other_fd = hold[1];
+	kid = spawn(seccomp_claimer_child, &a);
+	cr_assert_eq(read_byte_within(up[0], &c, WAIT_MS), 1, "the claimer never claimed");
+	cr_assert_eq(live_of(r), 0, "live names a holder whose lock the kernel would never mark");
+	cr_assert_eq(dr_owner(r, "x", id, sizeof(id)), 0, "the holder lives (the kernel says so)");
+	cr_assert_eq(kill(kid, SIGKILL), 0);
+	cr_assert_eq(waitpid(kid, NULL, 0), kid);
+	cr_assert_eq(dr_owner(r, "x", id, sizeof(id)), -ENOTCONN, "a dead bridge called alive");
+	dr_mailbox_close(bridge_up(r, 6)); /* the role is taken over */
+	close(up[0]);
+	close(up[1]);
+	close(hold[0]);
+	close(hold[1]);
+	dr_close(r);
+	dr_unlink(seg);
+}
+
+/* A claim or a release cancelled (deferred, the default) inside the call:
+ * the role's calls are not cancellation points, or the thread unwound
+ * with view_lock held and the next release of the handle hung (review of
+ * e555950). Run in a child, so that a hang is a status, not a stuck test. */
+struct cancel_arg {
+	const char *seg;
+	dr_mailbox *mb;
+	bool release;
+	pthread_barrier_t bar;
+};
+
+static void *cancel_victim(void *p)
+{
+	struct cancel_arg *a = p;
+	struct dr_host h[3];
+
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+	if (a->release && (dr_admin_bridge_claim(a->mb, NULL) ||
+			   dr_admin_view_publish(a->mb, h, three(h), 5)))
+		_exit(2);
+	pthread_barrier_wait(&a->bar);
+	pthread_barrier_wait(&a->bar); /* the cancel is pending now */
+	pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
+	if (a->release)
+		dr_admin_bridge_release(a->mb);
+	else
+		(void)dr_admin_bridge_claim(a->mb, NULL);
+	pthread_testcancel();
+	return NULL;
+}
+
+static int cancel_child(void *arg)
+{
+	struct cancel_arg *a = arg;
+	dr_registry *r;
+	pthread_t t;
+
+	if (open_g(a->seg, &r) || dr_mailbox_open(r, &a->mb))
+		return 2;
+	pthread_barrier_init(&a->bar, NULL, 2);
+	if (pthread_create(&t, NULL, cancel_victim, a))
+		return 3;
+	pthread_barrier_wait(&a->bar);
+	pthread_cancel(t);
+	pthread_barrier_wait(&a->bar);
+	pthread_join(t, NULL);
+	alarm(5); /* a hang ends the child with SIGALRM */
+	dr_admin_bridge_release(a->mb);
+	if (dr_admin_bridge_claim(a->mb, NULL))
+		return 4;
+	dr_close(r);
+	return 0;
+}
+
+static void cancelled_in(bool release, const char *tag)
+{
+	const char *seg = seg_new(tag);
+	dr_registry *r = open_or_die(seg);
+	struct cancel_arg a = { .seg = seg, .release = release };
+	char id[DR_HOST_MAX + 1];
+
+	cr_assert_eq(wait_child(spawn(cancel_child, &a)), 0,
+		     "the handle of a thread cancelled in the call hung or failed");
+	cr_assert_eq(dr_owner(r, "x", id, sizeof(id)), -ENOTCONN);
+	cr_assert_eq(dr_check(r, NULL, 0), 0);
+	dr_close(r);
+	dr_unlink(seg);
+}
+
+Test(global, a_claim_cancelled_inside_the_call_leaves_the_handle_usable)
+{
+	cancelled_in(false, "gcan1");
+}
+
+Test(global, a_release_cancelled_inside_the_call_leaves_the_handle_usable)
+{
+	cancelled_in(true, "gcan2");
+}
+
+/* A holder whose main thread ends with pthread_exit() as its last own
+ * thread: the process ends, as it would without the library's holder
+ * thread (review of e555950: that thread kept it running for ever). */
+static int main_exit_child(void *arg)
+{
+	struct role_arg *a = arg;
+
+	a->hold_fd = -1;
+	if (role_child(arg))
+		return 3;
+	pthread_exit(NULL);
+}
+
+Test(global, a_holder_whose_own_threads_have_all_ended_exits)
+{
+	const char *seg = seg_new("gmex");
+	dr_registry *r = open_or_die(seg);
+	int up[2];
+	struct role_arg a = { .seg = seg, .epoch = 5, .hold_fd = -1 };
+	char id[DR_HOST_MAX + 1], c;
+	pid_t kid;
+	int st = -1;
+
+	cr_assert_eq(pipe(up), 0);
+	a.fd = up[1];
+	kid = spawn(main_exit_child, &a);
+	cr_assert_eq(read_byte_within(up[0], &c, WAIT_MS), 1);
+	for (int i = 0; i < WAIT_MS / 10 && waitpid(kid, &st, WNOHANG) == 0; i++)
+		usleep(10000);
+	if (st == -1) {
+		kill(kid, SIGKILL);
+		waitpid(kid, NULL, 0);
+		cr_assert_fail("the holder's process still runs %d ms after its last own thread ended",
+			       WAIT_MS);
+	}
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x", st);
+	cr_assert_eq(dr_owner(r, "x", id, sizeof(id)), -ENOTCONN);
+	close(up[0]);
+	close(up[1]);
+	dr_close(r);
+	dr_unlink(seg);
+}
+
+/* A child made without the fork handlers (it has its parent's cached pid)
+ * that closes or releases the inherited mailbox holding the role ends
+ * nothing of its parent's (review of e555950; older than it). */
+static int raw_fork_release(dr_mailbox *mb, bool release)
+{
+	pid_t kid = (pid_t)syscall(SYS_fork);
+	int st;
+
+	if (kid == 0) {
+		if (release)
+			dr_admin_bridge_release(mb);
+		else
+			dr_mailbox_close(mb);
+		_exit(0);
+	}
+	if (kid < 0 || waitpid(kid, &st, 0) != kid)
+		return -1;
+	return st;
+}
+
+Test(global, a_child_forked_without_the_handlers_ends_no_role_of_its_parent)
+{
+	const char *seg = seg_new("grawf");
+	dr_registry *r = open_or_die(seg), *other = open_or_die(seg);
+	dr_mailbox *mb = bridge_up(r, 5);
+	char id[DR_HOST_MAX + 1];
+
+	cr_assert_eq(raw_fork_release(mb, true), 0);
+	cr_assert_eq(dr_owner(other, "x", id, sizeof(id)), 0, "the child released its parent's role");
+	cr_assert_eq(raw_fork_release(mb, false), 0);
+	cr_assert_eq(dr_owner(other, "x", id, sizeof(id)), 0, "the child's close ended its parent's role");
+	assert_vouched_by(other, getpid());
+	dr_mailbox_close(mb);
+	cr_assert_eq(dr_owner(other, "x", id, sizeof(id)), -ENOTCONN);
+	dr_close(other);
+	dr_close(r);
+	dr_unlink(seg);
 }
 
 /* A claimer clears `live` before it takes the lock: stopped between the
