@@ -69,6 +69,8 @@ struct dri_live {
 	pthread_mutex_t *m;       /* live_lock, through map */
 	void *map;
 	size_t map_len;
+	sigset_t mask;            /* the creator's, back before exit handlers run */
+	pid_t proc_tid;           /* the holder's tid as /proc names it */
 };
 
 enum { LIVE_STARTING, LIVE_HELD, LIVE_FAILED, LIVE_GO };
@@ -101,10 +103,23 @@ static bool robust_registered(void)
 /* Whether every other thread of the process has ended (a thread group's
  * first thread stays a zombie until the last one ends). Not known (no
  * /proc): false. */
-static bool only_thread_left(void)
+/* This thread's tid as /proc names it (its pid namespace may not be ours:
+ * unshare -p without a /proc of its own); 0 if /proc cannot tell. */
+static pid_t proc_self_tid(void)
+{
+	char l[64], *t;
+	ssize_t n = readlink("/proc/thread-self", l, sizeof(l) - 1);
+
+	if (n <= 0)
+		return 0;
+	l[n] = 0;
+	t = strstr(l, "/task/");
+	return t ? atoi(t + 6) : 0;
+}
+
+static bool only_thread_left(pid_t self)
 {
 	char path[64], buf[512], *p;
-	pid_t self = gettid();
 	struct dirent *e;
 	bool alone = true;
 	DIR *d = opendir("/proc/self/task");
@@ -117,9 +132,14 @@ static bool only_thread_left(void)
 		if (tid <= 0 || tid == self)
 			continue;
 		snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
+		errno = 0;
 		p = dri_proc_stat(path, buf, sizeof(buf));
-		/* Gone meanwhile, or a zombie ('Z') or dead ('X'): ended. */
-		alone = !p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X';
+		/* Gone meanwhile, or a zombie ('Z') or dead ('X'): ended. Not
+		 * read for another reason (EMFILE, ENOMEM): not known, alive. */
+		if (!p && errno && errno != ENOENT && errno != ESRCH)
+			alone = false;
+		else
+			alone = !p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X';
 	}
 	closedir(d);
 	return alone;
@@ -132,7 +152,10 @@ static void *holder_main(void *p)
 {
 	struct dri_live *h = p;
 	struct __pthread_internal_list taken;
-	int err = robust_registered() ? pthread_mutex_trylock(h->m) : ENOTSUP;
+	/* No /proc of ours to tell when we are the last thread: no lock, or
+	 * a main thread's pthread_exit() would never end the process. */
+	pid_t ptid = proc_self_tid();
+	int err = ptid > 0 && robust_registered() ? pthread_mutex_trylock(h->m) : ENOTSUP;
 	bool held = err == 0 || err == EOWNERDEAD, last = false;
 
 	/* A dead holder's lock is ours once made consistent; one we hold but
@@ -157,7 +180,7 @@ static void *holder_main(void *p)
 		if (pthread_cond_timedwait(&h->cv, &h->mu, &ts) == ETIMEDOUT &&
 		    h->state != LIVE_GO) {
 			pthread_mutex_unlock(&h->mu);
-			last = only_thread_left();
+			last = only_thread_left(ptid);
 			pthread_mutex_lock(&h->mu);
 		}
 	}
@@ -166,18 +189,26 @@ static void *holder_main(void *p)
 	 * glibc wrote when we took it. */
 	if (held && memcmp(&h->m->__data.__list, &taken, sizeof(taken)))
 		memcpy(&h->m->__data.__list, &taken, sizeof(taken));
+	/* The last thread: glibc runs exit(0), and its handlers, on us; with
+	 * the program's signal mask, as on the thread that would have. */
+	if (last)
+		pthread_sigmask(SIG_SETMASK, &h->mask, NULL);
 	return NULL;
 }
 
 /* The holder thread's end: once joined, the kernel has walked its list
  * (before it let the join return), so the lock's page can go. */
-static void holder_end(struct dri_live *h)
+static void holder_stop(struct dri_live *h)
 {
 	pthread_mutex_lock(&h->mu);
 	h->state = h->state == LIVE_HELD ? LIVE_GO : h->state;
 	pthread_cond_broadcast(&h->cv);
 	pthread_mutex_unlock(&h->mu);
 	pthread_join(h->thread, NULL);
+}
+
+static void holder_free(struct dri_live *h)
+{
 	munmap(h->map, h->map_len);
 	pthread_cond_destroy(&h->cv);
 	pthread_mutex_destroy(&h->mu);
@@ -210,7 +241,13 @@ static struct dri_live *holder_start(struct dr_registry *r)
 		return NULL;
 	h->r = r;
 	h->map_len = (off + sizeof(pthread_mutex_t) - start + pg - 1) & ~(pg - 1);
+	/* Not inherited (no fork() between the two: dri_fork_hold): a child
+	 * forked while the holder starts or ends would not know to unmap it. */
+	dri_fork_hold();
 	h->map = mmap(NULL, h->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, r->fd, (off_t)start);
+	if (h->map != MAP_FAILED)
+		(void)madvise(h->map, h->map_len, MADV_DONTFORK);
+	dri_fork_release();
 	if (h->map == MAP_FAILED) {
 		free(h);
 		return NULL;
@@ -223,9 +260,13 @@ static struct dri_live *holder_start(struct dr_registry *r)
 	pthread_condattr_destroy(&ca);
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
+	h->mask = old;
+	/* Known to a child forked from here on (dri_live_close unmaps it). */
+	r->live = h;
 	err = pthread_create(&h->thread, NULL, holder_main, h);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (err) {
+		r->live = NULL;
 		munmap(h->map, h->map_len);
 		pthread_cond_destroy(&h->cv);
 		pthread_mutex_destroy(&h->mu);
@@ -238,7 +279,9 @@ static struct dri_live *holder_start(struct dr_registry *r)
 	held = h->state == LIVE_HELD;
 	pthread_mutex_unlock(&h->mu);
 	if (!held) {
-		holder_end(h);
+		holder_stop(h);
+		r->live = NULL;
+		holder_free(h);
 		return NULL;
 	}
 	return h;
@@ -265,7 +308,7 @@ static void live_take(struct dr_registry *r)
 	 * view_lock locked and a holder thread running. */
 	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs);
 	if (!r->live)
-		r->live = holder_start(r);
+		(void)holder_start(r); /* sets r->live */
 	pthread_setcancelstate(cs, NULL);
 	if (!r->live)
 		return;
@@ -291,15 +334,23 @@ static void live_give(struct dr_registry *r, bool role_held)
 	}
 	if (!h)
 		return;
-	r->live = NULL;
+	if (r->pid == getpid() && pthread_equal(h->thread, pthread_self())) {
+		/* Exit handlers on the holder thread, which ended the process:
+		 * its robust list points into the page until the kernel walks
+		 * it at exit. Leave both. */
+		r->live = NULL;
+		return;
+	}
 	if (r->pid == getpid()) {
 		int cs;
 
 		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs); /* see live_take */
-		holder_end(h);
+		holder_stop(h);
+		r->live = NULL; /* after the join: a child forked meanwhile unmaps */
+		holder_free(h);
 		pthread_setcancelstate(cs, NULL);
 	} else {
-		munmap(h->map, h->map_len);
+		r->live = NULL; /* the page was not inherited (MADV_DONTFORK) */
 		free(h);
 	}
 #else

@@ -15,7 +15,10 @@
 #include <linux/futex.h>
 #include <linux/seccomp.h>
 #include <stddef.h>
+#include <sched.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <pthread.h>
 #include <sys/mman.h>
@@ -1029,6 +1032,231 @@ Test(global, a_holder_whose_own_threads_have_all_ended_exits)
 	close(up[0]);
 	close(up[1]);
 	dr_close(r);
+	dr_unlink(seg);
+}
+
+/* The same in a pid namespace of its own that has not mounted its /proc:
+ * /proc names the holder thread by another number than gettid() does
+ * (review of 5a2f043: it never found itself, and the process never
+ * ended). Needs CAP_SYS_ADMIN (unshare); skipped without. */
+static int pidns_child(void *arg)
+{
+	pid_t k;
+	int st;
+
+	if (unshare(CLONE_NEWPID))
+		return 77;
+	k = fork();
+	if (k == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		_exit(main_exit_child(arg));
+	}
+	alarm(WAIT_MS / 1000 + 1); /* a process that never ends: SIGALRM */
+	if (k < 0 || waitpid(k, &st, 0) != k)
+		return 78;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 100 + WTERMSIG(st);
+}
+
+Test(global, a_holder_in_a_pid_namespace_without_its_own_proc_exits_after_its_last_thread)
+{
+	const char *seg = seg_new("gpns");
+	dr_registry *r = open_or_die(seg);
+	int up[2], st;
+	struct role_arg a = { .seg = seg, .epoch = 5, .hold_fd = -1 };
+	char id[DR_HOST_MAX + 1];
+
+	cr_assert_eq(pipe(up), 0);
+	a.fd = up[1];
+	st = wait_child(spawn(pidns_child, &a));
+	if (st == 77) {
+		dr_close(r);
+		dr_unlink(seg);
+		cr_skip_test("unshare(CLONE_NEWPID): not permitted here");
+	}
+	cr_assert_eq(st, 0, "status %d (128 + 14: still running %d ms after its last thread ended)",
+		     st, WAIT_MS);
+	cr_assert_eq(dr_owner(r, "x", id, sizeof(id)), -ENOTCONN);
+	close(up[0]);
+	close(up[1]);
+	dr_close(r);
+	dr_unlink(seg);
+}
+
+/* The same, with exit handlers that close the handle: glibc runs them on
+ * the holder thread, the last one (review of 5a2f043: that thread unmapped
+ * the lock's page while its robust list still pointed into it, the lock
+ * was never marked, and no later holder could take it). The next claimer
+ * takes the lock over and vouches. */
+static dr_registry *exit_r;
+static dr_mailbox *exit_mb;
+
+static void close_at_exit(void)
+{
+	dr_mailbox_close(exit_mb);
+	dr_close(exit_r);
+}
+
+static int main_exit_closing_child(void *arg)
+{
+	struct role_arg *a = arg;
+	struct dr_host h[3];
+
+	if (open_g(a->seg, &exit_r) || dr_mailbox_open(exit_r, &exit_mb) ||
+	    dr_admin_bridge_claim(exit_mb, NULL) || dr_admin_view_publish(exit_mb, h, three(h), 5))
+		return 3;
+	atexit(close_at_exit);
+	if (write_byte(a->fd, 'c'))
+		return 5;
+	pthread_exit(NULL);
+}
+
+Test(global, exit_handlers_run_by_the_last_holder_thread_leave_the_lock_to_the_next_holder)
+{
+	const char *seg = seg_new("gmexc");
+	dr_registry *r = open_or_die(seg);
+	int up[2];
+	struct role_arg a = { .seg = seg, .hold_fd = -1 };
+	char id[DR_HOST_MAX + 1], c;
+	dr_mailbox *mb;
+	pid_t kid;
+
+	cr_assert_eq(pipe(up), 0);
+	a.fd = up[1];
+	kid = spawn(main_exit_closing_child, &a);
+	cr_assert_eq(read_byte_within(up[0], &c, WAIT_MS), 1);
+	cr_assert_eq(wait_child(kid), 0);
+	cr_assert_eq(dr_owner(r, "x", id, sizeof(id)), -ENOTCONN);
+	mb = bridge_up(r, 6);
+	assert_vouched_by(r, getpid());
+	dr_mailbox_close(mb);
+	cr_assert_eq(dr_check(r, NULL, 0), 0);
+	close(up[0]);
+	close(up[1]);
+	dr_close(r);
+	dr_unlink(seg);
+}
+
+/* A holder short of descriptors when it looks whether it is the last
+ * thread: a thread it cannot look at is alive, and the holder stays
+ * (review of 5a2f043: it ended, and readers asked the kernel for the rest
+ * of the role). */
+static int emfile_child(void *arg)
+{
+	struct role_arg *a = arg;
+	struct rlimit rl = { 64, 64 };
+	struct dr_host h[3];
+	dr_registry *r;
+	dr_mailbox *mb;
+	int fds[64], n = 0;
+
+	if (open_g(a->seg, &r) || dr_mailbox_open(r, &mb) || dr_admin_bridge_claim(mb, NULL) ||
+	    dr_admin_view_publish(mb, h, three(h), 5))
+		return 3;
+	if (setrlimit(RLIMIT_NOFILE, &rl))
+		return 4;
+	while (n < 64 && (fds[n] = dup(0)) >= 0)
+		n++;
+	if (n == 0)
+		return 6;
+	close(fds[--n]); /* one free: opendir takes it, a task's stat finds none */
+	usleep(2500000);  /* two of the holder's looks */
+	while (n > 0)
+		close(fds[--n]);
+	if (write_byte(a->fd, 'c'))
+		return 5;
+	pause();
+	return 0;
+}
+
+Test(global, a_holder_short_of_descriptors_stays)
+{
+	const char *seg = seg_new("gemf");
+	dr_registry *r = open_or_die(seg);
+	int up[2];
+	struct role_arg a = { .seg = seg, .hold_fd = -1 };
+	char c;
+	pid_t kid;
+
+	cr_assert_eq(pipe(up), 0);
+	a.fd = up[1];
+	kid = spawn(emfile_child, &a);
+	cr_assert_eq(read_byte_within(up[0], &c, WAIT_MS), 1, "the child failed: %d", wait_child(kid));
+	assert_vouched_by(r, kid);
+	cr_assert_eq(kill(kid, SIGKILL), 0);
+	cr_assert_eq(waitpid(kid, NULL, 0), kid);
+	close(up[0]);
+	close(up[1]);
+	dr_close(r);
+	dr_unlink(seg);
+}
+
+/* The number of mappings of the segment file seg in this process. */
+static int seg_mappings(const char *seg)
+{
+	char line[512];
+	struct stat st;
+	FILE *f;
+	int n = 0;
+
+	/* By inode: the file was made unnamed and linked later, so the maps
+	 * name it otherwise. */
+	if (stat(dr_test_seg_path(seg), &st) || !(f = fopen("/proc/self/maps", "r")))
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long ino = 0;
+
+		if (sscanf(line, "%*s %*s %*s %*s %llu", &ino) == 1 && ino == (unsigned long long)st.st_ino)
+			n++;
+	}
+	fclose(f);
+	return n;
+}
+
+/* A child forked while its parent holds the role does not inherit the
+ * holder's page (review of 5a2f043: forked while the holder started or
+ * ended, it kept that page mapped, and the segment with it, after its
+ * dr_close()). */
+static int fork_maps_child(void *arg)
+{
+	const char *seg = arg;
+	dr_registry *r;
+	int n;
+
+	if (open_g(seg, &r))
+		return 2;
+	{
+		dr_mailbox *mb;
+		struct dr_host h[3];
+		pid_t k;
+		int st;
+
+		if (dr_mailbox_open(r, &mb) || dr_admin_bridge_claim(mb, NULL) ||
+		    dr_admin_view_publish(mb, h, three(h), 5))
+			return 3;
+		if (seg_mappings(seg) < 2)
+			return 4; /* the segment and the holder's page */
+		k = fork();
+		if (k == 0) {
+			n = seg_mappings(seg);
+			dr_close(r);
+			_exit(n == 1 && seg_mappings(seg) == 0 ? 0 : 10 + n);
+		}
+		if (waitpid(k, &st, 0) != k || !WIFEXITED(st))
+			return 5;
+		if (WEXITSTATUS(st))
+			return WEXITSTATUS(st);
+	}
+	dr_close(r);
+	return seg_mappings(seg) == 0 ? 0 : 6;
+}
+
+Test(global, a_child_forked_while_its_parent_holds_the_role_inherits_no_holder_page)
+{
+	const char *seg = seg_new("gfmap");
+	int st;
+
+	st = wait_child(spawn(fork_maps_child, (void *)seg));
+	cr_assert_eq(st, 0, "status %d (1x: the child had x mappings of the segment)", st);
 	dr_unlink(seg);
 }
 
