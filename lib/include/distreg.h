@@ -722,9 +722,9 @@ struct dr_host {
  * with no system call: a bridge that gave the role back, exited, execs or
  * was killed (also SIGKILL) is seen at once, here and in every call
  * through the bridge; a stopped one is alive. Where that lock cannot vouch
- * for it (the bridge could not take it: no memory or thread, a kernel that
- * keeps no robust list for its threads, as under a seccomp filter that
- * refuses set_robust_list, or a C library other than glibc), the kernel is
+ * for it (the bridge could not take it: no memory or thread, no /proc, a
+ * kernel that keeps no robust list for its threads, as under a seccomp
+ * filter that refuses set_robust_list, or a C library other than glibc), the kernel is
  * asked each time (two system calls). One case escapes both: a bridge the
  * kernel's OOM killer ends, whose memory is taken before its exit marks
  * the lock (the kernel waits 2 s for that), is alive to readers until a

@@ -29,10 +29,12 @@ extern "C" {
  * role, a thread of the library's, with every signal blocked, holds a lock
  * in the segment that tells other processes, with no system call, that the
  * holder lives (the kernel marks it when the process dies or execs); if
- * that thread cannot be started, they ask the kernel instead. That thread
- * ends with the role, or within a second after every other thread of the
- * process has ended (then the process exits, as glibc ends a process
- * whose last thread exits). Claim and release are not cancellation points.
+ * that thread cannot take it (it needs /proc, and a robust list the kernel
+ * knows), they ask the kernel instead. That thread ends with the role, or
+ * within a second after every other thread of the process has ended (then
+ * the process exits, as glibc ends a process whose last thread exits: exit
+ * handlers run on that thread). Claim and release are not cancellation
+ * points.
  * Errors: -EBUSY a live process holds the role (its pid in *holder, which
  * may be NULL; this process's own if another of its mailboxes holds it);
  * -EINVAL mb NULL or a thread's mailbox for answers; -ENOSPC, -EUSERS,
