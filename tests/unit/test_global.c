@@ -511,19 +511,43 @@ Test(global, after_the_bridge_dies_global_operations_fail_with_enotconn)
 
 /* A child that holds the role (role_child) until hold[1] is closed;
  * returns once it holds it. */
-static pid_t holder_start(struct role_arg *a, int up[2], int hold[2])
+/* fn(a) in a child, with its pipes in a: up, which the child writes to
+ * once it holds the role, and hold (NULL: none), which it reads while it
+ * holds it. Waits for the child's byte unless `stops` (a child that stops
+ * on the way there). */
+static pid_t child_start(unit_child_fn fn, struct role_arg *a, int up[2], int hold[2], bool stops)
 {
 	pid_t kid;
 	char c;
 
 	cr_assert_eq(pipe(up), 0);
-	cr_assert_eq(pipe(hold), 0);
 	a->fd = up[1];
-	a->hold_fd = hold[0];
-	a->other_fd = hold[1];
-	kid = spawn(role_child, a);
-	cr_assert_eq(read_byte_within(up[0], &c, WAIT_MS), 1);
+	a->hold_fd = -1;
+	if (hold) {
+		cr_assert_eq(pipe(hold), 0);
+		a->hold_fd = hold[0];
+		a->other_fd = hold[1];
+	}
+	kid = spawn(fn, a);
+	if (!stops)
+		cr_assert_eq(read_byte_within(up[0], &c, WAIT_MS), 1, "the child never held the role");
 	return kid;
+}
+
+static pid_t holder_start(struct role_arg *a, int up[2], int hold[2])
+{
+	return child_start(role_child, a, up, hold, false);
+}
+
+/* Both ends of up and of hold (may be NULL); an end closed already is -1. */
+static void pipes_close(int up[2], int hold[2])
+{
+	for (int i = 0; i < 2; i++) {
+		if (up[i] >= 0)
+			close(up[i]);
+		if (hold && hold[i] >= 0)
+			close(hold[i]);
+	}
 }
 
 /* dr_owner() asks no system call while the holder's liveness lock vouches
@@ -545,10 +569,7 @@ Test(global, dr_owner_sees_a_killed_bridge_at_once)
 	cr_assert_eq(waitpid(kid, NULL, 0), kid);
 	cr_assert_eq(dr_owner(r, "x", id, sizeof(id)), -ENOTCONN);
 	cr_assert_eq(dr_check(r, NULL, 0), 0);
-	close(up[0]);
-	close(up[1]);
-	close(hold[0]);
-	close(hold[1]);
+	pipes_close(up, hold);
 	dr_close(r);
 	dr_unlink(seg);
 }
@@ -693,10 +714,7 @@ Test(global, the_holder_s_lock_vouches_for_it_until_it_dies_and_passes_to_the_ne
 	dr_mailbox_close(mb);
 	cr_assert_eq(live_of(r), 0, "closing the role's mailbox ends it too");
 	cr_assert_eq(dr_check(r, NULL, 0), 0);
-	close(up[0]);
-	close(up[1]);
-	close(hold[0]);
-	close(hold[1]);
+	pipes_close(up, hold);
 	dr_close(r);
 	dr_unlink(seg);
 }
@@ -718,10 +736,7 @@ Test(global, a_holder_whose_claiming_thread_exited_still_vouches_for_itself)
 	cr_assert_eq(kill(kid, SIGKILL), 0);
 	cr_assert_eq(waitpid(kid, NULL, 0), kid);
 	cr_assert_eq(dr_owner(r, "x", id, sizeof(id)), -ENOTCONN);
-	close(up[0]);
-	close(up[1]);
-	close(hold[0]);
-	close(hold[1]);
+	pipes_close(up, hold);
 	dr_close(r);
 	dr_unlink(seg);
 }
@@ -788,16 +803,10 @@ static void exec_ends_the_holder(int (*child)(void *), const char *tag)
 	dr_registry *r = open_or_die(seg);
 	int up[2], hold[2];
 	struct role_arg a = { .seg = seg, .epoch = 5 };
-	char id[DR_HOST_MAX + 1], c;
+	char id[DR_HOST_MAX + 1];
 	pid_t kid;
 
-	cr_assert_eq(pipe(up), 0);
-	cr_assert_eq(pipe(hold), 0);
-	a.fd = up[1];
-	a.hold_fd = hold[0];
-	a.other_fd = hold[1];
-	kid = spawn(child, &a);
-	cr_assert_eq(read_byte_within(up[0], &c, WAIT_MS), 1);
+	kid = child_start(child, &a, up, hold, false);
 	assert_vouched_by(r, kid);
 	cr_assert_eq(write_byte(hold[1], 'e'), 0);
 	cr_assert_eq(wait_child(kid), 0, "the exec'd program's status");
@@ -806,10 +815,7 @@ static void exec_ends_the_holder(int (*child)(void *), const char *tag)
 	cr_assert_eq(dr_cast_global(r, "x", "q", 1, 0), -ENOTCONN);
 	dr_mailbox_close(bridge_up(r, 6));
 	cr_assert_eq(dr_check(r, NULL, 0), 0);
-	close(up[0]);
-	close(up[1]);
-	close(hold[0]);
-	close(hold[1]);
+	pipes_close(up, hold);
 	dr_close(r);
 	dr_unlink(seg);
 }
@@ -889,26 +895,17 @@ Test(global, a_holder_thread_the_kernel_keeps_no_robust_list_of_vouches_for_no_o
 	dr_registry *r = open_or_die(seg);
 	int up[2], hold[2];
 	struct role_arg a = { .seg = seg, .epoch = 5 };
-	char id[DR_HOST_MAX + 1], c;
+	char id[DR_HOST_MAX + 1];
 	pid_t kid;
 
-	cr_assert_eq(pipe(up), 0);
-	cr_assert_eq(pipe(hold), 0);
-	a.fd = up[1];
-	a.hold_fd = hold[0];
-	a.other_fd = hold[1];
-	kid = spawn(seccomp_claimer_child, &a);
-	cr_assert_eq(read_byte_within(up[0], &c, WAIT_MS), 1, "the claimer never claimed");
+	kid = child_start(seccomp_claimer_child, &a, up, hold, false);
 	cr_assert_eq(live_of(r), 0, "live names a holder whose lock the kernel would never mark");
 	cr_assert_eq(dr_owner(r, "x", id, sizeof(id)), 0, "the holder lives (the kernel says so)");
 	cr_assert_eq(kill(kid, SIGKILL), 0);
 	cr_assert_eq(waitpid(kid, NULL, 0), kid);
 	cr_assert_eq(dr_owner(r, "x", id, sizeof(id)), -ENOTCONN, "a dead bridge called alive");
 	dr_mailbox_close(bridge_up(r, 6)); /* the role is taken over */
-	close(up[0]);
-	close(up[1]);
-	close(hold[0]);
-	close(hold[1]);
+	pipes_close(up, hold);
 	dr_close(r);
 	dr_unlink(seg);
 }
@@ -1011,14 +1008,11 @@ Test(global, a_holder_whose_own_threads_have_all_ended_exits)
 	dr_registry *r = open_or_die(seg);
 	int up[2];
 	struct role_arg a = { .seg = seg, .epoch = 5, .hold_fd = -1 };
-	char id[DR_HOST_MAX + 1], c;
+	char id[DR_HOST_MAX + 1];
 	pid_t kid;
 	int st = -1;
 
-	cr_assert_eq(pipe(up), 0);
-	a.fd = up[1];
-	kid = spawn(main_exit_child, &a);
-	cr_assert_eq(read_byte_within(up[0], &c, WAIT_MS), 1);
+	kid = child_start(main_exit_child, &a, up, NULL, false);
 	for (int i = 0; i < WAIT_MS / 10 && waitpid(kid, &st, WNOHANG) == 0; i++)
 		usleep(10000);
 	if (st == -1) {
@@ -1029,8 +1023,7 @@ Test(global, a_holder_whose_own_threads_have_all_ended_exits)
 	}
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x", st);
 	cr_assert_eq(dr_owner(r, "x", id, sizeof(id)), -ENOTCONN);
-	close(up[0]);
-	close(up[1]);
+	pipes_close(up, NULL);
 	dr_close(r);
 	dr_unlink(seg);
 }
@@ -1065,9 +1058,7 @@ Test(global, a_holder_in_a_pid_namespace_without_its_own_proc_exits_after_its_la
 	struct role_arg a = { .seg = seg, .epoch = 5, .hold_fd = -1 };
 	char id[DR_HOST_MAX + 1];
 
-	cr_assert_eq(pipe(up), 0);
-	a.fd = up[1];
-	st = wait_child(spawn(pidns_child, &a));
+	st = wait_child(child_start(pidns_child, &a, up, NULL, true));
 	if (st == 77) {
 		dr_close(r);
 		dr_unlink(seg);
@@ -1076,8 +1067,7 @@ Test(global, a_holder_in_a_pid_namespace_without_its_own_proc_exits_after_its_la
 	cr_assert_eq(st, 0, "status %d (128 + 14: still running %d ms after its last thread ended)",
 		     st, WAIT_MS);
 	cr_assert_eq(dr_owner(r, "x", id, sizeof(id)), -ENOTCONN);
-	close(up[0]);
-	close(up[1]);
+	pipes_close(up, NULL);
 	dr_close(r);
 	dr_unlink(seg);
 }
@@ -1116,22 +1106,18 @@ Test(global, exit_handlers_run_by_the_last_holder_thread_leave_the_lock_to_the_n
 	dr_registry *r = open_or_die(seg);
 	int up[2];
 	struct role_arg a = { .seg = seg, .hold_fd = -1 };
-	char id[DR_HOST_MAX + 1], c;
+	char id[DR_HOST_MAX + 1];
 	dr_mailbox *mb;
 	pid_t kid;
 
-	cr_assert_eq(pipe(up), 0);
-	a.fd = up[1];
-	kid = spawn(main_exit_closing_child, &a);
-	cr_assert_eq(read_byte_within(up[0], &c, WAIT_MS), 1);
+	kid = child_start(main_exit_closing_child, &a, up, NULL, false);
 	cr_assert_eq(wait_child(kid), 0);
 	cr_assert_eq(dr_owner(r, "x", id, sizeof(id)), -ENOTCONN);
 	mb = bridge_up(r, 6);
 	assert_vouched_by(r, getpid());
 	dr_mailbox_close(mb);
 	cr_assert_eq(dr_check(r, NULL, 0), 0);
-	close(up[0]);
-	close(up[1]);
+	pipes_close(up, NULL);
 	dr_close(r);
 	dr_unlink(seg);
 }
@@ -1174,18 +1160,13 @@ Test(global, a_holder_short_of_descriptors_stays)
 	dr_registry *r = open_or_die(seg);
 	int up[2];
 	struct role_arg a = { .seg = seg, .hold_fd = -1 };
-	char c;
 	pid_t kid;
 
-	cr_assert_eq(pipe(up), 0);
-	a.fd = up[1];
-	kid = spawn(emfile_child, &a);
-	cr_assert_eq(read_byte_within(up[0], &c, WAIT_MS), 1, "the child failed: %d", wait_child(kid));
+	kid = child_start(emfile_child, &a, up, NULL, false);
 	assert_vouched_by(r, kid);
 	cr_assert_eq(kill(kid, SIGKILL), 0);
 	cr_assert_eq(waitpid(kid, NULL, 0), kid);
-	close(up[0]);
-	close(up[1]);
+	pipes_close(up, NULL);
 	dr_close(r);
 	dr_unlink(seg);
 }
@@ -1321,12 +1302,7 @@ Test(global, a_claimer_holding_the_lock_before_naming_itself_leaves_no_predecess
 	cr_assert_eq(waitpid(kid, NULL, 0), kid);
 	cr_assert_eq(live_of(r), dead, "the dead holder is still named");
 
-	cr_assert_eq(pipe(up2), 0);
-	cr_assert_eq(pipe(hold2), 0);
-	b.fd = up2[1];
-	b.hold_fd = hold2[0];
-	b.other_fd = hold2[1];
-	kid2 = spawn(role_child, &b);
+	kid2 = child_start(role_child, &b, up2, hold2, true);
 	cr_assert_eq(wait_stopped(kid2, WAIT_MS), 0, "the claimer never reached bridge_live_locked");
 	cr_assert(thread_of(kid2, live_word(r)), "the claimer's thread holds the lock");
 	cr_assert_eq(live_of(r), 0, "live was cleared before the lock was taken");
@@ -1335,15 +1311,11 @@ Test(global, a_claimer_holding_the_lock_before_naming_itself_leaves_no_predecess
 	cr_assert_eq(read_byte_within(up2[0], &c, WAIT_MS), 1);
 	assert_vouched_by(r, kid2);
 	close(hold2[1]);
+	hold2[1] = -1;
 	cr_assert_eq(wait_child(kid2), 0);
 	cr_assert_eq(dr_owner(r, "x", id, sizeof(id)), -ENOTCONN);
-	close(up[0]);
-	close(up[1]);
-	close(hold[0]);
-	close(hold[1]);
-	close(up2[0]);
-	close(up2[1]);
-	close(hold2[0]);
+	pipes_close(up, hold);
+	pipes_close(up2, hold2);
 	dr_close(r);
 	dr_unlink(seg);
 }
