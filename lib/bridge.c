@@ -337,8 +337,12 @@ static void live_give(struct dr_registry *r, bool role_held)
 	if (r->pid == getpid() && pthread_equal(h->thread, pthread_self())) {
 		/* Exit handlers on the holder thread, which ended the process:
 		 * its robust list points into the page until the kernel walks
-		 * it at exit. Leave both. */
+		 * it at exit, so the page stays; holder_main() is over, and
+		 * nothing reads h again. */
 		r->live = NULL;
+		pthread_cond_destroy(&h->cv);
+		pthread_mutex_destroy(&h->mu);
+		free(h);
 		return;
 	}
 	if (r->pid == getpid()) {

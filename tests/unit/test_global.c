@@ -36,6 +36,19 @@
 
 TestSuite(global, .timeout = UNIT_TIMEOUT, .fini = unit_fini);
 
+/* Built with AddressSanitizer (CI's sanitizer run of the unit suite): it
+ * reports a false stack overflow when a cancelled thread unwinds (its
+ * stack is left poisoned), and its leak check at exit cannot run in a pid
+ * namespace without its own /proc. The tests that would meet either say
+ * so and are skipped there; the plain build runs them. */
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+
 #include "cluster_unit.h"
 
 /* ---------------------------------------------------------------------- */
@@ -966,6 +979,9 @@ static int cancel_child(void *arg)
 
 static void cancelled_in(bool release, const char *tag)
 {
+#ifdef UNDER_ASAN
+	cr_skip_test("AddressSanitizer misreads a cancelled thread's unwinding");
+#endif
 	const char *seg = seg_new(tag);
 	dr_registry *r = open_or_die(seg);
 	struct cancel_arg a = { .seg = seg, .release = release };
@@ -1052,6 +1068,9 @@ static int pidns_child(void *arg)
 
 Test(global, a_holder_in_a_pid_namespace_without_its_own_proc_exits_after_its_last_thread)
 {
+#ifdef UNDER_ASAN
+	cr_skip_test("LeakSanitizer cannot run in a pid namespace without its own /proc");
+#endif
 	const char *seg = seg_new("gpns");
 	dr_registry *r = open_or_die(seg);
 	int up[2], st;
