@@ -13,13 +13,12 @@
  * another claims the role. Release undoes the steps in the other order:
  * the address first (senders then find no bridge), then the owner word.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <dirent.h>
-#include <fcntl.h>
-#include <stdio.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -60,7 +59,6 @@ static pid_t owner_pid(struct dr_registry *r, uint64_t o)
  * exits, and the kernel's walk of its list goes nowhere else.
  */
 struct dri_live {
-	struct dr_registry *r;
 	pthread_t thread;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -70,7 +68,6 @@ struct dri_live {
 	void *map;
 	size_t map_len;
 	sigset_t mask;            /* the creator's, back before exit handlers run */
-	pid_t proc_tid;           /* the holder's tid as /proc names it */
 };
 
 enum { LIVE_STARTING, LIVE_HELD, LIVE_FAILED, LIVE_GO };
@@ -100,9 +97,6 @@ static bool robust_registered(void)
 	return syscall(SYS_get_robust_list, 0, &head, &len) == 0 && head != NULL;
 }
 
-/* Whether every other thread of the process has ended (a thread group's
- * first thread stays a zombie until the last one ends). Not known (no
- * /proc): false. */
 /* This thread's tid as /proc names it (its pid namespace may not be ours:
  * unshare -p without a /proc of its own); 0 if /proc cannot tell. */
 static pid_t proc_self_tid(void)
@@ -117,6 +111,9 @@ static pid_t proc_self_tid(void)
 	return t ? atoi(t + 6) : 0;
 }
 
+/* Whether every thread of the process but self (its tid as /proc names
+ * it) has ended: a thread group's first thread stays a zombie until the
+ * last one ends. Not known (no /proc): false. */
 static bool only_thread_left(pid_t self)
 {
 	char path[64], buf[512], *p;
@@ -207,9 +204,11 @@ static void holder_stop(struct dri_live *h)
 	pthread_join(h->thread, NULL);
 }
 
-static void holder_free(struct dri_live *h)
+/* h's memory; its page too unless a robust list may still point into it. */
+static void holder_free(struct dri_live *h, bool unmap)
 {
-	munmap(h->map, h->map_len);
+	if (unmap)
+		munmap(h->map, h->map_len);
 	pthread_cond_destroy(&h->cv);
 	pthread_mutex_destroy(&h->mu);
 	free(h);
@@ -239,7 +238,6 @@ static struct dri_live *holder_start(struct dr_registry *r)
 	h = calloc(1, sizeof(*h));
 	if (!h)
 		return NULL;
-	h->r = r;
 	h->map_len = (off + sizeof(pthread_mutex_t) - start + pg - 1) & ~(pg - 1);
 	/* Not inherited (no fork() between the two: dri_fork_hold): a child
 	 * forked while the holder starts or ends would not know to unmap it. */
@@ -267,10 +265,7 @@ static struct dri_live *holder_start(struct dr_registry *r)
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (err) {
 		r->live = NULL;
-		munmap(h->map, h->map_len);
-		pthread_cond_destroy(&h->cv);
-		pthread_mutex_destroy(&h->mu);
-		free(h);
+		holder_free(h, true);
 		return NULL;
 	}
 	pthread_mutex_lock(&h->mu);
@@ -281,7 +276,7 @@ static struct dri_live *holder_start(struct dr_registry *r)
 	if (!held) {
 		holder_stop(h);
 		r->live = NULL;
-		holder_free(h);
+		holder_free(h, true);
 		return NULL;
 	}
 	return h;
@@ -298,7 +293,6 @@ static void live_take(struct dr_registry *r)
 {
 #ifdef DRI_LIVE_WORD
 	struct dri_cluster *c = r->cluster;
-
 	int cs;
 
 	uatomic_set(&c->live, 0);
@@ -340,9 +334,7 @@ static void live_give(struct dr_registry *r, bool role_held)
 		 * it at exit, so the page stays; holder_main() is over, and
 		 * nothing reads h again. */
 		r->live = NULL;
-		pthread_cond_destroy(&h->cv);
-		pthread_mutex_destroy(&h->mu);
-		free(h);
+		holder_free(h, false);
 		return;
 	}
 	if (r->pid == getpid()) {
@@ -351,7 +343,7 @@ static void live_give(struct dr_registry *r, bool role_held)
 		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cs); /* see live_take */
 		holder_stop(h);
 		r->live = NULL; /* after the join: a child forked meanwhile unmaps */
-		holder_free(h);
+		holder_free(h, true);
 		pthread_setcancelstate(cs, NULL);
 	} else {
 		r->live = NULL; /* the page was not inherited (MADV_DONTFORK) */
