@@ -578,8 +578,7 @@ Test(global, dr_owner_sees_a_killed_bridge_at_once)
 
 	kid = holder_start(&a, up, hold);
 	cr_assert_eq(dr_owner(r, "x", id, sizeof(id)), 0);
-	cr_assert_eq(kill(kid, SIGKILL), 0);
-	cr_assert_eq(waitpid(kid, NULL, 0), kid);
+	kill_reaped(kid);
 	cr_assert_eq(dr_owner(r, "x", id, sizeof(id)), -ENOTCONN);
 	cr_assert_eq(dr_check(r, NULL, 0), 0);
 	pipes_close(up, hold);
@@ -706,8 +705,7 @@ Test(global, the_holder_s_lock_vouches_for_it_until_it_dies_and_passes_to_the_ne
 	cr_assert_eq(kill(kid, SIGSTOP), 0);
 	cr_assert_eq(wait_stopped(kid, WAIT_MS), 0);
 	cr_assert_eq(dr_owner(r, "x", id, sizeof(id)), 0, "a stopped bridge is alive");
-	cr_assert_eq(kill(kid, SIGKILL), 0);
-	cr_assert_eq(waitpid(kid, NULL, 0), kid);
+	kill_reaped(kid);
 	cr_assert(live_word(r) & FUTEX_OWNER_DIED, "the kernel marks the lock of a dead holder");
 	cr_assert_eq(dr_cast_global(r, name, "q", 1, 0), -ENOTCONN);
 	cr_assert_eq(dr_send_global(r, name, "q", 1, 0), -ENOTCONN);
@@ -746,8 +744,7 @@ Test(global, a_holder_whose_claiming_thread_exited_still_vouches_for_itself)
 	kid = holder_start(&a, up, hold);
 	assert_vouched_by(r, kid);
 	cr_assert_eq(dr_owner(r, "x", id, sizeof(id)), 0);
-	cr_assert_eq(kill(kid, SIGKILL), 0);
-	cr_assert_eq(waitpid(kid, NULL, 0), kid);
+	kill_reaped(kid);
 	cr_assert_eq(dr_owner(r, "x", id, sizeof(id)), -ENOTCONN);
 	pipes_close(up, hold);
 	dr_close(r);
@@ -853,6 +850,7 @@ static void scribble_while_held(bool pointers, const char *tag)
 	dr_registry *r = open_or_die(seg);
 	pthread_mutex_t *m = &r->cluster->live_lock;
 	dr_mailbox *mb = bridge_up(r, 5);
+	struct dr_host h[3];
 	char id[DR_HOST_MAX + 1];
 
 	assert_vouched_by(r, getpid());
@@ -866,7 +864,7 @@ static void scribble_while_held(bool pointers, const char *tag)
 	dr_admin_bridge_release(mb);
 	cr_assert_eq(live_of(r), 0);
 	cr_assert_eq(dr_admin_bridge_claim(mb, NULL), 0, "the role is claimable again");
-	cr_assert_eq(dr_admin_view_publish(mb, (struct dr_host[3]){ { .id = "" } }, 0, 6), -EINVAL);
+	cr_assert_eq(dr_admin_view_publish(mb, h, three(h), 6), 0, "and held");
 	dr_mailbox_close(mb);
 	cr_assert_eq(dr_check(r, NULL, 0), 0);
 	dr_close(r);
@@ -914,8 +912,7 @@ Test(global, a_holder_thread_the_kernel_keeps_no_robust_list_of_vouches_for_no_o
 	kid = child_start(seccomp_claimer_child, &a, up, hold, false);
 	cr_assert_eq(live_of(r), 0, "live names a holder whose lock the kernel would never mark");
 	cr_assert_eq(dr_owner(r, "x", id, sizeof(id)), 0, "the holder lives (the kernel says so)");
-	cr_assert_eq(kill(kid, SIGKILL), 0);
-	cr_assert_eq(waitpid(kid, NULL, 0), kid);
+	kill_reaped(kid);
 	cr_assert_eq(dr_owner(r, "x", id, sizeof(id)), -ENOTCONN, "a dead bridge called alive");
 	dr_mailbox_close(bridge_up(r, 6)); /* the role is taken over */
 	pipes_close(up, hold);
@@ -1183,8 +1180,7 @@ Test(global, a_holder_short_of_descriptors_stays)
 
 	kid = child_start(emfile_child, &a, up, NULL, false);
 	assert_vouched_by(r, kid);
-	cr_assert_eq(kill(kid, SIGKILL), 0);
-	cr_assert_eq(waitpid(kid, NULL, 0), kid);
+	kill_reaped(kid);
 	pipes_close(up, NULL);
 	dr_close(r);
 	dr_unlink(seg);
@@ -1317,8 +1313,7 @@ Test(global, a_claimer_holding_the_lock_before_naming_itself_leaves_no_predecess
 
 	kid = holder_start(&a, up, hold);
 	dead = live_of(r);
-	cr_assert_eq(kill(kid, SIGKILL), 0);
-	cr_assert_eq(waitpid(kid, NULL, 0), kid);
+	kill_reaped(kid);
 	cr_assert_eq(live_of(r), dead, "the dead holder is still named");
 
 	kid2 = child_start(role_child, &b, up2, hold2, true);

@@ -117,6 +117,14 @@ static inline pid_t spawn(unit_child_fn fn, void *arg)
 	return pid;
 }
 
+/* SIGKILL a child and reap it: once this returns, the kernel has let go of
+ * everything the child held (its locks, its robust mutexes). */
+static inline void kill_reaped(pid_t pid)
+{
+	cr_assert_eq(kill(pid, SIGKILL), 0);
+	cr_assert_eq(waitpid(pid, NULL, 0), pid);
+}
+
 /* Wait for a child: its exit status, or 128 + the signal that killed it. */
 static inline int wait_child(pid_t pid)
 {
