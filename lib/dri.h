@@ -47,10 +47,9 @@
  * holder dead clears its live bit (a process of layout 8 would leave the
  * namespace of a previous holder beside its own pid, and another reader of
  * that namespace would record it dead).
- * 10: the cluster area holds the bridge role's liveness (live_lock, live):
- * a reader of layout 10 trusts a bridge of layout 9 that holds no lock
- * only through the kernel, but a bridge of layout 9 would leave the
- * `live` of its predecessor in place. */
+ * 10: the cluster area holds the bridge role's liveness lock and `live`
+ * (a bridge of layout 9 would neither clear `live` when it claims nor hold
+ * the lock, and readers would vouch for its dead predecessor). */
 #define DRI_LAYOUT_VERSION 10u
 #define DRI_HEADER_SIZE 4096u
 #define DRI_MAX_CAPACITY (1u << 26)
@@ -543,7 +542,8 @@ struct dri_cluster {
 	 * initialised at creation, that a thread of the holder's holds while
 	 * it has the role (bridge.c, struct dri_live). The kernel marks it
 	 * (FUTEX_OWNER_DIED in its word) as that thread exits, however it
-	 * exits, before its process can be reaped.
+	 * exits, before its process can be reaped; it can only for a thread
+	 * whose robust list it knows (bridge.c, robust_registered).
 	 */
 	pthread_mutex_t live_lock DRI_ALIGNED;
 	/* atomic; (tid << DRI_LIVE_TID_SHIFT) | owner id of the holder and

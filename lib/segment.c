@@ -370,14 +370,10 @@ static void *map_segment(int fd, uint64_t size, int populate, bool rdonly)
 	return p;
 }
 
-/*
- * Build a segment in an unnamed file and link it to path. Returns 0 with r
- * mapped and r->fd open, -EEXIST when another creator won, or another
- * negative errno.
- */
 /* The bridge role's liveness lock (dri.h, struct dri_cluster): robust, so
  * that the kernel marks it when its holder dies, and shared between the
- * processes. Before the segment has a name: no one can see it half made. */
+ * processes. create() makes it before the segment has a name, so no one
+ * sees it half made; bridge.c makes one to compare a segment's with. */
 int dri_live_lock_init(pthread_mutex_t *m)
 {
 	pthread_mutexattr_t a;
@@ -394,6 +390,11 @@ int dri_live_lock_init(pthread_mutex_t *m)
 	return -err;
 }
 
+/*
+ * Build a segment in an unnamed file and link it to path. Returns 0 with r
+ * mapped and r->fd open, -EEXIST when another creator won, or another
+ * negative errno.
+ */
 static int create(struct dr_registry *r, const char *path, const struct dr_options *o)
 {
 	struct dri_header h = { 0 };
