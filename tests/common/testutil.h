@@ -10,15 +10,34 @@
 #include <signal.h>
 #include <stdio.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <distreg.h>
 
-/* Write "t.<tag>.<pid>.<n>" into buf (at least 64 bytes) and return buf. */
+/*
+ * Write "t.<tag>.<pid>.<salt>.<n>" into buf (at least 64 bytes) and return
+ * buf. The salt, random per process, keeps a name from meeting a segment
+ * that an earlier process of the same pid left behind (a test that failed
+ * or was killed leaves its segments; pids wrap within one CI run, and a
+ * stale segment of the same name was opened as ours, with its old view).
+ */
 static inline char *dr_test_segment(char *buf, size_t len, const char *tag)
 {
-	static unsigned counter;
-	snprintf(buf, len, "t.%s.%d.%u", tag, (int)getpid(), counter++);
+	static unsigned counter, salt;
+	static pid_t salted;
+
+	if (salted != getpid()) {
+		struct timespec ts;
+
+		if (getrandom(&salt, sizeof(salt), 0) != (ssize_t)sizeof(salt)) {
+			clock_gettime(CLOCK_REALTIME, &ts);
+			salt = (unsigned)ts.tv_nsec ^ (unsigned)ts.tv_sec;
+		}
+		salted = getpid();
+	}
+	snprintf(buf, len, "t.%s.%d.%08x.%u", tag, (int)getpid(), salt, counter++);
 	return buf;
 }
 

@@ -17,6 +17,7 @@ import unittest
 import distreg
 
 counter = [0]
+SALT = os.urandom(4).hex()
 
 # Small geometries: a default segment would take about 40 MiB.
 SMALL = dict(capacity=64, max_procs=32, max_threads=64, max_mailboxes=4, max_lanes=8,
@@ -25,7 +26,9 @@ SMALL = dict(capacity=64, max_procs=32, max_threads=64, max_mailboxes=4, max_lan
 
 def new_segment():
     counter[0] += 1
-    return "t.py.%d.%d" % (os.getpid(), counter[0])
+    # A random part: a segment a failed run of an earlier process with
+    # our pid left behind is never ours.
+    return "t.py.%d.%s.%d" % (os.getpid(), SALT, counter[0])
 
 
 class Base(unittest.TestCase):

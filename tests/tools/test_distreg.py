@@ -16,11 +16,14 @@ import unittest
 
 DISTREG = os.environ.get("DISTREG")
 counter = [0]
+SALT = os.urandom(4).hex()
 
 
 def new_segment():
     counter[0] += 1
-    return "t.cli.%d.%d" % (os.getpid(), counter[0])
+    # A random part: a segment a failed run of an earlier process with
+    # our pid left behind is never ours.
+    return "t.cli.%d.%s.%d" % (os.getpid(), SALT, counter[0])
 
 
 class Cli(unittest.TestCase):
