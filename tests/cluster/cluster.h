@@ -138,10 +138,10 @@ static inline void cl_init(struct cl *c, int n, const char *tag, bool tcp)
 			snprintf(h->bus, sizeof(h->bus), "tcp://127.0.0.1:%d", cl_free_port());
 			snprintf(h->rpc, sizeof(h->rpc), "tcp://127.0.0.1:%d", cl_free_port());
 		} else {
-			snprintf(h->bus, sizeof(h->bus), "ipc:///tmp/drt.%d.%s%d.bus", (int)getpid(), tag, i);
-			snprintf(h->rpc, sizeof(h->rpc), "ipc:///tmp/drt.%d.%s%d.rpc", (int)getpid(), tag, i);
+			snprintf(h->bus, sizeof(h->bus), "ipc:///tmp/drt.%s.%s%d.bus", dr_test_uniq(), tag, i);
+			snprintf(h->rpc, sizeof(h->rpc), "ipc:///tmp/drt.%s.%s%d.rpc", dr_test_uniq(), tag, i);
 		}
-		snprintf(h->log, sizeof(h->log), "/tmp/drt.%d.%s%d.log", (int)getpid(), tag, i);
+		snprintf(h->log, sizeof(h->log), "/tmp/drt.%s.%s%d.log", dr_test_uniq(), tag, i);
 	}
 }
 
@@ -388,7 +388,7 @@ static inline int cl_owner(struct cl *c, int i, const char *name)
 
 /* Kill every bridge, close the handles, remove segments, sockets, logs
  * (with DISTREG_KEEP_LOGS set in the environment, the logs stay:
- * /tmp/drt.<pid>.<host>.log). */
+ * /tmp/drt.<pid>.<salt>.<host>.log). */
 static inline void cl_fini(struct cl *c)
 {
 	for (int i = 0; i < c->n; i++) {
@@ -476,7 +476,7 @@ static inline void cl_make_key(struct cl *c)
 	FILE *f;
 	int fd;
 
-	snprintf(c->key_file, sizeof(c->key_file), "/tmp/drt.%d.key", (int)getpid());
+	snprintf(c->key_file, sizeof(c->key_file), "/tmp/drt.%s.key", dr_test_uniq());
 	fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
 	cr_assert_eq(read(fd, k, sizeof(k)), (ssize_t)sizeof(k));
 	close(fd);

@@ -202,7 +202,7 @@ static void teardown(void)
 
 static void setup(void)
 {
-	snprintf(ip_log, sizeof(ip_log), "/tmp/drt.%d.ip.log", (int)getpid());
+	snprintf(ip_log, sizeof(ip_log), "/tmp/drt.%s.ip.log", dr_test_uniq());
 }
 
 /* Whether pid runs in network namespace name. */

@@ -17,27 +17,38 @@
 #include <distreg.h>
 
 /*
- * Write "t.<tag>.<pid>.<salt>.<n>" into buf (at least 64 bytes) and return
- * buf. The salt, random per process, keeps a name from meeting a segment
- * that an earlier process of the same pid left behind (a test that failed
- * or was killed leaves its segments; pids wrap within one CI run, and a
- * stale segment of the same name was opened as ours, with its old view).
+ * "<pid>.<salt>", the salt random per process: what makes the names and
+ * paths a test takes (segments, ipc sockets, logs) its own. A pid alone is
+ * not enough: pids wrap within one CI run, and a test that failed or was
+ * killed leaves its files behind; a segment of the same name was once
+ * opened as a later test's own, with its old view.
  */
-static inline char *dr_test_segment(char *buf, size_t len, const char *tag)
+static inline const char *dr_test_uniq(void)
 {
-	static unsigned counter, salt;
-	static pid_t salted;
+	static char buf[32];
+	static pid_t made;
 
-	if (salted != getpid()) {
+	if (made != getpid()) {
+		unsigned salt;
 		struct timespec ts;
 
 		if (getrandom(&salt, sizeof(salt), 0) != (ssize_t)sizeof(salt)) {
 			clock_gettime(CLOCK_REALTIME, &ts);
 			salt = (unsigned)ts.tv_nsec ^ (unsigned)ts.tv_sec;
 		}
-		salted = getpid();
+		made = getpid();
+		snprintf(buf, sizeof(buf), "%d.%08x", (int)made, salt);
 	}
-	snprintf(buf, len, "t.%s.%d.%08x.%u", tag, (int)getpid(), salt, counter++);
+	return buf;
+}
+
+/* Write "t.<tag>.<pid>.<salt>.<n>" into buf (at least 64 bytes) and return
+ * buf. */
+static inline char *dr_test_segment(char *buf, size_t len, const char *tag)
+{
+	static unsigned counter;
+
+	snprintf(buf, len, "t.%s.%s.%u", tag, dr_test_uniq(), counter++);
 	return buf;
 }
 
