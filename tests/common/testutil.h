@@ -8,9 +8,11 @@
 #define DR_TESTUTIL_H
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -77,30 +79,52 @@ static inline char *dr_test_seg_new(const char *tag)
 	return dr_test_segment(s->name[s->n++], sizeof(s->name[0]), tag);
 }
 
-/* Remove every recorded segment (those already gone are no error). */
-static inline void dr_test_segs_unlink(void)
-{
-	struct dr_test_segs *s = dr_test_segs();
+/* Children dr_test_spawn() made in this process, for dr_test_segs_unlink(). */
+#define DR_TEST_MAX_KIDS 1024
 
-	for (int i = 0; i < s->n; i++)
-		(void)dr_unlink(s->name[i]);
-	s->n = 0;
+struct dr_test_kids {
+	int n;
+	pid_t pid[DR_TEST_MAX_KIDS];
+};
+
+static inline struct dr_test_kids *dr_test_kids(void)
+{
+	static struct dr_test_kids k;
+	return &k;
 }
 
-/* /dev/shm/distreg.<segment>, in a static buffer. */
-static inline const char *dr_test_seg_path(const char *segment)
+/* Whether pid is a child of ours that still runs (not reaped, not a
+ * zombie); never reaps it. */
+static inline bool dr_test_kid_running(pid_t pid)
 {
-	static char path[DR_SEGMENT_MAX + 64];
+	siginfo_t si = { 0 };
 
-	snprintf(path, sizeof(path), "/dev/shm/distreg.%s", segment);
-	return path;
+	return waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == 0;
+}
+
+static inline void dr_test_kid_track(pid_t pid)
+{
+	struct dr_test_kids *k = dr_test_kids();
+
+	if (k->n == DR_TEST_MAX_KIDS) { /* keep those not reaped yet */
+		int m = 0;
+		siginfo_t si;
+
+		for (int i = 0; i < k->n; i++)
+			if (waitid(P_PID, (id_t)k->pid[i], &si, WEXITED | WNOHANG | WNOWAIT) == 0)
+				k->pid[m++] = k->pid[i];
+		k->n = m;
+	}
+	if (k->n < DR_TEST_MAX_KIDS)
+		k->pid[k->n++] = pid;
 }
 
 /*
  * Run fn(arg) in a child and _exit() with its result, so the child never
  * returns into the test runner. The child dies with the test process, so a
- * failed or timed-out test leaves no child behind. Returns the pid, or -1
- * with errno set when fork() failed.
+ * failed or timed-out test leaves no child behind; one still running when
+ * the test's segments are removed is killed first (dr_test_segs_unlink).
+ * Returns the pid, or -1 with errno set when fork() failed.
  */
 typedef int (*dr_test_child_fn)(void *arg);
 
@@ -113,9 +137,42 @@ static inline pid_t dr_test_spawn(dr_test_child_fn fn, void *arg)
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (getppid() != parent)
 			_exit(120);
+		dr_test_kids()->n = 0; /* the parent's, not ours */
 		_exit(fn(arg));
 	}
+	if (pid > 0)
+		dr_test_kid_track(pid);
 	return pid;
+}
+
+/*
+ * Remove every recorded segment (those already gone are no error). A child
+ * of the test that still runs (the test failed and left it waiting) is
+ * killed and reaped first: it would create a segment again by opening it
+ * once this removed it, and leave it behind. Children already ended, or
+ * not yet reaped, are left to the test.
+ */
+static inline void dr_test_segs_unlink(void)
+{
+	struct dr_test_segs *s = dr_test_segs();
+	struct dr_test_kids *k = dr_test_kids();
+
+	for (int i = 0; i < k->n; i++)
+		if (dr_test_kid_running(k->pid[i]) && kill(k->pid[i], SIGKILL) == 0)
+			(void)waitpid(k->pid[i], NULL, 0);
+	k->n = 0;
+	for (int i = 0; i < s->n; i++)
+		(void)dr_unlink(s->name[i]);
+	s->n = 0;
+}
+
+/* /dev/shm/distreg.<segment>, in a static buffer. */
+static inline const char *dr_test_seg_path(const char *segment)
+{
+	static char path[DR_SEGMENT_MAX + 64];
+
+	snprintf(path, sizeof(path), "/dev/shm/distreg.%s", segment);
+	return path;
 }
 
 #endif

@@ -687,3 +687,37 @@ Test(segment, full_dev_shm_is_edquot_not_enospc)
 	cr_assert_null(strstr(dr_strerror(-ENOSPC), "/dev/shm"), "%s", dr_strerror(-ENOSPC));
 	cr_assert_str_neq(dr_strerror(-ENOSPC), dr_strerror(-EDQUOT));
 }
+
+/* The tests' own hygiene (testutil.h): a child a failed test left running,
+ * which opens its segment again and again, must not create it anew after
+ * the .fini removed it, nor outlive the removal. */
+static int reopener(void *arg)
+{
+	const char *name = arg;
+
+	for (;;) {
+		dr_registry *r = NULL;
+
+		if (seg_open_opts(name, 64, &r) == 0)
+			dr_close(r);
+	}
+	return 0;
+}
+
+Test(segment, test_fini_kills_running_children_before_removing_segments)
+{
+	const char *name = seg_new("fini");
+	char path[DR_SEGMENT_MAX + 64];
+	pid_t pid = spawn(reopener, (void *)name);
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s", seg_path(name));
+	for (int i = 0; i < 5000 && stat(path, &st) != 0; i++)
+		usleep(1000);
+	cr_assert_eq(stat(path, &st), 0, "the child never created %s", path);
+	dr_test_segs_unlink();
+	cr_assert_eq(kill(pid, 0), -1, "the child still runs");
+	cr_assert_eq(errno, ESRCH);
+	usleep(20000);
+	cr_assert_neq(stat(path, &st), 0, "%s is back after its removal", path);
+}
