@@ -437,12 +437,47 @@ static void scenario_join(void)
 	free(before);
 }
 
+/* --only: the scenarios to run (all without it), for profiling one. */
+#define SCENARIOS "register, lookup, call, failure, join"
+static char only[128];
+
+static bool wanted(const char *scenario)
+{
+	char list[sizeof(only) + 2], item[32];
+
+	if (!only[0])
+		return true;
+	snprintf(list, sizeof(list), ",%s,", only);
+	snprintf(item, sizeof(item), ",%s,", scenario);
+	return strstr(list, item) != NULL;
+}
+
+/* Every item of arg a scenario's name. */
+static bool only_parse(const char *arg)
+{
+	char buf[sizeof(only)], *save = NULL;
+
+	if (strlen(arg) >= sizeof(only))
+		return false;
+	snprintf(buf, sizeof(buf), "%s", arg);
+	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		char item[32];
+
+		snprintf(item, sizeof(item), ",%s,", t);
+		if (strlen(t) > 16 || !strstr(",register,lookup,call,failure,join,", item))
+			return false;
+	}
+	snprintf(only, sizeof(only), "%s", arg);
+	return only[0] != 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "short", no_argument, NULL, 'S' },
 		{ "names", required_argument, NULL, 'n' },
 		{ "bridge", required_argument, NULL, 'b' },
+		{ "only", required_argument, NULL, 'o' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -468,13 +503,19 @@ int main(int argc, char **argv)
 		case 'b':
 			bridge_bin = optarg;
 			break;
+		case 'o':
+			if (!only_parse(optarg))
+				goto usage;
+			break;
 		case 'h':
-			printf("usage: sys_distreg [--short] [--names N] [--bridge PATH]\n");
+			printf("usage: sys_distreg [--short] [--names N] [--bridge PATH] "
+			       "[--only SCENARIO,...]\n");
 			return 0;
 		default:
 		usage:
 			fprintf(stderr, "usage: sys_distreg [--short] [--names N (10-1000000)] "
-					"[--bridge PATH]\n");
+					"[--bridge PATH] [--only SCENARIO,... (of %s)]\n",
+				SCENARIOS);
 			return 2;
 		}
 	}
@@ -502,11 +543,16 @@ int main(int argc, char **argv)
 		factories[i] = fork_child(factory, three[i]);
 	usleep(200000);
 
-	scenario_register();
-	scenario_lookup();
-	scenario_call();
-	failure_worker();
-	scenario_join();
+	if (wanted("register"))
+		scenario_register();
+	if (wanted("lookup"))
+		scenario_lookup();
+	if (wanted("call"))
+		scenario_call();
+	if (wanted("failure"))
+		failure_worker();
+	if (wanted("join"))
+		scenario_join();
 
 	for (int i = 0; i < 4; i++)
 		if (factories[i] > 0)
