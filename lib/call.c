@@ -417,7 +417,7 @@ int dri_call_wait(dr_registry *r, const struct dri_target *to, const void *req, 
 	struct target_look look = { .gone = gone };
 	struct dr_msg msg;
 	dr_mailbox *mb;
-	uint64_t id, deadline;
+	uint64_t id, deadline, next_look;
 	int err;
 
 	if (!r || timeout_ms < -1 || (reply_len && *reply_len && !reply_buf))
@@ -437,7 +437,10 @@ int dri_call_wait(dr_registry *r, const struct dri_target *to, const void *req, 
 		       timeout_ms == 0 ? 0 : deadline, &look.target);
 	if (err)
 		return err;
-	err = dri_wait_take(mb, &msg, id, deadline, target_look, &look);
+	/* The first look after LIVENESS_NS: the target was alive for the
+	 * send (a look at once cost a start two system calls). */
+	next_look = dri_mono_ns() + DRI_LIVENESS_NS;
+	err = dri_wait_take(mb, &msg, id, deadline, &next_look, target_look, &look);
 	if (err)
 		return err;
 	if (msg.status) {

@@ -975,6 +975,12 @@ struct dr_mailbox {
 	/* per lane slot: when to ask again whether the sender of a drained
 	 * lane is dead (two system calls; a reaper frees it too) */
 	uint64_t gone_check[DRI_MBOX_LANES];
+	/* When dr_recv's look at the calls in flight (call.c,
+	 * dri_pending_look: system calls per worker) is due again: every
+	 * LIVENESS_NS, not at every receive that finds nothing; 0 at once
+	 * (none yet, or the last look found a call to end and may find
+	 * more). The receiving thread's. */
+	uint64_t next_look;
 	/* per lane slot: its tail as we last read it, and the slot's value
 	 * then. Records up to it stay published and unread while head is
 	 * below it (nobody but us detaches a lane with unread records:
@@ -1017,9 +1023,12 @@ int dri_lane_send(struct dr_registry *r, uint32_t ref, struct dri_rec *hdr, cons
 void dri_lanes_release_all(struct dr_registry *r, bool shared);
 int dri_mailbox_open(struct dr_registry *r, bool for_replies, struct dr_mailbox **out);
 void dri_mailbox_free(struct dr_mailbox *mb, bool shared);
+/* How often a waiting caller looks whether its worker still lives (the
+ * 20 ms of distreg.h). */
+#define DRI_LIVENESS_NS (20ull * 1000 * 1000)
 int dri_take(struct dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call);
 int dri_wait_take(struct dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call,
-		  uint64_t deadline,
+		  uint64_t deadline, uint64_t *next_look,
 		  int (*hook)(struct dr_mailbox *mb, struct dr_msg *msg, void *arg), void *arg);
 void dri_finish(struct dr_mailbox *mb);
 bool dri_pending_take(struct dr_mailbox *mb, uint64_t call_id, struct dri_pending *out);

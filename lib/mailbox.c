@@ -54,8 +54,7 @@
  * these machines a wake-up across CPUs costs 30-80 us, a round trip of
  * spinning processes 0.1-0.2 us. */
 #define SPIN_NS (20ull * 1000)
-/* How often a waiting caller looks whether its worker still lives. */
-#define LIVENESS_NS (20ull * 1000 * 1000)
+#define LIVENESS_NS DRI_LIVENESS_NS
 
 static uint64_t align8(uint64_t v)
 {
@@ -1297,19 +1296,36 @@ int dri_take(dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call)
 	return 0;
 }
 
+/* Take every wake-up datagram waiting on mb's socket: one system call
+ * for up to 16 (one per arming of the flag, normally none or one). */
+static void wakeups_drain(dr_mailbox *mb)
+{
+	char buf[16][8];
+	struct iovec iov[16];
+	struct mmsghdr v[16];
+
+	for (int i = 0; i < 16; i++) {
+		iov[i] = (struct iovec){ buf[i], sizeof(buf[i]) };
+		v[i] = (struct mmsghdr){ .msg_hdr = { .msg_iov = &iov[i], .msg_iovlen = 1 } };
+	}
+	while (recvmmsg(mb->sock, v, 16, MSG_DONTWAIT, NULL) == 16)
+		;
+}
+
 /*
  * Wait up to deadline for a record (see dri_take): spin for SPIN_NS, then
- * sleep on the socket until a sender wakes us. Every LIVENESS_NS the hook
- * (may be NULL) looks at what the caller waits for; it returns nonzero to
- * stop (that value is returned).
+ * sleep on the socket until a sender wakes us. The hook (may be NULL)
+ * looks at what the caller waits for when *next_look has come (0: at
+ * once), then every LIVENESS_NS; it returns nonzero to stop (that value
+ * is returned), and then *next_look is 0: what it saw may come again.
  */
 int dri_wait_take(dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call, uint64_t deadline,
-		  int (*hook)(dr_mailbox *mb, struct dr_msg *msg, void *arg), void *arg)
+		  uint64_t *next_look, int (*hook)(dr_mailbox *mb, struct dr_msg *msg, void *arg),
+		  void *arg)
 {
 	struct dri_mbox *m = &mb->r->mboxes[mb->idx];
-	uint64_t now = dri_mono_ns(), spin_end = now + SPIN_NS, next_hook = now;
+	uint64_t now = dri_mono_ns(), spin_end = now + SPIN_NS, next_hook = *next_look;
 	unsigned spins = 0;
-	char buf[64];
 	int rc;
 
 	for (;;) {
@@ -1328,9 +1344,12 @@ int dri_wait_take(dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call, uint
 				if (again)
 					rc = again;
 			}
-			if (rc)
+			if (rc) {
+				*next_look = 0;
 				break;
+			}
 			next_hook = now + LIVENESS_NS;
+			*next_look = next_hook;
 		}
 		if (deadline && now < spin_end && now < deadline) {
 			/* Now and then let the sender run, should it share
@@ -1346,8 +1365,7 @@ int dri_wait_take(dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call, uint
 		 * published after wakes us. The wake-up stays armed when we
 		 * return empty-handed, so the descriptor polls readable at
 		 * the next message. */
-		while (recv(mb->sock, buf, sizeof(buf), MSG_DONTWAIT) > 0)
-			;
+		wakeups_drain(mb);
 		st_rel32(&m->waiting, 1);
 		cmm_smp_mb();
 		rc = dri_take(mb, msg, filter_call);
@@ -1393,7 +1411,7 @@ DR_EXPORT int dr_recv(dr_mailbox *mb, struct dr_msg *msg, int timeout_ms)
 	if (err)
 		return err < 0 ? err : 0;
 	return dri_wait_take(mb, msg, 0, timeout_ms == 0 ? 0 : dri_deadline(timeout_ms),
-			     dri_pending_look, NULL);
+			     &mb->next_look, dri_pending_look, NULL);
 }
 
 /* Wake a thread of ours asleep in dr_recv on mb, so that it looks again at
