@@ -490,3 +490,89 @@ Test(start, a_start_without_waiting_completes_in_the_mailbox)
 	factory_quit(r, "a1", pid);
 	dr_close(r);
 }
+
+/* A process that serves the global name "dead" and waits to be killed;
+ * it writes the registration's id to fd first. */
+struct holder_arg {
+	const char *seg;
+	int fd;
+};
+
+static int dead_holder(void *arg)
+{
+	const struct holder_arg *a = arg;
+	dr_registry *r;
+	dr_mailbox *mb;
+	struct dr_entry e;
+
+	if (open_g(a->seg, &r) || dr_mailbox_open(r, &mb) ||
+	    dr_serve_global(mb, "dead", "d", 1) || dr_whereis_global(r, "dead", &e, NULL, 0, 1000))
+		return 10;
+	if (write(a->fd, &e.regid, sizeof(e.regid)) != (ssize_t)sizeof(e.regid))
+		return 11;
+	for (;;)
+		pause();
+}
+
+/* The answer dr_admin_start_end() makes of a factory's answer (made: the
+ * registration the factory says it made) from the process sender. */
+static void start_end(dr_registry *r, const char *name, uint64_t made, pid_t sender,
+		      uint8_t *out, size_t *olen)
+{
+	uint8_t ans[16] = { 1, 0, 0, 0, 0, 0, 0, 0 };
+	struct dr_msg m = { .kind = DR_MSG_REPLY, .sender = sender, .data = ans, .len = 16 };
+
+	memcpy(ans + 8, &made, sizeof(made)); /* little-endian, as the wire */
+	*olen = DR_START_WIRE_MAX;
+	cr_assert_eq(dr_admin_start_end(r, name, strlen(name), &m, out, olen), 0);
+}
+
+/* The owner's bridge answers a start with the registration the factory
+ * made, and never with one whose holder is dead: the factory that
+ * answered and holds it lived when it answered; any other holder is
+ * asked about. */
+Test(start, a_start_answer_names_the_registration_never_a_dead_holders_one)
+{
+	const char *seg = seg_new("st");
+	dr_registry *r = open_or_die(seg);
+	dr_mailbox *mb = mailbox(r);
+	struct holder_arg a = { .seg = seg };
+	uint8_t out[DR_START_WIRE_MAX];
+	uint64_t regid, dead_regid;
+	struct dr_entry e;
+	int fds[2];
+	size_t olen;
+	int32_t st;
+	pid_t pid;
+
+	/* Ours, made by us as the factory: the answer carries it. */
+	cr_assert_eq(dr_serve_global(mb, "mine", "v1", 2), 0);
+	cr_assert_eq(dr_whereis_global(r, "mine", &e, NULL, 0, 1000), 0);
+	regid = e.regid;
+	start_end(r, "mine", regid, getpid(), out, &olen);
+	memcpy(&st, out + 4, 4);
+	cr_assert_eq(out[0], 2, "an owner's answer");
+	cr_assert_eq(st, 0, "status %d", st);
+	cr_assert_eq(out[1], 1, "created by this start");
+	cr_assert_eq(olen, 8 + 24 + 2);
+	cr_assert_eq(memcmp(out + 8 + 4, &(uint32_t){ (uint32_t)getpid() }, 4), 0);
+	cr_assert_eq(memcmp(out + 8 + 8, &regid, 8), 0);
+	cr_assert_eq(memcmp(out + 8 + 24, "v1", 2), 0);
+
+	/* Held by a process that died (not reaped yet), answered by
+	 * another: not started. */
+	cr_assert_eq(pipe(fds), 0);
+	a.fd = fds[1];
+	pid = spawn(dead_holder, &a);
+	cr_assert_eq(read(fds[0], &dead_regid, sizeof(dead_regid)), (ssize_t)sizeof(dead_regid));
+	kill_reaped(pid);
+	cr_assert_eq(dr_whereis_global(r, "dead", &e, NULL, 0, 1000), 0, "reaped already");
+	cr_assert_eq(e.regid, dead_regid);
+	start_end(r, "dead", dead_regid, getpid(), out, &olen);
+	memcpy(&st, out + 4, 4);
+	cr_assert_eq(st, -ENOENT, "a dead holder's registration was answered: status %d", st);
+	close(fds[0]);
+	close(fds[1]);
+	dr_mailbox_close(mb);
+	dr_close(r);
+}
