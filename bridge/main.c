@@ -104,6 +104,7 @@ static void detach(struct bridge *b)
 static int timeout_ms(struct bridge *b, uint64_t now)
 {
 	uint64_t next = b->next_heartbeat_ns, t;
+	int ms;
 
 	if (b->next_scan_ns < next)
 		next = b->next_scan_ns;
@@ -114,6 +115,11 @@ static int timeout_ms(struct bridge *b, uint64_t now)
 		next = b->stop_deadline_ns;
 	if (b->stopping && now < b->stop_min_ns && b->stop_min_ns < next)
 		next = b->stop_min_ns;
+	/* The mailbox's own looks: calls delivered to workers of ours end
+	 * when a worker dies only through a receive. */
+	ms = b->mb ? dr_mailbox_timeout(b->mb) : -1;
+	if (ms >= 0 && now + (uint64_t)ms * 1000000 < next)
+		next = now + (uint64_t)ms * 1000000;
 	if (next <= now)
 		return 0;
 	t = (next - now + 999999) / 1000000;

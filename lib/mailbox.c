@@ -834,6 +834,35 @@ DR_EXPORT int dr_mailbox_fd(const dr_mailbox *mb)
 	return mb ? mb->sock : -EINVAL;
 }
 
+/* Milliseconds from now (in clock now's terms) to due, rounded up. */
+static int64_t ms_until(uint64_t due, uint64_t now)
+{
+	return due <= now ? 0 : (int64_t)((due - now + 999999) / 1000000);
+}
+
+DR_EXPORT int dr_mailbox_timeout(const dr_mailbox *mb)
+{
+	int64_t ms = -1;
+
+	if (!mb)
+		return -EINVAL;
+	/* What dr_recv() looks at besides messages (dri_wait_take): the
+	 * calls in flight, the watches (watch.c, on the coarse clock) and
+	 * an answer that waits for room. */
+	if (__atomic_load_n(&mb->pend.n, __ATOMIC_RELAXED))
+		ms = ms_until(mb->next_look, dri_mono_ns());
+	if (mb->nevents)
+		ms = 0;
+	else if (mb->watches) {
+		int64_t w = ms_until(mb->watch_next, dri_coarse_ns());
+
+		ms = ms < 0 || w < ms ? w : ms;
+	}
+	if (mb->deferred && (ms < 0 || ms > (int64_t)(LIVENESS_NS / 1000000)))
+		ms = (int64_t)(LIVENESS_NS / 1000000);
+	return (int)ms;
+}
+
 /* The id of the registration of name served by mb (0 if there is none:
  * another thread of ours ended it already). */
 static uint64_t registration_of(dr_mailbox *mb, const void *name, size_t len, bool global)

@@ -628,7 +628,8 @@ static int holder_run(struct holder *h, bool echo)
 			if (rc != -EBADMSG) /* a scribbled message is skipped */
 				return ST_ERROR;
 		}
-		if (poll(p, n, -1) < 0 && errno != EINTR)
+		/* Restarts in flight end through a receive (dr_mailbox_timeout). */
+		if (poll(p, n, h->mb ? dr_mailbox_timeout(h->mb) : -1) < 0 && errno != EINTR)
 			return fail("poll", NULL, -errno);
 		if (p[0].revents)
 			return ST_OK; /* SIGINT or SIGTERM */

@@ -545,6 +545,18 @@ void dr_mailbox_close(dr_mailbox *mb);
 int dr_mailbox_fd(const dr_mailbox *mb);
 
 /*
+ * How long such a loop may wait before it calls dr_recv() again even if
+ * the descriptor stays quiet, in milliseconds: -1 for ever, 0 now. Only a
+ * receive ends an asynchronous call whose worker died or whose timeout
+ * passed (looked at every 20 ms), and finds a watched name's change; a
+ * dead worker writes nothing that would wake the descriptor. So, with
+ * calls in flight or watches: poll(fd, dr_mailbox_timeout(mb)), then
+ * receive with timeout 0 until -EAGAIN. From the thread that receives.
+ * Errors: -EINVAL mb is NULL.
+ */
+int dr_mailbox_timeout(const dr_mailbox *mb);
+
+/*
  * Register name, as dr_register() does, and have messages for it delivered
  * to mb. Errors as for dr_register(); -EINVAL mb NULL.
  */

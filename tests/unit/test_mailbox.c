@@ -393,6 +393,58 @@ Test(mailbox, a_worker_that_dies_with_calls_pending_fails_them_within_100_ms)
 	dr_close(r);
 }
 
+/* An event loop: its descriptor stays quiet when a worker dies with calls
+ * in flight, so the loop waits at most dr_mailbox_timeout() before it
+ * receives again, and the calls end within the contract. */
+Test(mailbox, an_event_loop_learns_of_a_dead_worker_through_the_timeout)
+{
+	const char *seg = seg_new("mb");
+	dr_registry *r = open_mb(seg, 8192, 0);
+	struct worker *w = start_worker(seg, "doomed", NULL);
+	struct dr_msg m;
+	dr_mailbox *mb;
+	struct pollfd p;
+	uint64_t id;
+	double died;
+	int got = 0, t;
+	pid_t pid;
+
+	cr_assert_eq(dr_mailbox_timeout(NULL), -EINVAL);
+	w->die_at = 1;
+	worker_go(w, &pid);
+	cr_assert_eq(dr_mailbox_open(r, &mb), 0);
+	cr_assert_eq(dr_mailbox_timeout(mb), -1, "nothing in flight, nothing watched");
+	p = (struct pollfd){ .fd = dr_mailbox_fd(mb), .events = POLLIN };
+	for (int i = 0; i < 16; i++)
+		cr_assert_eq(dr_call_async(mb, "doomed", "x", 1, -1, &id), 0);
+	t = dr_mailbox_timeout(mb);
+	cr_assert(t >= 0 && t <= 20, "16 calls in flight: timeout %d ms", t);
+	cr_assert_eq(wait_child(pid), 128 + SIGKILL);
+	died = now_s();
+	while (got < 16) {
+		int rc;
+
+		t = dr_mailbox_timeout(mb);
+		cr_assert(t >= 0 && t <= 20, "call %d in flight: timeout %d ms", got, t);
+		cr_assert(poll(&p, 1, t) >= 0);
+		while ((rc = dr_recv(mb, &m, 0)) == 0) {
+			cr_assert_eq(m.kind, DR_MSG_REPLY);
+			cr_assert_eq(m.status, -EOWNERDEAD, "%s", dr_strerror(m.status));
+			got++;
+		}
+		cr_assert_eq(rc, -EAGAIN);
+		cr_assert_lt(now_s() - died, 2.0, "%d of 16 ended in 2 s", got);
+	}
+	cr_assert_lt(now_s() - died, 0.5, "took %.3f s (the contract: 100 ms)", now_s() - died);
+	cr_assert_eq(dr_mailbox_timeout(mb), -1, "none in flight any more");
+	/* A watch needs looks too. */
+	cr_assert_eq(dr_watch(mb, "doomed"), 0);
+	t = dr_mailbox_timeout(mb);
+	cr_assert(t >= 0 && t <= 20, "a watch: timeout %d ms", t);
+	dr_mailbox_close(mb);
+	dr_close(r);
+}
+
 Test(mailbox, many_asynchronous_calls_in_flight_complete_once_each)
 {
 	const char *seg = seg_new("mb");
