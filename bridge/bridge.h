@@ -48,8 +48,10 @@
 #define RETRY_MIN_NS (50ull * 1000 * 1000)
 /* A batch of casts only (no deadline) is dropped after this long unanswered. */
 #define CAST_GIVEUP_NS (2000ull * 1000 * 1000)
-/* Inbound batches remembered per origin, to answer resends. */
+/* Inbound batches remembered per origin, to answer resends; trimmed back
+ * to that once ORIGIN_TRIM_SLACK more have come. */
 #define ORIGIN_CACHE 1024
+#define ORIGIN_TRIM_SLACK 64
 /* How long a stopping bridge waits for the calls in flight. */
 #define DRAIN_NS (2000ull * 1000 * 1000)
 /* How long a stopping bridge runs at least after its LEAVE: nanomsg sends
@@ -181,7 +183,7 @@ struct origin {
 	uint64_t incarnation;
 	uint64_t delivered;            /* highest batch number delivered */
 	uint64_t forgotten;            /* highest batch number trimmed from the cache */
-	struct ibatch *cache;          /* newest first, at most ORIGIN_CACHE */
+	struct ibatch *cache;          /* newest first; answered ones beyond ORIGIN_CACHE trimmed */
 	uint32_t ncache;
 };
 

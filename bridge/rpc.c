@@ -960,7 +960,9 @@ static void on_batch(struct bridge *b, struct peer *p, const struct wire_hdr *h,
 	b->n.batches_received++;
 	if (o->incarnation != h->incarnation)
 		origin_reset(b, o, h->incarnation);
-	for (ib = o->cache; ib && ib->no != no; ib = ib->next)
+	/* Every batch in the cache has a number up to o->delivered (the
+	 * highest seen): a higher one is new, with no walk of the cache. */
+	for (ib = no > o->delivered ? NULL : o->cache; ib && ib->no != no; ib = ib->next)
 		;
 	if (ib) {
 		/* A resend: answer it (now, or once it is complete) on the
@@ -1024,7 +1026,9 @@ static void on_batch(struct bridge *b, struct peer *p, const struct wire_hdr *h,
 		*b->acks_tail = ib;
 		b->acks_tail = &ib->ack_next;
 	}
-	origin_trim(b, o);
+	/* A walk of the whole cache: once per ORIGIN_TRIM_SLACK batches. */
+	if (o->ncache > ORIGIN_CACHE + ORIGIN_TRIM_SLACK)
+		origin_trim(b, o);
 }
 
 bool rpc_rep_open(const struct bridge *b)
