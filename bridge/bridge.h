@@ -225,6 +225,7 @@ struct bridge {
 	struct bridge_config cfg;
 	dr_registry *r;
 	dr_mailbox *mb;
+	bool mb_more;                  /* the last pass stopped at MAILBOX_BURST */
 	struct wire_key key;
 	char host[DR_HOST_MAX + 1];
 	uint64_t incarnation;
@@ -299,7 +300,9 @@ void moves_stop(struct bridge *b);
 /* rpc.c */
 int rpc_start(struct bridge *b);
 void rpc_stop(struct bridge *b);
-int rpc_mailbox(struct bridge *b); /* messages taken */
+/* At most this many messages per pass, so that the sockets get their turn. */
+#define MAILBOX_BURST 4096
+int rpc_mailbox(struct bridge *b); /* messages taken; MAILBOX_BURST: more may wait */
 void rpc_rep_recv(struct bridge *b);
 void rpc_req_recv(struct bridge *b, struct peer *p);
 void rpc_tick(struct bridge *b, uint64_t now);

@@ -117,7 +117,7 @@ static int timeout_ms(struct bridge *b, uint64_t now)
 		next = b->stop_min_ns;
 	/* The mailbox's own looks: calls delivered to workers of ours end
 	 * when a worker dies only through a receive. */
-	ms = b->mb ? dr_mailbox_timeout(b->mb) : -1;
+	ms = b->mb_more ? 0 : b->mb ? dr_mailbox_timeout(b->mb) : -1;
 	if (ms >= 0 && now + (uint64_t)ms * 1000000 < next)
 		next = now + (uint64_t)ms * 1000000;
 	if (next <= now)
@@ -201,7 +201,8 @@ static int run(struct bridge *b)
 				reaper_event(b, fds[i].fd);
 		/* The mailbox always: its descriptor is armed only once a
 		 * receive has found it empty. */
-		rpc_mailbox(b);
+		/* A burst cut short leaves the descriptor unarmed: no sleep. */
+		b->mb_more = rpc_mailbox(b) == MAILBOX_BURST;
 		now = now_ns();
 		membership_tick(b, now);
 		rpc_tick(b, now);

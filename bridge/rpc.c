@@ -1201,9 +1201,6 @@ static void on_worker_reply(struct bridge *b, const struct dr_msg *m)
 	}
 }
 
-/* At most this many messages per pass, so that the sockets get their turn. */
-#define MAILBOX_BURST 4096
-
 int rpc_mailbox(struct bridge *b)
 {
 	uint64_t now = now_ns();

@@ -255,40 +255,56 @@ bool dri_pending_take(dr_mailbox *mb, uint64_t call_id, struct dri_pending *out)
 	return p != NULL;
 }
 
-/* Hook of dr_recv's wait, every 20 ms: a call past its deadline, or whose
- * worker is gone, completes with -ETIMEDOUT or -EOWNERDEAD. One whose send
- * is still under way (no target yet) is left alone. */
+/*
+ * Hook of dr_recv's wait, every 20 ms: a call whose worker is gone, or past
+ * its deadline, completes with -EOWNERDEAD (whatever its deadline) or
+ * -ETIMEDOUT. One whose send is still under way (no target yet) is left
+ * alone. A worker that died may have answered first: its answer can still
+ * wait in its lane (dead, it writes nothing more), so messages come first,
+ * and the call ends at a look that finds none.
+ */
 int dri_pending_look(dr_mailbox *mb, struct dr_msg *msg, void *arg)
 {
-	uint64_t now = dri_mono_ns();
+	uint64_t now = dri_mono_ns(), end = 0;
 	uint32_t alive_mb = 0;
-	int found = 0, alive = -1, alive_gone = 0;
+	int alive = -1, alive_gone = 0, status = 0, rc;
+	struct dri_pending *p;
 
 	(void)arg;
 	pthread_mutex_lock(&mb->call_lock);
 	for (size_t i = 0; i < mb->pend.cap && mb->pend.n; i++) {
-		struct dri_pending *p = &mb->pend.slot[i];
-		if (!p->call_id)
+		p = &mb->pend.slot[i];
+		if (!p->call_id || p->target == 0)
 			continue;
-		int status = p->target == 0 ? 0 :
-			     now >= p->deadline ? -ETIMEDOUT :
-			     !target_alive_cached(mb->r, p->target, p->gone, &alive,
-						  &alive_mb, &alive_gone) ? p->gone : 0;
-
-		if (!status)
-			continue;
-		memset(msg, 0, sizeof(*msg));
-		msg->kind = DR_MSG_REPLY;
-		msg->status = status;
-		msg->call_id = p->call_id;
-		free(p->again);
-		dri_pend_remove(&mb->pend, p);
-		found = 1;
-		break;
+		status = !target_alive_cached(mb->r, p->target, p->gone, &alive, &alive_mb,
+					      &alive_gone) ? p->gone :
+			 now >= p->deadline ? -ETIMEDOUT : 0;
+		if (status) {
+			end = p->call_id;
+			break;
+		}
 	}
 	pthread_mutex_unlock(&mb->call_lock);
 	/* A receiver waits: the names it watches too. */
-	return found ? found : dri_watch_take(mb, msg);
+	if (!end)
+		return dri_watch_take(mb, msg);
+	if (status != -ETIMEDOUT) {
+		rc = dri_take(mb, msg, 0);
+		if (rc)
+			return rc;
+	}
+	pthread_mutex_lock(&mb->call_lock);
+	p = dri_pend_find(&mb->pend, end);
+	if (p) {
+		memset(msg, 0, sizeof(*msg));
+		msg->kind = DR_MSG_REPLY;
+		msg->status = status;
+		msg->call_id = end;
+		free(p->again);
+		dri_pend_remove(&mb->pend, p);
+	}
+	pthread_mutex_unlock(&mb->call_lock);
+	return p != NULL;
 }
 
 /*
@@ -437,9 +453,10 @@ int dri_call_wait(dr_registry *r, const struct dri_target *to, const void *req, 
 		       timeout_ms == 0 ? 0 : deadline, &look.target);
 	if (err)
 		return err;
-	/* The first look after LIVENESS_NS: the target was alive for the
-	 * send (a look at once cost a start two system calls). */
-	next_look = dri_mono_ns() + DRI_LIVENESS_NS;
+	/* The first look at once: a send reaches a dead process's mailbox
+	 * as long as nobody has reaped it, and then the call ends now, with
+	 * -EOWNERDEAD whatever its timeout. */
+	next_look = 0;
 	err = dri_wait_take(mb, &msg, id, deadline, &next_look, target_look, &look);
 	if (err)
 		return err;

@@ -249,13 +249,11 @@ static int start_finish(dr_registry *r, const void *name, size_t name_len, int s
 	return -ECANCELED;
 }
 
-/* The owner's answer to a forwarded start into buf; its length. With
- * replier (the pid of the factory that answered; 0 none), a registration
- * that this start created and the replier holds is taken as it was read:
- * the replier lived when it answered, as late as asking the kernel now
- * would tell (two system calls per start). */
+/* The owner's answer to a forwarded start into buf; its length. The
+ * holder's liveness is asked every time, even of a factory that has just
+ * answered: the answer may have waited in our mailbox while it died. */
 static size_t started_encode(dr_registry *r, const void *name, size_t name_len, int rc,
-			     const struct dr_started *st, pid_t replier, uint8_t *buf)
+			     const struct dr_started *st, uint8_t *buf)
 {
 	size_t n = START_FIXED, rl = 0;
 
@@ -263,9 +261,7 @@ static size_t started_encode(dr_registry *r, const void *name, size_t name_len, 
 		size_t el = DR_ENTRY_WIRE_MAX;
 
 		/* The entry we just read, in the lookup's format. */
-		if (replier > 0 && st->created && st->entry.pid == replier) {
-			n += dri_entry_encode(&st->entry, buf + START_FIXED);
-		} else if (dr_admin_entry_encode(r, name, name_len, buf + START_FIXED, &el) == 0) {
+		if (dr_admin_entry_encode(r, name, name_len, buf + START_FIXED, &el) == 0) {
 			n += el;
 		} else {
 			rc = -ENOENT; /* gone between the two looks */
@@ -362,7 +358,7 @@ DR_EXPORT int dr_admin_start_begin(dr_mailbox *mb, const void *name, size_t name
 				rc = -ESRCH;
 		}
 	}
-	*len_out = started_encode(mb->r, name, name_len, rc, &st, 0, buf);
+	*len_out = started_encode(mb->r, name, name_len, rc, &st, buf);
 	return 1;
 }
 
@@ -375,7 +371,7 @@ DR_EXPORT int dr_admin_start_end(dr_registry *r, const void *name, size_t name_l
 	if (!r || !name || name_len == 0 || name_len > DR_NAME_MAX || !reply || !buf || !len_out)
 		return -EINVAL;
 	rc = start_finish(r, name, name_len, reply->status, reply->data, reply->len, &st);
-	*len_out = started_encode(r, name, name_len, rc, &st, reply->sender, buf);
+	*len_out = started_encode(r, name, name_len, rc, &st, buf);
 	return 0;
 }
 

@@ -903,6 +903,71 @@ Test(breakmb, an_answer_in_the_lane_is_dropped_when_its_worker_then_closes)
 	dr_unlink(seg);
 }
 
+/* The same, for an asynchronous call: makes it, stops at the first look
+ * that finds nothing in dr_recv (wait_empty); says 'o' if the answer came,
+ * 'x' for -EOWNERDEAD, 'e' otherwise. */
+static int paused_async_caller_child(void *arg)
+{
+	struct kid *k = arg;
+	struct dr_msg m;
+	dr_registry *r;
+	dr_mailbox *mb;
+	uint64_t id;
+	int rc;
+
+	if (kid_open(k, &r) || dr_mailbox_open(r, &mb) ||
+	    dr_call_async(mb, "w", "q", 1, WAIT_MS, &id))
+		return 10;
+	crash_arm("wait_empty", "stop", 0);
+	rc = dr_recv(mb, &m, WAIT_MS);
+	unsetenv("DISTREG_CRASH_AT");
+	write_byte(k->l.up[1], rc == 0 && m.kind == DR_MSG_REPLY && m.call_id == id &&
+					       m.status == 0 && m.len == 3 && !memcmp(m.data, "ans", 3) ?
+				       'o' :
+			       rc == 0 && m.status == -EOWNERDEAD ? 'x' : 'e');
+	if (await(&k->l, 'q'))
+		return 11;
+	return 0;
+}
+
+/*
+ * review-37, finding 3: dr_recv's look at the calls in flight ended an
+ * asynchronous call with -EOWNERDEAD on its worker's death alone, though
+ * the worker's answer waited in the lane; the answer was then dropped as
+ * late. Messages now come first, and the call ends at a look that finds
+ * none.
+ */
+Test(breakmb, an_async_answer_in_the_lane_is_taken_when_its_worker_then_closes)
+{
+	const char *seg = seg_new("bk10a");
+	struct kid *wk = kid_new(seg, 4, 8, 4096), *ck = kid_new(seg, 4, 8, 4096);
+	dr_registry *r;
+	pid_t w, c;
+	char ch = 0;
+	int rc;
+
+	cr_assert_eq(open_geo(seg, 4, 8, 4096, &r), 0);
+	w = spawn(answer_then_close_child, wk);
+	expect_byte(&wk->l, 'r', w, "worker ready");
+	c = spawn(paused_async_caller_child, ck);
+	cr_assert_eq(wait_stopped(c, WAIT_MS), 0, "caller never reached wait_empty");
+	write_byte(wk->l.down[1], 'g');
+	expect_byte(&wk->l, 'd', w, "worker answered and closed");
+	kill(c, SIGCONT);
+	rc = read_byte_within(ck->l.up[0], &ch, WAIT_MS);
+	write_byte(wk->l.down[1], 'q');
+	write_byte(ck->l.down[1], 'q');
+	wait_child(w);
+	wait_child(c);
+	cr_assert(rc == 1 && ch == 'o',
+		  "the caller got %s though the answer was in its lane before the worker closed",
+		  ch == 'x' ? "-EOWNERDEAD" : "something else");
+	dr_close(r);
+	kid_free(wk);
+	kid_free(ck);
+	dr_unlink(seg);
+}
+
 /* ---------------------------------------------------------------------- */
 /* Finding 11: the lanes loop of the reaper detaches by lane index, on a
  * stale look. */

@@ -393,6 +393,45 @@ Test(mailbox, a_worker_that_dies_with_calls_pending_fails_them_within_100_ms)
 	dr_close(r);
 }
 
+/* review-37, finding 2: a call to a worker that died before it (its name
+ * not reaped yet) ends with -EOWNERDEAD whatever its timeout, also when
+ * the timeout is shorter than the 20 ms between looks, and a waiting call
+ * at once. */
+Test(mailbox, a_call_to_a_dead_worker_says_so_whatever_its_timeout)
+{
+	const char *seg = seg_new("mb");
+	dr_registry *r = open_mb(seg, 8192, 0);
+	struct worker *w = start_worker(seg, "gone", NULL);
+	struct dr_msg m;
+	dr_mailbox *mb;
+	char buf[8];
+	size_t len;
+	uint64_t id;
+	double t0;
+	pid_t pid;
+
+	worker_go(w, &pid);
+	cr_assert_eq(kill(pid, SIGKILL), 0);
+	cr_assert_eq(wait_child(pid), 128 + SIGKILL);
+	cr_assert_eq(dr_whereis(r, "gone", NULL), 0, "reaped already: nothing to test");
+	for (int timeout = 0; timeout <= 10; timeout += 5) {
+		len = sizeof(buf);
+		t0 = now_s();
+		cr_assert_eq(dr_call(r, "gone", "x", 1, buf, &len, timeout), -EOWNERDEAD,
+			     "timeout %d ms", timeout);
+		cr_assert_lt(now_s() - t0, 0.5);
+	}
+	cr_assert_eq(dr_mailbox_open(r, &mb), 0);
+	cr_assert_eq(dr_recv(mb, &m, 0), -EAGAIN); /* a look just now: the next in 20 ms */
+	cr_assert_eq(dr_call_async(mb, "gone", "x", 1, 5, &id), 0);
+	cr_assert_eq(dr_recv(mb, &m, 1000), 0);
+	cr_assert_eq(m.kind, DR_MSG_REPLY);
+	cr_assert_eq(m.call_id, id);
+	cr_assert_eq(m.status, -EOWNERDEAD, "%s", dr_strerror(m.status));
+	dr_mailbox_close(mb);
+	dr_close(r);
+}
+
 /* An event loop: its descriptor stays quiet when a worker dies with calls
  * in flight, so the loop waits at most dr_mailbox_timeout() before it
  * receives again, and the calls end within the contract. */

@@ -528,10 +528,11 @@ static void start_end(dr_registry *r, const char *name, uint64_t made, pid_t sen
 }
 
 /* The owner's bridge answers a start with the registration the factory
- * made, and never with one whose holder is dead: the factory that
- * answered and holds it lived when it answered; any other holder is
- * asked about. */
-Test(start, a_start_answer_names_the_registration_never_a_dead_holders_one)
+ * made, and never with one whose holder is dead, even the factory that
+ * answered (review-37, finding 1: taken as read when the factory answered
+ * itself, an answer that waited in the bridge's mailbox while its factory
+ * died said started, with a dead pid). */
+Test(start, a_start_answer_names_the_registration_never_a_dead_holders)
 {
 	const char *seg = seg_new("st");
 	dr_registry *r = open_or_die(seg);
@@ -571,6 +572,10 @@ Test(start, a_start_answer_names_the_registration_never_a_dead_holders_one)
 	start_end(r, "dead", dead_regid, getpid(), out, &olen);
 	memcpy(&st, out + 4, 4);
 	cr_assert_eq(st, -ENOENT, "a dead holder's registration was answered: status %d", st);
+	/* The dead holder answered itself, before it died. */
+	start_end(r, "dead", dead_regid, pid, out, &olen);
+	memcpy(&st, out + 4, 4);
+	cr_assert_eq(st, -ENOENT, "a dead factory's own answer said started: status %d", st);
 	close(fds[0]);
 	close(fds[1]);
 	dr_mailbox_close(mb);
