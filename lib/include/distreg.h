@@ -549,9 +549,10 @@ int dr_mailbox_fd(const dr_mailbox *mb);
  * the descriptor stays quiet, in milliseconds: -1 for ever, 0 now. Only a
  * receive ends an asynchronous call whose worker died or whose timeout
  * passed (looked at every 20 ms), and finds a watched name's change; a
- * dead worker writes nothing that would wake the descriptor. So, with
- * calls in flight or watches: poll(fd, dr_mailbox_timeout(mb)), then
- * receive with timeout 0 until -EAGAIN. From the thread that receives.
+ * dead worker writes nothing that would wake the descriptor. So the loop
+ * is: receive with timeout 0 until -EAGAIN (which also arms the
+ * descriptor), then poll(fd, dr_mailbox_timeout(mb)), and again. From the
+ * thread that receives.
  * Errors: -EINVAL mb is NULL.
  */
 int dr_mailbox_timeout(const dr_mailbox *mb);
