@@ -864,17 +864,11 @@ static int paused_caller_child(void *arg)
 	return 0;
 }
 
-/*
- * dri_wait_take() runs the liveness hook after a look that found nothing,
- * and gives up on its verdict without looking again. A caller preempted
- * between the two (wait_empty) while its worker answers and then closes
- * its mailbox (a worker shutting down) gets -EOWNERDEAD, which says the
- * worker closed its mailbox "before answering", with the answer waiting
- * in its own lane.
- */
-Test(breakmb, an_answer_in_the_lane_is_dropped_when_its_worker_then_closes)
+/* The case of the tests below: caller (a child that calls "w" and stops
+ * at wait_empty) must get the answer the worker gave before it closed. */
+static void answer_in_lane(const char *tag, dr_test_child_fn caller)
 {
-	const char *seg = seg_new("bk10");
+	const char *seg = seg_new(tag);
 	struct kid *wk = kid_new(seg, 4, 8, 4096), *ck = kid_new(seg, 4, 8, 4096);
 	dr_registry *r;
 	pid_t w, c;
@@ -884,7 +878,7 @@ Test(breakmb, an_answer_in_the_lane_is_dropped_when_its_worker_then_closes)
 	cr_assert_eq(open_geo(seg, 4, 8, 4096, &r), 0);
 	w = spawn(answer_then_close_child, wk);
 	expect_byte(&wk->l, 'r', w, "worker ready");
-	c = spawn(paused_caller_child, ck);
+	c = spawn(caller, ck);
 	cr_assert_eq(wait_stopped(c, WAIT_MS), 0, "caller never reached wait_empty");
 	write_byte(wk->l.down[1], 'g');
 	expect_byte(&wk->l, 'd', w, "worker answered and closed");
@@ -901,6 +895,19 @@ Test(breakmb, an_answer_in_the_lane_is_dropped_when_its_worker_then_closes)
 	kid_free(wk);
 	kid_free(ck);
 	dr_unlink(seg);
+}
+
+/*
+ * dri_wait_take() runs the liveness hook after a look that found nothing,
+ * and gives up on its verdict without looking again. A caller preempted
+ * between the two (wait_empty) while its worker answers and then closes
+ * its mailbox (a worker shutting down) gets -EOWNERDEAD, which says the
+ * worker closed its mailbox "before answering", with the answer waiting
+ * in its own lane.
+ */
+Test(breakmb, an_answer_in_the_lane_is_dropped_when_its_worker_then_closes)
+{
+	answer_in_lane("bk10", paused_caller_child);
 }
 
 /* The same, for an asynchronous call: makes it, stops at the first look
@@ -939,33 +946,7 @@ static int paused_async_caller_child(void *arg)
  */
 Test(breakmb, an_async_answer_in_the_lane_is_taken_when_its_worker_then_closes)
 {
-	const char *seg = seg_new("bk10a");
-	struct kid *wk = kid_new(seg, 4, 8, 4096), *ck = kid_new(seg, 4, 8, 4096);
-	dr_registry *r;
-	pid_t w, c;
-	char ch = 0;
-	int rc;
-
-	cr_assert_eq(open_geo(seg, 4, 8, 4096, &r), 0);
-	w = spawn(answer_then_close_child, wk);
-	expect_byte(&wk->l, 'r', w, "worker ready");
-	c = spawn(paused_async_caller_child, ck);
-	cr_assert_eq(wait_stopped(c, WAIT_MS), 0, "caller never reached wait_empty");
-	write_byte(wk->l.down[1], 'g');
-	expect_byte(&wk->l, 'd', w, "worker answered and closed");
-	kill(c, SIGCONT);
-	rc = read_byte_within(ck->l.up[0], &ch, WAIT_MS);
-	write_byte(wk->l.down[1], 'q');
-	write_byte(ck->l.down[1], 'q');
-	wait_child(w);
-	wait_child(c);
-	cr_assert(rc == 1 && ch == 'o',
-		  "the caller got %s though the answer was in its lane before the worker closed",
-		  ch == 'x' ? "-EOWNERDEAD" : "something else");
-	dr_close(r);
-	kid_free(wk);
-	kid_free(ck);
-	dr_unlink(seg);
+	answer_in_lane("bk10a", paused_async_caller_child);
 }
 
 /* ---------------------------------------------------------------------- */
