@@ -265,8 +265,8 @@ bool dri_pending_take(dr_mailbox *mb, uint64_t call_id, struct dri_pending *out)
  */
 int dri_pending_look(dr_mailbox *mb, struct dr_msg *msg, void *arg)
 {
-	uint64_t now = dri_mono_ns(), end = 0;
-	uint32_t alive_mb = 0;
+	uint64_t now = dri_mono_ns(), end = 0, seq = 0;
+	uint32_t alive_mb = 0, target = 0;
 	int alive = -1, alive_gone = 0, status = 0, rc;
 	struct dri_pending *p;
 
@@ -281,6 +281,8 @@ int dri_pending_look(dr_mailbox *mb, struct dr_msg *msg, void *arg)
 			 now >= p->deadline ? -ETIMEDOUT : 0;
 		if (status) {
 			end = p->call_id;
+			seq = p->seq;
+			target = p->target;
 			break;
 		}
 	}
@@ -293,8 +295,13 @@ int dri_pending_look(dr_mailbox *mb, struct dr_msg *msg, void *arg)
 		if (rc)
 			return rc;
 	}
+	/* Still the sending we judged: dri_take() may have made the call
+	 * again under its id, to another worker (an answer that it reached
+	 * no worker, dri_again_send), and that one is not ended here. */
 	pthread_mutex_lock(&mb->call_lock);
 	p = dri_pend_find(&mb->pend, end);
+	if (p && (p->seq != seq || p->target != target))
+		p = NULL;
 	if (p) {
 		memset(msg, 0, sizeof(*msg));
 		msg->kind = DR_MSG_REPLY;
