@@ -200,8 +200,8 @@ static int run(struct bridge *b)
 			if (fds[i].revents)
 				reaper_event(b, fds[i].fd);
 		/* The mailbox always: its descriptor is armed only once a
-		 * receive has found it empty. */
-		/* A burst cut short leaves the descriptor unarmed: no sleep. */
+		 * receive has found it empty, so a pass cut short at the
+		 * burst means no sleep in the next poll. */
 		b->mb_more = rpc_mailbox(b) == MAILBOX_BURST;
 		now = now_ns();
 		membership_tick(b, now);

@@ -1124,7 +1124,6 @@ struct dri_target dri_to_bridge(uint8_t *buf, int op, const struct dri_where *w,
 				const void *name, size_t len, int timeout_ms);
 /* A lookup's answer, as dr_admin_entry_encode() writes it; -EBADMSG else. */
 int dri_entry_decode(const uint8_t *p, size_t len, struct dr_entry *out);
-size_t dri_entry_encode(const struct dr_entry *e, void *buf);
 /* A whole copy of the view, as a reader took it. */
 struct dri_view_snap {
 	uint64_t epoch;           /* 0: none published */

@@ -145,25 +145,11 @@ DR_EXPORT int dr_admin_fwd_decode(const struct dr_msg *msg, struct dr_fwd *out)
 /* ---------------------------------------------------------------------- */
 /* Lookups */
 
-/* Entry e in the lookup's format into buf (DR_ENTRY_WIRE_MAX bytes);
- * its length. */
-size_t dri_entry_encode(const struct dr_entry *e, void *buf)
-{
-	uint8_t *p = buf;
-
-	memset(p, 0, ENTRY_FIXED);
-	p[0] = ENTRY_VERSION;
-	put32(p + 4, (uint32_t)e->pid);
-	put64(p + 8, e->regid);
-	put32(p + 16, (uint32_t)e->value_len);
-	memcpy(p + ENTRY_FIXED, e->value, e->value_len);
-	return ENTRY_FIXED + e->value_len;
-}
-
 DR_EXPORT int dr_admin_entry_encode(dr_registry *r, const void *name, size_t name_len, void *buf,
 				    size_t *len)
 {
 	struct dr_entry e;
+	uint8_t *p = buf;
 	uint64_t owner;
 	int err;
 
@@ -176,7 +162,13 @@ DR_EXPORT int dr_admin_entry_encode(dr_registry *r, const void *name, size_t nam
 	 * asks whether the owner runs it must not dienow the live one. */
 	if (!owner || !dri_owner_alive(r, owner))
 		return -ENOENT;
-	*len = dri_entry_encode(&e, buf);
+	memset(p, 0, ENTRY_FIXED);
+	p[0] = ENTRY_VERSION;
+	put32(p + 4, (uint32_t)e.pid);
+	put64(p + 8, e.regid);
+	put32(p + 16, (uint32_t)e.value_len);
+	memcpy(p + ENTRY_FIXED, e.value, e.value_len);
+	*len = ENTRY_FIXED + e.value_len;
 	return 0;
 }
 

@@ -532,7 +532,7 @@ static void start_end(dr_registry *r, const char *name, uint64_t made, pid_t sen
  * answered (review-37, finding 1: taken as read when the factory answered
  * itself, an answer that waited in the bridge's mailbox while its factory
  * died said started, with a dead pid). */
-Test(start, a_start_answer_names_the_registration_never_a_dead_holders)
+Test(start, a_start_answer_names_the_created_registration_never_a_dead_one)
 {
 	const char *seg = seg_new("st");
 	dr_registry *r = open_or_die(seg);
