@@ -382,6 +382,99 @@ Test(breakcl, a_call_queued_at_a_bridge_that_releases_the_role_ends_with_enotcon
 }
 
 /* ---------------------------------------------------------------------- */
+/* A call made again elsewhere is not ended with its first worker's death. */
+
+/* Serves the global name s->name, says 'r'; on 'g' stops serving it and
+ * receives once (the call waiting for it is answered that it reached no
+ * worker), says 'd', waits for 'q'. */
+static int unserving_worker_child(void *arg)
+{
+	struct shared *s = arg;
+	struct dr_msg m;
+	dr_registry *r;
+	dr_mailbox *mb;
+
+	if (open_g(s->seg, &r) || dr_mailbox_open(r, &mb) ||
+	    dr_serve_global(mb, s->name, "w", 1))
+		return 10;
+	write_byte(s->l.up[1], 'r');
+	if (await(s, 'g') || dr_unserve_global(mb, s->name))
+		return 11;
+	if (dr_recv(mb, &m, 200) != -ETIMEDOUT)
+		return 12;
+	write_byte(s->l.up[1], 'd');
+	return await(s, 'q') ? 13 : 0;
+}
+
+/* Calls s->name asynchronously, then receives, stopping at the first look
+ * that finds nothing (wait_empty); the completion's status into s->rc (1:
+ * something else came). */
+static int paused_global_caller_child(void *arg)
+{
+	struct shared *s = arg;
+	struct dr_msg m;
+	dr_registry *r;
+	dr_mailbox *mb;
+	uint64_t id = 0;
+	int rc;
+
+	if (open_g(s->seg, &r) || dr_mailbox_open(r, &mb) ||
+	    dr_call_async_global(mb, s->name, "q", 1, 5000, &id))
+		return 10;
+	crash_arm("wait_empty", "stop", 0);
+	rc = dr_recv(mb, &m, 5000);
+	unsetenv("DISTREG_CRASH_AT");
+	s->rc = rc ? rc : m.kind == DR_MSG_REPLY && m.call_id == id ? m.status : 1;
+	if (s->rc == 0 && (m.len != 2 || memcmp(m.data, "ok", 2)))
+		s->rc = 1;
+	return 0;
+}
+
+/*
+ * dr_recv's look finds a call's worker dead and, before it ends the call,
+ * takes what waits in the mailbox: here the worker's answer that the call
+ * reached no worker (it stopped serving the name before it died), on
+ * which the receiving thread makes the call again, under its id, through
+ * the bridge. That new sending must not be ended with the first worker's
+ * death: the caller gets the bridge's answer.
+ */
+Test(breakcl, a_call_made_again_elsewhere_is_not_ended_by_its_first_workers_death)
+{
+	const char *seg = seg_new("bc3a");
+	dr_registry *r = open_or_die(seg);
+	dr_mailbox *b = bridge_up(r, 1);
+	struct shared *ws = shared_new(seg), *cs = shared_new(seg);
+	struct dr_msg m;
+	pid_t w, c;
+	int rc;
+
+	name_owned_by(r, "g", "alpha", ws->name, sizeof(ws->name));
+	snprintf(cs->name, sizeof(cs->name), "%s", ws->name);
+	w = spawn(unserving_worker_child, ws);
+	expect_byte(&ws->l, 'r', w, "worker ready");
+	c = spawn(paused_global_caller_child, cs);
+	cr_assert_eq(wait_stopped(c, WAIT_MS), 0, "caller never reached wait_empty");
+	write_byte(ws->l.down[1], 'g');
+	expect_byte(&ws->l, 'd', w, "worker stopped serving and answered");
+	kill_reaped(w);
+	kill(c, SIGCONT);
+	/* The call made again reaches the bridge (us): answer it. */
+	rc = dr_recv(b, &m, WAIT_MS);
+	cr_assert_eq(rc, 0, "the call was not made again through the bridge: %s",
+		     dr_strerror(rc));
+	cr_assert_eq(m.kind, DR_MSG_CALL);
+	cr_assert_eq(dr_reply(b, &m, "ok", 2), 0);
+	cr_assert_eq(wait_child(c), 0);
+	cr_assert_eq(cs->rc, 0, "the caller got %d (%s), not the answer of the call made again",
+		     cs->rc, cs->rc < 0 ? dr_strerror(cs->rc) : "something else");
+	shared_free(ws);
+	shared_free(cs);
+	dr_mailbox_close(b);
+	dr_close(r);
+	dr_unlink(seg);
+}
+
+/* ---------------------------------------------------------------------- */
 /* Finding 4: the bridge's mailbox takes 32 sending processes, for ever. */
 
 #define FANIN 33
