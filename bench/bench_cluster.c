@@ -10,6 +10,12 @@
  *   remote call       dr_call_global from host A to a worker on host B:
  *                     caller -> bridge A -> (tcp) -> bridge B -> worker, and
  *                     back;
+ *   remote call, busy-poll 0
+ *                     the same between two other hosts whose bridges
+ *                     sleep at once when no message waits (--busy-poll-us
+ *                     0): what the bridges' busy polling buys, and at what
+ *                     CPU (the bridges' CPU time per call is the last
+ *                     column; their CPU over 1 s idle is printed after);
  *   remote async D    dr_call_async_global with D calls in flight;
  *   reaper            a process killed with SIGKILL on a host with a bridge:
  *                     the time until dr_whereis() stops finding its name.
@@ -57,16 +63,25 @@
 static double seconds = 1.0;
 
 static struct host A, B;
+/* Two more hosts, a cluster of their own, with --busy-poll-us 0. */
+static struct host E, F;
 
 const char *bench_prog = "bench_cluster";
 
 struct result {
 	char name[32];
 	double p50_us, p99_us, calls_s;
+	double cpu_us;                 /* the bridges' CPU per call; < 0 not measured */
 };
 
 static struct result results[16];
 static int nresults;
+
+/* The CPU time of the bridges of the two hosts so far (ns). */
+static uint64_t bridges_cpu(const struct host *h1, const struct host *h2)
+{
+	return cpu_ns_of(h1->bridge) + cpu_ns_of(h2->bridge);
+}
 
 static struct result *report(const char *name, uint64_t *lat, size_t n, uint64_t elapsed)
 {
@@ -77,19 +92,34 @@ static struct result *report(const char *name, uint64_t *lat, size_t n, uint64_t
 	r->p50_us = n ? (double)lat[n / 2] / 1e3 : 0;
 	r->p99_us = n ? (double)lat[n * 99 / 100] / 1e3 : 0;
 	r->calls_s = (double)n / ((double)elapsed / 1e9);
-	printf("%-22s %10.1f %10.1f %12.0f\n", r->name, r->p50_us, r->p99_us, r->calls_s);
+	r->cpu_us = -1;
+	printf("%-24s %10.1f %10.1f %12.0f", r->name, r->p50_us, r->p99_us, r->calls_s);
+	return r;
+}
+
+/* End r's line, with the bridges' CPU per call (cpu_ns over its calls)
+ * where measured. */
+static struct result *report_end(struct result *r, uint64_t cpu_ns, double seconds_run)
+{
+	if (cpu_ns) {
+		r->cpu_us = (double)cpu_ns / 1e3 / (r->calls_s * seconds_run);
+		printf(" %14.1f", r->cpu_us);
+	}
+	printf("\n");
 	fflush(stdout);
 	return r;
 }
 
-/* A global name B owns, prefix.N, into name (32 bytes). */
-static const char *name_on_b(const char *prefix, char *name)
+/* A global name that host on owns in from's view, prefix.N, into name
+ * (32 bytes). */
+static const char *name_on(const struct host *from, const struct host *on, const char *prefix,
+			   char *name)
 {
 	char owner[DR_HOST_MAX + 1];
 
 	for (int k = 0;; k++) {
 		snprintf(name, 32, "%s.%d", prefix, k);
-		if (dr_owner(A.r, name, owner, sizeof(owner)) == 0 && strcmp(owner, B.id) == 0)
+		if (dr_owner(from->r, name, owner, sizeof(owner)) == 0 && strcmp(owner, on->id) == 0)
 			return name;
 	}
 }
@@ -99,25 +129,32 @@ static const char *name_on_b(const char *prefix, char *name)
 
 /* Calls one after the other; each must return expect (0, or -ENOENT for a
  * name served nowhere). */
-static void bench_sync(const char *label, dr_registry *r, const char *name, bool global,
-		       int expect, uint64_t *lat)
+static struct result *bench_sync(const char *label, dr_registry *r, const char *name, bool global,
+				 int expect, uint64_t *lat, const struct host *h1,
+				 const struct host *h2)
 {
+	uint64_t elapsed, cpu = h1 ? bridges_cpu(h1, h2) : 0;
 	size_t n;
-	uint64_t elapsed;
+	struct result *res;
 
 	calls_sync(r, name, global, expect, MSG, seconds, lat, MAXLAT, &n, &elapsed);
-	report(label, lat, n, elapsed);
+	cpu = h1 ? bridges_cpu(h1, h2) - cpu : 0;
+	res = report(label, lat, n, elapsed);
+	return report_end(res, cpu, (double)elapsed / 1e9);
 }
 
 static struct result *bench_async(dr_registry *r, const char *name, unsigned depth, uint64_t *lat)
 {
 	char label[32];
 	size_t n;
-	uint64_t elapsed;
+	uint64_t elapsed, cpu = bridges_cpu(&A, &B);
+	struct result *res;
 
 	snprintf(label, sizeof(label), "remote async %u", depth);
 	calls_async(r, name, depth, MSG, seconds, lat, MAXLAT, &n, &elapsed);
-	return report(label, lat, n, elapsed);
+	cpu = bridges_cpu(&A, &B) - cpu;
+	res = report(label, lat, n, elapsed);
+	return report_end(res, cpu, (double)elapsed / 1e9);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -131,7 +168,7 @@ static struct result *bench_nn_cooked(uint64_t *lat)
 	uint64_t elapsed;
 
 	nn_cooked_run(nn_url, MSG, seconds, lat, MAXLAT, &n, &elapsed);
-	return report("nanomsg tcp req/rep", lat, n, elapsed);
+	return report_end(report("nanomsg tcp req/rep", lat, n, elapsed), 0, 0);
 }
 
 static struct result *bench_nn_raw(unsigned depth, uint64_t *lat)
@@ -142,7 +179,7 @@ static struct result *bench_nn_raw(unsigned depth, uint64_t *lat)
 
 	snprintf(label, sizeof(label), "nanomsg raw %u", depth);
 	nn_raw_run(nn_url, MSG, depth, seconds, lat, MAXLAT, &n, &elapsed);
-	return report(label, lat, n, elapsed);
+	return report_end(report(label, lat, n, elapsed), 0, 0);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -159,6 +196,17 @@ static void victim(void *arg)
 		_exit(1);
 	for (;;)
 		pause();
+}
+
+/* The CPU that h1's and h2's bridges use in 1 s with no calls (heartbeats
+ * only), each. */
+static void idle_cpu(const struct host *h1, const struct host *h2, const char *busy_poll)
+{
+	uint64_t a = cpu_ns_of(h1->bridge), b = cpu_ns_of(h2->bridge);
+
+	usleep(1000000);
+	printf("idle bridges (busy-poll-us %s): %.2f ms and %.2f ms of CPU in 1 s\n", busy_poll,
+	       (double)(cpu_ns_of(h1->bridge) - a) / 1e6, (double)(cpu_ns_of(h2->bridge) - b) / 1e6);
 }
 
 static void bench_reaper(uint64_t *lat, size_t rounds)
@@ -383,7 +431,10 @@ int main(int argc, char **argv)
 	pid_t local_w, remote_w, srv;
 	const char *name;
 	char echo[32], nobody[32];
-	const struct result *nn, *remote, *raw, *async, *rebalance;
+	const struct result *nn, *remote, *sleeping, *raw, *async, *rebalance;
+	struct wargs wef;
+	pid_t remote_ef;
+	char echo_ef[32];
 	size_t reaps = 20, workers = 10000, only_global = 0;
 	bool short_run = false;
 	double settle = 60;
@@ -454,9 +505,17 @@ int main(int argc, char **argv)
 		free(lat);
 		return jr->p50_us == 0 && rb->p50_us >= 0 ? 0 : 1;
 	}
+	host_init(&E, "cluster", "E");
+	host_init(&F, "cluster", "F");
+	bridge_busy_poll_us = "0";
+	bridge_start(&E, &F, "100", "2000");
+	bridge_start(&F, &E, "100", "2000");
+	bridge_busy_poll_us = NULL;
+	hosts_wait((struct host *[]){ &E, &F }, 2, 2, 15);
 	printf("bench_cluster: two hosts on loopback tcp, a bridge each; %.1f s per row, "
 	       "%d-byte messages\n\n", seconds, MSG);
-	printf("%-22s %10s %10s %12s\n", "system", "p50 us", "p99 us", "calls/s");
+	printf("%-24s %10s %10s %12s %14s\n", "system", "p50 us", "p99 us", "calls/s",
+	       "bridges CPU us");
 
 	snprintf(nn_url, sizeof(nn_url), "tcp://127.0.0.1:%d", free_port());
 	srv = fork_child(nn_cooked_server, nn_url);
@@ -473,22 +532,34 @@ int main(int argc, char **argv)
 	local_w = fork_child(echo_worker, &wl);
 	while (dr_whereis(A.r, "local.echo", NULL) != 0)
 		usleep(1000);
-	bench_sync("local call", A.r, "local.echo", false, 0, lat);
+	bench_sync("local call", A.r, "local.echo", false, 0, lat, NULL, NULL);
 	stop_child(local_w);
 
-	name = name_on_b("echo", echo);
+	name = name_on(&A, &B, "echo", echo);
 	wg = (struct wargs){ .seg = B.seg, .name = name, .global = true };
 	remote_w = fork_child(echo_worker, &wg);
 	while (dr_whereis_global(B.r, name, NULL, NULL, 0, 1000) != 0)
 		usleep(1000);
-	bench_sync("remote call", A.r, name, true, 0, lat);
-	remote = find("remote call");
+	remote = bench_sync("remote call", A.r, name, true, 0, lat, &A, &B);
+	/* The same between E and F, whose bridges never busy-poll. */
+	name_on(&E, &F, "echo", echo_ef);
+	wef = (struct wargs){ .seg = F.seg, .name = echo_ef, .global = true };
+	remote_ef = fork_child(echo_worker, &wef);
+	while (dr_whereis_global(F.r, echo_ef, NULL, NULL, 0, 1000) != 0)
+		usleep(1000);
+	sleeping = bench_sync("remote call, busy-poll 0", E.r, echo_ef, true, 0, lat, &E, &F);
+	stop_child(remote_ef);
 	/* The same owner, a name nobody serves: its -ENOENT takes the turns
 	 * over the hosts that a call to a moving worker gets. */
-	bench_sync("remote, served nowhere", A.r, name_on_b("nobody", nobody), true, -ENOENT, lat);
+	bench_sync("remote, served nowhere", A.r, name_on(&A, &B, "nobody", nobody), true, -ENOENT,
+		   lat, &A, &B);
 	bench_async(A.r, name, 16, lat);
 	async = bench_async(A.r, name, 256, lat);
 	stop_child(remote_w);
+	idle_cpu(&A, &B, "50 (the default)");
+	idle_cpu(&E, &F, "0");
+	host_fini(&E, true);
+	host_fini(&F, true);
 
 	bench_reaper(lat, reaps);
 	bench_global(workers, settle);
@@ -499,6 +570,9 @@ int main(int argc, char **argv)
 	printf("  %s  remote call p50 <= 1.5x nanomsg tcp req/rep p50: %.1f us vs %.1f us (x%.2f)\n",
 	       remote->p50_us <= 1.5 * nn->p50_us ? "PASS" : "MISS", remote->p50_us, nn->p50_us,
 	       remote->p50_us / nn->p50_us);
+	printf("        (bridges that never busy-poll: %.1f us, x%.2f; their CPU per call %.1f us "
+	       "against %.1f us)\n",
+	       sleeping->p50_us, sleeping->p50_us / nn->p50_us, sleeping->cpu_us, remote->cpu_us);
 	printf("  %s  remote throughput >= 100 k calls/s: %.0f k\n",
 	       async->calls_s >= 1e5 ? "PASS" : "MISS", async->calls_s / 1e3);
 	printf("  %s  remote throughput >= raw req/rep with as many in flight: %.0f k vs %.0f k "

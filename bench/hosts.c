@@ -3,6 +3,7 @@
  * hosts.h.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -27,6 +28,7 @@ extern char **environ;
 
 const char *bridge_bin;
 bool keep_logs;
+const char *bridge_busy_poll_us;
 
 uint64_t now_ns(void)
 {
@@ -164,6 +166,10 @@ void bridge_start(struct host *h, const struct host *peer, const char *heartbeat
 		argv[argc++] = "--down-after-ms";
 		argv[argc++] = down_after_ms;
 	}
+	if (bridge_busy_poll_us) {
+		argv[argc++] = "--busy-poll-us";
+		argv[argc++] = bridge_busy_poll_us;
+	}
 	if (fd < 0)
 		die(h->log, strerror(errno));
 	/* Not posix_spawn: the bridge stops (SIGTERM) when we die, however
@@ -179,6 +185,35 @@ void bridge_start(struct host *h, const struct host *peer, const char *heartbeat
 		_exit(127);
 	}
 	close(fd);
+}
+
+uint64_t cpu_ns_of(pid_t pid)
+{
+	char path[64];
+	struct dirent *e;
+	uint64_t sum = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	d = opendir(path);
+	if (!d)
+		return 0;
+	while ((e = readdir(d))) {
+		unsigned long long ns;
+		FILE *f;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%.16s/schedstat", (int)pid, e->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fscanf(f, "%llu", &ns) == 1)
+			sum += ns;
+		fclose(f);
+	}
+	closedir(d);
+	return sum;
 }
 
 int hosts_up(const struct host *h)

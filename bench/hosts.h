@@ -18,6 +18,8 @@
 /* The bridge program, and whether host_fini() keeps its log. */
 extern const char *bridge_bin;
 extern bool keep_logs;
+/* The --busy-poll-us that bridge_start() gives; NULL: the bridge's default. */
+extern const char *bridge_busy_poll_us;
 
 struct host {
 	char id[16], seg[64], bus[64], rpc[64], log[96];
@@ -39,6 +41,9 @@ void host_init(struct host *h, const char *tag, const char *id);
  * NULL for the bridge's defaults. */
 void bridge_start(struct host *h, const struct host *peer, const char *heartbeat_ms,
 		  const char *down_after_ms);
+/* The CPU time pid's threads have used so far, in ns (its tasks'
+ * schedstat); 0 when it cannot be read. */
+uint64_t cpu_ns_of(pid_t pid);
 /* How many hosts h's view has up. */
 int hosts_up(const struct host *h);
 /* Until each of the n hosts sees want hosts up; dies after timeout_s. */

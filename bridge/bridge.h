@@ -226,6 +226,7 @@ struct bridge {
 	dr_registry *r;
 	dr_mailbox *mb;
 	bool mb_more;                  /* the last pass stopped at MAILBOX_BURST */
+	uint64_t busy_until_ns;        /* poll without sleeping until then (main.c) */
 	struct wire_key key;
 	char host[DR_HOST_MAX + 1];
 	uint64_t incarnation;

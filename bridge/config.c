@@ -37,6 +37,7 @@ enum key {
 	K_HEARTBEAT,
 	K_DOWN_AFTER,
 	K_DIENOW_SIGTERM,
+	K_BUSY_POLL,
 	K_LOG_LEVEL,
 	K_COUNT,
 	/* Options only. */
@@ -56,6 +57,7 @@ static const char *const key_names[] = {
     [K_HEARTBEAT] = "heartbeat-ms",
     [K_DOWN_AFTER] = "down-after-ms",
     [K_DIENOW_SIGTERM] = "dienow-sigterm-ms",
+    [K_BUSY_POLL] = "busy-poll-us",
     [K_LOG_LEVEL] = "log-level",
     [K_CONFIG] = "config",
     [K_HELP] = "help",
@@ -210,30 +212,37 @@ static bool segment_ok(const char *s)
 }
 
 /* A whole number of milliseconds in min..max. */
-static bool ms_value(struct loader *ld, struct origin at, enum key k, const char *v, unsigned min,
-		     unsigned max, unsigned *out)
+/* A whole number of unit (plural: "milliseconds") from min to max. */
+static bool count_value(struct loader *ld, struct origin at, enum key k, const char *v,
+			unsigned min, unsigned max, const char *unit, unsigned *out)
 {
 	unsigned long long n = 0;
 	const char *p = v;
 
 	if (!*p) {
-		failf(ld, at, k, "no value (milliseconds, %u to %u)", min, max);
+		failf(ld, at, k, "no value (%s, %u to %u)", unit, min, max);
 		return false;
 	}
 	for (; *p; p++) {
 		if (*p < '0' || *p > '9') {
-			failf(ld, at, k, "'%s' is not a whole number of milliseconds", v);
+			failf(ld, at, k, "'%s' is not a whole number of %s", v, unit);
 			return false;
 		}
 		if (n <= max)
 			n = n * 10 + (unsigned)(*p - '0');
 	}
 	if (n < min || n > max) {
-		failf(ld, at, k, "%s is out of range (%u to %u milliseconds)", v, min, max);
+		failf(ld, at, k, "%s is out of range (%u to %u %s)", v, min, max, unit);
 		return false;
 	}
 	*out = (unsigned)n;
 	return true;
+}
+
+static bool ms_value(struct loader *ld, struct origin at, enum key k, const char *v, unsigned min,
+		     unsigned max, unsigned *out)
+{
+	return count_value(ld, at, k, v, min, max, "milliseconds", out);
 }
 
 /* Set key k to v, as given at `at`. */
@@ -309,6 +318,10 @@ static void set(struct loader *ld, enum key k, const char *v, struct origin at)
 		break;
 	case K_DIENOW_SIGTERM:
 		ms_value(ld, at, k, v, 0, CONFIG_DIENOW_SIGTERM_MAX_MS, &c->dienow_sigterm_ms);
+		break;
+	case K_BUSY_POLL:
+		count_value(ld, at, k, v, 0, CONFIG_BUSY_POLL_MAX_US, "microseconds",
+			    &c->busy_poll_us);
 		break;
 	case K_LOG_LEVEL:
 		if (log_level_parse(v, &c->log_level) < 0)
@@ -398,7 +411,7 @@ static int on_key(void *user, const char *section, const char *name, const char 
 	if (k >= K_COUNT) {
 		failf(ld, at, K_NONE,
 		      "unknown key '%s' (keys: segment, host, bus, rpc, peer, key-file, "
-		      "heartbeat-ms, down-after-ms, dienow-sigterm-ms, log-level)",
+		      "heartbeat-ms, down-after-ms, dienow-sigterm-ms, busy-poll-us, log-level)",
 		      name);
 		return 0;
 	}
@@ -519,6 +532,7 @@ static void defaults(struct loader *ld)
 	strcpy(c->rpc, CONFIG_DEFAULT_RPC);
 	c->heartbeat_ms = CONFIG_DEFAULT_HEARTBEAT_MS;
 	c->down_after_ms = CONFIG_DEFAULT_DOWN_AFTER_MS;
+	c->busy_poll_us = CONFIG_DEFAULT_BUSY_POLL_US;
 	c->log_level = LOG_LEVEL_INFO;
 	for (int k = K_BUS; k < K_COUNT; k++)
 		ld->from[k] = (struct origin){AT_DEFAULT, "the default", 0};
@@ -687,6 +701,9 @@ void config_usage(FILE *f)
 	    "  --dienow-sigterm-ms N  SIGTERM a process that still has the mailbox of a\n"
 	    "                      global name it lost (dienow) open N ms later; for one\n"
 	    "                      worker per process; 0 never (default 0)\n"
+	    "  --busy-poll-us N    after a call passes through, look for the next message\n"
+	    "                      for N us before sleeping (a wake-up costs more); 0-%u,\n"
+	    "                      0 always sleeps (default %u)\n"
 	    "  --log-level LEVEL   error, warn, info or debug (default info)\n"
 	    "  --config FILE       read these settings (as key = value lines, in [bridge])\n"
 	    "                      first; options given here win\n"
@@ -697,7 +714,8 @@ void config_usage(FILE *f)
 	    "bridge before it starts, with exit status %d.\n",
 	    DR_HOST_MAX, CONFIG_DEFAULT_BUS, CONFIG_DEFAULT_RPC, CONFIG_PEERS_MAX,
 	    CONFIG_HEARTBEAT_MIN_MS, CONFIG_HEARTBEAT_MAX_MS, CONFIG_DEFAULT_HEARTBEAT_MS,
-	    CONFIG_DEFAULT_DOWN_AFTER_MS, CONFIG_EXIT_USAGE);
+	    CONFIG_DEFAULT_DOWN_AFTER_MS, CONFIG_BUSY_POLL_MAX_US, CONFIG_DEFAULT_BUSY_POLL_US,
+	    CONFIG_EXIT_USAGE);
 }
 
 void config_print(FILE *f, const struct bridge_config *cfg)
@@ -716,5 +734,6 @@ void config_print(FILE *f, const struct bridge_config *cfg)
 	fprintf(f, "heartbeat-ms = %u\n", cfg->heartbeat_ms);
 	fprintf(f, "down-after-ms = %u\n", cfg->down_after_ms);
 	fprintf(f, "dienow-sigterm-ms = %u\n", cfg->dienow_sigterm_ms);
+	fprintf(f, "busy-poll-us = %u\n", cfg->busy_poll_us);
 	fprintf(f, "log-level = %s\n", log_level_name(cfg->log_level));
 }

@@ -25,6 +25,9 @@
  *                                     a process that still has the mailbox of
  *                                     a global name it lost open N ms after
  *                                     its dienow
+ *   --busy-poll-us N   busy-poll-us=  50; 0..1000: after a pass that moved a
+ *                                     call, a message or an answer, poll
+ *                                     without sleeping for N us (main.c)
  *   --log-level L      log-level=     info; error, warn, info or debug
  *   --config FILE                     no file
  *   --help, -h; --version
@@ -65,6 +68,8 @@
 #define CONFIG_HEARTBEAT_MAX_MS 60000u
 #define CONFIG_DOWN_AFTER_MAX_MS 3600000u
 #define CONFIG_DIENOW_SIGTERM_MAX_MS 3600000u
+#define CONFIG_DEFAULT_BUSY_POLL_US 100u
+#define CONFIG_BUSY_POLL_MAX_US 1000u
 
 /* What config_load() returns besides an error. */
 #define CONFIG_RUN 0	 /* start the bridge with *cfg */
@@ -86,6 +91,7 @@ struct bridge_config {
 	unsigned heartbeat_ms;
 	unsigned down_after_ms;
 	unsigned dienow_sigterm_ms;	/* 0: never */
+	unsigned busy_poll_us;		/* 0: never */
 	enum log_level log_level;
 	char config_file[CONFIG_PATH_MAX]; /* "" none */
 };

@@ -994,6 +994,80 @@ Test(cluster, a_call_times_out_and_the_next_one_works)
 	cl_fini(&c);
 }
 
+/* The CPU time pid has used (all its threads), in ms: /proc/PID/stat's
+ * utime and stime. */
+static double cpu_ms_of(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long ut, st;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	cr_assert(f, "%s: %s", path, strerror(errno));
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	p = strrchr(buf, ')'); /* the command may hold spaces */
+	cr_assert(p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
+			      &st) == 2, "%s: %s", path, buf);
+	return (double)(ut + st) * 1000.0 / (double)sysconf(_SC_CLK_TCK);
+}
+
+/*
+ * Busy polling (main.c) lasts only while calls pass: after 300 calls
+ * through both bridges, each bridge uses under a quarter of a CPU in the
+ * next second (an idle bridge uses a few ms; one that kept polling without
+ * sleeping would use most of a CPU). And with busy polling off, calls
+ * work.
+ */
+Test(cluster, a_bridge_busy_polls_only_while_calls_pass)
+{
+	static const char *const off[] = { "--busy-poll-us", "0", NULL };
+	struct cl c;
+	struct counters *cnt = counters_new();
+	const char *name;
+	double before[2];
+	pid_t w;
+
+	cl_init(&c, 2, "bp", false);
+	cl_start_all(&c);
+	cl_wait_converged(&c, "start");
+	name = name_owned_by(&c, 1, "busy");
+	w = worker_start(&c, 1, &name, 1, cnt);
+	for (int k = 0; k < 300; k++) {
+		char reply[128];
+		size_t len = sizeof(reply);
+		int rc = dr_call_global(cl_reg(&c, 0), name, "ping", 4, reply, &len, 5000);
+
+		cr_assert_eq(rc, 0, "call %d: %s", k, dr_strerror(rc));
+	}
+	cl_sleep_ms(100);
+	for (int i = 0; i < 2; i++)
+		before[i] = cpu_ms_of(c.h[i].pid);
+	cl_sleep_ms(1000);
+	for (int i = 0; i < 2; i++) {
+		double used = cpu_ms_of(c.h[i].pid) - before[i];
+
+		cr_assert_lt(used, 250.0, "bridge %s used %.0f ms of CPU in the second after the calls",
+			     c.h[i].id, used);
+	}
+	/* Host 0 again, never busy-polling. */
+	cl_stop(&c, 0, SIGTERM);
+	cl_start_args(&c, 0, off);
+	cl_wait_converged(&c, "host 0 again, --busy-poll-us 0");
+	for (int k = 0; k < 20; k++) {
+		char reply[128];
+		size_t len = sizeof(reply);
+		int rc = dr_call_global(cl_reg(&c, 0), name, "ping", 4, reply, &len, 5000);
+
+		cr_assert_eq(rc, 0, "call %d without busy polling: %s", k, dr_strerror(rc));
+	}
+	reap_child(w);
+	cl_fini(&c);
+}
+
 /*
  * A worker that stops reading its mailbox while calls from another host
  * keep coming fills its lane from the bridge. The bridge must not wait for

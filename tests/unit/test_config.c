@@ -138,6 +138,7 @@ Test(config, defaults)
 	cr_assert_not(cfg.key.set);
 	cr_assert_eq(cfg.heartbeat_ms, 250);
 	cr_assert_eq(cfg.down_after_ms, 3000);
+	cr_assert_eq(cfg.busy_poll_us, 100);
 	cr_assert_eq(cfg.log_level, LOG_LEVEL_INFO);
 	cr_assert_str_eq(cfg.config_file, "");
 }
@@ -205,6 +206,7 @@ Test(config, file_then_options)
 		 "key-file = %s\n"
 		 "heartbeat-ms = 500\n"
 		 "down-after-ms = 5000\n"
+		 "busy-poll-us = 0\n"
 		 "log-level = warn\r\n",
 		 key);
 	path = conf(text);
@@ -221,6 +223,7 @@ Test(config, file_then_options)
 	cr_assert(cfg.key.set);
 	cr_assert_eq(cfg.heartbeat_ms, 500);
 	cr_assert_eq(cfg.down_after_ms, 5000);
+	cr_assert_eq(cfg.busy_poll_us, 0);
 	cr_assert_eq(cfg.log_level, LOG_LEVEL_WARN);
 
 	/* Options win; any --peer replaces the file's list; the rest stays. */
@@ -263,7 +266,8 @@ Test(config, usage_names_every_option)
 {
 	static const char *const opts[] = {
 	    "--segment",      "--host",		 "--bus",	"--rpc",    "--peer", "--key-file",
-	    "--heartbeat-ms", "--down-after-ms", "--log-level", "--config", "--help", "--version"};
+	    "--heartbeat-ms", "--down-after-ms", "--dienow-sigterm-ms", "--busy-poll-us",
+	    "--log-level", "--config", "--help", "--version"};
 	char *text = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&text, &len);
@@ -287,7 +291,7 @@ Test(config, printed_settings_load_back)
 	accepted(LOAD("--segment", "s", "--host", "h", "--bus", "tcp://[::1]:9", "--rpc",
 		      "ipc:///tmp/x", "--peer", "tcp://localhost:1", "--peer", "tcp://10.9.9.9:2",
 		      "--key-file", key, "--heartbeat-ms", "11", "--down-after-ms", "23",
-		      "--log-level", "warn"));
+		      "--busy-poll-us", "7", "--log-level", "warn"));
 	first = cfg;
 	f = open_memstream(&text, &len);
 	config_print(f, &cfg);
@@ -343,6 +347,14 @@ Test(config, bad_numbers)
 	REFUSED(LOAD("--down-after-ms", "3600001"), "--down-after-ms", "out of range");
 	accepted(LOAD("--heartbeat-ms", "10", "--down-after-ms", "3600000"));
 	accepted(LOAD("--heartbeat-ms", "60000", "--down-after-ms", "120001"));
+	REFUSED(LOAD("--busy-poll-us", "1001"), "--busy-poll-us", "out of range",
+		"0 to 1000 microseconds");
+	REFUSED(LOAD("--busy-poll-us", "5ms"), "--busy-poll-us", "not a whole number of microseconds");
+	REFUSED(LOAD("--busy-poll-us", ""), "--busy-poll-us", "no value (microseconds");
+	accepted(LOAD("--busy-poll-us", "1000"));
+	cr_assert_eq(cfg.busy_poll_us, 1000);
+	accepted(LOAD("--busy-poll-us", "0"));
+	cr_assert_eq(cfg.busy_poll_us, 0);
 }
 
 Test(config, down_after_must_exceed_two_heartbeats)
