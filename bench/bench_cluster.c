@@ -14,8 +14,10 @@
  *                     the same between two other hosts whose bridges
  *                     sleep at once when no message waits (--busy-poll-us
  *                     0): what the bridges' busy polling buys, and at what
- *                     CPU (the bridges' CPU time per call is the last
- *                     column; their CPU over 1 s idle is printed after);
+ *                     CPU (the last two columns: the CPU time per call of
+ *                     the two bridges, and of the caller and the worker
+ *                     together; the bridges' CPU over 1 s idle is printed
+ *                     after);
  *   remote async D    dr_call_async_global with D calls in flight;
  *   reaper            a process killed with SIGKILL on a host with a bridge:
  *                     the time until dr_whereis() stops finding its name.
@@ -72,6 +74,7 @@ struct result {
 	char name[32];
 	double p50_us, p99_us, calls_s;
 	double cpu_us;                 /* the bridges' CPU per call; < 0 not measured */
+	double ends_cpu_us;            /* the caller's and the worker's */
 };
 
 static struct result results[16];
@@ -97,13 +100,17 @@ static struct result *report(const char *name, uint64_t *lat, size_t n, uint64_t
 	return r;
 }
 
-/* End r's line, with the bridges' CPU per call (cpu_ns over its calls)
- * where measured. */
-static struct result *report_end(struct result *r, uint64_t cpu_ns, double seconds_run)
+/* End r's line, with the CPU per call of the bridges (cpu_ns) and of the
+ * caller and the worker (ends_ns), where measured. */
+static struct result *report_end(struct result *r, uint64_t cpu_ns, uint64_t ends_ns,
+				 double seconds_run)
 {
 	if (cpu_ns) {
-		r->cpu_us = (double)cpu_ns / 1e3 / (r->calls_s * seconds_run);
-		printf(" %14.1f", r->cpu_us);
+		double calls = r->calls_s * seconds_run;
+
+		r->cpu_us = (double)cpu_ns / 1e3 / calls;
+		r->ends_cpu_us = (double)ends_ns / 1e3 / calls;
+		printf(" %14.1f %14.1f", r->cpu_us, r->ends_cpu_us);
 	}
 	printf("\n");
 	fflush(stdout);
@@ -129,32 +136,43 @@ static const char *name_on(const struct host *from, const struct host *on, const
 
 /* Calls one after the other; each must return expect (0, or -ENOENT for a
  * name served nowhere). */
+/* The CPU time of this process (the caller) and of worker so far (ns). */
+static uint64_t ends_cpu(pid_t worker)
+{
+	return cpu_ns_of(getpid()) + cpu_ns_of(worker);
+}
+
+/* Calls from r to name, which worker serves; with h1 and h2 (the caller's
+ * host and the worker's), the CPU they cost. */
 static struct result *bench_sync(const char *label, dr_registry *r, const char *name, bool global,
 				 int expect, uint64_t *lat, const struct host *h1,
-				 const struct host *h2)
+				 const struct host *h2, pid_t worker)
 {
-	uint64_t elapsed, cpu = h1 ? bridges_cpu(h1, h2) : 0;
+	uint64_t elapsed, cpu = h1 ? bridges_cpu(h1, h2) : 0, ends = h1 ? ends_cpu(worker) : 0;
 	size_t n;
 	struct result *res;
 
 	calls_sync(r, name, global, expect, MSG, seconds, lat, MAXLAT, &n, &elapsed);
 	cpu = h1 ? bridges_cpu(h1, h2) - cpu : 0;
+	ends = h1 ? ends_cpu(worker) - ends : 0;
 	res = report(label, lat, n, elapsed);
-	return report_end(res, cpu, (double)elapsed / 1e9);
+	return report_end(res, cpu, ends, (double)elapsed / 1e9);
 }
 
-static struct result *bench_async(dr_registry *r, const char *name, unsigned depth, uint64_t *lat)
+static struct result *bench_async(dr_registry *r, const char *name, unsigned depth, uint64_t *lat,
+				  pid_t worker)
 {
 	char label[32];
 	size_t n;
-	uint64_t elapsed, cpu = bridges_cpu(&A, &B);
+	uint64_t elapsed, cpu = bridges_cpu(&A, &B), ends = ends_cpu(worker);
 	struct result *res;
 
 	snprintf(label, sizeof(label), "remote async %u", depth);
 	calls_async(r, name, depth, MSG, seconds, lat, MAXLAT, &n, &elapsed);
 	cpu = bridges_cpu(&A, &B) - cpu;
+	ends = ends_cpu(worker) - ends;
 	res = report(label, lat, n, elapsed);
-	return report_end(res, cpu, (double)elapsed / 1e9);
+	return report_end(res, cpu, ends, (double)elapsed / 1e9);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -168,7 +186,7 @@ static struct result *bench_nn_cooked(uint64_t *lat)
 	uint64_t elapsed;
 
 	nn_cooked_run(nn_url, MSG, seconds, lat, MAXLAT, &n, &elapsed);
-	return report_end(report("nanomsg tcp req/rep", lat, n, elapsed), 0, 0);
+	return report_end(report("nanomsg tcp req/rep", lat, n, elapsed), 0, 0, 0);
 }
 
 static struct result *bench_nn_raw(unsigned depth, uint64_t *lat)
@@ -179,7 +197,7 @@ static struct result *bench_nn_raw(unsigned depth, uint64_t *lat)
 
 	snprintf(label, sizeof(label), "nanomsg raw %u", depth);
 	nn_raw_run(nn_url, MSG, depth, seconds, lat, MAXLAT, &n, &elapsed);
-	return report_end(report(label, lat, n, elapsed), 0, 0);
+	return report_end(report(label, lat, n, elapsed), 0, 0, 0);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -514,8 +532,8 @@ int main(int argc, char **argv)
 	hosts_wait((struct host *[]){ &E, &F }, 2, 2, 15);
 	printf("bench_cluster: two hosts on loopback tcp, a bridge each; %.1f s per row, "
 	       "%d-byte messages\n\n", seconds, MSG);
-	printf("%-24s %10s %10s %12s %14s\n", "system", "p50 us", "p99 us", "calls/s",
-	       "bridges CPU us");
+	printf("%-24s %10s %10s %12s %14s %14s\n", "system", "p50 us", "p99 us", "calls/s",
+	       "bridges CPU us", "ends CPU us");
 
 	snprintf(nn_url, sizeof(nn_url), "tcp://127.0.0.1:%d", free_port());
 	srv = fork_child(nn_cooked_server, nn_url);
@@ -532,7 +550,7 @@ int main(int argc, char **argv)
 	local_w = fork_child(echo_worker, &wl);
 	while (dr_whereis(A.r, "local.echo", NULL) != 0)
 		usleep(1000);
-	bench_sync("local call", A.r, "local.echo", false, 0, lat, NULL, NULL);
+	bench_sync("local call", A.r, "local.echo", false, 0, lat, NULL, NULL, 0);
 	stop_child(local_w);
 
 	name = name_on(&A, &B, "echo", echo);
@@ -540,21 +558,22 @@ int main(int argc, char **argv)
 	remote_w = fork_child(echo_worker, &wg);
 	while (dr_whereis_global(B.r, name, NULL, NULL, 0, 1000) != 0)
 		usleep(1000);
-	remote = bench_sync("remote call", A.r, name, true, 0, lat, &A, &B);
+	remote = bench_sync("remote call", A.r, name, true, 0, lat, &A, &B, remote_w);
 	/* The same between E and F, whose bridges never busy-poll. */
 	name_on(&E, &F, "echo", echo_ef);
 	wef = (struct wargs){ .seg = F.seg, .name = echo_ef, .global = true };
 	remote_ef = fork_child(echo_worker, &wef);
 	while (dr_whereis_global(F.r, echo_ef, NULL, NULL, 0, 1000) != 0)
 		usleep(1000);
-	sleeping = bench_sync("remote call, busy-poll 0", E.r, echo_ef, true, 0, lat, &E, &F);
+	sleeping = bench_sync("remote call, busy-poll 0", E.r, echo_ef, true, 0, lat, &E, &F,
+			      remote_ef);
 	stop_child(remote_ef);
 	/* The same owner, a name nobody serves: its -ENOENT takes the turns
 	 * over the hosts that a call to a moving worker gets. */
 	bench_sync("remote, served nowhere", A.r, name_on(&A, &B, "nobody", nobody), true, -ENOENT,
-		   lat, &A, &B);
-	bench_async(A.r, name, 16, lat);
-	async = bench_async(A.r, name, 256, lat);
+		   lat, &A, &B, remote_w);
+	bench_async(A.r, name, 16, lat, remote_w);
+	async = bench_async(A.r, name, 256, lat, remote_w);
 	stop_child(remote_w);
 	idle_cpu(&A, &B, "50 (the default)");
 	idle_cpu(&E, &F, "0");
@@ -570,8 +589,8 @@ int main(int argc, char **argv)
 	printf("  %s  remote call p50 <= 1.5x nanomsg tcp req/rep p50: %.1f us vs %.1f us (x%.2f)\n",
 	       remote->p50_us <= 1.5 * nn->p50_us ? "PASS" : "MISS", remote->p50_us, nn->p50_us,
 	       remote->p50_us / nn->p50_us);
-	printf("        (bridges that never busy-poll: %.1f us, x%.2f; their CPU per call %.1f us "
-	       "against %.1f us)\n",
+	printf("        (bridges that never busy-poll: %.1f us, x%.2f; the bridges' CPU per call "
+	       "%.1f us against %.1f us)\n",
 	       sleeping->p50_us, sleeping->p50_us / nn->p50_us, sleeping->cpu_us, remote->cpu_us);
 	printf("  %s  remote throughput >= 100 k calls/s: %.0f k\n",
 	       async->calls_s >= 1e5 ? "PASS" : "MISS", async->calls_s / 1e3);
