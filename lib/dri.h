@@ -981,6 +981,9 @@ struct dr_mailbox {
 	 * (none yet, or the last look found a call to end and may find
 	 * more). The receiving thread's. */
 	uint64_t next_look;
+	/* How long the receiving thread spins in its next wait before it
+	 * sleeps (mailbox.c, dri_wait_take). */
+	uint64_t spin_ns;
 	/* per lane slot: its tail as we last read it, and the slot's value
 	 * then. Records up to it stay published and unread while head is
 	 * below it (nobody but us detaches a lane with unread records:
