@@ -223,7 +223,7 @@ static void idle_cpu(const struct host *h1, const struct host *h2, const char *b
 	uint64_t a = cpu_ns_of(h1->bridge), b = cpu_ns_of(h2->bridge);
 
 	usleep(1000000);
-	printf("idle bridges (busy-poll-us %s): %.2f ms and %.2f ms of CPU in 1 s\n", busy_poll,
+	printf("idle bridges (busy-poll-us: %s): %.2f ms and %.2f ms of CPU in 1 s\n", busy_poll,
 	       (double)(cpu_ns_of(h1->bridge) - a) / 1e6, (double)(cpu_ns_of(h2->bridge) - b) / 1e6);
 }
 
@@ -575,7 +575,7 @@ int main(int argc, char **argv)
 	bench_async(A.r, name, 16, lat, remote_w);
 	async = bench_async(A.r, name, 256, lat, remote_w);
 	stop_child(remote_w);
-	idle_cpu(&A, &B, "50 (the default)");
+	idle_cpu(&A, &B, "the bridge's default");
 	idle_cpu(&E, &F, "0");
 	host_fini(&E, true);
 	host_fini(&F, true);
