@@ -1015,6 +1015,18 @@ static double cpu_ms_of(pid_t pid)
 	return (double)(ut + st) * 1000.0 / (double)sysconf(_SC_CLK_TCK);
 }
 
+/* n calls from host 0 to name, each answered. */
+static void calls_answered(struct cl *c, const char *name, int n, const char *what)
+{
+	for (int k = 0; k < n; k++) {
+		char reply[128];
+		size_t len = sizeof(reply);
+		int rc = dr_call_global(cl_reg(c, 0), name, "ping", 4, reply, &len, 5000);
+
+		cr_assert_eq(rc, 0, "call %d (%s): %s", k, what, dr_strerror(rc));
+	}
+}
+
 /*
  * Busy polling (main.c) lasts only while calls pass: after 300 calls
  * through both bridges, each bridge uses under a quarter of a CPU in the
@@ -1036,13 +1048,7 @@ Test(cluster, a_bridge_busy_polls_only_while_calls_pass)
 	cl_wait_converged(&c, "start");
 	name = name_owned_by(&c, 1, "busy");
 	w = worker_start(&c, 1, &name, 1, cnt);
-	for (int k = 0; k < 300; k++) {
-		char reply[128];
-		size_t len = sizeof(reply);
-		int rc = dr_call_global(cl_reg(&c, 0), name, "ping", 4, reply, &len, 5000);
-
-		cr_assert_eq(rc, 0, "call %d: %s", k, dr_strerror(rc));
-	}
+	calls_answered(&c, name, 300, "busy polling");
 	cl_sleep_ms(100);
 	for (int i = 0; i < 2; i++)
 		before[i] = cpu_ms_of(c.h[i].pid);
@@ -1057,13 +1063,7 @@ Test(cluster, a_bridge_busy_polls_only_while_calls_pass)
 	cl_stop(&c, 0, SIGTERM);
 	cl_start_args(&c, 0, off);
 	cl_wait_converged(&c, "host 0 again, --busy-poll-us 0");
-	for (int k = 0; k < 20; k++) {
-		char reply[128];
-		size_t len = sizeof(reply);
-		int rc = dr_call_global(cl_reg(&c, 0), name, "ping", 4, reply, &len, 5000);
-
-		cr_assert_eq(rc, 0, "call %d without busy polling: %s", k, dr_strerror(rc));
-	}
+	calls_answered(&c, name, 20, "no busy polling");
 	reap_child(w);
 	cl_fini(&c);
 }
