@@ -1437,9 +1437,18 @@ int dri_wait_take(dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call, uint
 			until = next_hook;
 		if (mb->deferred && now + LIVENESS_NS < until)
 			until = now + LIVENESS_NS; /* a stale call's answer waits for room */
-		int ms = until == UINT64_MAX ? -1 : (int)((until - now + 999999) / 1000000);
+		/* To the microsecond: a timeout rounded up to whole ms
+		 * after the spin overshot by the spin's length. */
 		struct pollfd p = { .fd = mb->sock, .events = POLLIN };
-		(void)poll(&p, 1, ms);
+		struct timespec ts;
+
+		if (until != UINT64_MAX) {
+			uint64_t t = dri_mono_ns(), left = until > t ? until - t : 0;
+
+			ts.tv_sec = (time_t)(left / 1000000000ull);
+			ts.tv_nsec = (long)(left % 1000000000ull);
+		}
+		(void)ppoll(&p, 1, until == UINT64_MAX ? NULL : &ts, NULL);
 		spin_end = dri_mono_ns() + SPIN_NS / 4;
 	}
 	/* Only if set: senders read this line at every message. */

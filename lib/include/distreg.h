@@ -410,7 +410,9 @@ int dr_check(dr_registry *r, char *msg, size_t msg_len);
  * for the next message, then sleeps until a sender wakes it (one wake-up
  * per sleep, however many messages). While its messages come within
  * 200 us of its waits, it spins up to 1.5 times that wait, at most 200 us;
- * after longer waits it is back to 20 us. The wake-ups are datagrams on an
+ * after longer waits it is back to 20 us. So a receiver with a message
+ * every 20-200 us spins between them (yielding the CPU now and then)
+ * rather than paying a wake-up for each. The wake-ups are datagrams on an
  * abstract Unix socket, so the processes of a segment must share a network
  * namespace (they share /dev/shm already).
  */
