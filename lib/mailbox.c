@@ -52,10 +52,10 @@
 
 /* How long a receiver spins for the next message before it sleeps. On
  * these machines a wake-up across CPUs costs 30-80 us, a round trip of
- * spinning processes 0.1-0.2 us. Longer, up to SPIN_MAX_NS, while the
- * messages come that often (spin_learn). */
+ * spinning processes 0.1-0.2 us. Longer, up to the handle's
+ * dr_set_wait_spin() (200 us by default), while the messages come that
+ * often (spin_learn). */
 #define SPIN_NS (20ull * 1000)
-#define SPIN_MAX_NS (200ull * 1000)
 #define LIVENESS_NS DRI_LIVENESS_NS
 
 static uint64_t align8(uint64_t v)
@@ -1345,28 +1345,37 @@ static void wakeups_drain(dr_mailbox *mb)
 
 /*
  * How long the next wait spins, from this one, which found its message
- * after w ns: up to 1.5 w, if w is at most SPIN_MAX_NS (and no less than
- * it spun before, while messages keep coming that soon); half as long
- * after a longer wait; never under SPIN_NS nor over SPIN_MAX_NS. So a
- * caller of remote calls (answers after about 100 us here) and a worker
- * with a call every 100 us take the next message without a wake-up of
- * 30-80 us, and an idle receiver is back to SPIN_NS after four long
- * waits: an idle mailbox still costs no CPU.
+ * after w ns: up to 1.5 w, if w is at most max (and no less than it spun
+ * before, while messages keep coming that soon); half as long after a
+ * longer wait; never under base nor over max (the handle's
+ * dr_set_wait_spin(), and base the lesser of it and SPIN_NS). So a caller
+ * of remote calls (answers after about 100 us here) and a worker with a
+ * call every 100 us take the next message without a wake-up of 30-80 us,
+ * and an idle receiver spins at most max once, then sleeps: an idle
+ * mailbox still costs no CPU.
  */
-static void spin_learn(dr_mailbox *mb, uint64_t w)
+static void spin_learn(dr_mailbox *mb, uint64_t w, uint64_t base, uint64_t max)
 {
-	uint64_t s = mb->spin_ns ? mb->spin_ns : SPIN_NS;
+	uint64_t s = mb->spin_ns ? mb->spin_ns : base;
 
-	if (w <= SPIN_MAX_NS)
+	if (w <= max)
 		s = w + w / 2 > s ? w + w / 2 : s;
 	else
 		s /= 2;
-	mb->spin_ns = s > SPIN_MAX_NS ? SPIN_MAX_NS : s < SPIN_NS ? SPIN_NS : s;
+	mb->spin_ns = s > max ? max : s < base ? base : s;
+}
+
+DR_EXPORT int dr_set_wait_spin(dr_registry *r, unsigned max_us)
+{
+	if (!r || max_us > DR_WAIT_SPIN_MAX_US)
+		return -EINVAL;
+	__atomic_store_n(&r->wait_spin_us, max_us, __ATOMIC_RELAXED);
+	return 0;
 }
 
 /*
  * Wait up to deadline for a record (see dri_take): spin for SPIN_NS (or
- * what spin_learn made of the last waits), then
+ * what spin_learn made of the last waits, within dr_set_wait_spin()), then
  * sleep on the socket until a sender wakes us. The hook (may be NULL)
  * looks at what the caller waits for when *next_look has come (0: at
  * once), then every LIVENESS_NS; it returns nonzero to stop (that value
@@ -1378,7 +1387,9 @@ int dri_wait_take(dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call, uint
 {
 	struct dri_mbox *m = &mb->r->mboxes[mb->idx];
 	uint64_t start = dri_mono_ns(), now = start, next_hook = *next_look;
-	uint64_t spin_end = now + (mb->spin_ns ? mb->spin_ns : SPIN_NS);
+	uint64_t max = (uint64_t)__atomic_load_n(&mb->r->wait_spin_us, __ATOMIC_RELAXED) * 1000;
+	uint64_t base = max < SPIN_NS ? max : SPIN_NS, spin = mb->spin_ns ? mb->spin_ns : base;
+	uint64_t spin_end = now + (spin > max ? max : spin);
 	unsigned spins = 0;
 	int rc;
 
@@ -1449,13 +1460,13 @@ int dri_wait_take(dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call, uint
 			ts.tv_nsec = (long)(left % 1000000000ull);
 		}
 		(void)ppoll(&p, 1, until == UINT64_MAX ? NULL : &ts, NULL);
-		spin_end = dri_mono_ns() + SPIN_NS / 4;
+		spin_end = dri_mono_ns() + base / 4;
 	}
 	/* Only if set: senders read this line at every message. */
 	if (CMM_LOAD_SHARED(m->waiting))
 		st_rel32(&m->waiting, 0);
 	if (rc > 0)
-		spin_learn(mb, dri_mono_ns() - start);
+		spin_learn(mb, dri_mono_ns() - start, base, max);
 	return rc < 0 ? rc : 0;
 }
 

@@ -73,6 +73,7 @@ DR_EXPORT int dr_open(const struct dr_options *opts, dr_registry **out)
 		return -ENOMEM;
 	r->fd = -1;
 	r->wake_sock = -1;
+	r->wait_spin_us = DR_WAIT_SPIN_DEFAULT_US;
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_mutex_init(&r->send_lock, NULL);
 	pthread_mutex_init(&r->view_lock, NULL);

@@ -1331,3 +1331,53 @@ Test(breakmb, a_message_published_before_its_sender_exits_reaches_a_receiver_pau
 	kid_free(sk);
 	dr_unlink(seg);
 }
+
+/*
+ * dr_set_wait_spin(): a receiver's wait passes wait_empty (its look that
+ * found nothing) at every turn of its spin. With the spin set to 0 a
+ * 30 ms receive that gets nothing passes it twice (before it sleeps, and
+ * when its deadline wakes it), so a kill armed at the sixth passage never
+ * comes; with the default spin (20 us at first) it passes it dozens of
+ * times before it sleeps, and the kill comes.
+ */
+struct spinkid {
+	const char *seg;
+	int set;          /* call dr_set_wait_spin(r, spin_us) first */
+	unsigned spin_us;
+};
+
+static int spin_receiver_child(void *arg)
+{
+	struct spinkid *k = arg;
+	struct dr_msg m;
+	dr_registry *r;
+	dr_mailbox *mb;
+	int rc;
+
+	if (open_geo(k->seg, 4, 8, 4096, &r) || dr_mailbox_open(r, &mb))
+		return 10;
+	if (k->set && dr_set_wait_spin(r, k->spin_us))
+		return 11;
+	crash_arm("wait_empty", "kill", 5);
+	rc = dr_recv(mb, &m, 30);
+	unsetenv("DISTREG_CRASH_AT");
+	return rc == -ETIMEDOUT ? 0 : 12;
+}
+
+Test(breakmb, a_wait_spin_of_0_sleeps_at_once_and_the_default_spins)
+{
+	const char *seg = seg_new("bk15");
+	struct spinkid none = { seg, 1, 0 }, dflt = { seg, 0, 0 };
+	dr_registry *r;
+
+	cr_assert_eq(open_geo(seg, 4, 8, 4096, &r), 0);
+	cr_assert_eq(dr_set_wait_spin(NULL, 0), -EINVAL);
+	cr_assert_eq(dr_set_wait_spin(r, DR_WAIT_SPIN_MAX_US + 1), -EINVAL);
+	cr_assert_eq(dr_set_wait_spin(r, DR_WAIT_SPIN_MAX_US), 0);
+	cr_assert_eq(wait_child(spawn(spin_receiver_child, &none)), 0,
+		     "with the spin at 0 the receive passed wait_empty 6 times or more");
+	cr_assert_eq(wait_child(spawn(spin_receiver_child, &dflt)), 128 + SIGKILL,
+		     "with the default spin the receive passed wait_empty fewer than 6 times");
+	dr_close(r);
+	dr_unlink(seg);
+}
