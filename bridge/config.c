@@ -211,7 +211,6 @@ static bool segment_ok(const char *s)
 	       strcmp(s, "..") != 0;
 }
 
-/* A whole number of milliseconds in min..max. */
 /* A whole number of unit (plural: "milliseconds") from min to max. */
 static bool count_value(struct loader *ld, struct origin at, enum key k, const char *v,
 			unsigned min, unsigned max, const char *unit, unsigned *out)

@@ -25,7 +25,7 @@
  *                                     a process that still has the mailbox of
  *                                     a global name it lost open N ms after
  *                                     its dienow
- *   --busy-poll-us N   busy-poll-us=  50; 0..1000: after a pass that moved a
+ *   --busy-poll-us N   busy-poll-us=  100; 0..1000: after a pass that moved a
  *                                     call, a message or an answer, poll
  *                                     without sleeping for N us (main.c)
  *   --log-level L      log-level=     info; error, warn, info or debug

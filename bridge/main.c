@@ -11,7 +11,7 @@
  * answer, and on the machines this was measured on each sleep between them
  * costs a wake-up of 30-80 us across CPUs. So after a pass that moved rpc
  * traffic (the mailbox, the REP socket, a REQ socket) the bridge polls
- * with timeout 0 for busy-poll-us (default 50), yielding the CPU between
+ * with timeout 0 for busy-poll-us (default 100), yielding the CPU between
  * polls, and sleeps only after that long without traffic. Heartbeats, the
  * reaper and signals do not start it: an idle bridge still sleeps.
  * bench_cluster measures both ways side by side, and the CPU they cost.

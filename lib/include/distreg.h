@@ -412,8 +412,8 @@ int dr_check(dr_registry *r, char *msg, size_t msg_len);
  * 200 us of its waits, it spins up to 1.5 times that wait, at most 200 us;
  * after longer waits it is back to 20 us. So a receiver with a message
  * every 20-200 us spins between them (yielding the CPU now and then)
- * rather than paying a wake-up for each; dr_set_wait_spin() changes that. The wake-ups are datagrams on an
- * abstract Unix socket, so the processes of a segment must share a network
+ * rather than paying a wake-up for each; dr_set_wait_spin() changes that.
+ * The wake-ups are datagrams on an abstract Unix socket, so the processes of a segment must share a network
  * namespace (they share /dev/shm already).
  */
 
