@@ -1034,6 +1034,8 @@ int dri_take(struct dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call);
 int dri_wait_take(struct dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call,
 		  uint64_t deadline, uint64_t *next_look,
 		  int (*hook)(struct dr_mailbox *mb, struct dr_msg *msg, void *arg), void *arg);
+/* How long a mailbox's next wait spins, from this one (mailbox.c). */
+uint64_t dri_spin_learn(uint64_t spin, uint64_t w, uint64_t base, uint64_t max);
 void dri_finish(struct dr_mailbox *mb);
 bool dri_pending_take(struct dr_mailbox *mb, uint64_t call_id, struct dri_pending *out);
 void dri_mailbox_poke(struct dr_mailbox *mb);

@@ -54,7 +54,7 @@
  * these machines a wake-up across CPUs costs 30-80 us, a round trip of
  * spinning processes 0.1-0.2 us. Longer, up to the handle's
  * dr_set_wait_spin() (200 us by default), while the messages come that
- * often (spin_learn). */
+ * often (dri_spin_learn). */
 #define SPIN_NS (20ull * 1000)
 #define LIVENESS_NS DRI_LIVENESS_NS
 
@@ -1344,8 +1344,8 @@ static void wakeups_drain(dr_mailbox *mb)
 }
 
 /*
- * How long the next wait spins, from this one, which found its message
- * after w ns: up to 1.5 w, if w is at most max (and no less than it spun
+ * How long the next wait spins (spin: how long this one could; 0 at the
+ * first wait), from this one, which found its message after w ns: up to 1.5 w, if w is at most max (and no less than it spun
  * before, while messages keep coming that soon); half as long after a
  * longer wait; never under base nor over max (the handle's
  * dr_set_wait_spin(), and base the lesser of it and SPIN_NS). So a caller
@@ -1354,15 +1354,15 @@ static void wakeups_drain(dr_mailbox *mb)
  * and an idle receiver spins at most max once, then sleeps: an idle
  * mailbox still costs no CPU.
  */
-static void spin_learn(dr_mailbox *mb, uint64_t w, uint64_t base, uint64_t max)
+uint64_t dri_spin_learn(uint64_t spin, uint64_t w, uint64_t base, uint64_t max)
 {
-	uint64_t s = mb->spin_ns ? mb->spin_ns : base;
+	uint64_t s = spin ? spin : base;
 
 	if (w <= max)
 		s = w + w / 2 > s ? w + w / 2 : s;
 	else
 		s /= 2;
-	mb->spin_ns = s > max ? max : s < base ? base : s;
+	return s > max ? max : s < base ? base : s;
 }
 
 DR_EXPORT int dr_set_wait_spin(dr_registry *r, unsigned max_us)
@@ -1375,7 +1375,7 @@ DR_EXPORT int dr_set_wait_spin(dr_registry *r, unsigned max_us)
 
 /*
  * Wait up to deadline for a record (see dri_take): spin for SPIN_NS (or
- * what spin_learn made of the last waits, within dr_set_wait_spin()), then
+ * what dri_spin_learn made of the last waits, within dr_set_wait_spin()), then
  * sleep on the socket until a sender wakes us. The hook (may be NULL)
  * looks at what the caller waits for when *next_look has come (0: at
  * once), then every LIVENESS_NS; it returns nonzero to stop (that value
@@ -1466,7 +1466,7 @@ int dri_wait_take(dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call, uint
 	if (CMM_LOAD_SHARED(m->waiting))
 		st_rel32(&m->waiting, 0);
 	if (rc > 0)
-		spin_learn(mb, dri_mono_ns() - start, base, max);
+		mb->spin_ns = dri_spin_learn(mb->spin_ns, dri_mono_ns() - start, base, max);
 	return rc < 0 ? rc : 0;
 }
 

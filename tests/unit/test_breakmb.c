@@ -1381,3 +1381,30 @@ Test(breakmb, a_wait_spin_of_0_sleeps_at_once_and_the_default_spins)
 	dr_close(r);
 	dr_unlink(seg);
 }
+
+/*
+ * The learning rule of the wait's spin (dri_spin_learn), with the default
+ * bounds: 20 us at first, up to 1.5 times a wait of at most 200 us, never
+ * less while messages keep coming that soon, halved after a longer wait,
+ * and always within 20-200 us. With dr_set_wait_spin(r, 0) it stays 0.
+ */
+Test(breakmb, the_wait_spin_learns_from_the_last_wait_within_its_bounds)
+{
+	const uint64_t us = 1000, base = 20 * us, max = DR_WAIT_SPIN_DEFAULT_US * us;
+	uint64_t s;
+
+	cr_assert_eq(dri_spin_learn(0, 1 * us, base, max), base, "a quick first wait keeps 20 us");
+	cr_assert_eq(dri_spin_learn(0, 100 * us, base, max), 150 * us, "1.5 times a 100 us wait");
+	cr_assert_eq(dri_spin_learn(150 * us, 10 * us, base, max), 150 * us,
+		     "a quicker wait does not shorten the spin");
+	cr_assert_eq(dri_spin_learn(150 * us, 190 * us, base, max), max, "never over the cap");
+	cr_assert_eq(dri_spin_learn(max, 201 * us, base, max), max / 2,
+		     "a wait longer than the cap halves the spin");
+	s = max;
+	for (int i = 0; i < 10; i++)
+		s = dri_spin_learn(s, 1000 * 1000 * us, base, max);
+	cr_assert_eq(s, base, "long waits bring the spin down to 20 us, not under");
+	cr_assert_eq(dri_spin_learn(0, 50 * us, 0, 0), 0, "a cap of 0 never spins");
+	cr_assert_eq(dri_spin_learn(0, 10 * us, 5 * us, 5 * us), 5 * us,
+		     "a cap under 20 us is also the least spin");
+}
