@@ -1345,10 +1345,11 @@ static void wakeups_drain(dr_mailbox *mb)
 
 /*
  * How long the next wait spins (spin: how long this one could; 0 at the
- * first wait), from this one, which found its message after w ns: up to 1.5 w, if w is at most max (and no less than it spun
- * before, while messages keep coming that soon); half as long after a
- * longer wait; never under base nor over max (the handle's
- * dr_set_wait_spin(), and base the lesser of it and SPIN_NS). So a caller
+ * first wait), from this one, which found its message after w ns: up to
+ * 1.5 w, if w is at most max (and no less than it spun before, while
+ * messages keep coming that soon); half as long after a longer wait;
+ * never under base nor over max (the handle's dr_set_wait_spin(), and
+ * base the lesser of it and SPIN_NS). So a caller
  * of remote calls (answers after about 100 us here) and a worker with a
  * call every 100 us take the next message without a wake-up of 30-80 us,
  * and an idle receiver spins at most max once, then sleeps: an idle
@@ -1375,8 +1376,8 @@ DR_EXPORT int dr_set_wait_spin(dr_registry *r, unsigned max_us)
 
 /*
  * Wait up to deadline for a record (see dri_take): spin for SPIN_NS (or
- * what dri_spin_learn made of the last waits, within dr_set_wait_spin()), then
- * sleep on the socket until a sender wakes us. The hook (may be NULL)
+ * what dri_spin_learn made of the last waits, within dr_set_wait_spin()),
+ * then sleep on the socket until a sender wakes us. The hook (may be NULL)
  * looks at what the caller waits for when *next_look has come (0: at
  * once), then every LIVENESS_NS; it returns nonzero to stop (that value
  * is returned), and then *next_look is 0: what it saw may come again.
