@@ -53,6 +53,8 @@
 	X(lane_claimed)      /* a lane claimed, not yet attached */              \
 	X(lane_attached)     /* a lane attached to its mailbox, nothing sent */  \
 	X(send_written)      /* a record written into a lane, not published */   \
+	X(send_published)    /* a record published, its receiver not yet woken */ \
+	X(wake_sent)         /* a sleeping receiver's wake-up sent, its flag not yet cleared */ \
 	X(recv_taken)        /* a record taken, its room not given back */       \
 	X(lane_detached)     /* a lane detached by its reader, not freed */      \
 	X(lane_drained)      /* a receiver found a live sender's lane drained, not yet asked whether it died */ \

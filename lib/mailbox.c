@@ -96,28 +96,45 @@ static int wake_sock(struct dr_registry *r)
 	return s;
 }
 
-/* After publishing into a lane of mailbox ref: wake its owner if it sleeps
- * (or is about to). The CAS makes one sender wake it once per sleep. The
- * socket was made before the message was published (dri_lane_send), so it
- * is there; a full receive queue means a wake-up waits there already. */
+/*
+ * After publishing into a lane of mailbox ref: wake its owner if it sleeps
+ * (or is about to). waiting's bit 0 is set while the owner sleeps, its
+ * other bits count the owner's sleeps (dri_wait_take). We send the
+ * datagram first and clear the flag after, by CAS from the word we read:
+ * a sender killed between the two leaves the flag set, and the next
+ * sender wakes the owner again (a spare datagram is drained), where
+ * clearing first and dying before the datagram left the owner asleep and
+ * every later sender sure it was woken. The CAS fails once the owner has
+ * woken and slept again: that sleep is not ours to clear. Several senders
+ * that read the flag at once each send one datagram; the first to clear
+ * it ends that. The socket was made before the message was published
+ * (dri_lane_send), so it is there; a full receive queue means a wake-up
+ * waits there already.
+ */
 static void wake(struct dr_registry *r, struct dri_mbox *m, uint32_t ref)
 {
 	struct sockaddr_un a;
 	socklen_t len;
 	int s = __atomic_load_n(&r->wake_sock, __ATOMIC_ACQUIRE);
+	uint32_t w;
 
 	cmm_smp_mb(); /* our tail before its waiting flag: pairs with recv's */
-	if (!CMM_LOAD_SHARED(m->waiting) || uatomic_cmpxchg(&m->waiting, 1, 0) != 1)
+	w = CMM_LOAD_SHARED(m->waiting);
+	if (!(w & 1))
 		return;
 	len = wake_addr(r, ref, &a);
 	for (int tries = 0; tries < 3; tries++) {
 		if (sendto(s, "", 1, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&a, len) == 1 ||
-		    errno == EAGAIN || errno == ECONNREFUSED || errno == ENOENT)
-			return; /* woken, a wake-up waits, or nobody is bound (closed) */
+		    errno == EAGAIN) {
+			DRI_CRASHPOINT(wake_sent);
+			(void)uatomic_cmpxchg(&m->waiting, w, w & ~1u);
+			return; /* woken, or a wake-up waits already */
+		}
+		if (errno == ECONNREFUSED || errno == ENOENT)
+			return; /* nobody is bound: closed */
 	}
-	/* Could not: leave the flag for the next sender, and the receiver's
-	 * own look when its wait ends. */
-	st_rel32(&m->waiting, 1);
+	/* Could not: the flag stays for the next sender, and the owner's
+	 * sleep is bounded (DRI_SLEEP_MAX_NS). */
 }
 
 /* ---------------------------------------------------------------------- */
@@ -262,7 +279,7 @@ static int mbox_claim(struct dr_registry *r, uint32_t *idx, uint32_t *ref)
 			/* Ours: a new opening. Lanes of the last one are
 			 * detached as the receiver meets them. */
 			gen = uatomic_add_return(&m->gen, 1);
-			st_rel32(&m->waiting, 0);
+			st_rel32(&m->waiting, CMM_LOAD_SHARED(m->waiting) & ~1u);
 			uatomic_set(&m->stale, 0);
 			uatomic_set(&m->late, 0);
 			*idx = i;
@@ -708,6 +725,7 @@ again:
 		err = -EBADMSG; /* someone else wrote our lane */
 		goto out;
 	}
+	DRI_CRASHPOINT(send_published);
 	wake(r, &r->mboxes[DRI_MBOX_IDX(ref)], ref);
 	err = 0;
 out:
@@ -862,6 +880,9 @@ DR_EXPORT int dr_mailbox_timeout(const dr_mailbox *mb)
 	}
 	if (mb->deferred && (ms < 0 || ms > (int64_t)(LIVENESS_NS / 1000000)))
 		ms = (int64_t)(LIVENESS_NS / 1000000);
+	/* A message whose sender died before it woke us: as dr_recv(). */
+	if (ms < 0 || ms > (int64_t)(DRI_SLEEP_MAX_NS / 1000000))
+		ms = (int64_t)(DRI_SLEEP_MAX_NS / 1000000);
 	return (int)ms;
 }
 
@@ -1432,7 +1453,7 @@ int dri_wait_take(dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call, uint
 		 * return empty-handed, so the descriptor polls readable at
 		 * the next message. */
 		wakeups_drain(mb);
-		st_rel32(&m->waiting, 1);
+		st_rel32(&m->waiting, ((CMM_LOAD_SHARED(m->waiting) | 1u) + 2u));
 		cmm_smp_mb();
 		rc = dri_take(mb, msg, filter_call);
 		if (rc)
@@ -1449,6 +1470,11 @@ int dri_wait_take(dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call, uint
 			until = next_hook;
 		if (mb->deferred && now + LIVENESS_NS < until)
 			until = now + LIVENESS_NS; /* a stale call's answer waits for room */
+		/* A sender killed (or paused) between publishing and waking
+		 * us leaves its message unseen until the next sender wakes
+		 * us: look again at least this often. */
+		if (until > now + DRI_SLEEP_MAX_NS)
+			until = now + DRI_SLEEP_MAX_NS;
 		/* To the microsecond: a timeout rounded up to whole ms
 		 * after the spin overshot by the spin's length. */
 		struct pollfd p = { .fd = mb->sock, .events = POLLIN };
@@ -1464,8 +1490,10 @@ int dri_wait_take(dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call, uint
 		spin_end = dri_mono_ns() + base / 4;
 	}
 	/* Only if set: senders read this line at every message. */
-	if (CMM_LOAD_SHARED(m->waiting))
-		st_rel32(&m->waiting, 0);
+	uint32_t w = CMM_LOAD_SHARED(m->waiting);
+
+	if (w & 1)
+		st_rel32(&m->waiting, w & ~1u);
 	if (rc > 0)
 		mb->spin_ns = dri_spin_learn(mb->spin_ns, dri_mono_ns() - start, base, max);
 	return rc < 0 ? rc : 0;

@@ -1408,3 +1408,119 @@ Test(breakmb, the_wait_spin_learns_from_the_last_wait_within_its_bounds)
 	cr_assert_eq(dri_spin_learn(0, 10 * us, 5 * us, 5 * us), 5 * us,
 		     "a cap under 20 us is also the least spin");
 }
+
+/*
+ * review-39: a sender killed in its wake-up of a sleeping receiver. The
+ * wake-up cleared the receiver's waiting flag, then sent the datagram: a
+ * sender killed between the two left the receiver asleep and every later
+ * sender sure it had been woken, so nothing sent to that mailbox arrived
+ * until something else woke it (dr_recv(-1): never). Now the datagram
+ * goes first and the flag is cleared after it (wake_sent is between the
+ * two); a sender killed after publishing but before waking anyone
+ * (send_published) delays its own message by at most the receiver's 1 s
+ * look, and nobody else's.
+ */
+static int sleepy_receiver_child(void *arg)
+{
+	struct kid *k = arg;
+	struct dr_msg m;
+	dr_registry *r;
+	dr_mailbox *mb;
+
+	if (kid_open(k, &r) || dr_set_wait_spin(r, 0) || dr_mailbox_open(r, &mb) ||
+	    dr_serve(mb, "sleepy", NULL, 0))
+		return 10;
+	write_byte(k->l.up[1], 'r');
+	for (;;) {
+		if (dr_recv(mb, &m, -1) != 0 || m.len != 1)
+			return 11;
+		write_byte(k->l.up[1], *(const char *)m.data);
+	}
+}
+
+struct castkid {
+	const char *seg;
+	const char *point; /* armed in kill mode, or NULL */
+	char text;
+};
+
+static int one_cast_child(void *arg)
+{
+	struct castkid *c = arg;
+	dr_registry *r;
+
+	if (open_geo(c->seg, 4, 8, 4096, &r))
+		return 10;
+	if (c->point)
+		crash_arm(c->point, "kill", 0);
+	return dr_cast(r, "sleepy", &c->text, 1, 1000) ? 11 : 0;
+}
+
+/* Until some mailbox's owner is asleep (its waiting flag set). */
+static void await_sleeper(dr_registry *r)
+{
+	for (int i = 0; i < WAIT_MS; i++) {
+		for (uint32_t j = 0; j < r->max_mailboxes; j++)
+			if (CMM_LOAD_SHARED(r->mboxes[j].owner) &&
+			    (CMM_LOAD_SHARED(r->mboxes[j].waiting) & 1))
+				return;
+		usleep(1000);
+	}
+	cr_assert_fail("the receiver never went to sleep");
+}
+
+/* Reads n bytes from the receiver within ms each; returns them in got. */
+static void expect_msgs(struct kid *k, pid_t pid, int n, int ms, char *got, const char *what)
+{
+	for (int i = 0; i < n; i++) {
+		int rc = read_byte_within(k->l.up[0], &got[i], ms);
+
+		cr_assert_eq(rc, 1, "%s: message %d of %d not received within %d ms (%d, receiver %s)",
+			     what, i + 1, n, ms, rc, kill(pid, 0) == 0 ? "alive" : "gone");
+	}
+	got[n] = 0;
+}
+
+static void killed_waker(const char *tag, const char *point, bool own_message_at_once)
+{
+	const char *seg = seg_new(tag);
+	struct kid *k = kid_new(seg, 4, 8, 4096);
+	struct castkid a = { seg, point, 'a' }, b = { seg, NULL, 'b' };
+	dr_registry *r;
+	char got[3];
+	pid_t rp;
+
+	cr_assert_eq(open_geo(seg, 4, 8, 4096, &r), 0);
+	rp = spawn(sleepy_receiver_child, k);
+	expect_byte(&k->l, 'r', rp, "receiver");
+	await_sleeper(r);
+	cr_assert_eq(wait_child(spawn(one_cast_child, &a)), 128 + SIGKILL,
+		     "the sender never reached %s", point);
+	if (!own_message_at_once) {
+		/* Nobody woke the receiver: its look once a second finds it. */
+		expect_msgs(k, rp, 1, 3000, got, "the killed sender's message");
+		cr_assert_eq(got[0], 'a');
+		await_sleeper(r);
+		cr_assert_eq(wait_child(spawn(one_cast_child, &b)), 0);
+		expect_msgs(k, rp, 1, 500, got, "the next sender's message");
+		cr_assert_eq(got[0], 'b');
+	} else {
+		cr_assert_eq(wait_child(spawn(one_cast_child, &b)), 0);
+		expect_msgs(k, rp, 2, 500, got, "both messages");
+		cr_assert(strchr(got, 'a') && strchr(got, 'b'), "got '%s'", got);
+	}
+	kill_reaped(rp);
+	kid_free(k);
+	dr_close(r);
+	dr_unlink(seg);
+}
+
+Test(breakmb, a_sender_killed_after_it_woke_a_sleeping_receiver_leaves_it_wakeable)
+{
+	killed_waker("bk16", "wake_sent", true);
+}
+
+Test(breakmb, a_sender_killed_before_it_woke_a_sleeping_receiver_delays_only_its_message)
+{
+	killed_waker("bk17", "send_published", false);
+}

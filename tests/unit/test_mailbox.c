@@ -384,11 +384,11 @@ Test(mailbox, a_worker_that_dies_with_calls_pending_fails_them_within_100_ms)
 	}
 	/* All of them within the contract, not one per look (20 ms each:
 	 * 32 looks would take 640 ms). */
-	cr_assert_lt(now_s() - died, 0.5, "took %.3f s (the contract: 100 ms)", now_s() - died);
+	cr_assert_lt(now_s() - died, 0.1, "took %.3f s (the contract: 100 ms)", now_s() - died);
 	/* A waiting call too. */
 	t0 = now_s();
 	cr_assert_eq(dr_call(r, "doomed", "x", 1, buf, &len, 5000), -EOWNERDEAD);
-	cr_assert_lt(now_s() - t0, 0.5);
+	cr_assert_lt(now_s() - t0, 0.1, "took %.3f s (the contract: 100 ms)", now_s() - t0);
 	dr_mailbox_close(mb);
 	dr_close(r);
 }
@@ -452,7 +452,8 @@ Test(mailbox, an_event_loop_learns_of_a_dead_worker_through_the_timeout)
 	w->die_at = 1;
 	worker_go(w, &pid);
 	cr_assert_eq(dr_mailbox_open(r, &mb), 0);
-	cr_assert_eq(dr_mailbox_timeout(mb), -1, "nothing in flight, nothing watched");
+	cr_assert_eq(dr_mailbox_timeout(mb), 1000,
+		     "nothing in flight, nothing watched: the look for a dead sender's message");
 	p = (struct pollfd){ .fd = dr_mailbox_fd(mb), .events = POLLIN };
 	for (int i = 0; i < 16; i++)
 		cr_assert_eq(dr_call_async(mb, "doomed", "x", 1, -1, &id), 0);
@@ -474,8 +475,8 @@ Test(mailbox, an_event_loop_learns_of_a_dead_worker_through_the_timeout)
 		cr_assert_eq(rc, -EAGAIN);
 		cr_assert_lt(now_s() - died, 2.0, "%d of 16 ended in 2 s", got);
 	}
-	cr_assert_lt(now_s() - died, 0.5, "took %.3f s (the contract: 100 ms)", now_s() - died);
-	cr_assert_eq(dr_mailbox_timeout(mb), -1, "none in flight any more");
+	cr_assert_lt(now_s() - died, 0.1, "took %.3f s (the contract: 100 ms)", now_s() - died);
+	cr_assert_eq(dr_mailbox_timeout(mb), 1000, "none in flight any more");
 	/* A watch needs looks too. */
 	cr_assert_eq(dr_watch(mb, "doomed"), 0);
 	t = dr_mailbox_timeout(mb);
