@@ -628,6 +628,7 @@ struct dri_live;
 struct dr_registry {
 	uint64_t id;                      /* unique per handle in the process */
 	uint32_t wait_spin_us;            /* dr_set_wait_spin(); every wait reads it */
+	uint64_t late_replies;            /* dr_late_replies(); atomic */
 	pid_t pid;                        /* the process that opened it */
 	int fd;                           /* segment file; holds the slot lock */
 	uint8_t *base;

@@ -1282,6 +1282,9 @@ int dri_take(dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call)
 			if (filter_call ? rec.call_id != filter_call :
 					  !dri_pending_take(mb, rec.call_id, &taken)) {
 				uatomic_inc(&m->late);
+				if (mb->for_replies)
+					__atomic_add_fetch(&mb->r->late_replies, 1,
+							   __ATOMIC_RELAXED);
 				dri_finish(mb);
 				goto again;
 			}
@@ -1612,6 +1615,11 @@ DR_EXPORT int dr_mailbox_stats(dr_mailbox *mb, struct dr_mailbox_stats *out)
 	for (uint32_t s = 0; s < DRI_MBOX_LANES; s++)
 		out->lanes += table_lane(mb->r, m, s) != 0;
 	return 0;
+}
+
+DR_EXPORT uint64_t dr_late_replies(const dr_registry *r)
+{
+	return r ? __atomic_load_n(&r->late_replies, __ATOMIC_RELAXED) : 0;
 }
 
 DR_EXPORT size_t dr_message_max(const dr_registry *r)

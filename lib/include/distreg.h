@@ -698,6 +698,15 @@ struct dr_mailbox_stats {
 };
 int dr_mailbox_stats(dr_mailbox *mb, struct dr_mailbox_stats *out);
 
+/*
+ * Answers dropped because their dr_call() (dr_call_bin, dr_call_global...)
+ * had ended, by timeout, through r since it was opened: the late counter
+ * of the mailboxes r's threads wait on for those answers, which the
+ * caller cannot name. An asynchronous call's late answer counts in its
+ * mailbox's dr_mailbox_stats() instead. 0 if r is NULL. Any thread.
+ */
+uint64_t dr_late_replies(const dr_registry *r);
+
 /* ---------------------------------------------------------------------- */
 /*
  * The cluster: global names (distreg's start/call), served on one owner host.

@@ -341,15 +341,56 @@ Test(mailbox, a_slow_worker_times_the_call_out_and_its_late_reply_is_dropped)
 	len = sizeof(buf);
 	cr_assert_eq(dr_call(r, "slow", "a", 1, buf, &len, 50), -ETIMEDOUT);
 	cr_assert_lt(now_s() - t0, 0.25, "timed out after %.3f s, asked 0.05", now_s() - t0);
-	/* The next call gets its own answer, never the late one. */
+	cr_assert_eq(dr_late_replies(r), 0, "nothing dropped before the late answer came");
+	/* The next call gets its own answer, never the late one, which it
+	 * drops (it comes first, on the same lane) and counts. */
 	len = sizeof(buf);
 	cr_assert_eq(dr_call(r, "slow", "b", 1, buf, &len, 5000), 0);
 	cr_assert_eq(len, 1);
 	cr_assert_eq(buf[0], 'b', "a late reply was taken for the next call");
+	cr_assert_eq(dr_late_replies(r), 1, "late answers counted: %llu",
+		     (unsigned long long)dr_late_replies(r));
+	cr_assert_eq(dr_late_replies(NULL), 0);
 	w->delay_ms = 0;
 	len = sizeof(buf);
 	cr_assert_eq(dr_call(r, "slow", "quit", 4, buf, &len, 5000), 0);
 	cr_assert_eq(wait_child(pid), 0);
+	dr_close(r);
+}
+
+/* An asynchronous call's late answer: dropped by the caller's mailbox,
+ * and counted there (dr_mailbox_stats), not in dr_late_replies(). */
+Test(mailbox, a_late_answer_to_an_asynchronous_call_is_dropped_and_counted)
+{
+	const char *seg = seg_new("mb");
+	dr_registry *r = open_mb(seg, 8192, 0);
+	struct worker *w = start_worker(seg, "slow", NULL);
+	struct dr_mailbox_stats st;
+	struct dr_msg m;
+	dr_mailbox *mb;
+	uint64_t id;
+	char buf[16];
+	size_t len;
+	pid_t pid;
+
+	w->delay_ms = 200;
+	worker_go(w, &pid);
+	cr_assert_eq(dr_mailbox_open(r, &mb), 0);
+	cr_assert_eq(dr_call_async(mb, "slow", "a", 1, 30, &id), 0);
+	cr_assert_eq(dr_recv(mb, &m, 5000), 0);
+	cr_assert_eq(m.kind, DR_MSG_REPLY);
+	cr_assert_eq(m.call_id, id);
+	cr_assert_eq(m.status, -ETIMEDOUT, "%s", dr_strerror(m.status));
+	/* The answer comes after 200 ms: the receive drops it. */
+	cr_assert_eq(dr_recv(mb, &m, 600), -ETIMEDOUT, "a late answer was delivered");
+	cr_assert_eq(dr_mailbox_stats(mb, &st), 0);
+	cr_assert_eq(st.late, 1, "late answers counted: %llu", (unsigned long long)st.late);
+	cr_assert_eq(dr_late_replies(r), 0);
+	w->delay_ms = 0;
+	len = sizeof(buf);
+	cr_assert_eq(dr_call(r, "slow", "quit", 4, buf, &len, 5000), 0);
+	cr_assert_eq(wait_child(pid), 0);
+	dr_mailbox_close(mb);
 	dr_close(r);
 }
 
