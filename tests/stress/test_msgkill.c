@@ -11,6 +11,12 @@
  *    and a sender's messages in the order it sent them;
  *  - every call ends with its own answer, or with -ENOENT, -EOWNERDEAD,
  *    -ETIMEDOUT or -EAGAIN: nothing else, and never another call's answer;
+ *    a sender that lives to the end sees every asynchronous call it made
+ *    end (they time out after 100 ms);
+ *  - no mailbox is stuck: after the last kill, every name of every worker
+ *    answers a call within 500 ms (less than the 1 s look of a sleeping
+ *    receiver, so a lost wake-up fails it). Worker 0 sleeps in
+ *    dr_recv(-1), where only a wake-up ends its wait;
  *  - once everyone has gone, after dr_reap: no mailbox and no lane is left
  *    held, dr_check passes, and every entry is free.
  */
@@ -37,7 +43,8 @@ struct mk {
 	int stop;
 	pid_t workers[NWORKERS], senders[NSENDERS];
 	unsigned long calls_ok, calls_err, casts, received;
-	uint16_t life[NSENDERS];   /* incarnations of each sender slot */
+	uint16_t life[NSENDERS + 1]; /* incarnations of each sender slot (the
+	                              * last: the test's own final calls) */
 };
 
 static int open_seg(struct mk *s, dr_registry **r)
@@ -65,8 +72,8 @@ static int worker(void *arg)
 	dr_registry *r;
 	dr_mailbox *mb;
 	struct dr_msg m;
-	uint64_t regid[4], mine_seq[NSENDERS] = { 0 };
-	uint16_t mine_life[NSENDERS] = { 0 };
+	uint64_t regid[4], mine_seq[NSENDERS + 1] = { 0 };
+	uint16_t mine_life[NSENDERS + 1] = { 0 };
 	char name[16];
 	int rc;
 
@@ -90,7 +97,9 @@ static int worker(void *arg)
 		struct payload p;
 		int k;
 
-		rc = dr_recv(mb, &m, 50);
+		/* Worker 0 sleeps until a message comes (the test's cast at
+		 * the end stops it); the others look at the stop flag. */
+		rc = dr_recv(mb, &m, id == 0 ? -1 : 50);
 		if (rc == -ETIMEDOUT)
 			continue;
 		if (rc)
@@ -114,7 +123,7 @@ static int worker(void *arg)
 			CHILD_FAIL(&s->rep, "worker %d: sender %d, payload says %d", id, (int)m.sender,
 				   p.pid);
 		/* Order, and no duplicate, per sender incarnation. */
-		if (p.slot >= NSENDERS)
+		if (p.slot > NSENDERS)
 			CHILD_FAIL(&s->rep, "worker %d: sender slot %u", id, p.slot);
 		if (p.life == mine_life[p.slot] && p.seq <= mine_seq[p.slot])
 			CHILD_FAIL(&s->rep, "worker %d: from sender %u.%u, seq %llu after %llu", id,
@@ -149,6 +158,8 @@ static int sender(void *arg)
 	struct mk *s = arg;
 	uint16_t slot = (uint16_t)sender_slot, life = s->life[slot];
 	uint64_t rng = stress_seed((uint64_t)getpid()), seq = 0, sent[1024] = { 0 };
+	unsigned outstanding = 0; /* asynchronous calls not yet ended */
+	bool stopping = false;
 	dr_registry *r;
 	dr_mailbox *mb;
 	struct dr_msg m;
@@ -156,10 +167,30 @@ static int sender(void *arg)
 
 	if ((rc = open_seg(s, &r)) || (rc = dr_mailbox_open(r, &mb)))
 		CHILD_FAIL(&s->rep, "sender: open: %s", dr_strerror(rc));
-	while (!__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE)) {
+	for (;;) {
 		uint64_t x = stress_rand(&rng), id;
 		struct payload p = { .pid = getpid(), .slot = slot, .life = life }, back;
 		size_t len = sizeof(back);
+
+		if (__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE)) {
+			/* Every asynchronous call made ends: each has a
+			 * 100 ms timeout, seen by the library's look every
+			 * 20 ms, or its answer comes. */
+			if (!outstanding)
+				break;
+			if (stopping)
+				CHILD_FAIL(&s->rep, "sender: %u asynchronous calls never ended",
+					   outstanding);
+			stopping = true;
+			while (outstanding && (rc = dr_recv(mb, &m, 2000)) == 0) {
+				if (m.kind == DR_MSG_REPLY)
+					outstanding--;
+				if (m.kind == DR_MSG_REPLY && m.status && !ok_err(m.status))
+					CHILD_FAIL(&s->rep, "sender: async call ended with %s",
+						   dr_strerror(m.status));
+			}
+			continue;
+		}
 
 		snprintf(p.name, sizeof(p.name), "w.%d.%d", (int)(x % NWORKERS), (int)((x >> 8) % 4));
 		p.seq = ++seq;
@@ -175,9 +206,10 @@ static int sender(void *arg)
 			break;
 		case 1:
 			rc = dr_call_async(mb, p.name, &p, sizeof(p), 100, &id);
-			if (rc == 0)
+			if (rc == 0) {
 				sent[id % 1024] = p.seq;
-			else if (!ok_err(rc))
+				outstanding++;
+			} else if (!ok_err(rc))
 				CHILD_FAIL(&s->rep, "sender: dr_call_async %s: %s", p.name,
 					   dr_strerror(rc));
 			break;
@@ -192,6 +224,7 @@ static int sender(void *arg)
 		while ((rc = dr_recv(mb, &m, 0)) == 0) {
 			if (m.kind != DR_MSG_REPLY)
 				CHILD_FAIL(&s->rep, "sender: a message of kind %d", m.kind);
+			outstanding--;
 			if (m.status == 0) {
 				memcpy(&back, m.data, sizeof(back));
 				if (m.len != sizeof(back) || back.seq != sent[m.call_id % 1024] ||
@@ -227,13 +260,47 @@ static pid_t start_sender(struct mk *s, int i)
 	return stress_spawn(sender, s);
 }
 
+/*
+ * After the last kill, with the senders still running: every name of every
+ * worker answers a call of ours (sender slot NSENDERS) within 800 ms. A
+ * name not served yet (its worker just restarted) is asked again; a call
+ * that times out means a mailbox whose receiver was not woken (it would
+ * have been answered after its 1 s look).
+ */
+static void final_calls(struct mk *s, dr_registry *r)
+{
+	uint64_t seq = 0;
+
+	for (int i = 0; i < NWORKERS; i++) {
+		for (int k = 0; k < 4; k++) {
+			struct payload p = { .pid = getpid(), .slot = NSENDERS, .life = 1 }, back;
+			double t0 = stress_now();
+			size_t len;
+			int rc;
+
+			snprintf(p.name, sizeof(p.name), "w.%d.%d", i, k);
+			do {
+				p.seq = ++seq;
+				len = sizeof(back);
+				rc = dr_call(r, p.name, &p, sizeof(p), &back, &len, 800);
+				if (rc == -ENOENT || rc == -EOWNERDEAD)
+					stress_sleep_us(2000);
+			} while ((rc == -ENOENT || rc == -EOWNERDEAD) && stress_now() - t0 < 10);
+			cr_assert_eq(rc, 0, "the final call to %s: %s (%s)", p.name, dr_strerror(rc),
+				     s->rep.msg);
+			cr_assert(len == sizeof(p) && memcmp(&back, &p, sizeof(p)) == 0,
+				  "the final call to %s got another answer", p.name);
+		}
+	}
+}
+
 Test(msgkill, senders_and_workers_killed_at_random)
 {
 	struct mk *s = stress_shared(sizeof(*s));
 	unsigned rounds = stress_iters(600, 150), kills = 0;
 	uint64_t rng = stress_seed(7);
 	struct dr_stats st;
-	dr_registry *r;
+	dr_registry *r, *h;
 	char msg[256];
 	int rc;
 
@@ -257,9 +324,22 @@ Test(msgkill, senders_and_workers_killed_at_random)
 		kills++;
 		*pp = w ? start_worker(s, i) : start_sender(s, i);
 	}
+	ASSERT_REPORT_CLEAN(&s->rep);
+	/* A handle of their own: its reply mailbox and lanes go with it. */
+	cr_assert_eq(open_seg(s, &h), 0);
+	final_calls(s, h);
 	__atomic_store_n(&s->stop, 1, __ATOMIC_RELEASE);
+	/* Worker 0 waits in dr_recv(-1): a message ends its wait. */
+	{
+		struct payload p = { .pid = getpid(), .slot = NSENDERS, .life = 1, .seq = 1000 };
+
+		snprintf(p.name, sizeof(p.name), "w.0.0");
+		rc = dr_cast(h, p.name, &p, sizeof(p), 1000);
+		cr_assert_eq(rc, 0, "the cast that stops worker 0: %s", dr_strerror(rc));
+	}
 	stress_wait_all(s->workers, NWORKERS, STRESS_WAIT_S, &s->rep);
 	stress_wait_all(s->senders, NSENDERS, STRESS_WAIT_S, &s->rep);
+	dr_close(h);
 	ASSERT_REPORT_CLEAN(&s->rep);
 	cr_log_info("%u kills; calls %lu answered, %lu failed cleanly; %lu casts; %lu received",
 		    kills, s->calls_ok, s->calls_err, s->casts, s->received);
