@@ -12,7 +12,7 @@
 #     --trails   for the OLD runs, search breadth-first for the shortest
 #                trail and print its shared-memory steps (needs python3)
 #     config     only these (f1_reclaim f2_aba f3_reader f4_slot m1_names
-#                v1_view r1_relocate p1_slot l1_live)
+#                m2_reuse v1_view r1_relocate p1_slot l1_live w1_wake)
 # Environment: CC (C compiler, default cc), MODEL_JOBS (parallel runs,
 # default the number of CPUs), MODEL_MEMLIM (MB per run, default 4096).
 set -euo pipefail
@@ -68,6 +68,9 @@ runs=(
 	"l1_live    NEW  -"
 	"l1_live    OLD1 vouched_alive"
 	"l1_live    OLD2 vouched_alive"
+	"w1_wake    NEW  -"
+	"w1_wake    OLD1 no_lost_wakeup"
+	"w1_wake    OLD2 no_lost_wakeup"
 )
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/distreg-model.XXXXXX")
