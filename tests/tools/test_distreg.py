@@ -155,7 +155,17 @@ class Cli(unittest.TestCase):
         names = {o["name"]: o for o in self.json_lines(out)}
         self.assertEqual(set(names), {"w.a", "w.b"})
         self.assertTrue(all(o["alive"] and o["pid"] == w.pid for o in names.values()))
-        w.send_signal(signal.SIGINT)
+        # list's objects carry whereis's keys, with the same values.
+        for name, o in names.items():
+            rc, out, err = self.run_cli("--json", "whereis", name)
+            self.assertEqual(rc, 0, err)
+            one = json.loads(out)
+            for key in ("name", "pid", "regid", "value"):
+                self.assertIn(key, o)
+                self.assertEqual(o[key], one[key], key)
+        self.assertNotEqual(names["w.a"]["regid"], names["w.b"]["regid"])
+        # SIGTERM as SIGINT (test_call_times_out_...): unregister, exit 0.
+        w.send_signal(signal.SIGTERM)
         self.assertEqual(w.wait(timeout=10), 0)
         rc, out, _ = self.run_cli("list")
         self.assertEqual((rc, out), (0, ""), "names outlived the echo worker")
@@ -174,6 +184,11 @@ class Cli(unittest.TestCase):
         rc, _, err = self.run_cli("call", "plain", "x")
         self.assertEqual(rc, 4, err)
         self.assertIn("without a mailbox", err)
+        # SIGINT ends an echo worker as SIGTERM does: it unregisters, exit 0.
+        w.send_signal(signal.SIGINT)
+        self.assertEqual(w.wait(timeout=10), 0)
+        rc, _, err = self.run_cli("whereis", "slow")
+        self.assertEqual(rc, 1, "the name outlived the echo worker: %s" % err)
 
     def test_unregister_dead_owner_live_owner_and_force(self):
         holder, _ = self.start("register", "held", "v")
