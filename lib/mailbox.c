@@ -108,8 +108,10 @@ static int wake_sock(struct dr_registry *r)
  * woken and slept again: that sleep is not ours to clear. Several senders
  * that read the flag at once each send one datagram; the first to clear
  * it ends that. The socket was made before the message was published
- * (dri_lane_send), so it is there; a full receive queue means a wake-up
- * waits there already.
+ * (dri_lane_send), so it is there. EAGAIN leaves the flag set: the
+ * owner's queue is full (wake-ups wait there), or so is our own socket's
+ * send buffer (datagrams of ours not yet drained at other mailboxes),
+ * and then no datagram covers this sleep; the next sender tries again.
  */
 static void wake(struct dr_registry *r, struct dri_mbox *m, uint32_t ref)
 {
@@ -124,14 +126,13 @@ static void wake(struct dr_registry *r, struct dri_mbox *m, uint32_t ref)
 		return;
 	len = wake_addr(r, ref, &a);
 	for (int tries = 0; tries < 3; tries++) {
-		if (sendto(s, "", 1, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&a, len) == 1 ||
-		    errno == EAGAIN) {
+		if (sendto(s, "", 1, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&a, len) == 1) {
 			DRI_CRASHPOINT(wake_sent);
 			(void)uatomic_cmpxchg(&m->waiting, w, w & ~1u);
-			return; /* woken, or a wake-up waits already */
+			return;
 		}
-		if (errno == ECONNREFUSED || errno == ENOENT)
-			return; /* nobody is bound: closed */
+		if (errno == EAGAIN || errno == ECONNREFUSED || errno == ENOENT)
+			return; /* full (see above), or nobody is bound: closed */
 	}
 	/* Could not: the flag stays for the next sender, and the owner's
 	 * sleep is bounded (DRI_SLEEP_MAX_NS). */
