@@ -357,7 +357,7 @@ struct dri_mbox {
 	 * sees the bit set wakes it, then clears the bit by CAS from the word
 	 * it read (mailbox.c, wake()), so about one sender wakes each sleep,
 	 * and one killed before it woke the owner leaves the bit set for the
-	 * next. */
+	 * next sender, or a reaper (dri_reap_mailboxes). */
 	uint32_t waiting;
 	/* atomic; messages dropped because the registration they were sent
 	 * to had ended, and replies that came after their call had ended. */
@@ -1031,10 +1031,6 @@ int dri_lane_send(struct dr_registry *r, uint32_t ref, struct dri_rec *hdr, cons
 void dri_lanes_release_all(struct dr_registry *r, bool shared);
 int dri_mailbox_open(struct dr_registry *r, bool for_replies, struct dr_mailbox **out);
 void dri_mailbox_free(struct dr_mailbox *mb, bool shared);
-/* The longest a waiting receiver sleeps without a look at its lanes: a
- * sender killed or paused between publishing and waking it delays its
- * message by at most this (the 1 s of distreg.h). */
-#define DRI_SLEEP_MAX_NS (1000ull * 1000 * 1000)
 /* How often a waiting caller looks whether its worker still lives (the
  * 20 ms of distreg.h). */
 #define DRI_LIVENESS_NS (20ull * 1000 * 1000)

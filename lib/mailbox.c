@@ -108,11 +108,33 @@ static int wake_sock(struct dr_registry *r)
  * woken and slept again: that sleep is not ours to clear. Several senders
  * that read the flag at once each send one datagram; the first to clear
  * it ends that. The socket was made before the message was published
- * (dri_lane_send), so it is there. EAGAIN leaves the flag set: the
- * owner's queue is full (wake-ups wait there), or so is our own socket's
- * send buffer (datagrams of ours not yet drained at other mailboxes),
- * and then no datagram covers this sleep; the next sender tries again.
+ * (dri_lane_send), so it is there. EAGAIN means the owner's queue is full
+ * (wake-ups wait there: the flag may stay), or our own socket's send
+ * buffer is (our datagrams still queued at mailboxes whose owners do not
+ * drain them, paused ones): then a fresh socket sends it (wake_fresh).
+ * A sender killed between publishing and this wake-up leaves its message
+ * unseen until the next message wakes the owner, or a reaper finds the
+ * dead sender's unread lane and wakes it (dri_reap_mailboxes).
  */
+/* The wake-up through a socket of its own, whose send buffer is empty:
+ * true if sent; else errno is EAGAIN if the owner's queue is full. */
+static bool wake_fresh(const struct sockaddr_un *a, socklen_t len)
+{
+	int t = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	bool sent;
+	int e;
+
+	if (t < 0) {
+		errno = EAGAIN; /* the flag stays: the next sender tries */
+		return false;
+	}
+	sent = sendto(t, "", 1, MSG_DONTWAIT | MSG_NOSIGNAL, (const struct sockaddr *)a, len) == 1;
+	e = errno;
+	close(t);
+	errno = e;
+	return sent;
+}
+
 static void wake(struct dr_registry *r, struct dri_mbox *m, uint32_t ref)
 {
 	struct sockaddr_un a;
@@ -126,16 +148,16 @@ static void wake(struct dr_registry *r, struct dri_mbox *m, uint32_t ref)
 		return;
 	len = wake_addr(r, ref, &a);
 	for (int tries = 0; tries < 3; tries++) {
-		if (sendto(s, "", 1, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&a, len) == 1) {
+		if (sendto(s, "", 1, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&a, len) == 1 ||
+		    (errno == EAGAIN && wake_fresh(&a, len))) {
 			DRI_CRASHPOINT(wake_sent);
 			(void)uatomic_cmpxchg(&m->waiting, w, w & ~1u);
 			return;
 		}
 		if (errno == EAGAIN || errno == ECONNREFUSED || errno == ENOENT)
-			return; /* full (see above), or nobody is bound: closed */
+			return; /* its queue is full, or nobody is bound: closed */
 	}
-	/* Could not: the flag stays for the next sender, and the owner's
-	 * sleep is bounded (DRI_SLEEP_MAX_NS). */
+	/* Could not: the flag stays for the next sender. */
 }
 
 /* ---------------------------------------------------------------------- */
@@ -252,8 +274,16 @@ unsigned dri_reap_mailboxes(struct dr_registry *r)
 			if (ld_acq32(&m->lane[slot]) == v) {
 				if (dri_mbox_alive(r, target) &&
 				    CMM_LOAD_SHARED(l->head) !=
-					(ld_acq64(&l->tail) & ~DRI_LANE_EVICTED))
-					continue; /* its reader drains it, then frees it */
+					(ld_acq64(&l->tail) & ~DRI_LANE_EVICTED)) {
+					/* Its reader drains it, then frees it. The
+					 * sender may have died between publishing
+					 * and waking the reader: wake it for them
+					 * (if it sleeps), or nothing would until
+					 * the next message. */
+					if (wake_sock(r) >= 0)
+						wake(r, m, target);
+					continue;
+				}
 				DRI_CRASHPOINT(reap_lane);
 				if (uatomic_cmpxchg(&m->lane[slot], v, 0) != v)
 					continue; /* its reader detached it: the reader frees it */
@@ -881,9 +911,6 @@ DR_EXPORT int dr_mailbox_timeout(const dr_mailbox *mb)
 	}
 	if (mb->deferred && (ms < 0 || ms > (int64_t)(LIVENESS_NS / 1000000)))
 		ms = (int64_t)(LIVENESS_NS / 1000000);
-	/* A message whose sender died before it woke us: as dr_recv(). */
-	if (ms < 0 || ms > (int64_t)(DRI_SLEEP_MAX_NS / 1000000))
-		ms = (int64_t)(DRI_SLEEP_MAX_NS / 1000000);
 	return (int)ms;
 }
 
@@ -1474,11 +1501,6 @@ int dri_wait_take(dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call, uint
 			until = next_hook;
 		if (mb->deferred && now + LIVENESS_NS < until)
 			until = now + LIVENESS_NS; /* a stale call's answer waits for room */
-		/* A sender killed (or paused) between publishing and waking
-		 * us leaves its message unseen until the next sender wakes
-		 * us: look again at least this often. */
-		if (until > now + DRI_SLEEP_MAX_NS)
-			until = now + DRI_SLEEP_MAX_NS;
 		/* To the microsecond: a timeout rounded up to whole ms
 		 * after the spin overshot by the spin's length. */
 		struct pollfd p = { .fd = mb->sock, .events = POLLIN };

@@ -413,12 +413,15 @@ int dr_check(dr_registry *r, char *msg, size_t msg_len);
  * after longer waits it is back to 20 us. So a receiver with a message
  * every 20-200 us spins between them (yielding the CPU now and then)
  * rather than paying a wake-up for each; dr_set_wait_spin() changes that.
- * A sleeping receiver also looks at its mailbox once a second: a sender
- * killed (or paused) after it published a message and before it woke the
- * receiver delays that message by at most 1 s (every other sender's
- * messages wake the receiver as usual). The wake-ups are datagrams on an
- * abstract Unix socket, so the processes of a segment must share a
- * network namespace (they share /dev/shm already).
+ * A sender killed after it published a message and before it woke the
+ * sleeping receiver leaves only that message unseen until something wakes
+ * the receiver: the next message, or the reaping of the dead sender, which
+ * wakes the receivers of its unread messages (the bridge's reaper within
+ * about 25 ms of the death; without a bridge, the next dr_open() or
+ * dr_reap() on the segment). A paused sender delays only its own message,
+ * until it runs again. The wake-ups are datagrams on an abstract Unix
+ * socket, so the processes of a segment must share a network namespace
+ * (they share /dev/shm already).
  */
 
 /* Message kinds, as struct dr_msg.kind gives them. */
@@ -554,11 +557,10 @@ int dr_mailbox_fd(const dr_mailbox *mb);
 
 /*
  * How long such a loop may wait before it calls dr_recv() again even if
- * the descriptor stays quiet, in milliseconds: 0 now, at most 1000. Only a
+ * the descriptor stays quiet, in milliseconds: -1 for ever, 0 now. Only a
  * receive ends an asynchronous call whose worker died or whose timeout
- * passed (looked at every 20 ms), finds a watched name's change, and
- * takes a message whose sender died before it woke the descriptor (looked
- * at every second); the dead write nothing that would wake it. So the loop
+ * passed (looked at every 20 ms), and finds a watched name's change; a
+ * dead worker writes nothing that would wake the descriptor. So the loop
  * is: receive with timeout 0 until -EAGAIN (which also arms the
  * descriptor), then poll(fd, dr_mailbox_timeout(mb)), and again. From the
  * thread that receives.

@@ -71,6 +71,7 @@ runs=(
 	"w1_wake    NEW  -"
 	"w1_wake    OLD1 no_lost_wakeup"
 	"w1_wake    OLD2 no_lost_wakeup"
+	"w1_wake    OLD3 no_lost_wakeup"
 )
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/distreg-model.XXXXXX")

@@ -12,17 +12,17 @@
  * (it stops for good). The receiver, never killed, takes records for ever,
  * one dri_wait_take after another, with no deadline, no hook and no spin
  * (they change nothing here), and sleeps until a datagram is in its
- * socket. The C's sleep also ends after DRI_SLEEP_MAX_NS (1 s): the model
- * has no such timer, to show that no wake-up is lost without it. Only a
- * killed sender's own record may stay untaken: that is what the timer is
- * for. Every access to `waiting`, the socket or a record is one step;
+ * socket. Only a killed sender's own record may stay untaken: the C's
+ * reaper wakes the receiver for it (dri_reap_mailboxes), or the next
+ * sender's wake-up does. Every access to `waiting`, the socket or a record is one step;
  * memory is sequentially consistent (README.md), so the fences are no-ops.
  *
  * The steps and the C they stand for:
  *   sender: pub = 1                  dri_lane_send: CAS of the lane's tail
  *           w = waiting              wake(): cmm_smp_mb(); w = CMM_LOAD_SHARED(m->waiting)
  *           !(w & 1): done           if (!(w & 1)) return
- *           sock++ unless full       sendto(): 1, or EAGAIN
+ *           sock++, or EAGAIN: done  sendto(): 1, or EAGAIN (the receiver's queue
+ *                                    full, or, at any time, our own send buffer)
  *           CAS w -> w & ~1          uatomic_cmpxchg(&m->waiting, w, w & ~1u) (may fail)
  *   receiver: take                   rc = dri_take(): any published record not taken
  *           sock = 0                 wakeups_drain()
@@ -42,7 +42,7 @@
  * The count wraps (a byte here, 2^31 sleeps in the C): a sender paused
  * between its load and its CAS while the receiver sleeps exactly a
  * multiple of that many times clears a sleep its datagram does not cover
- * (ABA), and the next message waits for the 1 s timer. With -DNSEND=3 and
+ * (ABA), and the next message waits for the next wake-up. With -DNSEND=3 and
  * -DWMASK=3 or 7 (a count of one or two bits) the model shows it.
  *
  * -DOLD1: the protocol before the count (the code before 93b27cf): the
@@ -55,6 +55,12 @@
  * the word is 0 or 1 and the clear is a CAS 1 -> 0. A slow sender's clear
  * lands on the receiver's next sleep, which no datagram covers. It must
  * break no_lost_wakeup too.
+ * -DOLD3: the code of 93b27cf: NEW, but EAGAIN counted as a wake-up sent
+ * (the flag cleared) and no fresh socket. EAGAIN also comes from the
+ * sender's own send buffer, full of datagrams queued at other mailboxes:
+ * then no datagram covers the sleep it clears. It must break
+ * no_lost_wakeup. (Leaving the flag set on EAGAIN without the fresh
+ * socket breaks it as well: nobody wakes the receiver for that record.)
  */
 
 #ifndef NSEND
@@ -83,8 +89,18 @@ bool no_lost_wakeup = true;
 	:: true -> killed[id] = true; goto dead \
 	fi
 
-/* sendto() with MSG_DONTWAIT: a full queue (EAGAIN) counts as sent. */
-#define SEND atomic { if :: sock < QMAX -> sock++ :: else -> skip fi }
+/* sendto() with MSG_DONTWAIT: sent, or EAGAIN (a full queue; or, at any
+ * time, the sender's own full send buffer). */
+#define SEND(ok) atomic { if \
+	:: sock < QMAX -> sock++; ok = true \
+	:: true -> ok = false \
+	fi }
+/* wake_fresh(): the same through a new socket, whose buffer is empty:
+ * EAGAIN only for a full queue. */
+#define SEND_FRESH(ok) atomic { if \
+	:: sock < QMAX -> sock++; ok = true \
+	:: else -> ok = false \
+	fi }
 
 #define AVAIL(k) (k < NSEND && pub[k] && !taken[k])
 
@@ -104,6 +120,7 @@ inline take(got)
 proctype sender(byte id)
 {
 	byte w;
+	bool ok;
 #ifdef OLD1
 	bool won;
 #endif
@@ -123,13 +140,23 @@ proctype sender(byte id)
 	:: else -> skip
 	fi;
 	KILL;
-	SEND;
+	SEND(ok);
 #else
 	if
 	:: !(w & 1) -> goto done
 	:: else -> skip
 	fi;
-	SEND;
+	SEND(ok);
+#ifndef OLD3
+	if
+	:: !ok -> SEND_FRESH(ok)
+	:: else -> skip
+	fi;
+	if
+	:: !ok -> goto done     /* the queue is full: wake-ups wait there */
+	:: else -> skip
+	fi;
+#endif
 	KILL;                   /* crash point wake_sent */
 	atomic { if :: waiting == w -> waiting = w & ~1 :: else -> skip fi };
 #endif

@@ -14,9 +14,8 @@
  *    a sender that lives to the end sees every asynchronous call it made
  *    end (they time out after 100 ms);
  *  - no mailbox is stuck: after the last kill, every name of every worker
- *    answers a call within 500 ms (less than the 1 s look of a sleeping
- *    receiver, so a lost wake-up fails it). Worker 0 sleeps in
- *    dr_recv(-1), where only a wake-up ends its wait;
+ *    answers a call within 800 ms, so a lost wake-up fails it. Worker 0
+ *    sleeps in dr_recv(-1), where only a wake-up ends its wait;
  *  - once everyone has gone, after dr_reap: no mailbox and no lane is left
  *    held, dr_check passes, and every entry is free.
  */
@@ -264,8 +263,7 @@ static pid_t start_sender(struct mk *s, int i)
  * After the last kill, with the senders still running: every name of every
  * worker answers a call of ours (sender slot NSENDERS) within 800 ms. A
  * name not served yet (its worker just restarted) is asked again; a call
- * that times out means a mailbox whose receiver was not woken (it would
- * have been answered after its 1 s look).
+ * that times out means a mailbox whose receiver was not woken.
  */
 static void final_calls(struct mk *s, dr_registry *r)
 {

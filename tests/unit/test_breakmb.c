@@ -10,6 +10,8 @@
 #include <pthread.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 
 #include "unit.h"
@@ -1416,9 +1418,10 @@ Test(breakmb, the_wait_spin_learns_from_the_last_wait_within_its_bounds)
  * sender sure it had been woken, so nothing sent to that mailbox arrived
  * until something else woke it (dr_recv(-1): never). Now the datagram
  * goes first and the flag is cleared after it (wake_sent is between the
- * two); a sender killed after publishing but before waking anyone
- * (send_published) delays its own message by at most the receiver's 1 s
- * look, and nobody else's.
+ * two). A sender killed after publishing but before waking anyone
+ * (send_published) delays its own message, and nobody else's, until a
+ * reaper finds its unread lane and wakes the receiver (here dr_reap(); the
+ * bridge's reaper, a dr_open()), or the next message does.
  */
 static int sleepy_receiver_child(void *arg)
 {
@@ -1497,8 +1500,14 @@ static void killed_waker(const char *tag, const char *point, bool own_message_at
 	cr_assert_eq(wait_child(spawn(one_cast_child, &a)), 128 + SIGKILL,
 		     "the sender never reached %s", point);
 	if (!own_message_at_once) {
-		/* Nobody woke the receiver: its look once a second finds it. */
-		expect_msgs(k, rp, 1, 3000, got, "the killed sender's message");
+		/* Nobody woke the receiver, which never wakes on its own... */
+		char c;
+
+		cr_assert_eq(read_byte_within(k->l.up[0], &c, 300), -ETIMEDOUT,
+			     "the receiver woke with nobody to wake it");
+		/* ...until a reaper finds the dead sender's unread lane. */
+		cr_assert_eq(dr_reap(r, NULL), 0);
+		expect_msgs(k, rp, 1, 2000, got, "the killed sender's message, after dr_reap");
 		cr_assert_eq(got[0], 'a');
 		await_sleeper(r);
 		cr_assert_eq(wait_child(spawn(one_cast_child, &b)), 0);
@@ -1523,4 +1532,55 @@ Test(breakmb, a_sender_killed_after_it_woke_a_sleeping_receiver_leaves_it_wakeab
 Test(breakmb, a_sender_killed_before_it_woke_a_sleeping_receiver_delays_only_its_message)
 {
 	killed_waker("bk17", "send_published", false);
+}
+
+/*
+ * helper-40 (from the model): EAGAIN from sendto() on the handle's wake
+ * socket also means its own send buffer is full (its datagrams still
+ * queued at mailboxes whose owners do not drain them), not only the
+ * owner's queue. The wake-up counted it as sent and cleared the flag: a
+ * sleep no datagram covered. Now a fresh socket sends it. Here the
+ * handle's buffer is shrunk and filled with datagrams to a socket nobody
+ * reads; the next cast must still wake the sleeping receiver.
+ */
+Test(breakmb, a_sender_whose_wake_socket_is_full_still_wakes_a_sleeping_receiver)
+{
+	const char *seg = seg_new("bk18");
+	struct kid *k = kid_new(seg, 4, 8, 4096);
+	struct sockaddr_un sink = { .sun_family = AF_UNIX };
+	socklen_t sink_len;
+	int snk, small = 1, n = 0;
+	dr_registry *r;
+	char got[2];
+	pid_t rp;
+
+	cr_assert_eq(open_geo(seg, 4, 8, 4096, &r), 0);
+	rp = spawn(sleepy_receiver_child, k);
+	expect_byte(&k->l, 'r', rp, "receiver");
+	await_sleeper(r);
+	cr_assert_eq(dr_cast(r, "sleepy", "a", 1, 1000), 0); /* makes the wake socket */
+	expect_msgs(k, rp, 1, 2000, got, "the first message");
+	await_sleeper(r);
+
+	snk = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	cr_assert_geq(snk, 0);
+	sink_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
+			       (size_t)snprintf(sink.sun_path + 1, sizeof(sink.sun_path) - 1,
+						"distreg-test-sink.%d", getpid()));
+	cr_assert_eq(bind(snk, (struct sockaddr *)&sink, sink_len), 0, "%s", strerror(errno));
+	cr_assert_geq(r->wake_sock, 0);
+	cr_assert_eq(setsockopt(r->wake_sock, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+	while (sendto(r->wake_sock, "", 1, MSG_DONTWAIT, (struct sockaddr *)&sink, sink_len) == 1)
+		n++;
+	cr_assert_eq(errno, EAGAIN, "filling the wake socket: %s", strerror(errno));
+	cr_assert_lt(n, 100, "%d datagrams fit: the sink's queue, not our buffer, is full", n);
+
+	cr_assert_eq(dr_cast(r, "sleepy", "b", 1, 1000), 0);
+	expect_msgs(k, rp, 1, 500, got, "the message sent through a full wake socket");
+	cr_assert_eq(got[0], 'b');
+	kill_reaped(rp);
+	close(snk);
+	kid_free(k);
+	dr_close(r);
+	dr_unlink(seg);
 }
