@@ -357,7 +357,12 @@ struct dri_mbox {
 	 * sees the bit set wakes it, then clears the bit by CAS from the word
 	 * it read (mailbox.c, wake()), so about one sender wakes each sleep,
 	 * and one killed before it woke the owner leaves the bit set for the
-	 * next sender, or a reaper (dri_reap_mailboxes). */
+	 * next sender, or a reaper (dri_reap_mailboxes). The count goes on
+	 * across openings of the slot and wraps after 2^31 arms, which an
+	 * event loop calling dr_recv(0) without pause makes in about 13
+	 * minutes here: a sender paused that long between its load and its
+	 * CAS clears a later sleep if the word matches exactly (1 in 2^31),
+	 * and that sleep waits for the next message. */
 	uint32_t waiting;
 	/* atomic; messages dropped because the registration they were sent
 	 * to had ended, and replies that came after their call had ended. */

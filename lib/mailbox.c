@@ -116,6 +116,8 @@ static int wake_sock(struct dr_registry *r)
  * unseen until the next message wakes the owner, or a reaper finds the
  * dead sender's unread lane and wakes it (dri_reap_mailboxes).
  */
+static bool mbox_current(struct dr_registry *r, uint32_t ref);
+
 /* The wake-up through a socket of its own, whose send buffer is empty:
  * true if sent; else errno is EAGAIN if the owner's queue is full. */
 static bool wake_fresh(const struct sockaddr_un *a, socklen_t len)
@@ -145,6 +147,16 @@ static void wake(struct dr_registry *r, struct dri_mbox *m, uint32_t ref)
 	cmm_smp_mb(); /* our tail before its waiting flag: pairs with recv's */
 	w = CMM_LOAD_SHARED(m->waiting);
 	if (!(w & 1))
+		return;
+	/* The flag we read may be a later opening's (the count goes on
+	 * across openings): its owner armed it after the claim bumped the
+	 * generation, so we see that here. Our datagram would go to our
+	 * opening's address, which a forked child or a closing owner may
+	 * still hold, and our CAS would clear a sleep it does not cover
+	 * (helper-41). A word of our opening read before the claim fails the
+	 * CAS: the claim cleared bit 0 and every arm adds to the count. */
+	cmm_smp_rmb();
+	if (!mbox_current(r, ref))
 		return;
 	len = wake_addr(r, ref, &a);
 	for (int tries = 0; tries < 3; tries++) {
@@ -1587,6 +1599,10 @@ void dri_mailbox_free(dr_mailbox *mb, bool shared)
 			detach(mb, s, v,
 			       o != 0 && o != r->owner && dri_owner_gone(r, o) ? o : 0);
 		}
+		/* Unbound before the slot is free: a sender to this opening
+		 * then reaches nobody rather than us (wake()). */
+		close(mb->sock);
+		mb->sock = -1;
 		if (ld_acq64(&m->owner) == r->owner)
 			uatomic_cmpxchg(&m->owner, r->owner, 0);
 	}
@@ -1601,7 +1617,8 @@ void dri_mailbox_free(dr_mailbox *mb, bool shared)
 		}
 		pthread_mutex_unlock(&r->lock);
 	}
-	close(mb->sock);
+	if (mb->sock >= 0)
+		close(mb->sock);
 	pthread_mutex_destroy(&mb->call_lock);
 	pthread_mutex_destroy(&mb->start_lock);
 	free(mb->bounce);

@@ -1443,8 +1443,10 @@ static int sleepy_receiver_child(void *arg)
 
 struct castkid {
 	const char *seg;
-	const char *point; /* armed in kill mode, or NULL */
+	const char *point; /* armed (in kill mode unless stop), or NULL */
 	char text;
+	bool stop;
+	const char *name;  /* "sleepy" if NULL */
 };
 
 static int one_cast_child(void *arg)
@@ -1455,8 +1457,8 @@ static int one_cast_child(void *arg)
 	if (open_geo(c->seg, 4, 8, 4096, &r))
 		return 10;
 	if (c->point)
-		crash_arm(c->point, "kill", 0);
-	return dr_cast(r, "sleepy", &c->text, 1, 1000) ? 11 : 0;
+		crash_arm(c->point, c->stop ? "stop" : "kill", 0);
+	return dr_cast(r, c->name ? c->name : "sleepy", &c->text, 1, 1000) ? 11 : 0;
 }
 
 /* Until some mailbox's owner is asleep (its waiting flag set). */
@@ -1488,7 +1490,7 @@ static void killed_waker(const char *tag, const char *point, bool own_message_at
 {
 	const char *seg = seg_new(tag);
 	struct kid *k = kid_new(seg, 4, 8, 4096);
-	struct castkid a = { seg, point, 'a' }, b = { seg, NULL, 'b' };
+	struct castkid a = { seg, point, 'a', false, NULL }, b = { seg, NULL, 'b', false, NULL };
 	dr_registry *r;
 	char got[3];
 	pid_t rp;
@@ -1581,6 +1583,72 @@ Test(breakmb, a_sender_whose_wake_socket_is_full_still_wakes_a_sleeping_receiver
 	kill_reaped(rp);
 	close(snk);
 	kid_free(k);
+	dr_close(r);
+	dr_unlink(seg);
+}
+
+/*
+ * helper-41: a sender to an earlier opening of a mailbox slot. It pauses
+ * after publishing to R1's opening; R1 closes, R2 takes the slot and
+ * sleeps; the sender resumes and reads R2's word (the sleep count goes on
+ * across openings), sends its datagram to R1's address, which a child R1
+ * forked still holds, and its CAS cleared R2's flag: the next sender to
+ * R2 woke nobody. Now wake() gives up once the slot's generation is not
+ * its opening's.
+ */
+static int forking_old_owner_child(void *arg)
+{
+	struct kid *k = arg;
+	dr_registry *r;
+	dr_mailbox *mb;
+
+	if (kid_open(k, &r) || dr_mailbox_open(r, &mb) || dr_serve(mb, "old", NULL, 0))
+		return 10;
+	if (fork() == 0) { /* keeps R1's socket, bound to its address */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		for (;;)
+			pause();
+	}
+	write_byte(k->l.up[1], 'o');
+	if (await(&k->l, 'c'))
+		return 12;
+	dr_mailbox_close(mb);
+	write_byte(k->l.up[1], 'x');
+	for (;;)
+		pause();
+}
+
+Test(breakmb, a_paused_sender_to_an_earlier_opening_does_not_clear_the_new_owners_sleep)
+{
+	const char *seg = seg_new("bk19");
+	struct kid *k1 = kid_new(seg, 4, 8, 4096), *k2 = kid_new(seg, 4, 8, 4096);
+	struct castkid s = { seg, "send_published", 's', true, "old" }, b = { seg, NULL, 'b', false, NULL };
+	dr_registry *r;
+	pid_t p1, ps, p2;
+	char got[2];
+
+	cr_assert_eq(open_geo(seg, 4, 8, 4096, &r), 0);
+	p1 = spawn(forking_old_owner_child, k1);
+	expect_byte(&k1->l, 'o', p1, "R1");
+	ps = spawn(one_cast_child, &s);
+	cr_assert_eq(wait_stopped(ps, WAIT_MS), 0, "the sender never paused after publishing");
+	write_byte(k1->l.down[1], 'c');
+	expect_byte(&k1->l, 'x', p1, "R1 closed");
+	p2 = spawn(sleepy_receiver_child, k2);
+	expect_byte(&k2->l, 'r', p2, "R2");
+	cr_assert_neq(CMM_LOAD_SHARED(r->mboxes[0].owner), 0, "R2 did not take R1's slot");
+	await_sleeper(r);
+	kill(ps, SIGCONT);
+	cr_assert_eq(wait_child(ps), 0);
+	cr_assert(CMM_LOAD_SHARED(r->mboxes[0].waiting) & 1,
+		  "the earlier opening's sender cleared R2's flag");
+	cr_assert_eq(wait_child(spawn(one_cast_child, &b)), 0);
+	expect_msgs(k2, p2, 1, 500, got, "the next sender's message");
+	cr_assert_eq(got[0], 'b');
+	kill_reaped(p2);
+	kill_reaped(p1);
+	kid_free(k1);
+	kid_free(k2);
 	dr_close(r);
 	dr_unlink(seg);
 }
