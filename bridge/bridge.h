@@ -260,6 +260,7 @@ struct bridge {
 	/* the reaper */
 	struct watched *watched;
 	size_t nwatched, watched_cap;
+	uint32_t deaths_seen;          /* dr_admin_deaths() at the last scan */
 	bool stopping;
 	uint64_t stop_deadline_ns;
 	uint64_t stop_min_ns;        /* not before: the LEAVE is on its way */

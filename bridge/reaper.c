@@ -7,7 +7,10 @@
  * readable when the process exits; it then calls dr_reap(), so that
  * dr_whereis() stops returning a dead pid within milliseconds. New
  * processes are found by listing the attached ones every REAP_SCAN_NS; one
- * that died before it was seen is found dead by that listing.
+ * that died before it was seen is found dead by that listing, unless
+ * another process found it dead first (then it is listed no more): the
+ * segment counts those deaths (dr_admin_deaths), and a count that moved
+ * since the last listing makes us reap too.
  *
  * A listed pid may have been reused by an unrelated process after the
  * attached one died: the start time in its slot is compared with the one
@@ -84,6 +87,10 @@ void reaper_scan(struct bridge *b)
 	static struct dr_proc_info procs[4096]; /* one thread */
 	size_t n = 0, i, j;
 	bool dead = false;
+	/* Read before the listing: a process found dead by someone else
+	 * between two scans leaves the list, and we may never have watched
+	 * it (it lived less than a scan). */
+	uint32_t deaths = dr_admin_deaths(b->r);
 	int rc = dr_admin_procs(b->r, procs, sizeof(procs) / sizeof(procs[0]), &n);
 
 	if (rc < 0 && rc != -ERANGE) {
@@ -140,6 +147,11 @@ void reaper_scan(struct bridge *b)
 			unwatch(b, i);
 		else
 			i++;
+	}
+	if (deaths != b->deaths_seen) {
+		b->deaths_seen = deaths;
+		if (!dead)
+			reap(b, "a death found by another process");
 	}
 	if (dead)
 		reap(b, "found dead by a scan");

@@ -50,7 +50,7 @@
  * 10: the cluster area holds the bridge role's liveness lock and `live`
  * (a bridge of layout 9 would neither clear `live` when it claims nor hold
  * the lock, and readers would vouch for its dead predecessor). */
-#define DRI_LAYOUT_VERSION 10u
+#define DRI_LAYOUT_VERSION 11u
 #define DRI_HEADER_SIZE 4096u
 #define DRI_MAX_CAPACITY (1u << 26)
 #define DRI_MAX_PROCS 65535u
@@ -101,6 +101,11 @@ struct dri_header {
 	/* atomic; one past the highest reader slot ever claimed, so
 	 * reclaimers scan only the slots in use. Only grows. */
 	uint32_t readers_hwm DRI_ALIGNED;
+	/* atomic; deaths recorded in process slots (proc.c, found_dead),
+	 * modulo 2^32: a reaper that lists the live slots misses a process
+	 * found dead between two listings, and reaps when this moves
+	 * (dr_admin_deaths). */
+	uint32_t deaths;
 };
 
 enum {

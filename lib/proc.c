@@ -221,8 +221,8 @@ static bool found_dead(struct dr_registry *r, uint32_t slot, uint64_t w)
 	if (fstat(r->fd, &st) != 0 || (uint64_t)st.st_dev != r->fd_dev ||
 	    (uint64_t)st.st_ino != r->fd_ino)
 		return true;
-	if (!r->rdonly)
-		uatomic_cmpxchg(&r->procs[slot].word, w, w & ~DRI_PROC_LIVE);
+	if (!r->rdonly && uatomic_cmpxchg(&r->procs[slot].word, w, w & ~DRI_PROC_LIVE) == w)
+		uatomic_inc(&r->hdr->deaths);
 	return false;
 }
 
@@ -400,10 +400,16 @@ void dri_proc_detach(struct dr_registry *r)
 
 /*
  * The attached processes, for a reaper: every slot with its live bit set
- * (a process that died stays listed until someone finds it dead). The pid
+ * (a process that died stays listed until someone finds it dead, which
+ * dr_admin_deaths counts). The pid
  * and start time are written before the word is, by the slot's holder; a
  * slot taken over while we read it is read again.
  */
+DR_EXPORT uint32_t dr_admin_deaths(const dr_registry *r)
+{
+	return r ? uatomic_read(&r->hdr->deaths) : 0;
+}
+
 DR_EXPORT int dr_admin_procs(dr_registry *r, struct dr_proc_info *out, size_t max, size_t *n)
 {
 	size_t k = 0;

@@ -211,12 +211,24 @@ struct dr_proc_info {
 /*
  * Up to max attached processes into out, their number in *n (may exceed
  * max: then -ERANGE and the first max). A process is listed from the moment
- * it holds its slot; a dead one stays listed until it is reaped (dr_reap).
+ * it holds its slot; a dead one stays listed until a process finds it dead
+ * (a lookup, a call, a reap), which may be before its names, mailboxes
+ * and lanes are reaped: a reaper also watches dr_admin_deaths().
  * start_time is 0 if the process could not read it at attach.
  * Errors: -ERANGE; -EINVAL r or n NULL, or out NULL with max above 0;
  * -ECHILD, -ENOLCK.
  */
 int dr_admin_procs(dr_registry *r, struct dr_proc_info *out, size_t max, size_t *n);
+
+/*
+ * How many deaths of attached processes the segment has recorded, modulo
+ * 2^32: a process found dead by anyone (a lookup, a call, a reap) is
+ * counted once, and leaves the list of dr_admin_procs() then. When it
+ * moves, a reaper reaps (dr_reap), or a process found dead between two of
+ * its listings, which it never watched, keeps what it held (a message it
+ * published and woke nobody for, among others). 0 if r is NULL.
+ */
+uint32_t dr_admin_deaths(const dr_registry *r);
 
 #ifdef __cplusplus
 }

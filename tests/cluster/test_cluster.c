@@ -6,6 +6,7 @@
  * Hostile frames are in test_hostile.c, network namespaces in test_netns.c.
  */
 #include "cluster.h"
+#include "distreg_admin.h"
 
 TestSuite(cluster, .timeout = CL_TIMEOUT);
 
@@ -1294,5 +1295,53 @@ Test(cluster, the_reaper_removes_a_killed_process_names)
 	}
 	took = cl_now() - t0;
 	cr_log_info("name gone %.1f ms after the kill", took * 1e3);
+	cl_fini(&c);
+}
+
+/*
+ * helper-42: a process the reaper never watched (here the bridge is paused
+ * for its whole life) and that another process then finds dead is listed
+ * no more (its slot's live bit cleared), so the reaper's listing never saw
+ * it die and nothing reaped it: its names stayed in the table as dead,
+ * and a message it had published without waking its receiver stayed
+ * unseen. The segment counts such deaths (dr_admin_deaths), and the
+ * bridge reaps when the count moves.
+ */
+Test(cluster, the_reaper_reaps_a_process_it_never_watched_that_another_found_dead)
+{
+	struct cl c;
+	struct dr_stats st;
+	struct dr_entry e;
+	dr_registry *r;
+	uint32_t d0;
+	double t0;
+	pid_t p;
+
+	cl_init(&c, 1, "rq", false);
+	r = cl_reg(&c, 0);
+	cl_start(&c, 0);
+	cl_wait_state(&c, 0, 0, DR_HOST_UP, 5000);
+	cr_assert_eq(kill(c.h[0].pid, SIGSTOP), 0);
+	p = dr_test_spawn(register_and_wait, c.h[0].seg);
+	while (dr_whereis(r, "doomed", &e) != 0)
+		cl_sleep_ms(1);
+	reap_child(p);
+	d0 = dr_admin_deaths(r);
+	/* Found dead (dr_stats asks whether each owner lives), not reaped,
+	 * counted. */
+	cr_assert_eq(dr_stats(r, &st), 0);
+	cr_assert_eq(st.dead, 1, "%u dead names before the reaper runs", st.dead);
+	cr_assert_eq(dr_admin_deaths(r), d0 + 1, "deaths %u, were %u", dr_admin_deaths(r), d0);
+	cr_assert_eq(dr_admin_deaths(NULL), 0);
+	cr_assert_eq(kill(c.h[0].pid, SIGCONT), 0);
+	t0 = cl_now();
+	for (;;) {
+		cr_assert_eq(dr_stats(r, &st), 0);
+		if (st.dead == 0)
+			break;
+		cr_assert_lt(cl_now() - t0, 2.0, "the dead process's name is not reaped after 2 s: %s",
+			     cl_log_tail(&c, 0));
+		cl_sleep_ms(5);
+	}
 	cl_fini(&c);
 }
