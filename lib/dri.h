@@ -689,6 +689,7 @@ struct dr_registry {
 	struct dri_lanemap *lanemap;      /* our lanes, by target (mailbox.c) */
 	struct dri_lanemap *lanes_held;   /* ours, waiting to be detached */
 	int wake_sock;                    /* for sending wake-ups; -1 until needed */
+	int wake_spare;                   /* made before it: wake_fresh() at EMFILE */
 	pthread_mutex_t view_lock;        /* one publication of the view at a time */
 	char nodename[DR_HOST_MAX + 1];   /* uname's, truncated: this host without a view */
 	struct dr_registry *next_open;    /* in the process-wide list */

@@ -77,17 +77,26 @@ static socklen_t wake_addr(const struct dr_registry *r, uint32_t ref, struct soc
 	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
 }
 
-/* The handle's socket for sending wake-ups, made on first use. */
+/* The handle's socket for sending wake-ups, made on first use, with its
+ * spare (wake_fresh), made first: once the socket is there, so is it. */
 static int wake_sock(struct dr_registry *r)
 {
-	int s = __atomic_load_n(&r->wake_sock, __ATOMIC_ACQUIRE);
+	int s = __atomic_load_n(&r->wake_sock, __ATOMIC_ACQUIRE), spare, expect = -1;
 
 	if (s >= 0)
 		return s;
-	s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (s < 0)
+	spare = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (spare < 0)
 		return -1;
-	int expect = -1;
+	s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (s < 0) {
+		close(spare);
+		return -1;
+	}
+	if (!__atomic_compare_exchange_n(&r->wake_spare, &expect, spare, false, __ATOMIC_ACQ_REL,
+					 __ATOMIC_ACQUIRE))
+		close(spare); /* another thread's is there */
+	expect = -1;
 	if (!__atomic_compare_exchange_n(&r->wake_sock, &expect, s, false, __ATOMIC_ACQ_REL,
 					 __ATOMIC_ACQUIRE)) {
 		close(s);
@@ -118,21 +127,21 @@ static int wake_sock(struct dr_registry *r)
  */
 static bool mbox_current(struct dr_registry *r, uint32_t ref);
 
-/* The wake-up through a socket of its own, whose send buffer is empty:
- * true if sent; else errno is EAGAIN if the owner's queue is full. */
-static bool wake_fresh(const struct sockaddr_un *a, socklen_t len)
+/* The wake-up through a socket of its own, whose send buffer is empty;
+ * at the descriptor limit, through the handle's spare, made with its wake
+ * socket (helper-42: else a live sender's message woke nobody). True if
+ * sent; else errno is EAGAIN if the owner's queue is full. */
+static bool wake_fresh(struct dr_registry *r, const struct sockaddr_un *a, socklen_t len)
 {
 	int t = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	int s = t >= 0 ? t : __atomic_load_n(&r->wake_spare, __ATOMIC_ACQUIRE);
 	bool sent;
 	int e;
 
-	if (t < 0) {
-		errno = EAGAIN; /* the flag stays: the next sender tries */
-		return false;
-	}
-	sent = sendto(t, "", 1, MSG_DONTWAIT | MSG_NOSIGNAL, (const struct sockaddr *)a, len) == 1;
+	sent = sendto(s, "", 1, MSG_DONTWAIT | MSG_NOSIGNAL, (const struct sockaddr *)a, len) == 1;
 	e = errno;
-	close(t);
+	if (t >= 0)
+		close(t);
 	errno = e;
 	return sent;
 }
@@ -161,7 +170,7 @@ static void wake(struct dr_registry *r, struct dri_mbox *m, uint32_t ref)
 	len = wake_addr(r, ref, &a);
 	for (int tries = 0; tries < 3; tries++) {
 		if (sendto(s, "", 1, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&a, len) == 1 ||
-		    (errno == EAGAIN && wake_fresh(&a, len))) {
+		    (errno == EAGAIN && wake_fresh(r, &a, len))) {
 			DRI_CRASHPOINT(wake_sent);
 			(void)uatomic_cmpxchg(&m->waiting, w, w & ~1u);
 			return;
@@ -808,7 +817,9 @@ void dri_lanes_release_all(struct dr_registry *r, bool shared)
 	r->lanemap = r->lanes_held = NULL;
 	if (r->wake_sock >= 0)
 		close(r->wake_sock);
-	r->wake_sock = -1;
+	if (r->wake_spare >= 0)
+		close(r->wake_spare);
+	r->wake_sock = r->wake_spare = -1;
 }
 
 /* ---------------------------------------------------------------------- */

@@ -72,7 +72,7 @@ DR_EXPORT int dr_open(const struct dr_options *opts, dr_registry **out)
 	if (!r)
 		return -ENOMEM;
 	r->fd = -1;
-	r->wake_sock = -1;
+	r->wake_sock = r->wake_spare = -1;
 	r->wait_spin_us = DR_WAIT_SPIN_DEFAULT_US;
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_mutex_init(&r->send_lock, NULL);

@@ -1580,6 +1580,28 @@ Test(breakmb, a_sender_whose_wake_socket_is_full_still_wakes_a_sleeping_receiver
 	cr_assert_eq(dr_cast(r, "sleepy", "b", 1, 1000), 0);
 	expect_msgs(k, rp, 1, 500, got, "the message sent through a full wake socket");
 	cr_assert_eq(got[0], 'b');
+
+	/* helper-42: and at the descriptor limit, where no fresh socket can
+	 * be made (every number below the limit in use): the spare. */
+	{
+		struct rlimit old, lim;
+		int fd, rc;
+
+		await_sleeper(r);
+		fd = dup(0);
+		cr_assert_geq(fd, 0);
+		cr_assert_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+		lim = old;
+		lim.rlim_cur = (rlim_t)fd + 1;
+		cr_assert_eq(setrlimit(RLIMIT_NOFILE, &lim), 0);
+		cr_assert_lt(socket(AF_UNIX, SOCK_DGRAM, 0), 0, "a socket could still be made");
+		rc = dr_cast(r, "sleepy", "c", 1, 1000);
+		cr_assert_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+		close(fd);
+		cr_assert_eq(rc, 0, "%s", dr_strerror(rc));
+		expect_msgs(k, rp, 1, 500, got, "the message sent at the descriptor limit");
+		cr_assert_eq(got[0], 'c');
+	}
 	kill_reaped(rp);
 	close(snk);
 	kid_free(k);
