@@ -1012,6 +1012,7 @@ struct dr_mailbox {
 	uint8_t *bounce;          /* a record that wraps, copied whole */
 	uint64_t corrupt;
 	bool deferred;            /* a stale call's -ENOENT waits for room: look again soon */
+	uint64_t defer_ns;        /* how soon: 20 ms, doubled at each wait it stays, to 1 s */
 	pthread_mutex_t call_lock; /* guards next_call, call_end, pend: senders and the receiver */
 	uint64_t next_call;       /* call ids: blocks of the segment's id counter */
 	uint64_t call_end;        /* end of the block next_call is in */

@@ -57,6 +57,8 @@
  * often (dri_spin_learn). */
 #define SPIN_NS (20ull * 1000)
 #define LIVENESS_NS DRI_LIVENESS_NS
+/* The longest between two tries of a stale call's answer (dri_wait_take). */
+#define DEFER_MAX_NS (1000ull * 1000 * 1000)
 
 static uint64_t align8(uint64_t v)
 {
@@ -932,8 +934,12 @@ DR_EXPORT int dr_mailbox_timeout(const dr_mailbox *mb)
 
 		ms = ms < 0 || w < ms ? w : ms;
 	}
-	if (mb->deferred && (ms < 0 || ms > (int64_t)(LIVENESS_NS / 1000000)))
-		ms = (int64_t)(LIVENESS_NS / 1000000);
+	if (mb->deferred) {
+		int64_t d = (int64_t)(((mb->defer_ns ? mb->defer_ns : LIVENESS_NS) + 999999) / 1000000);
+
+		if (ms < 0 || ms > d)
+			ms = d;
+	}
 	return (int)ms;
 }
 
@@ -1512,6 +1518,16 @@ int dri_wait_take(dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call, uint
 		rc = dri_take(mb, msg, filter_call);
 		if (rc)
 			break;
+		/* A stale call's answer that finds no room in its caller's
+		 * lane (a caller paused or not reading) is tried again 20 ms
+		 * later, then 40, ... up to every second (helper-42: every
+		 * 20 ms, an idle worker woke 50 times a second for it). */
+		if (mb->deferred)
+			mb->defer_ns = !mb->defer_ns ? LIVENESS_NS
+				       : mb->defer_ns >= DEFER_MAX_NS / 2 ? DEFER_MAX_NS
+				       : 2 * mb->defer_ns;
+		else
+			mb->defer_ns = 0;
 		if (now >= deadline)
 			return deadline == 0 ? -EAGAIN : -ETIMEDOUT;
 		uint64_t until = deadline;
@@ -1522,8 +1538,8 @@ int dri_wait_take(dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call, uint
 		    (hook != dri_pending_look || __atomic_load_n(&mb->pend.n, __ATOMIC_RELAXED) ||
 		     mb->watches))
 			until = next_hook;
-		if (mb->deferred && now + LIVENESS_NS < until)
-			until = now + LIVENESS_NS; /* a stale call's answer waits for room */
+		if (mb->deferred && now + mb->defer_ns < until)
+			until = now + mb->defer_ns; /* a stale call's answer waits for room */
 		/* To the microsecond: a timeout rounded up to whole ms
 		 * after the spin overshot by the spin's length. */
 		struct pollfd p = { .fd = mb->sock, .events = POLLIN };

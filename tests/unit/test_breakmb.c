@@ -1674,3 +1674,97 @@ Test(breakmb, a_paused_sender_to_an_earlier_opening_does_not_clear_the_new_owner
 	dr_close(r);
 	dr_unlink(seg);
 }
+
+/*
+ * helper-42: a stale call (its name unregistered before the worker took
+ * it) whose answer finds no room in the caller's lane, the caller not
+ * reading: the worker, asleep in dr_recv(-1), tried again every 20 ms, 50
+ * wake-ups a second for as long as the caller did not read. Now 20 ms,
+ * then 40, ... up to a second; and the answer still reaches the caller.
+ */
+#define BIG_ANSWER 1320 /* three fill a lane of 4096 bytes */
+
+static int filling_worker_child(void *arg)
+{
+	struct kid *k = arg;
+	static char big[BIG_ANSWER];
+	struct dr_msg m;
+	dr_registry *r;
+	dr_mailbox *mb;
+
+	if (kid_open(k, &r) || dr_mailbox_open(r, &mb) || dr_serve(mb, "w", NULL, 0))
+		return 10;
+	write_byte(k->l.up[1], 'r');
+	for (int i = 0; i < 3; i++)
+		if (dr_recv(mb, &m, WAIT_MS) || dr_reply(mb, &m, big, sizeof(big)))
+			return 11;
+	write_byte(k->l.up[1], 'f');
+	if (await(&k->l, 'u') || dr_unregister(r, "w"))
+		return 13;
+	write_byte(k->l.up[1], 'k');
+	for (;;)
+		if (dr_recv(mb, &m, -1) != 0)
+			return 14;
+}
+
+static long voluntary_switches(pid_t pid)
+{
+	char path[64], line[128];
+	long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "r");
+	cr_assert_not_null(f);
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "voluntary_ctxt_switches: %ld", &v) == 1)
+			break;
+	fclose(f);
+	return v;
+}
+
+Test(breakmb, a_stale_calls_answer_waiting_for_room_backs_off)
+{
+	const char *seg = seg_new("bk20");
+	struct kid *k = kid_new(seg, 4, 8, 4096);
+	uint64_t id, stale_id;
+	struct dr_msg m;
+	dr_registry *r;
+	dr_mailbox *mb;
+	long a, b;
+	int got = 0, stale = 0;
+	pid_t w;
+
+	cr_assert_eq(open_geo(seg, 4, 8, 4096, &r), 0);
+	cr_assert_eq(dr_mailbox_open(r, &mb), 0);
+	w = spawn(filling_worker_child, k);
+	expect_byte(&k->l, 'r', w, "worker");
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(dr_call_async(mb, "w", "c", 1, -1, &id), 0);
+	expect_byte(&k->l, 'f', w, "three answers, the lane full");
+	cr_assert_eq(dr_call_async(mb, "w", "c4", 2, -1, &stale_id), 0);
+	write_byte(k->l.down[1], 'u');
+	expect_byte(&k->l, 'k', w, "unregistered");
+	usleep(200 * 1000);
+	a = voluntary_switches(w);
+	usleep(1000 * 1000);
+	b = voluntary_switches(w);
+	cr_assert_lt(b - a, 10, "the worker woke %ld times in 1 s with nothing it could do", b - a);
+	/* The caller reads: the three answers, then the stale call's end. */
+	while (got + stale < 4 && dr_recv(mb, &m, 3000) == 0) {
+		cr_assert_eq(m.kind, DR_MSG_REPLY);
+		if (m.call_id == stale_id) {
+			cr_assert_eq(m.status, -ENOENT, "%s", dr_strerror(m.status));
+			stale++;
+		} else {
+			got++;
+		}
+	}
+	cr_assert_eq(got, 3);
+	cr_assert_eq(stale, 1, "the stale call never ended");
+	kill_reaped(w);
+	kid_free(k);
+	dr_mailbox_close(mb);
+	dr_close(r);
+	dr_unlink(seg);
+}
