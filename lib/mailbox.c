@@ -1476,6 +1476,13 @@ int dri_wait_take(dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call, uint
 	int rc;
 
 	for (;;) {
+		/* Found dead meanwhile (our lock descriptor closed by the
+		 * program), our mailbox reaped and perhaps someone else's
+		 * now: its lanes and its waiting word are not ours to touch
+		 * (helper-42: a buried receiver detached the next opening's
+		 * lanes). Two loads, each pass. */
+		if (dri_self_buried(mb->r) || ld_acq64(&m->owner) != mb->r->owner)
+			return -ENOLCK;
 		rc = dri_take(mb, msg, filter_call);
 		if (rc)
 			break;

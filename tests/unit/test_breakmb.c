@@ -1768,3 +1768,64 @@ Test(breakmb, a_stale_calls_answer_waiting_for_room_backs_off)
 	dr_close(r);
 	dr_unlink(seg);
 }
+
+/*
+ * helper-42: a receiver found dead while it waits (its program closed the
+ * segment's lock descriptor; others then take it for dead and reap its
+ * mailbox) woke on its watch's 20 ms timer, walked the lane table of the
+ * slot's next opening, detached its lanes (their target was not its ref)
+ * and armed its waiting word: the next opening's message was lost. Now
+ * the wait ends with -ENOLCK once it is buried or its slot is not its own.
+ */
+static int buried_receiver_child(void *arg)
+{
+	struct kid *k = arg;
+	struct dr_msg m;
+	dr_registry *r;
+	dr_mailbox *mb;
+	int rc;
+
+	if (kid_open(k, &r) || dr_mailbox_open(r, &mb) || dr_watch(mb, "nothing"))
+		return 10;
+	write_byte(k->l.up[1], 'r');
+	close(r->fd); /* the lock goes: others will find us dead */
+	rc = dr_recv(mb, &m, -1);
+	write_byte(k->l.up[1], rc == -ENOLCK ? 'L' : 'o');
+	for (;;)
+		pause();
+}
+
+Test(breakmb, a_buried_receiver_leaves_the_next_opening_of_its_slot_alone)
+{
+	const char *seg = seg_new("bk21");
+	struct kid *k = kid_new(seg, 1, 8, 4096);
+	struct dr_mailbox_stats st;
+	struct dr_msg m;
+	dr_registry *r;
+	dr_mailbox *mb;
+	char c = 0;
+	pid_t p;
+
+	cr_assert_eq(open_geo(seg, 1, 8, 4096, &r), 0);
+	p = spawn(buried_receiver_child, k);
+	expect_byte(&k->l, 'r', p, "R1");
+	usleep(50 * 1000);
+	kill(p, SIGSTOP);
+	cr_assert_eq(wait_stopped(p, WAIT_MS), 0);
+	cr_assert_eq(dr_reap(r, NULL), 0);
+	cr_assert_eq(dr_mailbox_open(r, &mb), 0, "R1's mailbox was not reaped");
+	cr_assert_eq(dr_serve(mb, "x", NULL, 0), 0);
+	cr_assert_eq(dr_cast(r, "x", "m", 1, 0), 0);
+	kill(p, SIGCONT);
+	cr_assert_eq(read_byte_within(k->l.up[0], &c, 2000), 1, "R1's wait did not end");
+	cr_assert_eq(c, 'L', "R1's wait ended with '%c', not -ENOLCK", c);
+	cr_assert_eq(dr_mailbox_stats(mb, &st), 0);
+	cr_assert_eq(st.lanes, 1, "R2's lane was detached");
+	cr_assert_eq(dr_recv(mb, &m, 1000), 0, "the message to the new opening was lost");
+	cr_assert(m.len == 1 && *(const char *)m.data == 'm');
+	kill_reaped(p);
+	kid_free(k);
+	dr_mailbox_close(mb);
+	dr_close(r);
+	dr_unlink(seg);
+}
