@@ -352,7 +352,11 @@ Test(breakmb, a_send_with_timeout_0_waits_behind_another_threads_wait_for_room)
 
 /* Worker of "w": answers 3 calls with BIG_REPLY bytes each, says 'f'; on
  * 'u' unregisters "w" and receives once more (the 4th call is now stale),
- * says 'k' if it was counted stale, and waits for 'q'. */
+ * says 'k' if it was counted stale, and waits for 'q'; or, if
+ * bigworker_sleeps (set before the fork), receives in dr_recv(-1) until
+ * killed. */
+static bool bigworker_sleeps;
+
 static int bigworker_child(void *arg)
 {
 	struct kid *k = arg;
@@ -378,6 +382,9 @@ static int bigworker_child(void *arg)
 	if (dr_unregister(r, "w"))
 		return 14;
 	write_byte(k->l.up[1], 'k');
+	while (bigworker_sleeps)
+		if (dr_recv(mb, &m, -1) != 0)
+			return 18;
 	/* A worker's loop, until told to quit: the stale call's -ENOENT
 	 * goes out once its caller has made room in the lane. */
 	for (;;) {
@@ -405,6 +412,22 @@ static int bigworker_child(void *arg)
  * failure: the lane is full, the answer is dropped, and the call (its
  * worker alive) never completes, even after the caller drained the lane.
  */
+/* Three answered calls fill the worker's lane to mb, then a fourth whose
+ * name the worker unregisters before it takes it: the worker's pid. */
+static pid_t stale_call_behind_a_full_lane(struct kid *wk, dr_mailbox *mb, uint64_t id[4])
+{
+	pid_t w = spawn(bigworker_child, wk);
+
+	expect_byte(&wk->l, 'r', w, "worker ready");
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(dr_call_async(mb, "w", "c", 1, -1, &id[i]), 0);
+	expect_byte(&wk->l, 'f', w, "worker answered 3");
+	cr_assert_eq(dr_call_async(mb, "w", "c4", 2, -1, &id[3]), 0);
+	write_byte(wk->l.down[1], 'u');
+	expect_byte(&wk->l, 'k', w, "worker unregistered");
+	return w;
+}
+
 Test(breakmb, a_stale_call_whose_enoent_finds_the_reply_lane_full_never_ends)
 {
 	const char *seg = seg_new("bk4");
@@ -419,14 +442,7 @@ Test(breakmb, a_stale_call_whose_enoent_finds_the_reply_lane_full_never_ends)
 
 	cr_assert_eq(open_geo(seg, 4, 8, 4096, &r), 0);
 	cr_assert_eq(dr_mailbox_open(r, &mb), 0);
-	w = spawn(bigworker_child, wk);
-	expect_byte(&wk->l, 'r', w, "worker ready");
-	for (int i = 0; i < 3; i++)
-		cr_assert_eq(dr_call_async(mb, "w", "c", 1, -1, &id[i]), 0);
-	expect_byte(&wk->l, 'f', w, "worker answered 3");
-	cr_assert_eq(dr_call_async(mb, "w", "c4", 2, -1, &id[3]), 0);
-	write_byte(wk->l.down[1], 'u');
-	expect_byte(&wk->l, 'k', w, "worker unregistered");
+	w = stale_call_behind_a_full_lane(wk, mb, id);
 
 	for (;;) {
 		rc = dr_recv(mb, &m, 2000);
@@ -1682,31 +1698,6 @@ Test(breakmb, a_paused_sender_to_an_earlier_opening_does_not_clear_the_new_owner
  * wake-ups a second for as long as the caller did not read. Now 20 ms,
  * then 40, ... up to a second; and the answer still reaches the caller.
  */
-#define BIG_ANSWER 1320 /* three fill a lane of 4096 bytes */
-
-static int filling_worker_child(void *arg)
-{
-	struct kid *k = arg;
-	static char big[BIG_ANSWER];
-	struct dr_msg m;
-	dr_registry *r;
-	dr_mailbox *mb;
-
-	if (kid_open(k, &r) || dr_mailbox_open(r, &mb) || dr_serve(mb, "w", NULL, 0))
-		return 10;
-	write_byte(k->l.up[1], 'r');
-	for (int i = 0; i < 3; i++)
-		if (dr_recv(mb, &m, WAIT_MS) || dr_reply(mb, &m, big, sizeof(big)))
-			return 11;
-	write_byte(k->l.up[1], 'f');
-	if (await(&k->l, 'u') || dr_unregister(r, "w"))
-		return 13;
-	write_byte(k->l.up[1], 'k');
-	for (;;)
-		if (dr_recv(mb, &m, -1) != 0)
-			return 14;
-}
-
 static long voluntary_switches(pid_t pid)
 {
 	char path[64], line[128];
@@ -1727,7 +1718,7 @@ Test(breakmb, a_stale_calls_answer_waiting_for_room_backs_off)
 {
 	const char *seg = seg_new("bk20");
 	struct kid *k = kid_new(seg, 4, 8, 4096);
-	uint64_t id, stale_id;
+	uint64_t id[4];
 	struct dr_msg m;
 	dr_registry *r;
 	dr_mailbox *mb;
@@ -1737,14 +1728,9 @@ Test(breakmb, a_stale_calls_answer_waiting_for_room_backs_off)
 
 	cr_assert_eq(open_geo(seg, 4, 8, 4096, &r), 0);
 	cr_assert_eq(dr_mailbox_open(r, &mb), 0);
-	w = spawn(filling_worker_child, k);
-	expect_byte(&k->l, 'r', w, "worker");
-	for (int i = 0; i < 3; i++)
-		cr_assert_eq(dr_call_async(mb, "w", "c", 1, -1, &id), 0);
-	expect_byte(&k->l, 'f', w, "three answers, the lane full");
-	cr_assert_eq(dr_call_async(mb, "w", "c4", 2, -1, &stale_id), 0);
-	write_byte(k->l.down[1], 'u');
-	expect_byte(&k->l, 'k', w, "unregistered");
+	bigworker_sleeps = true;
+	w = stale_call_behind_a_full_lane(k, mb, id);
+	bigworker_sleeps = false;
 	usleep(200 * 1000);
 	a = voluntary_switches(w);
 	usleep(1000 * 1000);
@@ -1753,7 +1739,7 @@ Test(breakmb, a_stale_calls_answer_waiting_for_room_backs_off)
 	/* The caller reads: the three answers, then the stale call's end. */
 	while (got + stale < 4 && dr_recv(mb, &m, 3000) == 0) {
 		cr_assert_eq(m.kind, DR_MSG_REPLY);
-		if (m.call_id == stale_id) {
+		if (m.call_id == id[3]) {
 			cr_assert_eq(m.status, -ENOENT, "%s", dr_strerror(m.status));
 			stale++;
 		} else {
