@@ -49,7 +49,11 @@
  * that namespace would record it dead).
  * 10: the cluster area holds the bridge role's liveness lock and `live`
  * (a bridge of layout 9 would neither clear `live` when it claims nor hold
- * the lock, and readers would vouch for its dead predecessor). */
+ * the lock, and readers would vouch for its dead predecessor).
+ * 11: the header counts recorded deaths (`deaths`), and a mailbox's
+ * `waiting` word counts its owner's sleeps above bit 0 (a process of
+ * layout 10 would neither count a death it finds, which a bridge's reaper
+ * then misses, nor leave the count alone: it stores 1 and 0). */
 #define DRI_LAYOUT_VERSION 11u
 #define DRI_HEADER_SIZE 4096u
 #define DRI_MAX_CAPACITY (1u << 26)
@@ -104,7 +108,9 @@ struct dri_header {
 	/* atomic; deaths recorded in process slots (proc.c, found_dead),
 	 * modulo 2^32: a reaper that lists the live slots misses a process
 	 * found dead between two listings, and reaps when this moves
-	 * (dr_admin_deaths). */
+	 * (dr_admin_deaths). A finder killed between its CAS of the slot
+	 * and this increment leaves the death uncounted: then the next
+	 * dr_open() or dr_reap() reaps what it held, not the bridge. */
 	uint32_t deaths;
 };
 
@@ -354,8 +360,9 @@ struct dri_mbox {
 	 * Claimed by CAS from 0 (after gen moved on); freed by its owner at
 	 * close, or by a reaper (CAS) once the owner is dead. */
 	uint64_t owner;
-	/* atomic; bumped by each claim before the owner word is set: refs
-	 * of an earlier opening never match again (for 2^16 openings). */
+	/* atomic; bumped by each claim just after it takes the owner word,
+	 * before the new owner arms `waiting`: refs of an earlier opening
+	 * never match again (for 2^16 openings). */
 	uint32_t gen;
 	/* atomic; bit 0 set while the owner is about to sleep or asleep,
 	 * bits 1-31 count its sleeps: a sender that publishes a message and

@@ -107,26 +107,6 @@ static int wake_sock(struct dr_registry *r)
 	return s;
 }
 
-/*
- * After publishing into a lane of mailbox ref: wake its owner if it sleeps
- * (or is about to). waiting's bit 0 is set while the owner sleeps, its
- * other bits count the owner's sleeps (dri_wait_take). We send the
- * datagram first and clear the flag after, by CAS from the word we read:
- * a sender killed between the two leaves the flag set, and the next
- * sender wakes the owner again (a spare datagram is drained), where
- * clearing first and dying before the datagram left the owner asleep and
- * every later sender sure it was woken. The CAS fails once the owner has
- * woken and slept again: that sleep is not ours to clear. Several senders
- * that read the flag at once each send one datagram; the first to clear
- * it ends that. The socket was made before the message was published
- * (dri_lane_send), so it is there. EAGAIN means the owner's queue is full
- * (wake-ups wait there: the flag may stay), or our own socket's send
- * buffer is (our datagrams still queued at mailboxes whose owners do not
- * drain them, paused ones): then a fresh socket sends it (wake_fresh).
- * A sender killed between publishing and this wake-up leaves its message
- * unseen until the next message wakes the owner, or a reaper finds the
- * dead sender's unread lane and wakes it (dri_reap_mailboxes).
- */
 static bool mbox_current(struct dr_registry *r, uint32_t ref);
 
 /* The wake-up through a socket of its own, whose send buffer is empty;
@@ -148,6 +128,26 @@ static bool wake_fresh(struct dr_registry *r, const struct sockaddr_un *a, sockl
 	return sent;
 }
 
+/*
+ * After publishing into a lane of mailbox ref: wake its owner if it sleeps
+ * (or is about to). waiting's bit 0 is set while the owner sleeps, its
+ * other bits count the owner's sleeps (dri_wait_take). We send the
+ * datagram first and clear the flag after, by CAS from the word we read:
+ * a sender killed between the two leaves the flag set, and the next
+ * sender wakes the owner again (a spare datagram is drained), where
+ * clearing first and dying before the datagram left the owner asleep and
+ * every later sender sure it was woken. The CAS fails once the owner has
+ * woken and slept again: that sleep is not ours to clear. Several senders
+ * that read the flag at once each send one datagram; the first to clear
+ * it ends that. The socket was made before the message was published
+ * (dri_lane_send), so it is there. EAGAIN means the owner's queue is full
+ * (wake-ups wait there: the flag may stay), or our own socket's send
+ * buffer is (our datagrams still queued at mailboxes whose owners do not
+ * drain them, paused ones): then a fresh socket sends it (wake_fresh).
+ * A sender killed between publishing and this wake-up leaves its message
+ * unseen until the next message wakes the owner, or a reaper finds the
+ * dead sender's unread lane and wakes it (dri_reap_mailboxes).
+ */
 static void wake(struct dr_registry *r, struct dri_mbox *m, uint32_t ref)
 {
 	struct sockaddr_un a;
@@ -1480,7 +1480,11 @@ int dri_wait_take(dr_mailbox *mb, struct dr_msg *msg, uint64_t filter_call, uint
 		 * program), our mailbox reaped and perhaps someone else's
 		 * now: its lanes and its waiting word are not ours to touch
 		 * (helper-42: a buried receiver detached the next opening's
-		 * lanes). Two loads, each pass. */
+		 * lanes). Two loads, each pass. A process paused between this
+		 * look and its next store may still write the next opening's
+		 * words once, as any process found dead while it runs: its
+		 * program closed its lock descriptor, the library can only
+		 * narrow that. */
 		if (dri_self_buried(mb->r) || ld_acq64(&m->owner) != mb->r->owner)
 			return -ENOLCK;
 		rc = dri_take(mb, msg, filter_call);

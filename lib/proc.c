@@ -405,11 +405,6 @@ void dri_proc_detach(struct dr_registry *r)
  * and start time are written before the word is, by the slot's holder; a
  * slot taken over while we read it is read again.
  */
-DR_EXPORT uint32_t dr_admin_deaths(const dr_registry *r)
-{
-	return r ? uatomic_read(&r->hdr->deaths) : 0;
-}
-
 DR_EXPORT int dr_admin_procs(dr_registry *r, struct dr_proc_info *out, size_t max, size_t *n)
 {
 	size_t k = 0;
@@ -445,4 +440,10 @@ DR_EXPORT int dr_admin_procs(dr_registry *r, struct dr_proc_info *out, size_t ma
 	}
 	*n = k;
 	return k > max ? -ERANGE : 0;
+}
+
+/* Deaths found so far (found_dead), for a reaper: see dr_admin_procs. */
+DR_EXPORT uint32_t dr_admin_deaths(const dr_registry *r)
+{
+	return r ? uatomic_read(&r->hdr->deaths) : 0;
 }

@@ -616,7 +616,8 @@ int dr_unserve_global_bin(dr_mailbox *mb, const void *name, size_t name_len);
  * that lane's content was dropped, the next call goes on with the others;
  * -EUSERS no reader slot for this thread (max_threads are inside read-side
  * sections): the message stays for the next receive; -EINVAL; -ECHILD;
- * -ENOLCK.
+ * -ENOLCK (also while it waits: the process was found dead meanwhile,
+ * its lock on the segment lost with a descriptor the program closed).
  */
 int dr_recv(dr_mailbox *mb, struct dr_msg *msg, int timeout_ms);
 
