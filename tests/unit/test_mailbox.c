@@ -289,6 +289,17 @@ static void worker_go(struct worker *w, pid_t *pid)
 	cr_assert_eq(read_byte_within(w->up[0], &c, 10000), 1, "worker not ready");
 }
 
+/* Stop worker w (pid) serving name: no delay, a "quit" call, exit 0. */
+static void worker_quit(dr_registry *r, struct worker *w, const char *name, pid_t pid)
+{
+	char buf[8];
+	size_t len = sizeof(buf);
+
+	w->delay_ms = 0;
+	cr_assert_eq(dr_call(r, name, "quit", 4, buf, &len, 5000), 0);
+	cr_assert_eq(wait_child(pid), 0);
+}
+
 Test(mailbox, call_gets_the_answer_and_the_workers_errors)
 {
 	const char *seg = seg_new("mb");
@@ -319,13 +330,11 @@ Test(mailbox, call_gets_the_answer_and_the_workers_errors)
 	cr_assert_eq(len, 8, "the answer's length, for a buffer that was too small");
 	cr_assert_eq(dr_call(r, "echo", "no data", 7, NULL, NULL, 5000), 0);
 	cr_assert_eq(dr_call(r, "absent", "x", 1, NULL, NULL, 100), -ENOENT);
-	len = sizeof(buf);
-	cr_assert_eq(dr_call(r, "echo", "quit", 4, buf, &len, 5000), 0);
-	cr_assert_eq(wait_child(pid), 0);
+	worker_quit(r, w, "echo", pid);
 	dr_close(r);
 }
 
-Test(mailbox, a_slow_worker_times_the_call_out_and_its_late_reply_is_dropped)
+Test(mailbox, a_slow_worker_times_the_call_out_and_its_late_reply_is_dropped_and_counted)
 {
 	const char *seg = seg_new("mb");
 	dr_registry *r = open_mb(seg, 8192, 0);
@@ -351,10 +360,7 @@ Test(mailbox, a_slow_worker_times_the_call_out_and_its_late_reply_is_dropped)
 	cr_assert_eq(dr_late_replies(r), 1, "late answers counted: %llu",
 		     (unsigned long long)dr_late_replies(r));
 	cr_assert_eq(dr_late_replies(NULL), 0);
-	w->delay_ms = 0;
-	len = sizeof(buf);
-	cr_assert_eq(dr_call(r, "slow", "quit", 4, buf, &len, 5000), 0);
-	cr_assert_eq(wait_child(pid), 0);
+	worker_quit(r, w, "slow", pid);
 	dr_close(r);
 }
 
@@ -369,8 +375,6 @@ Test(mailbox, a_late_answer_to_an_asynchronous_call_is_dropped_and_counted)
 	struct dr_msg m;
 	dr_mailbox *mb;
 	uint64_t id;
-	char buf[16];
-	size_t len;
 	pid_t pid;
 
 	w->delay_ms = 200;
@@ -386,10 +390,7 @@ Test(mailbox, a_late_answer_to_an_asynchronous_call_is_dropped_and_counted)
 	cr_assert_eq(dr_mailbox_stats(mb, &st), 0);
 	cr_assert_eq(st.late, 1, "late answers counted: %llu", (unsigned long long)st.late);
 	cr_assert_eq(dr_late_replies(r), 0);
-	w->delay_ms = 0;
-	len = sizeof(buf);
-	cr_assert_eq(dr_call(r, "slow", "quit", 4, buf, &len, 5000), 0);
-	cr_assert_eq(wait_child(pid), 0);
+	worker_quit(r, w, "slow", pid);
 	dr_mailbox_close(mb);
 	dr_close(r);
 }
@@ -534,8 +535,6 @@ Test(mailbox, many_asynchronous_calls_in_flight_complete_once_each)
 	static uint64_t ids[2000];
 	struct dr_msg m;
 	dr_mailbox *mb;
-	char buf[16];
-	size_t len;
 	int done = 0, sent = 0, i;
 	pid_t pid;
 
@@ -564,9 +563,7 @@ Test(mailbox, many_asynchronous_calls_in_flight_complete_once_each)
 		seen[i] = true;
 		done++;
 	}
-	len = sizeof(buf);
-	cr_assert_eq(dr_call(r, "echo", "quit", 4, buf, &len, 5000), 0);
-	cr_assert_eq(wait_child(pid), 0);
+	worker_quit(r, w, "echo", pid);
 	dr_mailbox_close(mb);
 	dr_close(r);
 }
